@@ -1,0 +1,5 @@
+#![forbid(unsafe_code)]
+//! courier-worker: reads a shard of a delivery package and sends one HTTP request per record,
+//! at exactly the rate it is allowed, accounting for every record.
+
+pub mod record;
