@@ -163,6 +163,20 @@ start() {
   log "started $name (pid $pid, log $LOGS/$name.log)"
 }
 
+# gone_within TENTHS TARGET: waits up to TENTHS/10 s until no process matches
+# TARGET (a pid, or -PGID for a whole process group); fails if one remains.
+gone_within() {
+  local tenths="$1" target="$2" waited=0
+  while kill -0 -- "$target" 2>/dev/null; do
+    ((waited < tenths)) || return 1
+    sleep 0.1
+    waited=$((waited + 1))
+  done
+}
+
+# stop NAME: SIGTERM, then SIGKILL after the grace period. Each component leads
+# its own process group (setsid), so whatever it started itself, such as the
+# node agent's pod processes, is stopped with it if it left any behind.
 stop() {
   local name="$1" pid
   if ! pid="$(running_pid "$name")"; then
@@ -170,14 +184,15 @@ stop() {
     return
   fi
   kill -TERM "$pid" 2>/dev/null || true
-  local waited=0
-  while kill -0 "$pid" 2>/dev/null && ((waited < GRACE_SECONDS * 10)); do
-    sleep 0.1
-    waited=$((waited + 1))
-  done
-  if kill -0 "$pid" 2>/dev/null; then
+  if ! gone_within $((GRACE_SECONDS * 10)) "$pid"; then
     log "$name (pid $pid) ignored SIGTERM for ${GRACE_SECONDS}s, sending SIGKILL"
-    kill -KILL "$pid" 2>/dev/null || true
+    kill -KILL -- "-$pid" 2>/dev/null || true
+    gone_within 30 "-$pid" || true
+  fi
+  if kill -0 -- "-$pid" 2>/dev/null; then
+    log "$name left processes in its group $pid behind, stopping them"
+    kill -TERM -- "-$pid" 2>/dev/null || true
+    gone_within 30 "-$pid" || kill -KILL -- "-$pid" 2>/dev/null || true
   fi
   rm -f "$(pid_file "$name")"
   log "stopped $name (pid $pid)"
