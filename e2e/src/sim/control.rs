@@ -1,0 +1,90 @@
+//! Reserved endpoints that observe and steer the simulator; never counted as
+//! partner traffic.
+
+use bytes::Bytes;
+use http::{Method, Request, Response, StatusCode};
+use http_body_util::{BodyExt as _, Limited};
+use hyper::body::Incoming;
+use serde::Serialize;
+
+use super::auth::token_endpoint;
+use super::body::SimBody;
+use super::config::SimConfig;
+use super::partner::json;
+use super::state::Shared;
+
+/// Largest accepted control request body.
+const MAX_CONTROL_BODY: usize = 1 << 20;
+
+/// A reserved path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Route {
+    /// `GET /stats`.
+    Stats,
+    /// `POST /reset`.
+    Reset,
+    /// `GET/PUT /config`.
+    Config,
+    /// `GET /keys`.
+    Keys,
+    /// `POST /oauth/token`.
+    Token,
+}
+
+/// The control route for `path`, if it is reserved.
+pub fn route(path: &str) -> Option<Route> {
+    match path {
+        "/stats" => Some(Route::Stats),
+        "/reset" => Some(Route::Reset),
+        "/config" => Some(Route::Config),
+        "/keys" => Some(Route::Keys),
+        "/oauth/token" => Some(Route::Token),
+        _ => None,
+    }
+}
+
+/// Answers a control request.
+pub async fn handle(route: Route, shared: &Shared, request: Request<Incoming>) -> Response<SimBody> {
+    let (parts, body) = request.into_parts();
+    let body = match Limited::new(body, MAX_CONTROL_BODY).collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(error) => return error_json(StatusCode::BAD_REQUEST, &format!("reading the request body: {error}")),
+    };
+    match (route, &parts.method) {
+        (Route::Stats, &Method::GET) => ok_json(&shared.snapshot()),
+        (Route::Reset, &Method::POST) => {
+            shared.reset();
+            ok_json(&serde_json::json!({ "reset": true }))
+        }
+        (Route::Config, &Method::GET) => ok_json(&shared.active().config),
+        (Route::Config, &Method::PUT) => match serde_json::from_slice::<SimConfig>(&body) {
+            Ok(config) => match shared.apply(config) {
+                Ok(()) => ok_json(&shared.active().config),
+                Err(error) => error_json(StatusCode::BAD_REQUEST, &error.to_string()),
+            },
+            Err(error) => error_json(StatusCode::BAD_REQUEST, &format!("config JSON: {error}")),
+        },
+        (Route::Keys, &Method::GET) => ok_json(&serde_json::json!({
+            "unique_keys": shared.ledger.unique(),
+            "duplicates": shared.ledger.duplicates(),
+            "keys": shared.ledger.snapshot(),
+        })),
+        (Route::Token, &Method::POST) => {
+            let active = shared.active();
+            let (status, body) = token_endpoint(&active.auth, &shared.tokens, &active.random, &parts.headers, &body);
+            json(status, Bytes::from(body))
+        }
+        _ => error_json(StatusCode::METHOD_NOT_ALLOWED, "method not allowed on a control endpoint"),
+    }
+}
+
+fn ok_json(value: &impl Serialize) -> Response<SimBody> {
+    match serde_json::to_vec(value) {
+        Ok(body) => json(StatusCode::OK, Bytes::from(body)),
+        Err(error) => error_json(StatusCode::INTERNAL_SERVER_ERROR, &error.to_string()),
+    }
+}
+
+fn error_json(status: StatusCode, message: &str) -> Response<SimBody> {
+    json(status, Bytes::from(serde_json::json!({ "error": message }).to_string()))
+}
