@@ -3,3 +3,6 @@
 //! at exactly the rate it is allowed, accounting for every record.
 
 pub mod record;
+pub mod request;
+pub mod ack;
+pub mod limiter;

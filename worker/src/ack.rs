@@ -1,0 +1,150 @@
+//! Acknowledgement tracking for one shard: records are registered in read order and completed
+//! (sent or dead-lettered) in any order; the checkpoint is the low watermark below which every
+//! record is acknowledged, so a worker that resumes a lease skips exactly those records.
+//!
+//! Only the records still pending are stored, so memory is bounded by the records in flight,
+//! not by how far completions run ahead of a slow record.
+
+use std::collections::BTreeSet;
+
+/// Why a registration or completion was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AckError {
+    /// Offsets must be registered in strictly increasing order.
+    #[error("record at offset {offset} registered after offset {last}: offsets must increase")]
+    OutOfOrder { offset: u64, last: u64 },
+    /// The record was never registered or was already completed.
+    #[error("record at offset {0} is not pending")]
+    NotPending(u64),
+}
+
+/// How a record was completed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Completion {
+    /// Accepted by the partner (2xx); `bytes` of body were sent.
+    Sent { bytes: u64 },
+    /// Given up on and written to the dead-letter sink.
+    DeadLettered,
+    /// Given up on, but the dead-letter write itself failed (the record is lost to the DLQ).
+    Failed,
+}
+
+/// Counters of a shard, reported with every checkpoint.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct AckCounters {
+    /// Records accepted by the partner.
+    pub sent: u64,
+    /// Records given up on (every dead-lettered record, plus any whose dead letter failed).
+    pub failed: u64,
+    /// Records written to the dead-letter sink.
+    pub dead_lettered: u64,
+    /// Attempts beyond the first, over all records.
+    pub retried: u64,
+    /// Body bytes of records accepted by the partner.
+    pub bytes: u64,
+}
+
+impl AckCounters {
+    /// The counters accrued since `earlier` (for heartbeat deltas).
+    pub fn since(&self, earlier: &AckCounters) -> AckCounters {
+        AckCounters {
+            sent: self.sent.saturating_sub(earlier.sent),
+            failed: self.failed.saturating_sub(earlier.failed),
+            dead_lettered: self.dead_lettered.saturating_sub(earlier.dead_lettered),
+            retried: self.retried.saturating_sub(earlier.retried),
+            bytes: self.bytes.saturating_sub(earlier.bytes),
+        }
+    }
+}
+
+/// A checkpoint: every record with an offset below `offset` is acknowledged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Checkpoint {
+    /// The low watermark: resume by skipping records whose offset is below it.
+    pub offset: u64,
+    /// True when the shard is finished and every record is acknowledged.
+    pub complete: bool,
+    /// Counters since the tracker was created.
+    pub counters: AckCounters,
+}
+
+/// The low-watermark tracker of one shard.
+#[derive(Debug, Clone)]
+pub struct AckTracker {
+    start: u64,
+    end: Option<u64>,
+    last: Option<u64>,
+    pending: BTreeSet<u64>,
+    counters: AckCounters,
+}
+
+impl AckTracker {
+    /// A tracker for a shard whose first unacknowledged position is `start` (the shard's start
+    /// or the checkpoint it resumes from).
+    pub fn new(start: u64) -> Self {
+        Self { start, end: None, last: None, pending: BTreeSet::new(), counters: AckCounters::default() }
+    }
+
+    /// Registers the next record read, in read order.
+    pub fn register(&mut self, offset: u64) -> Result<(), AckError> {
+        if let Some(last) = self.last
+            && offset <= last
+        {
+            return Err(AckError::OutOfOrder { offset, last });
+        }
+        self.last = Some(offset);
+        self.pending.insert(offset);
+        Ok(())
+    }
+
+    /// Completes a pending record, in any order.
+    pub fn complete(&mut self, offset: u64, how: Completion) -> Result<(), AckError> {
+        if !self.pending.remove(&offset) {
+            return Err(AckError::NotPending(offset));
+        }
+        match how {
+            Completion::Sent { bytes } => {
+                self.counters.sent += 1;
+                self.counters.bytes += bytes;
+            }
+            Completion::DeadLettered => {
+                self.counters.failed += 1;
+                self.counters.dead_lettered += 1;
+            }
+            Completion::Failed => self.counters.failed += 1,
+        }
+        Ok(())
+    }
+
+    /// Counts `n` retry attempts (attempts beyond a record's first).
+    pub fn add_retries(&mut self, n: u64) {
+        self.counters.retried += n;
+    }
+
+    /// Marks the end of the shard: no record will be registered any more. `end` is the
+    /// position just past the shard (its byte range end, or one past the last ordinal).
+    pub fn finish(&mut self, end: u64) {
+        self.end = Some(end);
+    }
+
+    /// Records registered and not completed yet.
+    pub fn pending(&self) -> usize {
+        self.pending.len()
+    }
+
+    /// The current low watermark and counters.
+    pub fn checkpoint(&self) -> Checkpoint {
+        let offset = match (self.pending.first(), self.end, self.last) {
+            (Some(&first), _, _) => first,
+            (None, Some(end), _) => end,
+            (None, None, Some(last)) => last + 1,
+            (None, None, None) => self.start,
+        };
+        let complete = self.pending.is_empty() && self.end.is_some();
+        Checkpoint { offset, complete, counters: self.counters }
+    }
+}
+
+#[cfg(test)]
+#[path = "ack_tests.rs"]
+mod tests;

@@ -1,0 +1,231 @@
+//! The pure core of the limiter: virtual-scheduling GCRA on nanosecond timestamps, with no
+//! clock and no I/O, so every rule is table-tested.
+//!
+//! Times are nanoseconds since the limiter's epoch. A request *arrives* when `acquire` is
+//! called and may be admitted at `now` once every constraint allows it. The theoretical
+//! arrival time (TAT) advances from the later of the previous TAT and the arrival, so a waiter
+//! that the timer wakes a little late does not lose its slot — the long-run rate stays exact.
+//! That catch-up credit is capped at [`MAX_CATCH_UP_NS`], which bounds the burst a late
+//! wake-up can cause.
+
+const NANOS_PER_SECOND: u128 = 1_000_000_000;
+const NANOS_PER_DAY: u64 = 86_400 * 1_000_000_000;
+
+/// Largest lateness of a wake-up that is credited back to the waiters (2 ms).
+pub const MAX_CATCH_UP_NS: u64 = 2_000_000;
+
+/// A rate: `per_second` units on average, at most `burst` units at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rate {
+    /// Units per second; 0 admits nothing until the rate changes.
+    pub per_second: u64,
+    /// Units admitted back to back after an idle period (at least 1).
+    pub burst: u64,
+}
+
+impl Rate {
+    /// A rate of `per_second` with a burst of `burst` (a burst of 0 is treated as 1).
+    pub fn new(per_second: u64, burst: u64) -> Self {
+        Self { per_second, burst: burst.max(1) }
+    }
+
+    /// Nanoseconds that `units` units occupy, rounded up so the limiter never runs fast.
+    fn span_ns(&self, units: u64) -> u64 {
+        if self.per_second == 0 {
+            return u64::MAX;
+        }
+        let ns = (u128::from(units) * NANOS_PER_SECOND).div_ceil(u128::from(self.per_second));
+        u64::try_from(ns).unwrap_or(u64::MAX)
+    }
+}
+
+/// One generic cell rate algorithm: a rate and its theoretical arrival time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Gcra {
+    rate: Rate,
+    tat: u64,
+}
+
+impl Gcra {
+    fn new(rate: Rate) -> Self {
+        Self { rate, tat: 0 }
+    }
+
+    /// The earliest admission instant of `cost` units and the TAT after admitting them.
+    /// `None` when the rate is zero.
+    fn earliest(&self, arrival: u64, now: u64, cost: u64) -> Option<(u64, u64)> {
+        if self.rate.per_second == 0 {
+            return None;
+        }
+        let increment = self.rate.span_ns(cost);
+        // A single request larger than the burst is admitted when the bucket is full.
+        let limit = self.rate.span_ns(self.rate.burst).max(increment);
+        let base = self.tat.max(arrival).max(now.saturating_sub(MAX_CATCH_UP_NS));
+        let new_tat = base.saturating_add(increment);
+        Some((new_tat.saturating_sub(limit), new_tat))
+    }
+
+    /// Changes the rate; debt already accrued (TAT ahead of `now`) is rescaled to the new
+    /// rate so a raised share applies at once and a lowered one does not wait for old debt.
+    fn set_rate(&mut self, rate: Rate, now: u64) {
+        let old = self.rate;
+        self.rate = rate;
+        if self.tat <= now {
+            return;
+        }
+        if old.per_second == 0 || rate.per_second == 0 {
+            self.tat = now;
+            return;
+        }
+        let debt = u128::from(self.tat - now) * u128::from(old.per_second) / u128::from(rate.per_second);
+        self.tat = now.saturating_add(u64::try_from(debt).unwrap_or(u64::MAX));
+    }
+}
+
+/// A daily request quota, counted per UTC day.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct DailyQuota {
+    limit: u64,
+    used: u64,
+    day: u64,
+}
+
+/// Everything the limiter decides on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LimiterState {
+    requests: Option<Gcra>,
+    bytes: Option<Gcra>,
+    daily: Option<DailyQuota>,
+    pause_until: u64,
+    /// Unix time in nanoseconds at the limiter's epoch, to find UTC day boundaries.
+    wall_at_epoch: u64,
+}
+
+/// What the limiter says to one request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decision {
+    /// Send now; the state has been charged.
+    Allow,
+    /// Ask again at this instant (nanoseconds since the epoch).
+    WaitUntil(u64),
+    /// The rate is zero: nothing is admitted until the rate changes.
+    Blocked,
+}
+
+impl LimiterState {
+    /// A state with no limit at all; `wall_at_epoch` is the Unix time (ns) of the epoch.
+    pub fn unlimited(wall_at_epoch: u64) -> Self {
+        Self { requests: None, bytes: None, daily: None, pause_until: 0, wall_at_epoch }
+    }
+
+    /// Sets (or removes, with `None`) the requests-per-second rate.
+    pub fn set_requests(&mut self, rate: Option<Rate>, now: u64) {
+        set(&mut self.requests, rate, now);
+    }
+
+    /// Sets (or removes) the bytes-per-second rate.
+    pub fn set_bytes(&mut self, rate: Option<Rate>, now: u64) {
+        set(&mut self.bytes, rate, now);
+    }
+
+    /// Sets (or removes) the per-day request quota; the count of the current day is kept.
+    pub fn set_daily(&mut self, limit: Option<u64>) {
+        self.daily = match (limit, self.daily.take()) {
+            (None, _) => None,
+            (Some(limit), Some(q)) => Some(DailyQuota { limit, ..q }),
+            (Some(limit), None) => Some(DailyQuota { limit, used: 0, day: 0 }),
+        };
+    }
+
+    /// Admits nothing before `until`; after it the request rate resumes smoothly, without a
+    /// burst. An earlier instant than the current pause is ignored.
+    pub fn pause_until(&mut self, until: u64) {
+        if until <= self.pause_until {
+            return;
+        }
+        self.pause_until = until;
+        if let Some(g) = &mut self.requests
+            && g.rate.per_second > 0
+        {
+            let empty_at = until.saturating_add(g.rate.span_ns(g.rate.burst)).saturating_sub(g.rate.span_ns(1));
+            g.tat = g.tat.max(empty_at);
+        }
+    }
+
+    /// The current pause instant (0 when never paused).
+    pub fn paused_until(&self) -> u64 {
+        self.pause_until
+    }
+
+    /// The current requests-per-second rate, if limited.
+    pub fn requests_rate(&self) -> Option<Rate> {
+        self.requests.as_ref().map(|g| g.rate)
+    }
+
+    /// The current bytes-per-second rate, if limited.
+    pub fn bytes_rate(&self) -> Option<Rate> {
+        self.bytes.as_ref().map(|g| g.rate)
+    }
+
+    fn day_of(&self, now: u64) -> u64 {
+        self.wall_at_epoch.saturating_add(now) / NANOS_PER_DAY
+    }
+}
+
+fn set(slot: &mut Option<Gcra>, rate: Option<Rate>, now: u64) {
+    match (slot.as_mut(), rate) {
+        (_, None) => *slot = None,
+        (Some(g), Some(rate)) => g.set_rate(rate, now),
+        (None, Some(rate)) => *slot = Some(Gcra::new(rate)),
+    }
+}
+
+/// Decides on one request of `cost_bytes` bytes that arrived at `arrival`, asked at `now`.
+/// On [`Decision::Allow`] the state is charged; otherwise it is left unchanged.
+pub fn decide(state: &mut LimiterState, arrival: u64, now: u64, cost_bytes: u64) -> Decision {
+    if now < state.pause_until {
+        return Decision::WaitUntil(state.pause_until);
+    }
+    let today = state.day_of(now);
+    if let Some(q) = &state.daily
+        && q.day == today
+        && q.used >= q.limit
+    {
+        let next_day = (today + 1) * NANOS_PER_DAY;
+        return Decision::WaitUntil(next_day.saturating_sub(state.wall_at_epoch));
+    }
+    let mut start = 0;
+    let mut request_tat = None;
+    if let Some(g) = &state.requests {
+        let Some((at, tat)) = g.earliest(arrival, now, 1) else { return Decision::Blocked };
+        start = start.max(at);
+        request_tat = Some(tat);
+    }
+    let mut bytes_tat = None;
+    if let Some(g) = &state.bytes {
+        let Some((at, tat)) = g.earliest(arrival, now, cost_bytes) else { return Decision::Blocked };
+        start = start.max(at);
+        bytes_tat = Some(tat);
+    }
+    if start > now {
+        return Decision::WaitUntil(start);
+    }
+    if let (Some(g), Some(tat)) = (&mut state.requests, request_tat) {
+        g.tat = tat;
+    }
+    if let (Some(g), Some(tat)) = (&mut state.bytes, bytes_tat) {
+        g.tat = tat;
+    }
+    if let Some(q) = &mut state.daily {
+        if q.day != today {
+            q.day = today;
+            q.used = 0;
+        }
+        q.used += 1;
+    }
+    Decision::Allow
+}
+
+#[cfg(test)]
+#[path = "gcra_tests.rs"]
+mod tests;

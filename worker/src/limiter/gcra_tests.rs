@@ -1,0 +1,189 @@
+use super::*;
+
+const MS: u64 = 1_000_000;
+const S: u64 = 1_000 * MS;
+
+fn limited(per_second: u64, burst: u64) -> LimiterState {
+    let mut s = LimiterState::unlimited(0);
+    s.set_requests(Some(Rate::new(per_second, burst)), 0);
+    s
+}
+
+/// Admits requests arriving at `arrivals` one after another, each as soon as allowed, and
+/// returns the admission instants.
+fn admit_all(state: &mut LimiterState, arrivals: &[u64], cost: u64) -> Vec<u64> {
+    let mut out = Vec::new();
+    let mut clock = 0;
+    for &a in arrivals {
+        clock = clock.max(a);
+        loop {
+            match decide(state, a, clock, cost) {
+                Decision::Allow => break,
+                Decision::WaitUntil(t) => {
+                    assert!(t > clock, "a wait must lie in the future");
+                    clock = t;
+                }
+                Decision::Blocked => panic!("unexpectedly blocked"),
+            }
+        }
+        out.push(clock);
+    }
+    out
+}
+
+#[test]
+fn table_of_rates_bursts_and_arrivals() {
+    struct Case {
+        name: &'static str,
+        per_second: u64,
+        burst: u64,
+        arrivals: Vec<u64>,
+        admitted: Vec<u64>,
+    }
+    let cases = [
+        Case {
+            name: "burst of one spaces every request by the interval",
+            per_second: 10,
+            burst: 1,
+            arrivals: vec![0, 0, 0, 0],
+            admitted: vec![0, 100 * MS, 200 * MS, 300 * MS],
+        },
+        Case {
+            name: "a burst of three goes at once, the fourth waits one interval",
+            per_second: 10,
+            burst: 3,
+            arrivals: vec![0, 0, 0, 0, 0],
+            admitted: vec![0, 0, 0, 100 * MS, 200 * MS],
+        },
+        Case {
+            name: "spaced arrivals slower than the rate are never delayed",
+            per_second: 10,
+            burst: 1,
+            arrivals: vec![0, 150 * MS, 400 * MS],
+            admitted: vec![0, 150 * MS, 400 * MS],
+        },
+        Case {
+            name: "an idle period refills the burst but no more",
+            per_second: 10,
+            burst: 2,
+            arrivals: vec![0, 0, 10 * S, 10 * S, 10 * S],
+            admitted: vec![0, 0, 10 * S, 10 * S, 10 * S + 100 * MS],
+        },
+        Case {
+            name: "an interval that does not divide a second is rounded up, never down",
+            per_second: 3,
+            burst: 1,
+            arrivals: vec![0, 0, 0],
+            admitted: vec![0, 333_333_334, 666_666_668],
+        },
+    ];
+    for case in cases {
+        let mut state = limited(case.per_second, case.burst);
+        assert_eq!(admit_all(&mut state, &case.arrivals, 0), case.admitted, "{}", case.name);
+    }
+}
+
+#[test]
+fn a_late_wake_up_keeps_the_slot_so_the_long_run_rate_is_exact() {
+    let mut state = limited(1000, 1);
+    assert_eq!(decide(&mut state, 0, 0, 0), Decision::Allow);
+    assert_eq!(decide(&mut state, 0, 0, 0), Decision::WaitUntil(MS));
+    // The timer fires 0.5 ms late: the next requests are admitted on their original slots.
+    let late = MS + MS / 2;
+    assert_eq!(decide(&mut state, 0, late, 0), Decision::Allow);
+    assert_eq!(decide(&mut state, 0, late, 0), Decision::WaitUntil(2 * MS));
+}
+
+#[test]
+fn catch_up_credit_after_a_very_late_wake_up_is_capped() {
+    let mut state = limited(1000, 1);
+    assert_eq!(decide(&mut state, 0, 0, 0), Decision::Allow);
+    // Woken 100 ms late: only MAX_CATCH_UP_NS worth of requests (plus the burst) go at once.
+    let now = 100 * MS;
+    let mut at_once = 0;
+    while decide(&mut state, 0, now, 0) == Decision::Allow {
+        at_once += 1;
+    }
+    assert_eq!(at_once, 1 + MAX_CATCH_UP_NS / MS);
+}
+
+#[test]
+fn pause_admits_nothing_before_the_instant_then_resumes_without_a_burst() {
+    let mut state = limited(10, 5);
+    state.pause_until(2 * S);
+    assert_eq!(decide(&mut state, 0, 0, 0), Decision::WaitUntil(2 * S));
+    assert_eq!(decide(&mut state, 0, 2 * S - 1, 0), Decision::WaitUntil(2 * S));
+    assert_eq!(decide(&mut state, 0, 2 * S, 0), Decision::Allow);
+    assert_eq!(decide(&mut state, 0, 2 * S, 0), Decision::WaitUntil(2 * S + 100 * MS));
+}
+
+#[test]
+fn an_earlier_pause_does_not_shorten_a_later_one() {
+    let mut state = LimiterState::unlimited(0);
+    state.pause_until(5 * S);
+    state.pause_until(3 * S);
+    assert_eq!(decide(&mut state, 0, 4 * S, 0), Decision::WaitUntil(5 * S));
+    assert_eq!(decide(&mut state, 0, 5 * S, 0), Decision::Allow);
+}
+
+#[test]
+fn a_zero_rate_blocks_until_the_rate_changes() {
+    let mut state = limited(0, 1);
+    assert_eq!(decide(&mut state, 0, 0, 0), Decision::Blocked);
+    state.set_requests(Some(Rate::new(10, 1)), 7 * S);
+    assert_eq!(decide(&mut state, 7 * S, 7 * S, 0), Decision::Allow);
+}
+
+#[test]
+fn raising_the_rate_rescales_debt_already_accrued() {
+    let mut state = limited(1, 1);
+    assert_eq!(decide(&mut state, 0, 0, 0), Decision::Allow);
+    assert_eq!(decide(&mut state, 0, 0, 0), Decision::WaitUntil(S));
+    state.set_requests(Some(Rate::new(100, 1)), 0);
+    assert_eq!(decide(&mut state, 0, 0, 0), Decision::WaitUntil(10 * MS));
+}
+
+#[test]
+fn lowering_the_rate_applies_to_the_very_next_request() {
+    let mut state = limited(100, 1);
+    assert_eq!(decide(&mut state, 0, 0, 0), Decision::Allow);
+    state.set_requests(Some(Rate::new(1, 1)), 0);
+    assert_eq!(decide(&mut state, 0, 0, 0), Decision::WaitUntil(S));
+}
+
+#[test]
+fn bytes_rate_spaces_requests_by_their_size() {
+    let mut state = LimiterState::unlimited(0);
+    state.set_bytes(Some(Rate::new(1000, 1000)), 0);
+    // 1000 bytes of burst, then 500-byte requests every half second.
+    assert_eq!(admit_all(&mut state, &[0, 0, 0, 0], 500), vec![0, 0, S / 2, S]);
+}
+
+#[test]
+fn a_request_larger_than_the_byte_burst_goes_when_the_bucket_is_full() {
+    let mut state = LimiterState::unlimited(0);
+    state.set_bytes(Some(Rate::new(100, 100)), 0);
+    assert_eq!(admit_all(&mut state, &[0, 0], 300), vec![0, 3 * S]);
+}
+
+#[test]
+fn both_rates_must_allow_and_neither_is_charged_on_a_wait() {
+    let mut state = limited(10, 10);
+    state.set_bytes(Some(Rate::new(100, 100)), 0);
+    assert_eq!(decide(&mut state, 0, 0, 100), Decision::Allow);
+    let before = state.clone();
+    assert_eq!(decide(&mut state, 0, 0, 100), Decision::WaitUntil(S));
+    assert_eq!(state, before);
+}
+
+#[test]
+fn daily_quota_waits_for_the_next_utc_day_and_resets() {
+    let day = 86_400 * S;
+    // Epoch one second before a UTC midnight.
+    let mut state = LimiterState::unlimited(day * 20_000 - S);
+    state.set_daily(Some(2));
+    assert_eq!(decide(&mut state, 0, 0, 0), Decision::Allow);
+    assert_eq!(decide(&mut state, 0, 0, 0), Decision::Allow);
+    assert_eq!(decide(&mut state, 0, 0, 0), Decision::WaitUntil(S));
+    assert_eq!(decide(&mut state, S, S, 0), Decision::Allow);
+}

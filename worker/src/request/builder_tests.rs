@@ -1,0 +1,118 @@
+use std::sync::Arc;
+
+use bytes::Bytes;
+use serde_json::json;
+
+use super::*;
+use crate::record::FileRef;
+use crate::request::{BodySpec, IdempotencySpec};
+
+fn spec() -> RequestSpec {
+    RequestSpec::new("http://127.0.0.1:8080/api", "ns", "pkg")
+}
+
+fn line(text: &str, offset: u64) -> Record {
+    Record {
+        file: FileRef { url: Arc::from("file:///data/a.jsonl") },
+        offset,
+        size: text.len() as u64,
+        payload: Payload::JsonLine(Bytes::copy_from_slice(text.as_bytes())),
+    }
+}
+
+fn object(value: serde_json::Value, offset: u64) -> Record {
+    let serde_json::Value::Object(fields) = value else { panic!("not an object") };
+    Record { file: FileRef { url: Arc::from("file:///data/a.csv") }, offset, size: 10, payload: Payload::Object(fields) }
+}
+
+#[test]
+fn without_templates_a_json_line_is_sent_byte_for_byte_without_copying() {
+    let builder = RequestBuilder::new(&spec()).expect("spec");
+    let record = line(r#"{"id": 1,  "name":"a"}"#, 7);
+    let req = builder.build(&record).expect("build");
+    let Payload::JsonLine(original) = &record.payload else { unreachable!() };
+    assert_eq!(req.body, *original);
+    assert_eq!(req.body.as_ptr(), original.as_ptr(), "the body shares the line's buffer");
+    assert_eq!(req.method, http::Method::POST);
+    assert_eq!(req.uri, "http://127.0.0.1:8080/api");
+    assert_eq!(req.headers["content-type"], "application/json");
+    assert_eq!(req.idempotency_key, idempotency_key("ns", "pkg", "file:///data/a.jsonl", 7));
+}
+
+#[test]
+fn an_object_record_is_serialized_as_json() {
+    let builder = RequestBuilder::new(&spec()).expect("spec");
+    let req = builder.build(&object(json!({"id": "x", "n": 2}), 0)).expect("build");
+    let body: serde_json::Value = serde_json::from_slice(&req.body).expect("json");
+    assert_eq!(body, json!({"id": "x", "n": 2}));
+}
+
+#[test]
+fn path_headers_and_body_templates_see_fields_and_builtins() {
+    let mut s = spec();
+    s.method = "put".into();
+    s.path_template = Some("/users/{{ id }}?src={{ file | urlencode }}".into());
+    s.header_templates =
+        vec![("X-Offset".into(), "{{ offset }}".into()), ("X-Static".into(), "plain".into())];
+    s.body = BodySpec::Template(r#"{"user": {{ record.id | tojson }}, "pkg": "{{ namespace }}/{{ package }}"}"#.into());
+    let builder = RequestBuilder::new(&s).expect("spec");
+    let req = builder.build(&line(r#"{"id": "u1"}"#, 99)).expect("build");
+    assert_eq!(req.method, http::Method::PUT);
+    assert_eq!(req.uri, "http://127.0.0.1:8080/api/users/u1?src=file%3A///data/a.jsonl");
+    assert_eq!(req.headers["x-offset"], "99");
+    assert_eq!(req.headers["x-static"], "plain");
+    assert_eq!(&req.body[..], br#"{"user": "u1", "pkg": "ns/pkg"}"#);
+}
+
+#[test]
+fn a_template_naming_a_missing_field_fails_that_record_only() {
+    let mut s = spec();
+    s.path_template = Some("/users/{{ id }}".into());
+    let builder = RequestBuilder::new(&s).expect("spec");
+    let err = builder.build(&line(r#"{"name": "no id"}"#, 0)).expect_err("missing field");
+    assert!(matches!(err, BuildError::Render { .. }), "{err}");
+    assert!(builder.build(&line(r#"{"id": 5}"#, 1)).is_ok());
+}
+
+#[test]
+fn a_line_that_is_not_json_fails_only_when_a_template_needs_its_fields() {
+    let plain = RequestBuilder::new(&spec()).expect("spec");
+    assert!(plain.build(&line("not json", 0)).is_ok());
+    let mut s = spec();
+    s.path_template = Some("/{{ id }}".into());
+    let templated = RequestBuilder::new(&s).expect("spec");
+    assert!(matches!(templated.build(&line("not json", 0)), Err(BuildError::InvalidJson(_))));
+}
+
+#[test]
+fn the_idempotency_key_can_come_from_a_record_field_under_a_custom_header() {
+    let mut s = spec();
+    s.idempotency = IdempotencySpec { header: "X-Request-Key".into(), field: Some("uuid".into()) };
+    let builder = RequestBuilder::new(&s).expect("spec");
+    assert_eq!(builder.key_header(), "x-request-key");
+    assert_eq!(builder.build(&line(r#"{"uuid": "abc"}"#, 0)).expect("build").idempotency_key, "abc");
+    assert_eq!(builder.build(&object(json!({"uuid": 12}), 0)).expect("build").idempotency_key, "12");
+    assert!(matches!(builder.build(&line(r#"{"other": 1}"#, 0)), Err(BuildError::KeyField(_))));
+}
+
+#[test]
+fn a_broken_template_or_header_name_is_refused_when_the_builder_is_made() {
+    let mut s = spec();
+    s.body = BodySpec::Template("{{ unclosed".into());
+    assert!(matches!(RequestBuilder::new(&s), Err(SpecError::Template { .. })));
+    let mut s = spec();
+    s.static_headers = vec![("bad header".into(), "x".into())];
+    assert!(matches!(RequestBuilder::new(&s), Err(SpecError::HeaderName(_))));
+    let mut s = spec();
+    s.url = "not a url with spaces".into();
+    assert!(matches!(RequestBuilder::new(&s), Err(SpecError::Url { .. })));
+}
+
+#[test]
+fn a_rendered_header_with_a_newline_fails_the_record() {
+    let mut s = spec();
+    s.header_templates = vec![("X-Name".into(), "{{ name }}".into())];
+    let builder = RequestBuilder::new(&s).expect("spec");
+    let err = builder.build(&line(r#"{"name": "a\nb"}"#, 0)).expect_err("newline");
+    assert!(matches!(err, BuildError::HeaderValue { .. }));
+}
