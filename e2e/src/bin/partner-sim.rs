@@ -160,10 +160,16 @@ fn main() -> ExitCode {
 }
 
 fn run(args: &Args, config: SimConfig) -> Result<(), Error> {
-    let mut runtime = tokio::runtime::Builder::new_multi_thread();
-    if let Some(threads) = args.threads {
-        runtime.worker_threads(threads.max(1));
-    }
+    // One thread: the single-threaded scheduler, which skips work-stealing costs.
+    let mut runtime = match args.threads {
+        Some(1) => tokio::runtime::Builder::new_current_thread(),
+        Some(threads) => {
+            let mut runtime = tokio::runtime::Builder::new_multi_thread();
+            runtime.worker_threads(threads.max(1));
+            runtime
+        }
+        None => tokio::runtime::Builder::new_multi_thread(),
+    };
     let runtime = runtime.enable_all().build().map_err(Error::Runtime)?;
     runtime.block_on(async {
         let simulator = Simulator::start(args.listen, config).await?;

@@ -2,14 +2,14 @@
 //! lost and counts how many were delivered more than once.
 
 use std::collections::HashMap;
-use std::hash::{BuildHasher, BuildHasherDefault, Hasher};
+use std::hash::Hasher;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use hashbrown::HashTable;
+
 const SHARD_BITS: u32 = 6;
 const SHARDS: usize = 1 << SHARD_BITS;
-
-type Shard = HashMap<Box<str>, u32, BuildHasherDefault<FastHasher>>;
 
 /// Every accepted key with the number of times it was accepted.
 #[derive(Debug)]
@@ -17,6 +17,47 @@ pub struct Ledger {
     shards: Vec<Mutex<Shard>>,
     unique: AtomicU64,
     duplicates: AtomicU64,
+}
+
+/// One shard: key bytes packed in an arena (no allocation per key) and a table
+/// of entries pointing into it, each carrying its hash so growth never rehashes.
+#[derive(Debug, Default)]
+struct Shard {
+    arena: Vec<u8>,
+    table: HashTable<Entry>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Entry {
+    hash: u64,
+    start: usize,
+    len: usize,
+    count: u32,
+}
+
+impl Shard {
+    fn key(&self, entry: &Entry) -> &[u8] {
+        &self.arena[entry.start..entry.start + entry.len]
+    }
+
+    /// Counts `key`; true when it was new.
+    fn record(&mut self, hash: u64, key: &[u8]) -> bool {
+        let Self { arena, table } = self;
+        if let Some(entry) = table.find_mut(hash, |e| e.hash == hash && &arena[e.start..e.start + e.len] == key) {
+            entry.count = entry.count.saturating_add(1);
+            return false;
+        }
+        let entry = Entry { hash, start: arena.len(), len: key.len(), count: 1 };
+        arena.extend_from_slice(key);
+        table.insert_unique(hash, entry, |e| e.hash);
+        true
+    }
+}
+
+/// The shard is chosen by middle bits of the hash: the table itself uses the low
+/// bits (bucket) and the top seven (tag), which must stay varied within a shard.
+fn shard_of(hash: u64) -> usize {
+    (hash >> 32) as usize & (SHARDS - 1)
 }
 
 impl Default for Ledger {
@@ -31,19 +72,14 @@ impl Default for Ledger {
 
 impl Ledger {
     /// Records one acceptance of `key`.
-    pub fn record(&self, key: &str) {
-        let hash = BuildHasherDefault::<FastHasher>::default().hash_one(key);
-        let shard = &self.shards[(hash >> (64 - SHARD_BITS)) as usize];
-        let mut map = shard.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        if let Some(count) = map.get_mut(key) {
-            *count = count.saturating_add(1);
-            drop(map);
-            self.duplicates.fetch_add(1, Ordering::Relaxed);
-        } else {
-            map.insert(key.into(), 1);
-            drop(map);
-            self.unique.fetch_add(1, Ordering::Relaxed);
-        }
+    pub fn record(&self, key: &[u8]) {
+        let mut hasher = FastHasher::default();
+        hasher.write(key);
+        let hash = hasher.finish();
+        let shard = &self.shards[shard_of(hash)];
+        let new = shard.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).record(hash, key);
+        let counter = if new { &self.unique } else { &self.duplicates };
+        counter.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Number of distinct keys accepted.
@@ -56,21 +92,22 @@ impl Ledger {
         self.duplicates.load(Ordering::Relaxed)
     }
 
-    /// A copy of the whole ledger.
+    /// A copy of the whole ledger (keys that are not UTF-8 are shown lossily).
     pub fn snapshot(&self) -> HashMap<String, u32> {
         let mut all = HashMap::with_capacity(usize::try_from(self.unique()).unwrap_or(0));
         for shard in &self.shards {
-            let map = shard.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-            all.extend(map.iter().map(|(key, count)| (key.to_string(), *count)));
+            let shard = shard.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            all.extend(
+                shard.table.iter().map(|entry| (String::from_utf8_lossy(shard.key(entry)).into_owned(), entry.count)),
+            );
         }
         all
     }
 
-    /// Forgets every key.
+    /// Forgets every key and frees the memory.
     pub fn clear(&self) {
         for shard in &self.shards {
-            let mut map = shard.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-            *map = Shard::default();
+            *shard.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = Shard::default();
         }
         self.unique.store(0, Ordering::Relaxed);
         self.duplicates.store(0, Ordering::Relaxed);
@@ -114,13 +151,15 @@ impl Hasher for FastHasher {
 
 #[cfg(test)]
 mod tests {
+    use std::hash::{BuildHasher, BuildHasherDefault};
+
     use super::*;
 
     #[test]
     fn repeated_keys_count_as_duplicates_and_new_keys_as_unique() {
         let ledger = Ledger::default();
         for key in ["a", "b", "a", "c", "a", "b"] {
-            ledger.record(key);
+            ledger.record(key.as_bytes());
         }
         assert_eq!((ledger.unique(), ledger.duplicates()), (3, 3));
         assert_eq!(ledger.snapshot().get("a"), Some(&3));
@@ -129,10 +168,31 @@ mod tests {
     }
 
     #[test]
+    fn two_hundred_thousand_keys_are_all_found_again() {
+        let ledger = Ledger::default();
+        for i in 0..200_000 {
+            ledger.record(format!("bench-1764-{i}").as_bytes());
+        }
+        ledger.record(b"bench-1764-199999");
+        assert_eq!((ledger.unique(), ledger.duplicates()), (200_000, 1));
+    }
+
+    #[test]
     fn keys_spread_over_many_shards() {
         let build = BuildHasherDefault::<FastHasher>::default();
-        let used: std::collections::HashSet<u64> =
-            (0..1000).map(|i| build.hash_one(format!("key-{i}")) >> (64 - SHARD_BITS)).collect();
+        let used: std::collections::HashSet<usize> =
+            (0..1000).map(|i| shard_of(build.hash_one(format!("key-{i}")))).collect();
         assert!(used.len() > SHARDS / 2, "only {} shards used", used.len());
+    }
+
+    #[test]
+    fn keys_of_one_shard_still_have_varied_table_tags() {
+        let build = BuildHasherDefault::<FastHasher>::default();
+        let tags: std::collections::HashSet<u64> = (0..10_000)
+            .map(|i| build.hash_one(format!("key-{i}")))
+            .filter(|hash| shard_of(*hash) == 0)
+            .map(|hash| hash >> 57)
+            .collect();
+        assert!(tags.len() > 64, "only {} of 128 tags used", tags.len());
     }
 }

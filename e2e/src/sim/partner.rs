@@ -88,10 +88,7 @@ pub async fn handle(shared: &Shared, request: Request<Incoming>) -> Result<Respo
     }
 
     if let Some(key) = parts.headers.get(&active.idempotency) {
-        match std::str::from_utf8(key.as_bytes()) {
-            Ok(key) => shared.ledger.record(key),
-            Err(_) => shared.ledger.record(&String::from_utf8_lossy(key.as_bytes())),
-        }
+        shared.ledger.record(key.as_bytes());
     }
     shared.stats.count(Outcome::Accepted);
     let mut response = match active.slow_body() {

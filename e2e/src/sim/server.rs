@@ -11,7 +11,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use tokio::net::{TcpListener, TcpStream, ToSocketAddrs};
 use tokio::sync::watch;
-use tokio::task::JoinHandle;
+use tokio::task::{JoinHandle, JoinSet};
 
 use super::config::SimConfig;
 use super::control;
@@ -101,15 +101,22 @@ impl Drop for Simulator {
 }
 
 async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, mut stopped: watch::Receiver<bool>) {
-    let builder = Arc::new(auto::Builder::new(TokioExecutor::new()));
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    // Our answers are tiny: one flattened write beats a vectored one.
+    builder.http1().writev(false);
+    let builder = Arc::new(builder);
+    // Connections live in a JoinSet so shutdown can drop them all at once,
+    // without each connection polling a shutdown signal on every wake-up.
+    let mut connections = JoinSet::new();
     loop {
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,
-            _ = stopped.wait_for(|stop| *stop) => return,
+            Some(_) = connections.join_next(), if !connections.is_empty() => continue,
+            _ = stopped.wait_for(|stop| *stop) => break,
         };
         match accepted {
             Ok((stream, _)) => {
-                tokio::spawn(serve(stream, Arc::clone(&builder), Arc::clone(&shared), stopped.clone()));
+                connections.spawn(serve(stream, Arc::clone(&builder), Arc::clone(&shared)));
             }
             Err(error) => {
                 // Usually out of file descriptors: back off instead of spinning.
@@ -118,14 +125,10 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, mut stopped: wa
             }
         }
     }
+    connections.shutdown().await;
 }
 
-async fn serve(
-    stream: TcpStream,
-    builder: Arc<auto::Builder<TokioExecutor>>,
-    shared: Arc<Shared>,
-    mut stopped: watch::Receiver<bool>,
-) {
+async fn serve(stream: TcpStream, builder: Arc<auto::Builder<TokioExecutor>>, shared: Arc<Shared>) {
     let _ = stream.set_nodelay(true);
     let service = service_fn(move |request: hyper::Request<hyper::body::Incoming>| {
         let shared = Arc::clone(&shared);
@@ -136,13 +139,7 @@ async fn serve(
             }
         }
     });
-    let connection = builder.serve_connection(TokioIo::new(stream), service);
-    tokio::select! {
-        result = connection => {
-            if let Err(error) = result {
-                tracing::debug!(%error, "connection ended with an error");
-            }
-        }
-        _ = stopped.wait_for(|stop| *stop) => {}
+    if let Err(error) = builder.serve_connection(TokioIo::new(stream), service).await {
+        tracing::debug!(%error, "connection ended with an error");
     }
 }
