@@ -3,6 +3,11 @@
 //! at exactly the rate it is allowed, accounting for every record.
 
 pub mod record;
+pub mod source;
+pub mod decode;
+pub mod shard;
 pub mod request;
 pub mod ack;
 pub mod limiter;
+pub mod send;
+pub mod deadletter;

@@ -1,0 +1,360 @@
+//! Avro object container files: records → JSON objects, read block by block.
+//!
+//! A shard `AvroBlocks { start, end }` owns the blocks whose first byte lies in `[start, end)`:
+//! the first block starts right after the header, every other one right after a 16-byte sync
+//! marker. The reader seeks to `start - 16` and scans for the marker, like Hadoop's
+//! `AvroRecordReader`, then reads whole blocks (the last one past `end`).
+//!
+//! Record offset: `block_start << 16 | index_in_block` — unique and stable as long as a block
+//! holds at most 65 536 records and the file is under 2^48 bytes (a larger block fails the
+//! shard with a clear error).
+//!
+//! Values: unions are unwrapped (a nullable field is `null` or its value), enums become their
+//! symbol, `bytes`/`fixed` base64 strings (standard alphabet, padded), maps objects, records
+//! objects, logical dates/times/timestamps their underlying number, uuids strings, decimals
+//! the unscaled integer as a string (the scale is in the schema), durations
+//! `{"months","days","millis"}`. A top-level value that is not a record is wrapped as
+//! `{"value": …}`.
+
+use std::io::{self, Read};
+
+use apache_avro::types::Value as Avro;
+use apache_avro::{Codec, DeflateSettings, Schema, ZstandardSettings, from_avro_datum};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use serde_json::{Map, Number, Value};
+
+use crate::record::{FileRef, Payload, Record};
+use crate::shard::emit::Emitter;
+use crate::shard::{ShardError, ShardKind, ShardSpec};
+use crate::source::{Source, StreamRead};
+
+use super::{FormatSpec, malformed};
+
+const MAGIC: &[u8; 4] = b"Obj\x01";
+const SYNC_LEN: u64 = 16;
+/// Most records a block may hold for offsets to stay unique.
+pub const MAX_RECORDS_PER_BLOCK: u64 = 1 << 16;
+
+/// What the header says.
+pub struct Header {
+    pub schema: Schema,
+    pub codec: Codec,
+    pub sync: [u8; 16],
+    /// Offset of the first block.
+    pub end: u64,
+}
+
+fn read_long(r: &mut impl Read) -> io::Result<i64> {
+    let mut value: u64 = 0;
+    for shift in (0..64).step_by(7) {
+        let mut byte = [0u8; 1];
+        r.read_exact(&mut byte)?;
+        value |= u64::from(byte[0] & 0x7f) << shift;
+        if byte[0] & 0x80 == 0 {
+            return Ok(((value >> 1) as i64) ^ -((value & 1) as i64));
+        }
+    }
+    Err(io::Error::new(io::ErrorKind::InvalidData, "varint longer than 10 bytes"))
+}
+
+fn read_len(r: &mut impl Read, what: &str) -> io::Result<usize> {
+    let n = read_long(r)?;
+    usize::try_from(n)
+        .ok()
+        .filter(|n| *n < (1 << 31))
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, format!("bad {what} length {n}")))
+}
+
+fn read_vec(r: &mut impl Read, len: usize) -> io::Result<Vec<u8>> {
+    let mut buf = vec![0; len];
+    r.read_exact(&mut buf)?;
+    Ok(buf)
+}
+
+/// Parses the container header from the start of the file.
+pub fn read_header(r: &mut StreamRead) -> io::Result<Header> {
+    let invalid = |m: String| io::Error::new(io::ErrorKind::InvalidData, m);
+    let mut magic = [0u8; 4];
+    r.read_exact(&mut magic)?;
+    if &magic != MAGIC {
+        return Err(invalid("not an Avro object container file (bad magic)".into()));
+    }
+    let (mut schema, mut codec) = (None, "null".to_owned());
+    loop {
+        let mut count = read_long(r)?;
+        if count == 0 {
+            break;
+        }
+        if count < 0 {
+            count = -count;
+            read_long(r)?; // byte size of the block, not needed
+        }
+        for _ in 0..count {
+            let key_len = read_len(r, "metadata key")?;
+            let key = read_vec(r, key_len)?;
+            let value_len = read_len(r, "metadata value")?;
+            let value = read_vec(r, value_len)?;
+            match &key[..] {
+                b"avro.schema" => schema = Some(value),
+                b"avro.codec" => codec = String::from_utf8_lossy(&value).into_owned(),
+                _ => {}
+            }
+        }
+    }
+    let mut sync = [0u8; 16];
+    r.read_exact(&mut sync)?;
+    let schema = schema.ok_or_else(|| invalid("header has no avro.schema".into()))?;
+    let schema = Schema::parse_str(&String::from_utf8_lossy(&schema))
+        .map_err(|e| invalid(format!("bad schema in header: {e}")))?;
+    let codec = match codec.as_str() {
+        "null" => Codec::Null,
+        "deflate" => Codec::Deflate(DeflateSettings::default()),
+        "snappy" => Codec::Snappy,
+        "zstandard" => Codec::Zstandard(ZstandardSettings::default()),
+        other => return Err(invalid(format!("unsupported codec {other:?}"))),
+    };
+    Ok(Header {
+        schema,
+        codec,
+        sync,
+        end: r.position(),
+    })
+}
+
+/// Advances `r` to just after the next occurrence of `sync`; false if there is none.
+fn skip_past_sync(r: &mut StreamRead, sync: &[u8; 16]) -> io::Result<bool> {
+    let finder = memchr::memmem::Finder::new(sync);
+    let mut carry: Vec<u8> = Vec::new();
+    loop {
+        let chunk = r.peek_chunk()?;
+        if chunk.is_empty() {
+            return Ok(false);
+        }
+        let mut window = std::mem::take(&mut carry);
+        let carried = window.len();
+        window.extend_from_slice(chunk);
+        if let Some(p) = finder.find(&window) {
+            r.consume(p + sync.len() - carried);
+            return Ok(true);
+        }
+        let keep = window.len().min(sync.len() - 1);
+        carry = window[window.len() - keep..].to_vec();
+        let n = chunk.len();
+        r.consume(n);
+    }
+}
+
+/// Reads an Avro shard on a blocking thread.
+pub(crate) fn read_shard(
+    source: &Source,
+    spec: &ShardSpec,
+    format: &FormatSpec,
+    resume_from: u64,
+    emitter: &mut Emitter,
+    handle: &tokio::runtime::Handle,
+) -> Result<(), ShardError> {
+    let url = spec.url.as_str();
+    let (start, end) = match spec.kind {
+        ShardKind::Whole => (0, u64::MAX),
+        ShardKind::AvroBlocks { start, end } => (start, end),
+        kind => {
+            return Err(ShardError::Mismatch {
+                url: url.to_owned(),
+                kind,
+                reason: "Avro files are read by block ranges or whole".to_owned(),
+            });
+        }
+    };
+    let seek = start.max(resume_from >> 16);
+    if seek >= end {
+        return Ok(());
+    }
+    let io_err = |context: &str| {
+        let context = context.to_owned();
+        move |e: io::Error| ShardError::from_io(url, &context, e)
+    };
+    let stream = handle.block_on(source.open_range(url, 0, None))?;
+    let mut r = StreamRead::new(stream, handle.clone(), 0);
+    let header = read_header(&mut r).map_err(io_err("bad Avro header"))?;
+    if seek > header.end {
+        let from = seek - SYNC_LEN;
+        let stream = handle.block_on(source.open_range(url, from, None))?;
+        r = StreamRead::new(stream, handle.clone(), from);
+        if !skip_past_sync(&mut r, &header.sync).map_err(io_err("seeking to a sync marker"))? {
+            return Ok(());
+        }
+    }
+    let file = FileRef { url: url.into() };
+    loop {
+        let block_start = r.position();
+        if block_start >= end || r.at_end().map_err(io_err("reading a block"))? {
+            return Ok(());
+        }
+        let context = format!("truncated or corrupt Avro block at offset {block_start}");
+        let count = read_long(&mut r).map_err(io_err(&context))?;
+        let size = read_len(&mut r, "block").map_err(io_err(&context))?;
+        let mut data = read_vec(&mut r, size).map_err(io_err(&context))?;
+        let mut marker = [0u8; 16];
+        r.read_exact(&mut marker).map_err(io_err(&context))?;
+        if marker != header.sync {
+            return Err(ShardError::unreadable(url, format!("{context}: sync marker mismatch")));
+        }
+        let count = u64::try_from(count).map_err(|_| ShardError::unreadable(url, format!("{context}: negative record count")))?;
+        if count > MAX_RECORDS_PER_BLOCK {
+            return Err(ShardError::unreadable(url, format!("block at offset {block_start} holds {count} records; at most {MAX_RECORDS_PER_BLOCK} are supported")));
+        }
+        if block_start >= 1 << 48 {
+            return Err(ShardError::unreadable(url, "Avro files over 256 TiB are not supported"));
+        }
+        header
+            .codec
+            .decompress(&mut data)
+            .map_err(|e| ShardError::unreadable(url, format!("{context}: cannot decompress: {e}")))?;
+        let record_size = data.len() as u64 / count.max(1);
+        let data = bytes::Bytes::from(data);
+        let mut cursor: &[u8] = &data;
+        for index in 0..count {
+            let offset = block_start << 16 | index;
+            let before = data.len() - cursor.len();
+            let decoded = match from_avro_datum(&header.schema, &mut cursor, None) {
+                Ok(value) => Ok(Record {
+                    file: file.clone(),
+                    offset,
+                    size: record_size,
+                    payload: Payload::Object(to_object(value, format.fields.as_deref())),
+                }),
+                Err(e) => {
+                    // Record boundaries are lost: the rest of the block is one dead letter.
+                    let reason = format!("cannot decode record {index} of {count} in the block: {e}");
+                    let rest = data.slice(before..);
+                    if emitter.blocking_push(Err(malformed(&file, offset, rest, reason))).is_err() {
+                        return Ok(());
+                    }
+                    break;
+                }
+            };
+            if emitter.blocking_push(decoded).is_err() {
+                return Ok(());
+            }
+        }
+    }
+}
+
+/// A decoded datum as a JSON object, keeping only `fields` when given.
+pub fn to_object(value: Avro, fields: Option<&[String]>) -> Map<String, Value> {
+    let value = match value {
+        Avro::Union(_, inner) => *inner,
+        other => other,
+    };
+    match value {
+        Avro::Record(pairs) => pairs
+            .into_iter()
+            .filter(|(k, _)| fields.is_none_or(|f| f.iter().any(|x| x == k)))
+            .map(|(k, v)| (k, to_json(v)))
+            .collect(),
+        other => {
+            let mut map = Map::new();
+            map.insert("value".to_owned(), to_json(other));
+            map
+        }
+    }
+}
+
+fn float(f: f64) -> Value {
+    Number::from_f64(f).map_or(Value::Null, Value::Number)
+}
+
+/// Converts one Avro value to JSON (see the module docs for the mapping).
+pub fn to_json(value: Avro) -> Value {
+    match value {
+        Avro::Null => Value::Null,
+        Avro::Boolean(b) => Value::Bool(b),
+        Avro::Int(n) | Avro::Date(n) | Avro::TimeMillis(n) => Value::from(n),
+        Avro::Long(n)
+        | Avro::TimeMicros(n)
+        | Avro::TimestampMillis(n)
+        | Avro::TimestampMicros(n)
+        | Avro::TimestampNanos(n)
+        | Avro::LocalTimestampMillis(n)
+        | Avro::LocalTimestampMicros(n)
+        | Avro::LocalTimestampNanos(n) => Value::from(n),
+        Avro::Float(f) => float(f64::from(f)),
+        Avro::Double(f) => float(f),
+        Avro::Bytes(b) | Avro::Fixed(_, b) => Value::String(BASE64.encode(b)),
+        Avro::String(s) | Avro::Enum(_, s) => Value::String(s),
+        Avro::Union(_, inner) => to_json(*inner),
+        Avro::Array(items) => Value::Array(items.into_iter().map(to_json).collect()),
+        Avro::Map(entries) => Value::Object(entries.into_iter().map(|(k, v)| (k, to_json(v))).collect()),
+        Avro::Record(pairs) => Value::Object(pairs.into_iter().map(|(k, v)| (k, to_json(v))).collect()),
+        Avro::Decimal(d) => match Vec::<u8>::try_from(&d) {
+            Ok(bytes) => Value::String(unscaled_decimal(&bytes)),
+            Err(_) => Value::Null,
+        },
+        Avro::BigDecimal(d) => Value::String(d.to_string()),
+        Avro::Duration(d) => serde_json::json!({
+            "months": u32::from(d.months()),
+            "days": u32::from(d.days()),
+            "millis": u32::from(d.millis()),
+        }),
+        Avro::Uuid(u) => Value::String(u.to_string()),
+    }
+}
+
+/// The decimal text of a big-endian two's-complement integer (base64 when over 128 bits).
+fn unscaled_decimal(bytes: &[u8]) -> String {
+    if bytes.is_empty() {
+        return "0".to_owned();
+    }
+    if bytes.len() > 16 {
+        return BASE64.encode(bytes);
+    }
+    let fill = if bytes[0] & 0x80 != 0 { 0xff } else { 0 };
+    let mut full = [fill; 16];
+    full[16 - bytes.len()..].copy_from_slice(bytes);
+    i128::from_be_bytes(full).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn avro_values_map_to_json() {
+        let record = Avro::Record(vec![
+            ("id".into(), Avro::Long(7)),
+            ("name".into(), Avro::Union(1, Box::new(Avro::String("Ada".into())))),
+            ("nick".into(), Avro::Union(0, Box::new(Avro::Null))),
+            ("raw".into(), Avro::Bytes(vec![0, 255])),
+            ("color".into(), Avro::Enum(1, "RED".into())),
+            ("tags".into(), Avro::Array(vec![Avro::String("a".into())])),
+            ("score".into(), Avro::Double(f64::NAN)),
+            ("price".into(), Avro::Decimal(apache_avro::Decimal::from(vec![0xff, 0x85]))),
+        ]);
+        let got = Value::Object(to_object(record, None));
+        assert_eq!(
+            got,
+            serde_json::json!({
+                "id": 7, "name": "Ada", "nick": null, "raw": "AP8=", "color": "RED",
+                "tags": ["a"], "score": null, "price": "-123"
+            })
+        );
+    }
+
+    #[test]
+    fn field_lists_keep_only_named_fields_and_scalars_are_wrapped() {
+        let record = Avro::Record(vec![("a".into(), Avro::Int(1)), ("b".into(), Avro::Int(2))]);
+        let fields = vec!["b".to_owned()];
+        assert_eq!(Value::Object(to_object(record, Some(&fields))), serde_json::json!({"b": 2}));
+        assert_eq!(Value::Object(to_object(Avro::Int(3), None)), serde_json::json!({"value": 3}));
+    }
+
+    #[test]
+    fn zigzag_varints_decode() {
+        let cases: &[(&[u8], i64)] = &[(&[0], 0), (&[1], -1), (&[2], 1), (&[0x80, 0x01], 64), (&[0x7f], -64)];
+        for (bytes, want) in cases {
+            assert_eq!(read_long(&mut &bytes[..]).expect("valid"), *want);
+        }
+        assert!(read_long(&mut &[0x80u8][..]).is_err());
+    }
+}

@@ -1,0 +1,202 @@
+//! Parquet: rows → JSON objects, read one row group at a time.
+//!
+//! The footer is fetched first (one ranged read from the end of the file); then, per row
+//! group, the byte span of its column chunks. Only that span and the footer are in memory —
+//! so memory per reader is about one row group. Values are converted with the parquet crate's
+//! record API (`Row::to_json_value`): nested groups become objects, lists arrays, maps objects
+//! keyed by the key's JSON text, binary base64 strings, decimals strings, dates
+//! `YYYY-MM-DD` strings and timestamps `YYYY-MM-DD HH:MM:SS.mmm +00:00` strings.
+//!
+//! Record offset: `row_group << 32 | row_index_in_group`.
+
+use bytes::{Buf, Bytes};
+use parquet::errors::ParquetError;
+use parquet::file::metadata::{ParquetMetaData, ParquetMetaDataReader};
+use parquet::file::reader::{ChunkReader, FileReader, Length};
+use parquet::file::serialized_reader::SerializedFileReader;
+use serde_json::Value;
+
+use crate::record::{FileRef, Payload, Record};
+use crate::shard::{ShardError, ShardKind, ShardSpec};
+use crate::shard::emit::Emitter;
+use crate::source::Source;
+
+use super::FormatSpec;
+
+/// Bytes fetched from the end of the file on the first try (usually holds the whole footer).
+const TAIL_GUESS: u64 = 64 << 10;
+const FOOTER_LEN: u64 = 8;
+
+/// A file's footer and where it sits.
+pub struct Footer {
+    /// File size.
+    pub size: u64,
+    /// Offset of `tail` in the file.
+    pub tail_offset: u64,
+    /// The last bytes of the file, covering the metadata and the 8-byte footer.
+    pub tail: Bytes,
+    /// The decoded metadata.
+    pub metadata: ParquetMetaData,
+}
+
+/// Reads and decodes the footer of the Parquet file at `url`.
+pub async fn read_footer(source: &Source, url: &str) -> Result<Footer, ShardError> {
+    let size = source.size(url).await?;
+    if size < 12 {
+        return Err(ShardError::unreadable(url, format!("{size} bytes is too small for a Parquet file")));
+    }
+    let guess = size.min(TAIL_GUESS);
+    let mut tail_offset = size - guess;
+    let mut tail = source.read_range(url, tail_offset, guess).await?;
+    let n = tail.len();
+    if n < 8 || &tail[n - 4..] != b"PAR1" {
+        return Err(ShardError::unreadable(url, "not a Parquet file: missing PAR1 footer magic"));
+    }
+    let metadata_len = u64::from(u32::from_le_bytes([tail[n - 8], tail[n - 7], tail[n - 6], tail[n - 5]]));
+    let needed = metadata_len + FOOTER_LEN;
+    if needed > size - 4 {
+        return Err(ShardError::unreadable(url, format!("corrupt Parquet footer: metadata length {metadata_len} exceeds the file")));
+    }
+    if needed > guess {
+        tail_offset = size - needed;
+        tail = source.read_range(url, tail_offset, needed).await?;
+    }
+    let meta_start = tail.len() - needed as usize;
+    let metadata = ParquetMetaDataReader::decode_metadata(&tail[meta_start..tail.len() - FOOTER_LEN as usize])
+        .map_err(|e| ShardError::unreadable(url, format!("corrupt Parquet footer: {e}")))?;
+    Ok(Footer {
+        size,
+        tail_offset,
+        tail,
+        metadata,
+    })
+}
+
+/// Compressed size of each row group (the planner's input).
+pub async fn row_group_sizes(source: &Source, url: &str) -> Result<Vec<u64>, ShardError> {
+    let footer = read_footer(source, url).await?;
+    Ok(footer
+        .metadata
+        .row_groups()
+        .iter()
+        .map(|rg| u64::try_from(rg.compressed_size()).unwrap_or(0))
+        .collect())
+}
+
+/// A file of which only some spans are loaded.
+struct SparseFile {
+    size: u64,
+    spans: Vec<(u64, Bytes)>,
+}
+
+impl SparseFile {
+    fn span(&self, start: u64, len: u64) -> parquet::errors::Result<Bytes> {
+        for (offset, bytes) in &self.spans {
+            let span_end = offset + bytes.len() as u64;
+            if start >= *offset && start + len <= span_end {
+                let from = (start - offset) as usize;
+                return Ok(bytes.slice(from..from + len as usize));
+            }
+        }
+        Err(ParquetError::General(format!(
+            "bytes {start}..{} were not loaded",
+            start + len
+        )))
+    }
+}
+
+impl Length for SparseFile {
+    fn len(&self) -> u64 {
+        self.size
+    }
+}
+
+impl ChunkReader for SparseFile {
+    type T = bytes::buf::Reader<Bytes>;
+
+    fn get_read(&self, start: u64) -> parquet::errors::Result<Self::T> {
+        for (offset, bytes) in &self.spans {
+            let span_end = offset + bytes.len() as u64;
+            if start >= *offset && start <= span_end {
+                return Ok(bytes.slice((start - offset) as usize..).reader());
+            }
+        }
+        Err(ParquetError::General(format!("offset {start} was not loaded")))
+    }
+
+    fn get_bytes(&self, start: u64, length: usize) -> parquet::errors::Result<Bytes> {
+        self.span(start, length as u64)
+    }
+}
+
+/// Reads a Parquet shard on a blocking thread.
+pub(crate) fn read_shard(
+    source: &Source,
+    spec: &ShardSpec,
+    format: &FormatSpec,
+    emitter: &mut Emitter,
+    handle: &tokio::runtime::Handle,
+) -> Result<(), ShardError> {
+    let url = spec.url.as_str();
+    let footer = handle.block_on(read_footer(source, url))?;
+    let total = footer.metadata.num_row_groups() as u64;
+    let groups = match spec.kind {
+        ShardKind::Whole => 0..total,
+        ShardKind::RowGroups { first, count } if first + count <= total => first..first + count,
+        kind => {
+            return Err(ShardError::Mismatch {
+                url: url.to_owned(),
+                kind,
+                reason: format!("the file has {total} row groups"),
+            });
+        }
+    };
+    let file = FileRef { url: url.into() };
+    for group in groups {
+        let index = group as usize;
+        let rg = footer.metadata.row_group(index);
+        let (start, end) = rg
+            .columns()
+            .iter()
+            .map(|c| {
+                let (s, l) = c.byte_range();
+                (s, s + l)
+            })
+            .fold((u64::MAX, 0), |(s0, e0), (s, e)| (s0.min(s), e0.max(e)));
+        if start >= end {
+            continue;
+        }
+        if end > footer.size {
+            return Err(ShardError::unreadable(url, format!("row group {group} lies past the end of the file")));
+        }
+        let bytes = handle.block_on(source.read_range(url, start, end - start))?;
+        let sparse = SparseFile {
+            size: footer.size,
+            spans: vec![(start, bytes), (footer.tail_offset, footer.tail.clone())],
+        };
+        let corrupt = |e: ParquetError| ShardError::unreadable(url, format!("row group {group}: {e}"));
+        let reader = SerializedFileReader::new(sparse).map_err(corrupt)?;
+        let group_reader = reader.get_row_group(index).map_err(corrupt)?;
+        let rows = u64::try_from(rg.num_rows()).unwrap_or(0).max(1);
+        let size = u64::try_from(rg.total_byte_size()).unwrap_or(0) / rows;
+        for (row_index, row) in group_reader.get_row_iter(None).map_err(corrupt)?.enumerate() {
+            let row = row.map_err(corrupt)?;
+            let Value::Object(mut object) = row.to_json_value() else {
+                return Err(ShardError::unreadable(url, "a row is not a group"));
+            };
+            if let Some(fields) = &format.fields {
+                object.retain(|k, _| fields.iter().any(|f| f == k));
+            }
+            let record = Record {
+                file: file.clone(),
+                offset: (group << 32) | row_index as u64,
+                size,
+                payload: Payload::Object(object),
+            };
+            if emitter.blocking_push(Ok(record)).is_err() {
+                return Ok(());
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,169 @@
+//! `hdfs://` — HDFS through hdfs-native (pure Rust, no JVM).
+//!
+//! The authority is a namenode address (`127.0.0.1:9000`) or a name service configured in the
+//! Hadoop configuration found through `HADOOP_CONF_DIR` (`hdfs://prod-ns/…`).
+
+use std::io::ErrorKind;
+
+use futures::StreamExt;
+use hdfs_native::{Client, ClientBuilder, HdfsError};
+
+use super::walk::Entry;
+use super::{ByteStream, SourceError};
+
+/// A client of one HDFS filesystem.
+#[derive(Clone)]
+pub struct HdfsSource {
+    scheme: String,
+    authority: String,
+    client: Client,
+}
+
+impl std::fmt::Debug for HdfsSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HdfsSource")
+            .field("base", &self.base_url())
+            .finish()
+    }
+}
+
+impl HdfsSource {
+    /// A client for `scheme://authority`. Connects lazily.
+    pub fn connect(scheme: &str, authority: &str) -> Result<HdfsSource, SourceError> {
+        let base = format!("{scheme}://{authority}");
+        let client = ClientBuilder::new()
+            .with_url(base.clone())
+            .build()
+            .map_err(|e| SourceError::InvalidUrl {
+                url: base,
+                reason: e.to_string(),
+            })?;
+        Ok(HdfsSource {
+            scheme: scheme.to_owned(),
+            authority: authority.to_owned(),
+            client,
+        })
+    }
+
+    /// `hdfs://authority`.
+    pub fn base_url(&self) -> String {
+        format!("{}://{}", self.scheme, self.authority)
+    }
+
+    pub(crate) fn owns(&self, scheme: &str, authority: &str) -> bool {
+        scheme == self.scheme && authority == self.authority
+    }
+
+    /// Turns an hdfs-native error on `path` into a [`SourceError`].
+    fn error(&self, path: &str, err: HdfsError) -> SourceError {
+        let url = format!("{}{path}", self.base_url());
+        match err {
+            HdfsError::FileNotFound(_) => SourceError::NotFound { path: url },
+            HdfsError::IOError(e)
+                if matches!(
+                    e.kind(),
+                    ErrorKind::ConnectionRefused
+                        | ErrorKind::ConnectionReset
+                        | ErrorKind::ConnectionAborted
+                        | ErrorKind::TimedOut
+                        | ErrorKind::NotConnected
+                        | ErrorKind::AddrNotAvailable
+                        | ErrorKind::HostUnreachable
+                        | ErrorKind::NetworkUnreachable
+                ) =>
+            {
+                SourceError::Unreachable {
+                    address: self.authority.clone(),
+                    message: e.to_string(),
+                }
+            }
+            HdfsError::RPCError(class, message) | HdfsError::FatalRPCError(class, message) => {
+                if class.contains("AccessControlException") {
+                    SourceError::PermissionDenied { path: url, message }
+                } else if class.contains("FileNotFoundException") {
+                    SourceError::NotFound { path: url }
+                } else {
+                    SourceError::Io {
+                        path: url,
+                        message: format!("{class}: {message}"),
+                    }
+                }
+            }
+            other => SourceError::Io {
+                path: url,
+                message: other.to_string(),
+            },
+        }
+    }
+
+    fn entry(status: hdfs_native::client::FileStatus) -> Entry {
+        Entry {
+            path: status.path,
+            is_dir: status.isdir,
+            size: status.length as u64,
+        }
+    }
+
+    pub(crate) async fn stat(&self, path: &str) -> Result<Option<Entry>, SourceError> {
+        match self.client.get_file_info(path).await {
+            Ok(status) => Ok(Some(Self::entry(status))),
+            Err(HdfsError::FileNotFound(_)) => Ok(None),
+            Err(e) => match self.error(path, e) {
+                SourceError::NotFound { .. } => Ok(None),
+                other => Err(other),
+            },
+        }
+    }
+
+    pub(crate) async fn list_dir(&self, path: &str) -> Result<Vec<Entry>, SourceError> {
+        let statuses = self
+            .client
+            .list_status(path, false)
+            .await
+            .map_err(|e| self.error(path, e))?;
+        Ok(statuses.into_iter().map(Self::entry).collect())
+    }
+
+    pub(crate) async fn open_range(
+        &self,
+        path: &str,
+        offset: u64,
+        len: Option<u64>,
+    ) -> Result<ByteStream, SourceError> {
+        let reader = self
+            .client
+            .read(path)
+            .await
+            .map_err(|e| self.error(path, e))?;
+        let size = reader.file_length() as u64;
+        let len = match len {
+            Some(len) if offset.saturating_add(len) <= size => len,
+            None if offset <= size => size - offset,
+            _ => {
+                return Err(SourceError::OutOfRange {
+                    path: format!("{}{path}", self.base_url()),
+                    offset,
+                    len: len.unwrap_or(0),
+                    size,
+                });
+            }
+        };
+        if len == 0 {
+            return Ok(futures::stream::empty().boxed());
+        }
+        let (Ok(start), Ok(count)) = (usize::try_from(offset), usize::try_from(len)) else {
+            return Err(SourceError::OutOfRange {
+                path: format!("{}{path}", self.base_url()),
+                offset,
+                len,
+                size,
+            });
+        };
+        let this = self.clone();
+        let path = path.to_owned();
+        let stream = reader
+            .read_range_stream(start, count)
+            .map(move |chunk| chunk.map_err(|e| this.error(&path, e)));
+        Ok(stream.boxed())
+    }
+}
