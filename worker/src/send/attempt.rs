@@ -1,0 +1,193 @@
+//! One record's journey through the send stack: limiter → auth → HTTP → classifier, repeated
+//! with back-off until it is accepted, refused, or out of attempts. Every attempt draws from
+//! the limiter, retries included.
+
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use http::{HeaderValue, Request, StatusCode};
+use http_body_util::Full;
+use tokio::time::Instant;
+
+use super::auth::Auth;
+use super::client::{HttpClient, Response};
+use super::config::SendConfig;
+use super::observer::{AttemptReport, SendObserver, Throttle};
+use super::retry::{RetryConfig, RetryLogic, Verdict};
+use crate::limiter::Limiter;
+use crate::request::BuiltRequest;
+
+/// How a record's delivery ended.
+#[derive(Debug, Clone)]
+pub enum Delivery {
+    /// Accepted with this status after `attempts` attempts.
+    Sent { status: u16, attempts: u32, bytes: u64 },
+    /// Given up after `attempts` attempts.
+    Failed(Failure),
+}
+
+/// Why a record was given up on: the last response, or the last error.
+#[derive(Debug, Clone)]
+pub struct Failure {
+    pub attempts: u32,
+    /// The last response, if the last attempt got one.
+    pub response: Option<Response>,
+    /// What went wrong, in words.
+    pub error: String,
+}
+
+/// Everything a send task needs; shared by all of them.
+pub struct Sender {
+    client: HttpClient,
+    auth: Auth,
+    limiter: Arc<Limiter>,
+    retry: RetryConfig,
+    logic: Arc<dyn RetryLogic>,
+    observer: Arc<dyn SendObserver>,
+    config: SendConfig,
+}
+
+impl std::fmt::Debug for Sender {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sender").field("config", &self.config).finish_non_exhaustive()
+    }
+}
+
+impl Sender {
+    /// A sender over `client`, drawing from `limiter`, reporting to `observer`.
+    pub fn new(
+        config: SendConfig,
+        client: HttpClient,
+        auth: Auth,
+        limiter: Arc<Limiter>,
+        observer: Arc<dyn SendObserver>,
+    ) -> Self {
+        let retry = config.retry.clone();
+        let logic: Arc<dyn RetryLogic> = Arc::new(retry.clone());
+        Self { client, auth, limiter, retry, logic, observer, config }
+    }
+
+    /// Replaces the retry classifier (the back-off settings stay those of the config).
+    pub fn with_retry_logic(mut self, logic: Arc<dyn RetryLogic>) -> Self {
+        self.logic = logic;
+        self
+    }
+
+    /// The send settings.
+    pub fn config(&self) -> &SendConfig {
+        &self.config
+    }
+
+    /// The limiter every attempt draws from.
+    pub fn limiter(&self) -> &Arc<Limiter> {
+        &self.limiter
+    }
+
+    /// Delivers one request, retrying as the policy says.
+    pub async fn deliver(&self, request: &BuiltRequest, key_header: &http::HeaderName) -> Delivery {
+        let bytes = request.body.len() as u64;
+        let max_attempts = self.retry.max_attempts.max(1);
+        let mut attempt = 0u32;
+        let mut refreshed_auth = false;
+        loop {
+            attempt += 1;
+            let limiter_wait = self.limiter.acquire(bytes).await;
+            let auth = match self.auth.header().await {
+                Ok(h) => h,
+                Err(e) => {
+                    // No credentials: retried like a connect error, without touching the partner.
+                    if attempt >= max_attempts {
+                        return Delivery::Failed(Failure { attempts: attempt, response: None, error: e.to_string() });
+                    }
+                    tokio::time::sleep(self.retry.backoff(attempt)).await;
+                    continue;
+                }
+            };
+            let used_auth = auth.as_ref().map(|(_, v)| v.clone());
+            let http_request = into_http(request, key_header, auth);
+            let started = Instant::now();
+            let result = self.client.execute(http_request, self.config.timeout).await;
+            self.observer.attempt(&AttemptReport {
+                attempt,
+                status: result.as_ref().ok().map(|r| r.status.as_u16()),
+                error: result.as_ref().err().map(|e| e.kind),
+                latency: started.elapsed(),
+                limiter_wait,
+                bytes,
+            });
+            let (verdict, response, error) = match result {
+                Ok(r) => (self.logic.classify_response(r.status, &r.headers), Some(r), None),
+                Err(e) => (self.logic.classify_error(e.kind), None, Some(e.message)),
+            };
+            match verdict {
+                Verdict::Success => {
+                    let status = response.map_or(200, |r| r.status.as_u16());
+                    return Delivery::Sent { status, attempts: attempt, bytes };
+                }
+                Verdict::Reject => {
+                    let is_401 = response.as_ref().is_some_and(|r| r.status == StatusCode::UNAUTHORIZED);
+                    if is_401 && !refreshed_auth && self.auth.unauthorized(used_auth.as_ref()) {
+                        // One immediate retry with a fresh token; it does not use up an attempt.
+                        refreshed_auth = true;
+                        attempt -= 1;
+                        continue;
+                    }
+                    return Delivery::Failed(failure(attempt, response, error));
+                }
+                Verdict::Retry { not_before } => {
+                    if let Some(r) = &response {
+                        self.report_throttle(r, not_before);
+                    }
+                    if attempt >= max_attempts {
+                        return Delivery::Failed(failure(attempt, response, error));
+                    }
+                    tokio::time::sleep(self.retry.backoff(attempt)).await;
+                }
+            }
+        }
+    }
+
+    fn report_throttle(&self, response: &Response, not_before: Option<SystemTime>) {
+        let status = response.status.as_u16();
+        if status != 429 && not_before.is_none() {
+            return;
+        }
+        if self.retry.respect_retry_after
+            && let Some(at) = not_before
+        {
+            let ahead = at.duration_since(SystemTime::now()).unwrap_or_default();
+            if !ahead.is_zero() {
+                self.limiter.pause_until(Instant::now() + ahead);
+            }
+        }
+        self.observer.throttled(Throttle { status, until: not_before });
+    }
+}
+
+fn failure(attempts: u32, response: Option<Response>, error: Option<String>) -> Failure {
+    let error = match (&response, error) {
+        (_, Some(e)) => e,
+        (Some(r), None) => format!("partner answered {}", r.status),
+        (None, None) => "unknown failure".to_owned(),
+    };
+    Failure { attempts, response, error }
+}
+
+fn into_http(
+    request: &BuiltRequest,
+    key_header: &http::HeaderName,
+    auth: Option<(http::HeaderName, HeaderValue)>,
+) -> Request<Full<bytes::Bytes>> {
+    let mut http_request = Request::new(Full::new(request.body.clone()));
+    *http_request.method_mut() = request.method.clone();
+    *http_request.uri_mut() = request.uri.clone();
+    let headers = http_request.headers_mut();
+    headers.clone_from(&request.headers);
+    if let Ok(key) = HeaderValue::from_str(&request.idempotency_key) {
+        headers.insert(key_header.clone(), key);
+    }
+    if let Some((name, value)) = auth {
+        headers.insert(name, value);
+    }
+    http_request
+}

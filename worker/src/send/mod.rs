@@ -1,0 +1,21 @@
+//! The send stack: a pooled HTTP client with TLS and auth, the retry classifier and back-off,
+//! one record's attempts through the shared limiter, and the per-shard loop with bounded
+//! in-flight requests.
+
+mod attempt;
+mod auth;
+mod client;
+mod config;
+mod observer;
+mod pipeline;
+mod retry;
+mod tls;
+
+pub use attempt::{Delivery, Failure, Sender};
+pub use auth::{Auth, AuthError, TokenSource};
+pub use client::{AttemptError, BODY_KEEP, ClientError, HttpClient, Response};
+pub use config::{AuthConfig, HttpVersion, OAuth2Config, SendConfig, TlsConfig};
+pub use observer::{AttemptReport, NoopObserver, SendObserver, Throttle, ThrottleSummary, ThrottleTracker};
+pub use pipeline::{DeliverError, ShardDelivery, ShardOutcome};
+pub use retry::{InvalidRetryOn, Jitter, RetryConfig, RetryLogic, RetryOn, TransportError, Verdict, retry_after};
+pub use tls::TlsError;

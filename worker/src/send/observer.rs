@@ -1,0 +1,82 @@
+//! What the send path tells the rest of the worker: every attempt (for metrics) and every
+//! throttle signal (for the coordinator, which cuts the Destination's rate and pauses it).
+
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime};
+
+use super::retry::TransportError;
+
+/// One finished attempt.
+#[derive(Debug, Clone)]
+pub struct AttemptReport {
+    /// 1 for a first attempt.
+    pub attempt: u32,
+    /// The response status, if a response arrived.
+    pub status: Option<u16>,
+    /// The transport error, if none did.
+    pub error: Option<TransportError>,
+    /// Time from sending to the end of the response.
+    pub latency: Duration,
+    /// Time spent waiting for the limiter before sending.
+    pub limiter_wait: Duration,
+    /// Request body bytes.
+    pub bytes: u64,
+}
+
+/// A partner's throttle signal: a 429, or a 503 carrying Retry-After.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Throttle {
+    pub status: u16,
+    /// The instant named by Retry-After / RateLimit-Reset, if any.
+    pub until: Option<SystemTime>,
+}
+
+/// Receives reports from every send task; must be cheap and must not block.
+pub trait SendObserver: Send + Sync {
+    /// An attempt finished.
+    fn attempt(&self, _report: &AttemptReport) {}
+    /// The partner throttled us.
+    fn throttled(&self, _throttle: Throttle) {}
+}
+
+/// An observer that ignores everything.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct NoopObserver;
+
+impl SendObserver for NoopObserver {}
+
+/// Collects throttle signals between two heartbeats.
+#[derive(Debug, Default)]
+pub struct ThrottleTracker {
+    count: AtomicU64,
+    latest_until: Mutex<Option<SystemTime>>,
+}
+
+/// Throttle signals since the last [`ThrottleTracker::take`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ThrottleSummary {
+    /// 429s (and 503s with Retry-After) seen.
+    pub count: u64,
+    /// The latest instant any of them named.
+    pub until: Option<SystemTime>,
+}
+
+impl ThrottleTracker {
+    /// Returns and clears what was collected.
+    pub fn take(&self) -> ThrottleSummary {
+        let count = self.count.swap(0, Ordering::AcqRel);
+        let until = self.latest_until.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
+        ThrottleSummary { count, until }
+    }
+}
+
+impl SendObserver for ThrottleTracker {
+    fn throttled(&self, throttle: Throttle) {
+        self.count.fetch_add(1, Ordering::AcqRel);
+        if let Some(until) = throttle.until {
+            let mut latest = self.latest_until.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            *latest = Some(latest.map_or(until, |l| l.max(until)));
+        }
+    }
+}

@@ -1,0 +1,127 @@
+//! Retries against the partner simulator: Retry-After pauses, 5xx back-off, dead letters.
+
+mod send_support;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use courier_e2e::sim::{InjectStatus, RateLimit, SimConfig, Simulator};
+use courier_worker::limiter::Limiter;
+use courier_worker::send::SendConfig;
+use send_support::*;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_429_with_retry_after_pauses_every_request_until_the_instant() {
+    let sim_config = SimConfig { rate_limit: Some(RateLimit { rate: 0.5, burst: 1 }), ..SimConfig::default() };
+    let sim = Simulator::start("127.0.0.1:0", sim_config).await.expect("simulator");
+    let recorder = Arc::new(Recorder::default());
+    let config = SendConfig { max_in_flight: 2, retry: quick_retry(10), ..SendConfig::default() };
+    let delivery = sender(&sim.url(), "retry-after", config, Limiter::unlimited(), recorder.clone());
+
+    let run = deliver(&delivery, records("file:///data/ra.jsonl", 3)).await;
+
+    assert_eq!(run.checkpoint.counters.sent, 3);
+    let throttles = recorder.throttles.lock().expect("lock").clone();
+    assert!(!throttles.is_empty(), "the partner throttled");
+    let attempts = recorder.attempts.lock().expect("lock").clone();
+    for (seen, until) in &throttles {
+        let until = until.expect("the simulator names a Retry-After");
+        // 5 ms of slack for mapping the wall-clock instant onto the monotonic clock.
+        let pause_end = until - Duration::from_millis(5);
+        assert!(pause_end > *seen + Duration::from_millis(900), "Retry-After names a second or more");
+        for (started, status) in &attempts {
+            assert!(
+                !(*started > *seen && *started < pause_end),
+                "an attempt ({status:?}) started during a Retry-After pause"
+            );
+        }
+    }
+    let stats = sim.stats();
+    assert_eq!(stats.accepted, 3);
+    assert_eq!(stats.duplicates, 0);
+    assert!(stats.rejected.rate_limited <= throttles.len() as u64);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn persistent_5xx_is_retried_then_dead_lettered_after_max_attempts() {
+    let sim_config = SimConfig { error_rate: 1.0, error_status: 503, ..SimConfig::default() };
+    let sim = Simulator::start("127.0.0.1:0", sim_config).await.expect("simulator");
+    let config = SendConfig { max_in_flight: 4, retry: quick_retry(3), ..SendConfig::default() };
+    let delivery = sender(&sim.url(), "5xx", config, Limiter::unlimited(), Arc::new(Recorder::default()));
+
+    let run = deliver(&delivery, records("file:///data/5xx.jsonl", 4)).await;
+
+    assert_eq!(run.checkpoint.counters.dead_lettered, 4);
+    assert_eq!(run.checkpoint.counters.retried, 8);
+    assert_eq!(sim.stats().rejected.injected_5xx, 12, "three attempts per record");
+    for dl in &run.dead_letters {
+        assert_eq!(dl["status"], 503);
+        assert_eq!(dl["attempts"], 3);
+        assert_eq!(dl["body"], r#"{"error":"unavailable"}"#);
+        assert_eq!(dl["headers"]["content-type"], "application/json");
+        assert!(dl["idempotencyKey"].as_str().is_some_and(|k| k.len() == 32));
+        assert_eq!(dl["record"]["name"].as_str().map(|s| s.starts_with("user-")), Some(true));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn intermittent_5xx_ends_with_every_record_sent_once_or_dead_lettered() {
+    let sim_config = SimConfig { error_rate: 0.3, seed: Some(11), ..SimConfig::default() };
+    let sim = Simulator::start("127.0.0.1:0", sim_config).await.expect("simulator");
+    let config = SendConfig { max_in_flight: 8, retry: quick_retry(4), ..SendConfig::default() };
+    let delivery = sender(&sim.url(), "flaky", config, Limiter::unlimited(), Arc::new(Recorder::default()));
+
+    let run = deliver(&delivery, records("file:///data/flaky.jsonl", 300)).await;
+
+    let c = run.checkpoint.counters;
+    assert!(c.retried > 0, "some attempts failed and were retried");
+    assert_eq!(sim.stats().accepted, c.sent);
+    assert_eq!(sim.stats().duplicates, 0);
+    assert!(run.dead_letters.iter().all(|dl| dl["attempts"] == 4));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_400_is_dead_lettered_at_once_with_the_partners_body() {
+    let body = r#"{"error":"invalid_email","field":"email"}"#;
+    let sim_config = SimConfig {
+        inject_status: Some(InjectStatus { fraction: 1.0, status: 400, body: body.to_owned() }),
+        ..SimConfig::default()
+    };
+    let sim = Simulator::start("127.0.0.1:0", sim_config).await.expect("simulator");
+    let config = SendConfig { retry: quick_retry(5), ..SendConfig::default() };
+    let delivery = sender(&sim.url(), "bad", config, Limiter::unlimited(), Arc::new(Recorder::default()));
+
+    let run = deliver(&delivery, records("file:///data/bad.jsonl", 5)).await;
+
+    assert_eq!(run.checkpoint.counters.dead_lettered, 5);
+    assert_eq!(run.checkpoint.counters.retried, 0);
+    assert_eq!(sim.stats().rejected.injected_status, 5, "one attempt each");
+    let mut offsets: Vec<u64> = run.dead_letters.iter().map(|dl| dl["offset"].as_u64().expect("offset")).collect();
+    offsets.sort_unstable();
+    assert_eq!(offsets, [0, 300, 600, 900, 1200]);
+    for dl in &run.dead_letters {
+        assert_eq!(dl["status"], 400);
+        assert_eq!(dl["attempts"], 1);
+        assert_eq!(dl["body"], body);
+        assert_eq!(dl["file"], "file:///data/bad.jsonl");
+        assert!(dl["error"].as_str().is_some_and(|e| e.contains("400")));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_connection_is_retried_then_dead_lettered_with_the_error() {
+    // A port that was free a moment ago and has no listener now.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
+    let config = SendConfig { retry: quick_retry(2), ..SendConfig::default() };
+    let url = format!("http://127.0.0.1:{port}");
+    let delivery = sender(&url, "refused", config, Limiter::unlimited(), Arc::new(Recorder::default()));
+
+    let run = deliver(&delivery, records("file:///data/refused.jsonl", 2)).await;
+
+    assert_eq!(run.checkpoint.counters.dead_lettered, 2);
+    for dl in &run.dead_letters {
+        assert_eq!(dl["attempts"], 2);
+        assert!(dl["status"].is_null());
+        assert!(!dl["error"].as_str().unwrap_or_default().is_empty());
+    }
+}
