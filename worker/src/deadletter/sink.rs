@@ -168,7 +168,7 @@ impl DeadLetterSink for HdfsSink {
 #[derive(Debug)]
 pub enum AnySink {
     File(FileSink),
-    Hdfs(HdfsSink),
+    Hdfs(Box<HdfsSink>),
 }
 
 impl AnySink {
@@ -178,7 +178,7 @@ impl AnySink {
         if let Some(path) = url.strip_prefix("file://") {
             Ok(Self::File(FileSink::new(path)))
         } else if url.starts_with("hdfs://") {
-            Ok(Self::Hdfs(HdfsSink::from_url(&url)?))
+            Ok(Self::Hdfs(Box::new(HdfsSink::from_url(&url)?)))
         } else {
             Err(DeadLetterError::Scheme(dir_url.to_owned()))
         }

@@ -76,7 +76,8 @@ fn a_429_with_retry_after_names_the_instant() {
 fn retry_after_reads_seconds_dates_and_ratelimit_headers() {
     let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
     let date = httpdate::fmt_http_date(now + Duration::from_secs(7));
-    let cases: Vec<(Vec<(&'static str, &str)>, Option<u64>)> = vec![
+    type Case<'a> = (Vec<(&'static str, &'a str)>, Option<u64>);
+    let cases: Vec<Case<'_>> = vec![
         (vec![("retry-after", "5")], Some(5)),
         (vec![("retry-after", &date)], Some(7)),
         (vec![("ratelimit-reset", "4")], Some(4)),
