@@ -1,3 +1,5 @@
 #![forbid(unsafe_code)]
 pub mod sim;
+pub mod fixtures;
+pub mod minidfs;
 pub mod node;
