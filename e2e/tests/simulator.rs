@@ -118,6 +118,8 @@ async fn a_burst_of_twenty_against_rate_50_burst_5_gets_exactly_5_accepted_and_1
 async fn a_client_pacing_just_under_the_limit_never_sees_a_429() {
     let (_sim, client) = start(limited(50.0, 5)).await;
     let mut pace = tokio::time::interval(Duration::from_secs_f64(1.0 / 45.0));
+    // After a stall, keep the pace instead of catching up in a burst.
+    pace.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     for _ in 0..70 {
         pace.tick().await;
         let answer = client.post("/records", &[]).await;
@@ -128,7 +130,9 @@ async fn a_client_pacing_just_under_the_limit_never_sees_a_429() {
 
 #[tokio::test]
 async fn an_overeager_client_gets_burst_plus_rate_times_elapsed_within_two_percent() {
-    let (sim, client) = start(limited(100.0, 5)).await;
+    // A deep bucket (half a second of tokens) so that a client stalled by a busy
+    // machine loses no allowance: what is measured is the limiter, not the client.
+    let (sim, client) = start(limited(100.0, 50)).await;
     let started = Instant::now();
     let mut senders = JoinSet::new();
     for _ in 0..4 {
@@ -143,11 +147,25 @@ async fn an_overeager_client_gets_burst_plus_rate_times_elapsed_within_two_perce
     senders.join_all().await;
     let elapsed = started.elapsed().as_secs_f64();
     let stats = sim.stats();
-    let allowed = 5.0 + 100.0 * elapsed;
+    let allowed = 50.0 + 100.0 * elapsed;
     let accepted = stats.accepted as f64;
     assert!(stats.rejected.rate_limited > 0, "the client must have been faster than the limit");
     assert!(accepted <= allowed + 1.0, "accepted {accepted} exceeds the allowance {allowed:.1}");
     assert!(accepted >= allowed * 0.98, "accepted {accepted} is more than 2% under the allowance {allowed:.1}");
+}
+
+#[tokio::test]
+async fn an_exhausted_daily_quota_answers_429_until_the_next_utc_day() {
+    let (sim, client) = start(SimConfig { daily_quota: Some(3), ..SimConfig::default() }).await;
+    for _ in 0..3 {
+        assert_eq!(client.post("/records", &[]).await.status, StatusCode::OK);
+    }
+    let refused = client.post("/records", &[]).await;
+    assert_eq!(refused.status, StatusCode::TOO_MANY_REQUESTS);
+    let retry_after: u64 = refused.header("retry-after").and_then(|v| v.parse().ok()).expect("Retry-After seconds");
+    assert!((1..=86_400).contains(&retry_after));
+    assert_eq!(refused.header("ratelimit-limit"), Some("3"));
+    assert_eq!(sim.stats().rejected.quota, 1);
 }
 
 #[tokio::test]

@@ -20,6 +20,8 @@ pub enum Decision {
     RateLimited(Headers),
     /// The key's daily quota is used up; retry at the next UTC midnight.
     QuotaExhausted {
+        /// The daily quota.
+        quota: u64,
         /// Seconds to the day boundary.
         retry_after: u64,
     },
@@ -102,7 +104,7 @@ impl Limiter {
         if let Some(quota) = self.daily_quota
             && state.used_today >= quota
         {
-            return Decision::QuotaExhausted { retry_after: ((today + 1) * DAY_SECS - unix).max(1) };
+            return Decision::QuotaExhausted { quota, retry_after: ((today + 1) * DAY_SECS - unix).max(1) };
         }
         state.used_today += 1;
         let Some(limit) = self.rate_limit else {
@@ -154,7 +156,10 @@ mod tests {
         assert!(matches!(limiter.check("k"), Decision::Allowed(None)));
         assert!(matches!(limiter.check("k"), Decision::Allowed(None)));
         match limiter.check("k") {
-            Decision::QuotaExhausted { retry_after } => assert!((1..=DAY_SECS).contains(&retry_after)),
+            Decision::QuotaExhausted { quota, retry_after } => {
+                assert_eq!(quota, 2);
+                assert!((1..=DAY_SECS).contains(&retry_after));
+            }
             other => panic!("expected quota exhaustion, got {other:?}"),
         }
     }

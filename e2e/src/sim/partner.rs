@@ -63,11 +63,15 @@ pub async fn handle(shared: &Shared, request: Request<Incoming>) -> Result<Respo
             add_limit_headers(&mut response, limits, true);
             return Ok(response);
         }
-        Decision::QuotaExhausted { retry_after } => {
+        Decision::QuotaExhausted { quota, retry_after } => {
             drain(body).await?;
             shared.stats.count(Outcome::Quota);
             let mut response = json(StatusCode::TOO_MANY_REQUESTS, Bytes::from_static(QUOTA_BODY));
-            response.headers_mut().insert(RETRY_AFTER, HeaderValue::from(retry_after));
+            let headers = response.headers_mut();
+            headers.insert(RETRY_AFTER, HeaderValue::from(retry_after));
+            headers.insert(RATELIMIT_LIMIT.clone(), HeaderValue::from(quota));
+            headers.insert(RATELIMIT_REMAINING.clone(), HeaderValue::from(0u32));
+            headers.insert(RATELIMIT_RESET.clone(), HeaderValue::from(retry_after));
             return Ok(response);
         }
     };
