@@ -11,6 +11,15 @@ use hdfs_native::{Client, ClientBuilder, HdfsError};
 use super::walk::Entry;
 use super::{ByteStream, SourceError};
 
+/// Settings the worker applies unless told otherwise: give up on an unreachable namenode after
+/// about 8 s (4 attempts, 0.5 s doubling to 4 s) instead of Hadoop's minutes, so a shard fails
+/// well within a lease and is granted again later.
+pub const DEFAULT_CONFIG: &[(&str, &str)] = &[
+    ("dfs.client.failover.max.attempts", "4"),
+    ("dfs.client.failover.sleep.base.millis", "500"),
+    ("dfs.client.failover.sleep.max.millis", "4000"),
+];
+
 /// A client of one HDFS filesystem.
 #[derive(Clone)]
 pub struct HdfsSource {
@@ -29,10 +38,21 @@ impl std::fmt::Debug for HdfsSource {
 
 impl HdfsSource {
     /// A client for `scheme://authority`. Connects lazily.
-    pub fn connect(scheme: &str, authority: &str) -> Result<HdfsSource, SourceError> {
+    ///
+    /// `config` overrides Hadoop settings (after `HADOOP_CONF_DIR` and [`DEFAULT_CONFIG`]).
+    pub fn connect(
+        scheme: &str,
+        authority: &str,
+        config: &[(String, String)],
+    ) -> Result<HdfsSource, SourceError> {
         let base = format!("{scheme}://{authority}");
+        let settings = DEFAULT_CONFIG
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .chain(config.iter().cloned());
         let client = ClientBuilder::new()
             .with_url(base.clone())
+            .with_config(settings)
             .build()
             .map_err(|e| SourceError::InvalidUrl {
                 url: base,

@@ -105,6 +105,15 @@ impl Source {
     /// The source serving `url` (`file://…` or `hdfs://host:port/…` / `hdfs://nameservice/…`).
     /// HDFS clients connect lazily: an unreachable namenode shows up on the first call.
     pub fn for_url(url: &str) -> Result<Source, SourceError> {
+        Source::for_url_with_config(url, &[])
+    }
+
+    /// [`Source::for_url`] with Hadoop settings for HDFS (e.g. `dfs.client.failover.max.attempts`);
+    /// ignored for `file://`.
+    pub fn for_url_with_config(
+        url: &str,
+        hadoop_config: &[(String, String)],
+    ) -> Result<Source, SourceError> {
         let parsed = parse_url(url)?;
         match parsed.scheme {
             "file" => {
@@ -119,6 +128,7 @@ impl Source {
             "hdfs" | "viewfs" => Ok(Source::Hdfs(hdfs::HdfsSource::connect(
                 parsed.scheme,
                 parsed.authority,
+                hadoop_config,
             )?)),
             other => Err(SourceError::InvalidUrl {
                 url: url.to_owned(),
