@@ -11,3 +11,4 @@ pub mod ack;
 pub mod limiter;
 pub mod send;
 pub mod deadletter;
+pub mod protocol;

@@ -1,0 +1,252 @@
+//! The coordination protocol between workers and the operator (DESIGN §3), as JSON over HTTP.
+//!
+//! A worker calls `POST /v1/heartbeat` on the leading operator about once a second with a
+//! [`HeartbeatRequest`], authenticated by its projected service-account token
+//! (`Authorization: Bearer …`). The answer, a [`HeartbeatResponse`], carries its rate share, a
+//! Destination-wide pause, the fate of its leases and new leases. These types are the wire
+//! contract: both sides use them, nothing else defines it.
+//!
+//! Progress is reported as *cumulative* counters per lease (not deltas), so a lost or repeated
+//! heartbeat can neither lose nor double-count anything: the coordinator keeps the highest
+//! values it has seen for each lease.
+
+use courier_api::datum::DatumSpec;
+use courier_api::destination::DestinationSpec;
+use serde::{Deserialize, Serialize};
+
+use crate::shard::ShardSpec;
+
+/// Path of the heartbeat endpoint.
+pub const HEARTBEAT_PATH: &str = "/v1/heartbeat";
+
+/// Identifies one lease: one attempt of one shard of one package.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LeaseKey {
+    pub namespace: String,
+    pub package: String,
+    /// The package's uid: a re-created package with the same name is another package.
+    pub package_uid: String,
+    /// Shard id (index in the package's plan).
+    pub shard: u32,
+    /// Package attempt (a new `retryNonce` starts a new one).
+    pub package_attempt: u32,
+    /// Lease generation of this shard: increases every time the shard is leased again, so a
+    /// report from an expired lease is recognised and ignored.
+    pub lease_epoch: u64,
+}
+
+/// Counters of one lease since it was granted, cumulative.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LeaseCounters {
+    pub read: u64,
+    pub sent: u64,
+    pub failed: u64,
+    pub malformed: u64,
+    pub dead_lettered: u64,
+    pub retried: u64,
+    /// Bytes of records acknowledged.
+    pub bytes: u64,
+}
+
+/// A failure answer seen while delivering, for `status.failureReasons`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FailureSample {
+    /// HTTP status (`"400"`) or error class (`"timeout"`, `"connect"`, `"malformed"`).
+    pub code: String,
+    /// Records that ended with it under this lease, cumulative.
+    pub count: u64,
+    /// Start of a response body or error message.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sample: Option<String>,
+}
+
+/// Where a leased shard stands.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LeaseReport {
+    pub key: LeaseKey,
+    /// Low watermark: every record before this position is acknowledged (sent or
+    /// dead-lettered). A new lease of this shard resumes here.
+    pub checkpoint: u64,
+    pub counters: LeaseCounters,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub failures: Vec<FailureSample>,
+    /// Every record of the shard is acknowledged; the lease is given back.
+    #[serde(default)]
+    pub done: bool,
+    /// The shard failed as a whole (unreadable file, …); the lease is given back and the
+    /// coordinator retries the shard up to the package's backoffLimit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// What the partner said about our rate since the last heartbeat.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ThrottleReport {
+    /// 429 answers received since the last heartbeat.
+    pub too_many_requests: u64,
+    /// The latest instant a `Retry-After`/`RateLimit-Reset` asked us to wait until (Unix ms).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_after_until_unix_ms: Option<u64>,
+}
+
+/// Throughput and latency figures the autoscaler uses.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WorkerStats {
+    /// Requests completed per second, recent average.
+    pub requests_per_second: u64,
+    /// Median and 99th percentile latency in microseconds, recent.
+    pub latency_p50_micros: u64,
+    pub latency_p99_micros: u64,
+    /// Requests in flight now, and the most allowed.
+    pub in_flight: u32,
+    pub max_in_flight: u32,
+    /// Share of the last interval spent waiting for the limiter, in per mille (1000 = always).
+    pub limiter_wait_permille: u32,
+    /// Share of the last interval the CPU was busy, in per mille (of one core).
+    pub cpu_permille: u32,
+}
+
+/// `POST /v1/heartbeat` body.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HeartbeatRequest {
+    /// The worker's pod name (`POD_NAME`).
+    pub worker: String,
+    pub namespace: String,
+    /// Destination whose worker this is.
+    pub destination: String,
+    /// Destination generation of the config the worker has, 0 for none.
+    pub destination_generation: i64,
+    /// The rate share the worker enforces right now (requests/s), as last applied. The
+    /// coordinator counts `max(granted, applied)` against the limit until the two agree.
+    pub applied_share: u32,
+    /// Requests/s the worker could use (0 when idle). Shares are divided in proportion to it.
+    pub demand: u32,
+    /// How many more shards the worker would take now.
+    pub free_slots: u32,
+    /// Stop granting leases: the worker is shutting down.
+    #[serde(default)]
+    pub draining: bool,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub leases: Vec<LeaseReport>,
+    #[serde(default)]
+    pub throttle: ThrottleReport,
+    #[serde(default)]
+    pub stats: WorkerStats,
+}
+
+/// A worker's part of its Destination's rate limit.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RateShare {
+    pub requests_per_second: u32,
+    pub burst: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bytes_per_second: Option<u64>,
+    /// Requests per day left to this worker, when the Destination has a daily quota.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requests_today: Option<u64>,
+    /// Most requests in flight for this worker.
+    pub max_in_flight: u32,
+}
+
+/// The Destination as the worker needs it (secrets are not in here: they reach the worker as
+/// environment variables from the Secrets the Destination names).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DestinationConfig {
+    pub generation: i64,
+    pub spec: DestinationSpec,
+}
+
+/// A shard leased to the worker.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ShardLease {
+    pub key: LeaseKey,
+    pub shard: ShardSpec,
+    /// Resume position: records before it are already acknowledged.
+    pub checkpoint: u64,
+    /// Counters already reported by earlier leases of this shard (so the worker's cumulative
+    /// counters continue from them).
+    pub counters: LeaseCounters,
+    /// The Datum of the package (format and request templates).
+    pub datum: DatumSpec,
+    /// Where dead letters of this package go (a directory URL).
+    pub dead_letter_path: String,
+    /// Only these record offsets are sent (retryScope FailedRecords re-sends); empty = all.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub only_offsets: Vec<u64>,
+}
+
+/// Answer to a heartbeat.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HeartbeatResponse {
+    pub share: RateShare,
+    /// Send nothing before this instant (Unix ms): the partner asked the Destination to pause.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pause_until_unix_ms: Option<u64>,
+    /// Present when the worker's `destinationGeneration` is out of date.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub destination: Option<DestinationConfig>,
+    /// Leases the worker must stop at once (expired, pre-empted, package suspended or deleted).
+    /// It reports their final checkpoint in the next heartbeat and forgets them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub revoked: Vec<LeaseKey>,
+    /// New leases.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub granted: Vec<ShardLease>,
+    /// Heartbeat again after this many milliseconds.
+    pub heartbeat_interval_ms: u32,
+    /// A lease not renewed by a heartbeat within this many milliseconds expires; a worker that
+    /// cannot reach the coordinator for this long stops taking new records.
+    pub lease_ttl_ms: u32,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_heartbeat_round_trips_through_json_with_camel_case_fields() {
+        let req = HeartbeatRequest {
+            worker: "w-1".into(),
+            namespace: "ns".into(),
+            destination: "partner".into(),
+            destination_generation: 3,
+            applied_share: 100,
+            demand: 250,
+            free_slots: 2,
+            draining: false,
+            leases: vec![LeaseReport {
+                key: LeaseKey {
+                    namespace: "ns".into(),
+                    package: "p".into(),
+                    package_uid: "u".into(),
+                    shard: 7,
+                    package_attempt: 1,
+                    lease_epoch: 2,
+                },
+                checkpoint: 4096,
+                counters: LeaseCounters { read: 10, sent: 9, dead_lettered: 1, failed: 1, ..Default::default() },
+                failures: vec![],
+                done: false,
+                error: None,
+            }],
+            throttle: ThrottleReport::default(),
+            stats: WorkerStats::default(),
+        };
+        let json = serde_json::to_value(&req).expect("serializes");
+        assert_eq!(json["appliedShare"], 100);
+        assert_eq!(json["leases"][0]["key"]["leaseEpoch"], 2);
+        let back: HeartbeatRequest = serde_json::from_value(json).expect("deserializes");
+        assert_eq!(back, req);
+    }
+}
