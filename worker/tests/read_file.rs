@@ -34,10 +34,7 @@ fn lines_of(out: &Outcome) -> Vec<(u64, String)> {
 }
 
 fn range(url: &str, start: u64, end: u64) -> ShardSpec {
-    ShardSpec {
-        url: url.to_owned(),
-        kind: ShardKind::ByteRange { start, end },
-    }
+    ShardSpec { url: url.to_owned(), kind: ShardKind::ByteRange { start, end } }
 }
 
 #[tokio::test]
@@ -102,7 +99,8 @@ async fn malformed_json_lines_are_reported_and_reading_goes_on() {
     let dir = tempfile::tempdir().expect("tempdir");
     let url = write(dir.path(), "m.jsonl", b"{\"ok\":1}\n{\"broken\":\n[1]\n{\"ok\":2}\n");
     let source = Source::for_url(&url).expect("file source");
-    let out = read_one(&source, ShardSpec { url, kind: ShardKind::Whole }, &FormatSpec::new(FormatKind::JsonLines)).await;
+    let out =
+        read_one(&source, ShardSpec { url, kind: ShardKind::Whole }, &FormatSpec::new(FormatKind::JsonLines)).await;
     assert!(out.error.is_none());
     assert_eq!(out.records.len(), 2);
     let reasons: Vec<(u64, &str)> = out.malformed.iter().map(|m| (m.offset, m.reason.as_str())).collect();
@@ -147,7 +145,12 @@ async fn a_truncated_gzip_file_fails_its_shard_with_a_clear_message() {
     let gz = set.file("users.jsonl.gz").expect("gzip fixture");
     let url = write(dir.path(), "cut.jsonl.gz", &gz.bytes[..gz.bytes.len() / 2]);
     let source = Source::for_url(&url).expect("file source");
-    let out = read_one(&source, ShardSpec { url: url.clone(), kind: ShardKind::Whole }, &FormatSpec::new(FormatKind::JsonLines)).await;
+    let out = read_one(
+        &source,
+        ShardSpec { url: url.clone(), kind: ShardKind::Whole },
+        &FormatSpec::new(FormatKind::JsonLines),
+    )
+    .await;
     let err = out.error.expect("truncated gzip must fail");
     assert!(matches!(err, ShardError::Unreadable { .. }), "{err:?}");
     assert!(err.to_string().contains("cut.jsonl.gz") && err.to_string().contains("Gzip"), "{err}");
@@ -176,7 +179,9 @@ async fn a_byte_range_of_a_compressed_file_is_refused() {
     let dir = tempfile::tempdir().expect("tempdir");
     let url = write(dir.path(), "a.csv.zst", b"whatever");
     let source = Source::for_url(&url).expect("file source");
-    let out = read_one(&source, range(&url, 0, 4), &FormatSpec::new(FormatKind::Csv).with_compression(Compression::Auto)).await;
+    let out =
+        read_one(&source, range(&url, 0, 4), &FormatSpec::new(FormatKind::Csv).with_compression(Compression::Auto))
+            .await;
     assert!(matches!(out.error, Some(ShardError::Mismatch { .. })), "{:?}", out.error);
 }
 
@@ -185,7 +190,12 @@ async fn a_missing_file_is_not_found_with_its_path() {
     let dir = tempfile::tempdir().expect("tempdir");
     let url = url_of(&dir.path().join("nope.jsonl"));
     let source = Source::for_url(&url).expect("file source");
-    let out = read_one(&source, ShardSpec { url: url.clone(), kind: ShardKind::Whole }, &FormatSpec::new(FormatKind::JsonLines)).await;
+    let out = read_one(
+        &source,
+        ShardSpec { url: url.clone(), kind: ShardKind::Whole },
+        &FormatSpec::new(FormatKind::JsonLines),
+    )
+    .await;
     match out.error {
         Some(ShardError::Source(SourceError::NotFound { path })) => assert_eq!(path, url),
         other => panic!("expected NotFound, got {other:?}"),
@@ -216,10 +226,7 @@ async fn globs_list_matching_files_with_sizes_and_skip_hidden_ones() {
         async move { source.list(&pattern).await }
     };
     let names = |files: Vec<FileInfo>| -> Vec<(String, u64)> {
-        files
-            .into_iter()
-            .map(|f| (f.url.trim_start_matches(&base).to_owned(), f.size))
-            .collect()
+        files.into_iter().map(|f| (f.url.trim_start_matches(&base).to_owned(), f.size)).collect()
     };
     assert_eq!(
         names(list("2026-11-2[45]/*.jsonl.gz").await.expect("matches")),
@@ -275,10 +282,7 @@ fn csv_file() -> impl Strategy<Value = Vec<u8>> {
 
 /// Reads the file whole and as shards cut at `cuts`; both must give the same items, once each.
 fn assert_shards_partition(content: Vec<u8>, mut cuts: Vec<u64>, spec: FormatSpec, name: &str) {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
     runtime.block_on(async {
         let dir = tempfile::tempdir().expect("tempdir");
         let url = write(dir.path(), name, &content);

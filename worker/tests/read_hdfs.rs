@@ -21,9 +21,7 @@ const BLOCK_SIZE: u64 = 16 * 1024;
 
 /// A running MiniDFS, a fresh directory in it and a Source for it.
 async fn setup(test: &str) -> (MiniDfs, String, Source) {
-    let dfs = MiniDfs::ensure_running()
-        .await
-        .expect("MiniDFS must be running (e2e/minidfs/minidfs.sh start)");
+    let dfs = MiniDfs::ensure_running().await.expect("MiniDFS must be running (e2e/minidfs/minidfs.sh start)");
     let client = dfs.client().expect("hdfs client");
     let dir = dfs.unique_dir(&client, test).await.expect("test directory");
     let source = Source::for_url(dfs.namenode_url()).expect("hdfs source");
@@ -35,9 +33,7 @@ async fn every_format_and_compression_reads_back_from_hdfs_through_several_shard
     let (dfs, dir, source) = setup("read-formats").await;
     let client = dfs.client().expect("hdfs client");
     let set = FixtureSet::standard(RECORDS).expect("fixtures");
-    set.write_hdfs_with(&client, &dir, WriteOptions::default().block_size(BLOCK_SIZE))
-        .await
-        .expect("write fixtures");
+    set.write_hdfs_with(&client, &dir, WriteOptions::default().block_size(BLOCK_SIZE)).await.expect("write fixtures");
     let base = dfs.namenode_url().trim_end_matches('/').to_owned();
 
     let listed = source.list(&format!("{base}{dir}/users*")).await.expect("glob matches");
@@ -59,17 +55,11 @@ async fn hdfs_globs_expand_across_directories() {
         set.write_hdfs(&client, &format!("{dir}/{day}")).await.expect("write fixtures");
     }
     let base = dfs.namenode_url().trim_end_matches('/').to_owned();
-    let listed = source
-        .list(&format!("{base}{dir}/2026-11-2[45]/*.jsonl.gz"))
-        .await
-        .expect("glob matches");
+    let listed = source.list(&format!("{base}{dir}/2026-11-2[45]/*.jsonl.gz")).await.expect("glob matches");
     let urls: Vec<String> = listed.into_iter().map(|f| f.url).collect();
     assert_eq!(
         urls,
-        vec![
-            format!("{base}{dir}/2026-11-24/users.jsonl.gz"),
-            format!("{base}{dir}/2026-11-25/users.jsonl.gz"),
-        ]
+        vec![format!("{base}{dir}/2026-11-24/users.jsonl.gz"), format!("{base}{dir}/2026-11-25/users.jsonl.gz"),]
     );
     let everything = source.list(&format!("{base}{dir}")).await.expect("directory");
     assert_eq!(everything.len(), 3 * set.files.len());
@@ -105,13 +95,10 @@ async fn an_unreachable_namenode_is_reported_with_its_address() {
         ("dfs.client.failover.sleep.base.millis".to_owned(), "10".to_owned()),
     ];
     let source = Source::for_url_with_config("hdfs://127.0.0.1:1/", &config).expect("client builds lazily");
-    let err = tokio::time::timeout(
-        std::time::Duration::from_secs(60),
-        source.list("hdfs://127.0.0.1:1/data/*.jsonl"),
-    )
-    .await
-    .expect("fails within a minute")
-    .expect_err("nothing listens on port 1");
+    let err = tokio::time::timeout(std::time::Duration::from_secs(60), source.list("hdfs://127.0.0.1:1/data/*.jsonl"))
+        .await
+        .expect("fails within a minute")
+        .expect_err("nothing listens on port 1");
     match err {
         SourceError::Unreachable { address, .. } => assert_eq!(address, "127.0.0.1:1"),
         other => panic!("expected Unreachable, got {other:?}"),

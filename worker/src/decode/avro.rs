@@ -114,12 +114,7 @@ pub fn read_header(r: &mut StreamRead) -> io::Result<Header> {
         "zstandard" => Codec::Zstandard(ZstandardSettings::default()),
         other => return Err(invalid(format!("unsupported codec {other:?}"))),
     };
-    Ok(Header {
-        schema,
-        codec,
-        sync,
-        end: r.position(),
-    })
+    Ok(Header { schema, codec, sync, end: r.position() })
 }
 
 /// Advances `r` to just after the next occurrence of `sync`; false if there is none.
@@ -200,9 +195,15 @@ pub(crate) fn read_shard(
         if marker != header.sync {
             return Err(ShardError::unreadable(url, format!("{context}: sync marker mismatch")));
         }
-        let count = u64::try_from(count).map_err(|_| ShardError::unreadable(url, format!("{context}: negative record count")))?;
+        let count = u64::try_from(count)
+            .map_err(|_| ShardError::unreadable(url, format!("{context}: negative record count")))?;
         if count > MAX_RECORDS_PER_BLOCK {
-            return Err(ShardError::unreadable(url, format!("block at offset {block_start} holds {count} records; at most {MAX_RECORDS_PER_BLOCK} are supported")));
+            return Err(ShardError::unreadable(
+                url,
+                format!(
+                    "block at offset {block_start} holds {count} records; at most {MAX_RECORDS_PER_BLOCK} are supported"
+                ),
+            ));
         }
         if block_start >= 1 << 48 {
             return Err(ShardError::unreadable(url, "Avro files over 256 TiB are not supported"));

@@ -19,12 +19,7 @@ impl CsvDecoder {
     /// A decoder producing objects keyed by `names`; with no names, each line's columns are
     /// called `col1`, `col2`, … and any column count is accepted.
     pub fn new(names: Vec<String>, delimiter: u8, quoting: bool) -> Self {
-        CsvDecoder {
-            names,
-            delimiter,
-            quoting,
-            fields: Vec::new(),
-        }
+        CsvDecoder { names, delimiter, quoting, fields: Vec::new() }
     }
 
     /// The column names.
@@ -49,11 +44,7 @@ impl CsvDecoder {
             return Ok(object);
         }
         if self.fields.len() != self.names.len() {
-            return Err(format!(
-                "expected {} fields, found {}",
-                self.names.len(),
-                self.fields.len()
-            ));
+            return Err(format!("expected {} fields, found {}", self.names.len(), self.fields.len()));
         }
         for (name, value) in self.names.iter().zip(self.fields.drain(..)) {
             object.insert(name.clone(), Value::String(value));
@@ -92,10 +83,7 @@ fn split_line(line: &[u8], delimiter: u8, quoting: bool, out: &mut Vec<String>) 
                 None => return Ok(()),
                 Some(b) if *b == delimiter => i = j + 1,
                 Some(_) => {
-                    return Err(format!(
-                        "unexpected character after closing quote at column {}",
-                        out.len()
-                    ));
+                    return Err(format!("unexpected character after closing quote at column {}", out.len()));
                 }
             }
         } else {
@@ -154,10 +142,7 @@ mod tests {
 
     #[test]
     fn tsv_splits_on_every_tab_and_keeps_quotes() {
-        assert_eq!(
-            split("a\t\"b\t\tc", b'\t', false),
-            Ok(strings(&["a", "\"b", "", "c"]))
-        );
+        assert_eq!(split("a\t\"b\t\tc", b'\t', false), Ok(strings(&["a", "\"b", "", "c"])));
     }
 
     #[test]

@@ -10,27 +10,18 @@ pub fn check_object(line: &[u8]) -> Result<(), String> {
     match line.iter().find(|b| !b.is_ascii_whitespace()) {
         Some(b'{') => {}
         Some(other) => {
-            return Err(format!(
-                "not a JSON object: line starts with {:?}",
-                char::from(*other)
-            ));
+            return Err(format!("not a JSON object: line starts with {:?}", char::from(*other)));
         }
         None => return Err("blank line".to_owned()),
     }
     // serde_json does not check UTF-8 inside strings it skips: check the whole line first.
     let text = std::str::from_utf8(line).map_err(|e| format!("invalid UTF-8: {e}"))?;
-    serde_json::from_str::<IgnoredAny>(text)
-        .map(|_| ())
-        .map_err(|e| format!("invalid JSON: {e}"))
+    serde_json::from_str::<IgnoredAny>(text).map(|_| ()).map_err(|e| format!("invalid JSON: {e}"))
 }
 
 /// Drops a UTF-8 byte-order mark (only ever at the start of a file).
 pub fn strip_bom(line: Bytes) -> Bytes {
-    if line.starts_with(b"\xEF\xBB\xBF") {
-        line.slice(3..)
-    } else {
-        line
-    }
+    if line.starts_with(b"\xEF\xBB\xBF") { line.slice(3..) } else { line }
 }
 
 #[cfg(test)]

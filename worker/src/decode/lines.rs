@@ -34,13 +34,7 @@ pub struct LineFramer<R> {
 impl<R: AsyncRead + Unpin> LineFramer<R> {
     /// Frames `reader`, whose first byte is at `offset`.
     pub fn new(reader: R, offset: u64) -> Self {
-        LineFramer {
-            reader,
-            buf: BytesMut::with_capacity(BUFFER),
-            position: offset,
-            scanned: 0,
-            eof: false,
-        }
+        LineFramer { reader, buf: BytesMut::with_capacity(BUFFER), position: offset, scanned: 0, eof: false }
     }
 
     /// Offset of the next line's first byte.
@@ -61,10 +55,7 @@ impl<R: AsyncRead + Unpin> LineFramer<R> {
                 if line.last() == Some(&b'\r') {
                     line.truncate(end - 1);
                 }
-                return Ok(Some(Line {
-                    offset,
-                    bytes: line.freeze(),
-                }));
+                return Ok(Some(Line { offset, bytes: line.freeze() }));
             }
             self.scanned = self.buf.len();
             if self.eof {
@@ -78,10 +69,7 @@ impl<R: AsyncRead + Unpin> LineFramer<R> {
                 if line.last() == Some(&b'\r') {
                     line.truncate(line.len() - 1);
                 }
-                return Ok(Some(Line {
-                    offset,
-                    bytes: line.freeze(),
-                }));
+                return Ok(Some(Line { offset, bytes: line.freeze() }));
             }
             self.fill().await?;
         }
@@ -120,10 +108,7 @@ mod tests {
     #[tokio::test]
     async fn lines_carry_the_offset_of_their_first_byte() {
         let got = lines_of(b"ab\ncde\n\nf", 0).await;
-        assert_eq!(
-            got,
-            vec![(0, "ab".into()), (3, "cde".into()), (7, "".into()), (8, "f".into())]
-        );
+        assert_eq!(got, vec![(0, "ab".into()), (3, "cde".into()), (7, "".into()), (8, "f".into())]);
     }
 
     #[tokio::test]

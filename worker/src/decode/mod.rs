@@ -24,16 +24,6 @@ pub const MALFORMED_RAW_LIMIT: usize = 4096;
 /// Builds a [`Malformed`] whose raw bytes are cut to [`MALFORMED_RAW_LIMIT`].
 pub fn malformed(file: &FileRef, offset: u64, raw: Bytes, reason: String) -> Malformed {
     let size = raw.len() as u64;
-    let raw = if raw.len() > MALFORMED_RAW_LIMIT {
-        raw.slice(..MALFORMED_RAW_LIMIT)
-    } else {
-        raw
-    };
-    Malformed {
-        file: file.clone(),
-        offset,
-        size,
-        raw,
-        reason,
-    }
+    let raw = if raw.len() > MALFORMED_RAW_LIMIT { raw.slice(..MALFORMED_RAW_LIMIT) } else { raw };
+    Malformed { file: file.clone(), offset, size, raw, reason }
 }

@@ -17,8 +17,8 @@ use parquet::file::serialized_reader::SerializedFileReader;
 use serde_json::Value;
 
 use crate::record::{FileRef, Payload, Record};
-use crate::shard::{ShardError, ShardKind, ShardSpec};
 use crate::shard::emit::Emitter;
+use crate::shard::{ShardError, ShardKind, ShardSpec};
 use crate::source::Source;
 
 use super::FormatSpec;
@@ -55,7 +55,10 @@ pub async fn read_footer(source: &Source, url: &str) -> Result<Footer, ShardErro
     let metadata_len = u64::from(u32::from_le_bytes([tail[n - 8], tail[n - 7], tail[n - 6], tail[n - 5]]));
     let needed = metadata_len + FOOTER_LEN;
     if needed > size - 4 {
-        return Err(ShardError::unreadable(url, format!("corrupt Parquet footer: metadata length {metadata_len} exceeds the file")));
+        return Err(ShardError::unreadable(
+            url,
+            format!("corrupt Parquet footer: metadata length {metadata_len} exceeds the file"),
+        ));
     }
     if needed > guess {
         tail_offset = size - needed;
@@ -64,23 +67,13 @@ pub async fn read_footer(source: &Source, url: &str) -> Result<Footer, ShardErro
     let meta_start = tail.len() - needed as usize;
     let metadata = ParquetMetaDataReader::decode_metadata(&tail[meta_start..tail.len() - FOOTER_LEN as usize])
         .map_err(|e| ShardError::unreadable(url, format!("corrupt Parquet footer: {e}")))?;
-    Ok(Footer {
-        size,
-        tail_offset,
-        tail,
-        metadata,
-    })
+    Ok(Footer { size, tail_offset, tail, metadata })
 }
 
 /// Compressed size of each row group (the planner's input).
 pub async fn row_group_sizes(source: &Source, url: &str) -> Result<Vec<u64>, ShardError> {
     let footer = read_footer(source, url).await?;
-    Ok(footer
-        .metadata
-        .row_groups()
-        .iter()
-        .map(|rg| u64::try_from(rg.compressed_size()).unwrap_or(0))
-        .collect())
+    Ok(footer.metadata.row_groups().iter().map(|rg| u64::try_from(rg.compressed_size()).unwrap_or(0)).collect())
 }
 
 /// A file of which only some spans are loaded.
@@ -98,10 +91,7 @@ impl SparseFile {
                 return Ok(bytes.slice(from..from + len as usize));
             }
         }
-        Err(ParquetError::General(format!(
-            "bytes {start}..{} were not loaded",
-            start + len
-        )))
+        Err(ParquetError::General(format!("bytes {start}..{} were not loaded", start + len)))
     }
 }
 
@@ -170,10 +160,8 @@ pub(crate) fn read_shard(
             return Err(ShardError::unreadable(url, format!("row group {group} lies past the end of the file")));
         }
         let bytes = handle.block_on(source.read_range(url, start, end - start))?;
-        let sparse = SparseFile {
-            size: footer.size,
-            spans: vec![(start, bytes), (footer.tail_offset, footer.tail.clone())],
-        };
+        let sparse =
+            SparseFile { size: footer.size, spans: vec![(start, bytes), (footer.tail_offset, footer.tail.clone())] };
         let corrupt = |e: ParquetError| ShardError::unreadable(url, format!("row group {group}: {e}"));
         let reader = SerializedFileReader::new(sparse).map_err(corrupt)?;
         let group_reader = reader.get_row_group(index).map_err(corrupt)?;

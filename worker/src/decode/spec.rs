@@ -61,10 +61,7 @@ pub struct CsvOptions {
 
 impl Default for CsvOptions {
     fn default() -> Self {
-        CsvOptions {
-            header: true,
-            delimiter: ",".to_owned(),
-        }
+        CsvOptions { header: true, delimiter: ",".to_owned() }
     }
 }
 
@@ -99,12 +96,7 @@ pub enum SpecError {
 impl FormatSpec {
     /// A spec for `kind` with default options (Auto compression, CSV header, comma).
     pub fn new(kind: FormatKind) -> Self {
-        FormatSpec {
-            kind,
-            compression: Compression::Auto,
-            csv: CsvOptions::default(),
-            fields: None,
-        }
+        FormatSpec { kind, compression: Compression::Auto, csv: CsvOptions::default(), fields: None }
     }
 
     /// Sets the compression.
@@ -127,10 +119,7 @@ impl FormatSpec {
 
     /// True for formats read line by line.
     pub fn is_text(&self) -> bool {
-        matches!(
-            self.kind,
-            FormatKind::JsonLines | FormatKind::Csv | FormatKind::Tsv
-        )
+        matches!(self.kind, FormatKind::JsonLines | FormatKind::Csv | FormatKind::Tsv)
     }
 
     /// The delimiter byte for CSV/TSV.

@@ -40,11 +40,7 @@ fn offset_of(decoded: &Decoded) -> u64 {
 
 impl Emitter {
     pub(crate) fn new(tx: mpsc::Sender<Message>, resume_from: u64) -> Self {
-        Emitter {
-            tx,
-            batch: Vec::with_capacity(BATCH),
-            resume_from,
-        }
+        Emitter { tx, batch: Vec::with_capacity(BATCH), resume_from }
     }
 
     /// Queues one record (async producers).

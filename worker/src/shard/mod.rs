@@ -54,11 +54,7 @@ pub enum ShardError {
     Unreadable { url: String, message: String },
     /// The shard does not fit the format (e.g. a byte range of a gzip file).
     #[error("shard {kind:?} of {url} does not fit the format: {reason}")]
-    Mismatch {
-        url: String,
-        kind: ShardKind,
-        reason: String,
-    },
+    Mismatch { url: String, kind: ShardKind, reason: String },
     /// The Datum's format options are invalid.
     #[error("invalid format options: {0}")]
     Spec(#[from] SpecError),
@@ -69,10 +65,7 @@ pub enum ShardError {
 
 impl ShardError {
     pub(crate) fn unreadable(url: &str, message: impl Into<String>) -> Self {
-        ShardError::Unreadable {
-            url: url.to_owned(),
-            message: message.into(),
-        }
+        ShardError::Unreadable { url: url.to_owned(), message: message.into() }
     }
 
     /// An I/O error of a reader built on a [`Source`](crate::source::Source) stream.

@@ -17,10 +17,7 @@ pub struct PlanFile {
 
 impl From<FileInfo> for PlanFile {
     fn from(file: FileInfo) -> Self {
-        PlanFile {
-            file,
-            row_groups: None,
-        }
+        PlanFile { file, row_groups: None }
     }
 }
 
@@ -51,21 +48,14 @@ pub async fn plan_inputs(
 /// - Avro: byte ranges (`AvroBlocks`), resolved to sync blocks when read.
 ///
 /// Empty files get no shard. A target of 0 means one shard per file.
-pub fn plan_shards(
-    files: &[PlanFile],
-    format: &FormatSpec,
-    target_shard_bytes: u64,
-) -> Vec<ShardSpec> {
+pub fn plan_shards(files: &[PlanFile], format: &FormatSpec, target_shard_bytes: u64) -> Vec<ShardSpec> {
     let mut shards = Vec::new();
     for planned in files {
         let FileInfo { url, size } = &planned.file;
         if *size == 0 {
             continue;
         }
-        let shard = |kind| ShardSpec {
-            url: url.clone(),
-            kind,
-        };
+        let shard = |kind| ShardSpec { url: url.clone(), kind };
         match format.kind {
             FormatKind::JsonLines | FormatKind::Csv | FormatKind::Tsv => {
                 if format.compression.resolve(url) != Compression::None {
@@ -78,8 +68,7 @@ pub fn plan_shards(
                 }
             }
             FormatKind::Avro => shards.extend(
-                byte_ranges(*size, target_shard_bytes)
-                    .map(|(start, end)| shard(ShardKind::AvroBlocks { start, end })),
+                byte_ranges(*size, target_shard_bytes).map(|(start, end)| shard(ShardKind::AvroBlocks { start, end })),
             ),
             FormatKind::Parquet => match &planned.row_groups {
                 None => shards.push(shard(ShardKind::Whole)),
@@ -130,10 +119,7 @@ mod tests {
     use super::*;
 
     fn file(url: &str, size: u64) -> PlanFile {
-        PlanFile::from(FileInfo {
-            url: url.to_owned(),
-            size,
-        })
+        PlanFile::from(FileInfo { url: url.to_owned(), size })
     }
 
     fn kinds(shards: &[ShardSpec]) -> Vec<ShardKind> {
@@ -143,7 +129,8 @@ mod tests {
     #[test]
     fn plain_text_is_cut_into_even_byte_ranges() {
         let spec = FormatSpec::new(FormatKind::JsonLines);
-        let cases: &[(u64, u64, &[(u64, u64)])] = &[
+        type Case = (u64, u64, &'static [(u64, u64)]);
+        let cases: &[Case] = &[
             (100, 40, &[(0, 33), (33, 66), (66, 100)]),
             (100, 100, &[(0, 100)]),
             (100, 1000, &[(0, 100)]),
@@ -152,10 +139,7 @@ mod tests {
         ];
         for (size, target, want) in cases {
             let shards = plan_shards(&[file("file:///d/a.jsonl", *size)], &spec, *target);
-            let want: Vec<_> = want
-                .iter()
-                .map(|&(start, end)| ShardKind::ByteRange { start, end })
-                .collect();
+            let want: Vec<_> = want.iter().map(|&(start, end)| ShardKind::ByteRange { start, end }).collect();
             assert_eq!(kinds(&shards), want, "size {size} target {target}");
         }
     }
@@ -163,11 +147,7 @@ mod tests {
     #[test]
     fn compressed_text_is_never_split() {
         let spec = FormatSpec::new(FormatKind::Csv);
-        let shards = plan_shards(
-            &[file("file:///d/a.csv.gz", 1000), file("file:///d/b.csv.zst", 1000)],
-            &spec,
-            10,
-        );
+        let shards = plan_shards(&[file("file:///d/a.csv.gz", 1000), file("file:///d/b.csv.zst", 1000)], &spec, 10);
         assert_eq!(kinds(&shards), vec![ShardKind::Whole, ShardKind::Whole]);
         let forced = spec.with_compression(Compression::Gzip);
         assert_eq!(kinds(&plan_shards(&[file("file:///d/a.csv", 1000)], &forced, 10)), vec![ShardKind::Whole]);
@@ -205,24 +185,15 @@ mod tests {
         let got = kinds(&plan_shards(&[file("file:///d/a.avro", 100)], &spec, 50));
         assert_eq!(
             got,
-            vec![
-                ShardKind::AvroBlocks { start: 0, end: 50 },
-                ShardKind::AvroBlocks { start: 50, end: 100 },
-            ]
+            vec![ShardKind::AvroBlocks { start: 0, end: 50 }, ShardKind::AvroBlocks { start: 50, end: 100 },]
         );
     }
 
     #[test]
     fn shard_specs_serialize_flat_with_a_type_tag() {
-        let spec = ShardSpec {
-            url: "hdfs://nn/x".into(),
-            kind: ShardKind::ByteRange { start: 1, end: 2 },
-        };
+        let spec = ShardSpec { url: "hdfs://nn/x".into(), kind: ShardKind::ByteRange { start: 1, end: 2 } };
         let json = serde_json::to_value(&spec).expect("serializable");
-        assert_eq!(
-            json,
-            serde_json::json!({"url": "hdfs://nn/x", "type": "byteRange", "start": 1, "end": 2})
-        );
+        assert_eq!(json, serde_json::json!({"url": "hdfs://nn/x", "type": "byteRange", "start": 1, "end": 2}));
         let back: ShardSpec = serde_json::from_value(json).expect("round trip");
         assert_eq!(back, spec);
     }

@@ -65,12 +65,7 @@ pub fn read_shard(source: Source, spec: ShardSpec, format: FormatSpec) -> ShardS
 /// offset of the first record not yet acknowledged, or any offset inside the last
 /// acknowledged record). Plain text and Avro seek straight there; other shards read from their
 /// start and skip.
-pub fn read_shard_from(
-    source: Source,
-    spec: ShardSpec,
-    format: FormatSpec,
-    resume_from: u64,
-) -> ShardStream {
+pub fn read_shard_from(source: Source, spec: ShardSpec, format: FormatSpec, resume_from: u64) -> ShardStream {
     let (tx, rx) = mpsc::channel(CHANNEL_BATCHES);
     let url = spec.url.clone();
     let emitter = Emitter::new(tx, resume_from);
@@ -90,13 +85,7 @@ pub fn read_shard_from(
             }),
         },
     };
-    ShardStream {
-        url,
-        rx,
-        current: Vec::new().into_iter(),
-        task,
-        done: false,
-    }
+    ShardStream { url, rx, current: Vec::new().into_iter(), task, done: false }
 }
 
 /// Runs a synchronous decoder on a blocking thread; it fetches bytes through `handle`.

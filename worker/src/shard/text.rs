@@ -85,11 +85,7 @@ pub(crate) async fn read_text(
         }
     };
     // Plain text seeks straight to the checkpoint; compressed text decompresses from the start.
-    let begin = if compression == Compression::None {
-        start.max(resume_from)
-    } else {
-        0
-    };
+    let begin = if compression == Compression::None { start.max(resume_from) } else { 0 };
     if begin >= end {
         return Ok(());
     }
@@ -163,6 +159,5 @@ async fn header_names(
 }
 
 fn header_from_line(url: &str, csv: &mut CsvDecoder, line: &Bytes) -> Result<Vec<String>, ShardError> {
-    csv.split(line)
-        .map_err(|reason| ShardError::unreadable(url, format!("bad header line: {reason}")))
+    csv.split(line).map_err(|reason| ShardError::unreadable(url, format!("bad header line: {reason}")))
 }

@@ -15,37 +15,25 @@ pub struct FileSource;
 
 fn io_error(path: &str, err: std::io::Error) -> SourceError {
     match err.kind() {
-        ErrorKind::NotFound => SourceError::NotFound {
-            path: format!("file://{path}"),
-        },
-        ErrorKind::PermissionDenied => SourceError::PermissionDenied {
-            path: format!("file://{path}"),
-            message: err.to_string(),
-        },
-        _ => SourceError::Io {
-            path: format!("file://{path}"),
-            message: err.to_string(),
-        },
+        ErrorKind::NotFound => SourceError::NotFound { path: format!("file://{path}") },
+        ErrorKind::PermissionDenied => {
+            SourceError::PermissionDenied { path: format!("file://{path}"), message: err.to_string() }
+        }
+        _ => SourceError::Io { path: format!("file://{path}"), message: err.to_string() },
     }
 }
 
 impl FileSource {
     pub(crate) async fn stat(&self, path: &str) -> Result<Option<Entry>, SourceError> {
         match tokio::fs::metadata(path).await {
-            Ok(meta) => Ok(Some(Entry {
-                path: path.to_owned(),
-                is_dir: meta.is_dir(),
-                size: meta.len(),
-            })),
+            Ok(meta) => Ok(Some(Entry { path: path.to_owned(), is_dir: meta.is_dir(), size: meta.len() })),
             Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
             Err(e) => Err(io_error(path, e)),
         }
     }
 
     pub(crate) async fn list_dir(&self, path: &str) -> Result<Vec<Entry>, SourceError> {
-        let mut dir = tokio::fs::read_dir(path)
-            .await
-            .map_err(|e| io_error(path, e))?;
+        let mut dir = tokio::fs::read_dir(path).await.map_err(|e| io_error(path, e))?;
         let mut entries = Vec::new();
         while let Some(child) = dir.next_entry().await.map_err(|e| io_error(path, e))? {
             let child_path = child.path();
@@ -54,11 +42,7 @@ impl FileSource {
             };
             // Follow symlinks; skip dangling ones.
             match tokio::fs::metadata(&child_path).await {
-                Ok(meta) => entries.push(Entry {
-                    path: child_str.to_owned(),
-                    is_dir: meta.is_dir(),
-                    size: meta.len(),
-                }),
+                Ok(meta) => entries.push(Entry { path: child_str.to_owned(), is_dir: meta.is_dir(), size: meta.len() }),
                 Err(e) if e.kind() == ErrorKind::NotFound => {}
                 Err(e) => return Err(io_error(child_str, e)),
             }
@@ -72,14 +56,8 @@ impl FileSource {
         offset: u64,
         len: Option<u64>,
     ) -> Result<ByteStream, SourceError> {
-        let mut file = tokio::fs::File::open(path)
-            .await
-            .map_err(|e| io_error(path, e))?;
-        let size = file
-            .metadata()
-            .await
-            .map_err(|e| io_error(path, e))?
-            .len();
+        let mut file = tokio::fs::File::open(path).await.map_err(|e| io_error(path, e))?;
+        let size = file.metadata().await.map_err(|e| io_error(path, e))?.len();
         let remaining = match len {
             Some(len) if offset.saturating_add(len) <= size => len,
             None if offset <= size => size - offset,
@@ -92,36 +70,31 @@ impl FileSource {
                 });
             }
         };
-        file.seek(SeekFrom::Start(offset))
-            .await
-            .map_err(|e| io_error(path, e))?;
+        file.seek(SeekFrom::Start(offset)).await.map_err(|e| io_error(path, e))?;
         let path = path.to_owned();
-        let stream = futures::stream::try_unfold(
-            (file, remaining, path),
-            |(mut file, remaining, path)| async move {
-                if remaining == 0 {
-                    return Ok(None);
+        let stream = futures::stream::try_unfold((file, remaining, path), |(mut file, remaining, path)| async move {
+            if remaining == 0 {
+                return Ok(None);
+            }
+            let want = usize::try_from(remaining).unwrap_or(READ_CHUNK).min(READ_CHUNK);
+            let mut buf = BytesMut::with_capacity(want);
+            while buf.len() < want {
+                let n = (&mut file)
+                    .take((want - buf.len()) as u64)
+                    .read_buf(&mut buf)
+                    .await
+                    .map_err(|e| io_error(&path, e))?;
+                if n == 0 {
+                    return Err(SourceError::Io {
+                        path: format!("file://{path}"),
+                        message: "file shrank while being read".to_owned(),
+                    });
                 }
-                let want = usize::try_from(remaining).unwrap_or(READ_CHUNK).min(READ_CHUNK);
-                let mut buf = BytesMut::with_capacity(want);
-                while buf.len() < want {
-                    let n = (&mut file)
-                        .take((want - buf.len()) as u64)
-                        .read_buf(&mut buf)
-                        .await
-                        .map_err(|e| io_error(&path, e))?;
-                    if n == 0 {
-                        return Err(SourceError::Io {
-                            path: format!("file://{path}"),
-                            message: "file shrank while being read".to_owned(),
-                        });
-                    }
-                }
-                let chunk = buf.freeze();
-                let left = remaining - chunk.len() as u64;
-                Ok(Some((chunk, (file, left, path))))
-            },
-        );
+            }
+            let chunk = buf.freeze();
+            let left = remaining - chunk.len() as u64;
+            Ok(Some((chunk, (file, left, path))))
+        });
         Ok(stream.boxed())
     }
 }

@@ -80,9 +80,7 @@ fn token_matches(token: &Token, c: char) -> bool {
         Token::Literal(l) => *l == c,
         Token::AnyChar => true,
         Token::Star => false,
-        Token::Class { negated, ranges } => {
-            ranges.iter().any(|(lo, hi)| (*lo..=*hi).contains(&c)) != *negated
-        }
+        Token::Class { negated, ranges } => ranges.iter().any(|(lo, hi)| (*lo..=*hi).contains(&c)) != *negated,
     }
 }
 
@@ -96,10 +94,7 @@ pub struct Glob {
 impl Glob {
     /// Compiles an absolute path pattern such as `/data/users/2026-11-2[45]/*.jsonl.gz`.
     pub fn new(pattern: &str) -> Result<Glob, GlobError> {
-        let err = |reason| GlobError {
-            pattern: pattern.to_owned(),
-            reason,
-        };
+        let err = |reason| GlobError { pattern: pattern.to_owned(), reason };
         if !pattern.starts_with('/') {
             return Err(err("the path must be absolute"));
         }
@@ -112,25 +107,20 @@ impl Glob {
                 .collect::<Result<Vec<_>, _>>()?;
             compiled.push(components);
         }
-        Ok(Glob {
-            alternatives: compiled,
-        })
+        Ok(Glob { alternatives: compiled })
     }
 
     /// True when no component of any alternative has a wildcard and there is one alternative.
     pub fn is_literal(&self) -> bool {
-        self.alternatives.len() == 1
-            && self.alternatives[0]
-                .iter()
-                .all(|c| c.literal().is_some())
+        self.alternatives.len() == 1 && self.alternatives[0].iter().all(|c| c.literal().is_some())
     }
 
     /// Whether an absolute path matches the whole pattern.
     pub fn matches_path(&self, path: &str) -> bool {
         let parts = split_components(path);
-        self.alternatives.iter().any(|alt| {
-            alt.len() == parts.len() && alt.iter().zip(&parts).all(|(p, name)| p.matches(name))
-        })
+        self.alternatives
+            .iter()
+            .any(|alt| alt.len() == parts.len() && alt.iter().zip(&parts).all(|(p, name)| p.matches(name)))
     }
 }
 

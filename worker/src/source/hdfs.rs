@@ -30,9 +30,7 @@ pub struct HdfsSource {
 
 impl std::fmt::Debug for HdfsSource {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("HdfsSource")
-            .field("base", &self.base_url())
-            .finish()
+        f.debug_struct("HdfsSource").field("base", &self.base_url()).finish()
     }
 }
 
@@ -40,29 +38,16 @@ impl HdfsSource {
     /// A client for `scheme://authority`. Connects lazily.
     ///
     /// `config` overrides Hadoop settings (after `HADOOP_CONF_DIR` and [`DEFAULT_CONFIG`]).
-    pub fn connect(
-        scheme: &str,
-        authority: &str,
-        config: &[(String, String)],
-    ) -> Result<HdfsSource, SourceError> {
+    pub fn connect(scheme: &str, authority: &str, config: &[(String, String)]) -> Result<HdfsSource, SourceError> {
         let base = format!("{scheme}://{authority}");
-        let settings = DEFAULT_CONFIG
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .chain(config.iter().cloned());
+        let settings =
+            DEFAULT_CONFIG.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).chain(config.iter().cloned());
         let client = ClientBuilder::new()
             .with_url(base.clone())
             .with_config(settings)
             .build()
-            .map_err(|e| SourceError::InvalidUrl {
-                url: base,
-                reason: e.to_string(),
-            })?;
-        Ok(HdfsSource {
-            scheme: scheme.to_owned(),
-            authority: authority.to_owned(),
-            client,
-        })
+            .map_err(|e| SourceError::InvalidUrl { url: base, reason: e.to_string() })?;
+        Ok(HdfsSource { scheme: scheme.to_owned(), authority: authority.to_owned(), client })
     }
 
     /// `hdfs://authority`.
@@ -92,10 +77,7 @@ impl HdfsSource {
                         | ErrorKind::NetworkUnreachable
                 ) =>
             {
-                SourceError::Unreachable {
-                    address: self.authority.clone(),
-                    message: e.to_string(),
-                }
+                SourceError::Unreachable { address: self.authority.clone(), message: e.to_string() }
             }
             HdfsError::RPCError(class, message) | HdfsError::FatalRPCError(class, message) => {
                 if class.contains("AccessControlException") {
@@ -103,25 +85,15 @@ impl HdfsSource {
                 } else if class.contains("FileNotFoundException") {
                     SourceError::NotFound { path: url }
                 } else {
-                    SourceError::Io {
-                        path: url,
-                        message: format!("{class}: {message}"),
-                    }
+                    SourceError::Io { path: url, message: format!("{class}: {message}") }
                 }
             }
-            other => SourceError::Io {
-                path: url,
-                message: other.to_string(),
-            },
+            other => SourceError::Io { path: url, message: other.to_string() },
         }
     }
 
     fn entry(status: hdfs_native::client::FileStatus) -> Entry {
-        Entry {
-            path: status.path,
-            is_dir: status.isdir,
-            size: status.length as u64,
-        }
+        Entry { path: status.path, is_dir: status.isdir, size: status.length as u64 }
     }
 
     pub(crate) async fn stat(&self, path: &str) -> Result<Option<Entry>, SourceError> {
@@ -136,11 +108,7 @@ impl HdfsSource {
     }
 
     pub(crate) async fn list_dir(&self, path: &str) -> Result<Vec<Entry>, SourceError> {
-        let statuses = self
-            .client
-            .list_status(path, false)
-            .await
-            .map_err(|e| self.error(path, e))?;
+        let statuses = self.client.list_status(path, false).await.map_err(|e| self.error(path, e))?;
         Ok(statuses.into_iter().map(Self::entry).collect())
     }
 
@@ -150,11 +118,7 @@ impl HdfsSource {
         offset: u64,
         len: Option<u64>,
     ) -> Result<ByteStream, SourceError> {
-        let reader = self
-            .client
-            .read(path)
-            .await
-            .map_err(|e| self.error(path, e))?;
+        let reader = self.client.read(path).await.map_err(|e| self.error(path, e))?;
         let size = reader.file_length() as u64;
         let len = match len {
             Some(len) if offset.saturating_add(len) <= size => len,
@@ -172,18 +136,11 @@ impl HdfsSource {
             return Ok(futures::stream::empty().boxed());
         }
         let (Ok(start), Ok(count)) = (usize::try_from(offset), usize::try_from(len)) else {
-            return Err(SourceError::OutOfRange {
-                path: format!("{}{path}", self.base_url()),
-                offset,
-                len,
-                size,
-            });
+            return Err(SourceError::OutOfRange { path: format!("{}{path}", self.base_url()), offset, len, size });
         };
         let this = self.clone();
         let path = path.to_owned();
-        let stream = reader
-            .read_range_stream(start, count)
-            .map(move |chunk| chunk.map_err(|e| this.error(&path, e)));
+        let stream = reader.read_range_stream(start, count).map(move |chunk| chunk.map_err(|e| this.error(&path, e)));
         Ok(stream.boxed())
     }
 }

@@ -38,13 +38,7 @@ pub struct StreamRead {
 impl StreamRead {
     /// Reads `stream`, whose first byte is at file offset `position`.
     pub fn new(stream: ByteStream, handle: tokio::runtime::Handle, position: u64) -> Self {
-        StreamRead {
-            stream,
-            current: Bytes::new(),
-            handle,
-            position,
-            done: false,
-        }
+        StreamRead { stream, current: Bytes::new(), handle, position, done: false }
     }
 
     /// File offset of the next byte.

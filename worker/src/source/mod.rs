@@ -49,12 +49,7 @@ pub enum SourceError {
     Glob(#[from] glob::GlobError),
     /// A range outside the file was asked for.
     #[error("range {offset}+{len} is outside {path} (size {size})")]
-    OutOfRange {
-        path: String,
-        offset: u64,
-        len: u64,
-        size: u64,
-    },
+    OutOfRange { path: String, offset: u64, len: u64, size: u64 },
     /// Any other I/O failure, with the path it happened on.
     #[error("I/O error on {path}: {message}")]
     Io { path: String, message: String },
@@ -79,10 +74,7 @@ pub struct ParsedUrl<'a> {
 
 /// Splits `scheme://authority/path`. `file:/x` and `file:///x` are both accepted.
 pub fn parse_url(url: &str) -> Result<ParsedUrl<'_>, SourceError> {
-    let invalid = |reason: &str| SourceError::InvalidUrl {
-        url: url.to_owned(),
-        reason: reason.to_owned(),
-    };
+    let invalid = |reason: &str| SourceError::InvalidUrl { url: url.to_owned(), reason: reason.to_owned() };
     let (scheme, rest) = url.split_once(':').ok_or_else(|| invalid("missing scheme"))?;
     let (authority, path) = match rest.strip_prefix("//") {
         Some(rest) => match rest.find('/') {
@@ -94,11 +86,7 @@ pub fn parse_url(url: &str) -> Result<ParsedUrl<'_>, SourceError> {
     if !path.starts_with('/') {
         return Err(invalid("the path must be absolute"));
     }
-    Ok(ParsedUrl {
-        scheme,
-        authority,
-        path,
-    })
+    Ok(ParsedUrl { scheme, authority, path })
 }
 
 impl Source {
@@ -110,10 +98,7 @@ impl Source {
 
     /// [`Source::for_url`] with Hadoop settings for HDFS (e.g. `dfs.client.failover.max.attempts`);
     /// ignored for `file://`.
-    pub fn for_url_with_config(
-        url: &str,
-        hadoop_config: &[(String, String)],
-    ) -> Result<Source, SourceError> {
+    pub fn for_url_with_config(url: &str, hadoop_config: &[(String, String)]) -> Result<Source, SourceError> {
         let parsed = parse_url(url)?;
         match parsed.scheme {
             "file" => {
@@ -125,11 +110,9 @@ impl Source {
                 }
                 Ok(Source::File(file::FileSource))
             }
-            "hdfs" | "viewfs" => Ok(Source::Hdfs(hdfs::HdfsSource::connect(
-                parsed.scheme,
-                parsed.authority,
-                hadoop_config,
-            )?)),
+            "hdfs" | "viewfs" => {
+                Ok(Source::Hdfs(hdfs::HdfsSource::connect(parsed.scheme, parsed.authority, hadoop_config)?))
+            }
             other => Err(SourceError::InvalidUrl {
                 url: url.to_owned(),
                 reason: format!("unsupported scheme {other:?} (use hdfs:// or file://)"),
@@ -144,14 +127,7 @@ impl Source {
             Source::File(_) => parsed.scheme == "file",
             Source::Hdfs(h) => h.owns(parsed.scheme, parsed.authority),
         };
-        if ok {
-            Ok(parsed.path)
-        } else {
-            Err(SourceError::ForeignUrl {
-                url: url.to_owned(),
-                base: self.base_url(),
-            })
-        }
+        if ok { Ok(parsed.path) } else { Err(SourceError::ForeignUrl { url: url.to_owned(), base: self.base_url() }) }
     }
 
     /// `file://` or `hdfs://authority`.
@@ -171,18 +147,11 @@ impl Source {
         let path = self.path_of(pattern)?;
         let entries = walk::expand(self, path).await?;
         if entries.is_empty() {
-            return Err(SourceError::NotFound {
-                path: pattern.to_owned(),
-            });
+            return Err(SourceError::NotFound { path: pattern.to_owned() });
         }
         let base = self.base_url();
-        let mut files: Vec<FileInfo> = entries
-            .into_iter()
-            .map(|e| FileInfo {
-                url: format!("{base}{}", e.path),
-                size: e.size,
-            })
-            .collect();
+        let mut files: Vec<FileInfo> =
+            entries.into_iter().map(|e| FileInfo { url: format!("{base}{}", e.path), size: e.size }).collect();
         files.sort();
         files.dedup();
         Ok(files)
@@ -193,24 +162,14 @@ impl Source {
         let path = self.path_of(url)?;
         match self.stat(path).await? {
             Some(e) if !e.is_dir => Ok(e.size),
-            Some(_) => Err(SourceError::Io {
-                path: url.to_owned(),
-                message: "is a directory".to_owned(),
-            }),
-            None => Err(SourceError::NotFound {
-                path: url.to_owned(),
-            }),
+            Some(_) => Err(SourceError::Io { path: url.to_owned(), message: "is a directory".to_owned() }),
+            None => Err(SourceError::NotFound { path: url.to_owned() }),
         }
     }
 
     /// Streams `len` bytes (to the end of the file when `None`) from `offset`, in chunks of
     /// at most [`READ_CHUNK`] bytes, fetched as the stream is polled.
-    pub async fn open_range(
-        &self,
-        url: &str,
-        offset: u64,
-        len: Option<u64>,
-    ) -> Result<ByteStream, SourceError> {
+    pub async fn open_range(&self, url: &str, offset: u64, len: Option<u64>) -> Result<ByteStream, SourceError> {
         let path = self.path_of(url)?;
         match self {
             Source::File(f) => f.open_range(path, offset, len).await,

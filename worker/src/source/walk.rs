@@ -24,11 +24,7 @@ pub(crate) fn is_hidden(name: &str) -> bool {
 }
 
 fn join(dir: &str, name: &str) -> String {
-    if dir.ends_with('/') {
-        format!("{dir}{name}")
-    } else {
-        format!("{dir}/{name}")
-    }
+    if dir.ends_with('/') { format!("{dir}{name}") } else { format!("{dir}/{name}") }
 }
 
 /// The files a path pattern stands for (directories expanded recursively).
@@ -59,11 +55,7 @@ async fn walk_alternative(
     source: &Source,
     components: &[super::glob::ComponentPattern],
 ) -> Result<Vec<Entry>, SourceError> {
-    let mut frontier = vec![Entry {
-        path: "/".to_owned(),
-        is_dir: true,
-        size: 0,
-    }];
+    let mut frontier = vec![Entry { path: "/".to_owned(), is_dir: true, size: 0 }];
     for component in components {
         let mut next = Vec::new();
         for dir in frontier.iter().filter(|e| e.is_dir) {

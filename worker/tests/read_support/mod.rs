@@ -6,9 +6,7 @@ use courier_e2e::fixtures::dataset::{FIELDS, User};
 use courier_e2e::fixtures::set::{Compression as FixtureCompression, FixtureFile, Format};
 use courier_worker::decode::{FormatKind, FormatSpec};
 use courier_worker::record::{Malformed, Payload, Record};
-use courier_worker::shard::{
-    PlanFile, ShardError, ShardKind, ShardSpec, plan_inputs, plan_shards, read_shard,
-};
+use courier_worker::shard::{PlanFile, ShardError, ShardKind, ShardSpec, plan_inputs, plan_shards, read_shard};
 use courier_worker::source::{FileInfo, Source};
 use futures::StreamExt;
 use serde_json::Value;
@@ -65,9 +63,7 @@ pub fn spec_for(file: &FixtureFile) -> FormatSpec {
     match file.format {
         Format::JsonLines => FormatSpec::new(FormatKind::JsonLines),
         Format::Csv => FormatSpec::new(FormatKind::Csv).with_header(true),
-        Format::Tsv => FormatSpec::new(FormatKind::Tsv)
-            .with_header(false)
-            .with_fields(FIELDS),
+        Format::Tsv => FormatSpec::new(FormatKind::Tsv).with_header(false).with_fields(FIELDS),
         Format::Parquet => FormatSpec::new(FormatKind::Parquet),
         Format::Avro => FormatSpec::new(FormatKind::Avro),
     }
@@ -107,10 +103,7 @@ pub fn user_of(record: &Record) -> User {
 /// (in order, each once, unique offsets) and its malformed lines.
 pub async fn check_fixture_file(source: &Source, url: &str, file: &FixtureFile, shards_wanted: u64) {
     let format = spec_for(file);
-    let info = FileInfo {
-        url: url.to_owned(),
-        size: file.bytes.len() as u64,
-    };
+    let info = FileInfo { url: url.to_owned(), size: file.bytes.len() as u64 };
     let target = (file.bytes.len() as u64 / shards_wanted).max(1);
     let (shards, out) = read_planned(source, vec![info], &format, target).await;
     let splittable = file.compression == FixtureCompression::None;
@@ -151,9 +144,7 @@ fn plain_lines(file: &FixtureFile) -> Vec<String> {
         FixtureCompression::None => file.bytes.clone(),
         FixtureCompression::Gzip => {
             let mut out = Vec::new();
-            flate2::read::MultiGzDecoder::new(&file.bytes[..])
-                .read_to_end(&mut out)
-                .expect("fixture gzip");
+            flate2::read::MultiGzDecoder::new(&file.bytes[..]).read_to_end(&mut out).expect("fixture gzip");
             out
         }
         FixtureCompression::Zstd => zstd::decode_all(&file.bytes[..]).expect("fixture zstd"),
