@@ -1,0 +1,17 @@
+//! The coordinator: the lease table, rate shares and the heartbeat endpoint workers call
+//! (DESIGN §3). Only the leader serves it; its memory is a cache rebuilt from status.
+//!
+//! Controllers feed it Destinations and package plans through a [`Coordinator`] handle and read
+//! back [`PackageSnapshot`]s and [`DestinationRuntime`]s; [`Coordinator::changes`] tells them
+//! which objects changed.
+
+mod handle;
+pub mod leases;
+pub mod server;
+mod types;
+
+pub use handle::{Coordinator, CoordinatorConfig, HeartbeatError};
+pub use types::{
+    ActiveShardState, Change, DestinationRuntime, FailedShardState, FailureCount, ObjectKey, PackagePlan,
+    PackageSnapshot, PlannedShard, RestoredProgress, WorkerRuntime,
+};
