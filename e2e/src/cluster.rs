@@ -1,0 +1,130 @@
+//! The local cluster as tests see it: where its kubeconfig and kubectl are, and whether tests
+//! should run against it.
+//!
+//! Tests that need the cluster call [`Cluster::from_env`]: without `COURIER_E2E` they are skipped
+//! (the README's test command always sets it after `e2e/cluster/cluster.sh up`); with it, an
+//! unreachable cluster fails the test.
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+/// Version of the Kubernetes binaries the cluster is built from.
+pub const KUBERNETES_VERSION: &str = "v1.34.4";
+
+/// The running local cluster.
+#[derive(Debug, Clone)]
+pub struct Cluster {
+    /// Admin kubeconfig.
+    pub kubeconfig: PathBuf,
+    /// The kubectl built with the cluster.
+    pub kubectl: PathBuf,
+}
+
+/// Root of runtime state (`COURIER_STATE`, default `/tmp/courier-e2e`).
+pub fn state_dir() -> PathBuf {
+    std::env::var_os("COURIER_STATE").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/tmp/courier-e2e"))
+}
+
+/// Root of cached build outputs (`COURIER_CACHE`, default `~/.cache/courier`).
+pub fn cache_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("COURIER_CACHE") {
+        return PathBuf::from(dir);
+    }
+    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/root"));
+    home.join(".cache/courier")
+}
+
+/// The workspace root (the parent of this crate).
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+impl Cluster {
+    /// The cluster, or `None` (print why, skip the test) when `COURIER_E2E` is unset.
+    ///
+    /// # Panics
+    /// When `COURIER_E2E` is set but the kubeconfig or kubectl is missing: the test must fail.
+    pub fn from_env() -> Option<Cluster> {
+        if std::env::var_os("COURIER_E2E").is_none() {
+            eprintln!("skipped: set COURIER_E2E=1 after `e2e/cluster/cluster.sh up` (the test command does both)");
+            return None;
+        }
+        let cluster = Cluster {
+            kubeconfig: std::env::var_os("KUBECONFIG")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| state_dir().join("cluster/admin.kubeconfig")),
+            kubectl: cache_dir().join(format!("k8s-{KUBERNETES_VERSION}/bin/kubectl")),
+        };
+        assert!(cluster.kubeconfig.is_file(), "COURIER_E2E is set but {} is missing", cluster.kubeconfig.display());
+        assert!(cluster.kubectl.is_file(), "COURIER_E2E is set but {} is missing", cluster.kubectl.display());
+        Some(cluster)
+    }
+
+    /// Runs kubectl with the admin kubeconfig and returns its output (whatever the exit code).
+    ///
+    /// # Panics
+    /// When kubectl cannot be started.
+    pub fn kubectl(&self, args: &[&str], stdin: Option<&str>) -> Output {
+        use std::io::Write;
+        let mut cmd = Command::new(&self.kubectl);
+        cmd.arg("--kubeconfig").arg(&self.kubeconfig).args(args);
+        cmd.stdin(if stdin.is_some() { std::process::Stdio::piped() } else { std::process::Stdio::null() });
+        cmd.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
+        let mut child = cmd.spawn().unwrap_or_else(|e| panic!("failed to run {}: {e}", self.kubectl.display()));
+        if let (Some(input), Some(mut pipe)) = (stdin, child.stdin.take()) {
+            pipe.write_all(input.as_bytes()).unwrap_or_else(|e| panic!("failed to write kubectl stdin: {e}"));
+        }
+        child.wait_with_output().unwrap_or_else(|e| panic!("kubectl did not finish: {e}"))
+    }
+
+    /// Runs kubectl and panics with its stderr unless it succeeds; returns stdout.
+    ///
+    /// # Panics
+    /// When kubectl fails.
+    pub fn kubectl_ok(&self, args: &[&str], stdin: Option<&str>) -> String {
+        let out = self.kubectl(args, stdin);
+        assert!(out.status.success(), "kubectl {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// A kube client with the admin kubeconfig.
+    ///
+    /// # Panics
+    /// When the kubeconfig is unreadable.
+    pub async fn client(&self) -> kube::Client {
+        let kubeconfig = kube::config::Kubeconfig::read_from(&self.kubeconfig)
+            .unwrap_or_else(|e| panic!("failed to read {}: {e}", self.kubeconfig.display()));
+        let config = kube::Config::from_custom_kubeconfig(kubeconfig, &kube::config::KubeConfigOptions::default())
+            .await
+            .unwrap_or_else(|e| panic!("invalid kubeconfig {}: {e}", self.kubeconfig.display()));
+        kube::Client::try_from(config).unwrap_or_else(|e| panic!("failed to build a kube client: {e}"))
+    }
+
+    /// Installs (server-side applies) Courier's CRDs and waits until they are established.
+    ///
+    /// # Panics
+    /// When the apiserver refuses them.
+    pub fn install_crds(&self) {
+        let dir = repo_root().join("crds/generated");
+        let dir = dir.to_string_lossy();
+        self.kubectl_ok(
+            &["apply", "--server-side", "--force-conflicts", "--field-manager=courier-e2e", "-k", &dir],
+            None,
+        );
+        for crd in ["destinations.courier.dev", "datums.courier.dev", "deliverypackages.courier.dev"] {
+            self.kubectl_ok(&["wait", "--for=condition=Established", "--timeout=60s", &format!("crd/{crd}")], None);
+        }
+    }
+
+    /// Creates a namespace with a unique name starting with `prefix`.
+    ///
+    /// # Panics
+    /// When the apiserver refuses it.
+    pub fn unique_namespace(&self, prefix: &str) -> String {
+        let nanos =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
+        let name = format!("{prefix}-{}-{}", std::process::id(), nanos % 1_000_000);
+        self.kubectl_ok(&["create", "namespace", &name], None);
+        name
+    }
+}
