@@ -1,4 +1,5 @@
 #![forbid(unsafe_code)]
+pub mod cluster;
 pub mod sim;
 pub mod fixtures;
 pub mod minidfs;
