@@ -1,0 +1,25 @@
+# The two commands of a fresh machine: `make demo` and `make test`.
+.PHONY: demo test lint crds bench cluster-up cluster-down
+
+demo: ## build everything, start the local cluster, MiniDFS and the partner simulator, deliver the samples
+	e2e/scripts/demo.sh
+
+test: ## every test, against the real local cluster, MiniDFS and the partner simulator
+	e2e/scripts/test.sh
+
+lint:
+	cargo clippy --workspace --all-targets -- -D warnings
+	cargo fmt --all -- --check
+
+crds: ## regenerate crds/generated/*.yaml and docs/api.md from the API types
+	cargo run -q -p courier-api --bin crdgen
+
+bench: ## benchmarks (results under docs/)
+	e2e/bench/simulator.sh
+	worker/bench/worker.sh
+
+cluster-up:
+	e2e/cluster/cluster.sh up
+
+cluster-down:
+	e2e/cluster/cluster.sh down

@@ -1,0 +1,70 @@
+# Shared by test.sh and demo.sh: paths, logging, and bringing up the real ground.
+# shellcheck shell=bash
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+export COURIER_CACHE="${COURIER_CACHE:-$HOME/.cache/courier}"
+export COURIER_STATE="${COURIER_STATE:-/tmp/courier-e2e}"
+CLUSTER="$ROOT/e2e/cluster/cluster.sh"
+MINIDFS="$ROOT/e2e/minidfs/minidfs.sh"
+
+step() { printf '\n==> %s\n' "$*" >&2; }
+die() { printf 'error: %s\n' "$*" >&2; exit 1; }
+
+# Rust, Go and Java come with this kind of machine; what is missing and packaged is installed.
+ensure_toolchains() {
+  command -v cargo >/dev/null || [ -x "$HOME/.cargo/bin/cargo" ] || die "cargo not found: install Rust (rustup) first"
+  export PATH="$HOME/.cargo/bin:/usr/local/go/bin:$PATH"
+  command -v go >/dev/null || die "go not found: install Go 1.26+ (the local cluster is built from Kubernetes' Go modules)"
+  local missing=()
+  command -v openssl >/dev/null || missing+=(openssl)
+  command -v curl >/dev/null || missing+=(curl)
+  command -v python3 >/dev/null || missing+=(python3)
+  if [ "${#missing[@]}" -gt 0 ]; then
+    step "installing ${missing[*]}"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+  fi
+}
+
+# Builds (or takes from the cache) the Kubernetes binaries, etcd and the MiniDFS classpath.
+build_ground() {
+  step "local cluster binaries (cached under $COURIER_CACHE)"
+  "$CLUSTER" build
+  step "MiniDFS classpath (cached under $COURIER_CACHE)"
+  "$MINIDFS" build
+}
+
+STARTED=()
+
+# Starts the cluster (with the node agent) and MiniDFS unless they already run; remembers what
+# it started so stop_ground stops only that.
+start_ground() {
+  if "$CLUSTER" status >/dev/null 2>&1; then
+    step "local cluster already running"
+    "$CLUSTER" up >/dev/null # starts a missing node agent, if any
+  else
+    step "starting the local cluster"
+    "$CLUSTER" up
+    STARTED+=(cluster)
+  fi
+  if "$MINIDFS" status >/dev/null 2>&1; then
+    step "MiniDFS already running"
+  else
+    step "starting MiniDFS"
+    "$MINIDFS" start
+    STARTED+=(minidfs)
+  fi
+  export KUBECONFIG="$COURIER_STATE/cluster/admin.kubeconfig"
+  export PATH="$COURIER_CACHE/k8s-v1.34.4/bin:$PATH"
+  export COURIER_MINIDFS_URL="${COURIER_MINIDFS_URL:-hdfs://127.0.0.1:9000}"
+}
+
+stop_ground() {
+  [ "${COURIER_KEEP_SERVICES:-0}" = 1 ] && return 0
+  local s
+  for s in "${STARTED[@]}"; do
+    case $s in
+      cluster) "$CLUSTER" down >/dev/null 2>&1 || true ;;
+      minidfs) "$MINIDFS" stop >/dev/null 2>&1 || true ;;
+    esac
+  done
+}

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Runs every test of Courier against real parts: builds (or reuses from ~/.cache/courier) the
+# local Kubernetes control plane and MiniDFS, starts them, then runs clippy and the whole
+# workspace's tests. Services this script started are stopped at the end
+# (COURIER_KEEP_SERVICES=1 keeps them).
+set -euo pipefail
+# shellcheck source=e2e/scripts/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+cd "$ROOT"
+
+ensure_toolchains
+build_ground
+
+step "building the workspace"
+cargo build --workspace --all-targets --locked
+
+trap stop_ground EXIT
+start_ground
+export COURIER_E2E=1
+
+step "clippy"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+step "tests"
+cargo test --workspace --locked --no-fail-fast 2>&1 | tee "$COURIER_STATE/logs/cargo-test.log"
+status=${PIPESTATUS[0]}
+passed=$(grep -Eo '^test result: .*' "$COURIER_STATE/logs/cargo-test.log" | awk '{p+=$4; f+=$6} END {print p+0, f+0}')
+read -r p f <<<"$passed"
+echo
+echo "total: $p passed, $f failed"
+exit "$status"
