@@ -90,10 +90,8 @@ async fn create_namespace(client: &kube::Client, name: &str) {
 async fn delete_namespace(client: &kube::Client, name: &str) {
     let namespaces: Api<Namespace> = Api::all(client.clone());
     namespaces.delete(name, &DeleteParams::default()).await.expect("delete namespace");
-    wait_for("the namespace to be gone", || async {
-        matches!(namespaces.get_opt(name).await, Ok(None)).then_some(())
-    })
-    .await;
+    wait_for("the namespace to be gone", || async { matches!(namespaces.get_opt(name).await, Ok(None)).then_some(()) })
+        .await;
 }
 
 fn testapp_container(extra_env: serde_json::Value) -> serde_json::Value {
@@ -155,7 +153,10 @@ async fn allow_reading_pods(client: &kube::Client, namespace: &str) {
         "subjects": [{ "kind": "ServiceAccount", "name": "default", "namespace": namespace }]
     }))
     .expect("role binding");
-    Api::<Role>::namespaced(client.clone(), namespace).create(&PostParams::default(), &role).await.expect("create role");
+    Api::<Role>::namespaced(client.clone(), namespace)
+        .create(&PostParams::default(), &role)
+        .await
+        .expect("create role");
     Api::<RoleBinding>::namespaced(client.clone(), namespace)
         .create(&PostParams::default(), &binding)
         .await
@@ -246,7 +247,7 @@ async fn a_deployment_runs_as_local_processes_that_follow_scaling_crashes_and_na
 }
 
 #[tokio::test]
-async fn env_and_volumes_come_from_secrets_config_maps_and_the_downward_api() {
+async fn containers_get_env_volumes_token_and_init_container_output_as_the_pod_spec_says() {
     let Some(client) = cluster().await else { return };
     let ns = unique("node-agent-env");
     create_namespace(&client, &ns).await;
@@ -273,6 +274,12 @@ async fn env_and_volumes_come_from_secrets_config_maps_and_the_downward_api() {
         "metadata": { "name": "envtest" },
         "spec": {
             "terminationGracePeriodSeconds": 5,
+            "initContainers": [{
+                "name": "init",
+                "image": "courier/e2e-testapp:dev",
+                "command": ["sh", "-c", "echo init-was-here > /var/lib/courier-test/scratch/marker"],
+                "volumeMounts": [{ "name": "scratch", "mountPath": "/var/lib/courier-test/scratch" }]
+            }],
             "containers": [container],
             "volumes": [
                 { "name": "settings", "configMap": { "name": "settings" } },
@@ -300,6 +307,10 @@ async fn env_and_volumes_come_from_secrets_config_maps_and_the_downward_api() {
     let (code, token) = get("/file/var/run/secrets/kubernetes.io/serviceaccount/token").await;
     assert_eq!((code, token.split('.').count()), (200, 3), "a JWT token is mounted");
     assert!(!std::path::Path::new("/etc/courier-test/settings/limits.yaml").exists(), "mounts stay inside the pod");
+    assert_eq!(get("/file/var/lib/courier-test/scratch/marker").await, (200, "init-was-here\n".into()));
+    let init = pod.status.as_ref().and_then(|s| s.init_container_statuses.clone()).unwrap_or_default();
+    let init_exit = init.first().and_then(|s| s.state.as_ref()?.terminated.as_ref().map(|t| t.exit_code));
+    assert_eq!(init_exit, Some(0), "the init container ran to success first: {init:?}");
     delete_namespace(&client, &ns).await;
 }
 

@@ -16,8 +16,9 @@ async fn main() -> std::process::ExitCode {
         }
         Err(error) => {
             let text = error.to_string();
-            let first = text.lines().next().unwrap_or("invalid arguments");
-            eprintln!("courier-node: {}", first.trim_start_matches("error: "));
+            let summary = text.split("\n\n").next().unwrap_or("invalid arguments");
+            let one_line = summary.split_whitespace().collect::<Vec<_>>().join(" ");
+            eprintln!("courier-node: {}", one_line.trim_start_matches("error: "));
             return std::process::ExitCode::from(2);
         }
     };

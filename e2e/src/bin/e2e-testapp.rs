@@ -124,10 +124,5 @@ async fn kube_check(app: &App) -> anyhow::Result<String> {
     let version = client.apiserver_version().await?;
     let pods: kube::Api<Pod> = kube::Api::namespaced(client, &app.namespace);
     let me = pods.get(&app.pod).await?;
-    Ok(format!(
-        "ok version={} pod={} uid={}",
-        version.git_version,
-        app.pod,
-        me.metadata.uid.unwrap_or_default()
-    ))
+    Ok(format!("ok version={} pod={} uid={}", version.git_version, app.pod, me.metadata.uid.unwrap_or_default()))
 }

@@ -13,9 +13,13 @@ use super::config::{self, AgentConfig, ClusterInfo};
 use super::error::{Error, Result};
 use super::images::ImageMap;
 use super::ipam::IpPool;
+use super::launch;
 use super::node_lease::{self, NodeIdentity};
 use super::pods;
 use super::state::StateDir;
+
+/// How long to wait for killed leftovers to release their addresses.
+const STALE_KILL_WAIT: Duration = Duration::from_secs(3);
 
 /// What every pod worker and container supervisor shares.
 pub struct Shared {
@@ -54,8 +58,9 @@ pub async fn run(config: AgentConfig) -> Result<()> {
     ImageMap::load(&config.images, &root)?;
     let state = StateDir::create(&config.state_dir)?;
     let killed = state.kill_stale_processes();
-    if killed > 0 {
-        tracing::info!(killed, "killed processes left by a previous run");
+    if !killed.is_empty() {
+        launch::wait_gone(&killed, STALE_KILL_WAIT).await;
+        tracing::info!(killed = killed.len(), "killed processes left by a previous run");
     }
     let (client, cluster) = config::load_kubeconfig(&config.kubeconfig).await?;
     let shared = Arc::new(Shared {

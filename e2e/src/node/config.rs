@@ -39,11 +39,7 @@ impl AgentConfig {
             return root.clone();
         }
         let images = std::fs::canonicalize(&self.images).unwrap_or_else(|_| self.images.clone());
-        images
-            .parent()
-            .and_then(Path::parent)
-            .map(Path::to_path_buf)
-            .unwrap_or_else(|| PathBuf::from("."))
+        images.parent().and_then(Path::parent).map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."))
     }
 }
 
@@ -98,6 +94,7 @@ fn resolve_relative(kubeconfig: &Path, file: &str) -> PathBuf {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use clap::Parser;
@@ -105,8 +102,15 @@ mod tests {
     #[test]
     fn repo_root_defaults_to_the_parent_of_the_images_directory() {
         let config = AgentConfig::parse_from([
-            "courier-node", "--kubeconfig", "k", "--node-name", "n",
-            "--images", "/repo/e2e/images.yaml", "--state-dir", "/s",
+            "courier-node",
+            "--kubeconfig",
+            "k",
+            "--node-name",
+            "n",
+            "--images",
+            "/repo/e2e/images.yaml",
+            "--state-dir",
+            "/s",
         ]);
         assert_eq!(config.repo_root(), PathBuf::from("/repo"));
     }
@@ -114,8 +118,17 @@ mod tests {
     #[test]
     fn an_explicit_root_wins() {
         let config = AgentConfig::parse_from([
-            "courier-node", "--kubeconfig", "k", "--node-name", "n",
-            "--images", "/repo/e2e/images.yaml", "--state-dir", "/s", "--root", "/elsewhere",
+            "courier-node",
+            "--kubeconfig",
+            "k",
+            "--node-name",
+            "n",
+            "--images",
+            "/repo/e2e/images.yaml",
+            "--state-dir",
+            "/s",
+            "--root",
+            "/elsewhere",
         ]);
         assert_eq!(config.repo_root(), PathBuf::from("/elsewhere"));
     }

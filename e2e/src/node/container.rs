@@ -107,6 +107,8 @@ pub struct ContainerJob {
     pub container: Container,
     /// Its bind mounts.
     pub mounts: Vec<Mount>,
+    /// `Always`, `OnFailure` or `Never` (init containers: `OnFailure` unless the pod says `Never`).
+    pub restart_policy: String,
 }
 
 enum Outcome {
@@ -115,8 +117,12 @@ enum Outcome {
 }
 
 /// Runs the container until it ends for good or a stop (with its grace period) is requested.
-pub async fn supervise(job: ContainerJob, status: watch::Sender<Snapshot>, mut stop: watch::Receiver<Option<Duration>>) {
-    let policy = job.pod.spec.as_ref().and_then(|s| s.restart_policy.clone()).unwrap_or_else(|| "Always".into());
+pub async fn supervise(
+    job: ContainerJob,
+    status: watch::Sender<Snapshot>,
+    mut stop: watch::Receiver<Option<Duration>>,
+) {
+    let policy = job.restart_policy.clone();
     let mut backoff = BACKOFF_START;
     loop {
         let attempt = status.borrow().restart_count;
@@ -259,7 +265,8 @@ async fn prepare(job: &ContainerJob) -> Result<LaunchSpec, (&'static str, String
     let (program, args) = match command.split_first() {
         None => (binary.to_string_lossy().into_owned(), args),
         Some((first, rest)) => {
-            let program = if same_file_name(first, &binary) { binary.to_string_lossy().into_owned() } else { first.clone() };
+            let program =
+                if same_file_name(first, &binary) { binary.to_string_lossy().into_owned() } else { first.clone() };
             (program, rest.iter().chain(&args).cloned().collect())
         }
     };
@@ -395,6 +402,7 @@ fn exit_of(status: Option<std::process::ExitStatus>, started_at: Timestamp) -> E
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -206,6 +206,7 @@ pub fn expand(text: &str, env: &BTreeMap<String, String>) -> String {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;

@@ -57,6 +57,7 @@ pub fn repository_of(image: &str) -> &str {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -44,6 +44,7 @@ fn host_part(ip: Ipv4Addr) -> Option<u8> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

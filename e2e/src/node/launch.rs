@@ -128,7 +128,22 @@ pub fn process_start_time(pid: u32) -> Option<String> {
     after_name.split_whitespace().nth(19).map(str::to_string)
 }
 
+/// Waits until none of `pids` is a live process (gone or a zombie), at most `limit`.
+pub async fn wait_gone(pids: &[u32], limit: std::time::Duration) {
+    let deadline = tokio::time::Instant::now() + limit;
+    while pids.iter().any(|pid| is_alive(*pid)) && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+fn is_alive(pid: u32) -> bool {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { return false };
+    let state = stat.rfind(')').and_then(|i| stat[i + 1..].split_whitespace().next());
+    state != Some("Z")
+}
+
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
@@ -150,5 +165,11 @@ mod tests {
     fn our_own_start_time_is_readable_and_a_missing_process_has_none() {
         assert!(process_start_time(std::process::id()).is_some());
         assert_eq!(process_start_time(999_999_999), None);
+    }
+
+    #[test]
+    fn we_are_alive_and_a_missing_pid_is_not() {
+        assert!(is_alive(std::process::id()));
+        assert!(!is_alive(999_999_999));
     }
 }

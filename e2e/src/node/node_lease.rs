@@ -75,7 +75,8 @@ async fn renew_lease(client: &kube::Client, name: &str, owner: &Node) -> Result<
     let action = || format!("renew lease {LEASE_NAMESPACE}/{name}");
     match leases.get_opt(name).await.map_err(Error::kube(action()))? {
         Some(_) => {
-            let patch = json!({ "spec": { "holderIdentity": name, "renewTime": now, "leaseDurationSeconds": LEASE_SECONDS } });
+            let patch =
+                json!({ "spec": { "holderIdentity": name, "renewTime": now, "leaseDurationSeconds": LEASE_SECONDS } });
             leases.patch(name, &PatchParams::default(), &Patch::Merge(&patch)).await.map_err(Error::kube(action()))?;
         }
         None => {

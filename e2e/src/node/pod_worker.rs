@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use futures::FutureExt as _;
 use jiff::Timestamp;
-use k8s_openapi::api::core::v1::{Pod, PodStatus};
+use k8s_openapi::api::core::v1::{Container, Pod, PodStatus};
 use kube::api::{Api, DeleteParams, Patch, PatchParams, Preconditions};
 use serde_json::json;
 use tokio::sync::watch;
@@ -43,13 +43,18 @@ struct PodRun {
     ip: Option<Ipv4Addr>,
     start_time: Timestamp,
     sandbox_ready: bool,
+    init: Vec<watch::Receiver<Snapshot>>,
     containers: Vec<watch::Receiver<Snapshot>>,
     written: Option<serde_json::Value>,
 }
 
 /// Runs the pod whose latest version `updates` carries until it is deleted (or the agent
 /// shuts down); returns its uid.
-pub async fn run(shared: Arc<Shared>, mut updates: watch::Receiver<Pod>, mut shutdown: watch::Receiver<bool>) -> String {
+pub async fn run(
+    shared: Arc<Shared>,
+    mut updates: watch::Receiver<Pod>,
+    mut shutdown: watch::Receiver<bool>,
+) -> String {
     let pod = Arc::new(updates.borrow_and_update().clone());
     let uid = pod.metadata.uid.clone().unwrap_or_default();
     let namespace = pod.metadata.namespace.clone().unwrap_or_default();
@@ -71,17 +76,26 @@ pub async fn run(shared: Arc<Shared>, mut updates: watch::Receiver<Pod>, mut shu
 impl PodRun {
     fn new(shared: Arc<Shared>, api: Api<Pod>, pod: Arc<Pod>) -> Self {
         let start_time = pod.status.as_ref().and_then(|s| s.start_time.clone()).map_or_else(Timestamp::now, |t| t.0);
-        let containers = pod
-            .spec
-            .iter()
-            .flat_map(|s| &s.containers)
-            .map(|c| {
-                let mut snapshot = Snapshot::creating(c);
-                snapshot.restart_count = previous_restart_count(&pod, &c.name);
-                watch::channel(snapshot).1
-            })
-            .collect();
-        Self { shared, api, pod, ip: None, start_time, sandbox_ready: false, containers, written: None }
+        let spec = pod.spec.clone().unwrap_or_default();
+        let waiting = if spec.init_containers.as_ref().is_some_and(|i| !i.is_empty()) {
+            "PodInitializing"
+        } else {
+            "ContainerCreating"
+        };
+        let snapshots = |containers: &[Container], reason: &str| -> Vec<watch::Receiver<Snapshot>> {
+            containers
+                .iter()
+                .map(|c| {
+                    let mut snapshot = Snapshot::creating(c);
+                    snapshot.state = State::Waiting { reason: reason.into(), message: None };
+                    snapshot.restart_count = previous_restart_count(&pod, &c.name);
+                    watch::channel(snapshot).1
+                })
+                .collect()
+        };
+        let init = snapshots(spec.init_containers.as_deref().unwrap_or_default(), "PodInitializing");
+        let containers = snapshots(&spec.containers, waiting);
+        Self { shared, api, pod, ip: None, start_time, sandbox_ready: false, init, containers, written: None }
     }
 
     fn phase_seen(&self) -> Option<&str> {
@@ -89,7 +103,11 @@ impl PodRun {
     }
 
     fn name(&self) -> String {
-        format!("{}/{}", self.pod.metadata.namespace.as_deref().unwrap_or(""), self.pod.metadata.name.as_deref().unwrap_or(""))
+        format!(
+            "{}/{}",
+            self.pod.metadata.namespace.as_deref().unwrap_or(""),
+            self.pod.metadata.name.as_deref().unwrap_or("")
+        )
     }
 
     /// Allocates the address, prepares volumes, starts the containers and keeps status current.
@@ -121,25 +139,46 @@ impl PodRun {
         };
         self.sandbox_ready = true;
 
+        let spec = self.pod.spec.clone().unwrap_or_default();
+        let pod_policy = spec.restart_policy.clone().unwrap_or_else(|| "Always".into());
+        let launcher = Launcher { shared: self.shared.clone(), pod: self.pod.clone(), ip };
+        // Init containers run one after the other, each to a successful end.
+        let init_policy = if pod_policy == "Never" { "Never" } else { "OnFailure" };
+        for (index, container) in spec.init_containers.unwrap_or_default().into_iter().enumerate() {
+            let mut supervisors = JoinSet::new();
+            let stop = launcher.start(container, &mut self.init[index], &volumes, init_policy, &mut supervisors);
+            let mut alive = [true];
+            let interrupted = loop {
+                tokio::select! {
+                    ending = next_ending(updates, shutdown) => match ending {
+                        Some(ending) => break Some(ending),
+                        None => self.pod = Arc::new(updates.borrow().clone()),
+                    },
+                    () = any_changed(std::slice::from_mut(&mut self.init[index]), &mut alive) => {
+                        tokio::time::sleep(STATUS_DEBOUNCE).await;
+                        self.write_status().await;
+                        if !alive[0] {
+                            break None;
+                        }
+                    }
+                }
+            };
+            if let Some(ending) = interrupted {
+                stop.send_replace(Some(self.grace_for(&ending)));
+                while supervisors.join_next().await.is_some() {}
+                return ending;
+            }
+            let succeeded = matches!(&self.init[index].borrow().state, State::Terminated(exit) if exit.exit_code == 0);
+            if !succeeded {
+                tracing::info!(pod = %self.name(), "an init container did not succeed; the pod stays as it is");
+                return wait_for_end(updates, shutdown).await;
+            }
+        }
+
         let mut stops = Vec::new();
         let mut supervisors = JoinSet::new();
-        let specs = self.pod.spec.as_ref().map(|s| s.containers.clone()).unwrap_or_default();
-        for (container, receiver) in specs.into_iter().zip(self.containers.iter_mut()) {
-            let sender = watch::Sender::new(receiver.borrow().clone());
-            *receiver = sender.subscribe();
-            let (stop, stop_rx) = watch::channel(None);
-            stops.push(stop);
-            match volumes.mounts_for(&container) {
-                Ok(mounts) => {
-                    let job = ContainerJob { shared: self.shared.clone(), pod: self.pod.clone(), ip, container, mounts };
-                    supervisors.spawn(container::supervise(job, sender, stop_rx));
-                }
-                Err(error) => {
-                    let message = error.to_string();
-                    sender.send_modify(|s| s.state = State::Waiting { reason: "CreateContainerConfigError".into(), message: Some(message) });
-                    receiver.mark_changed();
-                }
-            }
+        for (container, slot) in spec.containers.into_iter().zip(self.containers.iter_mut()) {
+            stops.push(launcher.start(container, slot, &volumes, &pod_policy, &mut supervisors));
         }
         let mut alive: Vec<bool> = vec![true; self.containers.len()];
         let ending = loop {
@@ -162,17 +201,21 @@ impl PodRun {
                 }
             }
         };
-        let grace = match &ending {
-            Ending::Deleted(grace) => *grace,
-            Ending::Gone => Duration::ZERO,
-            Ending::AgentShutdown => container::grace_of(&self.pod).min(SHUTDOWN_GRACE_CAP),
-        };
+        let grace = self.grace_for(&ending);
         tracing::info!(pod = %self.name(), ?grace, "stopping pod");
         for stop in &stops {
             stop.send_replace(Some(grace));
         }
         while supervisors.join_next().await.is_some() {}
         ending
+    }
+
+    fn grace_for(&self, ending: &Ending) -> Duration {
+        match ending {
+            Ending::Deleted(grace) => *grace,
+            Ending::Gone => Duration::ZERO,
+            Ending::AgentShutdown => container::grace_of(&self.pod).min(SHUTDOWN_GRACE_CAP),
+        }
     }
 
     async fn end(&mut self, ending: Ending) {
@@ -211,7 +254,7 @@ impl PodRun {
     }
 
     fn set_waiting(&mut self, reason: &str, message: &str) {
-        for receiver in &mut self.containers {
+        for receiver in self.init.iter_mut().chain(&mut self.containers) {
             let mut snapshot = receiver.borrow().clone();
             snapshot.state = State::Waiting { reason: reason.into(), message: Some(message.into()) };
             *receiver = watch::channel(snapshot).1;
@@ -220,13 +263,14 @@ impl PodRun {
 
     /// Writes the status if it changed since the last write.
     async fn write_status(&mut self) {
+        let init: Vec<Snapshot> = self.init.iter().map(|r| r.borrow().clone()).collect();
         let snapshots: Vec<Snapshot> = self.containers.iter().map(|r| r.borrow().clone()).collect();
         let mut basis = (*self.pod).clone();
         if let Some(written) = &self.written {
             basis.status = serde_json::from_value::<PodStatus>(written.clone()).ok();
         }
         let view = PodView { pod: &basis, ip: self.ip, start_time: self.start_time, sandbox_ready: self.sandbox_ready };
-        let status = status::pod_status(view, &snapshots);
+        let status = status::pod_status(view, &init, &snapshots);
         let Ok(value) = serde_json::to_value(&status) else { return };
         if self.written.as_ref() == Some(&value) {
             return;
@@ -240,6 +284,50 @@ impl PodRun {
             }
             Err(error) => tracing::warn!(pod = %self.name(), %error, "could not write pod status"),
         }
+    }
+}
+
+/// Starts container supervisors of one pod.
+struct Launcher {
+    shared: Arc<Shared>,
+    pod: Arc<Pod>,
+    ip: Ipv4Addr,
+}
+
+impl Launcher {
+    /// Starts a supervisor publishing into `slot`; returns the sender that stops it.
+    fn start(
+        &self,
+        container: Container,
+        slot: &mut watch::Receiver<Snapshot>,
+        volumes: &PreparedVolumes,
+        restart_policy: &str,
+        supervisors: &mut JoinSet<()>,
+    ) -> watch::Sender<Option<Duration>> {
+        let sender = watch::Sender::new(slot.borrow().clone());
+        *slot = sender.subscribe();
+        let (stop, stop_rx) = watch::channel(None);
+        match volumes.mounts_for(&container) {
+            Ok(mounts) => {
+                let job = ContainerJob {
+                    shared: self.shared.clone(),
+                    pod: self.pod.clone(),
+                    ip: self.ip,
+                    container,
+                    mounts,
+                    restart_policy: restart_policy.to_string(),
+                };
+                supervisors.spawn(container::supervise(job, sender, stop_rx));
+            }
+            Err(error) => {
+                let message = error.to_string();
+                sender.send_modify(|s| {
+                    s.state = State::Waiting { reason: "CreateContainerConfigError".into(), message: Some(message) }
+                });
+                slot.mark_changed();
+            }
+        }
+        stop
     }
 }
 

@@ -133,6 +133,7 @@ pub fn status_is_success(head: &[u8]) -> bool {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use k8s_openapi::api::core::v1::{ContainerPort, HTTPGetAction};
@@ -153,7 +154,11 @@ mod tests {
             ..Default::default()
         };
         let probe = Probe {
-            http_get: Some(HTTPGetAction { port: IntOrString::String("http".into()), path: Some("/healthz".into()), ..Default::default() }),
+            http_get: Some(HTTPGetAction {
+                port: IntOrString::String("http".into()),
+                path: Some("/healthz".into()),
+                ..Default::default()
+            }),
             period_seconds: Some(2),
             ..Default::default()
         };

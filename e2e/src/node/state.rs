@@ -78,9 +78,9 @@ impl StateDir {
     }
 
     /// Kills (SIGKILL, whole process group) every process a previous agent run
-    /// recorded and that is still the same process; returns how many were killed.
-    pub fn kill_stale_processes(&self) -> usize {
-        let mut killed = 0;
+    /// recorded and that is still the same process; returns their pids.
+    pub fn kill_stale_processes(&self) -> Vec<u32> {
+        let mut killed = Vec::new();
         for uid in self.pod_uids() {
             let Ok(entries) = std::fs::read_dir(self.pod_dir(&uid).join("pids")) else { continue };
             for entry in entries.flatten() {
@@ -90,7 +90,7 @@ impl StateDir {
                 {
                     tracing::info!(pid, pod_uid = %uid, "killing a process left by a previous run");
                     launch::signal_group(pid, "KILL");
-                    killed += 1;
+                    killed.push(pid);
                 }
                 let _ = std::fs::remove_file(entry.path());
             }
@@ -106,6 +106,7 @@ fn parse_record(record: &str) -> Option<(u32, &str)> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
@@ -122,7 +123,7 @@ mod tests {
         let state = StateDir::create(&dir).unwrap();
         std::fs::create_dir_all(state.pod_dir("u1").join("pids")).unwrap();
         std::fs::write(state.pod_dir("u1").join("pids").join("c"), "999999999 1\n").unwrap();
-        assert_eq!(state.kill_stale_processes(), 0);
+        assert!(state.kill_stale_processes().is_empty());
         assert!(!state.pod_dir("u1").join("pids").join("c").exists());
         state.remove_pod("u1");
         assert!(state.pod_uids().is_empty());

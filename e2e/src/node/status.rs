@@ -4,8 +4,8 @@ use std::net::Ipv4Addr;
 
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::{
-    ContainerState, ContainerStateRunning, ContainerStateTerminated, ContainerStateWaiting, ContainerStatus,
-    HostIP, Pod, PodCondition, PodIP, PodStatus,
+    ContainerState, ContainerStateRunning, ContainerStateTerminated, ContainerStateWaiting, ContainerStatus, HostIP,
+    Pod, PodCondition, PodIP, PodStatus,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
@@ -37,11 +37,29 @@ pub fn phase(containers: &[Snapshot]) -> &'static str {
     "Running"
 }
 
+/// True when the container ended for good with exit code 0.
+fn succeeded(container: &Snapshot) -> bool {
+    container.done && matches!(&container.state, State::Terminated(e) if e.exit_code == 0)
+}
+
+/// The phase with init containers: Failed if one ended for good unsuccessfully,
+/// Pending until all succeeded, then as [`phase`] says.
+pub fn pod_phase(init: &[Snapshot], containers: &[Snapshot]) -> &'static str {
+    if init.iter().any(|c| c.done && !succeeded(c)) {
+        "Failed"
+    } else if !init.iter().all(succeeded) {
+        "Pending"
+    } else {
+        phase(containers)
+    }
+}
+
 /// The full status to write to `pods/status`.
-pub fn pod_status(view: PodView<'_>, containers: &[Snapshot]) -> PodStatus {
-    let phase = phase(containers);
-    let all_ready = !containers.is_empty()
-        && containers.iter().all(|c| c.ready && matches!(c.state, State::Running { .. }));
+pub fn pod_status(view: PodView<'_>, init: &[Snapshot], containers: &[Snapshot]) -> PodStatus {
+    let phase = pod_phase(init, containers);
+    let initialized = init.iter().all(succeeded);
+    let all_ready =
+        !containers.is_empty() && containers.iter().all(|c| c.ready && matches!(c.state, State::Running { .. }));
     let previous = view.pod.status.as_ref().and_then(|s| s.conditions.as_ref());
     let condition = |type_: &str, ok: bool| {
         let status = if ok { "True" } else { "False" };
@@ -65,12 +83,13 @@ pub fn pod_status(view: PodView<'_>, containers: &[Snapshot]) -> PodStatus {
         start_time: Some(Time(view.start_time)),
         conditions: Some(vec![
             condition("PodReadyToStartContainers", view.sandbox_ready),
-            condition("Initialized", true),
+            condition("Initialized", initialized),
             condition("ContainersReady", all_ready),
             condition("Ready", all_ready),
             condition("PodScheduled", true),
         ]),
         container_statuses: Some(containers.iter().map(container_status).collect()),
+        init_container_statuses: (!init.is_empty()).then(|| init.iter().map(container_status).collect()),
         qos_class: view.pod.status.as_ref().and_then(|s| s.qos_class.clone()),
         ..PodStatus::default()
     }
@@ -119,6 +138,7 @@ fn terminated(exit: &Exit) -> ContainerState {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
@@ -136,7 +156,13 @@ mod tests {
     }
 
     fn exit(code: i32) -> Exit {
-        Exit { exit_code: code, signal: None, reason: "x".into(), started_at: Timestamp::now(), finished_at: Timestamp::now() }
+        Exit {
+            exit_code: code,
+            signal: None,
+            reason: "x".into(),
+            started_at: Timestamp::now(),
+            finished_at: Timestamp::now(),
+        }
     }
 
     fn running(ready: bool) -> Snapshot {
@@ -174,17 +200,29 @@ mod tests {
     #[test]
     fn the_ready_condition_follows_the_containers_and_status_carries_the_pod_ip() {
         let pod = Pod::default();
-        let view = PodView { pod: &pod, ip: Some(Ipv4Addr::new(127, 0, 0, 4)), start_time: Timestamp::now(), sandbox_ready: true };
+        let view = PodView {
+            pod: &pod,
+            ip: Some(Ipv4Addr::new(127, 0, 0, 4)),
+            start_time: Timestamp::now(),
+            sandbox_ready: true,
+        };
         let ready = |containers: &[Snapshot]| {
-            let status = pod_status(view, containers);
+            let status = pod_status(view, &[], containers);
             let conditions = status.conditions.unwrap_or_default();
             conditions.iter().find(|c| c.type_ == "Ready").map(|c| c.status.clone())
         };
         assert_eq!(ready(&[running(true)]).as_deref(), Some("True"));
         assert_eq!(ready(&[running(true), running(false)]).as_deref(), Some("False"));
-        let status = pod_status(view, &[running(true)]);
+        let status = pod_status(view, &[], &[running(true)]);
         assert_eq!(status.pod_ip.as_deref(), Some("127.0.0.4"));
-        assert_eq!(status.container_statuses.unwrap()[0].state.as_ref().unwrap().running.is_some(), true);
+        assert!(status.container_statuses.unwrap()[0].state.as_ref().unwrap().running.is_some());
+    }
+
+    #[test]
+    fn init_containers_hold_the_pod_pending_until_they_succeed_and_fail_it_when_they_fail() {
+        assert_eq!(pod_phase(&[running(false)], &[snapshot()]), "Pending");
+        assert_eq!(pod_phase(&[ended(0)], &[running(true)]), "Running");
+        assert_eq!(pod_phase(&[ended(2)], &[snapshot()]), "Failed");
     }
 
     #[test]

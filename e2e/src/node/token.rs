@@ -28,12 +28,8 @@ pub async fn request(
     audience: Option<&str>,
     expiration_seconds: i64,
 ) -> Result<IssuedToken> {
-    let account = facts
-        .pod
-        .spec
-        .as_ref()
-        .and_then(|s| s.service_account_name.clone())
-        .unwrap_or_else(|| "default".to_string());
+    let account =
+        facts.pod.spec.as_ref().and_then(|s| s.service_account_name.clone()).unwrap_or_else(|| "default".to_string());
     let accounts: Api<ServiceAccount> = Api::namespaced(client.clone(), facts.namespace());
     let request = TokenRequest {
         spec: TokenRequestSpec {
@@ -52,9 +48,8 @@ pub async fn request(
         .create_token_request(&account, &PostParams::default(), &request)
         .await
         .map_err(Error::kube(format!("request a token for serviceaccount {}/{account}", facts.namespace())))?;
-    let status = issued
-        .status
-        .ok_or_else(|| Error::Config(format!("token request for {account} returned no token")))?;
+    let status =
+        issued.status.ok_or_else(|| Error::Config(format!("token request for {account} returned no token")))?;
     let lifetime = status.expiration_timestamp.0.duration_since(jiff::Timestamp::now());
     let seconds = lifetime.as_secs().clamp(1, expiration_seconds.max(1));
     Ok(IssuedToken { token: status.token, refresh_after: refresh_after(seconds) })
@@ -67,6 +62,7 @@ pub fn refresh_after(lifetime_seconds: i64) -> Duration {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

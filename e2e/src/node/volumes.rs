@@ -108,8 +108,7 @@ impl PreparedVolumes {
         if let Some(projected) = &volume.projected {
             for source in projected.sources.iter().flatten() {
                 if let Some(sat) = &source.service_account_token {
-                    self.add_token(client, facts, dir, &sat.path, sat.audience.clone(), sat.expiration_seconds)
-                        .await?;
+                    self.add_token(client, facts, dir, &sat.path, sat.audience.clone(), sat.expiration_seconds).await?;
                 } else if let Some(cm) = &source.config_map {
                     let data = config_map(lookup, cluster, &cm.name).await?;
                     write_keyed(dir, data, cm.items.as_deref(), cm.optional, &format!("configmap {}", cm.name))?;
@@ -180,9 +179,10 @@ impl PreparedVolumes {
     pub fn mounts_for(&self, container: &Container) -> Result<Vec<Mount>> {
         let mut mounts = Vec::new();
         for mount in container.volume_mounts.iter().flatten() {
-            let dir = self.dirs.get(&mount.name).ok_or_else(|| {
-                Error::Config(format!("volumeMount {} refers to no volume of the pod", mount.name))
-            })?;
+            let dir = self
+                .dirs
+                .get(&mount.name)
+                .ok_or_else(|| Error::Config(format!("volumeMount {} refers to no volume of the pod", mount.name)))?;
             let source = match mount.sub_path.as_deref().filter(|p| !p.is_empty()) {
                 Some(sub) => {
                     let source = dir.join(sub);
@@ -234,9 +234,8 @@ fn write_keyed(
 }
 
 fn write_downward(dir: &Path, facts: PodFacts<'_>, path: &str, field: Option<&str>) -> Result<()> {
-    let field = field.ok_or_else(|| {
-        Error::Unsupported(format!("downwardAPI item {path}: only fieldRef is supported"))
-    })?;
+    let field =
+        field.ok_or_else(|| Error::Unsupported(format!("downwardAPI item {path}: only fieldRef is supported")))?;
     write_file(dir, path, facts.field(field)?.as_bytes())
 }
 
@@ -260,6 +259,7 @@ fn split(path: &Path) -> (&Path, &str) {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
