@@ -44,7 +44,7 @@ pub enum BuildError {
     Url { url: String, source: http::uri::InvalidUri },
     #[error("rendered value of header {name:?} is not a valid header value")]
     HeaderValue { name: String },
-    #[error("idempotency key field {0:?} is missing or not a string or number")]
+    #[error("idempotency key field {0:?} is missing, or not a number or a string usable as a header value")]
     KeyField(String),
 }
 
@@ -169,7 +169,7 @@ impl RequestBuilder {
         let idempotency_key = match &self.key_field {
             None => self.positional_key(&record.file.url, record.offset),
             Some(field) => match value.get(field) {
-                Some(serde_json::Value::String(s)) => s.clone(),
+                Some(serde_json::Value::String(s)) if HeaderValue::from_str(s).is_ok() => s.clone(),
                 Some(n @ serde_json::Value::Number(_)) => n.to_string(),
                 _ => return Err(BuildError::KeyField(field.clone())),
             },

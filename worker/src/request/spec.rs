@@ -70,3 +70,30 @@ impl RequestSpec {
         }
     }
 }
+
+impl RequestSpec {
+    /// The request spec of records of a Datum (`request`) sent to a Destination (`endpoint`)
+    /// for package `namespace/package`.
+    pub fn from_api(
+        endpoint: &courier_api::destination::Endpoint,
+        request: &courier_api::datum::RequestSpec,
+        namespace: &str,
+        package: &str,
+    ) -> Self {
+        Self {
+            url: endpoint.url.clone(),
+            method: endpoint.method.as_str().to_owned(),
+            static_headers: endpoint.headers.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+            path_template: Some(request.path_template.clone()).filter(|p| !p.is_empty()),
+            header_templates: request.headers.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+            body: request.body.as_ref().map_or(BodySpec::Record, |b| BodySpec::Template(b.template.clone())),
+            content_type: request.content_type.clone(),
+            idempotency: IdempotencySpec {
+                header: request.idempotency_key.header.clone(),
+                field: request.idempotency_key.field.clone(),
+            },
+            namespace: namespace.to_owned(),
+            package: package.to_owned(),
+        }
+    }
+}

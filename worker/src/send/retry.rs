@@ -52,6 +52,8 @@ pub enum Jitter {
     None,
     /// A uniform draw between zero and the exponential delay (AWS's "full jitter").
     Full,
+    /// Half the exponential delay plus a uniform draw over the other half.
+    Equal,
 }
 
 /// `retryPolicy` as plain values.
@@ -100,6 +102,10 @@ impl RetryConfig {
             Jitter::Full => {
                 let max_ms = u64::try_from(base.as_millis()).unwrap_or(u64::MAX);
                 Duration::from_millis(rand::rng().random_range(0..=max_ms))
+            }
+            Jitter::Equal => {
+                let half = u64::try_from(base.as_millis() / 2).unwrap_or(u64::MAX);
+                Duration::from_millis(half + rand::rng().random_range(0..=half))
             }
         }
     }
