@@ -15,6 +15,7 @@ use crate::common::LocalRef;
     group = "courier.dev",
     version = "v1alpha1",
     kind = "Datum",
+    doc = "A data type: file format, how a record becomes a request, and where new files land.",
     plural = "datums",
     namespaced,
     status = "DatumStatus",

@@ -20,6 +20,7 @@ use crate::common::{SecretKeyRef, SecretRef, is_false};
     group = "courier.dev",
     version = "v1alpha1",
     kind = "Destination",
+    doc = "A partner API that receives one HTTP request per record: endpoint, auth, rate limit, retry policy and worker bounds.",
     namespaced,
     status = "DestinationStatus",
     shortname = "dest",

@@ -29,7 +29,8 @@ pub enum GenerateError {
     Yaml { name: String, source: serde_yaml::Error },
 }
 
-/// Every generated file: one YAML per CRD, their kustomization, and `docs/api.md`.
+/// Every generated file: one YAML per CRD (for kustomize and for the Helm chart), their
+/// kustomization, and `docs/api.md`.
 pub fn generated_files() -> Result<Vec<GeneratedFile>, GenerateError> {
     let crds = crds();
     let mut files = Vec::new();
@@ -39,6 +40,8 @@ pub fn generated_files() -> Result<Vec<GeneratedFile>, GenerateError> {
         let yaml = serde_yaml::to_string(crd).map_err(|source| GenerateError::Yaml { name: name.clone(), source })?;
         let file = format!("{name}.yaml");
         files.push(GeneratedFile { path: format!("crds/generated/{file}"), content: format!("{HEADER}{yaml}") });
+        // Helm installs CRDs from the chart's crds/ folder; the same bytes as the kustomize base.
+        files.push(GeneratedFile { path: format!("charts/courier/crds/{file}"), content: format!("{HEADER}{yaml}") });
         names.push(file);
     }
     let mut kustomization =

@@ -14,6 +14,7 @@ pub use crate::package_status::*;
     group = "courier.dev",
     version = "v1alpha1",
     kind = "DeliveryPackage",
+    doc = "One batch of files of one Datum, delivered to one Destination. Wait for it with kubectl wait --for=condition=Complete.",
     namespaced,
     status = "DeliveryPackageStatus",
     shortname = "dp",
