@@ -149,11 +149,15 @@ impl TokenSource {
 
     async fn fetch(&self) -> Result<Token, AuthError> {
         let fail = |reason: String| AuthError::Token { url: self.config.token_url.clone(), reason };
-        let mut form = form_urlencoded::Serializer::new(String::new());
-        form.append_pair("grant_type", "client_credentials");
-        if !self.config.scopes.is_empty() {
-            form.append_pair("scope", &self.config.scopes.join(" "));
-        }
+        // The serializer is not Send: finish it before any await.
+        let form = {
+            let mut form = form_urlencoded::Serializer::new(String::new());
+            form.append_pair("grant_type", "client_credentials");
+            if !self.config.scopes.is_empty() {
+                form.append_pair("scope", &self.config.scopes.join(" "));
+            }
+            form.finish()
+        };
         let basic = STANDARD.encode(format!("{}:{}", self.config.client_id, self.config.client_secret));
         let request = Request::builder()
             .method(Method::POST)
@@ -161,7 +165,7 @@ impl TokenSource {
             .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
             .header(ACCEPT, "application/json")
             .header(AUTHORIZATION, format!("Basic {basic}"))
-            .body(Full::new(Bytes::from(form.finish())))
+            .body(Full::new(Bytes::from(form)))
             .map_err(|e| fail(e.to_string()))?;
         let started = Instant::now();
         let response = self.client.execute(request, TOKEN_TIMEOUT).await.map_err(|e| fail(e.message))?;
