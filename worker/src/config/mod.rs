@@ -1,0 +1,35 @@
+//! From what users apply (Destination, Datum and Secret manifests, or the environment the
+//! operator gives worker pods) to the worker's internal settings: the send stack's
+//! [`SendConfig`](crate::send::SendConfig), the decoder's [`FormatSpec`](crate::decode::FormatSpec),
+//! the request builder's [`RequestSpec`](crate::request::RequestSpec) and the limiter's rate.
+
+mod convert;
+mod manifest;
+mod secrets;
+
+pub use convert::{format_spec, rate_of, request_spec, send_config};
+pub use manifest::{Manifest, load_datum, load_destination, load_secret};
+pub use secrets::{SecretStore, env_names};
+
+/// A manifest or setting the worker cannot use.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("failed to read {path}: {source}")]
+    Read { path: String, source: std::io::Error },
+    /// The YAML does not parse into the expected resource.
+    #[error("{path} is not a valid {kind} manifest: {message}")]
+    Parse { path: String, kind: &'static str, message: String },
+    /// The manifest has another apiVersion or kind.
+    #[error("{path}: expected apiVersion {api_version} kind {kind}, found {found}")]
+    WrongKind { path: String, api_version: &'static str, kind: &'static str, found: String },
+    /// A Secret value the Destination refers to is nowhere to be found.
+    #[error("secret {name}/{key} is needed by the Destination but was not given (pass --secret or set {env})")]
+    MissingSecret { name: String, key: String, env: String },
+    /// A Secret value is not valid base64 or UTF-8.
+    #[error("secret {name}/{key} is not valid: {message}")]
+    BadSecret { name: String, key: String, message: String },
+    /// A retryOn entry or other field the worker cannot apply.
+    #[error("invalid Destination: {0}")]
+    Invalid(String),
+}

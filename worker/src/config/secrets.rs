@@ -1,0 +1,86 @@
+//! Secret values the Destination refers to: from Secret manifests (`courier-worker run`) or from
+//! the environment variables the operator sets on worker pods.
+
+use std::collections::BTreeMap;
+
+use courier_api::common::SecretKeyRef;
+
+use super::ConfigError;
+
+/// The environment variables the operator injects into worker pods.
+pub mod env_names {
+    /// Bearer token.
+    pub const AUTH_TOKEN: &str = "COURIER_AUTH_TOKEN";
+    /// Basic auth user name.
+    pub const AUTH_USERNAME: &str = "COURIER_AUTH_USERNAME";
+    /// Basic auth password.
+    pub const AUTH_PASSWORD: &str = "COURIER_AUTH_PASSWORD";
+    /// Value of the API-key style header.
+    pub const AUTH_HEADER_VALUE: &str = "COURIER_AUTH_HEADER_VALUE";
+    /// OAuth2 client id.
+    pub const OAUTH2_CLIENT_ID: &str = "COURIER_OAUTH2_CLIENT_ID";
+    /// OAuth2 client secret.
+    pub const OAUTH2_CLIENT_SECRET: &str = "COURIER_OAUTH2_CLIENT_SECRET";
+    /// Extra CA certificates (PEM) for the partner's TLS.
+    pub const TLS_CA_PEM: &str = "COURIER_TLS_CA_PEM";
+}
+
+/// Secret values by Secret name and key, with an environment fallback per use.
+#[derive(Debug, Clone, Default)]
+pub struct SecretStore {
+    secrets: BTreeMap<String, BTreeMap<String, Vec<u8>>>,
+    env: BTreeMap<String, String>,
+}
+
+impl SecretStore {
+    /// A store with the current process environment as fallback.
+    pub fn from_env() -> Self {
+        let env = std::env::vars().filter(|(k, _)| k.starts_with("COURIER_")).collect();
+        Self { secrets: BTreeMap::new(), env }
+    }
+
+    /// A store without environment fallback (tests).
+    pub fn empty() -> Self {
+        Self::default()
+    }
+
+    /// Adds one Secret's values.
+    pub fn add_secret(&mut self, name: String, values: BTreeMap<String, Vec<u8>>) {
+        self.secrets.entry(name).or_default().extend(values);
+    }
+
+    /// Sets an environment fallback value.
+    pub fn set_env(&mut self, name: &str, value: impl Into<String>) {
+        self.env.insert(name.to_owned(), value.into());
+    }
+
+    fn value(&self, name: &str, key: &str, env: &str) -> Result<String, ConfigError> {
+        if let Some(bytes) = self.secrets.get(name).and_then(|s| s.get(key)) {
+            return String::from_utf8(bytes.clone()).map_err(|e| ConfigError::BadSecret {
+                name: name.to_owned(),
+                key: key.to_owned(),
+                message: e.to_string(),
+            });
+        }
+        self.env.get(env).cloned().ok_or_else(|| ConfigError::MissingSecret {
+            name: name.to_owned(),
+            key: key.to_owned(),
+            env: env.to_owned(),
+        })
+    }
+
+    /// An environment fallback value, if set and not empty.
+    pub fn env_value(&self, name: &str) -> Option<&str> {
+        self.env.get(name).map(String::as_str).filter(|v| !v.is_empty())
+    }
+
+    /// The value `reference` names, or the environment variable `env`.
+    pub fn key(&self, reference: &SecretKeyRef, env: &str) -> Result<String, ConfigError> {
+        self.value(&reference.name, &reference.key, env)
+    }
+
+    /// The value of `key` in the Secret `name` (fixed key names, e.g. basic auth), or `env`.
+    pub fn named(&self, name: &str, key: &str, env: &str) -> Result<String, ConfigError> {
+        self.value(name, key, env)
+    }
+}

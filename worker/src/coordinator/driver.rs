@@ -1,0 +1,322 @@
+//! Runs a worker against a [`Coordinator`]: heartbeats, applies shares, pauses, Destination
+//! changes and lease decisions to the [`Pipeline`], and drains on shutdown.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use courier_api::destination::DestinationSpec;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use super::{Coordinator, CoordinatorError};
+use crate::config::{self, SecretStore};
+use crate::limiter::Rate;
+use crate::pipeline::{LeaseHandle, LeaseWork, Pipeline};
+use crate::protocol::{
+    HeartbeatRequest, HeartbeatResponse, LeaseKey, LeaseReport, ShardLease, ThrottleReport, WorkerStats,
+};
+use crate::request::RequestBuilder;
+
+/// Settings of a driver.
+#[derive(Debug, Clone)]
+pub struct DriverConfig {
+    pub worker: String,
+    pub namespace: String,
+    pub destination: String,
+    /// The Destination spec when known up front (`run`); in cluster it arrives by heartbeat.
+    pub destination_spec: Option<(i64, DestinationSpec)>,
+    pub secrets: SecretStore,
+    /// Leases worked on at once.
+    pub max_leases: u32,
+    /// How long in-flight records may take to finish after shutdown.
+    pub drain: Duration,
+}
+
+/// The driver stopped for good.
+#[derive(Debug, thiserror::Error)]
+pub enum DriverError {
+    #[error(transparent)]
+    Coordinator(#[from] CoordinatorError),
+}
+
+/// How the driver ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DriverEnd {
+    /// The coordinator has no more work.
+    Finished,
+    /// Shutdown was asked for; leases were drained (or abandoned at the deadline).
+    Drained { abandoned: bool },
+}
+
+/// Runs one worker.
+pub struct Driver<C> {
+    coordinator: C,
+    pipeline: Pipeline,
+    config: DriverConfig,
+    leases: BTreeMap<LeaseKey, LeaseHandle>,
+    /// Leases that could not even start, reported once.
+    failed: Vec<LeaseReport>,
+    interval: Duration,
+    ttl: Duration,
+    last_ok: Instant,
+    ready: Arc<AtomicBool>,
+    sent_at_last: u64,
+    wait_at_last: f64,
+    last_beat: Instant,
+}
+
+impl<C: Coordinator> Driver<C> {
+    /// A driver of `pipeline` against `coordinator`; `ready` turns true on the first answer.
+    pub fn new(coordinator: C, pipeline: Pipeline, config: DriverConfig, ready: Arc<AtomicBool>) -> Self {
+        Self {
+            coordinator,
+            pipeline,
+            config,
+            leases: BTreeMap::new(),
+            failed: Vec::new(),
+            interval: Duration::from_secs(1),
+            ttl: Duration::from_secs(10),
+            last_ok: Instant::now(),
+            ready,
+            sent_at_last: 0,
+            wait_at_last: 0.0,
+            last_beat: Instant::now(),
+        }
+    }
+
+    /// The coordinator (for a local run's summary after [`Driver::run`]).
+    pub fn coordinator(&self) -> &C {
+        &self.coordinator
+    }
+
+    /// Heartbeats until the coordinator has no more work or `shutdown` is cancelled and the
+    /// leases are drained (final checkpoints reported).
+    pub async fn run(&mut self, shutdown: CancellationToken) -> Result<DriverEnd, DriverError> {
+        let mut drain_deadline: Option<Instant> = None;
+        let mut abandoned = false;
+        loop {
+            let draining = shutdown.is_cancelled();
+            if draining && drain_deadline.is_none() {
+                tracing::info!(leases = self.leases.len(), "draining: no new records, finishing those in flight");
+                for lease in self.leases.values() {
+                    lease.stop();
+                }
+                drain_deadline = Some(Instant::now() + self.config.drain);
+            }
+            if let Some(deadline) = drain_deadline
+                && Instant::now() >= deadline
+                && !self.leases.values().all(LeaseHandle::is_finished)
+            {
+                tracing::warn!("drain deadline passed: abandoning requests still in flight");
+                for lease in self.leases.values() {
+                    lease.abort();
+                }
+                abandoned = true;
+            }
+            let all_finished = self.leases.values().all(LeaseHandle::is_finished);
+            let (request, reported) = self.request(draining);
+            match self.coordinator.heartbeat(request).await {
+                Ok(response) => {
+                    for key in reported {
+                        self.leases.remove(&key);
+                    }
+                    self.failed.clear();
+                    self.apply(response, draining);
+                }
+                Err(e @ CoordinatorError::Checkpoint { .. }) => return Err(e.into()),
+                Err(e) => {
+                    tracing::warn!(error = %e, "heartbeat failed");
+                    if self.last_ok.elapsed() > self.ttl && self.pipeline.accepting() {
+                        tracing::warn!("coordinator unreachable for the lease TTL: holding new records");
+                        self.pipeline.set_accepting(false);
+                    }
+                    if draining && all_finished && (abandoned || drain_deadline.is_some_and(|d| Instant::now() >= d)) {
+                        return Ok(DriverEnd::Drained { abandoned });
+                    }
+                }
+            }
+            if draining && all_finished && self.leases.is_empty() {
+                return Ok(DriverEnd::Drained { abandoned });
+            }
+            if !draining && self.coordinator.finished() && self.leases.is_empty() {
+                return Ok(DriverEnd::Finished);
+            }
+            let wake = self.pipeline.lease_ended();
+            let wait = if draining { self.interval.min(Duration::from_millis(100)) } else { self.interval };
+            tokio::select! {
+                () = tokio::time::sleep(wait) => {}
+                () = wake => {}
+                () = shutdown.cancelled(), if !draining => {}
+            }
+        }
+    }
+
+    /// The heartbeat to send, and the leases it reports for the last time.
+    fn request(&mut self, draining: bool) -> (HeartbeatRequest, Vec<LeaseKey>) {
+        let mut leases = self.failed.clone();
+        let mut reported = Vec::new();
+        let mut lag = 0u64;
+        for (key, handle) in &self.leases {
+            let p = handle.progress();
+            let finished = handle.is_finished();
+            lag += p.lag_bytes;
+            leases.push(LeaseReport {
+                key: key.clone(),
+                checkpoint: p.checkpoint,
+                counters: p.counters,
+                failures: p.failures,
+                done: p.done,
+                error: p.error.or_else(|| (finished && !p.done && !draining).then(|| "lease task ended".to_owned())),
+            });
+            if finished {
+                reported.push(key.clone());
+            }
+        }
+        let metrics = self.pipeline.metrics();
+        metrics.shard_lag_bytes.set(i64::try_from(lag).unwrap_or(i64::MAX));
+        let throttle = metrics.throttles.take();
+        let snapshot = self.pipeline.limiter().snapshot();
+        let applied = snapshot.requests.map_or(0, |r| u32::try_from(r.per_second).unwrap_or(u32::MAX));
+        let active = u32::try_from(self.leases.len()).unwrap_or(u32::MAX);
+        let free_slots = if draining || !self.pipeline.accepting() || self.destination_missing() {
+            0
+        } else {
+            self.config.max_leases.saturating_sub(active)
+        };
+        let elapsed = self.last_beat.elapsed().as_secs_f64().max(1e-3);
+        self.last_beat = Instant::now();
+        let sent = metrics.records_sent.get();
+        let rps = (sent.saturating_sub(self.sent_at_last) as f64 / elapsed) as u64;
+        self.sent_at_last = sent;
+        let wait = metrics.limiter_wait_seconds();
+        let max_in_flight = u32::try_from(self.pipeline.max_in_flight()).unwrap_or(u32::MAX);
+        let wait_share = (wait - self.wait_at_last) / elapsed / f64::from(max_in_flight.max(1));
+        self.wait_at_last = wait;
+        let p50 = metrics.latencies.quantile(0.5);
+        let capacity = if p50.is_zero() { 0 } else { (f64::from(max_in_flight) / p50.as_secs_f64()) as u64 };
+        let wanted = self.config.destination_spec.as_ref().map_or(0, |(_, d)| d.rate_limit.requests_per_second.max(0) as u64);
+        let demand = if active == 0 && free_slots == 0 {
+            0
+        } else if capacity == 0 {
+            wanted
+        } else {
+            wanted.min(capacity)
+        };
+        let request = HeartbeatRequest {
+            worker: self.config.worker.clone(),
+            namespace: self.config.namespace.clone(),
+            destination: self.config.destination.clone(),
+            destination_generation: self.config.destination_spec.as_ref().map_or(0, |(g, _)| *g),
+            applied_share: applied,
+            demand: u32::try_from(demand).unwrap_or(u32::MAX),
+            free_slots,
+            draining,
+            leases,
+            throttle: ThrottleReport {
+                too_many_requests: throttle.count,
+                retry_after_until_unix_ms: throttle.until.map(unix_ms),
+            },
+            stats: WorkerStats {
+                requests_per_second: rps,
+                latency_p50_micros: u64::try_from(p50.as_micros()).unwrap_or(u64::MAX),
+                latency_p99_micros: u64::try_from(metrics.latencies.quantile(0.99).as_micros()).unwrap_or(u64::MAX),
+                in_flight: u32::try_from(metrics.in_flight.get().max(0)).unwrap_or(0),
+                max_in_flight,
+                limiter_wait_permille: (wait_share.clamp(0.0, 1.0) * 1000.0) as u32,
+                cpu_permille: 0,
+            },
+        };
+        (request, reported)
+    }
+
+    fn destination_missing(&self) -> bool {
+        self.config.destination_spec.is_none()
+    }
+
+    fn apply(&mut self, response: HeartbeatResponse, draining: bool) {
+        self.last_ok = Instant::now();
+        self.ready.store(true, Ordering::Relaxed);
+        if !self.pipeline.accepting() {
+            tracing::info!("coordinator reachable again: taking new records");
+            self.pipeline.set_accepting(true);
+        }
+        self.interval = Duration::from_millis(u64::from(response.heartbeat_interval_ms.max(10)));
+        self.ttl = Duration::from_millis(u64::from(response.lease_ttl_ms.max(100)));
+        if let Some(dest) = response.destination {
+            match config::send_config(&dest.spec, &self.config.secrets) {
+                Ok(send) => match self.pipeline.set_send_config(&send) {
+                    Ok(()) => {
+                        tracing::info!(generation = dest.generation, "applied Destination configuration");
+                        self.config.destination_spec = Some((dest.generation, dest.spec));
+                    }
+                    Err(e) => tracing::error!(error = %e, "cannot apply the Destination configuration"),
+                },
+                Err(e) => tracing::error!(error = %e, "cannot apply the Destination configuration"),
+            }
+        }
+        let share = response.share;
+        self.pipeline.set_rate(Some(Rate::new(u64::from(share.requests_per_second), u64::from(share.burst))));
+        self.pipeline.limiter().set_bytes_rate(share.bytes_per_second.map(|b| Rate::new(b, b.div_ceil(10).max(1))));
+        self.pipeline.limiter().set_daily_quota(share.requests_today);
+        if share.max_in_flight > 0 && share.max_in_flight as usize != self.pipeline.max_in_flight() {
+            self.pipeline.set_max_in_flight(share.max_in_flight as usize);
+        }
+        if let Some(until) = response.pause_until_unix_ms {
+            let ahead = Duration::from_millis(until.saturating_sub(unix_ms(SystemTime::now())));
+            if !ahead.is_zero() {
+                self.pipeline.limiter().pause_until(Instant::now() + ahead);
+                self.pipeline.metrics().add_pause(SystemTime::now() + ahead);
+            }
+        }
+        for key in &response.revoked {
+            if let Some(lease) = self.leases.get(key) {
+                tracing::info!(shard = key.shard, package = %key.package, "lease revoked");
+                lease.stop();
+            }
+        }
+        for lease in response.granted {
+            if draining {
+                break;
+            }
+            self.start(lease);
+        }
+    }
+
+    fn start(&mut self, lease: ShardLease) {
+        let Some((_, destination)) = &self.config.destination_spec else { return };
+        let spec = config::request_spec(destination, &lease.datum, &lease.key.namespace, &lease.key.package);
+        let builder = match RequestBuilder::new(&spec) {
+            Ok(b) => Arc::new(b),
+            Err(e) => {
+                self.failed.push(LeaseReport {
+                    key: lease.key,
+                    checkpoint: lease.checkpoint,
+                    counters: lease.counters,
+                    failures: Vec::new(),
+                    done: false,
+                    error: Some(format!("the Datum's request templates are invalid: {e}")),
+                });
+                return;
+            }
+        };
+        tracing::debug!(shard = lease.key.shard, url = %lease.shard.url, checkpoint = lease.checkpoint, "lease granted");
+        let work = LeaseWork {
+            key: lease.key.clone(),
+            shard: lease.shard,
+            checkpoint: lease.checkpoint,
+            base: lease.counters,
+            format: config::format_spec(&lease.datum),
+            builder,
+            dead_letter_dir: lease.dead_letter_path,
+            only_offsets: lease.only_offsets,
+        };
+        let handle = self.pipeline.start(work);
+        self.leases.insert(lease.key, handle);
+    }
+}
+
+fn unix_ms(at: SystemTime) -> u64 {
+    u64::try_from(at.duration_since(UNIX_EPOCH).unwrap_or_default().as_millis()).unwrap_or(u64::MAX)
+}

@@ -1,0 +1,43 @@
+//! The seam between the worker and whoever hands out work: "here is my progress, give me my
+//! share, pause and leases". [`LocalCoordinator`] plans a whole source by itself for
+//! `courier-worker run`; [`HttpCoordinator`] speaks the operator's heartbeat protocol
+//! ([`crate::protocol`]). One [`Driver`] runs the worker against either.
+
+mod driver;
+mod http;
+mod local;
+
+pub use driver::{Driver, DriverConfig, DriverError, DriverEnd};
+pub use http::{HttpCoordinator, SERVICE_ACCOUNT_TOKEN};
+pub use local::{LocalCoordinator, LocalPlan, LocalSummary, ShardState};
+
+use std::future::Future;
+
+use crate::protocol::{HeartbeatRequest, HeartbeatResponse};
+
+/// A heartbeat could not be exchanged.
+#[derive(Debug, thiserror::Error)]
+pub enum CoordinatorError {
+    #[error("coordinator at {url} is unreachable: {message}")]
+    Unreachable { url: String, message: String },
+    #[error("coordinator at {url} answered {status}: {body}")]
+    Status { url: String, status: u16, body: String },
+    #[error("coordinator at {url} sent an invalid answer: {message}")]
+    Invalid { url: String, message: String },
+    #[error("failed to write the checkpoint file {path}: {source}")]
+    Checkpoint { path: String, source: std::io::Error },
+}
+
+/// Whoever hands out work to this worker.
+pub trait Coordinator: Send {
+    /// Reports progress and receives share, pause, Destination changes and leases.
+    fn heartbeat(
+        &mut self,
+        request: HeartbeatRequest,
+    ) -> impl Future<Output = Result<HeartbeatResponse, CoordinatorError>> + Send;
+
+    /// True when there will never be more work (a local run whose shards are all finished).
+    fn finished(&self) -> bool {
+        false
+    }
+}
