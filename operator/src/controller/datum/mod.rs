@@ -1,0 +1,101 @@
+//! The Datum controller: compiles the request templates and checks the format, reporting the
+//! outcome as the `Ready` condition (and an Event when it changes).
+
+pub mod validate;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use courier_api::conditions::{DatumConditionType, DatumReason, find_condition, set_condition};
+use courier_api::{Datum, DatumStatus};
+use futures::StreamExt;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::watcher;
+use kube::{Api, ResourceExt};
+
+use super::{Error, Result, publish};
+use crate::context::Context;
+use crate::status_writer::Kind;
+
+const CONTROLLER: &str = "datum";
+
+/// Runs the controller until `shutdown` completes.
+pub async fn run(ctx: Arc<Context>, api: Api<Datum>, shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static) {
+    Controller::new(api, watcher::Config::default())
+        .graceful_shutdown_on(shutdown)
+        .run(reconcile, error_policy, ctx)
+        .for_each(|_| futures::future::ready(()))
+        .await;
+}
+
+fn error_policy(_datum: Arc<Datum>, err: &Error, ctx: Arc<Context>) -> Action {
+    tracing::warn!(%err, "datum reconcile failed");
+    ctx.metrics.failed(CONTROLLER, err.label());
+    Action::requeue(err.retry_after())
+}
+
+/// The status of `datum` after validation.
+pub fn build_status(datum: &Datum, outcome: Result<(), &validate::Invalid>, now: &Time) -> DatumStatus {
+    let generation = datum.metadata.generation;
+    let mut status = datum.status.clone().unwrap_or_default();
+    status.observed_generation = generation;
+    match outcome {
+        Ok(()) => set_condition(
+            &mut status.conditions,
+            DatumConditionType::Ready,
+            true,
+            DatumReason::Compiled,
+            "templates compile and the format is consistent",
+            generation,
+            now,
+        ),
+        Err(inv) => {
+            set_condition(&mut status.conditions, DatumConditionType::Ready, false, inv.reason, inv.message.clone(), generation, now)
+        }
+    };
+    status
+}
+
+/// Reconciles one Datum.
+#[tracing::instrument(skip_all, fields(namespace = datum.namespace(), name = datum.name_any()))]
+pub async fn reconcile(datum: Arc<Datum>, ctx: Arc<Context>) -> Result<Action> {
+    let started = Instant::now();
+    let ns = datum.namespace().ok_or(Error::MissingField("namespace"))?;
+    let name = datum.name_any();
+    let outcome = validate::validate(&datum);
+    let now = Time(jiff::Timestamp::now());
+    let new_status = build_status(&datum, outcome.as_ref().map(|_| ()), &now);
+    let old = datum.status.as_ref().and_then(|s| find_condition(&s.conditions, "Ready")).cloned();
+    let new = find_condition(&new_status.conditions, "Ready").cloned();
+    let changed = old.as_ref().map(|c| (&c.status, &c.reason, &c.message)) != new.as_ref().map(|c| (&c.status, &c.reason, &c.message));
+    if changed && let Some(c) = &new {
+        publish(&ctx.recorder, datum.as_ref(), c.status != "True", &c.reason, c.message.clone()).await;
+    }
+    if let Ok(value) = serde_json::to_value(&new_status) {
+        ctx.status.submit(Kind::Datum, &ns, &name, value, true);
+    }
+    ctx.metrics.reconciled(CONTROLLER, "ok", started.elapsed());
+    Ok(Action::requeue(Duration::from_secs(300)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_invalid_template_sets_ready_false_with_template_invalid_and_the_message() {
+        let datum: Datum = serde_yaml::from_str(
+            "apiVersion: courier.dev/v1alpha1\nkind: Datum\nmetadata: { name: d, namespace: ns, generation: 3 }\nspec:\n  format: { type: JsonLines }\n  request: { pathTemplate: \"/x/{{ id\" }\n",
+        )
+        .expect("valid YAML");
+        let outcome = validate::validate(&datum);
+        let now = Time(jiff::Timestamp::from_second(5).expect("ts"));
+        let s = build_status(&datum, outcome.as_ref().map(|_| ()), &now);
+        let c = find_condition(&s.conditions, "Ready").expect("Ready");
+        assert_eq!((c.status.as_str(), c.reason.as_str()), ("False", "TemplateInvalid"));
+        assert!(!c.message.is_empty());
+        assert_eq!(s.observed_generation, Some(3));
+        assert_eq!(c.observed_generation, Some(3));
+    }
+}

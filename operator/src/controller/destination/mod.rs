@@ -1,0 +1,210 @@
+//! The Destination controller: one worker Deployment per Destination, scaled by the
+//! coordinator's autoscaler, and the Destination's status.
+
+pub mod apply;
+pub mod build;
+pub mod dereference;
+pub mod status;
+pub mod validate;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use courier_api::conditions::find_condition;
+use courier_api::destination::Backlog;
+use courier_api::{Destination, DestinationStatus};
+use futures::StreamExt;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::watcher;
+use kube::{Api, ResourceExt};
+
+use self::status::{DestinationFigures, Throttle};
+use super::{Error, Result, publish};
+use crate::context::Context;
+use crate::coordinator::{DestinationRuntime, ObjectKey};
+use crate::metrics::DestinationLabels;
+use crate::status_writer::Kind;
+
+const CONTROLLER: &str = "destination";
+/// How often a Destination is looked at even without events (autoscaling, status figures).
+const RESYNC: Duration = Duration::from_secs(3);
+
+/// The controller (run the future until `shutdown` completes) and its store.
+pub fn controller(
+    ctx: Arc<Context>,
+    api: Api<Destination>,
+    deployments: Api<Deployment>,
+    trigger: impl futures::Stream<Item = ObjectRef<Destination>> + Send + 'static,
+    shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
+) -> (Store<Destination>, impl std::future::Future<Output = ()>) {
+    let controller = Controller::new(api, watcher::Config::default());
+    let store = controller.store();
+    let fut = controller
+        .owns(deployments, watcher::Config::default().labels(build::DESTINATION_LABEL))
+        .reconcile_on(trigger)
+        .graceful_shutdown_on(shutdown)
+        .run(reconcile, error_policy, ctx)
+        .for_each(|_| futures::future::ready(()));
+    (store, fut)
+}
+
+/// Tells the coordinator about Destinations that no longer exist.
+pub fn collect_garbage(ctx: &Context, store: &Store<Destination>) {
+    let gone: Vec<ObjectKey> = ctx
+        .destinations()
+        .iter()
+        .filter(|k| store.get(&ObjectRef::new(&k.name).within(&k.namespace)).is_none())
+        .cloned()
+        .collect();
+    for key in gone {
+        tracing::info!(namespace = %key.namespace, name = %key.name, "destination deleted");
+        ctx.coordinator.remove_destination(&key.namespace, &key.name);
+        ctx.destinations().remove(&key);
+        ctx.status.forget(Kind::Destination, &key.namespace, &key.name);
+    }
+}
+
+fn error_policy(_dest: Arc<Destination>, err: &Error, ctx: Arc<Context>) -> Action {
+    tracing::warn!(%err, "destination reconcile failed");
+    ctx.metrics.failed(CONTROLLER, err.label());
+    Action::requeue(err.retry_after())
+}
+
+/// Reconciles one Destination.
+#[tracing::instrument(skip_all, fields(namespace = dest.namespace(), name = dest.name_any()))]
+pub async fn reconcile(dest: Arc<Destination>, ctx: Arc<Context>) -> Result<Action> {
+    let started = Instant::now();
+    let result = reconcile_inner(&dest, &ctx).await;
+    let label = if result.is_ok() { "ok" } else { "error" };
+    ctx.metrics.reconciled(CONTROLLER, label, started.elapsed());
+    result
+}
+
+async fn reconcile_inner(dest: &Destination, ctx: &Context) -> Result<Action> {
+    let ns = dest.namespace().ok_or(Error::MissingField("namespace"))?;
+    let name = dest.name_any();
+    let generation = dest.metadata.generation.unwrap_or_default();
+
+    // dereference + validate
+    let needed = dereference::needed_keys(dest);
+    let found = dereference::fetch_secret_keys(&ctx.client, &ns, &needed)
+        .await
+        .map_err(|source| Error::Dereference { what: format!("Secrets of Destination {ns}/{name}"), source })?;
+    let invalid = validate::check_secrets(&needed, &found).err();
+
+    // The coordinator always knows the spec (shares, pause, suspension).
+    ctx.coordinator.upsert_destination(&ns, &name, &dest.spec, generation);
+    ctx.destinations().insert(ObjectKey::new(&ns, &name));
+    let runtime = ctx.coordinator.destination_snapshot(&ns, &name);
+
+    // build + apply (not while a Secret is missing: the pods could not start)
+    let deployments: Api<Deployment> = Api::namespaced(ctx.client.clone(), &ns);
+    let deployment = match &invalid {
+        Some(_) => deployments
+            .get_opt(&build::deployment_name(&name))
+            .await
+            .map_err(|source| Error::Dereference { what: format!("Deployment of {ns}/{name}"), source })?,
+        None => {
+            let replicas = desired_replicas(dest, runtime.as_ref());
+            apply::service_account(&ctx.client, &build::service_account(&ns)).await?;
+            let built = build::deployment(dest, &ctx.settings.worker, replicas);
+            Some(apply::deployment(&ctx.client, &built).await?)
+        }
+    };
+
+    // status
+    let figures = figures(dest, runtime.as_ref(), deployment.as_ref());
+    record_metrics(ctx, &ns, &name, &figures);
+    let now = Time(jiff::Timestamp::now());
+    let new_status = status::build_status(dest, invalid.as_ref(), &figures, &now);
+    let old_status = dest.status.clone().unwrap_or_default();
+    let urgent = conditions_changed(&old_status, &new_status);
+    if urgent {
+        emit_events(ctx, dest, &old_status, &new_status).await;
+    }
+    if let Ok(value) = serde_json::to_value(&new_status) {
+        ctx.status.submit(Kind::Destination, &ns, &name, value, urgent);
+    }
+    Ok(Action::requeue(RESYNC))
+}
+
+/// Replicas to run: none while suspended, otherwise what the autoscaler wants within bounds.
+pub fn desired_replicas(dest: &Destination, runtime: Option<&DestinationRuntime>) -> i32 {
+    if dest.spec.suspend {
+        return 0;
+    }
+    let workers = &dest.spec.workers;
+    let wanted = runtime.map_or(workers.min, |r| r.desired_replicas);
+    wanted.clamp(workers.min.max(0), workers.max.max(workers.min.max(0)))
+}
+
+fn figures(dest: &Destination, runtime: Option<&DestinationRuntime>, deployment: Option<&Deployment>) -> DestinationFigures {
+    let ready = deployment.and_then(|d| d.status.as_ref()).and_then(|s| s.ready_replicas).unwrap_or(0);
+    let desired = deployment.and_then(|d| d.spec.as_ref()).and_then(|s| s.replicas).unwrap_or(0);
+    let Some(r) = runtime else {
+        return DestinationFigures { desired, ready, ..Default::default() };
+    };
+    let throttle = match (r.throttled, r.throttled_reason) {
+        (false, _) => None,
+        (true, Some("RetryAfter")) => Some(Throttle::RetryAfter),
+        (true, _) => Some(Throttle::RateLimited),
+    };
+    let paused_until = r
+        .paused_until_unix_ms
+        .and_then(|ms| jiff::Timestamp::from_millisecond(i64::try_from(ms).ok()?).ok())
+        .filter(|t| *t > jiff::Timestamp::now())
+        .map(Time);
+    let _ = dest;
+    DestinationFigures {
+        desired,
+        ready,
+        effective_requests_per_second: Some(i32::try_from(r.effective_rps).unwrap_or(i32::MAX)),
+        paused_until,
+        backlog: Backlog {
+            packages: i32::try_from(r.backlog_packages).unwrap_or(i32::MAX),
+            records: i64::try_from(r.backlog_records_estimate).unwrap_or(i64::MAX),
+            bytes: i64::try_from(r.backlog_bytes).unwrap_or(i64::MAX),
+        },
+        active_packages: i32::try_from(r.backlog_packages).unwrap_or(i32::MAX),
+        throttle,
+    }
+}
+
+fn record_metrics(ctx: &Context, ns: &str, name: &str, f: &DestinationFigures) {
+    let labels = DestinationLabels { namespace: ns.to_owned(), destination: name.to_owned() };
+    ctx.metrics.workers_desired.get_or_create(&labels).set(i64::from(f.desired));
+    ctx.metrics.workers_ready.get_or_create(&labels).set(i64::from(f.ready));
+    ctx.metrics.backlog_records.get_or_create(&labels).set(f.backlog.records);
+    ctx.metrics.effective_limit.get_or_create(&labels).set(i64::from(f.effective_requests_per_second.unwrap_or_default()));
+}
+
+/// Whether any condition's status or reason changed (an urgent status write).
+fn conditions_changed(old: &DestinationStatus, new: &DestinationStatus) -> bool {
+    new.conditions.iter().any(|c| {
+        find_condition(&old.conditions, &c.type_).is_none_or(|o| o.status != c.status || o.reason != c.reason)
+    }) || old.observed_generation != new.observed_generation
+        || old.workers != new.workers
+}
+
+async fn emit_events(ctx: &Context, dest: &Destination, old: &DestinationStatus, new: &DestinationStatus) {
+    for c in &new.conditions {
+        let before = find_condition(&old.conditions, &c.type_);
+        if before.is_some_and(|o| o.status == c.status && o.reason == c.reason) {
+            continue;
+        }
+        let warning = match c.type_.as_str() {
+            "Ready" => c.status != "True",
+            "Degraded" | "Throttled" => c.status == "True",
+            _ => false,
+        };
+        // A new object starts with several False conditions nobody needs an Event for.
+        if before.is_none() && !warning && c.type_ != "Ready" {
+            continue;
+        }
+        let note = if c.message.is_empty() { format!("{} is {}", c.type_, c.status) } else { c.message.clone() };
+        publish(&ctx.recorder, dest, warning, &c.reason, note).await;
+    }
+}

@@ -1,0 +1,148 @@
+//! Status (pure): the Destination's status from what was applied and what the coordinator knows.
+
+use courier_api::conditions::{DestinationConditionType as Type, DestinationReason as Reason, set_condition};
+use courier_api::destination::{Backlog, WorkerCounts};
+use courier_api::{Destination, DestinationStatus};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+
+use super::validate::Invalid;
+
+/// Why the partner is being throttled, if it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Throttle {
+    /// The effective limit is below the spec after 429s.
+    RateLimited,
+    /// The partner asked to pause (Retry-After / RateLimit-Reset).
+    RetryAfter,
+}
+
+/// What the coordinator and the Deployment say about a Destination.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DestinationFigures {
+    /// Replicas wanted.
+    pub desired: i32,
+    /// Ready worker pods (from the Deployment status).
+    pub ready: i32,
+    /// Requests/s granted in total right now (after AIMD).
+    pub effective_requests_per_second: Option<i32>,
+    /// Destination-wide pause.
+    pub paused_until: Option<Time>,
+    /// Unfinished work across packages.
+    pub backlog: Backlog,
+    /// Packages with shards left.
+    pub active_packages: i32,
+    /// Throttling, if any.
+    pub throttle: Option<Throttle>,
+}
+
+/// The status to write. `invalid` is the outcome of validation (a missing Secret keeps the
+/// Destination un-Ready and its Deployment untouched).
+pub fn build_status(dest: &Destination, invalid: Option<&Invalid>, figures: &DestinationFigures, now: &Time) -> DestinationStatus {
+    let generation = dest.metadata.generation;
+    let mut status = dest.status.clone().unwrap_or_default();
+    status.observed_generation = generation;
+    let conds = &mut status.conditions;
+    match invalid {
+        Some(inv) => {
+            set_condition(conds, Type::Ready, false, inv.reason, inv.message.clone(), generation, now);
+        }
+        None => {
+            set_condition(conds, Type::Ready, true, Reason::Available, "secrets resolved, workers configured", generation, now);
+        }
+    }
+    let suspended = dest.spec.suspend;
+    let (reason, message) = if suspended { (Reason::Suspended, "spec.suspend is true") } else { (Reason::Active, "") };
+    set_condition(conds, Type::Suspended, suspended, reason, message, generation, now);
+    match figures.throttle {
+        Some(Throttle::RateLimited) => {
+            let msg = format!(
+                "partner answered 429; effective limit {} of {} requests/s",
+                figures.effective_requests_per_second.unwrap_or_default(),
+                dest.spec.rate_limit.requests_per_second
+            );
+            set_condition(conds, Type::Throttled, true, Reason::RateLimited, msg, generation, now)
+        }
+        Some(Throttle::RetryAfter) => {
+            set_condition(conds, Type::Throttled, true, Reason::RetryAfter, "partner asked to pause", generation, now)
+        }
+        None => set_condition(conds, Type::Throttled, false, Reason::NotThrottled, "", generation, now),
+    };
+    let degraded = !suspended && figures.desired > 0 && figures.ready < figures.desired;
+    if degraded {
+        let msg = format!("{} of {} workers ready", figures.ready, figures.desired);
+        set_condition(conds, Type::Degraded, true, Reason::WorkersUnavailable, msg, generation, now);
+    } else {
+        let msg = format!("{} workers ready", figures.ready);
+        set_condition(conds, Type::Degraded, false, Reason::WorkersAvailable, msg, generation, now);
+    }
+    status.workers = WorkerCounts { desired: figures.desired, ready: figures.ready };
+    status.backlog = figures.backlog.clone();
+    status.effective_requests_per_second = figures.effective_requests_per_second;
+    status.paused_until = figures.paused_until.clone();
+    status.active_packages = figures.active_packages;
+    status
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use courier_api::conditions::{find_condition, is_condition_true};
+
+    fn dest(suspend: bool) -> Destination {
+        let yaml = format!(
+            r#"
+apiVersion: courier.dev/v1alpha1
+kind: Destination
+metadata: {{ name: partner, namespace: ns, generation: 4 }}
+spec:
+  endpoint: {{ url: "http://127.0.0.1:1/" }}
+  rateLimit: {{ requestsPerSecond: 100 }}
+  suspend: {suspend}
+"#
+        );
+        serde_yaml::from_str(&yaml).expect("valid YAML")
+    }
+
+    fn now() -> Time {
+        Time(jiff::Timestamp::from_second(1_000).expect("ts"))
+    }
+
+    #[test]
+    fn a_valid_destination_is_ready_with_worker_counts_and_generation() {
+        let figures = DestinationFigures { desired: 2, ready: 2, effective_requests_per_second: Some(100), ..Default::default() };
+        let s = build_status(&dest(false), None, &figures, &now());
+        assert_eq!(s.observed_generation, Some(4));
+        assert!(is_condition_true(&s.conditions, "Ready"));
+        assert!(!is_condition_true(&s.conditions, "Degraded"));
+        assert!(!is_condition_true(&s.conditions, "Suspended"));
+        assert_eq!((s.workers.desired, s.workers.ready), (2, 2));
+        assert_eq!(s.effective_requests_per_second, Some(100));
+        assert_eq!(find_condition(&s.conditions, "Ready").and_then(|c| c.observed_generation), Some(4));
+    }
+
+    #[test]
+    fn a_missing_secret_makes_ready_false_with_its_reason() {
+        let inv = Invalid { reason: Reason::SecretNotFound, message: "Secret \"x\" not found".into() };
+        let s = build_status(&dest(false), Some(&inv), &DestinationFigures::default(), &now());
+        let ready = find_condition(&s.conditions, "Ready").expect("Ready");
+        assert_eq!((ready.status.as_str(), ready.reason.as_str()), ("False", "SecretNotFound"));
+    }
+
+    #[test]
+    fn fewer_ready_workers_than_desired_is_degraded() {
+        let figures = DestinationFigures { desired: 3, ready: 1, ..Default::default() };
+        let s = build_status(&dest(false), None, &figures, &now());
+        let c = find_condition(&s.conditions, "Degraded").expect("Degraded");
+        assert_eq!((c.status.as_str(), c.reason.as_str(), c.message.as_str()), ("True", "WorkersUnavailable", "1 of 3 workers ready"));
+    }
+
+    #[test]
+    fn suspension_and_throttling_show_as_conditions() {
+        let figures = DestinationFigures { throttle: Some(Throttle::RateLimited), effective_requests_per_second: Some(50), ..Default::default() };
+        let s = build_status(&dest(true), None, &figures, &now());
+        assert!(is_condition_true(&s.conditions, "Suspended"));
+        let t = find_condition(&s.conditions, "Throttled").expect("Throttled");
+        assert_eq!(t.reason, "RateLimited");
+        assert!(t.message.contains("50 of 100"));
+    }
+}

@@ -1,0 +1,68 @@
+//! Validate: turn the fetched Secret keys into a verdict on the Destination.
+
+use courier_api::conditions::DestinationReason;
+
+use super::dereference::{NeededKey, SecretKeys};
+
+/// Why the Destination cannot get workers yet.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Invalid {
+    /// Ready=False reason.
+    pub reason: DestinationReason,
+    /// Human-readable message naming the Secret and key.
+    pub message: String,
+}
+
+/// Checks that every needed Secret exists and holds its key; the first problem wins.
+pub fn check_secrets(needed: &[NeededKey], found: &SecretKeys) -> Result<(), Invalid> {
+    for n in needed {
+        match found.get(&n.secret) {
+            None | Some(None) => {
+                return Err(Invalid {
+                    reason: DestinationReason::SecretNotFound,
+                    message: format!("Secret {:?} not found", n.secret),
+                });
+            }
+            Some(Some(keys)) if !keys.iter().any(|k| k == &n.key) => {
+                return Err(Invalid {
+                    reason: DestinationReason::SecretKeyMissing,
+                    message: format!("Secret {:?} has no key {:?}", n.secret, n.key),
+                });
+            }
+            Some(Some(_)) => {}
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn need(secret: &str, key: &str) -> NeededKey {
+        NeededKey { secret: secret.into(), key: key.into() }
+    }
+
+    #[test]
+    fn a_missing_secret_is_reported_as_secret_not_found() {
+        let found = SecretKeys::from([("tok".to_owned(), None)]);
+        let err = check_secrets(&[need("tok", "token")], &found).unwrap_err();
+        assert_eq!(err.reason, DestinationReason::SecretNotFound);
+        assert!(err.message.contains("tok"));
+    }
+
+    #[test]
+    fn a_missing_key_is_reported_as_secret_key_missing() {
+        let found = SecretKeys::from([("tok".to_owned(), Some(vec!["other".to_owned()]))]);
+        let err = check_secrets(&[need("tok", "token")], &found).unwrap_err();
+        assert_eq!(err.reason, DestinationReason::SecretKeyMissing);
+        assert!(err.message.contains("token"));
+    }
+
+    #[test]
+    fn present_keys_pass() {
+        let found = SecretKeys::from([("tok".to_owned(), Some(vec!["token".to_owned()]))]);
+        assert_eq!(check_secrets(&[need("tok", "token")], &found), Ok(()));
+        assert_eq!(check_secrets(&[], &SecretKeys::new()), Ok(()));
+    }
+}

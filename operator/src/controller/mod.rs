@@ -1,0 +1,60 @@
+//! The three controllers. Each reconcile runs dereference → validate → build → apply → status;
+//! only dereference, apply and status touch the apiserver.
+
+pub mod datum;
+pub mod destination;
+mod events;
+pub mod package;
+pub mod triggers;
+
+pub use events::publish;
+
+use std::time::Duration;
+
+/// Why a reconcile failed. Each variant is a metric label.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Reading related objects failed.
+    #[error("failed to read {what}: {source}")]
+    Dereference { what: String, source: kube::Error },
+    /// Applying a child object failed.
+    #[error("failed to apply {what}: {source}")]
+    Apply { what: String, source: kube::Error },
+    /// Listing or reading the package's source failed (retried with backoff).
+    #[error("failed to list the source of {package}: {message}")]
+    Source { package: String, message: String },
+    /// Reading dead letters of an earlier attempt failed.
+    #[error("failed to read dead letters of {package}: {message}")]
+    DeadLetters { package: String, message: String },
+    /// Deleting an object failed.
+    #[error("failed to delete {what}: {source}")]
+    Delete { what: String, source: kube::Error },
+    /// An object lacks a namespace or name.
+    #[error("object has no {0}")]
+    MissingField(&'static str),
+}
+
+impl Error {
+    /// Metric label of the error kind.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Error::Dereference { .. } => "dereference",
+            Error::Apply { .. } => "apply",
+            Error::Source { .. } => "source",
+            Error::DeadLetters { .. } => "dead_letters",
+            Error::Delete { .. } => "delete",
+            Error::MissingField(_) => "missing_field",
+        }
+    }
+
+    /// How long to wait before retrying.
+    pub fn retry_after(&self) -> Duration {
+        match self {
+            Error::Source { .. } | Error::DeadLetters { .. } => Duration::from_secs(10),
+            _ => Duration::from_secs(5),
+        }
+    }
+}
+
+/// Result of a reconcile stage.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,304 @@
+//! The DeliveryPackage controller: waits for the Destination and Datum, plans the shards,
+//! registers the package with the coordinator and rolls its progress into the status.
+
+pub mod dereference;
+pub mod plan;
+pub mod status;
+pub mod validate;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use courier_api::conditions::find_condition;
+use courier_api::package::RetryScope;
+use courier_api::{Datum, DeliveryPackage, DeliveryPackageStatus, Destination};
+use courier_worker::decode::FormatSpec;
+use futures::StreamExt;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::api::DeleteParams;
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::watcher;
+use kube::{Api, ResourceExt};
+
+use self::plan::PlanError;
+use self::status::{AttemptInfo, Verdict};
+use super::{Error, Result, publish};
+use crate::context::Context;
+use crate::coordinator::{ObjectKey, PackagePlan, PlannedShard, RestoredProgress};
+use crate::status_writer::Kind;
+
+const CONTROLLER: &str = "package";
+/// How often a running package is looked at without any change (deadline, status refresh).
+const RUNNING_RESYNC: Duration = Duration::from_secs(2);
+/// How often a waiting package is looked at again.
+const WAITING_RESYNC: Duration = Duration::from_secs(10);
+
+/// Runs the controller until `shutdown` completes; returns its store for garbage collection.
+pub fn controller(
+    ctx: Arc<Context>,
+    client: kube::Client,
+    namespace: Option<&str>,
+    trigger: impl futures::Stream<Item = ObjectRef<DeliveryPackage>> + Send + 'static,
+    shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
+) -> (Store<DeliveryPackage>, impl std::future::Future<Output = ()>) {
+    let packages: Api<DeliveryPackage> = api(&client, namespace);
+    let controller = Controller::new(packages, watcher::Config::default());
+    let store = controller.store();
+    let by_dest = store.clone();
+    let by_datum = store.clone();
+    let fut = controller
+        .watches(api::<Destination>(&client, namespace), watcher::Config::default(), move |dest| {
+            referencing(&by_dest, &dest.namespace().unwrap_or_default(), |p| p.spec.destination_ref.name == dest.name_any())
+        })
+        .watches(api::<Datum>(&client, namespace), watcher::Config::default(), move |datum| {
+            referencing(&by_datum, &datum.namespace().unwrap_or_default(), |p| p.spec.datum_ref.name == datum.name_any())
+        })
+        .reconcile_on(trigger)
+        .graceful_shutdown_on(shutdown)
+        .run(reconcile, error_policy, ctx)
+        .for_each(|_| futures::future::ready(()));
+    (store, fut)
+}
+
+fn api<K>(client: &kube::Client, namespace: Option<&str>) -> Api<K>
+where
+    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug,
+{
+    match namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    }
+}
+
+fn referencing(
+    store: &Store<DeliveryPackage>,
+    namespace: &str,
+    refers: impl Fn(&DeliveryPackage) -> bool,
+) -> Vec<ObjectRef<DeliveryPackage>> {
+    store
+        .state()
+        .into_iter()
+        .filter(|p| p.namespace().as_deref() == Some(namespace) && refers(p))
+        .map(|p| ObjectRef::from_obj(p.as_ref()))
+        .collect()
+}
+
+fn error_policy(_pkg: Arc<DeliveryPackage>, err: &Error, ctx: Arc<Context>) -> Action {
+    tracing::warn!(%err, "package reconcile failed");
+    ctx.metrics.failed(CONTROLLER, err.label());
+    Action::requeue(err.retry_after())
+}
+
+/// Reconciles one DeliveryPackage.
+#[tracing::instrument(skip_all, fields(namespace = pkg.namespace(), name = pkg.name_any()))]
+pub async fn reconcile(pkg: Arc<DeliveryPackage>, ctx: Arc<Context>) -> Result<Action> {
+    let started = Instant::now();
+    let result = reconcile_inner(&pkg, &ctx).await;
+    ctx.metrics.reconciled(CONTROLLER, if result.is_ok() { "ok" } else { "error" }, started.elapsed());
+    result
+}
+
+/// The freshest status known: queued by this replica, or else the object's.
+fn prior_status(ctx: &Context, pkg: &DeliveryPackage, ns: &str, name: &str) -> DeliveryPackageStatus {
+    let from_object = pkg.status.clone().unwrap_or_default();
+    match ctx.status.latest(Kind::Package, ns, name).and_then(|v| serde_json::from_value::<DeliveryPackageStatus>(v).ok()) {
+        // A status queued here is newer unless the object moved to a later attempt meanwhile.
+        Some(queued) if queued.attempt >= from_object.attempt => queued,
+        _ => from_object,
+    }
+}
+
+async fn reconcile_inner(pkg: &DeliveryPackage, ctx: &Context) -> Result<Action> {
+    let ns = pkg.namespace().ok_or(Error::MissingField("namespace"))?;
+    let name = pkg.name_any();
+    let uid = pkg.uid().ok_or(Error::MissingField("uid"))?;
+    let key = ObjectKey::new(&ns, &name);
+    let prior = prior_status(ctx, pkg, &ns, &name);
+    let now = Time(jiff::Timestamp::now());
+
+    let retry_requested = prior.attempt >= 1 && pkg.spec.retry_nonce != prior.observed_retry_nonce;
+    if status::is_finished(&prior) && !retry_requested {
+        forget(ctx, &key);
+        return finished(pkg, ctx, &prior).await;
+    }
+    let prior_attempt = u32::try_from(prior.attempt).unwrap_or(0);
+    let attempt_no = if prior_attempt == 0 { 1 } else if retry_requested { prior_attempt + 1 } else { prior_attempt };
+    let attempt = AttemptInfo {
+        attempt: attempt_no,
+        nonce: pkg.spec.retry_nonce.clone(),
+        dead_letter_path: plan::dead_letter_path(pkg, attempt_no),
+        started_now: retry_requested,
+    };
+
+    // dereference + validate
+    let (dest, datum) = dereference::referenced(&ctx.client, pkg).await?;
+    if let Some(waiting) = validate::waiting_for(pkg, dest.as_ref(), datum.as_ref()) {
+        let new = status::build_status(pkg, &prior, Verdict::Waiting(&waiting), &attempt, &now);
+        write_status(ctx, pkg, &prior, new).await;
+        return Ok(Action::requeue(WAITING_RESYNC));
+    }
+    let Some(datum) = datum else { return Ok(Action::requeue(WAITING_RESYNC)) };
+
+    let is_registered = {
+        let registered = ctx.registered();
+        registered.get(&key) == Some(&(uid.clone(), attempt_no)) && ctx.coordinator.has_package(&ns, &name)
+    };
+    let mut files = None;
+    if !is_registered {
+        if pkg.spec.suspend && prior_attempt == 0 {
+            let new = status::build_status(pkg, &prior, Verdict::SuspendedUnplanned, &attempt, &now);
+            write_status(ctx, pkg, &prior, new).await;
+            return Ok(Action::await_change());
+        }
+        let format = FormatSpec::from(&datum.spec.format);
+        let planned = match plan_attempt(pkg, &prior, &attempt, &format, ctx.settings.shard_target_bytes).await {
+            Ok(planned) => planned,
+            Err(PlanError::NotFound(msg)) => {
+                let new = status::build_status(pkg, &prior, Verdict::SourceNotFound(&msg), &attempt, &now);
+                write_status(ctx, pkg, &prior, new).await;
+                return Ok(Action::await_change());
+            }
+            Err(PlanError::Unavailable(msg)) => {
+                let new = status::build_status(pkg, &prior, Verdict::SourceUnreachable(&msg), &attempt, &now);
+                write_status(ctx, pkg, &prior, new).await;
+                return Err(Error::Source { package: format!("{ns}/{name}"), message: msg });
+            }
+        };
+        files = Some(planned.files);
+        let plan = PackagePlan {
+            key: key.clone(),
+            uid: uid.clone(),
+            destination: pkg.spec.destination_ref.name.clone(),
+            attempt: attempt_no,
+            priority: pkg.spec.priority,
+            created_unix_ms: pkg
+                .metadata
+                .creation_timestamp
+                .as_ref()
+                .map_or(0, |t| u64::try_from(t.0.as_millisecond()).unwrap_or(0)),
+            suspended: pkg.spec.suspend,
+            backoff_limit: u32::try_from(pkg.spec.backoff_limit).unwrap_or(0),
+            datum: datum.spec.clone(),
+            dead_letter_path: attempt.dead_letter_path.clone(),
+            shards: planned.shards,
+            restored: planned.restored,
+        };
+        tracing::info!(shards = plan.shards.len(), attempt = attempt_no, "package planned");
+        ctx.coordinator.upsert_package(plan);
+        ctx.registered().insert(key.clone(), (uid.clone(), attempt_no));
+    } else {
+        ctx.coordinator.set_package_suspended(&ns, &name, pkg.spec.suspend);
+    }
+
+    let Some(snapshot) = ctx.coordinator.package_snapshot(&ns, &name) else {
+        // Not known after all (another term started meanwhile): plan again soon.
+        ctx.registered().remove(&key);
+        return Ok(Action::requeue(RUNNING_RESYNC));
+    };
+    let new = status::build_status(pkg, &prior, Verdict::Running { snapshot: &snapshot, files }, &attempt, &now);
+    let done = status::is_finished(&new);
+    write_status(ctx, pkg, &prior, new).await;
+    if done {
+        forget(ctx, &key);
+        return Ok(Action::requeue(Duration::from_secs(1)));
+    }
+    Ok(Action::requeue(RUNNING_RESYNC))
+}
+
+/// The shards of this attempt and what is already done of them.
+struct Planned {
+    shards: Vec<PlannedShard>,
+    restored: RestoredProgress,
+    files: i32,
+}
+
+async fn plan_attempt(
+    pkg: &DeliveryPackage,
+    prior: &DeliveryPackageStatus,
+    attempt: &AttemptInfo,
+    format: &FormatSpec,
+    target: u64,
+) -> Result<Planned, PlanError> {
+    let all = plan::list_and_plan(pkg, format, target).await?;
+    let files = i32::try_from(all.iter().map(|s| &s.spec.url).collect::<std::collections::BTreeSet<_>>().len()).unwrap_or(i32::MAX);
+    if attempt.started_now && pkg.spec.retry_scope == RetryScope::FailedRecords {
+        let previous = plan::dead_letter_path(pkg, attempt.attempt.saturating_sub(1));
+        let dead = dereference::read_dead_letters(&previous).await.map_err(|e| PlanError::Unavailable(e.to_string()))?;
+        let shards = plan::failed_record_shards(&all, &dead).into_iter().map(|(s, offsets)| with_only_offsets(s, offsets)).collect();
+        return Ok(Planned { shards, restored: RestoredProgress::default(), files });
+    }
+    let restored = if attempt.started_now { RestoredProgress::default() } else { plan::restored_from(prior) };
+    Ok(Planned { shards: all, restored, files })
+}
+
+/// A planned shard restricted to some record offsets.
+fn with_only_offsets(shard: PlannedShard, offsets: Vec<u64>) -> PlannedShard {
+    // TODO(coordinator): PlannedShard needs an `only_offsets` field carried into ShardLease.
+    let _ = offsets;
+    shard
+}
+
+/// Queues the status; urgent (and with Events) when the phase or a condition changed.
+async fn write_status(ctx: &Context, pkg: &DeliveryPackage, prior: &DeliveryPackageStatus, new: DeliveryPackageStatus) {
+    let (Some(ns), name) = (pkg.namespace(), pkg.name_any()) else { return };
+    let urgent = status::significant_change(prior, &new);
+    if urgent {
+        for c in &new.conditions {
+            let before = find_condition(&prior.conditions, &c.type_);
+            if before.is_some_and(|o| o.status == c.status && o.reason == c.reason) || (before.is_none() && c.status != "True") {
+                continue;
+            }
+            let warning = c.type_ == "Failed" || (c.type_ == "Planned" && c.status != "True");
+            let note = if c.message.is_empty() { format!("{} is {}", c.type_, c.status) } else { c.message.clone() };
+            publish(&ctx.recorder, pkg, warning, &c.reason, note).await;
+        }
+    }
+    if let Ok(value) = serde_json::to_value(&new) {
+        ctx.status.submit(Kind::Package, &ns, &name, value, urgent);
+    }
+}
+
+fn forget(ctx: &Context, key: &ObjectKey) {
+    if ctx.registered().remove(key).is_some() {
+        ctx.coordinator.remove_package(&key.namespace, &key.name);
+    }
+}
+
+/// A finished package: delete it once `ttlSecondsAfterFinished` has passed.
+async fn finished(pkg: &DeliveryPackage, ctx: &Context, status: &DeliveryPackageStatus) -> Result<Action> {
+    let (Some(ttl), Some(done)) = (pkg.spec.ttl_seconds_after_finished, status.completion_time.as_ref()) else {
+        return Ok(Action::await_change());
+    };
+    let left = done.0.as_second() + i64::from(ttl) - jiff::Timestamp::now().as_second();
+    if left > 0 {
+        return Ok(Action::requeue(Duration::from_secs(left.unsigned_abs())));
+    }
+    let ns = pkg.namespace().ok_or(Error::MissingField("namespace"))?;
+    let name = pkg.name_any();
+    Api::<DeliveryPackage>::namespaced(ctx.client.clone(), &ns)
+        .delete(&name, &DeleteParams::background())
+        .await
+        .map_err(|source| Error::Delete { what: format!("DeliveryPackage {ns}/{name}"), source })?;
+    ctx.status.forget(Kind::Package, &ns, &name);
+    tracing::info!("deleted after ttlSecondsAfterFinished");
+    Ok(Action::await_change())
+}
+
+/// Removes packages that no longer exist from the coordinator and the status writer.
+pub fn collect_garbage(ctx: &Context, store: &Store<DeliveryPackage>) {
+    let gone: Vec<ObjectKey> = ctx
+        .registered()
+        .keys()
+        .filter(|k| store.get(&ObjectRef::new(&k.name).within(&k.namespace)).is_none())
+        .cloned()
+        .collect();
+    for key in gone {
+        tracing::info!(namespace = %key.namespace, name = %key.name, "package deleted");
+        forget(ctx, &key);
+        ctx.status.forget(Kind::Package, &key.namespace, &key.name);
+    }
+}

@@ -1,0 +1,168 @@
+//! Planning: where the package's files and dead letters are, the shard plan, and what a status
+//! already records (to resume after a restart).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use courier_api::{DeliveryPackage, DeliveryPackageStatus};
+use courier_worker::decode::FormatSpec;
+use courier_worker::protocol::LeaseCounters;
+use courier_worker::shard::{PlanFile, ShardKind, ShardSpec, plan_inputs, plan_shards};
+use courier_worker::source::{FileInfo, Source, SourceError};
+
+use crate::coordinator::{ActiveShardState, FailedShardState, FailureCount, PlannedShard, RestoredProgress};
+use crate::planner::rollup::decode_ranges;
+
+/// Why planning failed.
+#[derive(Debug, thiserror::Error)]
+pub enum PlanError {
+    /// A path or glob matched nothing: the package fails (SourceNotFound).
+    #[error("{0}")]
+    NotFound(String),
+    /// Anything else (namenode unreachable, …): retried with backoff.
+    #[error("{0}")]
+    Unavailable(String),
+}
+
+impl From<SourceError> for PlanError {
+    fn from(err: SourceError) -> Self {
+        match err {
+            SourceError::NotFound { .. } => PlanError::NotFound(err.to_string()),
+            other => PlanError::Unavailable(other.to_string()),
+        }
+    }
+}
+
+/// The base URL of the package's filesystem (`hdfs://nn:9000` or `file://`) and its patterns
+/// as full URLs.
+pub fn source_patterns(pkg: &DeliveryPackage) -> (String, Vec<String>) {
+    if let Some(h) = &pkg.spec.source.hdfs {
+        let base = h.url.trim_end_matches('/').to_owned();
+        let patterns = h.paths.iter().map(|p| format!("{base}{p}")).collect();
+        (base, patterns)
+    } else if let Some(f) = &pkg.spec.source.file {
+        ("file://".to_owned(), f.paths.iter().map(|p| format!("file://{p}")).collect())
+    } else {
+        ("file://".to_owned(), Vec::new())
+    }
+}
+
+/// The directory under which every attempt's dead letters go: `spec.deadLetter.path`, or
+/// `_courier/dead-letter/<namespace>/<name>` under the namenode (HDFS) or under the first
+/// path's directory (file://).
+pub fn dead_letter_base(pkg: &DeliveryPackage) -> String {
+    if let Some(dl) = &pkg.spec.dead_letter {
+        return dl.path.trim_end_matches('/').to_owned();
+    }
+    let ns = pkg.metadata.namespace.as_deref().unwrap_or("default");
+    let name = pkg.metadata.name.as_deref().unwrap_or("unnamed");
+    let root = match (&pkg.spec.source.hdfs, &pkg.spec.source.file) {
+        (Some(h), _) => h.url.trim_end_matches('/').to_owned(),
+        (None, Some(f)) => {
+            let first = f.paths.first().map(String::as_str).unwrap_or("/tmp");
+            let literal_end = first.find(['*', '?', '[', '{']).unwrap_or(first.len());
+            let dir = first[..literal_end].rsplit_once('/').map_or("", |(d, _)| d);
+            format!("file://{dir}")
+        }
+        (None, None) => "file:///tmp".to_owned(),
+    };
+    format!("{root}/_courier/dead-letter/{ns}/{name}")
+}
+
+/// The dead-letter directory of `attempt`.
+pub fn dead_letter_path(pkg: &DeliveryPackage, attempt: u32) -> String {
+    format!("{}/attempt-{attempt}", dead_letter_base(pkg))
+}
+
+/// Bytes a shard covers (for progress and backlog).
+pub fn shard_bytes(shard: &ShardSpec, files: &[PlanFile]) -> u64 {
+    let file = files.iter().find(|f| f.file.url == shard.url);
+    match shard.kind {
+        ShardKind::ByteRange { start, end } | ShardKind::AvroBlocks { start, end } => end.saturating_sub(start),
+        ShardKind::Whole => file.map_or(0, |f| f.file.size),
+        ShardKind::RowGroups { first, count } => file
+            .and_then(|f| f.row_groups.as_ref())
+            .map(|sizes| sizes.iter().skip(first as usize).take(count as usize).sum())
+            .unwrap_or(0),
+    }
+}
+
+/// Lists the package's files (every pattern; a pattern matching nothing is an error) and cuts
+/// them into shards of about `target_bytes`.
+pub async fn list_and_plan(pkg: &DeliveryPackage, format: &FormatSpec, target_bytes: u64) -> Result<Vec<PlannedShard>, PlanError> {
+    let (base, patterns) = source_patterns(pkg);
+    let source = Source::for_url(&format!("{base}/"))?;
+    let mut files: BTreeSet<FileInfo> = BTreeSet::new();
+    for pattern in &patterns {
+        files.extend(source.list(pattern).await?);
+    }
+    let inputs = plan_inputs(&source, files.into_iter().collect(), format)
+        .await
+        .map_err(|e| PlanError::Unavailable(e.to_string()))?;
+    let shards = plan_shards(&inputs, format, target_bytes);
+    Ok(shards.into_iter().map(|spec| PlannedShard { bytes: shard_bytes(&spec, &inputs), spec }).collect())
+}
+
+/// What a status already records, as the coordinator takes it back.
+pub fn restored_from(status: &DeliveryPackageStatus) -> RestoredProgress {
+    let to_u32 = |v: i32| u32::try_from(v).unwrap_or(0);
+    let to_u64 = |v: i64| u64::try_from(v).unwrap_or(0);
+    let r = &status.progress.records;
+    RestoredProgress {
+        completed: decode_ranges(&status.shards.completed).unwrap_or_default(),
+        active: status
+            .shards
+            .active
+            .iter()
+            .map(|a| ActiveShardState {
+                id: to_u32(a.id),
+                worker: a.worker.clone(),
+                checkpoint: to_u64(a.checkpoint),
+                attempt: to_u32(a.attempt),
+                counters: LeaseCounters::default(),
+            })
+            .collect(),
+        failed: status
+            .shards
+            .failed
+            .iter()
+            .map(|f| FailedShardState { id: to_u32(f.id), attempts: to_u32(f.attempts), message: f.message.clone(), exhausted: false })
+            .collect(),
+        counters: LeaseCounters {
+            read: to_u64(r.read),
+            sent: to_u64(r.sent),
+            failed: to_u64(r.failed),
+            malformed: to_u64(r.malformed),
+            dead_lettered: to_u64(r.dead_lettered),
+            retried: to_u64(r.retried),
+            bytes: to_u64(status.progress.bytes_done),
+        },
+        failure_reasons: status
+            .failure_reasons
+            .iter()
+            .map(|f| FailureCount { code: f.code.clone(), count: to_u64(f.count), sample: f.sample.clone() })
+            .collect(),
+    }
+}
+
+/// Dead-lettered record offsets per file URL.
+pub type DeadLetterOffsets = BTreeMap<String, BTreeSet<u64>>;
+
+/// The shards a FailedRecords retry re-sends: every shard holding a dead-lettered record, with
+/// the offsets to send. Byte-range shards get only the offsets inside their range; other kinds
+/// get every offset of their file (a shard sends only records it contains).
+pub fn failed_record_shards(plan: &[PlannedShard], dead: &DeadLetterOffsets) -> Vec<(PlannedShard, Vec<u64>)> {
+    plan.iter()
+        .filter_map(|shard| {
+            let offsets = dead.get(&shard.spec.url)?;
+            let only: Vec<u64> = match shard.spec.kind {
+                ShardKind::ByteRange { start, end } => offsets.range(start..end).copied().collect(),
+                _ => offsets.iter().copied().collect(),
+            };
+            (!only.is_empty()).then(|| (shard.clone(), only))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+#[path = "plan_tests.rs"]
+mod tests;

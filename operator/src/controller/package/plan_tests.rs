@@ -1,0 +1,91 @@
+use super::*;
+
+fn package(source: &str, extra: &str) -> DeliveryPackage {
+    serde_yaml::from_str(&format!(
+        "apiVersion: courier.dev/v1alpha1\nkind: DeliveryPackage\nmetadata: {{ name: p, namespace: ns }}\nspec:\n  destinationRef: {{ name: d }}\n  datumRef: {{ name: u }}\n  source: {source}\n{extra}"
+    ))
+    .expect("valid package")
+}
+
+fn shard(url: &str, kind: ShardKind, bytes: u64) -> PlannedShard {
+    PlannedShard { spec: ShardSpec { url: url.into(), kind }, bytes }
+}
+
+#[test]
+fn hdfs_patterns_are_joined_to_the_namenode_url() {
+    let pkg = package("{ hdfs: { url: \"hdfs://127.0.0.1:9000/\", paths: [\"/data/a/*.jsonl\", \"/data/b\"] } }", "");
+    let (base, patterns) = source_patterns(&pkg);
+    assert_eq!(base, "hdfs://127.0.0.1:9000");
+    assert_eq!(patterns, vec!["hdfs://127.0.0.1:9000/data/a/*.jsonl", "hdfs://127.0.0.1:9000/data/b"]);
+}
+
+#[test]
+fn the_default_dead_letter_path_is_under_the_namenode_per_attempt() {
+    let pkg = package("{ hdfs: { url: \"hdfs://127.0.0.1:9000\", paths: [\"/data/a\"] } }", "");
+    assert_eq!(dead_letter_path(&pkg, 2), "hdfs://127.0.0.1:9000/_courier/dead-letter/ns/p/attempt-2");
+}
+
+#[test]
+fn the_default_dead_letter_path_of_files_is_beside_the_first_pattern() {
+    let pkg = package("{ file: { paths: [\"/tmp/x/in/*.jsonl\"] } }", "");
+    assert_eq!(dead_letter_path(&pkg, 1), "file:///tmp/x/in/_courier/dead-letter/ns/p/attempt-1");
+}
+
+#[test]
+fn an_explicit_dead_letter_path_wins() {
+    let pkg = package("{ file: { paths: [\"/a/b\"] } }", "  deadLetter: { path: \"file:///dlq/\" }\n");
+    assert_eq!(dead_letter_path(&pkg, 3), "file:///dlq/attempt-3");
+}
+
+#[test]
+fn shard_bytes_follow_the_shard_kind() {
+    let files = vec![PlanFile {
+        file: FileInfo { url: "file:///a.parquet".into(), size: 1000 },
+        row_groups: Some(vec![100, 200, 300]),
+    }];
+    let rg = ShardSpec { url: "file:///a.parquet".into(), kind: ShardKind::RowGroups { first: 1, count: 2 } };
+    assert_eq!(shard_bytes(&rg, &files), 500);
+    let whole = ShardSpec { url: "file:///a.parquet".into(), kind: ShardKind::Whole };
+    assert_eq!(shard_bytes(&whole, &files), 1000);
+    let range = ShardSpec { url: "file:///b".into(), kind: ShardKind::ByteRange { start: 10, end: 60 } };
+    assert_eq!(shard_bytes(&range, &files), 50);
+}
+
+#[test]
+fn a_status_restores_completed_shards_checkpoints_and_counters() {
+    let status: DeliveryPackageStatus = serde_yaml::from_str(
+        r#"
+attempt: 1
+progress: { files: 1, bytesTotal: 100, bytesDone: 40, records: { read: 10, sent: 8, deadLettered: 2 }, percent: 40, ratePerSecond: 0 }
+shards:
+  total: 6
+  completed: "0-2,4"
+  active: [{ id: 3, worker: w-1, checkpoint: 4096, attempt: 2 }]
+failureReasons: [{ code: "400", count: 2, sample: bad }]
+"#,
+    )
+    .expect("valid status");
+    let r = restored_from(&status);
+    assert_eq!(r.completed, vec![0, 1, 2, 4]);
+    assert_eq!(r.active.len(), 1);
+    assert_eq!((r.active[0].id, r.active[0].checkpoint, r.active[0].attempt), (3, 4096, 2));
+    assert_eq!((r.counters.sent, r.counters.dead_lettered, r.counters.bytes), (8, 2, 40));
+    assert_eq!(r.failure_reasons[0].code, "400");
+}
+
+#[test]
+fn a_failed_records_retry_keeps_only_shards_with_dead_letters_and_their_offsets() {
+    let plan = vec![
+        shard("file:///a", ShardKind::ByteRange { start: 0, end: 100 }, 100),
+        shard("file:///a", ShardKind::ByteRange { start: 100, end: 200 }, 100),
+        shard("file:///b", ShardKind::Whole, 50),
+        shard("file:///c", ShardKind::Whole, 50),
+    ];
+    let dead = DeadLetterOffsets::from([
+        ("file:///a".to_owned(), BTreeSet::from([5, 150, 160])),
+        ("file:///b".to_owned(), BTreeSet::from([7])),
+    ]);
+    let retry = failed_record_shards(&plan, &dead);
+    let summary: Vec<_> = retry.iter().map(|(s, o)| (s.spec.url.as_str(), o.clone())).collect();
+    assert_eq!(summary, vec![("file:///a", vec![5]), ("file:///a", vec![150, 160]), ("file:///b", vec![7])]);
+}

@@ -1,0 +1,228 @@
+//! The status writer: one task that writes the status subresource of every Courier object with
+//! server-side apply, debounced — at most one write per object per `interval`, except urgent
+//! ones (a condition or the phase changed), which go out at once. Writes happen only while this
+//! replica leads.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use courier_api::{Datum, DeliveryPackage, Destination, FIELD_MANAGER};
+use kube::api::{Patch, PatchParams};
+use kube::{Api, Client, Resource};
+use serde_json::{Value, json};
+use tokio::sync::{Notify, watch};
+
+use crate::metrics::{ControllerLabel, Metrics};
+
+/// Which kind of object a status belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Kind {
+    Destination,
+    Datum,
+    Package,
+}
+
+impl Kind {
+    fn as_str(self) -> &'static str {
+        match self {
+            Kind::Destination => "destination",
+            Kind::Datum => "datum",
+            Kind::Package => "package",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct Key {
+    kind: Kind,
+    namespace: String,
+    name: String,
+}
+
+#[derive(Debug, Default)]
+struct Entry {
+    pending: Option<Value>,
+    written: Option<Value>,
+    last_attempt: Option<Instant>,
+    urgent: bool,
+}
+
+impl Entry {
+    /// Whether the pending status should be written at `now`.
+    fn is_due(&self, now: Instant, interval: Duration) -> bool {
+        let Some(pending) = &self.pending else { return false };
+        if self.written.as_ref() == Some(pending) {
+            return false;
+        }
+        self.urgent || self.last_attempt.is_none_or(|t| now.duration_since(t) >= interval)
+    }
+}
+
+/// Handle on the status writer; cheap to clone.
+#[derive(Clone)]
+pub struct StatusWriter {
+    entries: Arc<Mutex<HashMap<Key, Entry>>>,
+    wake: Arc<Notify>,
+    interval: Duration,
+}
+
+impl StatusWriter {
+    /// A writer allowing one non-urgent write per object per `interval`.
+    pub fn new(interval: Duration) -> Self {
+        Self { entries: Arc::default(), wake: Arc::new(Notify::new()), interval }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, HashMap<Key, Entry>> {
+        self.entries.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Queues `status` for the object; `urgent` writes it without waiting for the interval.
+    pub fn submit(&self, kind: Kind, namespace: &str, name: &str, status: Value, urgent: bool) {
+        let key = Key { kind, namespace: namespace.to_owned(), name: name.to_owned() };
+        let mut entries = self.lock();
+        let entry = entries.entry(key).or_default();
+        if entry.written.as_ref() == Some(&status) {
+            entry.pending = Some(status);
+            return;
+        }
+        entry.pending = Some(status);
+        entry.urgent |= urgent;
+        drop(entries);
+        self.wake.notify_one();
+    }
+
+    /// The newest status queued or written for the object, if any (fresher than the watch
+    /// cache right after a debounced write).
+    pub fn latest(&self, kind: Kind, namespace: &str, name: &str) -> Option<Value> {
+        let key = Key { kind, namespace: namespace.to_owned(), name: name.to_owned() };
+        self.lock().get(&key).and_then(|e| e.pending.clone().or_else(|| e.written.clone()))
+    }
+
+    /// Drops what is known about a deleted object.
+    pub fn forget(&self, kind: Kind, namespace: &str, name: &str) {
+        let key = Key { kind, namespace: namespace.to_owned(), name: name.to_owned() };
+        self.lock().remove(&key);
+    }
+
+    /// Drops every remembered status (on losing the lease: another replica writes now).
+    pub fn clear(&self) {
+        self.lock().clear();
+    }
+
+    fn take_due(&self, now: Instant) -> Vec<(Key, Value)> {
+        let mut entries = self.lock();
+        let mut due = Vec::new();
+        for (key, entry) in entries.iter_mut() {
+            if entry.is_due(now, self.interval)
+                && let Some(pending) = &entry.pending
+            {
+                due.push((key.clone(), pending.clone()));
+                entry.urgent = false;
+                entry.last_attempt = Some(now);
+            }
+        }
+        due
+    }
+
+    fn mark_written(&self, key: &Key, value: Value) {
+        if let Some(entry) = self.lock().get_mut(key) {
+            entry.written = Some(value);
+        }
+    }
+
+    /// Writes due statuses until the process ends; writes nothing while `leader` is false.
+    pub async fn run(self, client: Client, mut leader: watch::Receiver<bool>, metrics: Arc<Metrics>) {
+        let tick = (self.interval / 4).clamp(Duration::from_millis(100), Duration::from_millis(500));
+        loop {
+            tokio::select! {
+                _ = self.wake.notified() => {}
+                _ = tokio::time::sleep(tick) => {}
+            }
+            if !*leader.borrow_and_update() {
+                continue;
+            }
+            for (key, value) in self.take_due(Instant::now()) {
+                match write(&client, &key, &value).await {
+                    Ok(()) => {
+                        metrics.status_writes.get_or_create(&ControllerLabel { controller: key.kind.as_str().into() }).inc();
+                        self.mark_written(&key, value);
+                    }
+                    Err(kube::Error::Api(resp)) if resp.code == 404 => {
+                        self.forget(key.kind, &key.namespace, &key.name);
+                    }
+                    Err(err) => {
+                        tracing::warn!(kind = key.kind.as_str(), namespace = %key.namespace, name = %key.name, %err, "failed to write status");
+                    }
+                }
+            }
+        }
+    }
+}
+
+async fn write(client: &Client, key: &Key, status: &Value) -> Result<(), kube::Error> {
+    match key.kind {
+        Kind::Destination => apply_status::<Destination>(client, key, status).await,
+        Kind::Datum => apply_status::<Datum>(client, key, status).await,
+        Kind::Package => apply_status::<DeliveryPackage>(client, key, status).await,
+    }
+}
+
+async fn apply_status<K>(client: &Client, key: &Key, status: &Value) -> Result<(), kube::Error>
+where
+    K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug,
+{
+    let api: Api<K> = Api::namespaced(client.clone(), &key.namespace);
+    let body = json!({
+        "apiVersion": K::api_version(&()),
+        "kind": K::kind(&()),
+        "status": status,
+    });
+    api.patch_status(&key.name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&body)).await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_second_change_within_the_interval_waits_unless_urgent() {
+        let w = StatusWriter::new(Duration::from_secs(3));
+        let t0 = Instant::now();
+        w.submit(Kind::Package, "ns", "p", json!({"percent": 1}), false);
+        assert_eq!(w.take_due(t0).len(), 1, "the first status is written at once");
+        w.mark_written(&Key { kind: Kind::Package, namespace: "ns".into(), name: "p".into() }, json!({"percent": 1}));
+        w.submit(Kind::Package, "ns", "p", json!({"percent": 2}), false);
+        assert!(w.take_due(t0 + Duration::from_secs(1)).is_empty(), "debounced");
+        assert_eq!(w.take_due(t0 + Duration::from_secs(3)).len(), 1, "written after the interval");
+    }
+
+    #[test]
+    fn an_urgent_change_is_written_immediately() {
+        let w = StatusWriter::new(Duration::from_secs(3));
+        let t0 = Instant::now();
+        w.submit(Kind::Package, "ns", "p", json!({"phase": "Running"}), false);
+        w.take_due(t0);
+        w.submit(Kind::Package, "ns", "p", json!({"phase": "Complete"}), true);
+        let due = w.take_due(t0 + Duration::from_millis(10));
+        assert_eq!(due.len(), 1);
+        assert_eq!(due[0].1, json!({"phase": "Complete"}));
+    }
+
+    #[test]
+    fn an_unchanged_status_is_not_written_again() {
+        let w = StatusWriter::new(Duration::from_secs(3));
+        let t0 = Instant::now();
+        let key = Key { kind: Kind::Datum, namespace: "ns".into(), name: "d".into() };
+        w.submit(Kind::Datum, "ns", "d", json!({"a": 1}), true);
+        w.take_due(t0);
+        w.mark_written(&key, json!({"a": 1}));
+        w.submit(Kind::Datum, "ns", "d", json!({"a": 1}), true);
+        assert!(w.take_due(t0 + Duration::from_secs(10)).is_empty());
+        assert_eq!(w.latest(Kind::Datum, "ns", "d"), Some(json!({"a": 1})));
+    }
+}
