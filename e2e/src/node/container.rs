@@ -112,8 +112,12 @@ pub struct ContainerJob {
 }
 
 enum Outcome {
+    /// Stopped on request (pod deletion, agent shutdown).
     Stopped(Exit),
+    /// Exited by itself.
     Ended(Exit),
+    /// Killed after failing its liveness probe: restarted unless the policy is Never.
+    Unhealthy(Exit),
 }
 
 /// Runs the container until it ends for good or a stop (with its grace period) is requested.
@@ -161,6 +165,7 @@ pub async fn supervise(
         if started.elapsed() > BACKOFF_CAP * 2 {
             backoff = BACKOFF_START;
         }
+        let unhealthy = matches!(outcome, Outcome::Unhealthy(_));
         match outcome {
             Outcome::Stopped(exit) => {
                 status.send_modify(|s| {
@@ -170,7 +175,9 @@ pub async fn supervise(
                 });
                 return;
             }
-            Outcome::Ended(exit) if should_restart(&policy, exit.exit_code) => {
+            Outcome::Ended(exit) | Outcome::Unhealthy(exit)
+                if should_restart(&policy, exit.exit_code) || (unhealthy && policy != "Never") =>
+            {
                 let delay = next_backoff(&mut backoff);
                 tracing::info!(container = %job.container.name, exit_code = exit.exit_code, ?delay, "container ended; restarting");
                 status.send_modify(|s| {
@@ -186,7 +193,7 @@ pub async fn supervise(
                     return finish(&status);
                 }
             }
-            Outcome::Ended(exit) => {
+            Outcome::Ended(exit) | Outcome::Unhealthy(exit) => {
                 status.send_modify(|s| {
                     s.state = State::Terminated(exit);
                     s.ready = false;
@@ -339,7 +346,7 @@ async fn run(
                 dead_streak = if probe.check().await { 0 } else { dead_streak + 1 };
                 if dead_streak >= probe.failure_threshold {
                     tracing::info!(container = %job.container.name, "liveness probe failed; killing the container");
-                    break Outcome::Ended(terminate(&mut child, pid, grace_of(&job.pod), started_at).await);
+                    break Outcome::Unhealthy(terminate(&mut child, pid, grace_of(&job.pod), started_at).await);
                 }
             }
         }
