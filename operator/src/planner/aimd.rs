@@ -1,1 +1,212 @@
-//! aimd
+//! The effective limit of a Destination: additive increase, multiplicative decrease (AIMD)
+//! around the spec limit, and the Destination-wide pause asked for by `Retry-After`.
+
+use super::Millis;
+
+/// AIMD tunables.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AimdConfig {
+    /// The limit is multiplied by this on a 429, in per mille (700 = ×0.7).
+    pub decrease_permille: u64,
+    /// At most one cut per window.
+    pub window_ms: Millis,
+    /// Increase per second, in per mille of the spec limit (50 = +5 % of spec per second).
+    pub increase_permille_per_second: u64,
+    /// Longest pause a `Retry-After` may impose.
+    pub max_pause_ms: Millis,
+}
+
+impl Default for AimdConfig {
+    fn default() -> Self {
+        AimdConfig { decrease_permille: 700, window_ms: 2_000, increase_permille_per_second: 50, max_pause_ms: 600_000 }
+    }
+}
+
+/// The adaptive limit of one Destination.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AimdState {
+    spec: u32,
+    /// Effective limit in thousandths of a request per second (smooth additive increase).
+    effective_milli: u64,
+    last_cut: Option<Millis>,
+    last_update: Millis,
+    pause_until: Option<Millis>,
+    last_throttled: Option<Millis>,
+}
+
+impl AimdState {
+    /// Starts at the spec limit.
+    pub fn new(spec: u32, now: Millis) -> Self {
+        AimdState {
+            spec,
+            effective_milli: u64::from(spec) * 1000,
+            last_cut: None,
+            last_update: now,
+            pause_until: None,
+            last_throttled: None,
+        }
+    }
+
+    /// The spec limit.
+    pub fn spec(&self) -> u32 {
+        self.spec
+    }
+
+    /// Requests/s in force (at least 1).
+    pub fn effective(&self) -> u32 {
+        ((self.effective_milli / 1000) as u32).clamp(1, self.spec.max(1))
+    }
+
+    /// Re-bases on a new spec limit at once: the effective limit becomes the new spec.
+    pub fn set_spec(&mut self, spec: u32, now: Millis) {
+        if spec != self.spec {
+            self.spec = spec;
+            self.effective_milli = u64::from(spec) * 1000;
+            self.last_update = now;
+        }
+    }
+
+    /// Advances the additive increase to `now`.
+    pub fn advance(&mut self, config: &AimdConfig, now: Millis) {
+        // No increase while 429s are still arriving (within a window of the last one).
+        let quiet_from = self.last_throttled.map_or(0, |t| t + config.window_ms);
+        let from = self.last_update.max(quiet_from);
+        self.last_update = self.last_update.max(now);
+        let elapsed = now.saturating_sub(from);
+        if elapsed == 0 {
+            return;
+        }
+        let spec_milli = u64::from(self.spec) * 1000;
+        // spec × 1000 × permille/1000 per second × elapsed/1000 s
+        let step = u64::from(self.spec) * config.increase_permille_per_second * elapsed / 1000;
+        self.effective_milli = (self.effective_milli + step.max(1)).min(spec_milli);
+    }
+
+    /// Takes in a heartbeat's throttle report: `too_many` 429s and an optional `Retry-After`
+    /// instant. Cuts at most once per window; the pause is the latest asked, capped.
+    pub fn observe(&mut self, config: &AimdConfig, too_many: u64, retry_until: Option<Millis>, now: Millis) {
+        self.advance(config, now);
+        if too_many > 0 {
+            self.last_throttled = Some(now);
+            let can_cut = self.last_cut.is_none_or(|t| now.saturating_sub(t) >= config.window_ms);
+            if can_cut {
+                self.effective_milli = (self.effective_milli * config.decrease_permille / 1000).max(1000);
+                self.last_cut = Some(now);
+            }
+        }
+        if let Some(until) = retry_until
+            && until > now
+        {
+            let until = until.min(now + config.max_pause_ms);
+            self.pause_until = Some(self.pause_until.map_or(until, |p| p.max(until)));
+            self.last_throttled = Some(now);
+        }
+    }
+
+    /// The pause in force at `now`, if any.
+    pub fn paused_until(&self, now: Millis) -> Option<Millis> {
+        self.pause_until.filter(|&p| p > now)
+    }
+
+    /// Why the Destination counts as throttled at `now`: `RetryAfter` while paused,
+    /// `RateLimited` while below spec after a 429 (or within a window of one).
+    pub fn throttled_reason(&self, config: &AimdConfig, now: Millis) -> Option<&'static str> {
+        if self.paused_until(now).is_some() {
+            return Some("RetryAfter");
+        }
+        let recent = self.last_throttled.is_some_and(|t| now.saturating_sub(t) < config.window_ms);
+        if recent || self.effective() < self.spec {
+            return Some("RateLimited");
+        }
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const C: AimdConfig =
+        AimdConfig { decrease_permille: 700, window_ms: 2_000, increase_permille_per_second: 50, max_pause_ms: 600_000 };
+
+    #[test]
+    fn it_starts_at_the_spec_limit() {
+        let s = AimdState::new(100, 0);
+        assert_eq!(s.effective(), 100);
+        assert_eq!(s.throttled_reason(&C, 0), None);
+    }
+
+    #[test]
+    fn a_429_cuts_the_limit_multiplicatively_once_per_window() {
+        let cases: &[(&[(u64, Millis)], u32)] = &[
+            (&[(1, 0)], 70),
+            (&[(5, 0)], 70),
+            (&[(1, 0), (1, 500), (1, 1999)], 70),
+            (&[(1, 0), (1, 2000)], 49),
+            (&[(0, 0)], 100),
+        ];
+        for (reports, expected) in cases {
+            let mut s = AimdState::new(100, 0);
+            for &(n, t) in *reports {
+                s.observe(&C, n, None, t);
+            }
+            assert_eq!(s.effective(), *expected, "{reports:?}");
+        }
+    }
+
+    #[test]
+    fn the_limit_never_drops_below_one() {
+        let mut s = AimdState::new(2, 0);
+        for i in 0..20 {
+            s.observe(&C, 1, None, i * 2_000);
+        }
+        assert_eq!(s.effective(), 1);
+    }
+
+    #[test]
+    fn after_a_quiet_window_the_limit_climbs_back_additively_to_the_spec_and_no_further() {
+        let mut s = AimdState::new(100, 0);
+        s.observe(&C, 1, None, 0);
+        assert_eq!(s.effective(), 70);
+        let points: &[(Millis, u32)] = &[(1_000, 70), (2_000, 70), (3_000, 75), (4_000, 80), (6_000, 90), (8_000, 100), (60_000, 100)];
+        for &(t, expected) in points {
+            s.advance(&C, t);
+            assert_eq!(s.effective(), expected, "at {t} ms");
+        }
+    }
+
+    #[test]
+    fn a_spec_change_re_bases_at_once_both_up_and_down() {
+        let mut s = AimdState::new(100, 0);
+        s.observe(&C, 1, None, 0);
+        s.set_spec(200, 100);
+        assert_eq!(s.effective(), 200);
+        s.set_spec(20, 200);
+        assert_eq!(s.effective(), 20);
+        s.set_spec(20, 300);
+        assert_eq!(s.effective(), 20);
+    }
+
+    #[test]
+    fn retry_after_pauses_until_the_latest_instant_asked_capped() {
+        let mut s = AimdState::new(100, 0);
+        s.observe(&C, 0, Some(5_000), 1_000);
+        s.observe(&C, 0, Some(3_000), 1_000);
+        assert_eq!(s.paused_until(1_000), Some(5_000));
+        assert_eq!(s.throttled_reason(&C, 1_000), Some("RetryAfter"));
+        assert_eq!(s.paused_until(5_000), None, "over once reached");
+        s.observe(&C, 0, Some(10_000_000), 6_000);
+        assert_eq!(s.paused_until(6_000), Some(606_000), "capped at ten minutes");
+        s.observe(&C, 0, Some(100), 700_000);
+        assert_eq!(s.paused_until(700_000), None, "an instant in the past does not pause");
+    }
+
+    #[test]
+    fn it_counts_as_rate_limited_while_below_spec() {
+        let mut s = AimdState::new(100, 0);
+        s.observe(&C, 1, None, 0);
+        assert_eq!(s.throttled_reason(&C, 3_000), Some("RateLimited"));
+        s.advance(&C, 20_000);
+        assert_eq!(s.throttled_reason(&C, 20_000), None);
+    }
+}

@@ -1,1 +1,251 @@
-//! rollup
+//! Package progress roll-ups: percent, rate over a sliding window, ETA, completed shard ranges
+//! and the top failure reasons.
+
+use std::collections::VecDeque;
+
+use super::Millis;
+
+/// Percent done (0..=100), rounded down; 100 for an empty package.
+pub fn percent(done: u64, total: u64) -> i32 {
+    if total == 0 {
+        return 100;
+    }
+    (u128::from(done.min(total)) * 100 / u128::from(total)) as i32
+}
+
+/// Cumulative (records, bytes) samples over a sliding window, for rates.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RateWindow {
+    window_ms: Millis,
+    samples: VecDeque<(Millis, u64, u64)>,
+}
+
+impl RateWindow {
+    /// A window of `window_ms`.
+    pub fn new(window_ms: Millis) -> Self {
+        RateWindow { window_ms, samples: VecDeque::new() }
+    }
+
+    /// Records cumulative totals at `now`, dropping samples older than the window (keeping
+    /// one just outside it as the baseline).
+    pub fn record(&mut self, now: Millis, records: u64, bytes: u64) {
+        if let Some(&(t, _, _)) = self.samples.back()
+            && t >= now
+        {
+            self.samples.pop_back();
+        }
+        self.samples.push_back((now, records, bytes));
+        while self.samples.len() > 2 && self.samples.get(1).is_some_and(|&(t, _, _)| now.saturating_sub(t) >= self.window_ms) {
+            self.samples.pop_front();
+        }
+    }
+
+    fn per_second(&self, pick: impl Fn(&(Millis, u64, u64)) -> u64) -> u64 {
+        match (self.samples.front(), self.samples.back()) {
+            (Some(first), Some(last)) if last.0 > first.0 => {
+                pick(last).saturating_sub(pick(first)) * 1000 / (last.0 - first.0)
+            }
+            _ => 0,
+        }
+    }
+
+    /// Records per second over the window.
+    pub fn records_per_second(&self) -> u64 {
+        self.per_second(|s| s.1)
+    }
+
+    /// Bytes per second over the window.
+    pub fn bytes_per_second(&self) -> u64 {
+        self.per_second(|s| s.2)
+    }
+}
+
+/// Seconds left for `remaining` units at `rate` units per second; `None` when not moving.
+pub fn eta_seconds(remaining: u64, rate: u64) -> Option<u64> {
+    if remaining == 0 {
+        return Some(0);
+    }
+    (rate > 0).then(|| remaining.div_ceil(rate))
+}
+
+/// A short human duration: `45s`, `3m20s`, `1h2m`, `2d5h`.
+pub fn human_duration(seconds: u64) -> String {
+    let (d, h, m, s) = (seconds / 86_400, seconds / 3_600 % 24, seconds / 60 % 60, seconds % 60);
+    match (d, h, m) {
+        (0, 0, 0) => format!("{s}s"),
+        (0, 0, _) if s == 0 => format!("{m}m"),
+        (0, 0, _) => format!("{m}m{s}s"),
+        (0, _, _) if m == 0 => format!("{h}h"),
+        (0, _, _) => format!("{h}h{m}m"),
+        _ if h == 0 => format!("{d}d"),
+        _ => format!("{d}d{h}h"),
+    }
+}
+
+/// Encodes shard ids as run-length ranges: `0-41,43,45-60` (input in any order, duplicates ok).
+pub fn encode_ranges(ids: &[u32]) -> String {
+    let mut ids = ids.to_vec();
+    ids.sort_unstable();
+    ids.dedup();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < ids.len() {
+        let start = ids[i];
+        let mut end = start;
+        while i + 1 < ids.len() && ids[i + 1] == end + 1 {
+            i += 1;
+            end = ids[i];
+        }
+        out.push(if start == end { start.to_string() } else { format!("{start}-{end}") });
+        i += 1;
+    }
+    out.join(",")
+}
+
+/// A malformed range list.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("invalid shard range {part:?} in {input:?}")]
+pub struct RangeError {
+    pub input: String,
+    pub part: String,
+}
+
+/// Decodes [`encode_ranges`] output (spaces around parts allowed; empty string = none).
+pub fn decode_ranges(input: &str) -> Result<Vec<u32>, RangeError> {
+    let mut out = Vec::new();
+    let err = |part: &str| RangeError { input: input.to_owned(), part: part.to_owned() };
+    for part in input.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        match part.split_once('-') {
+            Some((a, b)) => {
+                let a: u32 = a.trim().parse().map_err(|_| err(part))?;
+                let b: u32 = b.trim().parse().map_err(|_| err(part))?;
+                if a > b || b - a > 10_000_000 {
+                    return Err(err(part));
+                }
+                out.extend(a..=b);
+            }
+            None => out.push(part.parse().map_err(|_| err(part))?),
+        }
+    }
+    out.sort_unstable();
+    out.dedup();
+    Ok(out)
+}
+
+/// One failure reason with its count and a sample.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reason {
+    pub code: String,
+    pub count: u64,
+    pub sample: Option<String>,
+}
+
+/// Merges reason lists (counts summed per code, first sample kept), most frequent first (ties
+/// by code), at most `top` of them.
+pub fn merge_reasons<'a>(lists: impl IntoIterator<Item = &'a Reason>, top: usize) -> Vec<Reason> {
+    let mut merged: std::collections::BTreeMap<&str, Reason> = std::collections::BTreeMap::new();
+    for r in lists {
+        let entry = merged.entry(&r.code).or_insert_with(|| Reason { code: r.code.clone(), count: 0, sample: None });
+        entry.count += r.count;
+        if entry.sample.is_none() {
+            entry.sample = r.sample.clone();
+        }
+    }
+    let mut out: Vec<Reason> = merged.into_values().collect();
+    out.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.code.cmp(&b.code)));
+    out.truncate(top);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percent_rounds_down_and_treats_empty_as_done() {
+        let cases = [(0, 100, 0), (50, 100, 50), (999, 1000, 99), (1000, 1000, 100), (5, 0, 100), (200, 100, 100)];
+        for (done, total, expected) in cases {
+            assert_eq!(percent(done, total), expected, "{done}/{total}");
+        }
+    }
+
+    #[test]
+    fn the_rate_is_measured_over_the_sliding_window() {
+        let mut w = RateWindow::new(10_000);
+        assert_eq!(w.records_per_second(), 0);
+        w.record(0, 0, 0);
+        w.record(1_000, 100, 1_000);
+        assert_eq!(w.records_per_second(), 100);
+        assert_eq!(w.bytes_per_second(), 1_000);
+        for t in 2..=30 {
+            w.record(t * 1_000, 100 + (t - 1) * 10, 0);
+        }
+        assert_eq!(w.records_per_second(), 10, "old fast samples left the window");
+        w.record(30_000, 500, 0);
+        assert!(w.records_per_second() > 10, "a sample at the same instant replaces the last");
+    }
+
+    #[test]
+    fn eta_is_remaining_over_rate_and_unknown_when_stalled() {
+        assert_eq!(eta_seconds(100, 10), Some(10));
+        assert_eq!(eta_seconds(101, 10), Some(11));
+        assert_eq!(eta_seconds(0, 0), Some(0));
+        assert_eq!(eta_seconds(5, 0), None);
+    }
+
+    #[test]
+    fn durations_read_like_kubectl_ages() {
+        let cases = [
+            (0, "0s"),
+            (45, "45s"),
+            (60, "1m"),
+            (200, "3m20s"),
+            (3_600, "1h"),
+            (3_720, "1h2m"),
+            (3_725, "1h2m"),
+            (86_400, "1d"),
+            (190_000, "2d4h"),
+        ];
+        for (secs, expected) in cases {
+            assert_eq!(human_duration(secs), expected, "{secs}");
+        }
+    }
+
+    #[test]
+    fn shard_ranges_encode_runs_and_decode_back() {
+        let cases: &[(&[u32], &str)] = &[
+            (&[], ""),
+            (&[0], "0"),
+            (&[0, 1, 2], "0-2"),
+            (&[3, 1, 2, 2], "1-3"),
+            (&[0, 1, 2, 4, 6, 7, 8], "0-2,4,6-8"),
+            (&[5, 9], "5,9"),
+        ];
+        for (ids, text) in cases {
+            assert_eq!(encode_ranges(ids), *text);
+            let mut sorted = ids.to_vec();
+            sorted.sort_unstable();
+            sorted.dedup();
+            assert_eq!(decode_ranges(text), Ok(sorted));
+        }
+        let big: Vec<u32> = (0..=41).chain([43]).chain(45..=60).collect();
+        assert_eq!(encode_ranges(&big), "0-41,43,45-60");
+        assert_eq!(decode_ranges("0-41, 43,45-60").map(|v| v.len()), Ok(59));
+    }
+
+    #[test]
+    fn malformed_ranges_are_refused() {
+        for bad in ["a", "1-", "-3", "5-2", "1,,x", "0-99999999999"] {
+            assert!(decode_ranges(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn reasons_merge_by_code_most_frequent_first_with_a_sample() {
+        let r = |code: &str, count, sample: Option<&str>| Reason { code: code.into(), count, sample: sample.map(Into::into) };
+        let a = [r("400", 3, None), r("503", 10, Some("busy"))];
+        let b = [r("400", 4, Some("bad json")), r("timeout", 1, None), r("422", 7, None)];
+        let merged = merge_reasons(a.iter().chain(&b), 3);
+        assert_eq!(merged, vec![r("503", 10, Some("busy")), r("400", 7, Some("bad json")), r("422", 7, None)]);
+    }
+}

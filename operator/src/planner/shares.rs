@@ -1,1 +1,114 @@
-//! shares
+//! Dividing a Destination's limit among its workers.
+//!
+//! Each worker gets `effective × demandᵢ / Σdemand` (integers, leftover spread by largest
+//! remainder, ties to the earlier worker). Grants are made so that
+//! `Σ max(grantedᵢ, appliedᵢ) ≤ effective` holds at every step while the limit does not drop:
+//! a shrinking share is granted at once (but still counted at the applied value until the
+//! worker reports it applied it), a growing share only takes what the others have already
+//! acknowledged giving up.
+
+/// A worker as the share planner sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct WorkerShare {
+    /// Requests/s the worker could use (0 when idle).
+    pub demand: u32,
+    /// The share last granted to it.
+    pub granted: u32,
+    /// The share it reports enforcing.
+    pub applied: u32,
+}
+
+impl WorkerShare {
+    /// What this worker may be sending at right now, as far as the limit is concerned.
+    pub fn held(&self) -> u64 {
+        u64::from(self.granted.max(self.applied))
+    }
+}
+
+/// Splits `total` in proportion to `weights` (integers, Σ = `total` unless every weight is 0, in
+/// which case it is split evenly). The leftover goes to the largest remainders, ties to the
+/// lower index.
+pub fn proportional_split(total: u64, weights: &[u32]) -> Vec<u64> {
+    if weights.is_empty() {
+        return Vec::new();
+    }
+    let sum: u64 = weights.iter().map(|&w| u64::from(w)).sum();
+    let weights: Vec<u64> = if sum == 0 { vec![1; weights.len()] } else { weights.iter().map(|&w| u64::from(w)).collect() };
+    let sum: u64 = weights.iter().sum();
+    let total128 = u128::from(total);
+    let mut out = Vec::with_capacity(weights.len());
+    let mut remainders = Vec::with_capacity(weights.len());
+    for (i, &w) in weights.iter().enumerate() {
+        let exact = total128 * u128::from(w);
+        let base = (exact / u128::from(sum)) as u64;
+        out.push(base);
+        remainders.push((exact % u128::from(sum), i));
+    }
+    let given: u64 = out.iter().sum();
+    let mut leftover = total - given;
+    remainders.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
+    for &(rem, i) in &remainders {
+        if leftover == 0 {
+            break;
+        }
+        if rem > 0 {
+            out[i] += 1;
+            leftover -= 1;
+        }
+    }
+    out
+}
+
+/// Like [`proportional_split`], but every worker gets at least `floor` (for burst and
+/// in-flight limits, which must never be 0).
+pub fn split_with_floor(total: u64, weights: &[u32], floor: u64) -> Vec<u64> {
+    proportional_split(total, weights).into_iter().map(|v| v.max(floor)).collect()
+}
+
+/// The proportional target of each worker for the limit `effective`.
+pub fn targets(effective: u32, workers: &[WorkerShare]) -> Vec<u32> {
+    let demands: Vec<u32> = workers.iter().map(|w| w.demand).collect();
+    proportional_split(u64::from(effective), &demands).into_iter().map(|v| v as u32).collect()
+}
+
+/// The next grants: each worker moves towards its proportional target without the sum of
+/// `max(granted, applied)` ever exceeding `effective` (when it did not exceed it before).
+///
+/// Shrinking workers get their target at once. Growing workers share what is free once the
+/// shrinking ones are counted at `max(target, applied)`, in worker order.
+pub fn next_grants(effective: u32, workers: &[WorkerShare]) -> Vec<u32> {
+    let targets = targets(effective, workers);
+    let mut grants: Vec<u32> = Vec::with_capacity(workers.len());
+    let mut committed: u64 = 0;
+    for (w, &t) in workers.iter().zip(&targets) {
+        if u64::from(t) <= w.held() {
+            grants.push(t);
+            committed += u64::from(t.max(w.applied));
+        } else {
+            let keep = w.held() as u32;
+            grants.push(keep);
+            committed += u64::from(keep);
+        }
+    }
+    let mut free = u64::from(effective).saturating_sub(committed);
+    for (i, (w, &t)) in workers.iter().zip(&targets).enumerate() {
+        if free == 0 {
+            break;
+        }
+        if u64::from(t) > w.held() {
+            let want = u64::from(t) - u64::from(grants[i]);
+            let give = want.min(free);
+            grants[i] += give as u32;
+            free -= give;
+        }
+    }
+    grants
+}
+
+/// Sum of `max(granted, applied)`: what the workers may be sending at, together.
+pub fn committed(workers: &[WorkerShare]) -> u64 {
+    workers.iter().map(WorkerShare::held).sum()
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,368 @@
+//! One package in the lease table and its shards.
+
+use std::collections::BTreeMap;
+
+use courier_api::DatumSpec;
+use courier_worker::protocol::{FailureSample, LeaseCounters};
+use courier_worker::shard::{ShardKind, ShardSpec};
+
+use crate::coordinator::types::{
+    ActiveShardState, FailedShardState, FailureCount, ObjectKey, PackagePlan, PackageSnapshot,
+};
+use crate::planner::Millis;
+use crate::planner::rollup::{self, RateWindow, Reason};
+
+/// How many failure reasons a snapshot keeps.
+pub const TOP_REASONS: usize = 5;
+
+/// A live lease of a shard.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeaseState {
+    pub worker: String,
+    /// The lease epoch; `None` for a lease restored from status whose epoch only the worker
+    /// knows (adopted at its first report).
+    pub epoch: Option<u64>,
+    pub expires: Millis,
+    /// Revoked: the worker must stop; the shard waits for its final report or the expiry.
+    pub revoking: bool,
+}
+
+/// Where a shard stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ShardState {
+    Pending,
+    Leased(LeaseState),
+    Completed,
+    /// Out of attempts.
+    Failed,
+}
+
+/// A shard and its progress.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ShardEntry {
+    pub spec: ShardSpec,
+    pub bytes: u64,
+    pub state: ShardState,
+    /// Resume position.
+    pub checkpoint: u64,
+    /// Highest cumulative counters reported for this shard (in the workers' frame: a new
+    /// lease continues from them).
+    pub counters: LeaseCounters,
+    /// Part of `counters` already included in the package's base counters (leases adopted
+    /// after a restart whose counters the status did not hold).
+    pub baseline: LeaseCounters,
+    /// Highest epoch granted or adopted.
+    pub epoch: u64,
+    /// Times leased (1 for the first lease).
+    pub leases: u32,
+    /// Whole-shard failures so far.
+    pub errors: u32,
+    pub last_error: Option<String>,
+    /// Failure reasons of finished leases (summed).
+    pub reasons_closed: BTreeMap<String, (u64, Option<String>)>,
+    /// Failure reasons of the current lease (cumulative, highest seen).
+    pub reasons_current: BTreeMap<String, (u64, Option<String>)>,
+}
+
+impl ShardEntry {
+    fn new(spec: ShardSpec, bytes: u64) -> Self {
+        ShardEntry {
+            spec,
+            bytes,
+            state: ShardState::Pending,
+            checkpoint: 0,
+            counters: LeaseCounters::default(),
+            baseline: LeaseCounters::default(),
+            epoch: 0,
+            leases: 0,
+            errors: 0,
+            last_error: None,
+            reasons_closed: BTreeMap::new(),
+            reasons_current: BTreeMap::new(),
+        }
+    }
+
+    /// Counters this shard adds to the package's base.
+    pub fn contribution(&self) -> LeaseCounters {
+        sub(&self.counters, &self.baseline)
+    }
+
+    /// Takes in cumulative counters, keeping the highest of each.
+    pub fn merge_counters(&mut self, c: &LeaseCounters) {
+        let s = &mut self.counters;
+        s.read = s.read.max(c.read);
+        s.sent = s.sent.max(c.sent);
+        s.failed = s.failed.max(c.failed);
+        s.malformed = s.malformed.max(c.malformed);
+        s.dead_lettered = s.dead_lettered.max(c.dead_lettered);
+        s.retried = s.retried.max(c.retried);
+        s.bytes = s.bytes.max(c.bytes);
+    }
+
+    /// Takes in the current lease's cumulative failure samples.
+    pub fn merge_failures(&mut self, failures: &[FailureSample]) {
+        for f in failures {
+            let entry = self.reasons_current.entry(f.code.clone()).or_insert((0, None));
+            entry.0 = entry.0.max(f.count);
+            if entry.1.is_none() {
+                entry.1 = f.sample.clone();
+            }
+        }
+    }
+
+    /// Ends the current lease's failure tally.
+    pub fn close_failures(&mut self) {
+        for (code, (count, sample)) in std::mem::take(&mut self.reasons_current) {
+            let entry = self.reasons_closed.entry(code).or_insert((0, None));
+            entry.0 += count;
+            if entry.1.is_none() {
+                entry.1 = sample;
+            }
+        }
+    }
+
+    /// Bytes of the shard done: all of it once complete, else what the checkpoint covers.
+    pub fn bytes_done(&self) -> u64 {
+        match (&self.state, &self.spec.kind) {
+            (ShardState::Completed, _) => self.bytes,
+            (_, ShardKind::ByteRange { start, .. } | ShardKind::AvroBlocks { start, .. }) => {
+                self.checkpoint.saturating_sub(*start).min(self.bytes)
+            }
+            _ => self.contribution().bytes.min(self.bytes),
+        }
+    }
+
+    /// True while the shard can still be leased or is leased.
+    pub fn is_open(&self) -> bool {
+        matches!(self.state, ShardState::Pending | ShardState::Leased(_))
+    }
+}
+
+fn sub(a: &LeaseCounters, b: &LeaseCounters) -> LeaseCounters {
+    LeaseCounters {
+        read: a.read.saturating_sub(b.read),
+        sent: a.sent.saturating_sub(b.sent),
+        failed: a.failed.saturating_sub(b.failed),
+        malformed: a.malformed.saturating_sub(b.malformed),
+        dead_lettered: a.dead_lettered.saturating_sub(b.dead_lettered),
+        retried: a.retried.saturating_sub(b.retried),
+        bytes: a.bytes.saturating_sub(b.bytes),
+    }
+}
+
+fn add(a: &mut LeaseCounters, b: &LeaseCounters) {
+    a.read += b.read;
+    a.sent += b.sent;
+    a.failed += b.failed;
+    a.malformed += b.malformed;
+    a.dead_lettered += b.dead_lettered;
+    a.retried += b.retried;
+    a.bytes += b.bytes;
+}
+
+/// A package in the lease table.
+#[derive(Debug, Clone)]
+pub struct PackageEntry {
+    pub key: ObjectKey,
+    pub uid: String,
+    pub destination: String,
+    pub attempt: u32,
+    pub priority: i32,
+    pub created: Millis,
+    pub suspended: bool,
+    pub backoff_limit: u32,
+    pub datum: DatumSpec,
+    pub dead_letter_path: String,
+    pub shards: Vec<ShardEntry>,
+    /// Counters restored from status that no shard accounts for.
+    pub base_counters: LeaseCounters,
+    pub base_reasons: Vec<Reason>,
+    /// Shards whose restored counters were unknown: their first adopted report is the baseline.
+    pub unknown_counters: Vec<bool>,
+    pub rate: RateWindow,
+}
+
+impl PackageEntry {
+    /// Builds the entry from a plan, restoring its recorded progress. Restored active shards
+    /// stay reserved for their worker until `now + ttl`.
+    pub fn from_plan(plan: PackagePlan, now: Millis, ttl: Millis) -> Self {
+        let PackagePlan {
+            key,
+            uid,
+            destination,
+            attempt,
+            priority,
+            created_unix_ms,
+            suspended,
+            backoff_limit,
+            datum,
+            dead_letter_path,
+            shards,
+            restored,
+        } = plan;
+        let mut shards: Vec<ShardEntry> = shards.into_iter().map(|s| ShardEntry::new(s.spec, s.bytes)).collect();
+        let mut unknown_counters = vec![true; shards.len()];
+        for id in &restored.completed {
+            if let Some(s) = shards.get_mut(*id as usize) {
+                s.state = ShardState::Completed;
+            }
+        }
+        for f in &restored.failed {
+            if let Some(s) = shards.get_mut(f.id as usize) {
+                s.errors = f.attempts;
+                s.last_error = Some(f.message.clone());
+                if f.exhausted || f.attempts > backoff_limit {
+                    s.state = ShardState::Failed;
+                }
+            }
+        }
+        let mut base = restored.counters.clone();
+        for a in &restored.active {
+            let Some(s) = shards.get_mut(a.id as usize) else { continue };
+            if s.state != ShardState::Pending {
+                continue;
+            }
+            s.checkpoint = a.checkpoint;
+            s.leases = a.attempt;
+            if a.counters != LeaseCounters::default() {
+                s.counters = a.counters.clone();
+                base = sub(&base, &a.counters);
+                unknown_counters[a.id as usize] = false;
+            }
+            if !suspended {
+                s.state = ShardState::Leased(LeaseState {
+                    worker: a.worker.clone(),
+                    epoch: None,
+                    expires: now + ttl,
+                    revoking: false,
+                });
+            }
+        }
+        let base_reasons = restored
+            .failure_reasons
+            .iter()
+            .map(|r| Reason { code: r.code.clone(), count: r.count, sample: r.sample.clone() })
+            .collect();
+        PackageEntry {
+            key,
+            uid,
+            destination,
+            attempt,
+            priority,
+            created: created_unix_ms,
+            suspended,
+            backoff_limit,
+            datum,
+            dead_letter_path,
+            shards,
+            base_counters: base,
+            base_reasons,
+            unknown_counters,
+            rate: RateWindow::new(30_000),
+        }
+    }
+
+    /// Package-wide counters.
+    pub fn counters(&self) -> LeaseCounters {
+        let mut total = self.base_counters.clone();
+        for s in &self.shards {
+            add(&mut total, &s.contribution());
+        }
+        total
+    }
+
+    /// Every shard is complete.
+    pub fn complete(&self) -> bool {
+        self.shards.iter().all(|s| s.state == ShardState::Completed)
+    }
+
+    /// No shard left to deliver (complete or out of attempts).
+    pub fn finished(&self) -> bool {
+        self.shards.iter().all(|s| !s.is_open())
+    }
+
+    /// Bytes of all shards.
+    pub fn bytes_total(&self) -> u64 {
+        self.shards.iter().map(|s| s.bytes).sum()
+    }
+
+    /// Bytes done.
+    pub fn bytes_done(&self) -> u64 {
+        self.shards.iter().map(ShardEntry::bytes_done).sum()
+    }
+
+    /// Adds a rate sample at `now`.
+    pub fn sample_rate(&mut self, now: Millis) {
+        let c = self.counters();
+        let done = self.bytes_done();
+        self.rate.record(now, c.sent + c.dead_lettered, done);
+    }
+
+    /// The progress snapshot.
+    pub fn snapshot(&self) -> PackageSnapshot {
+        let completed: Vec<u32> = ids(&self.shards, |s| s.state == ShardState::Completed);
+        let active = self
+            .shards
+            .iter()
+            .enumerate()
+            .filter_map(|(id, s)| match &s.state {
+                ShardState::Leased(l) => Some(ActiveShardState {
+                    id: id as u32,
+                    worker: l.worker.clone(),
+                    checkpoint: s.checkpoint,
+                    attempt: s.leases.max(1),
+                    counters: s.contribution(),
+                }),
+                _ => None,
+            })
+            .collect();
+        let failed = self
+            .shards
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.errors > 0 && s.state != ShardState::Completed)
+            .map(|(id, s)| FailedShardState {
+                id: id as u32,
+                attempts: s.errors,
+                message: s.last_error.clone().unwrap_or_default(),
+                exhausted: s.state == ShardState::Failed,
+            })
+            .collect();
+        let shard_reasons: Vec<Reason> = self
+            .shards
+            .iter()
+            .flat_map(|s| s.reasons_closed.iter().chain(&s.reasons_current))
+            .map(|(code, (count, sample))| Reason { code: code.clone(), count: *count, sample: sample.clone() })
+            .collect();
+        let failure_reasons = rollup::merge_reasons(self.base_reasons.iter().chain(&shard_reasons), TOP_REASONS)
+            .into_iter()
+            .map(|r| FailureCount { code: r.code, count: r.count, sample: r.sample })
+            .collect();
+        let bytes_total = self.bytes_total();
+        let bytes_done = self.bytes_done();
+        let complete = self.complete();
+        PackageSnapshot {
+            key: self.key.clone(),
+            uid: self.uid.clone(),
+            attempt: self.attempt,
+            counters: self.counters(),
+            shards_total: self.shards.len() as u32,
+            completed_ranges: rollup::encode_ranges(&completed),
+            completed,
+            active,
+            failed,
+            failure_reasons,
+            bytes_total,
+            bytes_done,
+            records_per_second: self.rate.records_per_second(),
+            eta_seconds: rollup::eta_seconds(bytes_total.saturating_sub(bytes_done), self.rate.bytes_per_second()),
+            complete,
+            failed_permanently: self.finished() && !complete,
+            suspended: self.suspended,
+        }
+    }
+}
+
+fn ids(shards: &[ShardEntry], pred: impl Fn(&ShardEntry) -> bool) -> Vec<u32> {
+    shards.iter().enumerate().filter(|(_, s)| pred(s)).map(|(i, _)| i as u32).collect()
+}

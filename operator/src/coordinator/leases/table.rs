@@ -1,0 +1,332 @@
+//! Operations of the lease table.
+
+use std::collections::BTreeMap;
+
+use courier_worker::protocol::{LeaseKey, LeaseReport, ShardLease};
+
+use super::package::{LeaseState, PackageEntry, ShardState};
+use crate::coordinator::types::{ObjectKey, PackagePlan};
+use crate::planner::Millis;
+
+/// All packages and their leases.
+#[derive(Debug, Clone)]
+pub struct LeaseTable {
+    ttl: Millis,
+    packages: BTreeMap<ObjectKey, PackageEntry>,
+}
+
+/// A lease handed out.
+pub type Grant = ShardLease;
+
+/// What became of a report.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReportOutcome {
+    /// The lease is renewed.
+    Renewed,
+    /// The shard is complete.
+    Completed,
+    /// The shard failed; it will be retried (`false`) or is out of attempts (`true`).
+    ShardFailed { exhausted: bool },
+    /// The lease is not (or no longer) this worker's: it must stop. Its report was ignored,
+    /// or taken as the final report of a revoked lease.
+    Revoke,
+}
+
+impl LeaseTable {
+    /// An empty table whose leases live `ttl` milliseconds.
+    pub fn new(ttl: Millis) -> Self {
+        LeaseTable { ttl, packages: BTreeMap::new() }
+    }
+
+    /// The lease TTL.
+    pub fn ttl(&self) -> Millis {
+        self.ttl
+    }
+
+    /// Adds a package or updates it. The same uid and attempt keep the progress and leases
+    /// (priority, suspension and settings are updated; suspension revokes its leases); another
+    /// uid or attempt replaces the package.
+    pub fn upsert_package(&mut self, plan: PackagePlan, now: Millis) {
+        let ttl = self.ttl;
+        match self.packages.get_mut(&plan.key) {
+            Some(p) if p.uid == plan.uid && p.attempt == plan.attempt => {
+                p.priority = plan.priority;
+                p.created = plan.created_unix_ms;
+                p.backoff_limit = plan.backoff_limit;
+                p.datum = plan.datum;
+                p.dead_letter_path = plan.dead_letter_path;
+                p.destination = plan.destination;
+                let suspended = plan.suspended;
+                self.set_suspended(&plan.key, suspended);
+            }
+            _ => {
+                let key = plan.key.clone();
+                self.packages.insert(key, PackageEntry::from_plan(plan, now, ttl));
+            }
+        }
+    }
+
+    /// Forgets a package; its workers learn it at their next report.
+    pub fn remove_package(&mut self, key: &ObjectKey) -> bool {
+        self.packages.remove(key).is_some()
+    }
+
+    /// Suspends (its leases become revoking) or resumes a package. Returns whether it is known.
+    pub fn set_suspended(&mut self, key: &ObjectKey, suspended: bool) -> bool {
+        let Some(p) = self.packages.get_mut(key) else { return false };
+        p.suspended = suspended;
+        if suspended {
+            for s in &mut p.shards {
+                if let ShardState::Leased(l) = &mut s.state {
+                    l.revoking = true;
+                }
+            }
+        }
+        true
+    }
+
+    /// The package, if known.
+    pub fn package(&self, key: &ObjectKey) -> Option<&PackageEntry> {
+        self.packages.get(key)
+    }
+
+    /// The package, mutably (for rate samples).
+    pub fn package_mut(&mut self, key: &ObjectKey) -> Option<&mut PackageEntry> {
+        self.packages.get_mut(key)
+    }
+
+    /// Packages of one Destination.
+    pub fn packages_of<'a>(&'a self, namespace: &'a str, destination: &'a str) -> impl Iterator<Item = &'a PackageEntry> {
+        self.packages.values().filter(move |p| p.key.namespace == namespace && p.destination == destination)
+    }
+
+    /// Takes in one lease report from `worker` at `now`.
+    pub fn report(&mut self, worker: &str, report: &LeaseReport, now: Millis) -> ReportOutcome {
+        let ttl = self.ttl;
+        let key = &report.key;
+        let pkey = ObjectKey::new(&key.namespace, &key.package);
+        let Some(p) = self.packages.get_mut(&pkey) else { return ReportOutcome::Revoke };
+        if p.uid != key.package_uid || p.attempt != key.package_attempt {
+            return ReportOutcome::Revoke;
+        }
+        let backoff_limit = p.backoff_limit;
+        let suspended = p.suspended;
+        let Some(shard) = p.shards.get_mut(key.shard as usize) else { return ReportOutcome::Revoke };
+        let adopt_unknown = p.unknown_counters.get(key.shard as usize).copied().unwrap_or(true);
+        let (revoking, adopting) = match &mut shard.state {
+            ShardState::Leased(l) if l.worker == worker && l.epoch == Some(key.lease_epoch) => (l.revoking, false),
+            ShardState::Leased(l) if l.worker == worker && l.epoch.is_none() => {
+                l.epoch = Some(key.lease_epoch);
+                (l.revoking, true)
+            }
+            ShardState::Pending if key.lease_epoch > shard.epoch && !suspended => {
+                shard.state = ShardState::Leased(LeaseState {
+                    worker: worker.to_owned(),
+                    epoch: Some(key.lease_epoch),
+                    expires: now + ttl,
+                    revoking: false,
+                });
+                (false, true)
+            }
+            _ => return ReportOutcome::Revoke,
+        };
+        if adopting {
+            shard.epoch = shard.epoch.max(key.lease_epoch);
+            if adopt_unknown {
+                // The status holds these counts in the package's base already.
+                shard.baseline = report.counters.clone();
+                shard.counters = report.counters.clone();
+            }
+            if let Some(u) = p.unknown_counters.get_mut(key.shard as usize) {
+                *u = false;
+            }
+        }
+        shard.merge_counters(&report.counters);
+        shard.checkpoint = shard.checkpoint.max(report.checkpoint);
+        shard.merge_failures(&report.failures);
+        let outcome = if report.done {
+            shard.state = ShardState::Completed;
+            shard.close_failures();
+            ReportOutcome::Completed
+        } else if let Some(error) = &report.error {
+            shard.errors += 1;
+            shard.last_error = Some(error.clone());
+            shard.close_failures();
+            let exhausted = shard.errors > backoff_limit;
+            shard.state = if exhausted { ShardState::Failed } else { ShardState::Pending };
+            ReportOutcome::ShardFailed { exhausted }
+        } else if revoking {
+            shard.state = ShardState::Pending;
+            shard.close_failures();
+            ReportOutcome::Revoke
+        } else {
+            if let ShardState::Leased(l) = &mut shard.state {
+                l.expires = now + ttl;
+            }
+            ReportOutcome::Renewed
+        };
+        p.sample_rate(now);
+        outcome
+    }
+
+    /// Returns leases not renewed in time to pending (at their checkpoint). Returns the expired
+    /// leases with their workers.
+    pub fn expire(&mut self, now: Millis) -> Vec<(String, LeaseKey)> {
+        let mut expired = Vec::new();
+        for p in self.packages.values_mut() {
+            let mut touched = false;
+            for (id, s) in p.shards.iter_mut().enumerate() {
+                if let ShardState::Leased(l) = &s.state
+                    && l.expires <= now
+                {
+                    let key = lease_key(p_key(&p.key), &p.uid, p.attempt, id as u32, l.epoch.unwrap_or(0));
+                    expired.push((l.worker.clone(), key));
+                    s.state = ShardState::Pending;
+                    s.close_failures();
+                    touched = true;
+                }
+            }
+            if touched {
+                p.sample_rate(now);
+            }
+        }
+        expired
+    }
+
+    /// Grants up to `free_slots` pending shards of the Destination's packages to `worker`:
+    /// priority first (higher), then age (older), then shard id.
+    pub fn grant(&mut self, worker: &str, namespace: &str, destination: &str, free_slots: u32, now: Millis) -> Vec<Grant> {
+        let mut order: Vec<&ObjectKey> = self
+            .packages
+            .values()
+            .filter(|p| p.key.namespace == namespace && p.destination == destination && !p.suspended)
+            .map(|p| &p.key)
+            .collect();
+        order.sort_by(|a, b| {
+            let (pa, pb) = (&self.packages[*a], &self.packages[*b]);
+            pb.priority.cmp(&pa.priority).then(pa.created.cmp(&pb.created)).then(a.cmp(b))
+        });
+        let order: Vec<ObjectKey> = order.into_iter().cloned().collect();
+        let mut grants = Vec::new();
+        let ttl = self.ttl;
+        for key in order {
+            if grants.len() as u32 >= free_slots {
+                break;
+            }
+            let Some(p) = self.packages.get_mut(&key) else { continue };
+            for id in 0..p.shards.len() {
+                if grants.len() as u32 >= free_slots {
+                    break;
+                }
+                let s = &mut p.shards[id];
+                if s.state != ShardState::Pending {
+                    continue;
+                }
+                let epoch = (s.epoch + 1).max(now);
+                s.epoch = epoch;
+                s.leases += 1;
+                s.state = ShardState::Leased(LeaseState { worker: worker.to_owned(), epoch: Some(epoch), expires: now + ttl, revoking: false });
+                grants.push(ShardLease {
+                    key: lease_key(p_key(&p.key), &p.uid, p.attempt, id as u32, epoch),
+                    shard: s.spec.clone(),
+                    checkpoint: s.checkpoint,
+                    counters: s.counters.clone(),
+                    datum: p.datum.clone(),
+                    dead_letter_path: p.dead_letter_path.clone(),
+                    only_offsets: Vec::new(),
+                });
+            }
+        }
+        grants
+    }
+
+    /// Pre-emption: when the Destination has pending shards of a higher priority than one of
+    /// `worker`'s leases, and fewer leases are already being revoked for them, marks the
+    /// lowest-priority such lease revoking and returns its key.
+    pub fn preempt(&mut self, worker: &str, namespace: &str, destination: &str) -> Option<LeaseKey> {
+        let top_pending = self
+            .packages_of(namespace, destination)
+            .filter(|p| !p.suspended && p.shards.iter().any(|s| s.state == ShardState::Pending))
+            .map(|p| p.priority)
+            .max()?;
+        let pending_above = |prio: i32, table: &LeaseTable| -> (usize, usize) {
+            let mut pending = 0;
+            let mut revoking = 0;
+            for p in table.packages_of(namespace, destination) {
+                for s in &p.shards {
+                    match &s.state {
+                        ShardState::Pending if p.priority > prio && !p.suspended => pending += 1,
+                        ShardState::Leased(l) if l.revoking && p.priority < top_pending && !p.suspended => revoking += 1,
+                        _ => {}
+                    }
+                }
+            }
+            (pending, revoking)
+        };
+        // The worker's lowest-priority live lease, youngest package first, highest shard.
+        let victim = self
+            .packages_of(namespace, destination)
+            .filter(|p| p.priority < top_pending)
+            .flat_map(|p| {
+                p.shards.iter().enumerate().filter_map(move |(id, s)| match &s.state {
+                    ShardState::Leased(l) if l.worker == worker && !l.revoking => Some((p.priority, p.created, p.key.clone(), id)),
+                    _ => None,
+                })
+            })
+            .min_by(|a, b| a.0.cmp(&b.0).then(b.1.cmp(&a.1)).then(b.3.cmp(&a.3)))?;
+        let (pending, revoking) = pending_above(victim.0, self);
+        if revoking >= pending {
+            return None;
+        }
+        let p = self.packages.get_mut(&victim.2)?;
+        let (uid, attempt) = (p.uid.clone(), p.attempt);
+        let ShardState::Leased(l) = &mut p.shards[victim.3].state else { return None };
+        l.revoking = true;
+        Some(lease_key(p_key(&victim.2), &uid, attempt, victim.3 as u32, l.epoch.unwrap_or(0)))
+    }
+
+    /// Keys of `worker`'s leases that are being revoked (sent again until the final report).
+    pub fn revoking_of(&self, worker: &str, namespace: &str, destination: &str) -> Vec<LeaseKey> {
+        let mut out = Vec::new();
+        for p in self.packages_of(namespace, destination) {
+            for (id, s) in p.shards.iter().enumerate() {
+                if let ShardState::Leased(l) = &s.state
+                    && l.worker == worker
+                    && l.revoking
+                {
+                    out.push(lease_key(p_key(&p.key), &p.uid, p.attempt, id as u32, l.epoch.unwrap_or(0)));
+                }
+            }
+        }
+        out
+    }
+
+    /// Live leases of `worker` (not revoking).
+    pub fn leases_of(&self, worker: &str) -> u32 {
+        self.packages
+            .values()
+            .flat_map(|p| &p.shards)
+            .filter(|s| matches!(&s.state, ShardState::Leased(l) if l.worker == worker && !l.revoking))
+            .count() as u32
+    }
+
+    /// Every package key.
+    pub fn keys(&self) -> impl Iterator<Item = &ObjectKey> {
+        self.packages.keys()
+    }
+}
+
+fn p_key(k: &ObjectKey) -> (&str, &str) {
+    (&k.namespace, &k.name)
+}
+
+fn lease_key((namespace, package): (&str, &str), uid: &str, attempt: u32, shard: u32, epoch: u64) -> LeaseKey {
+    LeaseKey {
+        namespace: namespace.to_owned(),
+        package: package.to_owned(),
+        package_uid: uid.to_owned(),
+        shard,
+        package_attempt: attempt,
+        lease_epoch: epoch,
+    }
+}

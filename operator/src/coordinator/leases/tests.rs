@@ -1,0 +1,321 @@
+use courier_api::DatumSpec;
+use courier_worker::protocol::{FailureSample, LeaseCounters, LeaseKey, LeaseReport, ShardLease};
+use courier_worker::shard::{ShardKind, ShardSpec};
+
+use super::*;
+use crate::coordinator::types::{ActiveShardState, FailedShardState, FailureCount, ObjectKey, PackagePlan, PlannedShard, RestoredProgress};
+
+const TTL: u64 = 10_000;
+
+pub(crate) fn datum() -> DatumSpec {
+    serde_json::from_value(serde_json::json!({"format": {"type": "JsonLines"}})).expect("minimal datum")
+}
+
+/// A package of `shards` byte-range shards of 100 bytes each.
+pub(crate) fn plan(name: &str, dest: &str, priority: i32, created: u64, shards: u32) -> PackagePlan {
+    PackagePlan {
+        key: ObjectKey::new("ns", name),
+        uid: format!("uid-{name}"),
+        destination: dest.into(),
+        attempt: 1,
+        priority,
+        created_unix_ms: created,
+        suspended: false,
+        backoff_limit: 2,
+        datum: datum(),
+        dead_letter_path: "file:///tmp/dl".into(),
+        shards: (0..shards)
+            .map(|i| PlannedShard {
+                spec: ShardSpec {
+                    url: format!("file:///data/{name}.jsonl"),
+                    kind: ShardKind::ByteRange { start: u64::from(i) * 100, end: u64::from(i + 1) * 100 },
+                },
+                bytes: 100,
+            })
+            .collect(),
+        restored: RestoredProgress::default(),
+    }
+}
+
+fn report(lease: &ShardLease, checkpoint: u64, sent: u64) -> LeaseReport {
+    LeaseReport {
+        key: lease.key.clone(),
+        checkpoint,
+        counters: LeaseCounters { read: sent, sent, bytes: sent * 10, ..Default::default() },
+        failures: vec![],
+        done: false,
+        error: None,
+    }
+}
+
+fn done(lease: &ShardLease, sent: u64) -> LeaseReport {
+    LeaseReport { done: true, ..report(lease, lease.checkpoint, sent) }
+}
+
+fn key(name: &str) -> ObjectKey {
+    ObjectKey::new("ns", name)
+}
+
+fn granted_ids(grants: &[ShardLease]) -> Vec<(String, u32)> {
+    grants.iter().map(|g| (g.key.package.clone(), g.key.shard)).collect()
+}
+
+#[test]
+fn grants_follow_priority_then_age_then_shard_id_and_only_of_the_destination() {
+    let mut t = LeaseTable::new(TTL);
+    t.upsert_package(plan("old-low", "d", 0, 100, 2), 0);
+    t.upsert_package(plan("new-high", "d", 5, 300, 2), 0);
+    t.upsert_package(plan("old-high", "d", 5, 200, 1), 0);
+    t.upsert_package(plan("other-dest", "e", 9, 0, 3), 0);
+    let g = t.grant("w1", "ns", "d", 4, 1_000);
+    assert_eq!(
+        granted_ids(&g),
+        vec![("old-high".into(), 0), ("new-high".into(), 0), ("new-high".into(), 1), ("old-low".into(), 0)]
+    );
+    let g = t.grant("w2", "ns", "d", 10, 1_000);
+    assert_eq!(granted_ids(&g), vec![("old-low".into(), 1)]);
+    assert!(t.grant("w3", "ns", "d", 10, 1_000).is_empty(), "nothing left to lease");
+    assert!(t.grant("w3", "other", "d", 10, 1_000).is_empty(), "another namespace has nothing");
+}
+
+#[test]
+fn a_grant_carries_the_shard_datum_checkpoint_and_a_fresh_epoch() {
+    let mut t = LeaseTable::new(TTL);
+    t.upsert_package(plan("p", "d", 0, 0, 1), 0);
+    let g = t.grant("w1", "ns", "d", 1, 5_000).remove(0);
+    assert_eq!(g.key.package_uid, "uid-p");
+    assert_eq!(g.key.lease_epoch, 5_000);
+    assert_eq!(g.checkpoint, 0);
+    assert_eq!(g.shard.kind, ShardKind::ByteRange { start: 0, end: 100 });
+    assert_eq!(g.dead_letter_path, "file:///tmp/dl");
+    assert!(t.grant("w1", "ns", "d", 0, 5_000).is_empty(), "no free slot, no grant");
+}
+
+#[test]
+fn reports_renew_the_lease_and_a_lease_not_renewed_expires_back_to_pending_at_its_checkpoint() {
+    let mut t = LeaseTable::new(TTL);
+    t.upsert_package(plan("p", "d", 0, 0, 1), 0);
+    let g = t.grant("w1", "ns", "d", 1, 0).remove(0);
+    assert_eq!(t.report("w1", &report(&g, 40, 4), 8_000), ReportOutcome::Renewed);
+    assert!(t.expire(12_000).is_empty(), "renewed at 8 s, lives until 18 s");
+    let expired = t.expire(18_000);
+    assert_eq!(expired, vec![("w1".to_string(), g.key.clone())]);
+    let again = t.grant("w2", "ns", "d", 1, 19_000).remove(0);
+    assert_eq!(again.checkpoint, 40, "resumes at the last checkpoint");
+    assert_eq!(again.counters.sent, 4, "counters continue from the earlier lease");
+    assert!(again.key.lease_epoch > g.key.lease_epoch);
+    assert_eq!(t.package(&key("p")).map(|p| p.snapshot().active[0].attempt), Some(2));
+}
+
+#[test]
+fn reports_of_a_stale_epoch_are_ignored_and_revoked() {
+    let mut t = LeaseTable::new(TTL);
+    t.upsert_package(plan("p", "d", 0, 0, 1), 0);
+    let old = t.grant("w1", "ns", "d", 1, 0).remove(0);
+    t.expire(10_000);
+    let new = t.grant("w2", "ns", "d", 1, 11_000).remove(0);
+    assert_eq!(t.report("w1", &report(&old, 90, 9), 11_500), ReportOutcome::Revoke);
+    assert_eq!(t.report("w2", &report(&new, 20, 2), 11_500), ReportOutcome::Renewed);
+    let snap = t.package(&key("p")).map(|p| p.snapshot()).expect("known");
+    assert_eq!(snap.counters.sent, 2, "the stale report counted nothing");
+    assert_eq!(snap.active[0].checkpoint, 20);
+    assert_eq!(snap.active[0].worker, "w2");
+    assert_eq!(t.report("w2", &LeaseReport { key: LeaseKey { package_uid: "other".into(), ..new.key.clone() }, ..report(&new, 1, 1) }, 11_600), ReportOutcome::Revoke, "another uid is another package");
+}
+
+#[test]
+fn repeated_or_reordered_cumulative_reports_never_double_count() {
+    let mut t = LeaseTable::new(TTL);
+    t.upsert_package(plan("p", "d", 0, 0, 2), 0);
+    let g = t.grant("w1", "ns", "d", 2, 0);
+    for (sent, at) in [(5, 1_000), (5, 2_000), (9, 3_000), (7, 4_000)] {
+        t.report("w1", &report(&g[0], sent * 10, sent), at);
+    }
+    t.report("w1", &report(&g[1], 30, 3), 4_000);
+    let snap = t.package(&key("p")).map(|p| p.snapshot()).expect("known");
+    assert_eq!(snap.counters.sent, 12);
+    assert_eq!(snap.counters.bytes, 120);
+    assert_eq!(snap.active.iter().map(|a| a.checkpoint).collect::<Vec<_>>(), vec![90, 30], "checkpoints never move back");
+}
+
+#[test]
+fn every_shard_done_completes_the_package() {
+    let mut t = LeaseTable::new(TTL);
+    t.upsert_package(plan("p", "d", 0, 0, 3), 0);
+    let g = t.grant("w1", "ns", "d", 3, 0);
+    assert_eq!(t.report("w1", &done(&g[0], 10), 1_000), ReportOutcome::Completed);
+    assert_eq!(t.report("w1", &done(&g[2], 10), 1_000), ReportOutcome::Completed);
+    let snap = t.package(&key("p")).map(|p| p.snapshot()).expect("known");
+    assert!(!snap.complete);
+    assert_eq!(snap.completed_ranges, "0,2");
+    assert_eq!(snap.bytes_done, 200);
+    t.report("w1", &done(&g[1], 10), 2_000);
+    let snap = t.package(&key("p")).map(|p| p.snapshot()).expect("known");
+    assert!(snap.complete);
+    assert_eq!(snap.completed_ranges, "0-2");
+    assert_eq!(snap.counters.sent, 30);
+    assert_eq!(snap.bytes_done, snap.bytes_total);
+    assert_eq!(t.report("w1", &done(&g[1], 10), 3_000), ReportOutcome::Revoke, "a repeated done is ignored");
+    assert_eq!(t.package(&key("p")).map(|p| p.counters().sent), Some(30));
+}
+
+#[test]
+fn a_failing_shard_is_retried_up_to_the_backoff_limit_then_failed() {
+    let mut t = LeaseTable::new(TTL);
+    t.upsert_package(plan("p", "d", 0, 0, 1), 0);
+    for attempt in 1..=3u32 {
+        let g = t.grant("w1", "ns", "d", 1, u64::from(attempt) * 1_000).remove(0);
+        let r = LeaseReport { error: Some(format!("unreadable #{attempt}")), ..report(&g, 0, 0) };
+        let outcome = t.report("w1", &r, u64::from(attempt) * 1_000 + 1);
+        assert_eq!(outcome, ReportOutcome::ShardFailed { exhausted: attempt == 3 }, "attempt {attempt}");
+    }
+    assert!(t.grant("w1", "ns", "d", 1, 10_000).is_empty(), "a failed shard is not leased again");
+    let snap = t.package(&key("p")).map(|p| p.snapshot()).expect("known");
+    assert_eq!(snap.failed, vec![FailedShardState { id: 0, attempts: 3, message: "unreadable #3".into(), exhausted: true }]);
+    assert!(snap.failed_permanently);
+    assert!(!snap.complete);
+}
+
+#[test]
+fn a_higher_priority_package_pre_empts_a_lower_priority_lease_of_a_full_worker() {
+    let mut t = LeaseTable::new(TTL);
+    t.upsert_package(plan("low", "d", 0, 0, 2), 0);
+    let low = t.grant("w1", "ns", "d", 2, 0);
+    assert_eq!(t.preempt("w1", "ns", "d"), None, "nothing more urgent is waiting");
+    t.report("w1", &report(&low[1], 150, 5), 500);
+    t.upsert_package(plan("high", "d", 10, 1_000, 1), 1_000);
+    let revoked = t.preempt("w1", "ns", "d").expect("one lease pre-empted");
+    assert_eq!((revoked.package.as_str(), revoked.shard), ("low", 1));
+    assert_eq!(t.preempt("w1", "ns", "d"), None, "one pending high shard needs one lease only");
+    assert_eq!(t.revoking_of("w1", "ns", "d"), vec![revoked.clone()]);
+    assert!(t.grant("w2", "ns", "d", 5, 1_100).iter().all(|g| g.key.package == "high"), "the revoking shard is not re-leased yet");
+    // The worker's final report releases the shard at its checkpoint.
+    assert_eq!(t.report("w1", &report(&low[1], 160, 6), 1_200), ReportOutcome::Revoke);
+    let again = t.grant("w2", "ns", "d", 5, 1_300);
+    assert_eq!(granted_ids(&again), vec![("low".into(), 1)]);
+    assert_eq!(again[0].checkpoint, 160, "the checkpoint is kept");
+    assert_eq!(t.package(&key("low")).map(|p| p.counters().sent), Some(6));
+}
+
+#[test]
+fn suspension_revokes_the_package_leases_and_resuming_grants_again() {
+    let mut t = LeaseTable::new(TTL);
+    t.upsert_package(plan("p", "d", 0, 0, 2), 0);
+    let g = t.grant("w1", "ns", "d", 2, 0);
+    assert!(t.set_suspended(&key("p"), true));
+    assert_eq!(t.revoking_of("w1", "ns", "d").len(), 2);
+    assert_eq!(t.report("w1", &report(&g[0], 30, 3), 100), ReportOutcome::Revoke);
+    assert!(t.grant("w2", "ns", "d", 5, 200).is_empty(), "a suspended package grants nothing");
+    t.expire(20_000);
+    assert!(t.package(&key("p")).is_some_and(|p| p.snapshot().active.is_empty()));
+    t.set_suspended(&key("p"), false);
+    let again = t.grant("w2", "ns", "d", 5, 21_000);
+    assert_eq!(again.iter().map(|g| g.checkpoint).collect::<Vec<_>>(), vec![30, 0], "the untouched shard starts from its beginning");
+}
+
+#[test]
+fn a_removed_package_revokes_its_leases() {
+    let mut t = LeaseTable::new(TTL);
+    t.upsert_package(plan("p", "d", 0, 0, 1), 0);
+    let g = t.grant("w1", "ns", "d", 1, 0).remove(0);
+    assert!(t.remove_package(&key("p")));
+    assert_eq!(t.report("w1", &report(&g, 10, 1), 100), ReportOutcome::Revoke);
+    assert!(!t.remove_package(&key("p")));
+}
+
+#[test]
+fn a_new_attempt_or_uid_replaces_the_package_and_its_progress() {
+    let mut t = LeaseTable::new(TTL);
+    t.upsert_package(plan("p", "d", 0, 0, 1), 0);
+    let g = t.grant("w1", "ns", "d", 1, 0).remove(0);
+    t.report("w1", &report(&g, 50, 5), 100);
+    t.upsert_package(PackagePlan { attempt: 2, ..plan("p", "d", 0, 0, 1) }, 200);
+    assert_eq!(t.report("w1", &report(&g, 60, 6), 300), ReportOutcome::Revoke);
+    let again = t.grant("w2", "ns", "d", 1, 400).remove(0);
+    assert_eq!((again.checkpoint, again.key.package_attempt), (0, 2));
+}
+
+#[test]
+fn an_upsert_with_the_same_uid_keeps_progress_and_updates_priority() {
+    let mut t = LeaseTable::new(TTL);
+    t.upsert_package(plan("p", "d", 0, 0, 2), 0);
+    let g = t.grant("w1", "ns", "d", 1, 0).remove(0);
+    t.report("w1", &report(&g, 50, 5), 100);
+    t.upsert_package(plan("p", "d", 7, 0, 2), 200);
+    assert_eq!(t.package(&key("p")).map(|p| (p.priority, p.counters().sent)), Some((7, 5)));
+    assert_eq!(t.report("w1", &report(&g, 60, 6), 300), ReportOutcome::Renewed);
+}
+
+#[test]
+fn a_new_leader_restores_completed_shards_checkpoints_and_counters_from_status() {
+    let mut t = LeaseTable::new(TTL);
+    let restored = RestoredProgress {
+        completed: vec![0, 1],
+        active: vec![ActiveShardState { id: 2, worker: "w1".into(), checkpoint: 250, attempt: 1, counters: LeaseCounters::default() }],
+        failed: vec![FailedShardState { id: 3, attempts: 1, message: "boom".into(), exhausted: false }],
+        counters: LeaseCounters { read: 25, sent: 25, bytes: 250, ..Default::default() },
+        failure_reasons: vec![FailureCount { code: "400".into(), count: 2, sample: Some("bad".into()) }],
+    };
+    t.upsert_package(PackagePlan { restored, ..plan("p", "d", 0, 0, 5) }, 1_000);
+    // Shard 2 stays reserved for w1 for one TTL; shards 3 and 4 are free.
+    let g = t.grant("w2", "ns", "d", 5, 1_000);
+    assert_eq!(granted_ids(&g), vec![("p".into(), 3), ("p".into(), 4)]);
+    // w1 reports its lease from before the restart: adopted; its counters up to now are
+    // already in the restored totals, so only what follows counts.
+    let old = LeaseReport {
+        key: LeaseKey {
+            namespace: "ns".into(),
+            package: "p".into(),
+            package_uid: "uid-p".into(),
+            shard: 2,
+            package_attempt: 1,
+            lease_epoch: 77,
+        },
+        checkpoint: 260,
+        counters: LeaseCounters { read: 6, sent: 6, bytes: 60, ..Default::default() },
+        failures: vec![],
+        done: false,
+        error: None,
+    };
+    assert_eq!(t.report("w1", &old, 1_500), ReportOutcome::Renewed);
+    let later = LeaseReport { checkpoint: 280, counters: LeaseCounters { read: 8, sent: 8, bytes: 80, ..Default::default() }, ..old.clone() };
+    assert_eq!(t.report("w1", &later, 2_500), ReportOutcome::Renewed);
+    let snap = t.package(&key("p")).map(|p| p.snapshot()).expect("known");
+    assert_eq!(snap.counters.sent, 27);
+    assert_eq!(snap.completed_ranges, "0-1");
+    assert_eq!(snap.active.iter().find(|a| a.id == 2).map(|a| a.checkpoint), Some(280));
+    assert_eq!(snap.failure_reasons[0].code, "400");
+    assert_eq!(snap.failed[0].attempts, 1);
+}
+
+#[test]
+fn a_restored_lease_not_reported_within_its_ttl_is_granted_again_from_its_checkpoint() {
+    let mut t = LeaseTable::new(TTL);
+    let restored = RestoredProgress {
+        active: vec![ActiveShardState { id: 0, worker: "gone".into(), checkpoint: 40, attempt: 1, counters: LeaseCounters { sent: 4, ..Default::default() } }],
+        counters: LeaseCounters { sent: 4, ..Default::default() },
+        ..Default::default()
+    };
+    t.upsert_package(PackagePlan { restored, ..plan("p", "d", 0, 0, 1) }, 0);
+    assert!(t.grant("w2", "ns", "d", 1, 5_000).is_empty());
+    t.expire(10_000);
+    let g = t.grant("w2", "ns", "d", 1, 10_001).remove(0);
+    assert_eq!((g.checkpoint, g.counters.sent), (40, 4));
+    t.report("w2", &report(&g, 60, 6), 11_000);
+    assert_eq!(t.package(&key("p")).map(|p| p.counters().sent), Some(6), "known per-shard counters are not counted twice");
+}
+
+#[test]
+fn failure_samples_are_per_lease_and_add_up_across_leases() {
+    let mut t = LeaseTable::new(TTL);
+    t.upsert_package(plan("p", "d", 0, 0, 1), 0);
+    let g = t.grant("w1", "ns", "d", 1, 0).remove(0);
+    let sample = |count| vec![FailureSample { code: "503".into(), count, sample: Some("busy".into()) }];
+    t.report("w1", &LeaseReport { failures: sample(2), ..report(&g, 10, 1) }, 100);
+    t.report("w1", &LeaseReport { failures: sample(3), ..report(&g, 10, 1) }, 200);
+    t.expire(20_000);
+    let g2 = t.grant("w2", "ns", "d", 1, 20_001).remove(0);
+    t.report("w2", &LeaseReport { failures: sample(4), ..report(&g2, 20, 2) }, 20_100);
+    let snap = t.package(&key("p")).map(|p| p.snapshot()).expect("known");
+    assert_eq!(snap.failure_reasons, vec![FailureCount { code: "503".into(), count: 7, sample: Some("busy".into()) }]);
+}
