@@ -128,6 +128,7 @@ median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 main() {
   install_tools
   build_sim
+  LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
   rm -rf "$WORK"; mkdir -p "$WORK"
   start_nginx
   start_sim
@@ -148,6 +149,7 @@ main() {
       done
     done
   done
+  LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
   local stats
   stats=$(curl -s "http://127.0.0.1:$SIM_PORT/stats" 2>/dev/null || true)
   local accepted unique dups
@@ -178,6 +180,8 @@ main() {
 Produced by \`e2e/bench/simulator.sh\` on $(date -u +%Y-%m-%dT%H:%MZ).
 
 Machine: $(nproc) cores ($cpu), $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo) RAM, $(uname -sr).
+Load average (1/5/15 min) before: $LOAD_BEFORE, after: $LOAD_AFTER (other work on the machine shares both cores;
+the req/s columns move with it, the CPU-per-request columns much less).
 Tools: $(nginx -v 2>&1 | sed 's/.*: //'), wrk $(wrk -v 2>&1 | awk 'NR==1 {print $2}').
 
 Setup: server pinned to core $SERVER_CPU (nginx: one process, \`master_process off\`, \`access_log off\`,
@@ -194,6 +198,9 @@ $table
 
 After the runs partner-sim's \`/stats\` reported accepted=$accepted, unique_keys=$unique, duplicates=$dups
 (the keyed rounds recorded every key; plain requests carry none).
+
+Re-run: \`e2e/bench/simulator.sh\` (env: ROUNDS, DURATION, CONNECTIONS, SERVER_CPU, CLIENT_CPU,
+PARTNER_SIM_BIN to skip the release build). Raw wrk output: \`$WORK/wrk.log\`.
 DOC
   log "wrote $REPORT"
 }

@@ -105,6 +105,7 @@ pub enum Latency {
         max_ms: f64,
     },
     /// Log-normal with the given median and 99th percentile.
+    #[serde(alias = "lognormal")]
     LogNormal {
         /// Median in milliseconds.
         p50_ms: f64,

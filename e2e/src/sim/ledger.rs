@@ -20,7 +20,8 @@ pub struct Ledger {
 }
 
 /// One shard: key bytes packed in an arena (no allocation per key) and a table
-/// of entries pointing into it, each carrying its hash so growth never rehashes.
+/// of 16-byte entries pointing into it. Each entry keeps 32 bits of its key's
+/// hash, so growing the table never re-reads the keys.
 #[derive(Debug, Default)]
 struct Shard {
     arena: Vec<u8>,
@@ -29,27 +30,44 @@ struct Shard {
 
 #[derive(Debug, Clone, Copy)]
 struct Entry {
-    hash: u64,
-    start: usize,
-    len: usize,
+    hash: u32,
+    start: u32,
+    len: u32,
     count: u32,
+}
+
+impl Entry {
+    fn range(&self) -> std::ops::Range<usize> {
+        self.start as usize..self.start as usize + self.len as usize
+    }
+}
+
+/// The table's 64-bit hash, rebuilt from the 32 bits an entry keeps; the
+/// multiplication spreads them over the top bits the table uses as tags.
+fn table_hash(hash: u32) -> u64 {
+    u64::from(hash).wrapping_mul(0x9E37_79B9_7F4A_7C15)
 }
 
 impl Shard {
     fn key(&self, entry: &Entry) -> &[u8] {
-        &self.arena[entry.start..entry.start + entry.len]
+        &self.arena[entry.range()]
     }
 
     /// Counts `key`; true when it was new.
-    fn record(&mut self, hash: u64, key: &[u8]) -> bool {
+    fn record(&mut self, hash: u32, key: &[u8]) -> bool {
         let Self { arena, table } = self;
-        if let Some(entry) = table.find_mut(hash, |e| e.hash == hash && &arena[e.start..e.start + e.len] == key) {
+        let eq = |e: &Entry| e.hash == hash && &arena[e.range()] == key;
+        if let Some(entry) = table.find_mut(table_hash(hash), eq) {
             entry.count = entry.count.saturating_add(1);
             return false;
         }
-        let entry = Entry { hash, start: arena.len(), len: key.len(), count: 1 };
+        // Offsets are 32-bit: one shard holds up to 4 GiB of keys, far beyond this machine's memory.
+        let (Ok(start), Ok(len)) = (u32::try_from(arena.len()), u32::try_from(key.len())) else {
+            tracing::error!(shard_bytes = arena.len(), "ledger shard full: key counted but not stored");
+            return true;
+        };
         arena.extend_from_slice(key);
-        table.insert_unique(hash, entry, |e| e.hash);
+        table.insert_unique(table_hash(hash), Entry { hash, start, len, count: 1 }, |e| table_hash(e.hash));
         true
     }
 }
@@ -77,7 +95,7 @@ impl Ledger {
         hasher.write(key);
         let hash = hasher.finish();
         let shard = &self.shards[shard_of(hash)];
-        let new = shard.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).record(hash, key);
+        let new = shard.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).record(hash as u32, key);
         let counter = if new { &self.unique } else { &self.duplicates };
         counter.fetch_add(1, Ordering::Relaxed);
     }
@@ -191,7 +209,7 @@ mod tests {
         let tags: std::collections::HashSet<u64> = (0..10_000)
             .map(|i| build.hash_one(format!("key-{i}")))
             .filter(|hash| shard_of(*hash) == 0)
-            .map(|hash| hash >> 57)
+            .map(|hash| table_hash(hash as u32) >> 57)
             .collect();
         assert!(tags.len() > 64, "only {} of 128 tags used", tags.len());
     }
