@@ -40,3 +40,31 @@ async fn the_checkpoint_ends_at_the_shard_end_and_counts_bytes() {
     assert_eq!(run.checkpoint.counters.bytes, total);
     assert_eq!(run.checkpoint.offset, 9 * 300 + 1, "just past the last record");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stopping_a_delivery_drains_what_is_in_flight_and_checkpoints_below_the_rest() {
+    use courier_worker::ack::AckTracker;
+    use courier_worker::deadletter::{DeadLetterWriter, FileSink};
+
+    let sim = Simulator::start("127.0.0.1:0", SimConfig::default()).await.expect("simulator");
+    let config = SendConfig { max_in_flight: 8, ..SendConfig::default() };
+    let delivery = sender(&sim.url(), "drain", config, Limiter::new(100, 1), Arc::new(Recorder::default()));
+    let stop = delivery.stop.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        stop.cancel();
+    });
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut dlq = DeadLetterWriter::new(FileSink::new(dir.path().join("dlq.jsonl")));
+    let outcome = delivery
+        .run(futures::stream::iter(records("file:///data/drain.jsonl", 1000)), AckTracker::new(0), None, &mut dlq)
+        .await
+        .expect("delivery");
+
+    assert!(outcome.stopped);
+    assert!(!outcome.checkpoint.complete);
+    let sent = outcome.checkpoint.counters.sent;
+    assert!((20..200).contains(&sent), "about 30 records in 300 ms at 100/s, sent {sent}");
+    assert_eq!(sim.stats().accepted, sent, "everything read was sent before returning");
+    assert_eq!(outcome.checkpoint.offset, (sent - 1) * 300 + 1, "the next lease resumes after the last sent record");
+}
