@@ -166,6 +166,7 @@ pub async fn run(args: RunArgs, log_format: Option<LogFormat>) -> ExitCode {
         retries: c.retried,
         rate_per_second: (metrics.records_sent.get() as f64 / elapsed.max(1e-3) * 10.0).round() / 10.0,
         elapsed_seconds: (elapsed * 1000.0).round() / 1000.0,
+        paused_seconds: (metrics.paused_seconds() * 1000.0).round() / 1000.0,
         shards: local.shards,
         shards_done: local.shards_done,
         dead_letter_path: dead_letter_dir,

@@ -21,6 +21,8 @@ pub struct Summary {
     pub latency_p50_ms: f64,
     pub latency_p99_ms: f64,
     pub elapsed_seconds: f64,
+    /// Seconds sending was paused by the partner's Retry-After.
+    pub paused_seconds: f64,
     pub shards: usize,
     pub shards_done: usize,
     pub dead_letter_path: String,
@@ -59,6 +61,9 @@ impl Summary {
         line("retried", self.retries.to_string());
         line("rate", format!("{:.0} records/s", self.rate_per_second));
         line("latency", format!("p50 {:.2} ms, p99 {:.2} ms", self.latency_p50_ms, self.latency_p99_ms));
+        if self.paused_seconds > 0.0 {
+            line("paused", format!("{:.2} s (Retry-After)", self.paused_seconds));
+        }
         line("shards", format!("{} of {} done", self.shards_done, self.shards));
         line("elapsed", format!("{:.2} s", self.elapsed_seconds));
         line("dead letters", self.dead_letter_path.clone());
