@@ -56,7 +56,7 @@ fn a_status_restores_completed_shards_checkpoints_and_counters() {
     let status: DeliveryPackageStatus = serde_yaml::from_str(
         r#"
 attempt: 1
-progress: { files: 1, bytesTotal: 100, bytesDone: 40, records: { read: 10, sent: 8, deadLettered: 2 }, percent: 40, ratePerSecond: 0 }
+progress: { files: 1, bytesTotal: 100, bytesDone: 40, records: { read: 10, sent: 8, failed: 2, malformed: 0, deadLettered: 2, retried: 0 }, percent: 40, ratePerSecond: 0 }
 shards:
   total: 6
   completed: "0-2,4"
