@@ -40,9 +40,9 @@ pub struct Args {
     /// URL workers are told to call [default: http://$POD_IP:<port>, else http://127.0.0.1:<port>].
     #[arg(long)]
     pub coordinator_url: Option<String>,
-    /// Address of /metrics and /healthz.
-    #[arg(long, default_value = "0.0.0.0:8080")]
-    pub metrics_addr: SocketAddr,
+    /// Address of /metrics and /healthz [default: $POD_IP:8080, else 0.0.0.0:8080].
+    #[arg(long)]
+    pub metrics_addr: Option<SocketAddr>,
     /// Watch only this namespace (default: all).
     #[arg(long)]
     pub namespace: Option<String>,
@@ -114,7 +114,9 @@ pub fn init_tracing(format: LogFormat) {
 pub async fn run(args: Args) -> Result<(), AppError> {
     let client = Client::try_default().await.map_err(AppError::Client)?;
     let metrics = Arc::new(Metrics::new());
-    let metrics_addr = args.metrics_addr;
+    let metrics_addr = args
+        .metrics_addr
+        .unwrap_or_else(|| SocketAddr::new(pod_ip().unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED)), 8080));
     let m = metrics.clone();
     tokio::spawn(async move {
         if let Err(err) = metrics::serve(metrics_addr, m).await {
