@@ -109,3 +109,70 @@ pub fn dead_letters(dir: &Path) -> Vec<serde_json::Value> {
 pub fn count(summary: &serde_json::Value, field: &str) -> u64 {
     summary[field].as_u64().unwrap_or_else(|| panic!("summary has no {field}: {summary}"))
 }
+
+/// Delivers `source` (a URL or glob) in-process, the way `courier-worker run` does, and returns
+/// the coordinator's totals.
+pub async fn deliver_locally(
+    source_url: &str,
+    datum_yaml_text: &str,
+    destination_yaml_text: &str,
+    package: &str,
+    dead_letter_dir: &str,
+    shard_bytes: u64,
+) -> courier_worker::coordinator::LocalSummary {
+    use std::sync::Arc;
+    use std::sync::atomic::AtomicBool;
+
+    use courier_worker::config::{self, SecretStore};
+    use courier_worker::coordinator::{Driver, DriverConfig, DriverEnd, LocalCoordinator, LocalPlan};
+    use courier_worker::metrics::Metrics;
+    use courier_worker::pipeline::Pipeline;
+    use courier_worker::protocol::RateShare;
+    use courier_worker::shard::{plan_inputs, plan_shards};
+    use courier_worker::source::Source;
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let destination = config::load_destination(&write(dir.path(), "d.yaml", destination_yaml_text)).expect("Destination");
+    let datum = config::load_datum(&write(dir.path(), "x.yaml", datum_yaml_text)).expect("Datum");
+    let send = config::send_config(&destination.spec, &SecretStore::empty()).expect("send config");
+    let rate = config::rate_of(&destination.spec);
+    let metrics = Arc::new(Metrics::new("partner"));
+    let pipeline = Pipeline::new("test-worker", &send, Some(rate), metrics, std::time::Duration::from_millis(100))
+        .expect("pipeline");
+    let source = Source::for_url(source_url).expect("source");
+    let format = config::format_spec(&datum.spec);
+    let files = source.list(source_url).await.expect("lists the source");
+    let inputs = plan_inputs(&source, files, &format).await.expect("plan inputs");
+    let shards = plan_shards(&inputs, &format, shard_bytes);
+    let plan = LocalPlan {
+        source: source_url.to_owned(),
+        shards,
+        datum: datum.spec,
+        namespace: NAMESPACE.to_owned(),
+        package: package.to_owned(),
+        dead_letter_dir: dead_letter_dir.to_owned(),
+        share: RateShare {
+            requests_per_second: u32::try_from(rate.per_second).unwrap_or(u32::MAX),
+            burst: u32::try_from(rate.burst).unwrap_or(u32::MAX),
+            bytes_per_second: None,
+            requests_today: None,
+            max_in_flight: u32::try_from(send.max_in_flight).unwrap_or(64),
+        },
+        checkpoint_file: None,
+        heartbeat_interval_ms: 100,
+    };
+    let coordinator = LocalCoordinator::new(plan).expect("coordinator");
+    let driver_config = DriverConfig {
+        worker: "test-worker".to_owned(),
+        namespace: NAMESPACE.to_owned(),
+        destination: "partner".to_owned(),
+        destination_spec: Some((1, destination.spec)),
+        secrets: SecretStore::empty(),
+        max_leases: 3,
+        drain: std::time::Duration::from_secs(5),
+    };
+    let mut driver = Driver::new(coordinator, pipeline, driver_config, Arc::new(AtomicBool::new(false)));
+    let end = driver.run(tokio_util::sync::CancellationToken::new()).await.expect("driver runs");
+    assert_eq!(end, DriverEnd::Finished);
+    driver.coordinator().summary()
+}
