@@ -1,13 +1,18 @@
 //! The [`Coordinator`] handle shared by the controllers and the heartbeat server.
 
-use std::sync::{Arc, Mutex};
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use courier_api::DestinationSpec;
-use courier_worker::protocol::{HeartbeatRequest, HeartbeatResponse};
+use courier_worker::protocol::{DestinationConfig, HeartbeatRequest, HeartbeatResponse};
 use tokio::sync::{broadcast, watch};
 
+use super::destination::DestinationState;
+use super::leases::{LeaseTable, ReportOutcome};
 use super::types::{Change, DestinationRuntime, ObjectKey, PackagePlan, PackageSnapshot};
 use crate::planner::Millis;
+use crate::planner::aimd::AimdConfig;
 
 /// Tunables of the coordinator.
 #[derive(Debug, Clone)]
@@ -16,11 +21,13 @@ pub struct CoordinatorConfig {
     pub lease_ttl_ms: u32,
     /// How often workers should heartbeat (default 1 s).
     pub heartbeat_interval_ms: u32,
+    /// The adaptive limit's tunables.
+    pub aimd: AimdConfig,
 }
 
 impl Default for CoordinatorConfig {
     fn default() -> Self {
-        CoordinatorConfig { lease_ttl_ms: 10_000, heartbeat_interval_ms: 1_000 }
+        CoordinatorConfig { lease_ttl_ms: 10_000, heartbeat_interval_ms: 1_000, aimd: AimdConfig::default() }
     }
 }
 
@@ -32,17 +39,30 @@ pub enum HeartbeatError {
     UnknownDestination { namespace: String, name: String },
 }
 
-/// Cheap-to-clone handle on the coordinator state.
+/// Cheap-to-clone handle on the coordinator state. Every method takes the state lock briefly;
+/// none does I/O.
 #[derive(Clone)]
 pub struct Coordinator {
     inner: Arc<Inner>,
 }
 
 struct Inner {
-    state: Mutex<()>,
+    state: Mutex<State>,
     config: CoordinatorConfig,
     version: watch::Sender<u64>,
     changed: broadcast::Sender<Change>,
+}
+
+struct State {
+    destinations: BTreeMap<ObjectKey, DestinationState>,
+    leases: LeaseTable,
+    /// Last runtime of each Destination, to notify only real changes on ticks.
+    last_runtime: BTreeMap<ObjectKey, (u32, Option<Millis>, bool, i32, u32, usize)>,
+}
+
+/// The current time in Unix milliseconds.
+pub fn now_ms() -> Millis {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as Millis)
 }
 
 impl Coordinator {
@@ -50,7 +70,12 @@ impl Coordinator {
     pub fn new(config: CoordinatorConfig) -> Self {
         let (version, _) = watch::channel(0);
         let (changed, _) = broadcast::channel(1024);
-        Coordinator { inner: Arc::new(Inner { state: Mutex::new(()), config, version, changed }) }
+        let state = State {
+            destinations: BTreeMap::new(),
+            leases: LeaseTable::new(u64::from(config.lease_ttl_ms)),
+            last_runtime: BTreeMap::new(),
+        };
+        Coordinator { inner: Arc::new(Inner { state: Mutex::new(state), config, version, changed }) }
     }
 
     /// The configuration in force.
@@ -58,35 +83,98 @@ impl Coordinator {
         &self.inner.config
     }
 
-    /// Adds or updates a Destination (its spec and `metadata.generation`).
-    pub fn upsert_destination(&self, _namespace: &str, _name: &str, _spec: &DestinationSpec, _generation: i64) {}
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A panic while holding the lock leaves consistent-enough state: keep serving.
+        self.inner.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Adds or updates a Destination (its spec and `metadata.generation`). A changed limit
+    /// takes effect at the workers' next heartbeat.
+    pub fn upsert_destination(&self, namespace: &str, name: &str, spec: &DestinationSpec, generation: i64) {
+        let key = ObjectKey::new(namespace, name);
+        let now = now_ms();
+        {
+            let mut state = self.lock();
+            match state.destinations.get_mut(&key) {
+                Some(d) if d.generation == generation && &d.spec == spec => return,
+                Some(d) => d.update(spec.clone(), generation, now),
+                None => {
+                    state.destinations.insert(key.clone(), DestinationState::new(key.clone(), spec.clone(), generation, now));
+                }
+            }
+        }
+        self.notify([Change::Destination(key)]);
+    }
 
     /// Forgets a Destination; its workers' heartbeats are refused from now on.
-    pub fn remove_destination(&self, _namespace: &str, _name: &str) {}
+    pub fn remove_destination(&self, namespace: &str, name: &str) {
+        let key = ObjectKey::new(namespace, name);
+        let removed = {
+            let mut state = self.lock();
+            state.last_runtime.remove(&key);
+            state.destinations.remove(&key).is_some()
+        };
+        if removed {
+            self.notify([Change::Destination(key)]);
+        }
+    }
 
-    /// Adds a package, or updates its priority/suspension/attempt. A changed uid or attempt
-    /// replaces the package (its leases are revoked).
-    pub fn upsert_package(&self, _plan: PackagePlan) {}
+    /// Adds a package, or updates its priority/suspension/settings. A changed uid or attempt
+    /// replaces the package (the old leases are revoked at their next report). Progress in
+    /// `plan.restored` is used only when the package is new to the coordinator.
+    pub fn upsert_package(&self, plan: PackagePlan) {
+        let pkey = plan.key.clone();
+        let dkey = ObjectKey::new(&plan.key.namespace, &plan.destination);
+        self.lock().leases.upsert_package(plan, now_ms());
+        self.notify([Change::Package(pkey), Change::Destination(dkey)]);
+    }
 
     /// Forgets a package; its leases are revoked at the next heartbeat of their workers.
-    pub fn remove_package(&self, _namespace: &str, _name: &str) {}
+    pub fn remove_package(&self, namespace: &str, name: &str) {
+        let key = ObjectKey::new(namespace, name);
+        let dest = {
+            let mut state = self.lock();
+            let dest = state.leases.package(&key).map(|p| p.destination.clone());
+            state.leases.remove_package(&key);
+            dest
+        };
+        if let Some(dest) = dest {
+            self.notify([Change::Package(key), Change::Destination(ObjectKey::new(namespace, dest))]);
+        }
+    }
 
     /// Suspends (revokes its leases, grants none) or resumes a package.
-    pub fn set_package_suspended(&self, _namespace: &str, _name: &str, _suspended: bool) {}
+    pub fn set_package_suspended(&self, namespace: &str, name: &str, suspended: bool) {
+        let key = ObjectKey::new(namespace, name);
+        if self.lock().leases.set_suspended(&key, suspended) {
+            self.notify([Change::Package(key)]);
+        }
+    }
 
     /// True when the package is known.
-    pub fn has_package(&self, _namespace: &str, _name: &str) -> bool {
-        false
+    pub fn has_package(&self, namespace: &str, name: &str) -> bool {
+        self.lock().leases.package(&ObjectKey::new(namespace, name)).is_some()
     }
 
-    /// The package's progress, at `now`.
-    pub fn package_snapshot(&self, _namespace: &str, _name: &str) -> Option<PackageSnapshot> {
-        None
+    /// The package's progress now.
+    pub fn package_snapshot(&self, namespace: &str, name: &str) -> Option<PackageSnapshot> {
+        let mut state = self.lock();
+        let p = state.leases.package_mut(&ObjectKey::new(namespace, name))?;
+        p.sample_rate(now_ms());
+        Some(p.snapshot())
     }
 
-    /// The Destination's runtime state (effective rate, workers, backlog, desired replicas).
-    pub fn destination_snapshot(&self, _namespace: &str, _name: &str) -> Option<DestinationRuntime> {
-        None
+    /// The Destination's runtime state now (effective rate, workers, backlog, desired replicas).
+    pub fn destination_snapshot(&self, namespace: &str, name: &str) -> Option<DestinationRuntime> {
+        self.destination_snapshot_at(namespace, name, now_ms())
+    }
+
+    /// [`Self::destination_snapshot`] at a given instant.
+    pub fn destination_snapshot_at(&self, namespace: &str, name: &str, now: Millis) -> Option<DestinationRuntime> {
+        let mut guard = self.lock();
+        let state = &mut *guard;
+        let d = state.destinations.get_mut(&ObjectKey::new(namespace, name))?;
+        Some(d.runtime(&state.leases, &self.inner.config.aimd, now))
     }
 
     /// A counter bumped on every change; `changed().await` on it to wake up.
@@ -94,28 +182,140 @@ impl Coordinator {
         self.inner.version.subscribe()
     }
 
-    /// Every change, one message per object (lagging receivers lose old messages: resync).
+    /// Every change, one message per object (a lagging receiver loses old messages and should
+    /// resync everything).
     pub fn subscribe(&self) -> broadcast::Receiver<Change> {
         self.inner.changed.subscribe()
     }
 
-    /// Handles one heartbeat at `now`.
-    pub fn heartbeat(&self, req: &HeartbeatRequest, _now: Millis) -> Result<HeartbeatResponse, HeartbeatError> {
-        let _ = &self.inner.state;
-        Err(HeartbeatError::UnknownDestination { namespace: req.namespace.clone(), name: req.destination.clone() })
+    /// Handles one heartbeat at `now`: renews and takes in its leases, re-shares the limit,
+    /// grants new leases and pre-empts for higher priorities.
+    pub fn heartbeat(&self, req: &HeartbeatRequest, now: Millis) -> Result<HeartbeatResponse, HeartbeatError> {
+        let config = &self.inner.config;
+        let ttl = u64::from(config.lease_ttl_ms);
+        let dkey = ObjectKey::new(&req.namespace, &req.destination);
+        let mut changes = BTreeSet::new();
+        let response = {
+            let mut guard = self.lock();
+            let state = &mut *guard;
+            if !state.destinations.contains_key(&dkey) {
+                return Err(HeartbeatError::UnknownDestination {
+                    namespace: req.namespace.clone(),
+                    name: req.destination.clone(),
+                });
+            }
+            expire(state, now, ttl, &mut changes);
+            let Some(dest) = state.destinations.get_mut(&dkey) else {
+                return Err(HeartbeatError::UnknownDestination { namespace: req.namespace.clone(), name: req.destination.clone() });
+            };
+            if dest.observe_worker(req, now) {
+                changes.insert(Change::Destination(dkey.clone()));
+            }
+            let before = (dest.aimd.effective(), dest.aimd.paused_until(now));
+            dest.aimd.observe(&config.aimd, req.throttle.too_many_requests, req.throttle.retry_after_until_unix_ms, now);
+            if before != (dest.aimd.effective(), dest.aimd.paused_until(now)) {
+                changes.insert(Change::Destination(dkey.clone()));
+            }
+            let mut revoked = Vec::new();
+            for report in &req.leases {
+                let outcome = state.leases.report(&req.worker, report, now);
+                let pkey = ObjectKey::new(&report.key.namespace, &report.key.package);
+                if state.leases.package(&pkey).is_some() {
+                    changes.insert(Change::Package(pkey));
+                }
+                match outcome {
+                    ReportOutcome::Revoke => revoked.push(report.key.clone()),
+                    ReportOutcome::Completed | ReportOutcome::ShardFailed { .. } => {
+                        changes.insert(Change::Destination(dkey.clone()));
+                    }
+                    ReportOutcome::Renewed => {}
+                }
+            }
+            for key in state.leases.revoking_of(&req.worker, &req.namespace, &req.destination) {
+                if !revoked.contains(&key) {
+                    revoked.push(key);
+                }
+            }
+            let grantable = !req.draining && !dest.spec.suspend;
+            let granted = if grantable && req.free_slots > 0 {
+                state.leases.grant(&req.worker, &req.namespace, &req.destination, req.free_slots, now)
+            } else {
+                Vec::new()
+            };
+            if grantable && req.free_slots == 0
+                && let Some(key) = state.leases.preempt(&req.worker, &req.namespace, &req.destination)
+            {
+                revoked.push(key);
+            }
+            for g in &granted {
+                changes.insert(Change::Package(ObjectKey::new(&g.key.namespace, &g.key.package)));
+            }
+            let Some(dest) = state.destinations.get_mut(&dkey) else {
+                return Err(HeartbeatError::UnknownDestination { namespace: req.namespace.clone(), name: req.destination.clone() });
+            };
+            let share = dest.share_of(&req.worker);
+            let destination = (req.destination_generation != dest.generation)
+                .then(|| DestinationConfig { generation: dest.generation, spec: dest.spec.clone() });
+            HeartbeatResponse {
+                share,
+                pause_until_unix_ms: dest.aimd.paused_until(now),
+                destination,
+                revoked,
+                granted,
+                heartbeat_interval_ms: config.heartbeat_interval_ms,
+                lease_ttl_ms: config.lease_ttl_ms,
+            }
+        };
+        self.notify(changes);
+        Ok(response)
     }
 
-    /// Expires leases and workers not heard from in time (also done on every heartbeat).
-    pub fn tick(&self, _now: Millis) {}
-
-    #[allow(dead_code)]
-    fn notify(&self, change: Change) {
-        self.inner.version.send_modify(|v| *v += 1);
-        let _ = self.inner.changed.send(change);
+    /// Expires leases and workers not heard from in time, and notifies Destinations whose
+    /// runtime (limit, pause, throttling, desired replicas, backlog) changed. Call about once a
+    /// second; heartbeats also expire.
+    pub fn tick(&self, now: Millis) {
+        let ttl = u64::from(self.inner.config.lease_ttl_ms);
+        let mut changes = BTreeSet::new();
+        {
+            let mut guard = self.lock();
+            let state = &mut *guard;
+            expire(state, now, ttl, &mut changes);
+            for (key, d) in state.destinations.iter_mut() {
+                let r = d.runtime(&state.leases, &self.inner.config.aimd, now);
+                let sig = (r.effective_rps, r.paused_until_unix_ms, r.throttled, r.desired_replicas, r.backlog_packages, r.workers.len());
+                if state.last_runtime.get(key) != Some(&sig) {
+                    state.last_runtime.insert(key.clone(), sig);
+                    changes.insert(Change::Destination(key.clone()));
+                }
+            }
+        }
+        self.notify(changes);
     }
 
-    #[allow(dead_code)]
-    fn key(namespace: &str, name: &str) -> ObjectKey {
-        ObjectKey::new(namespace, name)
+    fn notify(&self, changes: impl IntoIterator<Item = Change>) {
+        let mut any = false;
+        for change in changes {
+            any = true;
+            let _ = self.inner.changed.send(change);
+        }
+        if any {
+            self.inner.version.send_modify(|v| *v += 1);
+        }
+    }
+}
+
+/// Expires leases and workers, recording what changed.
+fn expire(state: &mut State, now: Millis, ttl: Millis, changes: &mut BTreeSet<Change>) {
+    for (_, key) in state.leases.expire(now) {
+        let pkey = ObjectKey::new(&key.namespace, &key.package);
+        if let Some(p) = state.leases.package(&pkey) {
+            changes.insert(Change::Destination(ObjectKey::new(&key.namespace, &p.destination)));
+        }
+        changes.insert(Change::Package(pkey));
+    }
+    for (key, d) in state.destinations.iter_mut() {
+        if d.expire_workers(now, ttl) {
+            changes.insert(Change::Destination(key.clone()));
+        }
     }
 }

@@ -5,12 +5,14 @@
 //! back [`PackageSnapshot`]s and [`DestinationRuntime`]s; [`Coordinator::changes`] tells them
 //! which objects changed.
 
+pub mod auth;
+mod destination;
 mod handle;
 pub mod leases;
 pub mod server;
 mod types;
 
-pub use handle::{Coordinator, CoordinatorConfig, HeartbeatError};
+pub use handle::{Coordinator, CoordinatorConfig, HeartbeatError, now_ms};
 pub use types::{
     ActiveShardState, Change, DestinationRuntime, FailedShardState, FailureCount, ObjectKey, PackagePlan,
     PackageSnapshot, PlannedShard, RestoredProgress, WorkerRuntime,

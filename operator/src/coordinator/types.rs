@@ -172,7 +172,7 @@ pub struct DestinationRuntime {
 }
 
 /// What changed, so a controller requeues only that object.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Change {
     Package(ObjectKey),
     Destination(ObjectKey),

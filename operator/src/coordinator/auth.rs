@@ -1,0 +1,191 @@
+//! Who is calling: the worker's projected service-account token, checked with a TokenReview,
+//! and the pod it is bound to, which must be a worker of the Destination it claims.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::authentication::v1::{TokenReview, TokenReviewSpec};
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{Api, PostParams};
+
+/// Label that marks a pod as a worker of a Destination.
+pub const DESTINATION_LABEL: &str = "courier.dev/destination";
+/// TokenReview extra field holding the name of the pod a token is bound to.
+pub const POD_NAME_EXTRA: &str = "authentication.kubernetes.io/pod-name";
+
+const TOKEN_TTL: Duration = Duration::from_secs(60);
+const POD_TTL: Duration = Duration::from_secs(10);
+const MAX_CACHE: usize = 10_000;
+
+/// An authenticated caller.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    /// `system:serviceaccount:<namespace>:<name>` for service accounts.
+    pub username: String,
+    /// The service account's namespace.
+    pub namespace: Option<String>,
+    /// The pod the token is bound to.
+    pub pod: Option<String>,
+}
+
+impl Identity {
+    fn from_review(review: &TokenReview) -> Option<Identity> {
+        let status = review.status.as_ref()?;
+        if status.authenticated != Some(true) {
+            return None;
+        }
+        let user = status.user.as_ref()?;
+        let username = user.username.clone()?;
+        let namespace = username.strip_prefix("system:serviceaccount:").and_then(|rest| rest.split(':').next()).map(str::to_owned);
+        let pod = user.extra.as_ref().and_then(|e| e.get(POD_NAME_EXTRA)).and_then(|v| v.first()).cloned();
+        Some(Identity { username, namespace, pod })
+    }
+}
+
+/// Why a caller was turned away.
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    /// No or malformed `Authorization: Bearer` header, or the token is not valid.
+    #[error("unauthenticated: {0}")]
+    Unauthenticated(String),
+    /// Valid token, but not a worker of that Destination.
+    #[error("forbidden: {0}")]
+    Forbidden(String),
+    /// The apiserver could not be asked.
+    #[error("failed to check the caller with the apiserver: {0}")]
+    Unavailable(#[source] kube::Error),
+}
+
+/// Checks tokens with TokenReview and pods by label, caching both briefly.
+pub struct TokenAuthenticator {
+    client: kube::Client,
+    audiences: Vec<String>,
+    tokens: Mutex<HashMap<String, (Instant, Option<Identity>)>>,
+    pods: Mutex<HashMap<(String, String), (Instant, Option<String>)>>,
+}
+
+impl TokenAuthenticator {
+    /// Reviews tokens with `client`; `audiences` empty accepts the apiserver's default audience.
+    pub fn new(client: kube::Client, audiences: Vec<String>) -> Self {
+        TokenAuthenticator { client, audiences, tokens: Mutex::new(HashMap::new()), pods: Mutex::new(HashMap::new()) }
+    }
+
+    /// Who holds `token` (cached ~60 s, failures included).
+    pub async fn authenticate(&self, token: &str) -> Result<Identity, AuthError> {
+        if let Some(cached) = cached(&self.tokens, &token.to_owned(), TOKEN_TTL) {
+            return cached.ok_or_else(|| AuthError::Unauthenticated("token not valid".into()));
+        }
+        let review = TokenReview {
+            spec: TokenReviewSpec {
+                token: Some(token.to_owned()),
+                audiences: (!self.audiences.is_empty()).then(|| self.audiences.clone()),
+            },
+            ..Default::default()
+        };
+        let api: Api<TokenReview> = Api::all(self.client.clone());
+        let answer = api.create(&PostParams::default(), &review).await.map_err(AuthError::Unavailable)?;
+        let identity = Identity::from_review(&answer);
+        store(&self.tokens, token.to_owned(), identity.clone());
+        identity.ok_or_else(|| AuthError::Unauthenticated("token not valid".into()))
+    }
+
+    /// Checks that `identity` is the pod `worker` in `namespace`, labelled as a worker of
+    /// `destination`.
+    pub async fn authorize(&self, identity: &Identity, namespace: &str, destination: &str, worker: &str) -> Result<(), AuthError> {
+        if identity.namespace.as_deref() != Some(namespace) {
+            return Err(AuthError::Forbidden(format!("{} is not a service account of namespace {namespace}", identity.username)));
+        }
+        let Some(pod) = identity.pod.as_deref() else {
+            return Err(AuthError::Forbidden(format!("the token of {} is not bound to a pod", identity.username)));
+        };
+        if pod != worker {
+            return Err(AuthError::Forbidden(format!("the token is bound to pod {pod}, not {worker}")));
+        }
+        let key = (namespace.to_owned(), pod.to_owned());
+        let label = match cached(&self.pods, &key, POD_TTL) {
+            Some(label) => label,
+            None => {
+                let api: Api<Pod> = Api::namespaced(self.client.clone(), namespace);
+                let found = api.get_opt(pod).await.map_err(AuthError::Unavailable)?;
+                let label = found.and_then(|p| p.metadata.labels.and_then(|mut l| l.remove(DESTINATION_LABEL)));
+                store(&self.pods, key, label.clone());
+                label
+            }
+        };
+        match label {
+            Some(l) if l == destination => Ok(()),
+            Some(l) => Err(AuthError::Forbidden(format!("pod {namespace}/{pod} is a worker of {l}, not {destination}"))),
+            None => Err(AuthError::Forbidden(format!("pod {namespace}/{pod} is not a worker of {destination}"))),
+        }
+    }
+}
+
+fn cached<K: std::hash::Hash + Eq, V: Clone>(map: &Mutex<HashMap<K, (Instant, V)>>, key: &K, ttl: Duration) -> Option<V> {
+    let map = map.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    map.get(key).filter(|(at, _)| at.elapsed() < ttl).map(|(_, v)| v.clone())
+}
+
+fn store<K: std::hash::Hash + Eq, V>(map: &Mutex<HashMap<K, (Instant, V)>>, key: K, value: V) {
+    let mut map = map.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    if map.len() >= MAX_CACHE {
+        map.retain(|_, (at, _)| at.elapsed() < TOKEN_TTL);
+        if map.len() >= MAX_CACHE {
+            map.clear();
+        }
+    }
+    map.insert(key, (Instant::now(), value));
+}
+
+/// The token of an `Authorization: Bearer <token>` header value.
+pub fn bearer_token(header: Option<&str>) -> Option<&str> {
+    let value = header?.trim();
+    let (scheme, token) = value.split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bearer_tokens_are_taken_from_the_authorization_header() {
+        let cases = [
+            (Some("Bearer abc.def"), Some("abc.def")),
+            (Some("bearer  abc "), Some("abc")),
+            (Some("Basic abc"), None),
+            (Some("Bearer "), None),
+            (Some("Bearer"), None),
+            (None, None),
+        ];
+        for (header, expected) in cases {
+            assert_eq!(bearer_token(header), expected, "{header:?}");
+        }
+    }
+
+    #[test]
+    fn a_review_yields_the_service_account_namespace_and_bound_pod() {
+        let review: TokenReview = serde_json::from_value(serde_json::json!({
+            "apiVersion": "authentication.k8s.io/v1", "kind": "TokenReview", "spec": {},
+            "status": {"authenticated": true, "user": {
+                "username": "system:serviceaccount:team-a:courier-worker",
+                "extra": {"authentication.kubernetes.io/pod-name": ["w-1"]}}}
+        }))
+        .expect("review");
+        assert_eq!(
+            Identity::from_review(&review),
+            Some(Identity {
+                username: "system:serviceaccount:team-a:courier-worker".into(),
+                namespace: Some("team-a".into()),
+                pod: Some("w-1".into())
+            })
+        );
+        let refused: TokenReview = serde_json::from_value(serde_json::json!({
+            "apiVersion": "authentication.k8s.io/v1", "kind": "TokenReview", "spec": {},
+            "status": {"authenticated": false, "error": "invalid bearer token"}
+        }))
+        .expect("review");
+        assert_eq!(Identity::from_review(&refused), None);
+    }
+}

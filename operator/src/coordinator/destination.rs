@@ -1,0 +1,207 @@
+//! A Destination's coordinator state: its adaptive limit, its workers and their shares.
+
+use std::collections::BTreeMap;
+
+use courier_api::DestinationSpec;
+use courier_worker::protocol::{HeartbeatRequest, RateShare, WorkerStats};
+
+use super::leases::{LeaseTable, ShardState};
+use super::types::{DestinationRuntime, ObjectKey, WorkerRuntime};
+use crate::planner::Millis;
+use crate::planner::aimd::{AimdConfig, AimdState};
+use crate::planner::autoscale::{self, AutoscaleInput};
+use crate::planner::shares::{self, WorkerShare};
+
+/// A worker as last heard.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) struct WorkerEntry {
+    pub demand: u32,
+    pub granted: u32,
+    pub applied: u32,
+    pub last_seen: Millis,
+    pub draining: bool,
+    pub stats: WorkerStats,
+}
+
+/// One Destination.
+#[derive(Debug, Clone)]
+pub(super) struct DestinationState {
+    pub key: ObjectKey,
+    pub spec: DestinationSpec,
+    pub generation: i64,
+    pub aimd: AimdState,
+    pub workers: BTreeMap<String, WorkerEntry>,
+    pub idle_since: Option<Millis>,
+    pub last_desired: i32,
+}
+
+impl DestinationState {
+    pub fn new(key: ObjectKey, spec: DestinationSpec, generation: i64, now: Millis) -> Self {
+        let aimd = AimdState::new(spec_rps(&spec), now);
+        DestinationState { key, spec, generation, aimd, workers: BTreeMap::new(), idle_since: None, last_desired: 0 }
+    }
+
+    /// Takes a new spec; the limit re-bases at once.
+    pub fn update(&mut self, spec: DestinationSpec, generation: i64, now: Millis) {
+        self.aimd.set_spec(spec_rps(&spec), now);
+        self.spec = spec;
+        self.generation = generation;
+    }
+
+    /// Forgets workers not heard from within `ttl`: their shares lapse with their leases.
+    pub fn expire_workers(&mut self, now: Millis, ttl: Millis) -> bool {
+        let before = self.workers.len();
+        self.workers.retain(|_, w| w.last_seen + ttl > now);
+        before != self.workers.len()
+    }
+
+    /// Records what the worker said about itself.
+    pub fn observe_worker(&mut self, req: &HeartbeatRequest, now: Millis) -> bool {
+        let entry = WorkerEntry {
+            demand: if req.draining { 0 } else { req.demand },
+            granted: self.workers.get(&req.worker).map_or(0, |w| w.granted),
+            applied: req.applied_share,
+            last_seen: now,
+            draining: req.draining,
+            stats: req.stats.clone(),
+        };
+        self.workers.insert(req.worker.clone(), entry).is_none()
+    }
+
+    /// Recomputes every worker's grant and returns `worker`'s share.
+    pub fn share_of(&mut self, worker: &str) -> RateShare {
+        let names: Vec<String> = self.workers.keys().cloned().collect();
+        let ws: Vec<WorkerShare> = self
+            .workers
+            .values()
+            .map(|w| WorkerShare { demand: w.demand, granted: w.granted, applied: w.applied })
+            .collect();
+        let effective = self.aimd.effective();
+        let grants = shares::next_grants(effective, &ws);
+        for (name, g) in names.iter().zip(&grants) {
+            if let Some(w) = self.workers.get_mut(name) {
+                w.granted = *g;
+            }
+        }
+        let Some(i) = names.iter().position(|n| n == worker) else { return RateShare::default() };
+        let demands: Vec<u32> = ws.iter().map(|w| w.demand).collect();
+        let rl = &self.spec.rate_limit;
+        let spec = u64::from(spec_rps(&self.spec));
+        let scaled = |v: u64| (u128::from(v) * u128::from(effective) / u128::from(spec.max(1))) as u64;
+        let burst = shares::split_with_floor(scaled(rl.effective_burst().max(1) as u64), &demands, 1)[i];
+        let per_worker = self.spec.workers.max_in_flight_per_worker.max(1) as u64;
+        let max_in_flight = match rl.max_in_flight {
+            Some(total) => shares::split_with_floor(total.max(1) as u64, &demands, 1)[i].min(per_worker),
+            None => per_worker,
+        };
+        let bytes_per_second = rl
+            .bytes_per_second
+            .map(|b| shares::split_with_floor(scaled(b.max(1) as u64), &demands, 1)[i]);
+        RateShare {
+            requests_per_second: grants[i],
+            burst: burst.min(u64::from(u32::MAX)) as u32,
+            bytes_per_second,
+            requests_today: None,
+            max_in_flight: max_in_flight.min(u64::from(u32::MAX)) as u32,
+        }
+    }
+
+    /// The runtime view, with the autoscaling decision (updates the cooldown clock).
+    pub fn runtime(&mut self, table: &LeaseTable, config: &AimdConfig, now: Millis) -> DestinationRuntime {
+        self.aimd.advance(config, now);
+        let mut backlog_bytes = 0u64;
+        let mut backlog_packages = 0u32;
+        let mut leasable = 0u32;
+        let (mut acked_records, mut acked_bytes) = (0u64, 0u64);
+        for p in table.packages_of(&self.key.namespace, &self.key.name) {
+            if p.finished() {
+                continue;
+            }
+            let c = p.counters();
+            acked_records += c.sent + c.dead_lettered;
+            acked_bytes += p.bytes_done();
+            backlog_bytes += p.bytes_total().saturating_sub(p.bytes_done());
+            if !p.suspended {
+                backlog_packages += 1;
+                leasable += p.shards.iter().filter(|s| matches!(s.state, ShardState::Pending | ShardState::Leased(_))).count() as u32;
+            }
+        }
+        let backlog_records_estimate =
+            if acked_bytes > 0 { (u128::from(backlog_bytes) * u128::from(acked_records) / u128::from(acked_bytes)) as u64 } else { 0 };
+        let has_backlog = backlog_packages > 0;
+        if has_backlog {
+            self.idle_since = None;
+        } else if self.idle_since.is_none() {
+            self.idle_since = Some(now);
+        }
+        let (latency, cpu_bound) = measured(&self.workers);
+        let per_worker = self.spec.workers.max_in_flight_per_worker.max(1) as u32;
+        let input = AutoscaleInput {
+            min: self.spec.workers.min,
+            max: self.spec.workers.max,
+            cooldown_seconds: self.spec.workers.cooldown_seconds,
+            effective_rps: self.aimd.effective(),
+            max_in_flight_per_worker: per_worker,
+            latency_p50_micros: latency,
+            cpu_bound_rps: cpu_bound,
+            leasable_shards: leasable,
+            has_backlog,
+            idle_since: self.idle_since,
+            now,
+            current_replicas: self.last_desired,
+            suspended: self.spec.suspend,
+        };
+        let decision = autoscale::desired_replicas(&input);
+        self.last_desired = decision.replicas;
+        let throttled_reason = self.aimd.throttled_reason(config, now);
+        let workers = self
+            .workers
+            .iter()
+            .map(|(name, w)| WorkerRuntime {
+                name: name.clone(),
+                last_seen_unix_ms: w.last_seen,
+                demand: w.demand,
+                granted_share: w.granted,
+                applied_share: w.applied,
+                leases: table.leases_of(name),
+                draining: w.draining,
+                stats: w.stats.clone(),
+            })
+            .collect();
+        DestinationRuntime {
+            key: self.key.clone(),
+            generation: self.generation,
+            effective_rps: self.aimd.effective(),
+            paused_until_unix_ms: self.aimd.paused_until(now),
+            throttled: throttled_reason.is_some(),
+            throttled_reason,
+            workers,
+            capacity_per_worker_rps: autoscale::capacity_per_worker(per_worker, latency, cpu_bound),
+            backlog_records_estimate,
+            backlog_bytes,
+            backlog_packages,
+            leasable_shards: leasable,
+            desired_replicas: decision.replicas,
+            desired_reason: decision.reason,
+        }
+    }
+}
+
+/// The spec limit as a positive integer.
+fn spec_rps(spec: &DestinationSpec) -> u32 {
+    spec.rate_limit.requests_per_second.max(1) as u32
+}
+
+/// Median p50 latency of workers that measured one, and the best throughput of a CPU-bound
+/// worker (busy ≥ 80 % and hardly waiting for the limiter).
+fn measured(workers: &BTreeMap<String, WorkerEntry>) -> (Option<u64>, Option<u64>) {
+    let mut lat: Vec<u64> = workers.values().map(|w| w.stats.latency_p50_micros).filter(|&l| l > 0).collect();
+    lat.sort_unstable();
+    let latency = lat.get(lat.len() / 2).copied();
+    let cpu = workers
+        .values()
+        .filter(|w| w.stats.cpu_permille >= 800 && w.stats.limiter_wait_permille < 100 && w.stats.requests_per_second > 0)
+        .map(|w| w.stats.requests_per_second)
+        .max();
+    (latency, cpu)
+}
