@@ -14,7 +14,7 @@
 mod package;
 mod table;
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 pub use package::{LeaseState, PackageEntry, ShardEntry, ShardState};
 pub use table::{Grant, LeaseTable, ReportOutcome};

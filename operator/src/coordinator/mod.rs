@@ -17,3 +17,6 @@ pub use types::{
     ActiveShardState, Change, DestinationRuntime, FailedShardState, FailureCount, ObjectKey, PackagePlan,
     PackageSnapshot, PlannedShard, RestoredProgress, WorkerRuntime,
 };
+
+#[cfg(test)]
+mod handle_tests;

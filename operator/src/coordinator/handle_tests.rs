@@ -1,0 +1,199 @@
+//! The coordinator handle driven by heartbeats, without HTTP.
+
+use courier_api::DestinationSpec;
+use courier_worker::protocol::{HeartbeatRequest, LeaseCounters, LeaseReport, ShardLease, ThrottleReport, WorkerStats};
+
+use super::leases::tests::plan;
+use super::*;
+
+pub(crate) fn dest_spec(rps: i32) -> DestinationSpec {
+    serde_json::from_value(serde_json::json!({
+        "endpoint": {"url": "http://127.0.0.1:1/"},
+        "rateLimit": {"requestsPerSecond": rps, "burst": rps / 10 + 1},
+        "workers": {"min": 0, "max": 8, "cooldownSeconds": 0, "maxInFlightPerWorker": 16}
+    }))
+    .expect("minimal destination")
+}
+
+pub(crate) fn hb(worker: &str, generation: i64, demand: u32, applied: u32, free_slots: u32) -> HeartbeatRequest {
+    HeartbeatRequest {
+        worker: worker.into(),
+        namespace: "ns".into(),
+        destination: "d".into(),
+        destination_generation: generation,
+        applied_share: applied,
+        demand,
+        free_slots,
+        draining: false,
+        leases: vec![],
+        throttle: ThrottleReport::default(),
+        stats: WorkerStats::default(),
+    }
+}
+
+pub(crate) fn progress(lease: &ShardLease, checkpoint: u64, sent: u64, done: bool) -> LeaseReport {
+    LeaseReport {
+        key: lease.key.clone(),
+        checkpoint,
+        counters: LeaseCounters { read: sent, sent, bytes: sent, ..Default::default() },
+        failures: vec![],
+        done,
+        error: None,
+    }
+}
+
+fn coordinator() -> Coordinator {
+    let c = Coordinator::new(CoordinatorConfig::default());
+    c.upsert_destination("ns", "d", &dest_spec(100), 1);
+    c
+}
+
+#[test]
+fn a_heartbeat_for_an_unknown_destination_is_refused() {
+    let c = Coordinator::new(CoordinatorConfig::default());
+    assert!(matches!(c.heartbeat(&hb("w1", 0, 0, 0, 1), 0), Err(HeartbeatError::UnknownDestination { .. })));
+}
+
+#[test]
+fn a_first_heartbeat_gets_the_config_the_whole_limit_and_leases() {
+    let c = coordinator();
+    c.upsert_package(plan("p", "d", 0, 0, 3));
+    let r = c.heartbeat(&hb("w1", 0, 0, 0, 2), 1_000).expect("known destination");
+    assert_eq!(r.destination.as_ref().map(|d| d.generation), Some(1));
+    assert_eq!(r.share.requests_per_second, 100);
+    assert_eq!(r.share.burst, 11);
+    assert_eq!(r.share.max_in_flight, 16);
+    assert_eq!(r.granted.len(), 2);
+    assert_eq!((r.lease_ttl_ms, r.heartbeat_interval_ms), (10_000, 1_000));
+    let r = c.heartbeat(&hb("w1", 1, 50, 100, 0), 2_000).expect("known destination");
+    assert!(r.destination.is_none(), "the worker's config is current");
+    assert!(r.granted.is_empty(), "no free slot");
+}
+
+#[test]
+fn a_joining_worker_gets_its_share_only_once_the_first_gave_it_up() {
+    let c = coordinator();
+    c.heartbeat(&hb("w1", 1, 10, 0, 0), 0).expect("ok");
+    assert_eq!(c.heartbeat(&hb("w1", 1, 10, 100, 0), 100).map(|r| r.share.requests_per_second), Ok(100));
+    assert_eq!(c.heartbeat(&hb("w2", 1, 10, 0, 0), 200).map(|r| r.share.requests_per_second), Ok(0));
+    assert_eq!(c.heartbeat(&hb("w1", 1, 10, 100, 0), 300).map(|r| r.share.requests_per_second), Ok(50));
+    assert_eq!(c.heartbeat(&hb("w2", 1, 10, 0, 0), 400).map(|r| r.share.requests_per_second), Ok(0), "w1 still applies 100");
+    c.heartbeat(&hb("w1", 1, 10, 50, 0), 500).expect("ok");
+    assert_eq!(c.heartbeat(&hb("w2", 1, 10, 0, 0), 600).map(|r| r.share.requests_per_second), Ok(50));
+    let d = c.destination_snapshot_at("ns", "d", 700).expect("known");
+    let held: u32 = d.workers.iter().map(|w| w.granted_share.max(w.applied_share)).sum();
+    assert!(held <= 100);
+}
+
+#[test]
+fn a_silent_worker_share_lapses_after_the_lease_ttl() {
+    let c = coordinator();
+    c.heartbeat(&hb("w1", 1, 10, 50, 0), 0).expect("ok");
+    c.heartbeat(&hb("w2", 1, 10, 50, 0), 0).expect("ok");
+    assert_eq!(c.heartbeat(&hb("w2", 1, 10, 50, 0), 5_000).map(|r| r.share.requests_per_second), Ok(50));
+    assert_eq!(c.heartbeat(&hb("w2", 1, 10, 50, 0), 10_001).map(|r| r.share.requests_per_second), Ok(100));
+    assert_eq!(c.destination_snapshot_at("ns", "d", 10_002).map(|d| d.workers.len()), Some(1));
+}
+
+#[test]
+fn a_429_cuts_every_share_and_retry_after_pauses_the_destination() {
+    let c = coordinator();
+    c.heartbeat(&hb("w1", 1, 10, 100, 0), 0).expect("ok");
+    let mut throttled = hb("w1", 1, 10, 100, 0);
+    throttled.throttle = ThrottleReport { too_many_requests: 3, retry_after_until_unix_ms: Some(5_000) };
+    let r = c.heartbeat(&throttled, 1_000).expect("ok");
+    assert_eq!(r.share.requests_per_second, 70);
+    assert_eq!(r.pause_until_unix_ms, Some(5_000));
+    let d = c.destination_snapshot_at("ns", "d", 1_000).expect("known");
+    assert_eq!((d.effective_rps, d.throttled, d.throttled_reason), (70, true, Some("RetryAfter")));
+    assert_eq!(c.destination_snapshot_at("ns", "d", 6_000).and_then(|d| d.throttled_reason), Some("RateLimited"));
+}
+
+#[test]
+fn a_spec_change_re_shares_within_one_heartbeat_and_sends_the_new_config() {
+    let c = coordinator();
+    c.heartbeat(&hb("w1", 1, 10, 100, 0), 0).expect("ok");
+    c.upsert_destination("ns", "d", &dest_spec(300), 2);
+    let r = c.heartbeat(&hb("w1", 1, 10, 100, 0), 100).expect("ok");
+    assert_eq!(r.share.requests_per_second, 300);
+    assert_eq!(r.destination.map(|d| d.spec.rate_limit.requests_per_second), Some(300));
+}
+
+#[test]
+fn progress_flows_from_heartbeats_into_the_package_snapshot_and_completion() {
+    let c = coordinator();
+    c.upsert_package(plan("p", "d", 0, 0, 2));
+    let r = c.heartbeat(&hb("w1", 1, 10, 100, 2), 0).expect("ok");
+    let mut req = hb("w1", 1, 10, 100, 0);
+    req.leases = vec![progress(&r.granted[0], 50, 5, false), progress(&r.granted[1], 100, 10, true)];
+    let r2 = c.heartbeat(&req, 1_000).expect("ok");
+    assert!(r2.revoked.is_empty());
+    let s = c.package_snapshot("ns", "p").expect("known");
+    assert_eq!((s.counters.sent, s.completed_ranges.as_str(), s.complete), (15, "1", false));
+    assert_eq!(s.active.len(), 1);
+    req.leases = vec![progress(&r.granted[0], 100, 10, true)];
+    c.heartbeat(&req, 2_000).expect("ok");
+    let s = c.package_snapshot("ns", "p").expect("known");
+    assert!(s.complete);
+    assert_eq!(s.counters.sent, 20);
+    assert_eq!(s.bytes_done, s.bytes_total);
+}
+
+#[test]
+fn backlog_and_desired_replicas_follow_the_packages() {
+    let c = coordinator();
+    let d = c.destination_snapshot_at("ns", "d", 0).expect("known");
+    assert_eq!((d.backlog_packages, d.desired_replicas), (0, 0));
+    c.upsert_package(plan("p", "d", 0, 0, 4));
+    let d = c.destination_snapshot_at("ns", "d", 1).expect("known");
+    assert_eq!((d.backlog_packages, d.backlog_bytes, d.leasable_shards), (1, 400, 4));
+    assert_eq!(d.desired_replicas, 1, "{}", d.desired_reason);
+    c.upsert_destination("ns", "d", &dest_spec(100_000), 2);
+    assert_eq!(c.destination_snapshot_at("ns", "d", 2).map(|d| d.desired_replicas), Some(4), "never more than the shards");
+    c.set_package_suspended("ns", "p", true);
+    assert_eq!(c.destination_snapshot_at("ns", "d", 3).map(|d| d.desired_replicas), Some(0), "a suspended package is no backlog");
+}
+
+#[test]
+fn a_draining_worker_gets_no_leases_and_no_demand() {
+    let c = coordinator();
+    c.upsert_package(plan("p", "d", 0, 0, 2));
+    let mut req = hb("w1", 1, 10, 0, 2);
+    req.draining = true;
+    let r = c.heartbeat(&req, 0).expect("ok");
+    assert!(r.granted.is_empty());
+}
+
+#[test]
+fn a_suspended_package_lease_is_revoked_in_the_next_heartbeat() {
+    let c = coordinator();
+    c.upsert_package(plan("p", "d", 0, 0, 1));
+    let r = c.heartbeat(&hb("w1", 1, 10, 0, 1), 0).expect("ok");
+    c.set_package_suspended("ns", "p", true);
+    let r2 = c.heartbeat(&hb("w1", 1, 10, 0, 0), 100).expect("ok");
+    assert_eq!(r2.revoked, vec![r.granted[0].key.clone()]);
+}
+
+#[test]
+fn changes_are_announced_per_object() {
+    let c = coordinator();
+    let mut version = c.changes();
+    let mut events = c.subscribe();
+    let before = *version.borrow_and_update();
+    c.upsert_package(plan("p", "d", 0, 0, 1));
+    assert!(*version.borrow_and_update() > before);
+    assert_eq!(events.try_recv().ok(), Some(Change::Package(ObjectKey::new("ns", "p"))));
+    assert_eq!(events.try_recv().ok(), Some(Change::Destination(ObjectKey::new("ns", "d"))));
+    c.tick(0);
+    let _ = events.try_recv();
+    c.tick(1);
+    assert!(events.try_recv().is_err(), "a tick without a change announces nothing");
+}
+
+#[test]
+fn removing_a_destination_refuses_its_workers() {
+    let c = coordinator();
+    c.remove_destination("ns", "d");
+    assert!(c.heartbeat(&hb("w1", 1, 0, 0, 0), 0).is_err());
+    assert!(c.destination_snapshot("ns", "d").is_none());
+}
