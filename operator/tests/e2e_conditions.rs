@@ -1,0 +1,110 @@
+//! e2e against the local cluster: what the operator reports when something a package or
+//! Destination needs is missing. Skipped without COURIER_E2E; fails when it is set and the
+//! cluster is unreachable.
+
+mod support;
+
+use std::time::Duration;
+
+use support::*;
+
+const WAIT: Duration = Duration::from_secs(60);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_package_waits_for_a_missing_destination_and_proceeds_when_it_appears() {
+    let Some((cluster, ns)) = setup("op-wait") else { return };
+    let client = cluster.client().await;
+    let _operator = Operator::start(&cluster, &ns);
+    let data = tempfile::tempdir().expect("tempdir");
+    write_records(data.path(), 1, 10, "w");
+    let pattern = format!("{}/*.jsonl", data.path().display());
+
+    apply_yaml(&client, &ns, &datum_yaml("users")).await;
+    apply_yaml(&client, &ns, &package_yaml("p", "partner", "users", &pattern, "")).await;
+    let waiting = eventually(WAIT, "Waiting=True DestinationNotFound", || async {
+        package_condition(&client, &ns, "p", "Waiting").await.filter(|(s, _)| s == "True")
+    })
+    .await;
+    assert_eq!(waiting.1, "DestinationNotFound");
+    assert!(package_condition(&client, &ns, "p", "Failed").await.is_none(), "waiting is not failing");
+
+    // The partner URL is never called in this test: the destination just has to exist.
+    apply_yaml(&client, &ns, &destination_yaml("partner", "http://127.0.0.1:9/", 10, "")).await;
+    let planned = eventually(WAIT, "Waiting=False and Planned=True", || async {
+        let waiting = package_condition(&client, &ns, "p", "Waiting").await?;
+        let planned = package_condition(&client, &ns, "p", "Planned").await?;
+        (waiting.0 == "False" && planned.0 == "True").then_some(planned)
+    })
+    .await;
+    assert_eq!(planned.1, "Planned");
+    teardown(&cluster, &ns);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_destination_naming_a_missing_secret_is_not_ready_with_secret_not_found() {
+    let Some((cluster, ns)) = setup("op-secret") else { return };
+    let client = cluster.client().await;
+    let _operator = Operator::start(&cluster, &ns);
+    let auth = "  auth: { bearer: { secretRef: { name: partner-token, key: token } } }\n";
+    apply_yaml(&client, &ns, &destination_yaml("partner", "http://127.0.0.1:9/", 10, auth)).await;
+    let ready = eventually(WAIT, "Ready=False", || async {
+        destination_condition(&client, &ns, "partner", "Ready").await.filter(|(s, _)| s == "False")
+    })
+    .await;
+    assert_eq!(ready.1, "SecretNotFound");
+    let deployments = cluster.kubectl_ok(&["-n", &ns, "get", "deployments", "-o", "name"], None);
+    assert!(deployments.trim().is_empty(), "no Deployment while a Secret is missing: {deployments}");
+
+    // A Secret without the key: SecretKeyMissing; with it: Ready.
+    apply_yaml(&client, &ns, "apiVersion: v1\nkind: Secret\nmetadata: { name: partner-token }\nstringData: { other: x }\n").await;
+    eventually(WAIT, "SecretKeyMissing", || async {
+        destination_condition(&client, &ns, "partner", "Ready").await.filter(|(_, r)| r == "SecretKeyMissing")
+    })
+    .await;
+    apply_yaml(&client, &ns, "apiVersion: v1\nkind: Secret\nmetadata: { name: partner-token }\nstringData: { token: abc }\n").await;
+    eventually(WAIT, "Ready=True", || async {
+        destination_condition(&client, &ns, "partner", "Ready").await.filter(|(s, _)| s == "True")
+    })
+    .await;
+    let deployments = cluster.kubectl_ok(&["-n", &ns, "get", "deployments", "-o", "name"], None);
+    assert_eq!(deployments.trim(), "deployment.apps/courier-worker-partner");
+    teardown(&cluster, &ns);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_glob_matching_nothing_fails_the_package_with_source_not_found() {
+    let Some((cluster, ns)) = setup("op-empty") else { return };
+    let client = cluster.client().await;
+    let _operator = Operator::start(&cluster, &ns);
+    let data = tempfile::tempdir().expect("tempdir");
+    let pattern = format!("{}/nothing-*.jsonl", data.path().display());
+    apply_yaml(&client, &ns, &destination_yaml("partner", "http://127.0.0.1:9/", 10, "")).await;
+    apply_yaml(&client, &ns, &datum_yaml("users")).await;
+    apply_yaml(&client, &ns, &package_yaml("p", "partner", "users", &pattern, "")).await;
+    let failed = eventually(WAIT, "Failed=True", || async {
+        package_condition(&client, &ns, "p", "Failed").await.filter(|(s, _)| s == "True")
+    })
+    .await;
+    assert_eq!(failed.1, "SourceNotFound");
+    let out = cluster.kubectl_ok(&["-n", &ns, "wait", "--for=condition=Failed", "--timeout=5s", "dp/p"], None);
+    assert!(out.contains("condition met"), "{out}");
+    teardown(&cluster, &ns);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_datum_whose_template_does_not_compile_is_not_ready_with_template_invalid() {
+    let Some((cluster, ns)) = setup("op-datum") else { return };
+    let client = cluster.client().await;
+    let _operator = Operator::start(&cluster, &ns);
+    let yaml = "apiVersion: courier.dev/v1alpha1\nkind: Datum\nmetadata: { name: broken }\nspec:\n  format: { type: JsonLines }\n  request: { pathTemplate: \"/x/{{ id\" }\n";
+    apply_yaml(&client, &ns, yaml).await;
+    let out = eventually(WAIT, "Datum Ready=False", || async {
+        let d = kube::Api::<courier_api::Datum>::namespaced(client.clone(), &ns).get_opt("broken").await.ok()??;
+        let c = courier_api::conditions::find_condition(&d.status?.conditions, "Ready")?.clone();
+        (c.status == "False").then_some(c)
+    })
+    .await;
+    assert_eq!(out.reason, "TemplateInvalid");
+    assert!(!out.message.is_empty());
+    teardown(&cluster, &ns);
+}
