@@ -20,3 +20,5 @@ pub use types::{
 
 #[cfg(test)]
 mod handle_tests;
+#[cfg(test)]
+mod server_tests;
