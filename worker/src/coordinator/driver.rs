@@ -1,7 +1,7 @@
 //! Runs a worker against a [`Coordinator`]: heartbeats, applies shares, pauses, Destination
 //! changes and lease decisions to the [`Pipeline`], and drains on shutdown.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -56,6 +56,8 @@ pub struct Driver<C> {
     pipeline: Pipeline,
     config: DriverConfig,
     leases: BTreeMap<LeaseKey, LeaseHandle>,
+    /// Leases stopped by the coordinator: their end is not an error.
+    revoked: BTreeSet<LeaseKey>,
     /// Leases that could not even start, reported once.
     failed: Vec<LeaseReport>,
     interval: Duration,
@@ -75,6 +77,7 @@ impl<C: Coordinator> Driver<C> {
             pipeline,
             config,
             leases: BTreeMap::new(),
+            revoked: BTreeSet::new(),
             failed: Vec::new(),
             interval: Duration::from_secs(1),
             ttl: Duration::from_secs(10),
@@ -121,6 +124,7 @@ impl<C: Coordinator> Driver<C> {
                 Ok(response) => {
                     for key in reported {
                         self.leases.remove(&key);
+                        self.revoked.remove(&key);
                     }
                     self.failed.clear();
                     self.apply(response, draining);
@@ -161,6 +165,7 @@ impl<C: Coordinator> Driver<C> {
         for (key, handle) in &self.leases {
             let p = handle.progress();
             let finished = handle.is_finished();
+            let expected_end = draining || self.revoked.contains(key);
             lag += p.lag_bytes;
             leases.push(LeaseReport {
                 key: key.clone(),
@@ -168,7 +173,7 @@ impl<C: Coordinator> Driver<C> {
                 counters: p.counters,
                 failures: p.failures,
                 done: p.done,
-                error: p.error.or_else(|| (finished && !p.done && !draining).then(|| "lease task ended".to_owned())),
+                error: p.error.or_else(|| (finished && !p.done && !expected_end).then(|| "lease task ended".to_owned())),
             });
             if finished {
                 reported.push(key.clone());
@@ -274,6 +279,7 @@ impl<C: Coordinator> Driver<C> {
             if let Some(lease) = self.leases.get(key) {
                 tracing::info!(shard = key.shard, package = %key.package, "lease revoked");
                 lease.stop();
+                self.revoked.insert(key.clone());
             }
         }
         for lease in response.granted {
