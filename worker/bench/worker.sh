@@ -1,0 +1,267 @@
+#!/usr/bin/env bash
+# courier-worker throughput, limit accuracy and memory (not a test: numbers, not pass/fail).
+#
+#   worker/bench/worker.sh                    # full run (~5 min)
+#   ROUNDS=1 DURATION=5s RECORDS=500000 worker/bench/worker.sh
+#
+# 1. Throughput on one core: courier-worker pinned to core 0, the sink (nginx `return 200`,
+#    then partner-sim --threads 1) pinned to core 1. wrk -t1 -c64 (on core 0, POSTing ~256 B
+#    bodies) against the same nginx is the yardstick. Goal: courier-worker >= 85% of wrk.
+# 2. Limit accuracy at 1k, 10k and 50k requests/s, read from partner-sim's per-second series:
+#    achieved rate within +-2%, per-second coefficient of variation < 5%.
+# 3. Peak RSS (/usr/bin/time -v) at 256 requests in flight. Goal <= 64 MiB.
+# Prints tables and writes docs/benchmarks-worker.md. Leaves no process behind.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+COURIER_STATE=${COURIER_STATE:-/tmp/courier-e2e}
+WORK="$COURIER_STATE/bench-worker"
+ROUNDS=${ROUNDS:-3}
+DURATION=${DURATION:-10s}
+RECORDS=${RECORDS:-1000000}
+LIMIT_SECONDS=${LIMIT_SECONDS:-10}
+LIMITS=${LIMITS:-"1000 10000 50000"}
+NGINX_PORT=${NGINX_PORT:-18090}
+SIM_PORT=${SIM_PORT:-18091}
+WORKER_CPU=${WORKER_CPU:-0}
+SINK_CPU=${SINK_CPU:-1}
+REPORT="$ROOT/docs/benchmarks-worker.md"
+LUA="$ROOT/worker/bench/post256.lua"
+
+log() { printf '%s\n' "$*" >&2; }
+
+install_tools() {
+  local missing=()
+  command -v wrk >/dev/null || missing+=(wrk)
+  command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || missing+=(nginx-light)
+  [ -x /usr/bin/time ] || missing+=(time)
+  command -v taskset >/dev/null || missing+=(util-linux)
+  if [ ${#missing[@]} -gt 0 ]; then
+    log "installing ${missing[*]} via apt"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+  fi
+}
+
+build() {
+  log "building courier-worker and partner-sim (release)"
+  (cd "$ROOT" && cargo build --release -q -p courier-worker --bin courier-worker -p courier-e2e --bin partner-sim)
+  WORKER_BIN="$ROOT/target/release/courier-worker"
+  SIM_BIN="$ROOT/target/release/partner-sim"
+}
+
+PIDS=()
+cleanup() {
+  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+  for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
+}
+trap cleanup EXIT INT TERM
+
+wait_port() {
+  for _ in $(seq 100); do
+    if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi
+    sleep 0.1
+  done
+  log "nothing listens on 127.0.0.1:$1"; return 1
+}
+
+start_nginx() {
+  local prefix="$WORK/nginx"
+  mkdir -p "$prefix/logs"
+  cat >"$prefix/nginx.conf" <<CONF
+daemon off;
+master_process off;
+worker_processes 1;
+pid $prefix/nginx.pid;
+error_log $prefix/logs/error.log warn;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  client_body_temp_path $prefix/body;
+  proxy_temp_path $prefix/proxy;
+  fastcgi_temp_path $prefix/fastcgi;
+  uwsgi_temp_path $prefix/uwsgi;
+  scgi_temp_path $prefix/scgi;
+  keepalive_requests 100000000;
+  server {
+    listen 127.0.0.1:$NGINX_PORT;
+    default_type application/json;
+    location / { return 200 '{"ok":true}'; }
+  }
+}
+CONF
+  taskset -c "$SINK_CPU" nginx -p "$prefix" -c "$prefix/nginx.conf" &
+  PIDS+=("$!")
+  wait_port "$NGINX_PORT"
+}
+
+start_sim() {
+  taskset -c "$SINK_CPU" "$SIM_BIN" --listen "127.0.0.1:$SIM_PORT" --threads 1 >"$WORK/sim.log" 2>&1 &
+  PIDS+=("$!")
+  wait_port "$SIM_PORT"
+}
+
+make_data() {
+  DATA="$WORK/data-$RECORDS.jsonl"
+  [ -s "$DATA" ] && return 0
+  log "writing $RECORDS JSON lines of ~256 B"
+  python3 - "$DATA" "$RECORDS" <<'PY'
+import sys
+path, n = sys.argv[1], int(sys.argv[2])
+pad = "x" * 190
+with open(path, "w") as f:
+    for i in range(n):
+        f.write('{"id":%d,"email":"user%d@example.com","segment":"gold","pad":"%s"}\n' % (i, i, pad[: 190 - len(str(i)) * 2]))
+PY
+}
+
+manifests() { # URL MAX_IN_FLIGHT RPS
+  cat >"$WORK/destination.yaml" <<YAML
+apiVersion: courier.dev/v1alpha1
+kind: Destination
+metadata: {name: bench}
+spec:
+  endpoint: {url: "$1/ingest", httpVersion: Http1}
+  rateLimit: {requestsPerSecond: $3}
+  workers: {maxInFlightPerWorker: $2}
+YAML
+  cat >"$WORK/datum.yaml" <<YAML
+apiVersion: courier.dev/v1alpha1
+kind: Datum
+metadata: {name: bench}
+spec:
+  format: {type: JsonLines}
+YAML
+}
+
+# run_worker URL IN_FLIGHT SOURCE [extra flags] -> JSON summary on stdout; /usr/bin/time in $WORK/time.log
+run_worker() {
+  local url=$1 inflight=$2 source=$3; shift 3
+  manifests "$url" "$inflight" 1000000
+  rm -rf "$WORK/dead"
+  taskset -c "$WORKER_CPU" /usr/bin/time -v -o "$WORK/time.log" "$WORKER_BIN" run \
+    --destination "$WORK/destination.yaml" --datum "$WORK/datum.yaml" --source "file://$source" \
+    --dead-letter "file://$WORK/dead" --json-summary --progress never --package "bench-$RANDOM$RANDOM" "$@" \
+    2>>"$WORK/worker.log" | tail -1
+}
+
+field() { python3 -c 'import json,sys; print(json.loads(sys.argv[1])[sys.argv[2]])' "$1" "$2"; }
+peak_rss_mib() { awk -F': ' '/Maximum resident/ {printf "%.1f", $2 / 1024}' "$WORK/time.log"; }
+median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+
+wrk_rate() {
+  local out
+  out=$(taskset -c "$WORKER_CPU" wrk -t1 -c64 "-d$DURATION" -s "$LUA" "http://127.0.0.1:$NGINX_PORT/ingest")
+  echo "$out" >>"$WORK/wrk.log"
+  awk '/^Requests\/sec:/ {print $2}' <<<"$out"
+}
+
+# limit_run RATE -> "achieved cv_percent seconds"
+limit_run() {
+  local rate=$1 n src summary
+  n=$((rate * LIMIT_SECONDS))
+  src="$WORK/limit-$n.jsonl"
+  head -n "$n" "$DATA" >"$src"
+  curl -s -X POST "http://127.0.0.1:$SIM_PORT/reset" >/dev/null
+  summary=$(run_worker "http://127.0.0.1:$SIM_PORT" 256 "$src" --rate-override "$rate")
+  echo "$summary" >>"$WORK/limit.log"
+  curl -s "http://127.0.0.1:$SIM_PORT/stats" | python3 -c '
+import json, statistics, sys
+s = json.load(sys.stdin)["series"]["accepted"]
+busy = [i for i, v in enumerate(s) if v > 0]
+full = s[busy[0] + 1 : busy[-1]]  # drop the partial first and last seconds
+mean = statistics.mean(full)
+cv = 100 * statistics.pstdev(full) / mean
+print("%.0f %.2f %d" % (mean, cv, len(full)))'
+}
+
+main() {
+  install_tools
+  build
+  rm -rf "$WORK/nginx" "$WORK"/*.log; mkdir -p "$WORK"
+  make_data
+  start_nginx
+  start_sim
+  LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
+  taskset -c "$WORKER_CPU" wrk -t1 -c64 -d1s -s "$LUA" "http://127.0.0.1:$NGINX_PORT/ingest" >/dev/null
+
+  local W=() N=() S=() NR=() SR=()
+  for round in $(seq "$ROUNDS"); do
+    W+=("$(wrk_rate)")
+    local sn ss
+    sn=$(run_worker "http://127.0.0.1:$NGINX_PORT" 64 "$DATA")
+    N+=("$(field "$sn" ratePerSecond)"); NR+=("$(peak_rss_mib)")
+    ss=$(run_worker "http://127.0.0.1:$SIM_PORT" 64 "$DATA")
+    S+=("$(field "$ss" ratePerSecond)"); SR+=("$(peak_rss_mib)")
+    log "round $round: wrk ${W[-1]}/s, courier-worker->nginx ${N[-1]}/s, courier-worker->partner-sim ${S[-1]}/s (sent $(field "$ss" recordsSent))"
+  done
+  local w n s
+  w=$(printf '%s\n' "${W[@]}" | median); n=$(printf '%s\n' "${N[@]}" | median); s=$(printf '%s\n' "${S[@]}" | median)
+  local throughput="| client (core $WORKER_CPU) | sink (core $SINK_CPU) | req/s (median) | of wrk | runs | peak RSS MiB |
+|---|---|---|---|---|---|
+| wrk -t1 -c64 | nginx return 200 | $w | 100% | ${W[*]} | |
+| courier-worker run, 64 in flight | nginx return 200 | $n | $(awk -v a="$n" -v b="$w" 'BEGIN{printf "%.1f%%", 100*a/b}') | ${N[*]} | ${NR[*]} |
+| courier-worker run, 64 in flight | partner-sim --threads 1 | $s | $(awk -v a="$s" -v b="$w" 'BEGIN{printf "%.1f%%", 100*a/b}') | ${S[*]} | ${SR[*]} |"
+  echo "$throughput"
+
+  local limits="| limit req/s | achieved req/s (mean of full seconds) | error | per-second CV | full seconds |
+|---|---|---|---|---|"
+  for rate in $LIMITS; do
+    read -r achieved cv secs < <(limit_run "$rate")
+    log "limit $rate: $achieved/s, CV $cv% over $secs s"
+    limits+="
+| $rate | $achieved | $(awk -v a="$achieved" -v r="$rate" 'BEGIN{printf "%+.2f%%", 100*(a-r)/r}') | $cv% | $secs |"
+  done
+  echo "$limits"
+
+  local rss_summary rss
+  rss_summary=$(run_worker "http://127.0.0.1:$NGINX_PORT" 256 "$DATA")
+  rss=$(peak_rss_mib)
+  local memory="| in flight | records | req/s | peak RSS |
+|---|---|---|---|
+| 256 | $(field "$rss_summary" recordsSent) | $(field "$rss_summary" ratePerSecond) | $rss MiB |"
+  echo "$memory"
+  LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
+
+  local cpu
+  cpu=$(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)
+  mkdir -p "$(dirname "$REPORT")"
+  {
+    echo "# courier-worker benchmarks"
+    echo
+    echo "Produced by \`worker/bench/worker.sh\` on $(date -u +%Y-%m-%dT%H:%MZ) (ROUNDS=$ROUNDS, DURATION=$DURATION, RECORDS=$RECORDS)."
+    echo
+    echo "Machine: $(nproc) cores ($cpu), $(uname -sr). Load average before: $LOAD_BEFORE, after: $LOAD_AFTER"
+    echo "(other engineers' builds and tests share both cores, so absolute numbers move between runs)."
+    echo
+    echo "## Throughput on one core"
+    echo
+    echo "courier-worker (or wrk) pinned to core $WORKER_CPU, the sink pinned to core $SINK_CPU. Input: $RECORDS JSON lines"
+    echo "of ~256 B in a local file; each becomes one POST with an Idempotency-Key. wrk posts a body of the same size"
+    echo "(\`worker/bench/post256.lua\`) for $DURATION. courier-worker's rate is records acknowledged per second over the"
+    echo "whole run (start-up, listing and the drain at the end included)."
+    echo
+    echo "$throughput"
+    echo
+    echo "## Rate-limit accuracy"
+    echo
+    echo "courier-worker --rate-override R on core $WORKER_CPU, 256 in flight, R x $LIMIT_SECONDS records, into partner-sim"
+    echo "(no limit of its own) on core $SINK_CPU. Achieved rate and coefficient of variation over the simulator's"
+    echo "per-second accepted counts, first and last (partial) seconds dropped. Goal: within +-2%, CV < 5%."
+    echo
+    echo "$limits"
+    echo
+    echo "## Memory"
+    echo
+    echo "Peak resident set (/usr/bin/time -v) of a full run at 256 requests in flight into nginx. Goal <= 64 MiB."
+    echo
+    echo "$memory"
+  } >"$REPORT.new"
+  if [ -f "$REPORT" ] && grep -q '^## Analysis' "$REPORT"; then
+    sed -n '/^## Analysis/,$p' "$REPORT" >>"$REPORT.new"
+  fi
+  mv "$REPORT.new" "$REPORT"
+  log "wrote $REPORT"
+}
+
+main "$@"
