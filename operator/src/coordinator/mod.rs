@@ -22,3 +22,5 @@ pub use types::{
 mod handle_tests;
 #[cfg(test)]
 mod server_tests;
+#[cfg(test)]
+mod auth_tests;
