@@ -6,8 +6,6 @@ use std::hash::Hasher;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use hashbrown::HashTable;
-
 const SHARD_BITS: u32 = 6;
 const SHARDS: usize = 1 << SHARD_BITS;
 
@@ -19,33 +17,31 @@ pub struct Ledger {
     duplicates: AtomicU64,
 }
 
-/// One shard: key bytes packed in an arena (no allocation per key) and a table
-/// of 16-byte entries pointing into it. Each entry keeps 32 bits of its key's
-/// hash, so growing the table never re-reads the keys.
+/// One shard: an open-addressing table of 8-byte slots (32 bits of hash, entry
+/// number), with keys packed in an arena. Recording a new key touches one random
+/// cache line (its slot); entries and key bytes are appended sequentially.
 #[derive(Debug, Default)]
 struct Shard {
+    /// 0 is empty; otherwise `hash << 32 | (entry index + 1)`. Power-of-two
+    /// length, at most half full, linear probing.
+    slots: Vec<u64>,
+    entries: Vec<Entry>,
     arena: Vec<u8>,
-    table: HashTable<Entry>,
 }
 
 #[derive(Debug, Clone, Copy)]
 struct Entry {
-    hash: u32,
     start: u32,
     len: u32,
     count: u32,
 }
 
+const INITIAL_SLOTS: usize = 1024;
+
 impl Entry {
     fn range(&self) -> std::ops::Range<usize> {
         self.start as usize..self.start as usize + self.len as usize
     }
-}
-
-/// The table's 64-bit hash, rebuilt from the 32 bits an entry keeps; the
-/// multiplication spreads them over the top bits the table uses as tags.
-fn table_hash(hash: u32) -> u64 {
-    u64::from(hash).wrapping_mul(0x9E37_79B9_7F4A_7C15)
 }
 
 impl Shard {
@@ -55,20 +51,53 @@ impl Shard {
 
     /// Counts `key`; true when it was new.
     fn record(&mut self, hash: u32, key: &[u8]) -> bool {
-        let Self { arena, table } = self;
-        let eq = |e: &Entry| e.hash == hash && &arena[e.range()] == key;
-        if let Some(entry) = table.find_mut(table_hash(hash), eq) {
-            entry.count = entry.count.saturating_add(1);
-            return false;
+        if self.slots.is_empty() {
+            self.slots = vec![0; INITIAL_SLOTS];
+        }
+        let mask = self.slots.len() - 1;
+        let mut pos = hash as usize & mask;
+        loop {
+            let slot = self.slots[pos];
+            if slot == 0 {
+                break;
+            }
+            if (slot >> 32) as u32 == hash {
+                let index = (slot & 0xffff_ffff) as usize - 1;
+                let entry = &mut self.entries[index];
+                if &self.arena[entry.range()] == key {
+                    entry.count = entry.count.saturating_add(1);
+                    return false;
+                }
+            }
+            pos = (pos + 1) & mask;
         }
         // Offsets are 32-bit: one shard holds up to 4 GiB of keys, far beyond this machine's memory.
-        let (Ok(start), Ok(len)) = (u32::try_from(arena.len()), u32::try_from(key.len())) else {
-            tracing::error!(shard_bytes = arena.len(), "ledger shard full: key counted but not stored");
+        let (Ok(start), Ok(len), Ok(number)) =
+            (u32::try_from(self.arena.len()), u32::try_from(key.len()), u32::try_from(self.entries.len() + 1))
+        else {
+            tracing::error!(shard_bytes = self.arena.len(), "ledger shard full: key counted but not stored");
             return true;
         };
-        arena.extend_from_slice(key);
-        table.insert_unique(table_hash(hash), Entry { hash, start, len, count: 1 }, |e| table_hash(e.hash));
+        self.arena.extend_from_slice(key);
+        self.entries.push(Entry { start, len, count: 1 });
+        self.slots[pos] = (u64::from(hash) << 32) | u64::from(number);
+        if self.entries.len() * 2 > self.slots.len() {
+            self.grow();
+        }
         true
+    }
+
+    fn grow(&mut self) {
+        let mut slots = vec![0u64; self.slots.len() * 2];
+        let mask = slots.len() - 1;
+        for &slot in self.slots.iter().filter(|slot| **slot != 0) {
+            let mut pos = (slot >> 32) as usize & mask;
+            while slots[pos] != 0 {
+                pos = (pos + 1) & mask;
+            }
+            slots[pos] = slot;
+        }
+        self.slots = slots;
     }
 }
 
@@ -116,7 +145,7 @@ impl Ledger {
         for shard in &self.shards {
             let shard = shard.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
             all.extend(
-                shard.table.iter().map(|entry| (String::from_utf8_lossy(shard.key(entry)).into_owned(), entry.count)),
+                shard.entries.iter().map(|entry| (String::from_utf8_lossy(shard.key(entry)).into_owned(), entry.count)),
             );
         }
         all
@@ -204,13 +233,11 @@ mod tests {
     }
 
     #[test]
-    fn keys_of_one_shard_still_have_varied_table_tags() {
-        let build = BuildHasherDefault::<FastHasher>::default();
-        let tags: std::collections::HashSet<u64> = (0..10_000)
-            .map(|i| build.hash_one(format!("key-{i}")))
-            .filter(|hash| shard_of(*hash) == 0)
-            .map(|hash| table_hash(hash as u32) >> 57)
-            .collect();
-        assert!(tags.len() > 64, "only {} of 128 tags used", tags.len());
+    fn colliding_hashes_keep_their_keys_apart() {
+        let mut shard = Shard::default();
+        assert!(shard.record(7, b"first"));
+        assert!(shard.record(7, b"second"));
+        assert!(!shard.record(7, b"first"));
+        assert_eq!(shard.entries.iter().map(|e| e.count).collect::<Vec<_>>(), vec![2, 1]);
     }
 }
