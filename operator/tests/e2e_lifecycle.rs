@@ -1,0 +1,201 @@
+//! e2e against the local cluster: suspend/resume, retries of failed records, a worker killed
+//! mid-package, priorities and scale to zero. Skipped without COURIER_E2E.
+
+mod support;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use courier_api::DeliveryPackage;
+use courier_e2e::cluster::Cluster;
+use courier_e2e::sim::{InjectStatus, SimConfig, Simulator};
+use k8s_openapi::api::apps::v1::Deployment;
+use kube::Api;
+use kube::api::{Patch, PatchParams};
+use support::*;
+
+const DELIVERY: Duration = Duration::from_secs(180);
+
+async fn simulator(config: SimConfig) -> Simulator {
+    Simulator::start("127.0.0.1:0", config).await.expect("start the partner simulator")
+}
+
+async fn package(client: &kube::Client, ns: &str, name: &str) -> DeliveryPackage {
+    Api::<DeliveryPackage>::namespaced(client.clone(), ns).get(name).await.expect("get the package")
+}
+
+async fn patch_package(client: &kube::Client, ns: &str, name: &str, spec: serde_json::Value) {
+    Api::<DeliveryPackage>::namespaced(client.clone(), ns)
+        .patch(name, &PatchParams::default(), &Patch::Merge(serde_json::json!({ "spec": spec })))
+        .await
+        .expect("patch the package");
+}
+
+async fn wait_condition(cluster: &Cluster, client: &kube::Client, ns: &str, name: &str, condition: &str, operator: &Operator) {
+    let timeout = format!("--timeout={}s", DELIVERY.as_secs());
+    let out = cluster.kubectl(&["-n", ns, "wait", &format!("--for=condition={condition}"), &timeout, &format!("dp/{name}")], None);
+    assert!(
+        out.status.success(),
+        "kubectl wait {condition} failed: {}\nstatus: {:?}\noperator log:\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        package(client, ns, name).await.status,
+        operator.log_tail()
+    );
+}
+
+/// Ids never accepted, and ids accepted more than once (with counts).
+fn missing_and_repeated(sim: &Simulator, ids: &[String]) -> (Vec<String>, BTreeMap<String, u32>) {
+    let keys = sim.keys();
+    let missing = ids.iter().filter(|id| !keys.contains_key(*id)).cloned().collect();
+    let repeated = keys.into_iter().filter(|(_, n)| *n > 1).collect();
+    (missing, repeated)
+}
+
+async fn start(prefix: &str, rps: u32, files: usize, per_file: usize, sim_config: SimConfig) -> Option<(Cluster, String, kube::Client, Operator, Simulator, tempfile::TempDir, Vec<String>)> {
+    let (cluster, ns) = setup(prefix)?;
+    let client = cluster.client().await;
+    let operator = Operator::start(&cluster, &ns);
+    let sim = simulator(sim_config).await;
+    let data = tempfile::tempdir().expect("tempdir");
+    let ids = write_records(data.path(), files, per_file, "r");
+    apply_yaml(&client, &ns, &destination_yaml("partner", &sim.url(), rps, "")).await;
+    apply_yaml(&client, &ns, &datum_yaml("users")).await;
+    Some((cluster, ns, client, operator, sim, data, ids))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_suspended_package_stops_sending_and_completes_after_resume_without_losing_a_key() {
+    let Some((cluster, ns, client, operator, sim, data, ids)) = start("op-suspend", 100, 2, 1000, SimConfig::default()).await else { return };
+    let pattern = format!("{}/*.jsonl", data.path().display());
+    apply_yaml(&client, &ns, &package_yaml("p", "partner", "users", &pattern, "")).await;
+    eventually(Duration::from_secs(60), "delivery under way", || async { (sim.stats().accepted >= 300).then_some(()) }).await;
+
+    patch_package(&client, &ns, "p", serde_json::json!({ "suspend": true })).await;
+    wait_condition(&cluster, &client, &ns, "p", "Suspended", &operator).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let paused_at = sim.stats().accepted;
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let paused_after = sim.stats().accepted;
+    eprintln!("accepted while suspended: {paused_at} -> {paused_after}");
+    assert_eq!(paused_after, paused_at, "nothing sent while suspended");
+    assert!(paused_at < 2000, "suspended before the end: {paused_at}");
+    let phase = package(&client, &ns, "p").await.status.and_then(|s| s.phase);
+    assert_eq!(phase, Some(courier_api::package::PackagePhase::Suspended));
+
+    patch_package(&client, &ns, "p", serde_json::json!({ "suspend": false })).await;
+    wait_condition(&cluster, &client, &ns, "p", "Complete", &operator).await;
+    let (missing, repeated) = missing_and_repeated(&sim, &ids);
+    eprintln!("duplicates after suspend/resume: {}", repeated.len());
+    assert!(missing.is_empty(), "keys lost: {missing:?}");
+    assert!(repeated.len() <= 300, "duplicates bounded by one checkpoint interval: {}", repeated.len());
+    teardown(&cluster, &ns);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_retry_nonce_with_failed_records_scope_resends_exactly_the_dead_lettered_records() {
+    let inject = InjectStatus { fraction: 0.05, status: 400, body: "{\"error\":\"bad record\"}".into() };
+    let config = SimConfig { inject_status: Some(inject), seed: Some(11), ..SimConfig::default() };
+    let Some((cluster, ns, client, operator, sim, data, ids)) = start("op-retry", 500, 2, 300, config).await else { return };
+    let pattern = format!("{}/*.jsonl", data.path().display());
+    apply_yaml(&client, &ns, &package_yaml("p", "partner", "users", &pattern, "")).await;
+    wait_condition(&cluster, &client, &ns, "p", "Complete", &operator).await;
+    let first = eventually(Duration::from_secs(20), "final counters", || async {
+        let s = package(&client, &ns, "p").await.status?;
+        (s.progress.records.sent + s.progress.records.dead_lettered == 600).then_some(s)
+    })
+    .await;
+    let dead = first.progress.records.dead_lettered;
+    assert!(dead > 0, "the simulator refused some records");
+    let accepted_first: BTreeSet<String> = sim.keys().into_keys().collect();
+    assert_eq!(i64::try_from(accepted_first.len()).expect("fits"), first.progress.records.sent);
+
+    // The partner fixed its side: retry only what was refused.
+    sim.set_config(SimConfig::default()).expect("reconfigure the simulator");
+    let requests_before = sim.stats().accepted;
+    patch_package(&client, &ns, "p", serde_json::json!({ "retryNonce": "fix-1", "retryScope": "FailedRecords" })).await;
+    eventually(Duration::from_secs(60), "attempt 2 complete", || async {
+        let s = package(&client, &ns, "p").await.status?;
+        (s.attempt == 2 && s.phase == Some(courier_api::package::PackagePhase::Complete)).then_some(())
+    })
+    .await;
+    let resent = sim.stats().accepted - requests_before;
+    let (missing, repeated) = missing_and_repeated(&sim, &ids);
+    eprintln!("dead-lettered {dead}, re-sent {resent}, duplicates {}", repeated.len());
+    assert!(missing.is_empty(), "every record accepted after the retry: {} missing", missing.len());
+    assert_eq!(i64::try_from(resent).expect("fits"), dead, "exactly the dead-lettered records re-sent");
+    assert!(repeated.is_empty(), "no record sent twice: {}", repeated.len());
+    let status = package(&client, &ns, "p").await.status.expect("status");
+    assert_eq!(status.observed_retry_nonce.as_deref(), Some("fix-1"));
+    teardown(&cluster, &ns);
+}
+
+/// The pid of the worker container process of `pod` (found by its POD_NAME environment).
+fn worker_pid(pod: &str) -> Option<i32> {
+    let needle = format!("POD_NAME={pod}");
+    for entry in std::fs::read_dir("/proc").ok()?.flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else { continue };
+        let Ok(environ) = std::fs::read(entry.path().join("environ")) else { continue };
+        let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
+        if String::from_utf8_lossy(&cmdline).contains("courier-worker")
+            && environ.split(|b| *b == 0).any(|kv| kv == needle.as_bytes())
+        {
+            return Some(pid);
+        }
+    }
+    None
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_killed_mid_package_loses_no_record() {
+    let Some((cluster, ns, client, operator, sim, data, ids)) = start("op-kill", 200, 2, 1000, SimConfig::default()).await else { return };
+    let pattern = format!("{}/*.jsonl", data.path().display());
+    apply_yaml(&client, &ns, &package_yaml("p", "partner", "users", &pattern, "")).await;
+    eventually(Duration::from_secs(60), "delivery under way", || async { (sim.stats().accepted >= 400).then_some(()) }).await;
+    let pods = cluster.kubectl_ok(&["-n", &ns, "get", "pods", "-l", "courier.dev/destination=partner", "-o", "jsonpath={.items[*].metadata.name}"], None);
+    let pod = pods.split_whitespace().next().expect("a worker pod").to_owned();
+    let pid = worker_pid(&pod).unwrap_or_else(|| panic!("no process of pod {pod}"));
+    let status = std::process::Command::new("kill").args(["-KILL", &pid.to_string()]).status().expect("run kill");
+    assert!(status.success(), "kill -KILL {pid}");
+    eprintln!("killed worker {pod} (pid {pid}) after {} accepted", sim.stats().accepted);
+
+    wait_condition(&cluster, &client, &ns, "p", "Complete", &operator).await;
+    let (missing, repeated) = missing_and_repeated(&sim, &ids);
+    eprintln!("duplicates after the kill: {}", repeated.len());
+    assert!(missing.is_empty(), "keys lost: {} (first {:?})", missing.len(), missing.first());
+    teardown(&cluster, &ns);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_higher_priority_package_finishes_first_and_workers_scale_to_zero_after_cooldown() {
+    let Some((cluster, ns, client, operator, sim, data, ids)) = start("op-prio", 200, 2, 600, SimConfig::default()).await else { return };
+    // Same files, two packages: keys would collide, so give the second package its own data.
+    let high_dir = data.path().join("high");
+    let high_ids = write_records(&high_dir, 2, 600, "h");
+    let low = format!("{}/*.jsonl", data.path().display());
+    let high = format!("{}/*.jsonl", high_dir.display());
+    apply_yaml(&client, &ns, &package_yaml("low", "partner", "users", &low, "  priority: 1\n")).await;
+    apply_yaml(&client, &ns, &package_yaml("high", "partner", "users", &high, "  priority: 10\n")).await;
+    wait_condition(&cluster, &client, &ns, "high", "Complete", &operator).await;
+    wait_condition(&cluster, &client, &ns, "low", "Complete", &operator).await;
+    let done = |p: DeliveryPackage| p.status.and_then(|s| s.completion_time).expect("completionTime").0;
+    let (high_done, low_done) = (done(package(&client, &ns, "high").await), done(package(&client, &ns, "low").await));
+    eprintln!("high finished {high_done}, low finished {low_done}");
+    assert!(high_done <= low_done, "priority 10 finished before priority 1");
+    let all: Vec<String> = ids.iter().chain(high_ids.iter()).cloned().collect();
+    let (missing, _) = missing_and_repeated(&sim, &all);
+    assert!(missing.is_empty(), "keys lost: {}", missing.len());
+
+    // No backlog: after cooldownSeconds (5) the worker Deployment goes to zero.
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), &ns);
+    eventually(Duration::from_secs(60), "replicas 0", || async {
+        let d = deployments.get_opt("courier-worker-partner").await.ok()??;
+        (d.spec?.replicas == Some(0)).then_some(())
+    })
+    .await;
+    eventually(Duration::from_secs(60), "worker pods gone", || async {
+        let out = cluster.kubectl_ok(&["-n", &ns, "get", "pods", "-l", "courier.dev/destination=partner", "-o", "name"], None);
+        out.trim().is_empty().then_some(())
+    })
+    .await;
+    teardown(&cluster, &ns);
+}
