@@ -62,8 +62,11 @@ pub struct TokenAuthenticator {
     client: kube::Client,
     audiences: Vec<String>,
     tokens: Mutex<HashMap<String, (Instant, Option<Identity>)>>,
-    pods: Mutex<HashMap<(String, String), (Instant, Option<String>)>>,
+    pods: Mutex<HashMap<PodKey, (Instant, Option<String>)>>,
 }
+
+/// Namespace and name of a pod.
+type PodKey = (String, String);
 
 impl TokenAuthenticator {
     /// Reviews tokens with `client`; `audiences` empty accepts the apiserver's default audience.

@@ -57,8 +57,12 @@ struct State {
     destinations: BTreeMap<ObjectKey, DestinationState>,
     leases: LeaseTable,
     /// Last runtime of each Destination, to notify only real changes on ticks.
-    last_runtime: BTreeMap<ObjectKey, (u32, Option<Millis>, bool, i32, u32, usize)>,
+    last_runtime: BTreeMap<ObjectKey, RuntimeSignature>,
 }
+
+/// The parts of a Destination's runtime whose change is announced: effective limit, pause,
+/// throttled, desired replicas, backlog packages, workers.
+type RuntimeSignature = (u32, Option<Millis>, bool, i32, u32, usize);
 
 /// The current time in Unix milliseconds.
 pub fn now_ms() -> Millis {
@@ -231,7 +235,12 @@ impl Coordinator {
                     ReportOutcome::Renewed => {}
                 }
             }
-            for key in state.leases.revoking_of(&req.worker, &req.namespace, &req.destination) {
+            let revoking = if dest.spec.suspend {
+                state.leases.revoke_worker(&req.worker, &req.namespace, &req.destination)
+            } else {
+                state.leases.revoking_of(&req.worker, &req.namespace, &req.destination)
+            };
+            for key in revoking {
                 if !revoked.contains(&key) {
                     revoked.push(key);
                 }

@@ -197,3 +197,16 @@ fn removing_a_destination_refuses_its_workers() {
     assert!(c.heartbeat(&hb("w1", 1, 0, 0, 0), 0).is_err());
     assert!(c.destination_snapshot("ns", "d").is_none());
 }
+
+#[test]
+fn a_suspended_destination_revokes_its_workers_leases_and_grants_none() {
+    let c = coordinator();
+    c.upsert_package(plan("p", "d", 0, 0, 2));
+    let r = c.heartbeat(&hb("w1", 1, 10, 0, 1), 0).expect("ok");
+    let mut spec = dest_spec(100);
+    spec.suspend = true;
+    c.upsert_destination("ns", "d", &spec, 2);
+    let r2 = c.heartbeat(&hb("w1", 2, 10, 0, 1), 100).expect("ok");
+    assert_eq!(r2.revoked, vec![r.granted[0].key.clone()]);
+    assert!(r2.granted.is_empty());
+}

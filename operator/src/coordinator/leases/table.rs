@@ -43,13 +43,13 @@ impl LeaseTable {
         self.ttl
     }
 
-    /// Adds a package or updates it. The same uid and attempt keep the progress and leases
-    /// (priority, suspension and settings are updated; suspension revokes its leases); another
-    /// uid or attempt replaces the package.
+    /// Adds a package or updates it. The same uid, attempt and shard count keep the progress
+    /// and leases (priority, suspension and settings are updated; suspension revokes its
+    /// leases); another uid, attempt or plan replaces the package (its restored progress used).
     pub fn upsert_package(&mut self, plan: PackagePlan, now: Millis) {
         let ttl = self.ttl;
         match self.packages.get_mut(&plan.key) {
-            Some(p) if p.uid == plan.uid && p.attempt == plan.attempt => {
+            Some(p) if p.uid == plan.uid && p.attempt == plan.attempt && p.shards.len() == plan.shards.len() => {
                 p.priority = plan.priority;
                 p.created = plan.created_unix_ms;
                 p.backoff_limit = plan.backoff_limit;
@@ -83,6 +83,21 @@ impl LeaseTable {
             }
         }
         true
+    }
+
+    /// Marks every live lease of `worker` on the Destination revoking (the Destination is
+    /// suspended). Returns their keys.
+    pub fn revoke_worker(&mut self, worker: &str, namespace: &str, destination: &str) -> Vec<LeaseKey> {
+        for p in self.packages.values_mut().filter(|p| p.key.namespace == namespace && p.destination == destination) {
+            for s in &mut p.shards {
+                if let ShardState::Leased(l) = &mut s.state
+                    && l.worker == worker
+                {
+                    l.revoking = true;
+                }
+            }
+        }
+        self.revoking_of(worker, namespace, destination)
     }
 
     /// The package, if known.

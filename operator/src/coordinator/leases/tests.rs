@@ -319,3 +319,23 @@ fn failure_samples_are_per_lease_and_add_up_across_leases() {
     let snap = t.package(&key("p")).map(|p| p.snapshot()).expect("known");
     assert_eq!(snap.failure_reasons, vec![FailureCount { code: "503".into(), count: 7, sample: Some("busy".into()) }]);
 }
+
+#[test]
+fn a_plan_with_another_shard_count_replaces_the_package() {
+    let mut t = LeaseTable::new(TTL);
+    t.upsert_package(plan("p", "d", 0, 0, 0), 0);
+    assert!(t.package(&key("p")).is_some_and(|p| p.complete()), "an empty plan has nothing to do");
+    t.upsert_package(plan("p", "d", 0, 0, 3), 100);
+    assert_eq!(t.grant("w1", "ns", "d", 5, 200).len(), 3);
+}
+
+#[test]
+fn revoking_a_worker_marks_all_its_leases_on_the_destination() {
+    let mut t = LeaseTable::new(TTL);
+    t.upsert_package(plan("p", "d", 0, 0, 2), 0);
+    t.upsert_package(plan("q", "e", 0, 0, 1), 0);
+    t.grant("w1", "ns", "d", 2, 0);
+    t.grant("w1", "ns", "e", 1, 0);
+    assert_eq!(t.revoke_worker("w1", "ns", "d").len(), 2);
+    assert_eq!(t.leases_of("w1"), 1, "the lease on the other destination stays");
+}
