@@ -2,11 +2,14 @@
 //! clock and no I/O, so every rule is table-tested.
 //!
 //! Times are nanoseconds since the limiter's epoch. A request *arrives* when `acquire` is
-//! called and may be admitted at `now` once every constraint allows it. The theoretical
-//! arrival time (TAT) advances from the later of the previous TAT and the arrival, so a waiter
-//! that the timer wakes a little late does not lose its slot — the long-run rate stays exact.
-//! That catch-up credit is capped at [`MAX_CATCH_UP_NS`], which bounds the burst a late
-//! wake-up can cause.
+//! called and may be admitted at `now` once every constraint allows it. While the schedule is
+//! current — the theoretical arrival time (TAT) is at most [`MAX_CATCH_UP_NS`] behind `now` —
+//! the TAT advances from itself, so requests that a timer wakes late (tokio's resolution is
+//! 1 ms, while 50 k/s means one slot per 20 µs) keep their slots and the long-run rate stays
+//! exact, whether the waiters queue concurrently or come one after another. The price is a
+//! bounded catch-up: after a late wake-up or a gap shorter than `MAX_CATCH_UP_NS`, up to that
+//! much time's worth of requests may go back to back (beyond the burst). After a longer idle
+//! period the schedule restarts at the arrival, with the burst only.
 
 const NANOS_PER_SECOND: u128 = 1_000_000_000;
 const NANOS_PER_DAY: u64 = 86_400 * 1_000_000_000;
@@ -60,7 +63,14 @@ impl Gcra {
         let increment = self.rate.span_ns(cost);
         // A single request larger than the burst is admitted when the bucket is full.
         let limit = self.rate.span_ns(self.rate.burst).max(increment);
-        let base = self.tat.max(arrival).max(now.saturating_sub(MAX_CATCH_UP_NS));
+        let base = if self.tat >= now.saturating_sub(MAX_CATCH_UP_NS) {
+            // The schedule is current (or at most MAX_CATCH_UP_NS behind, as after a timer that
+            // fired late): continue it, so the slots that passed are not lost.
+            self.tat
+        } else {
+            // Idle for longer: start afresh at the arrival, crediting at most MAX_CATCH_UP_NS.
+            self.tat.max(arrival).max(now.saturating_sub(MAX_CATCH_UP_NS))
+        };
         let new_tat = base.saturating_add(increment);
         Some((new_tat.saturating_sub(limit), new_tat))
     }

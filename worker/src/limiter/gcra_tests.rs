@@ -187,3 +187,32 @@ fn daily_quota_waits_for_the_next_utc_day_and_resets() {
     assert_eq!(decide(&mut state, 0, 0, 0), Decision::WaitUntil(S));
     assert_eq!(decide(&mut state, S, S, 0), Decision::Allow);
 }
+
+#[test]
+fn a_sequential_caller_woken_on_millisecond_ticks_keeps_fifty_thousand_per_second() {
+    // One caller at a time; every wait ends on the next whole millisecond, like tokio's timer.
+    let mut state = limited(50_000, 1);
+    let mut clock = 0;
+    let mut admitted = 0;
+    while clock < S {
+        match decide(&mut state, clock, clock, 0) {
+            Decision::Allow => admitted += 1,
+            Decision::WaitUntil(t) => clock = t.div_ceil(MS) * MS,
+            Decision::Blocked => unreachable!(),
+        }
+    }
+    assert!((49_950..=50_001).contains(&admitted), "admitted {admitted} in one second");
+}
+
+#[test]
+fn catch_up_after_a_short_gap_is_bounded_by_the_catch_up_window() {
+    let mut state = limited(50_000, 1);
+    assert_eq!(decide(&mut state, 0, 0, 0), Decision::Allow);
+    // Nobody asked for 1.5 ms; then a crowd arrives at once.
+    let now = 1_500_000;
+    let mut at_once = 0;
+    while decide(&mut state, now, now, 0) == Decision::Allow {
+        at_once += 1;
+    }
+    assert!(at_once <= 1 + MAX_CATCH_UP_NS / 20_000, "{at_once} back to back");
+}

@@ -101,3 +101,14 @@ async fn a_dropped_acquire_charges_nothing_and_leaves_the_queue() {
     limiter.acquire(0).await;
     assert_eq!(start.elapsed(), 900 * MS);
 }
+
+#[tokio::test(start_paused = true)]
+async fn one_caller_after_another_keeps_fifty_thousand_per_second_despite_millisecond_timers() {
+    let limiter = Limiter::new(50_000, 1);
+    let start = Instant::now();
+    for _ in 0..50_000 {
+        limiter.acquire(0).await;
+    }
+    let took = start.elapsed();
+    assert!(took >= Duration::from_millis(999) && took <= Duration::from_millis(1002), "took {took:?}");
+}
