@@ -20,6 +20,8 @@ pub(super) struct WorkerEntry {
     pub applied: u32,
     pub last_seen: Millis,
     pub draining: bool,
+    /// Holds at least one live lease (weighs in even before it reports a demand).
+    pub holds_leases: bool,
     pub stats: WorkerStats,
 }
 
@@ -63,9 +65,17 @@ impl DestinationState {
             applied: req.applied_share,
             last_seen: now,
             draining: req.draining,
+            holds_leases: false,
             stats: req.stats.clone(),
         };
         self.workers.insert(req.worker.clone(), entry).is_none()
+    }
+
+    /// Records whether `worker` holds leases now.
+    pub fn set_holds_leases(&mut self, worker: &str, holds: bool) {
+        if let Some(w) = self.workers.get_mut(worker) {
+            w.holds_leases = holds;
+        }
     }
 
     /// Recomputes every worker's grant and returns `worker`'s share.
@@ -74,7 +84,8 @@ impl DestinationState {
         let ws: Vec<WorkerShare> = self
             .workers
             .values()
-            .map(|w| WorkerShare { demand: w.demand, granted: w.granted, applied: w.applied })
+            .zip(weights(&self.workers))
+            .map(|(w, demand)| WorkerShare { demand, granted: w.granted, applied: w.applied })
             .collect();
         let effective = self.aimd.effective();
         let grants = shares::next_grants(effective, &ws);
@@ -185,6 +196,17 @@ impl DestinationState {
             desired_reason: decision.reason,
         }
     }
+}
+
+/// Share weights: the reported demand; a worker that holds leases but reports no demand yet
+/// (it just got them) weighs as much as the average demanding worker.
+fn weights(workers: &BTreeMap<String, WorkerEntry>) -> Vec<u32> {
+    let demanding: Vec<u64> = workers.values().filter(|w| w.demand > 0).map(|w| u64::from(w.demand)).collect();
+    let average = if demanding.is_empty() { 1 } else { (demanding.iter().sum::<u64>() / demanding.len() as u64).max(1) as u32 };
+    workers
+        .values()
+        .map(|w| if w.demand == 0 && w.holds_leases && !w.draining { average } else { w.demand })
+        .collect()
 }
 
 /// The spec limit as a positive integer.

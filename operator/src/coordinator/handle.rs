@@ -259,9 +259,11 @@ impl Coordinator {
             for g in &granted {
                 changes.insert(Change::Package(ObjectKey::new(&g.key.namespace, &g.key.package)));
             }
+            let holds_leases = state.leases.leases_of(&req.worker) > 0;
             let Some(dest) = state.destinations.get_mut(&dkey) else {
                 return Err(HeartbeatError::UnknownDestination { namespace: req.namespace.clone(), name: req.destination.clone() });
             };
+            dest.set_holds_leases(&req.worker, holds_leases);
             let share = dest.share_of(&req.worker);
             let destination = (req.destination_generation != dest.generation)
                 .then(|| DestinationConfig { generation: dest.generation, spec: dest.spec.clone() });

@@ -210,3 +210,16 @@ fn a_suspended_destination_revokes_its_workers_leases_and_grants_none() {
     assert_eq!(r2.revoked, vec![r.granted[0].key.clone()]);
     assert!(r2.granted.is_empty());
 }
+
+#[test]
+fn a_worker_that_just_got_leases_weighs_in_before_it_reports_demand() {
+    let c = coordinator();
+    c.upsert_package(plan("p", "d", 0, 0, 2));
+    c.heartbeat(&hb("w1", 1, 40, 100, 0), 0).expect("ok");
+    c.heartbeat(&hb("w1", 1, 40, 100, 0), 100).expect("ok");
+    let r = c.heartbeat(&hb("w2", 1, 0, 0, 1), 200).expect("ok");
+    assert_eq!(r.granted.len(), 1);
+    c.heartbeat(&hb("w1", 1, 40, 50, 0), 300).expect("ok");
+    let r = c.heartbeat(&hb("w2", 1, 0, 0, 0), 400).expect("ok");
+    assert_eq!(r.share.requests_per_second, 50, "as much as the average demanding worker");
+}
