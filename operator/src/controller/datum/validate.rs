@@ -70,7 +70,7 @@ mod tests {
     #[test]
     fn a_template_that_does_not_compile_is_template_invalid_with_the_compiler_message() {
         let d = datum("  format: { type: JsonLines }\n  request:\n    pathTemplate: \"/users/{{ id \"\n");
-        let err = validate(&d).unwrap_err();
+        let err = validate(&d).expect_err("invalid");
         assert_eq!(err.reason, DatumReason::TemplateInvalid);
         assert!(err.message.contains("path"), "{}", err.message);
     }
@@ -78,12 +78,12 @@ mod tests {
     #[test]
     fn a_multi_character_csv_delimiter_is_format_invalid() {
         let d = datum("  format: { type: Csv, csv: { header: true, delimiter: \";;\" } }\n  request: {}\n");
-        assert_eq!(validate(&d).unwrap_err().reason, DatumReason::FormatInvalid);
+        assert_eq!(validate(&d).expect_err("invalid").reason, DatumReason::FormatInvalid);
     }
 
     #[test]
     fn csv_options_on_parquet_are_format_invalid() {
         let d = datum("  format: { type: Parquet, csv: { header: true } }\n  request: {}\n");
-        assert_eq!(validate(&d).unwrap_err().reason, DatumReason::FormatInvalid);
+        assert_eq!(validate(&d).expect_err("invalid").reason, DatumReason::FormatInvalid);
     }
 }

@@ -46,7 +46,7 @@ mod tests {
     #[test]
     fn a_missing_secret_is_reported_as_secret_not_found() {
         let found = SecretKeys::from([("tok".to_owned(), None)]);
-        let err = check_secrets(&[need("tok", "token")], &found).unwrap_err();
+        let err = check_secrets(&[need("tok", "token")], &found).expect_err("invalid");
         assert_eq!(err.reason, DestinationReason::SecretNotFound);
         assert!(err.message.contains("tok"));
     }
@@ -54,7 +54,7 @@ mod tests {
     #[test]
     fn a_missing_key_is_reported_as_secret_key_missing() {
         let found = SecretKeys::from([("tok".to_owned(), Some(vec!["other".to_owned()]))]);
-        let err = check_secrets(&[need("tok", "token")], &found).unwrap_err();
+        let err = check_secrets(&[need("tok", "token")], &found).expect_err("invalid");
         assert_eq!(err.reason, DestinationReason::SecretKeyMissing);
         assert!(err.message.contains("token"));
     }
