@@ -244,9 +244,7 @@ async fn run_term(ctx: Arc<Context>, client: Client, namespace: Option<&str>, co
                 _ = gc_term.cancelled() => return,
                 _ = tokio::time::sleep(Duration::from_secs(5)) => {}
             }
-            if store.is_empty() && gc_ctx.registered().is_empty() {
-                continue;
-            }
+            package::record_phases(&gc_ctx, &store);
             package::collect_garbage(&gc_ctx, &store);
             destination::collect_garbage(&gc_ctx, &dest_store);
         }

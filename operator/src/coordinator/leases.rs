@@ -12,6 +12,8 @@
 //!   again until the worker gave its final report or the lease ran out.
 
 mod package;
+#[cfg(test)]
+mod proptests;
 mod table;
 #[cfg(test)]
 pub(crate) mod tests;

@@ -22,6 +22,8 @@ pub fn free_port() -> u16 {
 /// The operator binary running out of cluster for one namespace; killed on drop.
 pub struct Operator {
     child: Child,
+    cluster: Cluster,
+    namespace: String,
     pub coordinator_url: String,
     pub metrics_url: String,
     pub log: PathBuf,
@@ -52,7 +54,7 @@ impl Operator {
             .stderr(Stdio::from(err))
             .spawn()
             .expect("start courier-operator");
-        Operator { child, coordinator_url, metrics_url: format!("http://127.0.0.1:{metrics}/metrics"), log }
+        Operator { child, cluster: cluster.clone(), namespace: namespace.to_owned(), coordinator_url, metrics_url: format!("http://127.0.0.1:{metrics}/metrics"), log }
     }
 
     /// Whether the process is still running.
@@ -72,6 +74,9 @@ impl Drop for Operator {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        // The test's namespace goes with its operator, passed or failed, so no worker pods
+        // outlive the test.
+        teardown(&self.cluster, &self.namespace);
     }
 }
 

@@ -288,6 +288,21 @@ async fn finished(pkg: &DeliveryPackage, ctx: &Context, status: &DeliveryPackage
     Ok(Action::await_change())
 }
 
+/// Sets the packages-by-phase gauge from the watch cache.
+pub fn record_phases(ctx: &Context, store: &Store<DeliveryPackage>) {
+    let mut counts: std::collections::BTreeMap<String, i64> = ["Pending", "Waiting", "Running", "Suspended", "Complete", "Failed"]
+        .into_iter()
+        .map(|p| (p.to_owned(), 0))
+        .collect();
+    for pkg in store.state() {
+        let phase = pkg.status.as_ref().and_then(|s| s.phase).map_or_else(|| "Pending".to_owned(), |p| format!("{p:?}"));
+        *counts.entry(phase).or_default() += 1;
+    }
+    for (phase, n) in counts {
+        ctx.metrics.packages_by_phase.get_or_create(&crate::metrics::PhaseLabel { phase }).set(n);
+    }
+}
+
 /// Removes packages that no longer exist from the coordinator and the status writer.
 pub fn collect_garbage(ctx: &Context, store: &Store<DeliveryPackage>) {
     let gone: Vec<ObjectKey> = ctx
