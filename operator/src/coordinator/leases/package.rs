@@ -91,7 +91,7 @@ impl ShardEntry {
     pub fn merge_counters(&mut self, c: &LeaseCounters) {
         let s = &mut self.counters;
         s.read = s.read.max(c.read);
-        s.sent += c.sent;
+        s.sent = s.sent.max(c.sent);
         s.failed = s.failed.max(c.failed);
         s.malformed = s.malformed.max(c.malformed);
         s.dead_lettered = s.dead_lettered.max(c.dead_lettered);
