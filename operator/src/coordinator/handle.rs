@@ -155,6 +155,15 @@ impl Coordinator {
         }
     }
 
+    /// Forgets every Destination, package and lease (for a new leadership term: the state is
+    /// then rebuilt from the objects' status). Announces nothing.
+    pub fn reset(&self) {
+        let mut state = self.lock();
+        state.destinations.clear();
+        state.leases = LeaseTable::new(u64::from(self.inner.config.lease_ttl_ms));
+        state.last_runtime.clear();
+    }
+
     /// True when the package is known.
     pub fn has_package(&self, namespace: &str, name: &str) -> bool {
         self.lock().leases.package(&ObjectKey::new(namespace, name)).is_some()

@@ -223,3 +223,12 @@ fn a_worker_that_just_got_leases_weighs_in_before_it_reports_demand() {
     let r = c.heartbeat(&hb("w2", 1, 0, 0, 0), 400).expect("ok");
     assert_eq!(r.share.requests_per_second, 50, "as much as the average demanding worker");
 }
+
+#[test]
+fn a_reset_forgets_everything_for_a_new_term() {
+    let c = coordinator();
+    c.upsert_package(plan("p", "d", 0, 0, 1));
+    c.reset();
+    assert!(!c.has_package("ns", "p"));
+    assert!(c.destination_snapshot("ns", "d").is_none());
+}
