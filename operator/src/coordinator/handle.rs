@@ -231,8 +231,15 @@ impl Coordinator {
             }
             let mut revoked = Vec::new();
             for report in &req.leases {
-                let outcome = state.leases.report(&req.worker, report, now);
                 let pkey = ObjectKey::new(&report.key.namespace, &report.key.package);
+                let foreign = report.key.namespace != req.namespace
+                    || state.leases.package(&pkey).is_some_and(|p| p.destination != req.destination);
+                if foreign {
+                    // Not a package of this worker's Destination: never taken in.
+                    revoked.push(report.key.clone());
+                    continue;
+                }
+                let outcome = state.leases.report(&req.worker, report, now);
                 if state.leases.package(&pkey).is_some() {
                     changes.insert(Change::Package(pkey));
                 }

@@ -1,7 +1,7 @@
 //! The coordinator handle driven by heartbeats, without HTTP.
 
 use courier_api::DestinationSpec;
-use courier_worker::protocol::{HeartbeatRequest, LeaseCounters, LeaseReport, ShardLease, ThrottleReport, WorkerStats};
+use courier_worker::protocol::{HeartbeatRequest, LeaseCounters, LeaseKey, LeaseReport, ShardLease, ThrottleReport, WorkerStats};
 
 use super::leases::tests::plan;
 use super::*;
@@ -231,4 +231,20 @@ fn a_reset_forgets_everything_for_a_new_term() {
     c.reset();
     assert!(!c.has_package("ns", "p"));
     assert!(c.destination_snapshot("ns", "d").is_none());
+}
+
+#[test]
+fn a_report_about_another_destinations_package_is_revoked_and_ignored() {
+    let c = coordinator();
+    c.upsert_destination("ns", "e", &dest_spec(100), 1);
+    c.upsert_package(plan("other", "e", 0, 0, 1));
+    let mut on_e = hb("w9", 1, 10, 0, 1);
+    on_e.destination = "e".into();
+    let lease = c.heartbeat(&on_e, 0).expect("ok").granted.remove(0);
+    c.tick(20_000);
+    let mut req = hb("w1", 1, 10, 0, 0);
+    req.leases = vec![progress(&ShardLease { key: LeaseKey { lease_epoch: lease.key.lease_epoch + 1, ..lease.key.clone() }, ..lease }, 50, 5, false)];
+    let r = c.heartbeat(&req, 20_001).expect("ok");
+    assert_eq!(r.revoked.len(), 1);
+    assert_eq!(c.package_snapshot("ns", "other").map(|p| (p.counters.sent, p.active.len())), Some((0, 0)));
 }
