@@ -150,6 +150,8 @@ main() {
     done
   done
   LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
+  local rss
+  rss=$(awk '/VmRSS/ {printf "%.0f MiB", $2 / 1024}' "/proc/$SIM_PID/status")
   local stats
   stats=$(curl -s "http://127.0.0.1:$SIM_PORT/stats" 2>/dev/null || true)
   local accepted unique dups
@@ -197,7 +199,13 @@ it measures the server's own cost and is less disturbed by whatever else runs on
 $table
 
 After the runs partner-sim's \`/stats\` reported accepted=$accepted, unique_keys=$unique, duplicates=$dups
-(the keyed rounds recorded every key; plain requests carry none).
+(the keyed rounds recorded every key; plain requests carry none); its resident memory was then $rss.
+
+Where partner-sim's extra CPU in keyed mode goes (perf, 2026-11-25): about two thirds of the server's samples
+are the kernel's loopback TCP path (send and receive), the same for both servers. On top of nginx's work,
+partner-sim inserts each key in its ledger (one random cache line per new key; 0.4-0.5 us per key at 2 M keys in a
+tight loop on this VM) and hyper allocates a body channel and a custom header name per POST.
+The machine is shared with other builds: compare medians of several rounds, and prefer the CPU columns.
 
 Re-run: \`e2e/bench/simulator.sh\` (env: ROUNDS, DURATION, CONNECTIONS, SERVER_CPU, CLIENT_CPU,
 PARTNER_SIM_BIN to skip the release build). Raw wrk output: \`$WORK/wrk.log\`.
