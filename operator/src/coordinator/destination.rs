@@ -78,7 +78,7 @@ impl DestinationState {
         }
     }
 
-    /// Recomputes every worker's grant and returns `worker`'s share.
+    /// Decides `worker`'s share (to be sent to it now) and records it as sent.
     pub fn share_of(&mut self, worker: &str) -> RateShare {
         let names: Vec<String> = self.workers.keys().cloned().collect();
         let ws: Vec<WorkerShare> = self
@@ -88,13 +88,11 @@ impl DestinationState {
             .map(|(w, demand)| WorkerShare { demand, granted: w.granted, applied: w.applied })
             .collect();
         let effective = self.aimd.effective();
-        let grants = shares::next_grants(effective, &ws);
-        for (name, g) in names.iter().zip(&grants) {
-            if let Some(w) = self.workers.get_mut(name) {
-                w.granted = *g;
-            }
-        }
         let Some(i) = names.iter().position(|n| n == worker) else { return RateShare::default() };
+        let grant = shares::grant_for(effective, &ws, i);
+        if let Some(w) = self.workers.get_mut(worker) {
+            w.granted = grant;
+        }
         let demands: Vec<u32> = ws.iter().map(|w| w.demand).collect();
         let rl = &self.spec.rate_limit;
         let spec = u64::from(spec_rps(&self.spec));
@@ -109,7 +107,7 @@ impl DestinationState {
             .bytes_per_second
             .map(|b| shares::split_with_floor(scaled(b.max(1) as u64), &demands, 1)[i]);
         RateShare {
-            requests_per_second: grants[i],
+            requests_per_second: grant,
             burst: burst.min(u64::from(u32::MAX)) as u32,
             bytes_per_second,
             requests_today: None,
@@ -198,14 +196,21 @@ impl DestinationState {
     }
 }
 
-/// Share weights: the reported demand; a worker that holds leases but reports no demand yet
-/// (it just got them) weighs as much as the average demanding worker.
+/// Share weights. Only workers holding leases have work to do: a worker without one weighs
+/// nothing (whatever demand it reports) unless nobody holds any, when all split evenly. A
+/// worker holding leases that reports no demand yet (it just got them, or is draining its
+/// in-flight records) weighs as much as the average demanding worker.
 fn weights(workers: &BTreeMap<String, WorkerEntry>) -> Vec<u32> {
-    let demanding: Vec<u64> = workers.values().filter(|w| w.demand > 0).map(|w| u64::from(w.demand)).collect();
+    let demanding: Vec<u64> =
+        workers.values().filter(|w| w.holds_leases && w.demand > 0).map(|w| u64::from(w.demand)).collect();
     let average = if demanding.is_empty() { 1 } else { (demanding.iter().sum::<u64>() / demanding.len() as u64).max(1) as u32 };
     workers
         .values()
-        .map(|w| if w.demand == 0 && w.holds_leases && !w.draining { average } else { w.demand })
+        .map(|w| match (w.holds_leases, w.demand) {
+            (false, _) => 0,
+            (true, 0) => average,
+            (true, d) => d,
+        })
         .collect()
 }
 

@@ -212,16 +212,18 @@ fn a_suspended_destination_revokes_its_workers_leases_and_grants_none() {
 }
 
 #[test]
-fn a_worker_that_just_got_leases_weighs_in_before_it_reports_demand() {
+fn only_workers_holding_leases_share_the_limit() {
     let c = coordinator();
     c.upsert_package(plan("p", "d", 0, 0, 2));
-    c.heartbeat(&hb("w1", 1, 40, 100, 0), 0).expect("ok");
-    c.heartbeat(&hb("w1", 1, 40, 100, 0), 100).expect("ok");
-    let r = c.heartbeat(&hb("w2", 1, 0, 0, 1), 200).expect("ok");
+    // w1 reports demand but takes no lease.
+    assert_eq!(c.heartbeat(&hb("w1", 1, 40, 0, 0), 0).map(|r| r.share.requests_per_second), Ok(100), "alone, it gets all");
+    let r = c.heartbeat(&hb("w2", 1, 0, 0, 1), 100).expect("ok");
     assert_eq!(r.granted.len(), 1);
-    c.heartbeat(&hb("w1", 1, 40, 50, 0), 300).expect("ok");
+    assert_eq!(r.share.requests_per_second, 0, "w1 was sent 100 and may be sending at it");
+    assert_eq!(c.heartbeat(&hb("w1", 1, 40, 100, 0), 200).map(|r| r.share.requests_per_second), Ok(0), "no lease, no share");
+    c.heartbeat(&hb("w1", 1, 40, 0, 0), 300).expect("ok");
     let r = c.heartbeat(&hb("w2", 1, 0, 0, 0), 400).expect("ok");
-    assert_eq!(r.share.requests_per_second, 50, "as much as the average demanding worker");
+    assert_eq!(r.share.requests_per_second, 100, "w2 holds the work; no demand reported yet still counts");
 }
 
 #[test]

@@ -1,11 +1,11 @@
 //! Dividing a Destination's limit among its workers.
 //!
 //! Each worker gets `effective × demandᵢ / Σdemand` (integers, leftover spread by largest
-//! remainder, ties to the earlier worker). Grants are made so that
-//! `Σ max(grantedᵢ, appliedᵢ) ≤ effective` holds at every step while the limit does not drop:
-//! a shrinking share is granted at once (but still counted at the applied value until the
-//! worker reports it applied it), a growing share only takes what the others have already
-//! acknowledged giving up.
+//! remainder, ties to the earlier worker). Each worker's grant is decided at its own heartbeat
+//! ([`grant_for`]) so that `Σ max(grantedᵢ, appliedᵢ) ≤ effective` holds at every step while the
+//! limit does not drop: a shrinking share is granted at once (the larger share sent before is
+//! still counted through `applied` until the worker reports the smaller one), a growing share
+//! only takes what the others have acknowledged giving up.
 
 /// A worker as the share planner sees it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -71,38 +71,21 @@ pub fn targets(effective: u32, workers: &[WorkerShare]) -> Vec<u32> {
     proportional_split(u64::from(effective), &demands).into_iter().map(|v| v as u32).collect()
 }
 
-/// The next grants: each worker moves towards its proportional target without the sum of
-/// `max(granted, applied)` ever exceeding `effective` (when it did not exceed it before).
-///
-/// Shrinking workers get their target at once. Growing workers share what is free once the
-/// shrinking ones are counted at `max(target, applied)`, in worker order.
-pub fn next_grants(effective: u32, workers: &[WorkerShare]) -> Vec<u32> {
-    let targets = targets(effective, workers);
-    let mut grants: Vec<u32> = Vec::with_capacity(workers.len());
-    let mut committed: u64 = 0;
-    for (w, &t) in workers.iter().zip(&targets) {
-        if u64::from(t) <= w.held() {
-            grants.push(t);
-            committed += u64::from(t.max(w.applied));
-        } else {
-            let keep = w.held() as u32;
-            grants.push(keep);
-            committed += u64::from(keep);
-        }
+/// The share to send to worker `who` now. `granted` of every worker is the last share *sent*
+/// to it, `applied` what it reports enforcing. A shrinking share is granted at once; a
+/// growing one only up to what the others may be sending at (`max(granted, applied)` each)
+/// leaves free. So `Σ max(granted, applied) ≤ effective` holds after every grant, as long as
+/// the limit does not drop (after a cut it holds again once every worker applied its share).
+pub fn grant_for(effective: u32, workers: &[WorkerShare], who: usize) -> u32 {
+    let Some(me) = workers.get(who) else { return 0 };
+    let target = targets(effective, workers)[who];
+    if u64::from(target) <= me.held() {
+        return target;
     }
-    let mut free = u64::from(effective).saturating_sub(committed);
-    for (i, (w, &t)) in workers.iter().zip(&targets).enumerate() {
-        if free == 0 {
-            break;
-        }
-        if u64::from(t) > w.held() {
-            let want = u64::from(t) - u64::from(grants[i]);
-            let give = want.min(free);
-            grants[i] += give as u32;
-            free -= give;
-        }
-    }
-    grants
+    let others: u64 = workers.iter().enumerate().filter(|(i, _)| *i != who).map(|(_, w)| w.held()).sum();
+    let free = u64::from(effective).saturating_sub(others);
+    // Never below what it already holds (that is counted either way), never above the target.
+    free.max(me.held()).min(u64::from(target)) as u32
 }
 
 /// Sum of `max(granted, applied)`: what the workers may be sending at, together.

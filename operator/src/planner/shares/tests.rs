@@ -31,33 +31,53 @@ fn floors_lift_small_parts_for_burst_and_in_flight() {
     assert_eq!(split_with_floor(40, &[3, 1], 1), vec![30, 10]);
 }
 
+/// Every worker heartbeats once (in order), then applies what it got.
+fn round(effective: u32, ws: &mut [WorkerShare]) -> Vec<u32> {
+    for i in 0..ws.len() {
+        ws[i].granted = grant_for(effective, ws, i);
+    }
+    for w in ws.iter_mut() {
+        w.applied = w.granted;
+    }
+    ws.iter().map(|w| w.granted).collect()
+}
+
 #[test]
 fn a_lone_new_worker_gets_the_whole_limit_at_once() {
-    assert_eq!(next_grants(100, &[w(50, 0, 0)]), vec![100]);
+    assert_eq!(grant_for(100, &[w(50, 0, 0)], 0), 100);
+    assert_eq!(grant_for(100, &[w(50, 0, 0)], 1), 0, "an unknown worker gets nothing");
 }
 
 #[test]
 fn a_joining_worker_waits_for_the_others_to_give_up_their_share() {
-    // w0 holds 100 and applied it; w1 joins with equal demand.
-    let step1 = next_grants(100, &[w(10, 100, 100), w(10, 0, 0)]);
-    assert_eq!(step1, vec![50, 0], "w1 gets nothing before w0 applied its smaller share");
-    // w0 applied 50.
-    let step2 = next_grants(100, &[w(10, 50, 50), w(10, 0, 0)]);
-    assert_eq!(step2, vec![50, 50]);
+    let mut ws = vec![w(10, 100, 100), w(10, 0, 0)];
+    assert_eq!(grant_for(100, &ws, 1), 0, "w1 gets nothing while w0 may send at 100");
+    ws[0].granted = grant_for(100, &ws, 0);
+    assert_eq!(ws[0].granted, 50, "w0 shrinks at its heartbeat");
+    assert_eq!(grant_for(100, &ws, 1), 0, "w0 has not applied 50 yet");
+    ws[0].applied = 50;
+    assert_eq!(grant_for(100, &ws, 1), 50);
+}
+
+#[test]
+fn a_larger_share_sent_but_not_yet_applied_is_still_counted() {
+    // w0 was sent 100 and has not reported it applied; w1 joins.
+    let ws = vec![w(0, 100, 0), w(10, 0, 0)];
+    assert_eq!(grant_for(100, &ws, 1), 0);
 }
 
 #[test]
 fn a_dead_worker_share_is_free_at_once_for_the_others() {
-    let before = next_grants(90, &[w(1, 30, 30), w(1, 30, 30), w(1, 30, 30)]);
-    assert_eq!(before, vec![30, 30, 30]);
-    let after = next_grants(90, &[w(1, 30, 30), w(1, 30, 30)]);
-    assert_eq!(after, vec![45, 45]);
+    let mut ws = vec![w(1, 30, 30), w(1, 30, 30), w(1, 30, 30)];
+    assert_eq!(round(90, &mut ws), vec![30, 30, 30]);
+    ws.pop();
+    assert_eq!(round(90, &mut ws), vec![45, 45]);
 }
 
 #[test]
 fn a_cut_limit_is_granted_at_once_and_counted_at_the_applied_value_until_acknowledged() {
-    let grants = next_grants(70, &[w(1, 50, 50), w(1, 50, 50)]);
-    assert_eq!(grants, vec![35, 35]);
+    let ws = vec![w(1, 50, 50), w(1, 50, 50)];
+    assert_eq!((grant_for(70, &ws, 0), grant_for(70, &ws, 1)), (35, 35));
     assert_eq!(committed(&[w(1, 35, 50), w(1, 35, 50)]), 100, "not yet applied");
     assert_eq!(committed(&[w(1, 35, 35), w(1, 35, 35)]), 70);
 }
@@ -77,7 +97,7 @@ enum Event {
     Demand(usize, u32),
     /// Workers apply their grants (some of them, by mask).
     Apply(u8),
-    Heartbeat,
+    Heartbeat(usize),
     /// The limit is raised (falling limits are covered by the acknowledgement test).
     Raise(u32),
 }
@@ -89,8 +109,9 @@ fn event() -> impl Strategy<Value = Event> {
         (0usize..8).prop_map(Event::Die),
         ((0usize..8), (0u32..1000)).prop_map(|(i, d)| Event::Demand(i, d)),
         any::<u8>().prop_map(Event::Apply),
-        Just(Event::Heartbeat),
-        Just(Event::Heartbeat),
+        (0usize..8).prop_map(Event::Heartbeat),
+        (0usize..8).prop_map(Event::Heartbeat),
+        (0usize..8).prop_map(Event::Heartbeat),
         (0u32..50).prop_map(Event::Raise),
     ]
 }
@@ -113,19 +134,17 @@ proptest! {
                         if mask & (1 << (i % 8)) != 0 { x.applied = x.granted; }
                     }
                 }
-                Event::Heartbeat => {
-                    let grants = next_grants(effective, &workers);
-                    for (x, g) in workers.iter_mut().zip(grants) { x.granted = g; }
+                Event::Heartbeat(i) => {
+                    if i < workers.len() { workers[i].granted = grant_for(effective, &workers, i); }
                 }
                 Event::Raise(by) => effective += by,
             }
             prop_assert!(committed(&workers) <= u64::from(effective),
                 "committed {} > effective {} for {:?}", committed(&workers), effective, workers);
         }
-        // Converges: a few rounds of heartbeat + everyone applies reach the targets.
-        for _ in 0..3 {
-            let grants = next_grants(effective, &workers);
-            for (x, g) in workers.iter_mut().zip(grants) { x.granted = g; x.applied = g; }
+        // Converges: a few rounds of heartbeats, each followed by everyone applying, reach the targets.
+        for _ in 0..4 {
+            round(effective, &mut workers);
             prop_assert!(committed(&workers) <= u64::from(effective));
         }
         let expected = targets(effective, &workers);
@@ -140,13 +159,11 @@ proptest! {
         cut_permille in 100u32..1000,
     ) {
         let mut workers: Vec<WorkerShare> = demands.iter().map(|&d| w(d, 0, 0)).collect();
-        for _ in 0..3 {
-            let g = next_grants(start, &workers);
-            for (x, g) in workers.iter_mut().zip(g) { x.granted = g; x.applied = g; }
+        for _ in 0..4 {
+            round(start, &mut workers);
         }
         let cut = (u64::from(start) * u64::from(cut_permille) / 1000).max(1) as u32;
-        let g = next_grants(cut, &workers);
-        for (x, g) in workers.iter_mut().zip(g) { x.granted = g; x.applied = g; }
+        round(cut, &mut workers);
         prop_assert!(committed(&workers) <= u64::from(cut));
     }
 }
