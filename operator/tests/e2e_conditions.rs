@@ -14,7 +14,7 @@ const WAIT: Duration = Duration::from_secs(60);
 async fn a_package_waits_for_a_missing_destination_and_proceeds_when_it_appears() {
     let Some((cluster, ns)) = setup("op-wait") else { return };
     let client = cluster.client().await;
-    let _operator = Operator::start(&cluster, &ns);
+    let operator = Operator::start(&cluster, &ns);
     let data = tempfile::tempdir().expect("tempdir");
     write_records(data.path(), 1, 10, "w");
     let pattern = format!("{}/*.jsonl", data.path().display());
@@ -37,6 +37,10 @@ async fn a_package_waits_for_a_missing_destination_and_proceeds_when_it_appears(
     })
     .await;
     assert_eq!(planned.1, "Planned");
+
+    let metrics = operator.metrics();
+    assert!(metrics.contains("courier_operator_reconciles_total{controller=\"package\",result=\"ok\"}"), "{metrics}");
+    assert!(metrics.contains("courier_operator_leader 1"), "{metrics}");
     teardown(&cluster, &ns);
 }
 

@@ -57,6 +57,18 @@ impl Operator {
         Operator { child, cluster: cluster.clone(), namespace: namespace.to_owned(), coordinator_url, metrics_url: format!("http://127.0.0.1:{metrics}/metrics"), log }
     }
 
+    /// The operator's `/metrics` text (plain HTTP/1.0 GET over TCP).
+    pub fn metrics(&self) -> String {
+        use std::io::{Read, Write};
+        let addr = self.metrics_url.trim_start_matches("http://").trim_end_matches("/metrics").to_owned();
+        let Ok(mut stream) = std::net::TcpStream::connect(&addr) else { return String::new() };
+        let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+        let _ = stream.write_all(b"GET /metrics HTTP/1.0\r\nHost: operator\r\n\r\n");
+        let mut out = String::new();
+        let _ = stream.read_to_string(&mut out);
+        out
+    }
+
     /// Whether the process is still running.
     pub fn is_running(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))
@@ -178,7 +190,11 @@ pub fn setup(prefix: &str) -> Option<(Cluster, String)> {
     Some((cluster, ns))
 }
 
-/// Deletes the namespace (best effort, not waited for).
+/// Deletes the namespace (best effort, not waited for), unless COURIER_E2E_KEEP is set.
 pub fn teardown(cluster: &Cluster, ns: &str) {
+    if std::env::var_os("COURIER_E2E_KEEP").is_some() {
+        eprintln!("kept namespace {ns} (COURIER_E2E_KEEP)");
+        return;
+    }
     let _ = cluster.kubectl(&["delete", "namespace", ns, "--wait=false"], None);
 }
