@@ -208,3 +208,47 @@ async fn emit_events(ctx: &Context, dest: &Destination, old: &DestinationStatus,
         publish(&ctx.recorder, dest, warning, &c.reason, note).await;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dest(suspend: bool) -> Destination {
+        serde_yaml::from_str(&format!(
+            "apiVersion: courier.dev/v1alpha1\nkind: Destination\nmetadata: {{ name: d, namespace: ns }}\nspec:\n  endpoint: {{ url: \"http://127.0.0.1:1/\" }}\n  rateLimit: {{ requestsPerSecond: 10 }}\n  workers: {{ min: 1, max: 3 }}\n  suspend: {suspend}\n"
+        ))
+        .expect("valid Destination")
+    }
+
+    fn runtime(desired: i32) -> DestinationRuntime {
+        DestinationRuntime {
+            key: ObjectKey::new("ns", "d"),
+            generation: 1,
+            effective_rps: 10,
+            paused_until_unix_ms: None,
+            throttled: false,
+            throttled_reason: None,
+            workers: Vec::new(),
+            capacity_per_worker_rps: 100,
+            backlog_records_estimate: 0,
+            backlog_bytes: 0,
+            backlog_packages: 0,
+            leasable_shards: 0,
+            desired_replicas: desired,
+            desired_reason: String::new(),
+        }
+    }
+
+    #[test]
+    fn a_suspended_destination_runs_no_workers() {
+        assert_eq!(desired_replicas(&dest(true), Some(&runtime(3))), 0);
+    }
+
+    #[test]
+    fn the_autoscaler_decision_is_kept_within_min_and_max() {
+        assert_eq!(desired_replicas(&dest(false), Some(&runtime(0))), 1);
+        assert_eq!(desired_replicas(&dest(false), Some(&runtime(2))), 2);
+        assert_eq!(desired_replicas(&dest(false), Some(&runtime(9))), 3);
+        assert_eq!(desired_replicas(&dest(false), None), 1, "min until the coordinator knows better");
+    }
+}
