@@ -183,6 +183,9 @@ pub async fn run(args: Args) -> Result<(), AppError> {
     }
     stop.cancel();
     let _ = server.await;
+    if args.leader_election == "on" {
+        leader::release_if_held(client, &lease_ns, &identity).await;
+    }
     Ok(())
 }
 

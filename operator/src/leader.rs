@@ -60,3 +60,27 @@ pub async fn wait_for(rx: &mut watch::Receiver<bool>, want: bool) {
         }
     }
 }
+
+/// Gives up the Lease if this replica holds it, so another replica takes over at once instead
+/// of after the Lease expires (called on shutdown).
+pub async fn release_if_held(client: Client, namespace: &str, identity: &str) {
+    use k8s_openapi::api::coordination::v1::Lease;
+    use kube::api::{Api, Patch, PatchParams};
+    let api: Api<Lease> = Api::namespaced(client, namespace);
+    let held = match api.get_opt(LEASE_NAME).await {
+        Ok(Some(lease)) => lease.spec.and_then(|s| s.holder_identity).as_deref() == Some(identity),
+        Ok(None) => false,
+        Err(err) => {
+            tracing::warn!(%err, "could not read the leader Lease on shutdown");
+            false
+        }
+    };
+    if !held {
+        return;
+    }
+    let patch = serde_json::json!({ "spec": { "holderIdentity": null, "acquireTime": null, "renewTime": null } });
+    match api.patch(LEASE_NAME, &PatchParams::default(), &Patch::Merge(&patch)).await {
+        Ok(_) => tracing::info!("released the leader Lease"),
+        Err(err) => tracing::warn!(%err, "could not release the leader Lease"),
+    }
+}
