@@ -3,7 +3,8 @@
 //! A shard `AvroBlocks { start, end }` owns the blocks whose first byte lies in `[start, end)`:
 //! the first block starts right after the header, every other one right after a 16-byte sync
 //! marker. The reader seeks to `start - 16` and scans for the marker, like Hadoop's
-//! `AvroRecordReader`, then reads whole blocks (the last one past `end`).
+//! `AvroRecordReader`, then reads whole blocks (the last one past `end`). Blocks are small
+//! (tens of KiB), so they are decoded in place on the async task.
 //!
 //! Record offset: `block_start << 16 | index_in_block` — unique and stable as long as a block
 //! holds at most 65 536 records and the file is under 2^48 bytes (a larger block fails the
@@ -16,7 +17,7 @@
 //! `{"months","days","millis"}`. A top-level value that is not a record is wrapped as
 //! `{"value": …}`.
 
-use std::io::{self, Read};
+use std::io;
 
 use apache_avro::types::Value as Avro;
 use apache_avro::{Codec, DeflateSettings, Schema, ZstandardSettings, from_avro_datum};
@@ -27,7 +28,8 @@ use serde_json::{Map, Number, Value};
 use crate::record::{FileRef, Payload, Record};
 use crate::shard::emit::Emitter;
 use crate::shard::{ShardError, ShardKind, ShardSpec};
-use crate::source::{Source, StreamRead};
+use crate::source::{Source, into_async_read};
+use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncReadExt};
 
 use super::{FormatSpec, malformed};
 
@@ -37,117 +39,141 @@ const SYNC_LEN: u64 = 16;
 pub const MAX_RECORDS_PER_BLOCK: u64 = 1 << 16;
 
 /// What the header says.
-pub struct Header {
-    pub schema: Schema,
-    pub codec: Codec,
-    pub sync: [u8; 16],
+struct Header {
+    schema: Schema,
+    codec: Codec,
+    sync: [u8; 16],
     /// Offset of the first block.
-    pub end: u64,
+    end: u64,
 }
 
-fn read_long(r: &mut impl Read) -> io::Result<i64> {
-    let mut value: u64 = 0;
-    for shift in (0..64).step_by(7) {
-        let mut byte = [0u8; 1];
-        r.read_exact(&mut byte)?;
-        value |= u64::from(byte[0] & 0x7f) << shift;
-        if byte[0] & 0x80 == 0 {
-            return Ok(((value >> 1) as i64) ^ -((value & 1) as i64));
-        }
-    }
-    Err(io::Error::new(io::ErrorKind::InvalidData, "varint longer than 10 bytes"))
+/// An async reader that knows its file offset.
+struct Cursor<R> {
+    inner: R,
+    position: u64,
 }
 
-fn read_len(r: &mut impl Read, what: &str) -> io::Result<usize> {
-    let n = read_long(r)?;
-    usize::try_from(n)
-        .ok()
-        .filter(|n| *n < (1 << 31))
-        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, format!("bad {what} length {n}")))
+fn invalid(message: String) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, message)
 }
 
-fn read_vec(r: &mut impl Read, len: usize) -> io::Result<Vec<u8>> {
-    let mut buf = vec![0; len];
-    r.read_exact(&mut buf)?;
-    Ok(buf)
-}
-
-/// Parses the container header from the start of the file.
-pub fn read_header(r: &mut StreamRead) -> io::Result<Header> {
-    let invalid = |m: String| io::Error::new(io::ErrorKind::InvalidData, m);
-    let mut magic = [0u8; 4];
-    r.read_exact(&mut magic)?;
-    if &magic != MAGIC {
-        return Err(invalid("not an Avro object container file (bad magic)".into()));
-    }
-    let (mut schema, mut codec) = (None, "null".to_owned());
-    loop {
-        let mut count = read_long(r)?;
-        if count == 0 {
-            break;
-        }
-        if count < 0 {
-            count = -count;
-            read_long(r)?; // byte size of the block, not needed
-        }
-        for _ in 0..count {
-            let key_len = read_len(r, "metadata key")?;
-            let key = read_vec(r, key_len)?;
-            let value_len = read_len(r, "metadata value")?;
-            let value = read_vec(r, value_len)?;
-            match &key[..] {
-                b"avro.schema" => schema = Some(value),
-                b"avro.codec" => codec = String::from_utf8_lossy(&value).into_owned(),
-                _ => {}
+impl<R: AsyncBufRead + Unpin> Cursor<R> {
+    async fn read_long(&mut self) -> io::Result<i64> {
+        let mut value: u64 = 0;
+        for shift in (0..64).step_by(7) {
+            let byte = self.inner.read_u8().await?;
+            self.position += 1;
+            value |= u64::from(byte & 0x7f) << shift;
+            if byte & 0x80 == 0 {
+                return Ok(((value >> 1) as i64) ^ -((value & 1) as i64));
             }
         }
+        Err(invalid("varint longer than 10 bytes".into()))
     }
-    let mut sync = [0u8; 16];
-    r.read_exact(&mut sync)?;
-    let schema = schema.ok_or_else(|| invalid("header has no avro.schema".into()))?;
-    let schema = Schema::parse_str(&String::from_utf8_lossy(&schema))
-        .map_err(|e| invalid(format!("bad schema in header: {e}")))?;
-    let codec = match codec.as_str() {
-        "null" => Codec::Null,
-        "deflate" => Codec::Deflate(DeflateSettings::default()),
-        "snappy" => Codec::Snappy,
-        "zstandard" => Codec::Zstandard(ZstandardSettings::default()),
-        other => return Err(invalid(format!("unsupported codec {other:?}"))),
-    };
-    Ok(Header { schema, codec, sync, end: r.position() })
+
+    async fn read_len(&mut self, what: &str) -> io::Result<usize> {
+        let n = self.read_long().await?;
+        usize::try_from(n).ok().filter(|n| *n < (1 << 31)).ok_or_else(|| invalid(format!("bad {what} length {n}")))
+    }
+
+    async fn read_vec(&mut self, len: usize) -> io::Result<Vec<u8>> {
+        let mut buf = vec![0; len];
+        self.inner.read_exact(&mut buf).await?;
+        self.position += len as u64;
+        Ok(buf)
+    }
+
+    async fn at_end(&mut self) -> io::Result<bool> {
+        Ok(self.inner.fill_buf().await?.is_empty())
+    }
+
+    /// Advances to just after the next occurrence of `sync`; false if there is none.
+    async fn skip_past_sync(&mut self, sync: &[u8; 16]) -> io::Result<bool> {
+        let finder = memchr::memmem::Finder::new(sync);
+        let mut carry: Vec<u8> = Vec::new();
+        loop {
+            let chunk = self.inner.fill_buf().await?;
+            if chunk.is_empty() {
+                return Ok(false);
+            }
+            let mut window = std::mem::take(&mut carry);
+            let carried = window.len();
+            window.extend_from_slice(chunk);
+            let n = chunk.len();
+            if let Some(p) = finder.find(&window) {
+                let used = p + sync.len() - carried;
+                self.inner.consume(used);
+                self.position += used as u64;
+                return Ok(true);
+            }
+            let keep = window.len().min(sync.len() - 1);
+            carry = window[window.len() - keep..].to_vec();
+            self.inner.consume(n);
+            self.position += n as u64;
+        }
+    }
+
+    /// Parses the container header (the cursor must be at the start of the file).
+    async fn read_header(&mut self) -> io::Result<Header> {
+        let magic = self.read_vec(4).await?;
+        if magic != MAGIC {
+            return Err(invalid("not an Avro object container file (bad magic)".into()));
+        }
+        let (mut schema, mut codec) = (None, "null".to_owned());
+        loop {
+            let mut count = self.read_long().await?;
+            if count == 0 {
+                break;
+            }
+            if count < 0 {
+                count = -count;
+                self.read_long().await?; // byte size of the block, not needed
+            }
+            for _ in 0..count {
+                let key_len = self.read_len("metadata key").await?;
+                let key = self.read_vec(key_len).await?;
+                let value_len = self.read_len("metadata value").await?;
+                let value = self.read_vec(value_len).await?;
+                match &key[..] {
+                    b"avro.schema" => schema = Some(value),
+                    b"avro.codec" => codec = String::from_utf8_lossy(&value).into_owned(),
+                    _ => {}
+                }
+            }
+        }
+        let mut sync = [0u8; 16];
+        self.inner.read_exact(&mut sync).await?;
+        self.position += 16;
+        let schema = schema.ok_or_else(|| invalid("header has no avro.schema".into()))?;
+        let schema = Schema::parse_str(&String::from_utf8_lossy(&schema))
+            .map_err(|e| invalid(format!("bad schema in header: {e}")))?;
+        let codec = match codec.as_str() {
+            "null" => Codec::Null,
+            "deflate" => Codec::Deflate(DeflateSettings::default()),
+            "snappy" => Codec::Snappy,
+            "zstandard" => Codec::Zstandard(ZstandardSettings::default()),
+            other => return Err(invalid(format!("unsupported codec {other:?}"))),
+        };
+        Ok(Header { schema, codec, sync, end: self.position })
+    }
 }
 
-/// Advances `r` to just after the next occurrence of `sync`; false if there is none.
-fn skip_past_sync(r: &mut StreamRead, sync: &[u8; 16]) -> io::Result<bool> {
-    let finder = memchr::memmem::Finder::new(sync);
-    let mut carry: Vec<u8> = Vec::new();
-    loop {
-        let chunk = r.peek_chunk()?;
-        if chunk.is_empty() {
-            return Ok(false);
-        }
-        let mut window = std::mem::take(&mut carry);
-        let carried = window.len();
-        window.extend_from_slice(chunk);
-        if let Some(p) = finder.find(&window) {
-            r.consume(p + sync.len() - carried);
-            return Ok(true);
-        }
-        let keep = window.len().min(sync.len() - 1);
-        carry = window[window.len() - keep..].to_vec();
-        let n = chunk.len();
-        r.consume(n);
-    }
+async fn open(
+    source: &Source,
+    url: &str,
+    offset: u64,
+) -> Result<Cursor<impl AsyncBufRead + Unpin + use<>>, ShardError> {
+    let stream = source.open_range(url, offset, None).await?;
+    Ok(Cursor { inner: into_async_read(stream), position: offset })
 }
 
-/// Reads an Avro shard on a blocking thread.
-pub(crate) fn read_shard(
+/// Reads an Avro shard (decoding each block in place: blocks are small).
+pub(crate) async fn read_shard(
     source: &Source,
     spec: &ShardSpec,
     format: &FormatSpec,
     resume_from: u64,
     emitter: &mut Emitter,
-    handle: &tokio::runtime::Handle,
 ) -> Result<(), ShardError> {
     let url = spec.url.as_str();
     let (start, end) = match spec.kind {
@@ -169,29 +195,43 @@ pub(crate) fn read_shard(
         let context = context.to_owned();
         move |e: io::Error| ShardError::from_io(url, &context, e)
     };
-    let stream = handle.block_on(source.open_range(url, 0, None))?;
-    let mut r = StreamRead::new(stream, handle.clone(), 0);
-    let header = read_header(&mut r).map_err(io_err("bad Avro header"))?;
+    let mut header_reader = open(source, url, 0).await?;
+    let header = header_reader.read_header().await.map_err(io_err("bad Avro header"))?;
     if seek > header.end {
-        let from = seek - SYNC_LEN;
-        let stream = handle.block_on(source.open_range(url, from, None))?;
-        r = StreamRead::new(stream, handle.clone(), from);
-        if !skip_past_sync(&mut r, &header.sync).map_err(io_err("seeking to a sync marker"))? {
+        drop(header_reader);
+        let mut r = open(source, url, seek - SYNC_LEN).await?;
+        if !r.skip_past_sync(&header.sync).await.map_err(io_err("seeking to a sync marker"))? {
             return Ok(());
         }
+        read_blocks(url, &mut r, &header, end, format, emitter).await
+    } else {
+        read_blocks(url, &mut header_reader, &header, end, format, emitter).await
     }
+}
+
+async fn read_blocks<R: AsyncBufRead + Unpin>(
+    url: &str,
+    r: &mut Cursor<R>,
+    header: &Header,
+    end: u64,
+    format: &FormatSpec,
+    emitter: &mut Emitter,
+) -> Result<(), ShardError> {
+    let io_err = |context: &str| {
+        let context = context.to_owned();
+        move |e: io::Error| ShardError::from_io(url, &context, e)
+    };
     let file = FileRef { url: url.into() };
     loop {
-        let block_start = r.position();
-        if block_start >= end || r.at_end().map_err(io_err("reading a block"))? {
+        let block_start = r.position;
+        if block_start >= end || r.at_end().await.map_err(io_err("reading a block"))? {
             return Ok(());
         }
         let context = format!("truncated or corrupt Avro block at offset {block_start}");
-        let count = read_long(&mut r).map_err(io_err(&context))?;
-        let size = read_len(&mut r, "block").map_err(io_err(&context))?;
-        let mut data = read_vec(&mut r, size).map_err(io_err(&context))?;
-        let mut marker = [0u8; 16];
-        r.read_exact(&mut marker).map_err(io_err(&context))?;
+        let count = r.read_long().await.map_err(io_err(&context))?;
+        let size = r.read_len("block").await.map_err(io_err(&context))?;
+        let mut data = r.read_vec(size).await.map_err(io_err(&context))?;
+        let marker = r.read_vec(16).await.map_err(io_err(&context))?;
         if marker != header.sync {
             return Err(ShardError::unreadable(url, format!("{context}: sync marker mismatch")));
         }
@@ -216,7 +256,7 @@ pub(crate) fn read_shard(
         let data = bytes::Bytes::from(data);
         let mut cursor: &[u8] = &data;
         for index in 0..count {
-            let offset = block_start << 16 | index;
+            let offset = (block_start << 16) | index;
             let before = data.len() - cursor.len();
             let decoded = match from_avro_datum(&header.schema, &mut cursor, None) {
                 Ok(value) => Ok(Record {
@@ -229,13 +269,13 @@ pub(crate) fn read_shard(
                     // Record boundaries are lost: the rest of the block is one dead letter.
                     let reason = format!("cannot decode record {index} of {count} in the block: {e}");
                     let rest = data.slice(before..);
-                    if emitter.blocking_push(Err(malformed(&file, offset, rest, reason))).is_err() {
+                    if emitter.push(Err(malformed(&file, offset, rest, reason))).await.is_err() {
                         return Ok(());
                     }
                     break;
                 }
             };
-            if emitter.blocking_push(decoded).is_err() {
+            if emitter.push(decoded).await.is_err() {
                 return Ok(());
             }
         }
@@ -353,9 +393,15 @@ mod tests {
     #[test]
     fn zigzag_varints_decode() {
         let cases: &[(&[u8], i64)] = &[(&[0], 0), (&[1], -1), (&[2], 1), (&[0x80, 0x01], 64), (&[0x7f], -64)];
-        for (bytes, want) in cases {
-            assert_eq!(read_long(&mut &bytes[..]).expect("valid"), *want);
-        }
-        assert!(read_long(&mut &[0x80u8][..]).is_err());
+        let rt = tokio::runtime::Builder::new_current_thread().build().expect("runtime");
+        rt.block_on(async {
+            for (bytes, want) in cases {
+                let mut c = Cursor { inner: *bytes, position: 0 };
+                assert_eq!(c.read_long().await.expect("valid"), *want);
+                assert_eq!(c.position, bytes.len() as u64);
+            }
+            let mut c = Cursor { inner: &[0x80u8][..], position: 0 };
+            assert!(c.read_long().await.is_err());
+        });
     }
 }

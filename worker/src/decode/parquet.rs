@@ -119,32 +119,68 @@ impl ChunkReader for SparseFile {
     }
 }
 
-/// Reads a Parquet shard on a blocking thread.
-pub(crate) fn read_shard(
-    source: &Source,
-    spec: &ShardSpec,
-    format: &FormatSpec,
-    emitter: &mut Emitter,
-    handle: &tokio::runtime::Handle,
-) -> Result<(), ShardError> {
+/// One row group, loaded, ready to decode on a blocking thread.
+struct RowGroupJob {
+    url: String,
+    file: FileRef,
+    group: u64,
+    sparse: SparseFile,
+    fields: Option<Vec<String>>,
+    /// Uncompressed bytes per row, for `Record::size`.
+    row_size: u64,
+}
+
+impl RowGroupJob {
+    /// Decodes every row; `Ok(false)` when the consumer went away.
+    fn decode(self, emitter: &mut Emitter) -> Result<bool, ShardError> {
+        let RowGroupJob { url, file, group, sparse, fields, row_size } = self;
+        let corrupt = |e: ParquetError| ShardError::unreadable(&url, format!("row group {group}: {e}"));
+        let reader = SerializedFileReader::new(sparse).map_err(corrupt)?;
+        let group_reader = reader.get_row_group(group as usize).map_err(corrupt)?;
+        let rows = group_reader.get_row_iter(None).map_err(corrupt)?;
+        for (row_index, row) in rows.enumerate() {
+            let row = row.map_err(corrupt)?;
+            let Value::Object(mut object) = row.to_json_value() else {
+                return Err(ShardError::unreadable(&url, "a row is not a group"));
+            };
+            if let Some(fields) = &fields {
+                object.retain(|k, _| fields.iter().any(|f| f == k));
+            }
+            let record = Record {
+                file: file.clone(),
+                offset: (group << 32) | row_index as u64,
+                size: row_size,
+                payload: Payload::Object(object),
+            };
+            if emitter.blocking_push(Ok(record)).is_err() {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+}
+
+/// Reads a Parquet shard: fetches the footer and then each row group asynchronously, and
+/// decodes each row group on a blocking thread (which never waits for I/O itself).
+pub(crate) async fn read_shard(source: Source, spec: ShardSpec, format: FormatSpec, mut emitter: Emitter) {
     let url = spec.url.as_str();
-    let footer = handle.block_on(read_footer(source, url))?;
+    let footer = match read_footer(&source, url).await {
+        Ok(footer) => footer,
+        Err(e) => return emitter.finish(Err(e)).await,
+    };
     let total = footer.metadata.num_row_groups() as u64;
     let groups = match spec.kind {
         ShardKind::Whole => 0..total,
         ShardKind::RowGroups { first, count } if first + count <= total => first..first + count,
         kind => {
-            return Err(ShardError::Mismatch {
-                url: url.to_owned(),
-                kind,
-                reason: format!("the file has {total} row groups"),
-            });
+            let err =
+                ShardError::Mismatch { url: url.to_owned(), kind, reason: format!("the file has {total} row groups") };
+            return emitter.finish(Err(err)).await;
         }
     };
     let file = FileRef { url: url.into() };
     for group in groups {
-        let index = group as usize;
-        let rg = footer.metadata.row_group(index);
+        let rg = footer.metadata.row_group(group as usize);
         let (start, end) = rg
             .columns()
             .iter()
@@ -157,34 +193,38 @@ pub(crate) fn read_shard(
             continue;
         }
         if end > footer.size {
-            return Err(ShardError::unreadable(url, format!("row group {group} lies past the end of the file")));
+            let err = ShardError::unreadable(url, format!("row group {group} lies past the end of the file"));
+            return emitter.finish(Err(err)).await;
         }
-        let bytes = handle.block_on(source.read_range(url, start, end - start))?;
-        let sparse =
-            SparseFile { size: footer.size, spans: vec![(start, bytes), (footer.tail_offset, footer.tail.clone())] };
-        let corrupt = |e: ParquetError| ShardError::unreadable(url, format!("row group {group}: {e}"));
-        let reader = SerializedFileReader::new(sparse).map_err(corrupt)?;
-        let group_reader = reader.get_row_group(index).map_err(corrupt)?;
+        let bytes = match source.read_range(url, start, end - start).await {
+            Ok(bytes) => bytes,
+            Err(e) => return emitter.finish(Err(e.into())).await,
+        };
         let rows = u64::try_from(rg.num_rows()).unwrap_or(0).max(1);
-        let size = u64::try_from(rg.total_byte_size()).unwrap_or(0) / rows;
-        for (row_index, row) in group_reader.get_row_iter(None).map_err(corrupt)?.enumerate() {
-            let row = row.map_err(corrupt)?;
-            let Value::Object(mut object) = row.to_json_value() else {
-                return Err(ShardError::unreadable(url, "a row is not a group"));
-            };
-            if let Some(fields) = &format.fields {
-                object.retain(|k, _| fields.iter().any(|f| f == k));
-            }
-            let record = Record {
-                file: file.clone(),
-                offset: (group << 32) | row_index as u64,
-                size,
-                payload: Payload::Object(object),
-            };
-            if emitter.blocking_push(Ok(record)).is_err() {
-                return Ok(());
-            }
+        let job = RowGroupJob {
+            url: url.to_owned(),
+            file: file.clone(),
+            group,
+            sparse: SparseFile {
+                size: footer.size,
+                spans: vec![(start, bytes), (footer.tail_offset, footer.tail.clone())],
+            },
+            fields: format.fields.clone(),
+            row_size: u64::try_from(rg.total_byte_size()).unwrap_or(0) / rows,
+        };
+        let joined = tokio::task::spawn_blocking(move || {
+            let result = job.decode(&mut emitter);
+            (emitter, result)
+        })
+        .await;
+        // A panicking decoder drops the emitter: the stream then reports the reader as dead.
+        let Ok((back, result)) = joined else { return };
+        emitter = back;
+        match result {
+            Ok(true) => {}
+            Ok(false) => return,
+            Err(e) => return emitter.finish(Err(e)).await,
         }
     }
-    Ok(())
+    emitter.finish(Ok(())).await
 }

@@ -145,9 +145,55 @@ impl FormatSpec {
     }
 }
 
+impl From<&courier_api::datum::Format> for FormatSpec {
+    fn from(format: &courier_api::datum::Format) -> Self {
+        use courier_api::datum::{Compression as C, FormatType as T};
+        let kind = match format.type_ {
+            T::JsonLines => FormatKind::JsonLines,
+            T::Csv => FormatKind::Csv,
+            T::Tsv => FormatKind::Tsv,
+            T::Parquet => FormatKind::Parquet,
+            T::Avro => FormatKind::Avro,
+        };
+        let compression = match format.compression {
+            C::Auto => Compression::Auto,
+            C::None => Compression::None,
+            C::Gzip => Compression::Gzip,
+            C::Zstd => Compression::Zstd,
+        };
+        let options = format.csv.clone().unwrap_or_default();
+        FormatSpec {
+            kind,
+            compression,
+            csv: CsvOptions { header: options.header, delimiter: options.delimiter.unwrap_or_else(|| ",".to_owned()) },
+            fields: (!format.fields.is_empty()).then(|| format.fields.clone()),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn datum_formats_convert_with_their_defaults() {
+        let yaml = "type: Tsv\ncsv:\n  header: false\nfields: [id, name]\n";
+        let api: courier_api::datum::Format = serde_yaml::from_str(yaml).expect("valid format");
+        let spec = FormatSpec::from(&api);
+        assert_eq!(spec.kind, FormatKind::Tsv);
+        assert_eq!(spec.compression, Compression::Auto);
+        assert!(!spec.csv.header);
+        assert_eq!(spec.fields, Some(vec!["id".to_owned(), "name".to_owned()]));
+        assert_eq!(spec.delimiter(), Ok(b'\t'));
+
+        let api: courier_api::datum::Format =
+            serde_yaml::from_str("type: Csv\ncompression: Gzip\n").expect("valid format");
+        let spec = FormatSpec::from(&api);
+        assert_eq!((spec.kind, spec.compression), (FormatKind::Csv, Compression::Gzip));
+        assert!(spec.csv.header);
+        assert_eq!(spec.delimiter(), Ok(b','));
+        assert_eq!(spec.fields, None);
+    }
 
     #[test]
     fn auto_compression_follows_the_extension() {

@@ -85,17 +85,4 @@ impl Emitter {
             let _ = self.tx.send(Message::End).await;
         }
     }
-
-    /// [`Self::finish`] for blocking threads.
-    pub(crate) fn blocking_finish(mut self, result: Result<(), ShardError>) {
-        if let Err(e) = result {
-            self.batch.push(Err(e));
-        }
-        let batch = std::mem::take(&mut self.batch);
-        if (batch.is_empty() || self.tx.blocking_send(Message::Batch(batch)).is_ok())
-            && self.tx.blocking_send(Message::End).is_err()
-        {
-            // The consumer is gone; nothing left to tell.
-        }
-    }
 }

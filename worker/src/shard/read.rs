@@ -77,26 +77,13 @@ pub fn read_shard_from(source: Source, spec: ShardSpec, format: FormatSpec, resu
                 let result = text::read_text(&source, &spec, &format, resume_from, &mut emitter).await;
                 emitter.finish(result).await;
             }),
-            FormatKind::Parquet => spawn_blocking_reader(emitter, move |emitter, handle| {
-                parquet::read_shard(&source, &spec, &format, emitter, &handle)
-            }),
-            FormatKind::Avro => spawn_blocking_reader(emitter, move |emitter, handle| {
-                avro::read_shard(&source, &spec, &format, resume_from, emitter, &handle)
+            FormatKind::Parquet => tokio::spawn(parquet::read_shard(source, spec, format, emitter)),
+            FormatKind::Avro => tokio::spawn(async move {
+                let mut emitter = emitter;
+                let result = avro::read_shard(&source, &spec, &format, resume_from, &mut emitter).await;
+                emitter.finish(result).await;
             }),
         },
     };
     ShardStream { url, rx, current: Vec::new().into_iter(), task, done: false }
-}
-
-/// Runs a synchronous decoder on a blocking thread; it fetches bytes through `handle`.
-fn spawn_blocking_reader<F>(emitter: Emitter, read: F) -> JoinHandle<()>
-where
-    F: FnOnce(&mut Emitter, tokio::runtime::Handle) -> Result<(), ShardError> + Send + 'static,
-{
-    let handle = tokio::runtime::Handle::current();
-    tokio::task::spawn_blocking(move || {
-        let mut emitter = emitter;
-        let result = read(&mut emitter, handle);
-        emitter.blocking_finish(result);
-    })
 }

@@ -9,7 +9,7 @@ pub mod hdfs;
 mod io;
 mod walk;
 
-pub use io::{ByteStream, StreamRead, into_async_read, source_error_of};
+pub use io::{ByteStream, into_async_read, source_error_of};
 
 use bytes::{Bytes, BytesMut};
 use futures::TryStreamExt;
