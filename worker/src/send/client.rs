@@ -12,6 +12,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 
 use super::config::{HttpVersion, SendConfig};
+use super::pool::Http1Pool;
 use super::retry::TransportError;
 use super::tls::{TlsError, client_config};
 
@@ -48,6 +49,8 @@ pub enum ClientError {
 #[derive(Debug, Clone)]
 pub struct HttpClient {
     inner: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
+    /// The lean HTTP/1.1 path, used unless HTTP/2 is asked for.
+    http1: Option<std::sync::Arc<Http1Pool>>,
 }
 
 impl HttpClient {
@@ -58,6 +61,14 @@ impl HttpClient {
         http.set_nodelay(true);
         http.set_keepalive(Some(Duration::from_secs(60)));
         let tls = client_config(&config.tls)?;
+        let http1 = (config.http_version != HttpVersion::Http2).then(|| {
+            let connector = HttpsConnectorBuilder::new()
+                .with_tls_config(tls.clone())
+                .https_or_http()
+                .enable_http1()
+                .wrap_connector(http.clone());
+            std::sync::Arc::new(Http1Pool::new(connector, config.max_in_flight))
+        });
         let builder = HttpsConnectorBuilder::new().with_tls_config(tls).https_or_http();
         let connector = match config.http_version {
             HttpVersion::Auto => builder.enable_http1().enable_http2().wrap_connector(http),
@@ -69,7 +80,7 @@ impl HttpClient {
             .pool_idle_timeout(config.pool_idle_timeout)
             .pool_max_idle_per_host(config.max_in_flight.max(1))
             .http2_only(config.http_version == HttpVersion::Http2);
-        Ok(Self { inner: client.build(connector) })
+        Ok(Self { inner: client.build(connector), http1 })
     }
 
     /// Sends `request` and reads the response, all within `timeout`.
@@ -83,11 +94,29 @@ impl HttpClient {
         }
     }
 
-    async fn exchange(&self, request: Request<Full<Bytes>>) -> Result<Response, AttemptError> {
-        let response = self.inner.request(request).await.map_err(|e| AttemptError {
+    async fn exchange(&self, mut request: Request<Full<Bytes>>) -> Result<Response, AttemptError> {
+        let connect_error = |e: &(dyn std::error::Error + 'static)| AttemptError {
             kind: TransportError::Connect,
-            message: error_chain(&e),
-        })?;
+            message: error_chain(e),
+        };
+        let Some(pool) = &self.http1 else {
+            let response = self.inner.request(request).await.map_err(|e| connect_error(&e))?;
+            return read_response(response).await.map(|(r, _)| r);
+        };
+        let mut lease = pool.checkout(&mut request).await.map_err(|e| connect_error(&e))?;
+        let response = lease.sender.send_request(request).await.map_err(|e| connect_error(&e))?;
+        let (response, complete) = read_response(response).await?;
+        if complete {
+            pool.checkin(lease);
+        }
+        Ok(response)
+    }
+}
+
+/// Reads a response, keeping the first [`BODY_KEEP`] bytes of its body; `true` when the body
+/// was read to its end (so the connection can be reused).
+async fn read_response(response: http::Response<hyper::body::Incoming>) -> Result<(Response, bool), AttemptError> {
+    {
         let (parts, mut body) = response.into_parts();
         let mut kept = BytesMut::new();
         let mut read = 0usize;
@@ -103,11 +132,12 @@ impl HttpClient {
                     kept.extend_from_slice(&data[..take]);
                 }
                 if read > BODY_DRAIN_MAX {
-                    break;
+                    let response = Response { status: parts.status, headers: parts.headers, body: kept.freeze() };
+                    return Ok((response, false));
                 }
             }
         }
-        Ok(Response { status: parts.status, headers: parts.headers, body: kept.freeze() })
+        Ok((Response { status: parts.status, headers: parts.headers, body: kept.freeze() }, true))
     }
 }
 

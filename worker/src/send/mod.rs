@@ -9,6 +9,7 @@ mod config;
 mod from_api;
 mod observer;
 mod pipeline;
+mod pool;
 mod retry;
 mod tls;
 
