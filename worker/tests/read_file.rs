@@ -324,3 +324,28 @@ proptest! {
         assert_shards_partition(content, cuts, FormatSpec::new(FormatKind::Csv), "p.csv");
     }
 }
+
+#[tokio::test]
+async fn every_format_resumes_at_a_record_offset_with_the_records_from_there_on() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let set = FixtureSet::standard(300).expect("fixtures");
+    let paths = set.write_local(dir.path()).expect("write fixtures");
+    let source = Source::for_url(&url_of(dir.path())).expect("file source");
+    for (path, file) in paths.iter().zip(&set.files) {
+        let url = url_of(path);
+        let spec = read_support::spec_for(file);
+        let whole = ShardSpec { url: url.clone(), kind: ShardKind::Whole };
+        let all = read_one(&source, whole.clone(), &spec).await;
+        let middle = all.records.len() / 2 + 7;
+        let checkpoint = all.records[middle].offset;
+        let mut stream = read_shard_from(source.clone(), whole, spec, checkpoint);
+        let mut offsets = Vec::new();
+        while let Some(item) = stream.next().await {
+            if let Ok(record) = item.expect("readable") {
+                offsets.push(record.offset);
+            }
+        }
+        let want: Vec<u64> = all.records[middle..].iter().map(|r| r.offset).collect();
+        assert_eq!(offsets, want, "{}", file.name);
+    }
+}
