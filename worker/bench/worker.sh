@@ -3,6 +3,7 @@
 #
 #   worker/bench/worker.sh                    # full run (~5 min)
 #   ROUNDS=1 DURATION=5s RECORDS=500000 worker/bench/worker.sh
+#   SKIP_BUILD=1 worker/bench/worker.sh       # use the release binaries already built
 #
 # 1. Throughput on one core: courier-worker pinned to core 0, the sink (nginx `return 200`,
 #    then partner-sim --threads 1) pinned to core 1. wrk -t1 -c64 (on core 0, POSTing ~256 B
@@ -44,10 +45,11 @@ install_tools() {
 }
 
 build() {
-  log "building courier-worker and partner-sim (release)"
-  (cd "$ROOT" && cargo build --release -q -p courier-worker --bin courier-worker -p courier-e2e --bin partner-sim)
   WORKER_BIN="$ROOT/target/release/courier-worker"
   SIM_BIN="$ROOT/target/release/partner-sim"
+  if [ -n "${SKIP_BUILD:-}" ] && [ -x "$WORKER_BIN" ] && [ -x "$SIM_BIN" ]; then return 0; fi
+  log "building courier-worker and partner-sim (release)"
+  (cd "$ROOT" && cargo build --release -q -p courier-worker --bin courier-worker -p courier-e2e --bin partner-sim)
 }
 
 PIDS=()
