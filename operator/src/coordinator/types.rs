@@ -25,6 +25,9 @@ impl ObjectKey {
 pub struct PlannedShard {
     pub spec: ShardSpec,
     pub bytes: u64,
+    /// Only these record offsets are sent (a FailedRecords retry re-sends the dead letters);
+    /// empty = every record of the shard.
+    pub only_offsets: Vec<u64>,
 }
 
 /// A shard that failed as a whole.

@@ -236,10 +236,8 @@ async fn plan_attempt(
 }
 
 /// A planned shard restricted to some record offsets.
-fn with_only_offsets(shard: PlannedShard, offsets: Vec<u64>) -> PlannedShard {
-    // TODO(coordinator): PlannedShard needs an `only_offsets` field carried into ShardLease.
-    let _ = offsets;
-    shard
+fn with_only_offsets(shard: PlannedShard, only_offsets: Vec<u64>) -> PlannedShard {
+    PlannedShard { only_offsets, ..shard }
 }
 
 /// Queues the status; urgent (and with Events) when the phase or a condition changed.

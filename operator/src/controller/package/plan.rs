@@ -99,7 +99,7 @@ pub async fn list_and_plan(pkg: &DeliveryPackage, format: &FormatSpec, target_by
         .await
         .map_err(|e| PlanError::Unavailable(e.to_string()))?;
     let shards = plan_shards(&inputs, format, target_bytes);
-    Ok(shards.into_iter().map(|spec| PlannedShard { bytes: shard_bytes(&spec, &inputs), spec }).collect())
+    Ok(shards.into_iter().map(|spec| PlannedShard { bytes: shard_bytes(&spec, &inputs), spec, only_offsets: Vec::new() }).collect())
 }
 
 /// What a status already records, as the coordinator takes it back.

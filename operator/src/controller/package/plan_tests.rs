@@ -8,7 +8,7 @@ fn package(source: &str, extra: &str) -> DeliveryPackage {
 }
 
 fn shard(url: &str, kind: ShardKind, bytes: u64) -> PlannedShard {
-    PlannedShard { spec: ShardSpec { url: url.into(), kind }, bytes }
+    PlannedShard { spec: ShardSpec { url: url.into(), kind }, bytes, only_offsets: Vec::new() }
 }
 
 #[test]

@@ -42,6 +42,8 @@ pub enum ShardState {
 pub struct ShardEntry {
     pub spec: ShardSpec,
     pub bytes: u64,
+    /// Record offsets to send (empty = all), carried into every lease of the shard.
+    pub only_offsets: Vec<u64>,
     pub state: ShardState,
     /// Resume position.
     pub checkpoint: u64,
@@ -65,10 +67,11 @@ pub struct ShardEntry {
 }
 
 impl ShardEntry {
-    fn new(spec: ShardSpec, bytes: u64) -> Self {
+    fn new(spec: ShardSpec, bytes: u64, only_offsets: Vec<u64>) -> Self {
         ShardEntry {
             spec,
             bytes,
+            only_offsets,
             state: ShardState::Pending,
             checkpoint: 0,
             counters: LeaseCounters::default(),
@@ -200,7 +203,7 @@ impl PackageEntry {
             shards,
             restored,
         } = plan;
-        let mut shards: Vec<ShardEntry> = shards.into_iter().map(|s| ShardEntry::new(s.spec, s.bytes)).collect();
+        let mut shards: Vec<ShardEntry> = shards.into_iter().map(|s| ShardEntry::new(s.spec, s.bytes, s.only_offsets)).collect();
         let mut unknown_counters = vec![true; shards.len()];
         for id in &restored.completed {
             if let Some(s) = shards.get_mut(*id as usize) {

@@ -248,7 +248,7 @@ impl LeaseTable {
                     counters: s.counters.clone(),
                     datum: p.datum.clone(),
                     dead_letter_path: p.dead_letter_path.clone(),
-                    only_offsets: Vec::new(),
+                    only_offsets: s.only_offsets.clone(),
                 });
             }
         }

@@ -26,6 +26,7 @@ pub(crate) fn plan(name: &str, dest: &str, priority: i32, created: u64, shards: 
         dead_letter_path: "file:///tmp/dl".into(),
         shards: (0..shards)
             .map(|i| PlannedShard {
+                only_offsets: Vec::new(),
                 spec: ShardSpec {
                     url: format!("file:///data/{name}.jsonl"),
                     kind: ShardKind::ByteRange { start: u64::from(i) * 100, end: u64::from(i + 1) * 100 },
@@ -338,4 +339,20 @@ fn revoking_a_worker_marks_all_its_leases_on_the_destination() {
     t.grant("w1", "ns", "e", 1, 0);
     assert_eq!(t.revoke_worker("w1", "ns", "d").len(), 2);
     assert_eq!(t.leases_of("w1"), 1, "the lease on the other destination stays");
+}
+
+#[test]
+fn a_shard_restricted_to_some_offsets_carries_them_in_every_lease() {
+    let mut t = LeaseTable::new(TTL);
+    let mut p = plan("retry", "d", 0, 0, 2);
+    p.shards[1].only_offsets = vec![120, 160];
+    t.upsert_package(p, 0);
+    let g = t.grant("w1", "ns", "d", 2, 1_000);
+    assert_eq!(g.len(), 2);
+    assert!(g[0].only_offsets.is_empty(), "an unrestricted shard sends everything");
+    assert_eq!(g[1].only_offsets, vec![120, 160]);
+    t.expire(1_000 + TTL + 1);
+    let again = t.grant("w2", "ns", "d", 2, 1_000 + TTL + 2);
+    let shard1 = again.iter().find(|l| l.key.shard == 1).expect("shard 1 leased again");
+    assert_eq!(shard1.only_offsets, vec![120, 160], "a re-lease keeps the restriction");
 }
