@@ -259,8 +259,8 @@ async fn a_revoked_lease_stops_and_reports_a_final_checkpoint_the_partner_has_ac
     let seen = seen.lock().expect("lock");
     let last = seen.beats[at..]
         .iter()
-        .filter_map(|(_, b)| b.leases.iter().find(|l| l.key == key))
-        .last()
+        .rev()
+        .find_map(|(_, b)| b.leases.iter().find(|l| l.key == key))
         .expect("reported after the revocation")
         .clone();
     assert!(!last.done && last.error.is_none(), "{last:?}");

@@ -58,7 +58,8 @@ fn parse<T: serde::de::DeserializeOwned>(path: &str, kind: &'static str, text: &
 }
 
 fn load<T: serde::de::DeserializeOwned>(path: &str, kind: &'static str) -> Result<Manifest<T>, ConfigError> {
-    let envelope: Envelope<T> = parse(path, kind, &read(path)?)?;
+    // The kind is checked before the spec, so a wrong file is named as such.
+    let envelope: Envelope<serde_yaml::Value> = parse(path, kind, &read(path)?)?;
     if envelope.api_version != COURIER_API || envelope.kind != kind {
         return Err(ConfigError::WrongKind {
             path: path.to_owned(),
@@ -67,7 +68,12 @@ fn load<T: serde::de::DeserializeOwned>(path: &str, kind: &'static str) -> Resul
             found: format!("{} {}", envelope.api_version, envelope.kind),
         });
     }
-    Ok(Manifest { name: envelope.metadata.name, namespace: envelope.metadata.namespace, spec: envelope.spec })
+    let spec = serde_yaml::from_value(envelope.spec).map_err(|e| ConfigError::Parse {
+        path: path.to_owned(),
+        kind,
+        message: format!("spec: {e}"),
+    })?;
+    Ok(Manifest { name: envelope.metadata.name, namespace: envelope.metadata.namespace, spec })
 }
 
 /// Reads a `Destination` manifest.
