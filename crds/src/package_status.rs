@@ -157,6 +157,13 @@ pub struct ActiveShard {
     pub checkpoint: i64,
     /// Attempt of this shard, 1 for the first.
     pub attempt: i32,
+    /// Records of this shard counted so far (across its leases); a new leader resumes the
+    /// package's counters from them exactly.
+    #[serde(default)]
+    pub records: RecordCounts,
+    /// Bytes of this shard's acknowledged records.
+    #[serde(default)]
+    pub bytes: i64,
 }
 
 /// A shard that failed as a whole.

@@ -118,7 +118,15 @@ pub fn restored_from(status: &DeliveryPackageStatus) -> RestoredProgress {
                 worker: a.worker.clone(),
                 checkpoint: to_u64(a.checkpoint),
                 attempt: to_u32(a.attempt),
-                counters: LeaseCounters::default(),
+                counters: LeaseCounters {
+                    read: to_u64(a.records.read),
+                    sent: to_u64(a.records.sent),
+                    failed: to_u64(a.records.failed),
+                    malformed: to_u64(a.records.malformed),
+                    dead_lettered: to_u64(a.records.dead_lettered),
+                    retried: to_u64(a.records.retried),
+                    bytes: to_u64(a.bytes),
+                },
             })
             .collect(),
         failed: status

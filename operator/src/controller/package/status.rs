@@ -4,6 +4,7 @@
 use courier_api::conditions::{PackageConditionType as Type, PackageReason as Reason, find_condition, set_condition};
 use courier_api::package::{ActiveShard, FailedShard, FailureReason, PackagePhase, Progress, RecordCounts, ShardsStatus};
 use courier_api::{DeliveryPackage, DeliveryPackageStatus};
+use courier_worker::protocol::LeaseCounters;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use super::validate::Waiting;
@@ -48,6 +49,18 @@ fn to_i32(v: u32) -> i32 {
     i32::try_from(v).unwrap_or(i32::MAX)
 }
 
+/// Record counters as the API writes them.
+fn record_counts(c: &LeaseCounters) -> RecordCounts {
+    RecordCounts {
+        read: to_i64(c.read),
+        sent: to_i64(c.sent),
+        failed: to_i64(c.failed),
+        malformed: to_i64(c.malformed),
+        dead_lettered: to_i64(c.dead_lettered),
+        retried: to_i64(c.retried),
+    }
+}
+
 /// The progress and shard sections from a snapshot.
 pub fn progress_of(snapshot: &PackageSnapshot, files: i32) -> (Progress, ShardsStatus, Vec<FailureReason>) {
     let c = &snapshot.counters;
@@ -55,14 +68,7 @@ pub fn progress_of(snapshot: &PackageSnapshot, files: i32) -> (Progress, ShardsS
         files,
         bytes_total: to_i64(snapshot.bytes_total),
         bytes_done: to_i64(snapshot.bytes_done),
-        records: RecordCounts {
-            read: to_i64(c.read),
-            sent: to_i64(c.sent),
-            failed: to_i64(c.failed),
-            malformed: to_i64(c.malformed),
-            dead_lettered: to_i64(c.dead_lettered),
-            retried: to_i64(c.retried),
-        },
+        records: record_counts(c),
         percent: if snapshot.complete { 100 } else { percent(snapshot.bytes_done, snapshot.bytes_total) },
         rate_per_second: to_i64(snapshot.records_per_second),
         eta_seconds: snapshot.eta_seconds.map(to_i64),
@@ -74,7 +80,14 @@ pub fn progress_of(snapshot: &PackageSnapshot, files: i32) -> (Progress, ShardsS
         active: snapshot
             .active
             .iter()
-            .map(|a| ActiveShard { id: to_i32(a.id), worker: a.worker.clone(), checkpoint: to_i64(a.checkpoint), attempt: to_i32(a.attempt) })
+            .map(|a| ActiveShard {
+                id: to_i32(a.id),
+                worker: a.worker.clone(),
+                checkpoint: to_i64(a.checkpoint),
+                attempt: to_i32(a.attempt),
+                records: record_counts(&a.counters),
+                bytes: to_i64(a.counters.bytes),
+            })
             .collect(),
         failed: snapshot
             .failed

@@ -179,3 +179,17 @@ fn a_new_attempt_drops_the_old_progress_and_outcome() {
     assert!(s.completion_time.is_none());
     assert!(significant_change(&done, &s));
 }
+
+#[test]
+fn active_shard_counters_survive_a_status_round_trip_so_a_new_leader_counts_exactly() {
+    let mut snap = snapshot();
+    let counters = LeaseCounters { read: 40, sent: 37, failed: 1, malformed: 2, dead_lettered: 3, retried: 5, bytes: 4000 };
+    snap.active[0].counters = counters.clone();
+    let (_, shards, _) = progress_of(&snap, 3);
+    assert_eq!(shards.active[0].records.sent, 37);
+    assert_eq!(shards.active[0].bytes, 4000);
+    let status = DeliveryPackageStatus { shards, ..Default::default() };
+    let restored = super::super::plan::restored_from(&status);
+    assert_eq!(restored.active[0].counters, counters);
+    assert_eq!(restored.active[0].checkpoint, 4096);
+}
