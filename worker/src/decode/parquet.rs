@@ -1,19 +1,23 @@
 //! Parquet: rows → JSON objects, read one row group at a time.
 //!
-//! The footer is fetched first (one ranged read from the end of the file); then, per row
-//! group, the byte span of its column chunks. Only that span and the footer are in memory —
-//! so memory per reader is about one row group. Values are converted with the parquet crate's
+//! The footer is fetched first (one ranged read from the end of the file) and decoded once;
+//! then runs of consecutive row groups, one ranged read per run of up to 64 MiB (or one row
+//! group when it is larger). Memory per reader is about one such run plus the footer. Values are converted with the parquet crate's
 //! record API (`Row::to_json_value`): nested groups become objects, lists arrays, maps objects
 //! keyed by the key's JSON text, binary base64 strings, decimals strings, dates
 //! `YYYY-MM-DD` strings and timestamps `YYYY-MM-DD HH:MM:SS.mmm +00:00` strings.
 //!
 //! Record offset: `row_group << 32 | row_index_in_group`.
 
+use std::sync::Arc;
+
 use bytes::{Buf, Bytes};
 use parquet::errors::ParquetError;
+use parquet::file::metadata::page_index::RowGroupPageIndex;
 use parquet::file::metadata::{ParquetMetaData, ParquetMetaDataReader};
-use parquet::file::reader::{ChunkReader, FileReader, Length};
-use parquet::file::serialized_reader::SerializedFileReader;
+use parquet::file::properties::ReaderProperties;
+use parquet::file::reader::{ChunkReader, Length, RowGroupReader};
+use parquet::file::serialized_reader::SerializedRowGroupReader;
 use serde_json::Value;
 
 use crate::record::{FileRef, Payload, Record};
@@ -119,56 +123,83 @@ impl ChunkReader for SparseFile {
     }
 }
 
-/// One row group, loaded, ready to decode on a blocking thread.
+/// Row groups are fetched together while their span stays under this many bytes.
+const FETCH_SPAN: u64 = 64 << 20;
+
+/// Byte span `[start, end)` of a row group's column chunks.
+fn span_of(metadata: &ParquetMetaData, group: u64) -> (u64, u64) {
+    metadata
+        .row_group(group as usize)
+        .columns()
+        .iter()
+        .map(|c| {
+            let (s, l) = c.byte_range();
+            (s, s + l)
+        })
+        .fold((u64::MAX, 0), |(s0, e0), (s, e)| (s0.min(s), e0.max(e)))
+}
+
+/// Consecutive row groups, loaded, ready to decode on a blocking thread.
 struct RowGroupJob {
     url: String,
     file: FileRef,
-    group: u64,
-    sparse: SparseFile,
+    metadata: Arc<ParquetMetaData>,
+    groups: std::ops::Range<u64>,
+    data: Arc<SparseFile>,
     fields: Option<Vec<String>>,
-    /// Uncompressed bytes per row, for `Record::size`.
-    row_size: u64,
 }
 
 impl RowGroupJob {
     /// Decodes every row; `Ok(false)` when the consumer went away.
     fn decode(self, emitter: &mut Emitter) -> Result<bool, ShardError> {
-        let RowGroupJob { url, file, group, sparse, fields, row_size } = self;
-        let corrupt = |e: ParquetError| ShardError::unreadable(&url, format!("row group {group}: {e}"));
-        let reader = SerializedFileReader::new(sparse).map_err(corrupt)?;
-        let group_reader = reader.get_row_group(group as usize).map_err(corrupt)?;
-        let rows = group_reader.get_row_iter(None).map_err(corrupt)?;
-        for (row_index, row) in rows.enumerate() {
-            let row = row.map_err(corrupt)?;
-            let Value::Object(mut object) = row.to_json_value() else {
-                return Err(ShardError::unreadable(&url, "a row is not a group"));
-            };
-            if let Some(fields) = &fields {
-                object.retain(|k, _| fields.iter().any(|f| f == k));
-            }
-            let record = Record {
-                file: file.clone(),
-                offset: (group << 32) | row_index as u64,
-                size: row_size,
-                payload: Payload::Object(object),
-            };
-            if emitter.blocking_push(Ok(record)).is_err() {
-                return Ok(false);
+        let props = Arc::new(ReaderProperties::builder().build());
+        for group in self.groups.clone() {
+            let index = group as usize;
+            let corrupt = |e: ParquetError| ShardError::unreadable(&self.url, format!("row group {group}: {e}"));
+            let rg = self.metadata.row_group(index);
+            let row_size =
+                u64::try_from(rg.total_byte_size()).unwrap_or(0) / u64::try_from(rg.num_rows()).unwrap_or(0).max(1);
+            let reader = SerializedRowGroupReader::new(
+                Arc::clone(&self.data),
+                rg,
+                RowGroupPageIndex::new(index, None),
+                Arc::clone(&props),
+            )
+            .map_err(corrupt)?;
+            for (row_index, row) in reader.get_row_iter(None).map_err(corrupt)?.enumerate() {
+                let row = row.map_err(corrupt)?;
+                let Value::Object(mut object) = row.to_json_value() else {
+                    return Err(ShardError::unreadable(&self.url, "a row is not a group"));
+                };
+                if let Some(fields) = &self.fields {
+                    object.retain(|k, _| fields.iter().any(|f| f == k));
+                }
+                let record = Record {
+                    file: self.file.clone(),
+                    offset: (group << 32) | row_index as u64,
+                    size: row_size,
+                    payload: Payload::Object(object),
+                };
+                if emitter.blocking_push(Ok(record)).is_err() {
+                    return Ok(false);
+                }
             }
         }
         Ok(true)
     }
 }
 
-/// Reads a Parquet shard: fetches the footer and then each row group asynchronously, and
-/// decodes each row group on a blocking thread (which never waits for I/O itself).
+/// Reads a Parquet shard: fetches the footer and then runs of row groups asynchronously, and
+/// decodes them on a blocking thread (which never waits for I/O itself).
 pub(crate) async fn read_shard(source: Source, spec: ShardSpec, format: FormatSpec, mut emitter: Emitter) {
     let url = spec.url.as_str();
     let footer = match read_footer(&source, url).await {
         Ok(footer) => footer,
         Err(e) => return emitter.finish(Err(e)).await,
     };
-    let total = footer.metadata.num_row_groups() as u64;
+    let size = footer.size;
+    let metadata = Arc::new(footer.metadata);
+    let total = metadata.num_row_groups() as u64;
     let groups = match spec.kind {
         ShardKind::Whole => 0..total,
         ShardKind::RowGroups { first, count } if first + count <= total => first..first + count,
@@ -179,38 +210,38 @@ pub(crate) async fn read_shard(source: Source, spec: ShardSpec, format: FormatSp
         }
     };
     let file = FileRef { url: url.into() };
-    for group in groups {
-        let rg = footer.metadata.row_group(group as usize);
-        let (start, end) = rg
-            .columns()
-            .iter()
-            .map(|c| {
-                let (s, l) = c.byte_range();
-                (s, s + l)
-            })
-            .fold((u64::MAX, 0), |(s0, e0), (s, e)| (s0.min(s), e0.max(e)));
+    let mut next = groups.start;
+    while next < groups.end {
+        // The run of row groups fetched together.
+        let first = next;
+        let (start, mut end) = span_of(&metadata, first);
+        next += 1;
+        while next < groups.end {
+            let (s, e) = span_of(&metadata, next);
+            if s < start || e.max(end) - start > FETCH_SPAN {
+                break;
+            }
+            end = end.max(e);
+            next += 1;
+        }
         if start >= end {
             continue;
         }
-        if end > footer.size {
-            let err = ShardError::unreadable(url, format!("row group {group} lies past the end of the file"));
+        if end > size {
+            let err = ShardError::unreadable(url, format!("row group {first} lies past the end of the file"));
             return emitter.finish(Err(err)).await;
         }
         let bytes = match source.read_range(url, start, end - start).await {
             Ok(bytes) => bytes,
             Err(e) => return emitter.finish(Err(e.into())).await,
         };
-        let rows = u64::try_from(rg.num_rows()).unwrap_or(0).max(1);
         let job = RowGroupJob {
             url: url.to_owned(),
             file: file.clone(),
-            group,
-            sparse: SparseFile {
-                size: footer.size,
-                spans: vec![(start, bytes), (footer.tail_offset, footer.tail.clone())],
-            },
+            metadata: Arc::clone(&metadata),
+            groups: first..next,
+            data: Arc::new(SparseFile { size, spans: vec![(start, bytes)] }),
             fields: format.fields.clone(),
-            row_size: u64::try_from(rg.total_byte_size()).unwrap_or(0) / rows,
         };
         let joined = tokio::task::spawn_blocking(move || {
             let result = job.decode(&mut emitter);
