@@ -304,3 +304,39 @@ async fn an_unreachable_coordinator_holds_new_records_after_the_lease_ttl_and_re
     let end = tokio::time::timeout(Duration::from_secs(10), running).await.expect("stops").expect("task");
     assert!(end.is_ok());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lease_with_only_offsets_sends_just_those_records() {
+    let world = Arc::new(world(200).await);
+    let picked: Vec<u64> = world.valid_offsets.iter().copied().step_by(37).collect();
+    let seen = Arc::new(Mutex::new(Seen::default()));
+    let (w, only) = (world.clone(), picked.clone());
+    let url = fake_coordinator(
+        seen.clone(),
+        Arc::new(move |_, n| {
+            let mut answer = w.answer(5000, n == 0, 10_000);
+            for lease in &mut answer.granted {
+                lease.only_offsets = only.clone();
+            }
+            Some(answer)
+        }),
+    )
+    .await;
+    let mut driver = world.driver(&url);
+    let shutdown = CancellationToken::new();
+    let stop = shutdown.clone();
+    let running = tokio::spawn(async move { driver.run(stop).await });
+    let done = wait_for(&seen, "the lease is done", |b| b.leases.iter().any(|l| l.done)).await;
+    shutdown.cancel();
+    let _ = tokio::time::timeout(Duration::from_secs(10), running).await.expect("stops");
+
+    let report = seen.lock().expect("lock").beats[done].1.leases.iter().find(|l| l.done).expect("done").clone();
+    assert_eq!(report.counters.read, picked.len() as u64);
+    assert_eq!(report.counters.sent, picked.len() as u64);
+    let expected: std::collections::HashSet<String> = picked
+        .iter()
+        .map(|o| courier_worker::request::idempotency_key(NAMESPACE, "pkg", &world.data_url, *o))
+        .collect();
+    let accepted: std::collections::HashSet<String> = world.sim.keys().into_keys().collect();
+    assert_eq!(accepted, expected);
+}
