@@ -11,6 +11,7 @@ cd "$ROOT"
 ensure_toolchains
 build_ground
 
+export CARGO_INCREMENTAL=0 # CI builds once; incremental state only costs disk
 step "building the workspace"
 cargo build --workspace --all-targets --locked
 
