@@ -32,21 +32,43 @@ pub struct Operator {
 impl Operator {
     /// Starts `courier-operator` watching `namespace` (no leader election, small shards).
     pub fn start(cluster: &Cluster, namespace: &str) -> Operator {
+        Operator::spawn(cluster, namespace, None)
+    }
+
+    /// Starts one replica `replica` of an elected `courier-operator` watching `namespace`: leader
+    /// election on with the Lease in `namespace` itself, its own coordinator port, and workers
+    /// told its own coordinator URL. Its Lease identity is `courier-operator-<pid>`.
+    pub fn start_elected(cluster: &Cluster, namespace: &str, replica: &str) -> Operator {
+        Operator::spawn(cluster, namespace, Some(replica))
+    }
+
+    fn spawn(cluster: &Cluster, namespace: &str, replica: Option<&str>) -> Operator {
         let worker = repo_root().join("target/debug/courier-worker");
         assert!(worker.is_file(), "{} is missing: run `cargo build -p courier-worker` first", worker.display());
         let port = free_port();
         let metrics = free_port();
         let logs = state_dir().join("logs");
         std::fs::create_dir_all(&logs).expect("create the log directory");
-        let log = logs.join(format!("operator-{namespace}.log"));
+        let log = match replica {
+            None => logs.join(format!("operator-{namespace}.log")),
+            Some(r) => logs.join(format!("operator-{namespace}-{r}.log")),
+        };
         let out = std::fs::File::create(&log).expect("create the operator log");
         let err = out.try_clone().expect("clone the log handle");
         let coordinator_url = format!("http://127.0.0.1:{port}");
-        let child = Command::new(env!("CARGO_BIN_EXE_courier-operator"))
+        let mut command = Command::new(env!("CARGO_BIN_EXE_courier-operator"));
+        command
             .env("KUBECONFIG", &cluster.kubeconfig)
             .env("RUST_LOG", "info,courier_operator=debug,kube_runtime=warn")
             .env_remove("POD_IP")
-            .args(["--namespace", namespace, "--leader-election", "off"])
+            .env_remove("POD_NAME")
+            .env_remove("POD_NAMESPACE")
+            .args(["--namespace", namespace]);
+        match replica {
+            None => command.args(["--leader-election", "off"]),
+            Some(_) => command.args(["--leader-election", "on", "--lease-namespace", namespace]),
+        };
+        let child = command
             .args(["--coordinator-addr", &format!("127.0.0.1:{port}"), "--coordinator-url", &coordinator_url])
             .args(["--metrics-addr", &format!("127.0.0.1:{metrics}")])
             .args(["--shard-target-bytes", "8192", "--status-interval-ms", "1000"])
@@ -57,16 +79,28 @@ impl Operator {
         Operator { child, cluster: cluster.clone(), namespace: namespace.to_owned(), coordinator_url, metrics_url: format!("http://127.0.0.1:{metrics}/metrics"), log }
     }
 
+    /// The process id (part of the Lease identity `courier-operator-<pid>` of an elected replica).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Kills the process with SIGKILL (no Lease release, no drain) and reaps it.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// The coordinator's `/healthz` body (`ok (leader)` or `ok (standby)`), empty when unreachable.
+    pub fn health(&self) -> String {
+        let addr = self.coordinator_url.trim_start_matches("http://");
+        let reply = http_get(addr, "/healthz");
+        reply.split_once("\r\n\r\n").map(|(_, body)| body.trim().to_owned()).unwrap_or_default()
+    }
+
     /// The operator's `/metrics` text (plain HTTP/1.0 GET over TCP).
     pub fn metrics(&self) -> String {
-        use std::io::{Read, Write};
         let addr = self.metrics_url.trim_start_matches("http://").trim_end_matches("/metrics").to_owned();
-        let Ok(mut stream) = std::net::TcpStream::connect(&addr) else { return String::new() };
-        let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
-        let _ = stream.write_all(b"GET /metrics HTTP/1.0\r\nHost: operator\r\n\r\n");
-        let mut out = String::new();
-        let _ = stream.read_to_string(&mut out);
-        out
+        http_get(&addr, "/metrics")
     }
 
     /// Whether the process is still running.
@@ -80,6 +114,17 @@ impl Operator {
         let lines: Vec<&str> = text.lines().collect();
         lines[lines.len().saturating_sub(40)..].join("\n")
     }
+}
+
+/// The whole reply (head and body) of a plain HTTP/1.0 GET over TCP; empty when unreachable.
+fn http_get(addr: &str, path: &str) -> String {
+    use std::io::{Read, Write};
+    let Ok(mut stream) = std::net::TcpStream::connect(addr) else { return String::new() };
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+    let _ = stream.write_all(format!("GET {path} HTTP/1.0\r\nHost: operator\r\n\r\n").as_bytes());
+    let mut out = String::new();
+    let _ = stream.read_to_string(&mut out);
+    out
 }
 
 impl Drop for Operator {

@@ -1,0 +1,127 @@
+//! e2e against the local cluster: two elected operator replicas, the leader SIGKILLed in the
+//! middle of a package, the standby takes the Lease over and the package still completes without
+//! losing a record. Skipped without COURIER_E2E.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use courier_api::DeliveryPackage;
+use courier_e2e::sim::{SimConfig, Simulator};
+use k8s_openapi::api::coordination::v1::Lease;
+use kube::Api;
+use support::*;
+
+/// Records per second of the Destination.
+const RATE: u32 = 200;
+/// Worker pods at most (`destination_yaml` sets `workers.max: 2`).
+const WORKERS: u64 = 2;
+/// Default `workers.maxInFlightPerWorker`.
+const IN_FLIGHT_PER_WORKER: u64 = 256;
+/// The coordinator's lease TTL: a worker that cannot reach its coordinator keeps sending this
+/// long before it holds new records.
+const WORKER_LEASE_TTL_SECS: u64 = 10;
+/// Checkpoints reach the package status at most this late (heartbeat 1 s + status interval 1 s).
+const CHECKPOINT_LAG_SECS: u64 = 2;
+
+const LEASE_NAME: &str = "courier-operator-leader";
+
+async fn lease_holder(client: &kube::Client, ns: &str) -> Option<String> {
+    let lease = Api::<Lease>::namespaced(client.clone(), ns).get_opt(LEASE_NAME).await.ok()??;
+    lease.spec?.holder_identity.filter(|h| !h.is_empty())
+}
+
+fn identity(operator: &Operator) -> String {
+    format!("courier-operator-{}", operator.pid())
+}
+
+async fn package(client: &kube::Client, ns: &str, name: &str) -> DeliveryPackage {
+    Api::<DeliveryPackage>::namespaced(client.clone(), ns).get(name).await.expect("get the package")
+}
+
+async fn is_complete(client: &kube::Client, ns: &str, name: &str) -> bool {
+    package_condition(client, ns, name, "Complete").await.is_some_and(|(status, _)| status == "True")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killing_the_leading_operator_mid_package_hands_over_to_the_standby_without_losing_a_record() {
+    let Some((cluster, ns)) = setup("op-failover") else { return };
+    let client = cluster.client().await;
+    let mut replicas = [Operator::start_elected(&cluster, &ns, "a"), Operator::start_elected(&cluster, &ns, "b")];
+    let first_leader = eventually(Duration::from_secs(60), "a leader", || async {
+        let holder = lease_holder(&client, &ns).await?;
+        replicas.iter().position(|r| identity(r) == holder && r.health() == "ok (leader)")
+    })
+    .await;
+    let standby = 1 - first_leader;
+    assert_eq!(replicas[standby].health(), "ok (standby)", "the other replica stands by");
+
+    let sim = Simulator::start("127.0.0.1:0", SimConfig::default()).await.expect("start the partner simulator");
+    let data = tempfile::tempdir().expect("tempdir");
+    let ids = write_records(data.path(), 3, 1000, "r");
+    let pattern = format!("{}/*.jsonl", data.path().display());
+    apply_yaml(&client, &ns, &destination_yaml("partner", &sim.url(), RATE, "")).await;
+    apply_yaml(&client, &ns, &datum_yaml("users")).await;
+    apply_yaml(&client, &ns, &package_yaml("p", "partner", "users", &pattern, "")).await;
+    let started = Instant::now();
+
+    let sent_before = eventually(Duration::from_secs(90), "progress in status", || async {
+        let sent = package(&client, &ns, "p").await.status?.progress.records.sent;
+        (sent > 0 && !is_complete(&client, &ns, "p").await).then_some(sent)
+    })
+    .await;
+    assert!(!is_complete(&client, &ns, "p").await, "the package is still under way when the leader dies");
+    let accepted_before = sim.stats().accepted;
+
+    replicas[first_leader].kill();
+    let killed = Instant::now();
+    eprintln!("killed leader {} with {sent_before} sent in status, {accepted_before} accepted", identity(&replicas[first_leader]));
+
+    let survivor = identity(&replicas[standby]);
+    eventually(Duration::from_secs(60), "the standby to take the Lease over", || async {
+        let holder = lease_holder(&client, &ns).await?;
+        (holder == survivor && replicas[standby].health() == "ok (leader)").then_some(())
+    })
+    .await;
+    let takeover = killed.elapsed();
+
+    let new_leader = &replicas[standby];
+    eventually(Duration::from_secs(120), "the package to complete after the takeover", || async {
+        assert_eq!(new_leader.health(), "ok (leader)", "the new leader keeps leading:\n{}", new_leader.log_tail());
+        is_complete(&client, &ns, "p").await.then_some(())
+    })
+    .await;
+    let after_kill = killed.elapsed();
+
+    // Counters of the final status write may trail the Complete condition by one interval.
+    let records = ids.len() as i64;
+    let status = eventually(Duration::from_secs(20), "final counters", || async {
+        let s = package(&client, &ns, "p").await.status?;
+        let r = &s.progress.records;
+        (r.read == r.sent + r.dead_lettered && r.sent >= records).then_some(s)
+    })
+    .await;
+
+    let keys = sim.keys();
+    let missing: Vec<&String> = ids.iter().filter(|id| !keys.contains_key(*id)).collect();
+    let repeated_keys = keys.values().filter(|n| **n > 1).count();
+    let extra_requests: u64 = keys.values().map(|n| u64::from(n.saturating_sub(1))).sum();
+    let bound = IN_FLIGHT_PER_WORKER * WORKERS + u64::from(RATE) * (WORKER_LEASE_TTL_SECS + CHECKPOINT_LAG_SECS);
+    eprintln!(
+        "takeover {:.1} s after the kill, Complete {:.1} s after the kill, {:.1} s in all; \
+         status records {:?}; simulator accepted {} for {} keys, {repeated_keys} keys repeated, \
+         {extra_requests} duplicate requests (bound {bound})",
+        takeover.as_secs_f64(),
+        after_kill.as_secs_f64(),
+        started.elapsed().as_secs_f64(),
+        status.progress.records,
+        sim.stats().accepted,
+        keys.len(),
+    );
+    assert!(missing.is_empty(), "keys lost: {} (first {:?})", missing.len(), missing.first());
+    assert_eq!(status.progress.records.dead_lettered, 0, "nothing dead-lettered");
+    assert!(status.progress.records.sent >= records, "sent counts every record: {:?}", status.progress.records);
+    assert!(extra_requests <= bound, "duplicates bounded by in-flight requests and the unreported window: {extra_requests} > {bound}");
+    assert_eq!(status.progress.percent, 100);
+    teardown(&cluster, &ns);
+}
