@@ -113,7 +113,10 @@ wait_settled() {
         summary=$(packages_summary DestinationSuspended "$prefix")
         read -r total settled _ _ <<<"$summary"
         if [[ $total -eq $want && $settled -eq $want ]]; then elapsed "$t0"; return 0; fi
-        [[ $(elapsed "$t0" | cut -d. -f1) -lt $timeout_s ]] || die "not settled after ${timeout_s}s: $summary (total settled running waiting)"
+        if [[ $(elapsed "$t0" | cut -d. -f1) -ge $timeout_s ]]; then
+            log "not settled after ${timeout_s}s: $summary (total settled running waiting)"
+            echo ">$timeout_s (only $settled of $want settled)"; return 0
+        fi
         kill -0 "$OP_PID" 2>/dev/null || die "operator exited; see $LOGS/operator-$NS.log"
         sleep 1
     done
@@ -176,7 +179,7 @@ log "restarting the operator"
 T1=$(now)
 start_operator
 while (( $(metric courier_operator_reconciles_total 'controller="package"') < PKGS )); do
-    [[ $(elapsed "$T1" | cut -d. -f1) -lt $RESYNC_TIMEOUT_S ]] || die "fewer than $PKGS reconciles after ${RESYNC_TIMEOUT_S}s"
+    [[ $(elapsed "$T1" | cut -d. -f1) -lt $RESYNC_TIMEOUT_S ]] || break
     sleep 0.5
 done
 RESYNC_S=$(wait_settled pkg- "$T1" "$RESYNC_TIMEOUT_S" "$PKGS")
@@ -223,7 +226,7 @@ PEAK3_KB=$(proc_kb "$OP_PID" VmHWM)
 log "$WRITES package status writes in ${MEASURED_S}s over $ACTIVE_AVG Running packages ($PROGRESSING sent records in the window)"
 
 # --- report -----------------------------------------------------------------------------------
-verdict() { python3 -c "print('ok' if $1 <= $2 else 'MISSED')"; }
+verdict() { [[ $1 == ">"* ]] && { echo MISSED; return; }; python3 -c "print('ok' if $1 <= $2 else 'MISSED')"; }
 PEAK_KB=$(( PEAK1_KB > PEAK2_KB ? PEAK1_KB : PEAK2_KB ))
 PEAK_KB=$(( PEAK_KB > PEAK3_KB ? PEAK_KB : PEAK3_KB ))
 TABLE=$(cat <<EOF

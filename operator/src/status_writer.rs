@@ -8,12 +8,17 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use courier_api::{Datum, DeliveryPackage, Destination, FIELD_MANAGER};
+use futures::StreamExt;
 use kube::api::{Patch, PatchParams};
 use kube::{Api, Client, Resource};
 use serde_json::{Value, json};
 use tokio::sync::{Notify, watch};
 
 use crate::metrics::{ControllerLabel, Metrics};
+
+/// Status writes in flight at once (a restart with thousands of due statuses is bounded by
+/// round trips otherwise).
+const WRITE_CONCURRENCY: usize = 8;
 
 /// Which kind of object a status belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -142,20 +147,27 @@ impl StatusWriter {
             if !*leader.borrow_and_update() {
                 continue;
             }
-            for (key, value) in self.take_due(Instant::now()) {
-                match write(&client, &key, &value).await {
-                    Ok(()) => {
-                        metrics.status_writes.get_or_create(&ControllerLabel { controller: key.kind.as_str().into() }).inc();
-                        self.mark_written(&key, value);
+            let due = self.take_due(Instant::now());
+            let this = &self;
+            futures::stream::iter(due)
+                .for_each_concurrent(WRITE_CONCURRENCY, |(key, value)| {
+                    let (client, metrics) = (&client, &metrics);
+                    async move {
+                        match write(client, &key, &value).await {
+                            Ok(()) => {
+                                metrics.status_writes.get_or_create(&ControllerLabel { controller: key.kind.as_str().into() }).inc();
+                                this.mark_written(&key, value);
+                            }
+                            Err(kube::Error::Api(resp)) if resp.code == 404 => {
+                                this.forget(key.kind, &key.namespace, &key.name);
+                            }
+                            Err(err) => {
+                                tracing::warn!(kind = key.kind.as_str(), namespace = %key.namespace, name = %key.name, %err, "failed to write status");
+                            }
+                        }
                     }
-                    Err(kube::Error::Api(resp)) if resp.code == 404 => {
-                        self.forget(key.kind, &key.namespace, &key.name);
-                    }
-                    Err(err) => {
-                        tracing::warn!(kind = key.kind.as_str(), namespace = %key.namespace, name = %key.name, %err, "failed to write status");
-                    }
-                }
-            }
+                })
+                .await;
         }
     }
 }
