@@ -8,12 +8,12 @@ use std::time::Duration;
 use clap::{Parser, ValueEnum};
 use courier_api::{Datum, Destination};
 use k8s_openapi::api::apps::v1::Deployment;
-use kube::{Api, Client};
+use kube::Client;
 use tokio_util::sync::CancellationToken;
 
 use crate::context::{Context, Settings};
 use crate::controller::destination::build::WorkerDefaults;
-use crate::controller::{datum, destination, package, triggers};
+use crate::controller::{api, datum, destination, package, triggers};
 use crate::coordinator::server::{self, AuthMode};
 use crate::coordinator::{Coordinator, CoordinatorConfig};
 use crate::metrics::Metrics;
@@ -215,18 +215,6 @@ fn spawn_signal_handler(stop: CancellationToken) {
     });
 }
 
-fn api<K>(client: &Client, namespace: Option<&str>) -> Api<K>
-where
-    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
-        + Clone
-        + serde::de::DeserializeOwned
-        + std::fmt::Debug,
-{
-    match namespace {
-        Some(ns) => Api::namespaced(client.clone(), ns),
-        None => Api::all(client.clone()),
-    }
-}
 
 /// One leadership term: the three controllers and garbage collection, until `term` ends.
 async fn run_term(ctx: Arc<Context>, client: Client, namespace: Option<&str>, coordinator: &Coordinator, term: CancellationToken) {

@@ -58,3 +58,17 @@ impl Error {
 
 /// Result of a reconcile stage.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// An Api over one namespace, or over all of them when `namespace` is None (`--namespace`).
+pub(crate) fn api<K>(client: &kube::Client, namespace: Option<&str>) -> kube::Api<K>
+where
+    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug,
+{
+    match namespace {
+        Some(ns) => kube::Api::namespaced(client.clone(), ns),
+        None => kube::Api::all(client.clone()),
+    }
+}

@@ -23,7 +23,7 @@ use kube::{Api, ResourceExt};
 
 use self::plan::PlanError;
 use self::status::{AttemptInfo, Verdict};
-use super::{Error, Result, publish};
+use super::{Error, Result, api, publish};
 use crate::context::Context;
 use crate::coordinator::{ObjectKey, PackagePlan, PlannedShard, RestoredProgress};
 use crate::status_writer::Kind;
@@ -64,19 +64,6 @@ pub fn controller(
         .run(reconcile, error_policy, ctx)
         .for_each(|_| futures::future::ready(()));
     (store, fut)
-}
-
-fn api<K>(client: &kube::Client, namespace: Option<&str>) -> Api<K>
-where
-    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
-        + Clone
-        + serde::de::DeserializeOwned
-        + std::fmt::Debug,
-{
-    match namespace {
-        Some(ns) => Api::namespaced(client.clone(), ns),
-        None => Api::all(client.clone()),
-    }
 }
 
 fn referencing(
