@@ -31,6 +31,8 @@ pub struct Metrics {
     pub records_dead_lettered: Counter,
     /// Records the decoder could not read.
     pub records_malformed: Counter,
+    /// Records read but left for the next lease because the lease stopped before they went out.
+    pub records_abandoned: Counter,
     /// Attempts beyond a record's first.
     pub retries: Counter,
     /// Requests in flight (including waiting for the limiter or a back-off).
@@ -89,6 +91,7 @@ impl Metrics {
         };
         let (records_read, records_sent, records_failed, records_dead_lettered, records_malformed) =
             (record("read"), record("sent"), record("failed"), record("dead_lettered"), record("malformed"));
+        let records_abandoned = record("abandoned");
         registry.register("records", "Records by outcome", records);
         let retries = counter(&mut registry, "retries", "Attempts beyond a record's first");
         let gauge = |registry: &mut Registry, name: &str, help: &str| {
@@ -119,6 +122,7 @@ impl Metrics {
             records_failed,
             records_dead_lettered,
             records_malformed,
+            records_abandoned,
             retries,
             in_flight,
             limiter_wait,

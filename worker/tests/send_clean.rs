@@ -42,7 +42,7 @@ async fn the_checkpoint_ends_at_the_shard_end_and_counts_bytes() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn stopping_a_delivery_drains_what_is_in_flight_and_checkpoints_below_the_rest() {
+async fn stopping_a_delivery_finishes_what_is_on_the_wire_and_leaves_the_rest_below_the_checkpoint() {
     use courier_worker::ack::AckTracker;
     use courier_worker::deadletter::{DeadLetterWriter, FileSink};
 
@@ -64,7 +64,13 @@ async fn stopping_a_delivery_drains_what_is_in_flight_and_checkpoints_below_the_
     assert!(outcome.stopped);
     assert!(!outcome.checkpoint.complete);
     let sent = outcome.checkpoint.counters.sent;
-    assert!((20..200).contains(&sent), "about 30 records in 300 ms at 100/s, sent {sent}");
-    assert_eq!(sim.stats().accepted, sent, "everything read was sent before returning");
-    assert_eq!(outcome.checkpoint.offset, (sent - 1) * 300 + 1, "the next lease resumes after the last sent record");
+    assert!((20..60).contains(&sent), "about 30 records in 300 ms at 100/s, sent {sent}");
+    let returned = sim.stats().accepted;
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert_eq!(sim.stats().accepted, returned, "nothing goes out after the delivery returned");
+    assert_eq!(returned, sent, "everything that went out was counted as sent");
+    // At 100/s the limiter admits in read order, so the sent records are a prefix and the
+    // records still waiting for the limiter were abandoned at the checkpoint.
+    assert_eq!(outcome.checkpoint.offset, sent * 300, "the next lease resumes at the first record not sent");
+    assert_eq!(outcome.checkpoint.counters.dead_lettered, 0, "abandoned records are not dead letters");
 }

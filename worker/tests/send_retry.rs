@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use courier_e2e::sim::{InjectStatus, RateLimit, SimConfig, Simulator};
 use courier_worker::limiter::Limiter;
-use courier_worker::send::SendConfig;
+use courier_worker::send::{RetryConfig, SendConfig};
 use send_support::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -124,4 +124,37 @@ async fn a_refused_connection_is_retried_then_dead_lettered_with_the_error() {
         assert!(dl["status"].is_null());
         assert!(!dl["error"].as_str().unwrap_or_default().is_empty());
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stop_during_a_back_off_leaves_the_record_for_the_next_lease_instead_of_dead_lettering_it() {
+    use courier_worker::ack::AckTracker;
+    use courier_worker::deadletter::{DeadLetterWriter, FileSink};
+
+    let inject = InjectStatus { fraction: 1.0, status: 503, body: "busy".to_owned() };
+    let sim = Simulator::start("127.0.0.1:0", SimConfig { inject_status: Some(inject), ..SimConfig::default() })
+        .await
+        .expect("simulator");
+    let retry = RetryConfig { initial: Duration::from_secs(30), max: Duration::from_secs(30), ..quick_retry(5) };
+    let config = SendConfig { max_in_flight: 4, retry, ..SendConfig::default() };
+    let delivery = sender(&sim.url(), "stop-backoff", config, Limiter::unlimited(), Arc::new(Recorder::default()));
+    let stop = delivery.stop.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        stop.cancel();
+    });
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut dlq = DeadLetterWriter::new(FileSink::new(dir.path().join("dlq.jsonl")));
+    let started = std::time::Instant::now();
+    let outcome = delivery
+        .run(futures::stream::iter(records("file:///data/stop.jsonl", 10)), AckTracker::new(0), None, &mut dlq)
+        .await
+        .expect("delivery");
+
+    assert!(started.elapsed() < Duration::from_secs(10), "the 30 s back-off did not hold up the stop");
+    assert!(outcome.stopped);
+    assert_eq!(sim.stats().accepted, 0);
+    assert_eq!(outcome.checkpoint.offset, 0, "the first record is still to be sent");
+    assert_eq!(outcome.checkpoint.counters.dead_lettered, 0, "nothing dead-lettered by a stop");
+    assert_eq!(outcome.checkpoint.counters.retried, 0, "only first attempts were made");
 }

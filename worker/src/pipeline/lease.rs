@@ -218,9 +218,10 @@ async fn deliver(
                                 let permit = slot.take();
                                 let sender = shared.sender();
                                 let key_header = key_header.clone();
+                                let stop = stop.clone();
                                 shared.metrics.in_flight.inc();
                                 in_flight.push(async move {
-                                    let delivery = sender.deliver(&request, &key_header).await;
+                                    let delivery = sender.deliver_until(&request, &key_header, &stop).await;
                                     drop(permit);
                                     Done { record, request, delivery }
                                 });
@@ -269,6 +270,15 @@ async fn complete(shared: &Shared, done: Done, books: &mut Books) -> Result<(), 
             books.dead_letters.append(&DeadLetter::failed(&record, &request.idempotency_key, &failure)).await?;
             books.failures.add(&failure_code(&failure), || Some(failure_sample(&failure)));
             dead_lettered(shared, books, record.offset)?;
+        }
+        Delivery::Abandoned { attempts } => {
+            // Left pending: the checkpoint stays below it and the next lease reads it again, so
+            // it is not counted as read here either.
+            let retries = u64::from(attempts.saturating_sub(1));
+            books.tracker.add_retries(retries);
+            shared.metrics.retries.inc_by(retries);
+            books.own.read = books.own.read.saturating_sub(1);
+            shared.metrics.records_abandoned.inc();
         }
     }
     Ok(())

@@ -8,6 +8,7 @@ use std::time::SystemTime;
 use http::{HeaderValue, Request, StatusCode};
 use http_body_util::Full;
 use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
 
 use super::auth::Auth;
 use super::client::{HttpClient, Response};
@@ -24,6 +25,10 @@ pub enum Delivery {
     Sent { status: u16, attempts: u32, bytes: u64 },
     /// Given up after `attempts` attempts.
     Failed(Failure),
+    /// Stopped (drain, revoked lease) while waiting for the limiter or a back-off, before the
+    /// next attempt went out: the record is neither sent nor failed and stays pending, so the
+    /// next lease of its shard sends it.
+    Abandoned { attempts: u32 },
 }
 
 /// Why a record was given up on: the last response, or the last error.
@@ -85,13 +90,32 @@ impl Sender {
 
     /// Delivers one request, retrying as the policy says.
     pub async fn deliver(&self, request: &BuiltRequest, key_header: &http::HeaderName) -> Delivery {
+        self.deliver_until(request, key_header, &CancellationToken::new()).await
+    }
+
+    /// Like [`Sender::deliver`], but once `stop` is cancelled no further attempt starts: a
+    /// record still waiting for the limiter or a back-off ends [`Delivery::Abandoned`]. An
+    /// attempt already on the wire is always finished, so its answer is never lost.
+    pub async fn deliver_until(
+        &self,
+        request: &BuiltRequest,
+        key_header: &http::HeaderName,
+        stop: &CancellationToken,
+    ) -> Delivery {
         let bytes = request.body.len() as u64;
         let max_attempts = self.retry.max_attempts.max(1);
         let mut attempt = 0u32;
         let mut refreshed_auth = false;
         loop {
+            if stop.is_cancelled() {
+                return Delivery::Abandoned { attempts: attempt };
+            }
             attempt += 1;
-            let limiter_wait = self.limiter.acquire(bytes).await;
+            let limiter_wait = tokio::select! {
+                biased;
+                () = stop.cancelled() => return Delivery::Abandoned { attempts: attempt - 1 },
+                waited = self.limiter.acquire(bytes) => waited,
+            };
             let auth = match self.auth.header().await {
                 Ok(h) => h,
                 Err(e) => {
@@ -99,7 +123,7 @@ impl Sender {
                     if attempt >= max_attempts {
                         return Delivery::Failed(Failure { attempts: attempt, response: None, error: e.to_string() });
                     }
-                    tokio::time::sleep(self.retry.backoff(attempt)).await;
+                    pause(self.retry.backoff(attempt), stop).await;
                     continue;
                 }
             };
@@ -141,7 +165,7 @@ impl Sender {
                     if attempt >= max_attempts {
                         return Delivery::Failed(failure(attempt, response, error));
                     }
-                    tokio::time::sleep(self.retry.backoff(attempt)).await;
+                    pause(self.retry.backoff(attempt), stop).await;
                 }
             }
         }
@@ -161,6 +185,14 @@ impl Sender {
             }
         }
         self.observer.throttled(Throttle { status, until: not_before });
+    }
+}
+
+/// Sleeps for `backoff`, or until `stop`; the loop then sees `stop` and abandons.
+async fn pause(backoff: std::time::Duration, stop: &CancellationToken) {
+    tokio::select! {
+        () = stop.cancelled() => {}
+        () = tokio::time::sleep(backoff) => {}
     }
 }
 

@@ -44,7 +44,8 @@ pub struct ShardDelivery {
     pub builder: Arc<RequestBuilder>,
     /// How often dead letters are flushed and the checkpoint published.
     pub checkpoint_interval: Duration,
-    /// Cancelled on drain (SIGTERM, lease revoked): reading stops, in-flight requests finish.
+    /// Cancelled on drain (SIGTERM, lease revoked): reading stops, requests on the wire finish,
+    /// and records still waiting for the limiter or a back-off are left for the next lease.
     pub stop: CancellationToken,
     /// Where checkpoints are published (for heartbeats).
     pub progress: Option<watch::Sender<Checkpoint>>,
@@ -87,7 +88,7 @@ impl ShardDelivery {
         let send = |record: Record, request: BuiltRequest| {
             let (sender, key_header) = (&self.sender, &key_header);
             async move {
-                let delivery = sender.deliver(&request, key_header).await;
+                let delivery = sender.deliver_until(&request, key_header, &self.stop).await;
                 Done { record, request, delivery }
             }
         };
@@ -170,6 +171,10 @@ async fn complete<S: DeadLetterSink>(
             tracker.add_retries(u64::from(failure.attempts.saturating_sub(1)));
             dead_letters.append(&DeadLetter::failed(&record, &request.idempotency_key, &failure)).await?;
             tracker.complete(record.offset, Completion::DeadLettered)?;
+        }
+        Delivery::Abandoned { attempts } => {
+            // Left pending, so the checkpoint stays below it.
+            tracker.add_retries(u64::from(attempts.saturating_sub(1)));
         }
     }
     Ok(())
