@@ -11,7 +11,7 @@ use k8s_openapi::api::apps::v1::Deployment;
 use kube::Client;
 use tokio_util::sync::CancellationToken;
 
-use crate::context::{Context, Settings};
+use crate::context::{self, Context, LookupWriters, Settings};
 use crate::controller::destination::build::WorkerDefaults;
 use crate::controller::{api, datum, destination, package, triggers};
 use crate::coordinator::server::{self, AuthMode};
@@ -95,7 +95,8 @@ impl Args {
             return url.clone();
         }
         let addr = self.coordinator_addr();
-        let ip = if addr.ip().is_unspecified() { pod_ip().unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST)) } else { addr.ip() };
+        let ip =
+            if addr.ip().is_unspecified() { pod_ip().unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST)) } else { addr.ip() };
         format!("http://{}", SocketAddr::new(ip, addr.port()))
     }
 }
@@ -139,7 +140,8 @@ pub async fn run(args: Args) -> Result<(), AppError> {
     let coordinator = Coordinator::new(CoordinatorConfig::default());
     let listener = server::bind(args.coordinator_addr()).await?;
     tracing::info!(addr = %args.coordinator_addr(), url = %args.coordinator_url(), "coordinator listening");
-    let auth = if args.insecure_skip_worker_auth { AuthMode::InsecureSkipAuth } else { AuthMode::TokenReview(client.clone()) };
+    let auth =
+        if args.insecure_skip_worker_auth { AuthMode::InsecureSkipAuth } else { AuthMode::TokenReview(client.clone()) };
     let server_stop = stop.clone();
     let server = tokio::spawn(server::serve(listener, coordinator.clone(), leadership.clone(), auth, async move {
         server_stop.cancelled().await
@@ -174,8 +176,16 @@ pub async fn run(args: Args) -> Result<(), AppError> {
             leader::wait_for(&mut watch_lost, false).await;
             lost.cancel();
         });
-        let ctx = Arc::new(Context::new(client.clone(), coordinator.clone(), status.clone(), metrics.clone(), settings.clone()));
-        run_term(ctx, client.clone(), args.namespace.as_deref(), &coordinator, term.clone()).await;
+        let (lookups, writers) = context::lookups();
+        let ctx = Arc::new(Context::new(
+            client.clone(),
+            coordinator.clone(),
+            status.clone(),
+            metrics.clone(),
+            settings.clone(),
+            lookups,
+        ));
+        run_term(ctx, client.clone(), args.namespace.as_deref(), &coordinator, writers, term.clone()).await;
         watcher.abort();
         term.cancel();
         metrics.is_leader.set(0);
@@ -215,9 +225,15 @@ fn spawn_signal_handler(stop: CancellationToken) {
     });
 }
 
-
 /// One leadership term: the three controllers and garbage collection, until `term` ends.
-async fn run_term(ctx: Arc<Context>, client: Client, namespace: Option<&str>, coordinator: &Coordinator, term: CancellationToken) {
+async fn run_term(
+    ctx: Arc<Context>,
+    client: Client,
+    namespace: Option<&str>,
+    coordinator: &Coordinator,
+    lookups: LookupWriters,
+    term: CancellationToken,
+) {
     let shutdown = |t: &CancellationToken| t.clone().cancelled_owned();
     let (dest_store, dest) = destination::controller(
         ctx.clone(),
@@ -227,7 +243,14 @@ async fn run_term(ctx: Arc<Context>, client: Client, namespace: Option<&str>, co
         shutdown(&term),
     );
     let dat = datum::run(ctx.clone(), api::<Datum>(&client, namespace), shutdown(&term));
-    let (store, pkg) = package::controller(ctx.clone(), client.clone(), namespace, triggers::package_changes(coordinator), shutdown(&term));
+    let (store, pkg) = package::controller(
+        ctx.clone(),
+        client.clone(),
+        namespace,
+        lookups,
+        triggers::package_changes(coordinator),
+        shutdown(&term),
+    );
     let gc_ctx = ctx.clone();
     let gc_term = term.clone();
     let gc = async move {

@@ -16,7 +16,12 @@ pub const LEASE_NAME: &str = "courier-operator-leader";
 pub struct LeaderError(#[from] LeaseManagerError);
 
 /// A channel that is `true` while this replica leads. With election off it is always `true`.
-pub async fn leadership(client: Client, namespace: &str, identity: &str, enabled: bool) -> Result<watch::Receiver<bool>, LeaderError> {
+pub async fn leadership(
+    client: Client,
+    namespace: &str,
+    identity: &str,
+    enabled: bool,
+) -> Result<watch::Receiver<bool>, LeaderError> {
     if !enabled {
         let (tx, rx) = watch::channel(true);
         // The sender lives as long as the process, so receivers never see a close.

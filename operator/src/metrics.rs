@@ -89,7 +89,11 @@ impl Metrics {
         registry.register("backlog_records", "Records not yet delivered per Destination", backlog_records.clone());
         registry.register("workers_desired", "Worker replicas wanted per Destination", workers_desired.clone());
         registry.register("workers_ready", "Ready worker pods per Destination", workers_ready.clone());
-        registry.register("effective_requests_per_second", "Effective rate limit per Destination", effective_limit.clone());
+        registry.register(
+            "effective_requests_per_second",
+            "Effective rate limit per Destination",
+            effective_limit.clone(),
+        );
         registry.register("status_writes", "Status writes by kind", status_writes.clone());
         registry.register("leader", "1 while this replica holds the lease", is_leader.clone());
         Metrics {
@@ -196,7 +200,10 @@ mod tests {
         m.failed("package", "source");
         let text = m.encode();
         assert!(text.contains("courier_operator_reconciles_total{controller=\"package\",result=\"ok\"} 1"), "{text}");
-        assert!(text.contains("courier_operator_reconcile_errors_total{controller=\"package\",error=\"source\"} 1"), "{text}");
+        assert!(
+            text.contains("courier_operator_reconcile_errors_total{controller=\"package\",error=\"source\"} 1"),
+            "{text}"
+        );
         assert!(text.contains("courier_operator_reconcile_duration_seconds_count{controller=\"package\"} 1"), "{text}");
     }
 }

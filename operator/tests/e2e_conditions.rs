@@ -60,12 +60,22 @@ async fn a_destination_naming_a_missing_secret_is_not_ready_with_secret_not_foun
     assert!(deployments.trim().is_empty(), "no Deployment while a Secret is missing: {deployments}");
 
     // A Secret without the key: SecretKeyMissing; with it: Ready.
-    apply_yaml(&client, &ns, "apiVersion: v1\nkind: Secret\nmetadata: { name: partner-token }\nstringData: { other: x }\n").await;
+    apply_yaml(
+        &client,
+        &ns,
+        "apiVersion: v1\nkind: Secret\nmetadata: { name: partner-token }\nstringData: { other: x }\n",
+    )
+    .await;
     eventually(WAIT, "SecretKeyMissing", || async {
         destination_condition(&client, &ns, "partner", "Ready").await.filter(|(_, r)| r == "SecretKeyMissing")
     })
     .await;
-    apply_yaml(&client, &ns, "apiVersion: v1\nkind: Secret\nmetadata: { name: partner-token }\nstringData: { token: abc }\n").await;
+    apply_yaml(
+        &client,
+        &ns,
+        "apiVersion: v1\nkind: Secret\nmetadata: { name: partner-token }\nstringData: { token: abc }\n",
+    )
+    .await;
     eventually(WAIT, "Ready=True", || async {
         destination_condition(&client, &ns, "partner", "Ready").await.filter(|(s, _)| s == "True")
     })

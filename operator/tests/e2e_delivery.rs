@@ -22,7 +22,8 @@ async fn package(client: &kube::Client, ns: &str, name: &str) -> DeliveryPackage
 }
 
 fn worker_pods(cluster: &courier_e2e::cluster::Cluster, ns: &str, dest: &str) -> Vec<String> {
-    let out = cluster.kubectl_ok(&["-n", ns, "get", "pods", "-l", &format!("courier.dev/destination={dest}"), "-o", "name"], None);
+    let out = cluster
+        .kubectl_ok(&["-n", ns, "get", "pods", "-l", &format!("courier.dev/destination={dest}"), "-o", "name"], None);
     out.lines().map(str::to_owned).filter(|l| !l.is_empty()).collect()
 }
 
@@ -59,8 +60,15 @@ async fn a_package_is_delivered_by_worker_pods_exactly_once_and_reaches_complete
         status = package(&client, &ns, "p").await.status.expect("status");
     }
     let stats = sim.stats();
-    eprintln!("status records {:?}, simulator accepted {} duplicates {}", status.progress.records, stats.accepted, stats.duplicates);
-    assert_eq!(status.progress.records.sent, i64::try_from(stats.accepted).expect("fits"), "status counters equal the simulator's");
+    eprintln!(
+        "status records {:?}, simulator accepted {} duplicates {}",
+        status.progress.records, stats.accepted, stats.duplicates
+    );
+    assert_eq!(
+        status.progress.records.sent,
+        i64::try_from(stats.accepted).expect("fits"),
+        "status counters equal the simulator's"
+    );
     assert_eq!(status.progress.records.dead_lettered, 0);
     assert_eq!(status.progress.percent, 100);
     assert_eq!(status.shards.completed, format!("0-{}", status.shards.total - 1));
@@ -68,7 +76,13 @@ async fn a_package_is_delivered_by_worker_pods_exactly_once_and_reaches_complete
 }
 
 /// `kubectl wait --for=condition=Complete` on the package, with diagnostics when it fails.
-async fn wait_complete(cluster: &courier_e2e::cluster::Cluster, client: &kube::Client, ns: &str, name: &str, operator: &Operator) {
+async fn wait_complete(
+    cluster: &courier_e2e::cluster::Cluster,
+    client: &kube::Client,
+    ns: &str,
+    name: &str,
+    operator: &Operator,
+) {
     let timeout = format!("--timeout={}s", DELIVERY.as_secs());
     let out = cluster.kubectl(&["-n", ns, "wait", "--for=condition=Complete", &timeout, &format!("dp/{name}")], None);
     assert!(
@@ -120,7 +134,8 @@ async fn a_rate_limit_change_mid_delivery_shows_in_the_partners_per_second_serie
     apply_yaml(&client, &ns, &package_yaml("p", "partner", "users", &pattern, "")).await;
 
     // Deliver at 100/s for a while, then raise the limit to 400/s.
-    eventually(Duration::from_secs(60), "delivery under way", || async { (sim.stats().accepted >= 300).then_some(()) }).await;
+    eventually(Duration::from_secs(60), "delivery under way", || async { (sim.stats().accepted >= 300).then_some(()) })
+        .await;
     tokio::time::sleep(Duration::from_secs(3)).await;
     let changed_at = now_secs();
     apply_yaml(&client, &ns, &destination_yaml("partner", &sim.url(), 400, "")).await;

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use courier_api::DeliveryPackage;
 use courier_e2e::sim::{SimConfig, Simulator};
+use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::coordination::v1::Lease;
 use kube::Api;
 use support::*;
@@ -47,14 +48,17 @@ async fn is_complete(client: &kube::Client, ns: &str, name: &str) -> bool {
 async fn killing_the_leading_operator_mid_package_hands_over_to_the_standby_without_losing_a_record() {
     let Some((cluster, ns)) = setup("op-failover") else { return };
     let client = cluster.client().await;
-    let mut replicas = [Operator::start_elected(&cluster, &ns, "a"), Operator::start_elected(&cluster, &ns, "b")];
+    let mut replicas = Operator::start_pair(&cluster, &ns);
     let first_leader = eventually(Duration::from_secs(60), "a leader", || async {
         let holder = lease_holder(&client, &ns).await?;
         replicas.iter().position(|r| identity(r) == holder && r.health() == "ok (leader)")
     })
     .await;
     let standby = 1 - first_leader;
-    assert_eq!(replicas[standby].health(), "ok (standby)", "the other replica stands by");
+    eventually(Duration::from_secs(30), "the other replica to stand by", || async {
+        (replicas[standby].health() == "ok (standby)").then_some(())
+    })
+    .await;
 
     let sim = Simulator::start("127.0.0.1:0", SimConfig::default()).await.expect("start the partner simulator");
     let data = tempfile::tempdir().expect("tempdir");
@@ -72,10 +76,17 @@ async fn killing_the_leading_operator_mid_package_hands_over_to_the_standby_with
     .await;
     assert!(!is_complete(&client, &ns, "p").await, "the package is still under way when the leader dies");
     let accepted_before = sim.stats().accepted;
+    let deployments = Api::<Deployment>::namespaced(client.clone(), &ns);
+    let template =
+        |d: Deployment| serde_json::to_value(d.spec.map(|s| s.template)).expect("serialize the pod template");
+    let workers_before = template(deployments.get("courier-worker-partner").await.expect("the worker Deployment"));
 
     replicas[first_leader].kill();
     let killed = Instant::now();
-    eprintln!("killed leader {} with {sent_before} sent in status, {accepted_before} accepted", identity(&replicas[first_leader]));
+    eprintln!(
+        "killed leader {} with {sent_before} sent in status, {accepted_before} accepted",
+        identity(&replicas[first_leader])
+    );
 
     let survivor = identity(&replicas[standby]);
     eventually(Duration::from_secs(60), "the standby to take the Lease over", || async {
@@ -84,6 +95,7 @@ async fn killing_the_leading_operator_mid_package_hands_over_to_the_standby_with
     })
     .await;
     let takeover = killed.elapsed();
+    let accepted_during_takeover = sim.stats().accepted - accepted_before;
 
     let new_leader = &replicas[standby];
     eventually(Duration::from_secs(120), "the package to complete after the takeover", || async {
@@ -95,12 +107,23 @@ async fn killing_the_leading_operator_mid_package_hands_over_to_the_standby_with
 
     // Counters of the final status write may trail the Complete condition by one interval.
     let records = ids.len() as i64;
-    let status = eventually(Duration::from_secs(20), "final counters", || async {
-        let s = package(&client, &ns, "p").await.status?;
-        let r = &s.progress.records;
-        (r.read == r.sent + r.dead_lettered && r.sent >= records).then_some(s)
-    })
-    .await;
+    let mut status = package(&client, &ns, "p").await.status.expect("status");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let r = &status.progress.records;
+        if r.read == r.sent + r.dead_lettered && r.sent >= records {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "final counters: {:?}, shards {:?}\nnew leader log:\n{}",
+            status.progress.records,
+            status.shards,
+            new_leader.log_tail()
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        status = package(&client, &ns, "p").await.status.expect("status");
+    }
 
     let keys = sim.keys();
     let missing: Vec<&String> = ids.iter().filter(|id| !keys.contains_key(*id)).collect();
@@ -108,7 +131,7 @@ async fn killing_the_leading_operator_mid_package_hands_over_to_the_standby_with
     let extra_requests: u64 = keys.values().map(|n| u64::from(n.saturating_sub(1))).sum();
     let bound = IN_FLIGHT_PER_WORKER * WORKERS + u64::from(RATE) * (WORKER_LEASE_TTL_SECS + CHECKPOINT_LAG_SECS);
     eprintln!(
-        "takeover {:.1} s after the kill, Complete {:.1} s after the kill, {:.1} s in all; \
+        "takeover {:.1} s after the kill ({accepted_during_takeover} accepted meanwhile), Complete {:.1} s after the kill, {:.1} s in all; \
          status records {:?}; simulator accepted {} for {} keys, {repeated_keys} keys repeated, \
          {extra_requests} duplicate requests (bound {bound})",
         takeover.as_secs_f64(),
@@ -121,7 +144,13 @@ async fn killing_the_leading_operator_mid_package_hands_over_to_the_standby_with
     assert!(missing.is_empty(), "keys lost: {} (first {:?})", missing.len(), missing.first());
     assert_eq!(status.progress.records.dead_lettered, 0, "nothing dead-lettered");
     assert!(status.progress.records.sent >= records, "sent counts every record: {:?}", status.progress.records);
-    assert!(extra_requests <= bound, "duplicates bounded by in-flight requests and the unreported window: {extra_requests} > {bound}");
+    assert!(
+        extra_requests <= bound,
+        "duplicates bounded by in-flight requests and the unreported window: {extra_requests} > {bound}"
+    );
     assert_eq!(status.progress.percent, 100);
+    assert!(accepted_during_takeover > 0, "workers kept sending while no coordinator led");
+    let workers_after = template(deployments.get("courier-worker-partner").await.expect("the worker Deployment"));
+    assert_eq!(workers_after, workers_before, "the new leader kept the worker pod template (no rolling restart)");
     teardown(&cluster, &ns);
 }

@@ -31,9 +31,17 @@ async fn patch_package(client: &kube::Client, ns: &str, name: &str, spec: serde_
         .expect("patch the package");
 }
 
-async fn wait_condition(cluster: &Cluster, client: &kube::Client, ns: &str, name: &str, condition: &str, operator: &Operator) {
+async fn wait_condition(
+    cluster: &Cluster,
+    client: &kube::Client,
+    ns: &str,
+    name: &str,
+    condition: &str,
+    operator: &Operator,
+) {
     let timeout = format!("--timeout={}s", DELIVERY.as_secs());
-    let out = cluster.kubectl(&["-n", ns, "wait", &format!("--for=condition={condition}"), &timeout, &format!("dp/{name}")], None);
+    let out = cluster
+        .kubectl(&["-n", ns, "wait", &format!("--for=condition={condition}"), &timeout, &format!("dp/{name}")], None);
     assert!(
         out.status.success(),
         "kubectl wait {condition} failed: {}\nstatus: {:?}\noperator log:\n{}",
@@ -51,7 +59,13 @@ fn missing_and_repeated(sim: &Simulator, ids: &[String]) -> (Vec<String>, BTreeM
     (missing, repeated)
 }
 
-async fn start(prefix: &str, rps: u32, files: usize, per_file: usize, sim_config: SimConfig) -> Option<(Cluster, String, kube::Client, Operator, Simulator, tempfile::TempDir, Vec<String>)> {
+async fn start(
+    prefix: &str,
+    rps: u32,
+    files: usize,
+    per_file: usize,
+    sim_config: SimConfig,
+) -> Option<(Cluster, String, kube::Client, Operator, Simulator, tempfile::TempDir, Vec<String>)> {
     let (cluster, ns) = setup(prefix)?;
     let client = cluster.client().await;
     let operator = Operator::start(&cluster, &ns);
@@ -65,10 +79,15 @@ async fn start(prefix: &str, rps: u32, files: usize, per_file: usize, sim_config
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_suspended_package_stops_sending_and_completes_after_resume_without_losing_a_key() {
-    let Some((cluster, ns, client, operator, sim, data, ids)) = start("op-suspend", 100, 2, 1000, SimConfig::default()).await else { return };
+    let Some((cluster, ns, client, operator, sim, data, ids)) =
+        start("op-suspend", 100, 2, 1000, SimConfig::default()).await
+    else {
+        return;
+    };
     let pattern = format!("{}/*.jsonl", data.path().display());
     apply_yaml(&client, &ns, &package_yaml("p", "partner", "users", &pattern, "")).await;
-    eventually(Duration::from_secs(60), "delivery under way", || async { (sim.stats().accepted >= 300).then_some(()) }).await;
+    eventually(Duration::from_secs(60), "delivery under way", || async { (sim.stats().accepted >= 300).then_some(()) })
+        .await;
 
     patch_package(&client, &ns, "p", serde_json::json!({ "suspend": true })).await;
     wait_condition(&cluster, &client, &ns, "p", "Suspended", &operator).await;
@@ -95,7 +114,9 @@ async fn a_suspended_package_stops_sending_and_completes_after_resume_without_lo
 async fn a_new_retry_nonce_with_failed_records_scope_resends_exactly_the_dead_lettered_records() {
     let inject = InjectStatus { fraction: 0.05, status: 400, body: "{\"error\":\"bad record\"}".into() };
     let config = SimConfig { inject_status: Some(inject), seed: Some(11), ..SimConfig::default() };
-    let Some((cluster, ns, client, operator, sim, data, ids)) = start("op-retry", 500, 2, 300, config).await else { return };
+    let Some((cluster, ns, client, operator, sim, data, ids)) = start("op-retry", 500, 2, 300, config).await else {
+        return;
+    };
     let pattern = format!("{}/*.jsonl", data.path().display());
     apply_yaml(&client, &ns, &package_yaml("p", "partner", "users", &pattern, "")).await;
     wait_condition(&cluster, &client, &ns, "p", "Complete", &operator).await;
@@ -147,11 +168,28 @@ fn worker_pid(pod: &str) -> Option<i32> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_worker_killed_mid_package_loses_no_record() {
-    let Some((cluster, ns, client, operator, sim, data, ids)) = start("op-kill", 200, 2, 1000, SimConfig::default()).await else { return };
+    let Some((cluster, ns, client, operator, sim, data, ids)) =
+        start("op-kill", 200, 2, 1000, SimConfig::default()).await
+    else {
+        return;
+    };
     let pattern = format!("{}/*.jsonl", data.path().display());
     apply_yaml(&client, &ns, &package_yaml("p", "partner", "users", &pattern, "")).await;
-    eventually(Duration::from_secs(60), "delivery under way", || async { (sim.stats().accepted >= 400).then_some(()) }).await;
-    let pods = cluster.kubectl_ok(&["-n", &ns, "get", "pods", "-l", "courier.dev/destination=partner", "-o", "jsonpath={.items[*].metadata.name}"], None);
+    eventually(Duration::from_secs(60), "delivery under way", || async { (sim.stats().accepted >= 400).then_some(()) })
+        .await;
+    let pods = cluster.kubectl_ok(
+        &[
+            "-n",
+            &ns,
+            "get",
+            "pods",
+            "-l",
+            "courier.dev/destination=partner",
+            "-o",
+            "jsonpath={.items[*].metadata.name}",
+        ],
+        None,
+    );
     let pod = pods.split_whitespace().next().expect("a worker pod").to_owned();
     let pid = worker_pid(&pod).unwrap_or_else(|| panic!("no process of pod {pod}"));
     let status = std::process::Command::new("kill").args(["-KILL", &pid.to_string()]).status().expect("run kill");
@@ -167,7 +205,11 @@ async fn a_worker_killed_mid_package_loses_no_record() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_higher_priority_package_finishes_first_and_workers_scale_to_zero_after_cooldown() {
-    let Some((cluster, ns, client, operator, sim, data, ids)) = start("op-prio", 200, 2, 600, SimConfig::default()).await else { return };
+    let Some((cluster, ns, client, operator, sim, data, ids)) =
+        start("op-prio", 200, 2, 600, SimConfig::default()).await
+    else {
+        return;
+    };
     // Same files, two packages: keys would collide, so give the second package its own data.
     let high_dir = data.path().join("high");
     let high_ids = write_records(&high_dir, 2, 600, "h");
@@ -193,7 +235,8 @@ async fn a_higher_priority_package_finishes_first_and_workers_scale_to_zero_afte
     })
     .await;
     eventually(Duration::from_secs(60), "worker pods gone", || async {
-        let out = cluster.kubectl_ok(&["-n", &ns, "get", "pods", "-l", "courier.dev/destination=partner", "-o", "name"], None);
+        let out = cluster
+            .kubectl_ok(&["-n", &ns, "get", "pods", "-l", "courier.dev/destination=partner", "-o", "name"], None);
         out.trim().is_empty().then_some(())
     })
     .await;

@@ -71,8 +71,8 @@ fn courier_rate(addr: SocketAddr, n: usize, in_flight: usize) -> f64 {
         let client = HttpClient::new(&config).expect("client");
         let auth = Auth::new(&config.auth, client.clone()).expect("auth");
         let sender = Sender::new(config, client, auth, Arc::new(Limiter::unlimited()), Arc::new(NoopObserver));
-        let builder = RequestBuilder::new(&RequestSpec::new(format!("http://{addr}/ingest"), "bench", "bench"))
-            .expect("spec");
+        let builder =
+            RequestBuilder::new(&RequestSpec::new(format!("http://{addr}/ingest"), "bench", "bench")).expect("spec");
         let delivery = ShardDelivery::new(Arc::new(sender), Arc::new(builder));
         let dir = tempfile::tempdir().expect("tempdir");
         let mut dlq = DeadLetterWriter::new(FileSink::new(dir.path().join("dlq.jsonl")));
@@ -81,8 +81,7 @@ fn courier_rate(addr: SocketAddr, n: usize, in_flight: usize) -> f64 {
         delivery.run(futures::stream::iter(warm), AckTracker::new(0), None, &mut dlq).await.expect("warm-up");
         let recs = records(n);
         let started = Instant::now();
-        let outcome =
-            delivery.run(futures::stream::iter(recs), AckTracker::new(0), None, &mut dlq).await.expect("run");
+        let outcome = delivery.run(futures::stream::iter(recs), AckTracker::new(0), None, &mut dlq).await.expect("run");
         let elapsed = started.elapsed().as_secs_f64();
         assert_eq!(outcome.checkpoint.counters.sent as usize, n, "every record sent");
         n as f64 / elapsed
@@ -118,7 +117,10 @@ fn main() {
     let ours = courier_rate(addr, n, in_flight);
     println!("courier send path, 1 core, {in_flight} in flight, {n} x 256 B POSTs: {ours:.0} req/s");
     match wrk_rate(addr, in_flight) {
-        Some(wrk) => println!("wrk -t1 -c{in_flight} on the same sink: {wrk:.0} req/s; courier = {:.0}% of wrk", 100.0 * ours / wrk),
+        Some(wrk) => println!(
+            "wrk -t1 -c{in_flight} on the same sink: {wrk:.0} req/s; courier = {:.0}% of wrk",
+            100.0 * ours / wrk
+        ),
         None => println!("wrk not found: install it (apt-get install wrk) for the comparison"),
     }
 }

@@ -41,7 +41,8 @@ pub async fn serve(addr: SocketAddr, state: HealthState, shutdown: CancellationT
                     let state = state.clone();
                     async move { Ok::<_, Infallible>(answer(&state, &req)) }
                 });
-                let _ = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), service).await;
+                let _ =
+                    hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), service).await;
             });
         }
     });
@@ -56,11 +57,9 @@ fn answer(state: &HealthState, req: &Request<Incoming>) -> Response<Full<Bytes>>
         response
     };
     match req.uri().path() {
-        "/metrics" => reply(
-            StatusCode::OK,
-            "application/openmetrics-text; version=1.0.0; charset=utf-8",
-            state.metrics.encode(),
-        ),
+        "/metrics" => {
+            reply(StatusCode::OK, "application/openmetrics-text; version=1.0.0; charset=utf-8", state.metrics.encode())
+        }
         "/healthz" => reply(StatusCode::OK, "text/plain", "ok\n".to_owned()),
         "/readyz" if state.ready.load(Ordering::Relaxed) => reply(StatusCode::OK, "text/plain", "ready\n".to_owned()),
         "/readyz" => reply(StatusCode::SERVICE_UNAVAILABLE, "text/plain", "waiting for the coordinator\n".to_owned()),

@@ -71,7 +71,13 @@ pub struct LeaseReport {
     /// Low watermark: every record before this position is acknowledged (sent or
     /// dead-lettered). A new lease of this shard resumes here.
     pub checkpoint: u64,
+    /// Cumulative counters of the shard: `base` plus what this lease did.
     pub counters: LeaseCounters,
+    /// The counters the lease was granted with. A coordinator that adopts the lease without
+    /// knowing the shard's counters (a new leader whose status predates the lease) counts only
+    /// `counters - base` as new, which is exact whatever the status held.
+    #[serde(default)]
+    pub base: LeaseCounters,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub failures: Vec<FailureSample>,
     /// Every record of the shard is acknowledged; the lease is given back.
@@ -236,6 +242,7 @@ mod tests {
                 },
                 checkpoint: 4096,
                 counters: LeaseCounters { read: 10, sent: 9, dead_lettered: 1, failed: 1, ..Default::default() },
+                base: LeaseCounters::default(),
                 failures: vec![],
                 done: false,
                 error: None,

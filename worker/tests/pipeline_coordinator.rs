@@ -68,7 +68,8 @@ async fn fake_coordinator(seen: Arc<Mutex<Seen>>, respond: Arc<Respond>) -> Stri
                         Ok::<_, Infallible>(response)
                     }
                 });
-                let _ = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), service).await;
+                let _ =
+                    hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), service).await;
             });
         }
     });
@@ -115,7 +116,8 @@ async fn world(records: usize) -> World {
 
 impl World {
     fn lease(&self) -> ShardLease {
-        let datum = config::load_datum(&write(self._dir.path(), "x.yaml", &datum_yaml(Format::JsonLines))).expect("Datum");
+        let datum =
+            config::load_datum(&write(self._dir.path(), "x.yaml", &datum_yaml(Format::JsonLines))).expect("Datum");
         ShardLease {
             key: LeaseKey {
                 namespace: NAMESPACE.into(),
@@ -141,7 +143,13 @@ impl World {
 
     fn answer(&self, rps: u32, first: bool, lease_ttl_ms: u32) -> HeartbeatResponse {
         HeartbeatResponse {
-            share: RateShare { requests_per_second: rps, burst: 1, bytes_per_second: None, requests_today: None, max_in_flight: 16 },
+            share: RateShare {
+                requests_per_second: rps,
+                burst: 1,
+                bytes_per_second: None,
+                requests_today: None,
+                max_in_flight: 16,
+            },
             pause_until_unix_ms: None,
             destination: first.then(|| self.destination()),
             revoked: Vec::new(),
@@ -153,9 +161,14 @@ impl World {
 
     fn driver(&self, url: &str) -> Driver<HttpCoordinator> {
         let metrics = Arc::new(Metrics::new("partner"));
-        let pipeline =
-            Pipeline::new("worker-1", &SendConfig::default(), Some(Rate::new(0, 1)), metrics, Duration::from_millis(50))
-                .expect("pipeline");
+        let pipeline = Pipeline::new(
+            "worker-1",
+            &SendConfig::default(),
+            Some(Rate::new(0, 1)),
+            metrics,
+            Duration::from_millis(50),
+        )
+        .expect("pipeline");
         let config = DriverConfig {
             worker: "worker-1".into(),
             namespace: NAMESPACE.into(),
@@ -205,7 +218,10 @@ async fn a_worker_delivers_a_granted_lease_reports_it_done_and_drains_on_shutdow
     let seen = seen.lock().expect("lock");
     let (auth, first) = &seen.beats[0];
     assert_eq!(auth.as_deref(), Some("Bearer token-1"));
-    assert_eq!((first.worker.as_str(), first.destination.as_str(), first.destination_generation), ("worker-1", "partner", 0));
+    assert_eq!(
+        (first.worker.as_str(), first.destination.as_str(), first.destination_generation),
+        ("worker-1", "partner", 0)
+    );
     assert_eq!(first.free_slots, 0, "no leases before the Destination is known");
     let report = seen.beats[done].1.leases.iter().find(|l| l.done).expect("done report").clone();
     assert_eq!(report.checkpoint, world.size);

@@ -101,7 +101,8 @@ async fn an_unknown_flag_exits_2_and_a_bad_manifest_exits_2_with_one_line() {
 
     let sim = Simulator::start("127.0.0.1:0", SimConfig::default()).await.expect("simulator starts");
     let s = setup(&sim, 10, 100, 4);
-    let broken = write(&s.dir, "broken.yaml", "apiVersion: courier.dev/v1alpha1\nkind: Destination\nspec: [not, a, spec]\n");
+    let broken =
+        write(&s.dir, "broken.yaml", "apiVersion: courier.dev/v1alpha1\nkind: Destination\nspec: [not, a, spec]\n");
     let dead = s.dead_url();
     let mut args = s.args(&dead, &[]);
     args[2] = &broken;

@@ -37,9 +37,24 @@ async fn sigterm_drains_checkpoints_only_accepted_records_and_a_resumed_run_comp
     let checkpoint = dir.join("progress.json").display().to_string();
     let dead = format!("file://{}", dir.join("dead").display());
     let args = [
-        "run", "--destination", &destination, "--datum", &datum, "--source", &data, "--namespace", NAMESPACE,
-        "--dead-letter", &dead, "--json-summary", "--progress", "never", "--shard-bytes", "60000",
-        "--checkpoint-file", &checkpoint,
+        "run",
+        "--destination",
+        &destination,
+        "--datum",
+        &datum,
+        "--source",
+        &data,
+        "--namespace",
+        NAMESPACE,
+        "--dead-letter",
+        &dead,
+        "--json-summary",
+        "--progress",
+        "never",
+        "--shard-bytes",
+        "60000",
+        "--checkpoint-file",
+        &checkpoint,
     ];
 
     let child = tokio::process::Command::new(binary())

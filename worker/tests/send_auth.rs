@@ -39,8 +39,11 @@ async fn bearer_basic_and_header_credentials_are_accepted() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wrong_static_credentials_dead_letter_with_401_without_retrying() {
     let sim = sim_with(SimAuth::Bearer { token: "right".into() }).await;
-    let config =
-        SendConfig { auth: AuthConfig::Bearer { token: "wrong".into() }, retry: quick_retry(4), ..SendConfig::default() };
+    let config = SendConfig {
+        auth: AuthConfig::Bearer { token: "wrong".into() },
+        retry: quick_retry(4),
+        ..SendConfig::default()
+    };
     let delivery = sender(&sim.url(), "wrong-auth", config, Limiter::unlimited(), Arc::new(Recorder::default()));
     let run = deliver(&delivery, records("file:///data/auth.jsonl", 3)).await;
     assert_eq!(run.checkpoint.counters.dead_lettered, 3);
@@ -60,8 +63,9 @@ fn oauth(sim: &Simulator) -> AuthConfig {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_oauth2_token_is_refreshed_before_it_expires() {
     // Tokens live 2 s; the run lasts about 3 s at 10 requests per second.
-    let sim = sim_with(SimAuth::Oauth2 { client_id: "courier".into(), client_secret: "s3cret".into(), token_ttl_secs: 2 })
-        .await;
+    let sim =
+        sim_with(SimAuth::Oauth2 { client_id: "courier".into(), client_secret: "s3cret".into(), token_ttl_secs: 2 })
+            .await;
     let config = SendConfig { auth: oauth(&sim), retry: quick_retry(1), ..SendConfig::default() };
     let delivery = sender(&sim.url(), "oauth", config, Limiter::new(10, 1), Arc::new(Recorder::default()));
 
@@ -92,8 +96,9 @@ async fn a_401_fetches_a_fresh_token_once_then_dead_letters() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_token_endpoint_refusing_the_client_dead_letters_with_the_reason() {
-    let sim = sim_with(SimAuth::Oauth2 { client_id: "courier".into(), client_secret: "other".into(), token_ttl_secs: 60 })
-        .await;
+    let sim =
+        sim_with(SimAuth::Oauth2 { client_id: "courier".into(), client_secret: "other".into(), token_ttl_secs: 60 })
+            .await;
     let config = SendConfig { auth: oauth(&sim), retry: quick_retry(2), ..SendConfig::default() };
     let delivery = sender(&sim.url(), "oauth-bad", config, Limiter::unlimited(), Arc::new(Recorder::default()));
     let run = deliver(&delivery, records("file:///data/oauth.jsonl", 1)).await;

@@ -33,7 +33,8 @@ async fn a_clean_run_has_every_key_accepted_exactly_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_checkpoint_ends_at_the_shard_end_and_counts_bytes() {
     let sim = Simulator::start("127.0.0.1:0", SimConfig::default()).await.expect("simulator");
-    let delivery = sender(&sim.url(), "bytes", SendConfig::default(), Limiter::unlimited(), Arc::new(Recorder::default()));
+    let delivery =
+        sender(&sim.url(), "bytes", SendConfig::default(), Limiter::unlimited(), Arc::new(Recorder::default()));
     let recs = records("file:///data/bytes.jsonl", 10);
     let total: u64 = recs.iter().map(|r| r.as_ref().ok().and_then(|d| d.as_ref().ok()).map_or(0, |r| r.size)).sum();
     let run = deliver(&delivery, recs).await;

@@ -24,7 +24,8 @@ async fn refusing_partner() -> Simulator {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn malformed_records_and_refused_records_land_in_one_file_in_order_of_completion() {
     let sim = refusing_partner().await;
-    let delivery = sender(&sim.url(), "dlq-file", SendConfig::default(), Limiter::unlimited(), Arc::new(Recorder::default()));
+    let delivery =
+        sender(&sim.url(), "dlq-file", SendConfig::default(), Limiter::unlimited(), Arc::new(Recorder::default()));
     let mut input = records("file:///data/dlq.jsonl", 3);
     input.insert(
         1,
@@ -40,10 +41,8 @@ async fn malformed_records_and_refused_records_land_in_one_file_in_order_of_comp
     let dir_url = format!("file://{}/dead-letters", dir.path().display());
     let name = dead_letter_file_name("pkg/0", "worker-a", 1);
     let mut writer = DeadLetterWriter::new(AnySink::open(&dir_url, &name).expect("sink"));
-    let outcome = delivery
-        .run(futures::stream::iter(input), AckTracker::new(0), None, &mut writer)
-        .await
-        .expect("delivery");
+    let outcome =
+        delivery.run(futures::stream::iter(input), AckTracker::new(0), None, &mut writer).await.expect("delivery");
     writer.close().await.expect("close");
 
     assert_eq!(outcome.checkpoint.counters.dead_lettered, 4);
@@ -65,7 +64,8 @@ async fn dead_letters_are_written_to_hdfs_and_a_second_writer_appends() {
     let dir_url = format!("{}{dir}", dfs.namenode_url().trim_end_matches('/'));
     let name = dead_letter_file_name("shard-7", "worker-b", 2);
     let sim = refusing_partner().await;
-    let delivery = sender(&sim.url(), "dlq-hdfs", SendConfig::default(), Limiter::unlimited(), Arc::new(Recorder::default()));
+    let delivery =
+        sender(&sim.url(), "dlq-hdfs", SendConfig::default(), Limiter::unlimited(), Arc::new(Recorder::default()));
 
     for batch in ["file:///data/one.jsonl", "file:///data/two.jsonl"] {
         let mut writer = DeadLetterWriter::new(AnySink::open(&dir_url, &name).expect("sink"));

@@ -32,6 +32,9 @@ pub enum Error {
     /// An object lacks a namespace or name.
     #[error("object has no {0}")]
     MissingField(&'static str),
+    /// A watch cache this reconcile reads from stopped (the term is ending).
+    #[error("the watch cache of Destinations or Datums is gone")]
+    CacheGone,
 }
 
 impl Error {
@@ -44,6 +47,7 @@ impl Error {
             Error::DeadLetters { .. } => "dead_letters",
             Error::Delete { .. } => "delete",
             Error::MissingField(_) => "missing_field",
+            Error::CacheGone => "cache_gone",
         }
     }
 

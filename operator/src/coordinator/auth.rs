@@ -37,7 +37,8 @@ impl Identity {
         }
         let user = status.user.as_ref()?;
         let username = user.username.clone()?;
-        let namespace = username.strip_prefix("system:serviceaccount:").and_then(|rest| rest.split(':').next()).map(str::to_owned);
+        let namespace =
+            username.strip_prefix("system:serviceaccount:").and_then(|rest| rest.split(':').next()).map(str::to_owned);
         let pod = user.extra.as_ref().and_then(|e| e.get(POD_NAME_EXTRA)).and_then(|v| v.first()).cloned();
         Some(Identity { username, namespace, pod })
     }
@@ -95,9 +96,18 @@ impl TokenAuthenticator {
 
     /// Checks that `identity` is the pod `worker` in `namespace`, labelled as a worker of
     /// `destination`.
-    pub async fn authorize(&self, identity: &Identity, namespace: &str, destination: &str, worker: &str) -> Result<(), AuthError> {
+    pub async fn authorize(
+        &self,
+        identity: &Identity,
+        namespace: &str,
+        destination: &str,
+        worker: &str,
+    ) -> Result<(), AuthError> {
         if identity.namespace.as_deref() != Some(namespace) {
-            return Err(AuthError::Forbidden(format!("{} is not a service account of namespace {namespace}", identity.username)));
+            return Err(AuthError::Forbidden(format!(
+                "{} is not a service account of namespace {namespace}",
+                identity.username
+            )));
         }
         let Some(pod) = identity.pod.as_deref() else {
             return Err(AuthError::Forbidden(format!("the token of {} is not bound to a pod", identity.username)));
@@ -118,13 +128,19 @@ impl TokenAuthenticator {
         };
         match label {
             Some(l) if l == destination => Ok(()),
-            Some(l) => Err(AuthError::Forbidden(format!("pod {namespace}/{pod} is a worker of {l}, not {destination}"))),
+            Some(l) => {
+                Err(AuthError::Forbidden(format!("pod {namespace}/{pod} is a worker of {l}, not {destination}")))
+            }
             None => Err(AuthError::Forbidden(format!("pod {namespace}/{pod} is not a worker of {destination}"))),
         }
     }
 }
 
-fn cached<K: std::hash::Hash + Eq, V: Clone>(map: &Mutex<HashMap<K, (Instant, V)>>, key: &K, ttl: Duration) -> Option<V> {
+fn cached<K: std::hash::Hash + Eq, V: Clone>(
+    map: &Mutex<HashMap<K, (Instant, V)>>,
+    key: &K,
+    ttl: Duration,
+) -> Option<V> {
     let map = map.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     map.get(key).filter(|(at, _)| at.elapsed() < ttl).map(|(_, v)| v.clone())
 }

@@ -103,9 +103,8 @@ impl DestinationState {
             Some(total) => shares::split_with_floor(total.max(1) as u64, &demands, 1)[i].min(per_worker),
             None => per_worker,
         };
-        let bytes_per_second = rl
-            .bytes_per_second
-            .map(|b| shares::split_with_floor(scaled(b.max(1) as u64), &demands, 1)[i]);
+        let bytes_per_second =
+            rl.bytes_per_second.map(|b| shares::split_with_floor(scaled(b.max(1) as u64), &demands, 1)[i]);
         RateShare {
             requests_per_second: grant,
             burst: burst.min(u64::from(u32::MAX)) as u32,
@@ -132,11 +131,16 @@ impl DestinationState {
             backlog_bytes += p.bytes_total().saturating_sub(p.bytes_done());
             if !p.suspended {
                 backlog_packages += 1;
-                leasable += p.shards.iter().filter(|s| matches!(s.state, ShardState::Pending | ShardState::Leased(_))).count() as u32;
+                leasable +=
+                    p.shards.iter().filter(|s| matches!(s.state, ShardState::Pending | ShardState::Leased(_))).count()
+                        as u32;
             }
         }
-        let backlog_records_estimate =
-            if acked_bytes > 0 { (u128::from(backlog_bytes) * u128::from(acked_records) / u128::from(acked_bytes)) as u64 } else { 0 };
+        let backlog_records_estimate = if acked_bytes > 0 {
+            (u128::from(backlog_bytes) * u128::from(acked_records) / u128::from(acked_bytes)) as u64
+        } else {
+            0
+        };
         let has_backlog = backlog_packages > 0;
         if has_backlog {
             self.idle_since = None;
@@ -203,7 +207,8 @@ impl DestinationState {
 fn weights(workers: &BTreeMap<String, WorkerEntry>) -> Vec<u32> {
     let demanding: Vec<u64> =
         workers.values().filter(|w| w.holds_leases && w.demand > 0).map(|w| u64::from(w.demand)).collect();
-    let average = if demanding.is_empty() { 1 } else { (demanding.iter().sum::<u64>() / demanding.len() as u64).max(1) as u32 };
+    let average =
+        if demanding.is_empty() { 1 } else { (demanding.iter().sum::<u64>() / demanding.len() as u64).max(1) as u32 };
     workers
         .values()
         .map(|w| match (w.holds_leases, w.demand) {
@@ -227,7 +232,9 @@ fn measured(workers: &BTreeMap<String, WorkerEntry>) -> (Option<u64>, Option<u64
     let latency = lat.get(lat.len() / 2).copied();
     let cpu = workers
         .values()
-        .filter(|w| w.stats.cpu_permille >= 800 && w.stats.limiter_wait_permille < 100 && w.stats.requests_per_second > 0)
+        .filter(|w| {
+            w.stats.cpu_permille >= 800 && w.stats.limiter_wait_permille < 100 && w.stats.requests_per_second > 0
+        })
         .map(|w| w.stats.requests_per_second)
         .max();
     (latency, cpu)

@@ -103,7 +103,9 @@ impl Coordinator {
                 Some(d) if d.generation == generation && &d.spec == spec => return,
                 Some(d) => d.update(spec.clone(), generation, now),
                 None => {
-                    state.destinations.insert(key.clone(), DestinationState::new(key.clone(), spec.clone(), generation, now));
+                    state
+                        .destinations
+                        .insert(key.clone(), DestinationState::new(key.clone(), spec.clone(), generation, now));
                 }
             }
         }
@@ -219,13 +221,21 @@ impl Coordinator {
             }
             expire(state, now, ttl, &mut changes);
             let Some(dest) = state.destinations.get_mut(&dkey) else {
-                return Err(HeartbeatError::UnknownDestination { namespace: req.namespace.clone(), name: req.destination.clone() });
+                return Err(HeartbeatError::UnknownDestination {
+                    namespace: req.namespace.clone(),
+                    name: req.destination.clone(),
+                });
             };
             if dest.observe_worker(req, now) {
                 changes.insert(Change::Destination(dkey.clone()));
             }
             let before = (dest.aimd.effective(), dest.aimd.paused_until(now));
-            dest.aimd.observe(&config.aimd, req.throttle.too_many_requests, req.throttle.retry_after_until_unix_ms, now);
+            dest.aimd.observe(
+                &config.aimd,
+                req.throttle.too_many_requests,
+                req.throttle.retry_after_until_unix_ms,
+                now,
+            );
             if before != (dest.aimd.effective(), dest.aimd.paused_until(now)) {
                 changes.insert(Change::Destination(dkey.clone()));
             }
@@ -267,7 +277,8 @@ impl Coordinator {
             } else {
                 Vec::new()
             };
-            if grantable && req.free_slots == 0
+            if grantable
+                && req.free_slots == 0
                 && let Some(key) = state.leases.preempt(&req.worker, &req.namespace, &req.destination)
             {
                 revoked.push(key);
@@ -277,7 +288,10 @@ impl Coordinator {
             }
             let holds_leases = state.leases.leases_of(&req.worker) > 0;
             let Some(dest) = state.destinations.get_mut(&dkey) else {
-                return Err(HeartbeatError::UnknownDestination { namespace: req.namespace.clone(), name: req.destination.clone() });
+                return Err(HeartbeatError::UnknownDestination {
+                    namespace: req.namespace.clone(),
+                    name: req.destination.clone(),
+                });
             };
             dest.set_holds_leases(&req.worker, holds_leases);
             let share = dest.share_of(&req.worker);
@@ -309,7 +323,14 @@ impl Coordinator {
             expire(state, now, ttl, &mut changes);
             for (key, d) in state.destinations.iter_mut() {
                 let r = d.runtime(&state.leases, &self.inner.config.aimd, now);
-                let sig = (r.effective_rps, r.paused_until_unix_ms, r.throttled, r.desired_replicas, r.backlog_packages, r.workers.len());
+                let sig = (
+                    r.effective_rps,
+                    r.paused_until_unix_ms,
+                    r.throttled,
+                    r.desired_replicas,
+                    r.backlog_packages,
+                    r.workers.len(),
+                );
                 if state.last_runtime.get(key) != Some(&sig) {
                     state.last_runtime.insert(key.clone(), sig);
                     changes.insert(Change::Destination(key.clone()));

@@ -1,7 +1,9 @@
 //! The coordinator handle driven by heartbeats, without HTTP.
 
 use courier_api::DestinationSpec;
-use courier_worker::protocol::{HeartbeatRequest, LeaseCounters, LeaseKey, LeaseReport, ShardLease, ThrottleReport, WorkerStats};
+use courier_worker::protocol::{
+    HeartbeatRequest, LeaseCounters, LeaseKey, LeaseReport, ShardLease, ThrottleReport, WorkerStats,
+};
 
 use super::leases::tests::plan;
 use super::*;
@@ -36,6 +38,7 @@ pub(crate) fn progress(lease: &ShardLease, checkpoint: u64, sent: u64, done: boo
         key: lease.key.clone(),
         checkpoint,
         counters: LeaseCounters { read: sent, sent, bytes: sent, ..Default::default() },
+        base: lease.counters.clone(),
         failures: vec![],
         done,
         error: None,
@@ -77,7 +80,11 @@ fn a_joining_worker_gets_its_share_only_once_the_first_gave_it_up() {
     assert_eq!(c.heartbeat(&hb("w1", 1, 10, 100, 0), 100).map(|r| r.share.requests_per_second), Ok(100));
     assert_eq!(c.heartbeat(&hb("w2", 1, 10, 0, 0), 200).map(|r| r.share.requests_per_second), Ok(0));
     assert_eq!(c.heartbeat(&hb("w1", 1, 10, 100, 0), 300).map(|r| r.share.requests_per_second), Ok(50));
-    assert_eq!(c.heartbeat(&hb("w2", 1, 10, 0, 0), 400).map(|r| r.share.requests_per_second), Ok(0), "w1 still applies 100");
+    assert_eq!(
+        c.heartbeat(&hb("w2", 1, 10, 0, 0), 400).map(|r| r.share.requests_per_second),
+        Ok(0),
+        "w1 still applies 100"
+    );
     c.heartbeat(&hb("w1", 1, 10, 50, 0), 500).expect("ok");
     assert_eq!(c.heartbeat(&hb("w2", 1, 10, 0, 0), 600).map(|r| r.share.requests_per_second), Ok(50));
     let d = c.destination_snapshot_at("ns", "d", 700).expect("known");
@@ -149,9 +156,17 @@ fn backlog_and_desired_replicas_follow_the_packages() {
     assert_eq!((d.backlog_packages, d.backlog_bytes, d.leasable_shards), (1, 400, 4));
     assert_eq!(d.desired_replicas, 1, "{}", d.desired_reason);
     c.upsert_destination("ns", "d", &dest_spec(100_000), 2);
-    assert_eq!(c.destination_snapshot_at("ns", "d", 2).map(|d| d.desired_replicas), Some(4), "never more than the shards");
+    assert_eq!(
+        c.destination_snapshot_at("ns", "d", 2).map(|d| d.desired_replicas),
+        Some(4),
+        "never more than the shards"
+    );
     c.set_package_suspended("ns", "p", true);
-    assert_eq!(c.destination_snapshot_at("ns", "d", 3).map(|d| d.desired_replicas), Some(0), "a suspended package is no backlog");
+    assert_eq!(
+        c.destination_snapshot_at("ns", "d", 3).map(|d| d.desired_replicas),
+        Some(0),
+        "a suspended package is no backlog"
+    );
 }
 
 #[test]
@@ -216,11 +231,19 @@ fn only_workers_holding_leases_share_the_limit() {
     let c = coordinator();
     c.upsert_package(plan("p", "d", 0, 0, 2));
     // w1 reports demand but takes no lease.
-    assert_eq!(c.heartbeat(&hb("w1", 1, 40, 0, 0), 0).map(|r| r.share.requests_per_second), Ok(100), "alone, it gets all");
+    assert_eq!(
+        c.heartbeat(&hb("w1", 1, 40, 0, 0), 0).map(|r| r.share.requests_per_second),
+        Ok(100),
+        "alone, it gets all"
+    );
     let r = c.heartbeat(&hb("w2", 1, 0, 0, 1), 100).expect("ok");
     assert_eq!(r.granted.len(), 1);
     assert_eq!(r.share.requests_per_second, 0, "w1 was sent 100 and may be sending at it");
-    assert_eq!(c.heartbeat(&hb("w1", 1, 40, 100, 0), 200).map(|r| r.share.requests_per_second), Ok(0), "no lease, no share");
+    assert_eq!(
+        c.heartbeat(&hb("w1", 1, 40, 100, 0), 200).map(|r| r.share.requests_per_second),
+        Ok(0),
+        "no lease, no share"
+    );
     c.heartbeat(&hb("w1", 1, 40, 0, 0), 300).expect("ok");
     let r = c.heartbeat(&hb("w2", 1, 0, 0, 0), 400).expect("ok");
     assert_eq!(r.share.requests_per_second, 100, "w2 holds the work; no demand reported yet still counts");
@@ -245,7 +268,12 @@ fn a_report_about_another_destinations_package_is_revoked_and_ignored() {
     let lease = c.heartbeat(&on_e, 0).expect("ok").granted.remove(0);
     c.tick(20_000);
     let mut req = hb("w1", 1, 10, 0, 0);
-    req.leases = vec![progress(&ShardLease { key: LeaseKey { lease_epoch: lease.key.lease_epoch + 1, ..lease.key.clone() }, ..lease }, 50, 5, false)];
+    req.leases = vec![progress(
+        &ShardLease { key: LeaseKey { lease_epoch: lease.key.lease_epoch + 1, ..lease.key.clone() }, ..lease },
+        50,
+        5,
+        false,
+    )];
     let r = c.heartbeat(&req, 20_001).expect("ok");
     assert_eq!(r.revoked.len(), 1);
     assert_eq!(c.package_snapshot("ns", "other").map(|p| (p.counters.sent, p.active.len())), Some((0, 0)));

@@ -19,8 +19,8 @@ pub use types::{
 };
 
 #[cfg(test)]
+mod auth_tests;
+#[cfg(test)]
 mod handle_tests;
 #[cfg(test)]
 mod server_tests;
-#[cfg(test)]
-mod auth_tests;

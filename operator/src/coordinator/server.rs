@@ -134,8 +134,10 @@ async fn handle(shared: &Shared, req: Request<Incoming>) -> Response<Full<Bytes>
 
 async fn heartbeat(shared: &Shared, req: Request<Incoming>) -> Response<Full<Bytes>> {
     if !*shared.leader.borrow() {
-        let mut resp =
-            text(StatusCode::SERVICE_UNAVAILABLE, "not the leader: this operator replica does not coordinate workers now; retry\n");
+        let mut resp = text(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not the leader: this operator replica does not coordinate workers now; retry\n",
+        );
         resp.headers_mut().insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
         return resp;
     }

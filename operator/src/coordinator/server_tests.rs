@@ -40,7 +40,8 @@ impl TestServer {
     }
 
     pub(crate) async fn post(&self, body: Vec<u8>, token: Option<&str>) -> (StatusCode, Bytes) {
-        let mut req = Request::post(format!("http://{}{HEARTBEAT_PATH}", self.addr)).header("content-type", "application/json");
+        let mut req =
+            Request::post(format!("http://{}{HEARTBEAT_PATH}", self.addr)).header("content-type", "application/json");
         if let Some(t) = token {
             req = req.header("authorization", format!("Bearer {t}"));
         }
@@ -113,7 +114,11 @@ async fn an_expired_lease_goes_to_another_worker_from_its_checkpoint_and_the_fir
     renew.leases = vec![progress(&lease, 60, 6, false)];
     let late = s.heartbeat(&renew).await.expect("200");
     assert_eq!(late.revoked, vec![lease.key.clone()]);
-    assert_eq!(s.coordinator.package_snapshot("ns", "p").map(|p| p.counters.sent), Some(3), "the stale report counts nothing");
+    assert_eq!(
+        s.coordinator.package_snapshot("ns", "p").map(|p| p.counters.sent),
+        Some(3),
+        "the stale report counts nothing"
+    );
 }
 
 #[tokio::test]

@@ -126,8 +126,12 @@ impl AimdState {
 mod tests {
     use super::*;
 
-    const C: AimdConfig =
-        AimdConfig { decrease_permille: 700, window_ms: 2_000, increase_permille_per_second: 50, max_pause_ms: 600_000 };
+    const C: AimdConfig = AimdConfig {
+        decrease_permille: 700,
+        window_ms: 2_000,
+        increase_permille_per_second: 50,
+        max_pause_ms: 600_000,
+    };
 
     #[test]
     fn it_starts_at_the_spec_limit() {
@@ -168,7 +172,8 @@ mod tests {
         let mut s = AimdState::new(100, 0);
         s.observe(&C, 1, None, 0);
         assert_eq!(s.effective(), 70);
-        let points: &[(Millis, u32)] = &[(1_000, 70), (2_000, 70), (3_000, 75), (4_000, 80), (6_000, 90), (8_000, 100), (60_000, 100)];
+        let points: &[(Millis, u32)] =
+            &[(1_000, 70), (2_000, 70), (3_000, 75), (4_000, 80), (6_000, 90), (8_000, 100), (60_000, 100)];
         for &(t, expected) in points {
             s.advance(&C, t);
             assert_eq!(s.effective(), expected, "at {t} ms");

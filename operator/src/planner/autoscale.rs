@@ -62,9 +62,9 @@ pub fn desired_replicas(input: &AutoscaleInput) -> AutoscaleDecision {
         return AutoscaleDecision { replicas: 0, reason: "Destination suspended".into() };
     }
     if !input.has_backlog {
-        let cooled = input
-            .idle_since
-            .is_none_or(|since| input.now.saturating_sub(since) >= u64::from(input.cooldown_seconds.max(0) as u32) * 1000);
+        let cooled = input.idle_since.is_none_or(|since| {
+            input.now.saturating_sub(since) >= u64::from(input.cooldown_seconds.max(0) as u32) * 1000
+        });
         if cooled {
             return AutoscaleDecision { replicas: min, reason: format!("no backlog: scaled to min {min}") };
         }

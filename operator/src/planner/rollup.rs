@@ -35,7 +35,9 @@ impl RateWindow {
             self.samples.pop_back();
         }
         self.samples.push_back((now, records, bytes));
-        while self.samples.len() > 2 && self.samples.get(1).is_some_and(|&(t, _, _)| now.saturating_sub(t) >= self.window_ms) {
+        while self.samples.len() > 2
+            && self.samples.get(1).is_some_and(|&(t, _, _)| now.saturating_sub(t) >= self.window_ms)
+        {
             self.samples.pop_front();
         }
     }
@@ -242,7 +244,11 @@ mod tests {
 
     #[test]
     fn reasons_merge_by_code_most_frequent_first_with_a_sample() {
-        let r = |code: &str, count, sample: Option<&str>| Reason { code: code.into(), count, sample: sample.map(Into::into) };
+        let r = |code: &str, count, sample: Option<&str>| Reason {
+            code: code.into(),
+            count,
+            sample: sample.map(Into::into),
+        };
         let a = [r("400", 3, None), r("503", 10, Some("busy"))];
         let b = [r("400", 4, Some("bad json")), r("timeout", 1, None), r("422", 7, None)];
         let merged = merge_reasons(a.iter().chain(&b), 3);

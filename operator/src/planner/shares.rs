@@ -33,7 +33,8 @@ pub fn proportional_split(total: u64, weights: &[u32]) -> Vec<u64> {
         return Vec::new();
     }
     let sum: u64 = weights.iter().map(|&w| u64::from(w)).sum();
-    let weights: Vec<u64> = if sum == 0 { vec![1; weights.len()] } else { weights.iter().map(|&w| u64::from(w)).collect() };
+    let weights: Vec<u64> =
+        if sum == 0 { vec![1; weights.len()] } else { weights.iter().map(|&w| u64::from(w)).collect() };
     let sum: u64 = weights.iter().sum();
     let total128 = u128::from(total);
     let mut out = Vec::with_capacity(weights.len());

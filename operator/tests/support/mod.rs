@@ -35,17 +35,27 @@ impl Operator {
         Operator::spawn(cluster, namespace, None)
     }
 
-    /// Starts one replica `replica` of an elected `courier-operator` watching `namespace`: leader
-    /// election on with the Lease in `namespace` itself, its own coordinator port, and workers
-    /// told its own coordinator URL. Its Lease identity is `courier-operator-<pid>`.
-    pub fn start_elected(cluster: &Cluster, namespace: &str, replica: &str) -> Operator {
-        Operator::spawn(cluster, namespace, Some(replica))
+    /// Starts two elected replicas `a` and `b` of `courier-operator` watching `namespace`: leader
+    /// election on with the Lease in `namespace` itself, each on its own coordinator port, and
+    /// workers told both coordinator URLs (so the worker Deployment is the same whichever
+    /// replica leads). A replica's Lease identity is `courier-operator-<pid>`.
+    pub fn start_pair(cluster: &Cluster, namespace: &str) -> [Operator; 2] {
+        let ports = [free_port(), free_port()];
+        let urls = ports.map(|p| format!("http://127.0.0.1:{p}")).join(",");
+        [
+            Operator::spawn_on(cluster, namespace, Some("a"), ports[0], &urls),
+            Operator::spawn_on(cluster, namespace, Some("b"), ports[1], &urls),
+        ]
     }
 
     fn spawn(cluster: &Cluster, namespace: &str, replica: Option<&str>) -> Operator {
+        let port = free_port();
+        Operator::spawn_on(cluster, namespace, replica, port, &format!("http://127.0.0.1:{port}"))
+    }
+
+    fn spawn_on(cluster: &Cluster, namespace: &str, replica: Option<&str>, port: u16, worker_urls: &str) -> Operator {
         let worker = repo_root().join("target/debug/courier-worker");
         assert!(worker.is_file(), "{} is missing: run `cargo build -p courier-worker` first", worker.display());
-        let port = free_port();
         let metrics = free_port();
         let logs = state_dir().join("logs");
         std::fs::create_dir_all(&logs).expect("create the log directory");
@@ -69,14 +79,21 @@ impl Operator {
             Some(_) => command.args(["--leader-election", "on", "--lease-namespace", namespace]),
         };
         let child = command
-            .args(["--coordinator-addr", &format!("127.0.0.1:{port}"), "--coordinator-url", &coordinator_url])
+            .args(["--coordinator-addr", &format!("127.0.0.1:{port}"), "--coordinator-url", worker_urls])
             .args(["--metrics-addr", &format!("127.0.0.1:{metrics}")])
             .args(["--shard-target-bytes", "8192", "--status-interval-ms", "1000"])
             .stdout(Stdio::from(out))
             .stderr(Stdio::from(err))
             .spawn()
             .expect("start courier-operator");
-        Operator { child, cluster: cluster.clone(), namespace: namespace.to_owned(), coordinator_url, metrics_url: format!("http://127.0.0.1:{metrics}/metrics"), log }
+        Operator {
+            child,
+            cluster: cluster.clone(),
+            namespace: namespace.to_owned(),
+            coordinator_url,
+            metrics_url: format!("http://127.0.0.1:{metrics}/metrics"),
+            log,
+        }
     }
 
     /// The process id (part of the Lease identity `courier-operator-<pid>` of an elected replica).
@@ -143,13 +160,18 @@ pub async fn apply_yaml(client: &Client, namespace: &str, yaml: &str) {
     let name = value["metadata"]["name"].as_str().expect("metadata.name").to_owned();
     let params = PatchParams::apply("courier-e2e").force();
     match value["kind"].as_str() {
-        Some("Destination") => {
-            Api::<Destination>::namespaced(client.clone(), namespace).patch(&name, &params, &Patch::Apply(&value)).await.map(|_| ())
-        }
-        Some("Datum") => Api::<Datum>::namespaced(client.clone(), namespace).patch(&name, &params, &Patch::Apply(&value)).await.map(|_| ()),
-        Some("DeliveryPackage") => {
-            Api::<DeliveryPackage>::namespaced(client.clone(), namespace).patch(&name, &params, &Patch::Apply(&value)).await.map(|_| ())
-        }
+        Some("Destination") => Api::<Destination>::namespaced(client.clone(), namespace)
+            .patch(&name, &params, &Patch::Apply(&value))
+            .await
+            .map(|_| ()),
+        Some("Datum") => Api::<Datum>::namespaced(client.clone(), namespace)
+            .patch(&name, &params, &Patch::Apply(&value))
+            .await
+            .map(|_| ()),
+        Some("DeliveryPackage") => Api::<DeliveryPackage>::namespaced(client.clone(), namespace)
+            .patch(&name, &params, &Patch::Apply(&value))
+            .await
+            .map(|_| ()),
         Some("Secret") => Api::<k8s_openapi::api::core::v1::Secret>::namespaced(client.clone(), namespace)
             .patch(&name, &params, &Patch::Apply(&value))
             .await

@@ -117,7 +117,8 @@ pub struct RunArgs {
 /// `courier-worker serve` flags.
 #[derive(Debug, clap::Args)]
 pub struct ServeArgs {
-    /// Base URL of the operator's coordinator endpoint.
+    /// Base URL of the operator's coordinator endpoint; several, separated by commas, are tried
+    /// in turn (only the leading replica answers).
     #[arg(long, env = "COURIER_COORDINATOR_URL")]
     pub coordinator_url: String,
     /// Address of /metrics, /healthz, /readyz (default $POD_IP:9090, else 0.0.0.0:9090).
@@ -164,7 +165,9 @@ pub fn main() -> ExitCode {
 pub(crate) fn init_logs(format: LogFormat, default_level: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr)
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
     let _ = match format {
         LogFormat::Json => builder.json().try_init(),

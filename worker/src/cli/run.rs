@@ -10,7 +10,9 @@ use courier_api::package::FailurePolicy;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::{EXIT_FAILED, EXIT_USAGE, LogFormat, ProgressMode, RunArgs, Summary, fail, init_logs, progress, terminated};
+use super::{
+    EXIT_FAILED, EXIT_USAGE, LogFormat, ProgressMode, RunArgs, Summary, fail, init_logs, progress, terminated,
+};
 use crate::config::{self, SecretStore};
 use crate::coordinator::{Driver, DriverConfig, DriverEnd, LocalCoordinator, LocalPlan};
 use crate::health::{self, HealthState};
@@ -50,8 +52,16 @@ fn prepare(args: &RunArgs) -> Result<Prepared, config::ConfigError> {
     let format = config::format_spec(&datum.spec);
     format.validate().map_err(|e| config::ConfigError::Invalid(format!("Datum format: {e}")))?;
     let request = config::request_spec(&destination.spec, &datum.spec, &args.namespace, &args.package);
-    crate::request::RequestBuilder::new(&request).map_err(|e| config::ConfigError::Invalid(format!("Datum request: {e}")))?;
-    Ok(Prepared { destination_name: destination.name, destination: destination.spec, datum: datum.spec, secrets, send, rate })
+    crate::request::RequestBuilder::new(&request)
+        .map_err(|e| config::ConfigError::Invalid(format!("Datum request: {e}")))?;
+    Ok(Prepared {
+        destination_name: destination.name,
+        destination: destination.spec,
+        datum: datum.spec,
+        secrets,
+        send,
+        rate,
+    })
 }
 
 fn default_dead_letter_dir(package: &str) -> String {
@@ -73,7 +83,13 @@ pub async fn run(args: RunArgs, log_format: Option<LogFormat>) -> ExitCode {
     };
     let dead_letter_dir = args.dead_letter.clone().unwrap_or_else(|| default_dead_letter_dir(&args.package));
     let metrics = Arc::new(Metrics::new(&prepared.destination_name));
-    let pipeline = match Pipeline::new("local", &prepared.send, Some(prepared.rate), metrics.clone(), Duration::from_millis(250)) {
+    let pipeline = match Pipeline::new(
+        "local",
+        &prepared.send,
+        Some(prepared.rate),
+        metrics.clone(),
+        Duration::from_millis(250),
+    ) {
         Ok(p) => p,
         Err(e) => return fail(EXIT_USAGE, e),
     };
@@ -153,10 +169,8 @@ pub async fn run(args: RunArgs, log_format: Option<LogFormat>) -> ExitCode {
         max_failed_records: args.max_failed_records.and_then(|n| i64::try_from(n).ok()),
         max_failed_percent: args.max_failed_percent.map(i32::from),
     };
-    let exceeded = policy.is_exceeded(
-        i64::try_from(c.failed).unwrap_or(i64::MAX),
-        i64::try_from(c.read).unwrap_or(i64::MAX),
-    );
+    let exceeded =
+        policy.is_exceeded(i64::try_from(c.failed).unwrap_or(i64::MAX), i64::try_from(c.read).unwrap_or(i64::MAX));
     let summary = Summary {
         records_read: c.read,
         records_sent: c.sent,

@@ -3,8 +3,8 @@
 use courier_api::datum::{self, DatumSpec, FormatType};
 use courier_api::destination::DestinationSpec;
 
-use super::secrets::{SecretStore, env_names};
 use super::ConfigError;
+use super::secrets::{SecretStore, env_names};
 use crate::decode::{Compression, CsvOptions, FormatKind, FormatSpec};
 use crate::limiter::Rate;
 use crate::request::RequestSpec;
@@ -23,11 +23,8 @@ pub fn send_config(spec: &DestinationSpec, secrets: &SecretStore) -> Result<Send
         None => secrets.env_value(env_names::TLS_CA_PEM).map(|pem| pem.as_bytes().to_vec()),
     };
     let per_worker = usize::try_from(spec.workers.max_in_flight_per_worker.max(1)).unwrap_or(64);
-    let max_in_flight = spec
-        .rate_limit
-        .max_in_flight
-        .and_then(|m| usize::try_from(m).ok())
-        .map_or(per_worker, |m| m.min(per_worker));
+    let max_in_flight =
+        spec.rate_limit.max_in_flight.and_then(|m| usize::try_from(m).ok()).map_or(per_worker, |m| m.min(per_worker));
     crate::send::send_config(spec, &lookup, extra_ca_pem, Some(max_in_flight)).map_err(|e| match e {
         FromApiError::MissingSecret { name, key } => {
             let env = uses.iter().find(|(n, k, _)| *n == name && *k == key).map_or("", |(_, _, env)| *env);
@@ -117,7 +114,10 @@ mod tests {
         secrets.set_env(env_names::AUTH_TOKEN, "from-env");
         assert_eq!(send_config(&spec, &secrets).expect("env").auth, AuthConfig::Bearer { token: "from-env".into() });
         secrets.add_secret("s".into(), [("token".to_owned(), b"from-secret".to_vec())].into());
-        assert_eq!(send_config(&spec, &secrets).expect("secret").auth, AuthConfig::Bearer { token: "from-secret".into() });
+        assert_eq!(
+            send_config(&spec, &secrets).expect("secret").auth,
+            AuthConfig::Bearer { token: "from-secret".into() }
+        );
     }
 
     #[test]

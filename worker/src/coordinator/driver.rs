@@ -171,9 +171,12 @@ impl<C: Coordinator> Driver<C> {
                 key: key.clone(),
                 checkpoint: p.checkpoint,
                 counters: p.counters,
+                base: handle.base.clone(),
                 failures: p.failures,
                 done: p.done,
-                error: p.error.or_else(|| (finished && !p.done && !expected_end).then(|| "lease task ended".to_owned())),
+                error: p
+                    .error
+                    .or_else(|| (finished && !p.done && !expected_end).then(|| "lease task ended".to_owned())),
             });
             if finished {
                 reported.push(key.clone());
@@ -201,7 +204,8 @@ impl<C: Coordinator> Driver<C> {
         self.wait_at_last = wait;
         let p50 = metrics.latencies.quantile(0.5);
         let capacity = if p50.is_zero() { 0 } else { (f64::from(max_in_flight) / p50.as_secs_f64()) as u64 };
-        let wanted = self.config.destination_spec.as_ref().map_or(0, |(_, d)| d.rate_limit.requests_per_second.max(0) as u64);
+        let wanted =
+            self.config.destination_spec.as_ref().map_or(0, |(_, d)| d.rate_limit.requests_per_second.max(0) as u64);
         let demand = if active == 0 && free_slots == 0 {
             0
         } else if capacity == 0 {
@@ -299,6 +303,7 @@ impl<C: Coordinator> Driver<C> {
                 self.failed.push(LeaseReport {
                     key: lease.key,
                     checkpoint: lease.checkpoint,
+                    base: lease.counters.clone(),
                     counters: lease.counters,
                     failures: Vec::new(),
                     done: false,

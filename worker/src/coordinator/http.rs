@@ -1,5 +1,10 @@
 //! The operator's heartbeat protocol over HTTP(S), authenticated with the pod's projected
 //! service-account token (re-read on every heartbeat, so a rotated token is picked up).
+//!
+//! The worker may be given several coordinator URLs (every operator replica, or a Service):
+//! only the leader answers, so a heartbeat that finds one unreachable or answering 503 (a
+//! standby) tries the next, and sticks to the one that answered. The worker Deployment then
+//! names the same URLs whichever replica leads, so a leader change does not roll the workers.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -27,15 +32,30 @@ const MAX_ANSWER: usize = 64 << 20;
 /// A client of the operator's coordinator endpoint.
 #[derive(Debug, Clone)]
 pub struct HttpCoordinator {
-    url: String,
+    /// Heartbeat URLs, tried from `current` on.
+    urls: Vec<String>,
+    current: usize,
     token_path: PathBuf,
     client: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
 }
 
 impl HttpCoordinator {
-    /// A client of the coordinator at `base_url` (e.g. `http://10.0.0.1:8443`), reading its
-    /// bearer token from `token_path` before every heartbeat (no header when the file is absent).
-    pub fn new(base_url: &str, token_path: impl Into<PathBuf>) -> Result<Self, CoordinatorError> {
+    /// A client of the coordinator at `base_urls` (e.g. `http://10.0.0.1:8443`, or several
+    /// separated by commas), reading its bearer token from `token_path` before every heartbeat
+    /// (no header when the file is absent).
+    pub fn new(base_urls: &str, token_path: impl Into<PathBuf>) -> Result<Self, CoordinatorError> {
+        let urls: Vec<String> = base_urls
+            .split(',')
+            .map(str::trim)
+            .filter(|u| !u.is_empty())
+            .map(|u| format!("{}{HEARTBEAT_PATH}", u.trim_end_matches('/')))
+            .collect();
+        if urls.is_empty() {
+            return Err(CoordinatorError::Invalid {
+                url: base_urls.to_owned(),
+                message: "no coordinator URL given".to_owned(),
+            });
+        }
         let mut roots = rustls::RootCertStore::empty();
         for cert in rustls_native_certs::load_native_certs().certs {
             let _ = roots.add(cert);
@@ -48,28 +68,29 @@ impl HttpCoordinator {
         let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
         let tls = rustls::ClientConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
-            .map_err(|e| CoordinatorError::Invalid { url: base_url.to_owned(), message: e.to_string() })?
+            .map_err(|e| CoordinatorError::Invalid { url: base_urls.to_owned(), message: e.to_string() })?
             .with_root_certificates(roots)
             .with_no_client_auth();
         let mut http = HttpConnector::new();
         http.enforce_http(false);
         http.set_nodelay(true);
-        let connector = HttpsConnectorBuilder::new().with_tls_config(tls).https_or_http().enable_http1().wrap_connector(http);
+        let connector =
+            HttpsConnectorBuilder::new().with_tls_config(tls).https_or_http().enable_http1().wrap_connector(http);
         let client = Client::builder(TokioExecutor::new()).build(connector);
-        Ok(Self { url: format!("{}{HEARTBEAT_PATH}", base_url.trim_end_matches('/')), token_path: token_path.into(), client })
+        Ok(Self { urls, current: 0, token_path: token_path.into(), client })
     }
 
     fn token(&self) -> Option<String> {
         std::fs::read_to_string(&self.token_path).ok().map(|t| t.trim().to_owned()).filter(|t| !t.is_empty())
     }
 
-    async fn exchange(&self, body: Vec<u8>) -> Result<HeartbeatResponse, CoordinatorError> {
-        let unreachable = |message: String| CoordinatorError::Unreachable { url: self.url.clone(), message };
-        let mut request = Request::builder().method(Method::POST).uri(&self.url).header(CONTENT_TYPE, "application/json");
+    async fn exchange(&self, url: &str, body: Bytes) -> Result<HeartbeatResponse, CoordinatorError> {
+        let unreachable = |message: String| CoordinatorError::Unreachable { url: url.to_owned(), message };
+        let mut request = Request::builder().method(Method::POST).uri(url).header(CONTENT_TYPE, "application/json");
         if let Some(token) = self.token() {
             request = request.header(AUTHORIZATION, format!("Bearer {token}"));
         }
-        let request = request.body(Full::new(Bytes::from(body))).map_err(|e| unreachable(e.to_string()))?;
+        let request = request.body(Full::new(body)).map_err(|e| unreachable(e.to_string()))?;
         let response = self.client.request(request).await.map_err(|e| unreachable(e.to_string()))?;
         let status = response.status();
         let body = http_body_util::Limited::new(response.into_body(), MAX_ANSWER)
@@ -79,25 +100,61 @@ impl HttpCoordinator {
             .to_bytes();
         if !status.is_success() {
             return Err(CoordinatorError::Status {
-                url: self.url.clone(),
+                url: url.to_owned(),
                 status: status.as_u16(),
                 body: String::from_utf8_lossy(&body[..body.len().min(512)]).into_owned(),
             });
         }
-        serde_json::from_slice(&body).map_err(|e| CoordinatorError::Invalid { url: self.url.clone(), message: e.to_string() })
+        serde_json::from_slice(&body)
+            .map_err(|e| CoordinatorError::Invalid { url: url.to_owned(), message: e.to_string() })
+    }
+
+    async fn exchange_within(&self, url: &str, body: Bytes) -> Result<HeartbeatResponse, CoordinatorError> {
+        match tokio::time::timeout(TIMEOUT, self.exchange(url, body)).await {
+            Ok(result) => result,
+            Err(_) => Err(CoordinatorError::Unreachable {
+                url: url.to_owned(),
+                message: format!("no answer within {}s", TIMEOUT.as_secs()),
+            }),
+        }
+    }
+}
+
+/// Whether another coordinator URL may answer where this one did not: it was unreachable, or
+/// it is a standby replica (503).
+fn try_next(error: &CoordinatorError) -> bool {
+    match error {
+        CoordinatorError::Unreachable { .. } => true,
+        CoordinatorError::Status { status, .. } => *status == 503,
+        _ => false,
     }
 }
 
 impl Coordinator for HttpCoordinator {
     async fn heartbeat(&mut self, request: HeartbeatRequest) -> Result<HeartbeatResponse, CoordinatorError> {
-        let body = serde_json::to_vec(&request)
-            .map_err(|e| CoordinatorError::Invalid { url: self.url.clone(), message: e.to_string() })?;
-        match tokio::time::timeout(TIMEOUT, self.exchange(body)).await {
-            Ok(result) => result,
-            Err(_) => Err(CoordinatorError::Unreachable {
-                url: self.url.clone(),
-                message: format!("no answer within {}s", TIMEOUT.as_secs()),
-            }),
+        let body =
+            Bytes::from(serde_json::to_vec(&request).map_err(|e| CoordinatorError::Invalid {
+                url: self.urls[self.current].clone(),
+                message: e.to_string(),
+            })?);
+        let mut last = None;
+        for step in 0..self.urls.len() {
+            let index = (self.current + step) % self.urls.len();
+            match self.exchange_within(&self.urls[index], body.clone()).await {
+                Ok(answer) => {
+                    if index != self.current {
+                        tracing::info!(coordinator = %self.urls[index], "heartbeats go to another coordinator replica now");
+                        self.current = index;
+                    }
+                    return Ok(answer);
+                }
+                Err(e) if try_next(&e) => last = Some(e),
+                Err(e) => return Err(e),
+            }
         }
+        Err(last.unwrap_or_else(|| CoordinatorError::Invalid {
+            url: String::new(),
+            message: "no coordinator URL".to_owned(),
+        }))
     }
 }

@@ -121,9 +121,11 @@ impl LocalCoordinator {
         let mut by_code: std::collections::BTreeMap<String, FailureSample> = std::collections::BTreeMap::new();
         for state in &self.states {
             for f in &state.failures {
-                let entry = by_code
-                    .entry(f.code.clone())
-                    .or_insert_with(|| FailureSample { code: f.code.clone(), count: 0, sample: f.sample.clone() });
+                let entry = by_code.entry(f.code.clone()).or_insert_with(|| FailureSample {
+                    code: f.code.clone(),
+                    count: 0,
+                    sample: f.sample.clone(),
+                });
                 entry.count += f.count;
             }
         }

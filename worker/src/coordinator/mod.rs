@@ -7,7 +7,7 @@ mod driver;
 mod http;
 mod local;
 
-pub use driver::{Driver, DriverConfig, DriverError, DriverEnd};
+pub use driver::{Driver, DriverConfig, DriverEnd, DriverError};
 pub use http::{HttpCoordinator, SERVICE_ACCOUNT_TOKEN};
 pub use local::{LocalCoordinator, LocalPlan, LocalSummary, ShardState};
 

@@ -32,7 +32,11 @@ pub trait DeadLetterSink: Send {
 
 /// The name of one worker's dead-letter file for one shard attempt.
 pub fn dead_letter_file_name(shard_id: &str, worker: &str, attempt: u32) -> String {
-    let clean = |s: &str| s.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.' { c } else { '_' }).collect::<String>();
+    let clean = |s: &str| {
+        s.chars()
+            .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.' { c } else { '_' })
+            .collect::<String>()
+    };
     format!("{}-{}-{attempt}.jsonl", clean(shard_id), clean(worker))
 }
 

@@ -48,7 +48,12 @@ struct Books {
 }
 
 /// Runs a lease to its end (or until `stop`), publishing progress on `progress`.
-pub(super) async fn run(shared: Arc<Shared>, work: LeaseWork, stop: CancellationToken, progress: watch::Sender<LeaseProgress>) {
+pub(super) async fn run(
+    shared: Arc<Shared>,
+    work: LeaseWork,
+    stop: CancellationToken,
+    progress: watch::Sender<LeaseProgress>,
+) {
     let base = work.base.clone();
     let mut books = match open_books(&shared, &work) {
         Ok(b) => b,
@@ -155,7 +160,8 @@ async fn deliver(
     let source = shared.source_for(&work.shard.url)?;
     let records = read_shard_from(source, work.shard.clone(), work.format.clone(), work.checkpoint);
     let mut records = std::pin::pin!(records);
-    let only: Option<HashSet<u64>> = (!work.only_offsets.is_empty()).then(|| work.only_offsets.iter().copied().collect());
+    let only: Option<HashSet<u64>> =
+        (!work.only_offsets.is_empty()).then(|| work.only_offsets.iter().copied().collect());
     let key_header = work.builder.key_header().clone();
     let mut gate = shared.gate.clone();
     let mut in_flight = FuturesUnordered::new();

@@ -88,6 +88,8 @@ impl Shared {
 #[derive(Debug)]
 pub struct LeaseHandle {
     pub key: LeaseKey,
+    /// The counters the lease was granted with.
+    pub base: LeaseCounters,
     stop: CancellationToken,
     progress: watch::Receiver<LeaseProgress>,
     task: JoinHandle<()>,
@@ -247,15 +249,13 @@ impl Pipeline {
     /// Starts delivering a lease.
     pub fn start(&self, work: LeaseWork) -> LeaseHandle {
         let stop = CancellationToken::new();
-        let initial = LeaseProgress {
-            checkpoint: work.checkpoint,
-            counters: work.base.clone(),
-            ..LeaseProgress::default()
-        };
+        let initial =
+            LeaseProgress { checkpoint: work.checkpoint, counters: work.base.clone(), ..LeaseProgress::default() };
         let (tx, rx) = watch::channel(initial);
         let key = work.key.clone();
+        let base = work.base.clone();
         self.shared.metrics.active_leases.inc();
         let task = tokio::spawn(lease::run(self.shared.clone(), work, stop.clone(), tx));
-        LeaseHandle { key, stop, progress: rx, task }
+        LeaseHandle { key, base, stop, progress: rx, task }
     }
 }

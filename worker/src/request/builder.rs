@@ -81,8 +81,7 @@ impl RequestBuilder {
         let method = Method::from_bytes(spec.method.to_ascii_uppercase().as_bytes())
             .map_err(|_| SpecError::Method(spec.method.clone()))?;
         let base_url = spec.url.trim_end_matches('/').to_owned();
-        let base_uri: Uri =
-            spec.url.parse().map_err(|source| SpecError::Url { url: spec.url.clone(), source })?;
+        let base_uri: Uri = spec.url.parse().map_err(|source| SpecError::Url { url: spec.url.clone(), source })?;
         let mut env = Environment::new();
         env.set_undefined_behavior(UndefinedBehavior::SemiStrict);
         let mut add = |name: String, source: &str| {
@@ -104,8 +103,8 @@ impl RequestBuilder {
             }
         };
         let mut headers = HeaderMap::new();
-        let content_type = HeaderValue::from_str(&spec.content_type)
-            .map_err(|_| SpecError::HeaderValue(CONTENT_TYPE.to_string()))?;
+        let content_type =
+            HeaderValue::from_str(&spec.content_type).map_err(|_| SpecError::HeaderValue(CONTENT_TYPE.to_string()))?;
         headers.insert(CONTENT_TYPE, content_type);
         for (name, value) in &spec.static_headers {
             headers.insert(header_name(name)?, header_value(name, value)?);
@@ -193,8 +192,8 @@ impl RequestBuilder {
         let mut headers = self.headers.clone();
         for (name, template) in &self.header_templates {
             let rendered = self.render(template, &ctx)?;
-            let value = HeaderValue::try_from(rendered)
-                .map_err(|_| BuildError::HeaderValue { name: name.to_string() })?;
+            let value =
+                HeaderValue::try_from(rendered).map_err(|_| BuildError::HeaderValue { name: name.to_string() })?;
             headers.insert(name.clone(), value);
         }
         let body = match body {

@@ -22,7 +22,12 @@ fn line(text: &str, offset: u64) -> Record {
 
 fn object(value: serde_json::Value, offset: u64) -> Record {
     let serde_json::Value::Object(fields) = value else { panic!("not an object") };
-    Record { file: FileRef { url: Arc::from("file:///data/a.csv") }, offset, size: 10, payload: Payload::Object(fields) }
+    Record {
+        file: FileRef { url: Arc::from("file:///data/a.csv") },
+        offset,
+        size: 10,
+        payload: Payload::Object(fields),
+    }
 }
 
 #[test]
@@ -52,8 +57,7 @@ fn path_headers_and_body_templates_see_fields_and_builtins() {
     let mut s = spec();
     s.method = "put".into();
     s.path_template = Some("/users/{{ id }}?src={{ file | urlencode }}".into());
-    s.header_templates =
-        vec![("X-Offset".into(), "{{ offset }}".into()), ("X-Static".into(), "plain".into())];
+    s.header_templates = vec![("X-Offset".into(), "{{ offset }}".into()), ("X-Static".into(), "plain".into())];
     s.body = BodySpec::Template(r#"{"user": {{ record.id | tojson }}, "pkg": "{{ namespace }}/{{ package }}"}"#.into());
     let builder = RequestBuilder::new(&s).expect("spec");
     let req = builder.build(&line(r#"{"id": "u1"}"#, 99)).expect("build");

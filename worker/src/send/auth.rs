@@ -49,7 +49,9 @@ impl Auth {
         };
         Ok(match config {
             AuthConfig::None => Self::None,
-            AuthConfig::Bearer { token } => Self::Static(AUTHORIZATION, sensitive("bearer token", format!("Bearer {token}"))?),
+            AuthConfig::Bearer { token } => {
+                Self::Static(AUTHORIZATION, sensitive("bearer token", format!("Bearer {token}"))?)
+            }
             AuthConfig::Basic { username, password } => {
                 let encoded = STANDARD.encode(format!("{username}:{password}"));
                 Self::Static(AUTHORIZATION, sensitive("basic credentials", format!("Basic {encoded}"))?)

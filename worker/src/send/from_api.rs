@@ -141,7 +141,10 @@ mod tests {
              retryPolicy: {maxAttempts: 2, retryOn: ['409', '5xx'], backoff: {multiplier: 3, jitter: None}}\n",
         );
         let config = send_config(&spec, &secrets, None, None).expect("config");
-        assert_eq!(config.auth, AuthConfig::Basic { username: "creds/username".into(), password: "creds/password".into() });
+        assert_eq!(
+            config.auth,
+            AuthConfig::Basic { username: "creds/username".into(), password: "creds/password".into() }
+        );
         assert_eq!(config.max_in_flight, 7);
         assert_eq!(config.retry.retry_on, [RetryOn::Status(409), RetryOn::Class(5)]);
         assert_eq!(config.retry.multiplier_percent, 300);

@@ -68,12 +68,8 @@ impl Http1Pool {
                 return Ok(Lease { sender, key });
             }
         }
-        let io = self
-            .connector
-            .clone()
-            .call(uri)
-            .await
-            .map_err(|source| PoolError::Connect { key: key.clone(), source })?;
+        let io =
+            self.connector.clone().call(uri).await.map_err(|source| PoolError::Connect { key: key.clone(), source })?;
         let (sender, connection) =
             Builder::new().handshake(io).await.map_err(|source| PoolError::Handshake { key: key.clone(), source })?;
         tokio::spawn(async move {

@@ -164,11 +164,7 @@ impl RetryLogic for RetryConfig {
         if !listed {
             return Verdict::Reject;
         }
-        let not_before = if code == 429 || code == 503 {
-            retry_after(headers, SystemTime::now())
-        } else {
-            None
-        };
+        let not_before = if code == 429 || code == 503 { retry_after(headers, SystemTime::now()) } else { None };
         Verdict::Retry { not_before }
     }
 

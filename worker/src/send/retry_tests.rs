@@ -14,10 +14,8 @@ fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
 
 #[test]
 fn retry_on_entries_parse_codes_classes_and_transport_errors() {
-    let parsed: Vec<RetryOn> = ["429", "5xx", "4XX", "connect", "timeout"]
-        .iter()
-        .map(|s| s.parse().expect("valid"))
-        .collect();
+    let parsed: Vec<RetryOn> =
+        ["429", "5xx", "4XX", "connect", "timeout"].iter().map(|s| s.parse().expect("valid")).collect();
     assert_eq!(
         parsed,
         [RetryOn::Status(429), RetryOn::Class(5), RetryOn::Class(4), RetryOn::Connect, RetryOn::Timeout]

@@ -27,7 +27,9 @@ pub fn datum_yaml(format: Format) -> String {
         Format::Parquet => "    type: Parquet\n".to_owned(),
         Format::Avro => "    type: Avro\n".to_owned(),
     };
-    format!("apiVersion: courier.dev/v1alpha1\nkind: Datum\nmetadata:\n  name: users\n  namespace: {NAMESPACE}\nspec:\n  format:\n{format_block}")
+    format!(
+        "apiVersion: courier.dev/v1alpha1\nkind: Datum\nmetadata:\n  name: users\n  namespace: {NAMESPACE}\nspec:\n  format:\n{format_block}"
+    )
 }
 
 /// Writes `text` to `dir/name` and returns the path.
@@ -86,9 +88,10 @@ pub async fn run(args: &[&str]) -> Output {
 /// The JSON summary a `--json-summary` run printed.
 pub fn summary(output: &Output) -> serde_json::Value {
     let stdout = String::from_utf8_lossy(&output.stdout);
-    let line = stdout.lines().last().unwrap_or_else(|| {
-        panic!("no summary on stdout; stderr: {}", String::from_utf8_lossy(&output.stderr))
-    });
+    let line = stdout
+        .lines()
+        .last()
+        .unwrap_or_else(|| panic!("no summary on stdout; stderr: {}", String::from_utf8_lossy(&output.stderr)));
     serde_json::from_str(line).unwrap_or_else(|e| panic!("summary {line:?} is not JSON: {e}"))
 }
 
@@ -132,7 +135,8 @@ pub async fn deliver_locally(
     use courier_worker::source::Source;
 
     let dir = tempfile::tempdir().expect("tempdir");
-    let destination = config::load_destination(&write(dir.path(), "d.yaml", destination_yaml_text)).expect("Destination");
+    let destination =
+        config::load_destination(&write(dir.path(), "d.yaml", destination_yaml_text)).expect("Destination");
     let datum = config::load_datum(&write(dir.path(), "x.yaml", datum_yaml_text)).expect("Datum");
     let send = config::send_config(&destination.spec, &SecretStore::empty()).expect("send config");
     let rate = config::rate_of(&destination.spec);

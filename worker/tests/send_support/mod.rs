@@ -75,7 +75,13 @@ impl SendObserver for Recorder {
 }
 
 /// A sender and builder for `url`.
-pub fn sender(url: &str, package: &str, config: SendConfig, limiter: Limiter, observer: Arc<Recorder>) -> ShardDelivery {
+pub fn sender(
+    url: &str,
+    package: &str,
+    config: SendConfig,
+    limiter: Limiter,
+    observer: Arc<Recorder>,
+) -> ShardDelivery {
     let client = HttpClient::new(&config).expect("client");
     let auth = Auth::new(&config.auth, client.clone()).expect("auth");
     let sender = Sender::new(config, client, auth, Arc::new(limiter), observer);
@@ -97,10 +103,8 @@ pub async fn deliver(delivery: &ShardDelivery, records: Vec<Result<Decoded, Infa
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("dlq").join("shard-0-w-1.jsonl");
     let mut writer = DeadLetterWriter::new(FileSink::new(&path));
-    let outcome = delivery
-        .run(futures::stream::iter(records), AckTracker::new(0), None, &mut writer)
-        .await
-        .expect("delivery");
+    let outcome =
+        delivery.run(futures::stream::iter(records), AckTracker::new(0), None, &mut writer).await.expect("delivery");
     writer.close().await.expect("close");
     let dead_letters: Vec<serde_json::Value> = match std::fs::read_to_string(&path) {
         Ok(text) => text.lines().map(|l| serde_json::from_str(l).expect("dead letter is JSON")).collect(),

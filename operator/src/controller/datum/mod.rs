@@ -21,7 +21,11 @@ use crate::status_writer::Kind;
 const CONTROLLER: &str = "datum";
 
 /// Runs the controller until `shutdown` completes.
-pub async fn run(ctx: Arc<Context>, api: Api<Datum>, shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static) {
+pub async fn run(
+    ctx: Arc<Context>,
+    api: Api<Datum>,
+    shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
+) {
     Controller::new(api, watcher::Config::default())
         .graceful_shutdown_on(shutdown)
         .run(reconcile, error_policy, ctx)
@@ -50,9 +54,15 @@ pub fn build_status(datum: &Datum, outcome: Result<(), &validate::Invalid>, now:
             generation,
             now,
         ),
-        Err(inv) => {
-            set_condition(&mut status.conditions, DatumConditionType::Ready, false, inv.reason, inv.message.clone(), generation, now)
-        }
+        Err(inv) => set_condition(
+            &mut status.conditions,
+            DatumConditionType::Ready,
+            false,
+            inv.reason,
+            inv.message.clone(),
+            generation,
+            now,
+        ),
     };
     status
 }
@@ -68,7 +78,8 @@ pub async fn reconcile(datum: Arc<Datum>, ctx: Arc<Context>) -> Result<Action> {
     let new_status = build_status(&datum, outcome.as_ref().map(|_| ()), &now);
     let old = datum.status.as_ref().and_then(|s| find_condition(&s.conditions, "Ready")).cloned();
     let new = find_condition(&new_status.conditions, "Ready").cloned();
-    let changed = old.as_ref().map(|c| (&c.status, &c.reason, &c.message)) != new.as_ref().map(|c| (&c.status, &c.reason, &c.message));
+    let changed = old.as_ref().map(|c| (&c.status, &c.reason, &c.message))
+        != new.as_ref().map(|c| (&c.status, &c.reason, &c.message));
     if changed && let Some(c) = &new {
         publish(&ctx.recorder, datum.as_ref(), c.status != "True", &c.reason, c.message.clone()).await;
     }

@@ -25,7 +25,8 @@ pub fn request_spec(datum: &Datum, url: &str, namespace: &str, package: &str) ->
     spec.header_templates = req.headers.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
     spec.body = req.body.as_ref().map_or(BodySpec::Record, |b| BodySpec::Template(b.template.clone()));
     spec.content_type = req.content_type.clone();
-    spec.idempotency = IdempotencySpec { header: req.idempotency_key.header.clone(), field: req.idempotency_key.field.clone() };
+    spec.idempotency =
+        IdempotencySpec { header: req.idempotency_key.header.clone(), field: req.idempotency_key.field.clone() };
     spec
 }
 
@@ -55,7 +56,9 @@ mod tests {
     use super::*;
 
     fn datum(spec: &str) -> Datum {
-        let yaml = format!("apiVersion: courier.dev/v1alpha1\nkind: Datum\nmetadata: {{ name: d, namespace: ns }}\nspec:\n{spec}");
+        let yaml = format!(
+            "apiVersion: courier.dev/v1alpha1\nkind: Datum\nmetadata: {{ name: d, namespace: ns }}\nspec:\n{spec}"
+        );
         serde_yaml::from_str(&yaml).expect("valid Datum YAML")
     }
 

@@ -176,10 +176,7 @@ pub fn service_account(namespace: &str) -> ServiceAccount {
         metadata: ObjectMeta {
             name: Some(WORKER_SERVICE_ACCOUNT.to_owned()),
             namespace: Some(namespace.to_owned()),
-            labels: Some(BTreeMap::from([(
-                "app.kubernetes.io/managed-by".to_owned(),
-                "courier-operator".to_owned(),
-            )])),
+            labels: Some(BTreeMap::from([("app.kubernetes.io/managed-by".to_owned(), "courier-operator".to_owned())])),
             ..Default::default()
         },
         ..Default::default()

@@ -27,7 +27,11 @@ fn defaults() -> WorkerDefaults {
 }
 
 fn env_of(d: &Deployment) -> Vec<EnvVar> {
-    d.spec.as_ref().and_then(|s| s.template.spec.as_ref()).map(|p| p.containers[0].env.clone().unwrap_or_default()).unwrap_or_default()
+    d.spec
+        .as_ref()
+        .and_then(|s| s.template.spec.as_ref())
+        .map(|p| p.containers[0].env.clone().unwrap_or_default())
+        .unwrap_or_default()
 }
 
 fn secret_ref_of<'a>(env: &'a [EnvVar], name: &str) -> Option<&'a SecretKeySelector> {
@@ -60,7 +64,10 @@ fn the_worker_container_serves_the_coordinator_url_with_probes_on_the_metrics_po
     assert_eq!(pod.termination_grace_period_seconds, Some(30));
     let c = &pod.containers[0];
     assert_eq!(c.image.as_deref(), Some("courier/worker:dev"));
-    assert_eq!(c.args.as_deref(), Some(&["serve".to_owned(), "--coordinator-url".to_owned(), "http://10.0.0.5:8443".to_owned()][..]));
+    assert_eq!(
+        c.args.as_deref(),
+        Some(&["serve".to_owned(), "--coordinator-url".to_owned(), "http://10.0.0.5:8443".to_owned()][..])
+    );
     let ready = c.readiness_probe.as_ref().and_then(|p| p.http_get.as_ref()).expect("readiness");
     assert_eq!((ready.path.as_deref(), &ready.port), (Some("/readyz"), &IntOrString::Int(9090)));
     let live = c.liveness_probe.as_ref().and_then(|p| p.http_get.as_ref()).expect("liveness");
@@ -89,7 +96,11 @@ fn an_image_in_the_spec_overrides_the_operator_default() {
 fn pod_identity_and_secrets_reach_the_worker_as_environment() {
     let env = env_of(&deployment(&destination(PARTNER), &defaults(), 1));
     let field = |n: &str| {
-        env.iter().find(|e| e.name == n).and_then(|e| e.value_from.as_ref()).and_then(|v| v.field_ref.as_ref()).map(|f| f.field_path.clone())
+        env.iter()
+            .find(|e| e.name == n)
+            .and_then(|e| e.value_from.as_ref())
+            .and_then(|v| v.field_ref.as_ref())
+            .map(|f| f.field_path.clone())
     };
     assert_eq!(field("POD_NAME").as_deref(), Some("metadata.name"));
     assert_eq!(field("POD_NAMESPACE").as_deref(), Some("metadata.namespace"));
@@ -104,7 +115,8 @@ fn pod_identity_and_secrets_reach_the_worker_as_environment() {
 
 #[test]
 fn basic_oauth2_and_header_auth_map_to_their_variables() {
-    let basic = PARTNER.replace("bearer: { secretRef: { name: partner-token, key: token } }", "basic: { secretRef: { name: creds } }");
+    let basic = PARTNER
+        .replace("bearer: { secretRef: { name: partner-token, key: token } }", "basic: { secretRef: { name: creds } }");
     let env = env_of(&deployment(&destination(&basic), &defaults(), 1));
     assert_eq!(secret_ref_of(&env, "COURIER_AUTH_USERNAME").map(|s| s.key.as_str()), Some("username"));
     assert_eq!(secret_ref_of(&env, "COURIER_AUTH_PASSWORD").map(|s| s.key.as_str()), Some("password"));

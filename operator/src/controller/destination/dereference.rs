@@ -48,7 +48,11 @@ pub fn needed_keys(dest: &Destination) -> Vec<NeededKey> {
 pub type SecretKeys = BTreeMap<String, Option<Vec<String>>>;
 
 /// Fetches every Secret the Destination names (each once).
-pub async fn fetch_secret_keys(client: &Client, namespace: &str, needed: &[NeededKey]) -> Result<SecretKeys, kube::Error> {
+pub async fn fetch_secret_keys(
+    client: &Client,
+    namespace: &str,
+    needed: &[NeededKey],
+) -> Result<SecretKeys, kube::Error> {
     let api: Api<Secret> = Api::namespaced(client.clone(), namespace);
     let mut out = SecretKeys::new();
     for n in needed {

@@ -141,7 +141,11 @@ pub fn desired_replicas(dest: &Destination, runtime: Option<&DestinationRuntime>
     wanted.clamp(workers.min.max(0), workers.max.max(workers.min.max(0)))
 }
 
-fn figures(dest: &Destination, runtime: Option<&DestinationRuntime>, deployment: Option<&Deployment>) -> DestinationFigures {
+fn figures(
+    dest: &Destination,
+    runtime: Option<&DestinationRuntime>,
+    deployment: Option<&Deployment>,
+) -> DestinationFigures {
     let ready = deployment.and_then(|d| d.status.as_ref()).and_then(|s| s.ready_replicas).unwrap_or(0);
     let desired = deployment.and_then(|d| d.spec.as_ref()).and_then(|s| s.replicas).unwrap_or(0);
     let Some(r) = runtime else {
@@ -178,14 +182,18 @@ fn record_metrics(ctx: &Context, ns: &str, name: &str, f: &DestinationFigures) {
     ctx.metrics.workers_desired.get_or_create(&labels).set(i64::from(f.desired));
     ctx.metrics.workers_ready.get_or_create(&labels).set(i64::from(f.ready));
     ctx.metrics.backlog_records.get_or_create(&labels).set(f.backlog.records);
-    ctx.metrics.effective_limit.get_or_create(&labels).set(i64::from(f.effective_requests_per_second.unwrap_or_default()));
+    ctx.metrics
+        .effective_limit
+        .get_or_create(&labels)
+        .set(i64::from(f.effective_requests_per_second.unwrap_or_default()));
 }
 
 /// Whether any condition's status or reason changed (an urgent status write).
 fn conditions_changed(old: &DestinationStatus, new: &DestinationStatus) -> bool {
-    new.conditions.iter().any(|c| {
-        find_condition(&old.conditions, &c.type_).is_none_or(|o| o.status != c.status || o.reason != c.reason)
-    }) || old.observed_generation != new.observed_generation
+    new.conditions
+        .iter()
+        .any(|c| find_condition(&old.conditions, &c.type_).is_none_or(|o| o.status != c.status || o.reason != c.reason))
+        || old.observed_generation != new.observed_generation
         || old.workers != new.workers
 }
 

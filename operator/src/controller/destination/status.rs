@@ -37,7 +37,12 @@ pub struct DestinationFigures {
 
 /// The status to write. `invalid` is the outcome of validation (a missing Secret keeps the
 /// Destination un-Ready and its Deployment untouched).
-pub fn build_status(dest: &Destination, invalid: Option<&Invalid>, figures: &DestinationFigures, now: &Time) -> DestinationStatus {
+pub fn build_status(
+    dest: &Destination,
+    invalid: Option<&Invalid>,
+    figures: &DestinationFigures,
+    now: &Time,
+) -> DestinationStatus {
     let generation = dest.metadata.generation;
     let mut status = dest.status.clone().unwrap_or_default();
     status.observed_generation = generation;
@@ -47,7 +52,15 @@ pub fn build_status(dest: &Destination, invalid: Option<&Invalid>, figures: &Des
             set_condition(conds, Type::Ready, false, inv.reason, inv.message.clone(), generation, now);
         }
         None => {
-            set_condition(conds, Type::Ready, true, Reason::Available, "secrets resolved, workers configured", generation, now);
+            set_condition(
+                conds,
+                Type::Ready,
+                true,
+                Reason::Available,
+                "secrets resolved, workers configured",
+                generation,
+                now,
+            );
         }
     }
     let suspended = dest.spec.suspend;
@@ -109,7 +122,8 @@ spec:
 
     #[test]
     fn a_valid_destination_is_ready_with_worker_counts_and_generation() {
-        let figures = DestinationFigures { desired: 2, ready: 2, effective_requests_per_second: Some(100), ..Default::default() };
+        let figures =
+            DestinationFigures { desired: 2, ready: 2, effective_requests_per_second: Some(100), ..Default::default() };
         let s = build_status(&dest(false), None, &figures, &now());
         assert_eq!(s.observed_generation, Some(4));
         assert!(is_condition_true(&s.conditions, "Ready"));
@@ -133,12 +147,19 @@ spec:
         let figures = DestinationFigures { desired: 3, ready: 1, ..Default::default() };
         let s = build_status(&dest(false), None, &figures, &now());
         let c = find_condition(&s.conditions, "Degraded").expect("Degraded");
-        assert_eq!((c.status.as_str(), c.reason.as_str(), c.message.as_str()), ("True", "WorkersUnavailable", "1 of 3 workers ready"));
+        assert_eq!(
+            (c.status.as_str(), c.reason.as_str(), c.message.as_str()),
+            ("True", "WorkersUnavailable", "1 of 3 workers ready")
+        );
     }
 
     #[test]
     fn suspension_and_throttling_show_as_conditions() {
-        let figures = DestinationFigures { throttle: Some(Throttle::RateLimited), effective_requests_per_second: Some(50), ..Default::default() };
+        let figures = DestinationFigures {
+            throttle: Some(Throttle::RateLimited),
+            effective_requests_per_second: Some(50),
+            ..Default::default()
+        };
         let s = build_status(&dest(true), None, &figures, &now());
         assert!(is_condition_true(&s.conditions, "Suspended"));
         let t = find_condition(&s.conditions, "Throttled").expect("Throttled");

@@ -1,25 +1,27 @@
-//! Dereference: the package's Destination and Datum, and the dead letters of an earlier attempt.
+//! Dereference: the package's Destination and Datum (from the watch caches), and the dead
+//! letters of an earlier attempt.
+
+use std::sync::Arc;
 
 use courier_api::{Datum, DeliveryPackage, Destination};
 use courier_worker::source::{Source, SourceError};
-use kube::{Api, Client, ResourceExt};
+use kube::ResourceExt;
 use serde::Deserialize;
 
 use super::plan::DeadLetterOffsets;
+use crate::context::Lookups;
 use crate::controller::{Error, Result};
 
-/// The Destination and Datum the package names (`None` when absent).
-pub async fn referenced(client: &Client, pkg: &DeliveryPackage) -> Result<(Option<Destination>, Option<Datum>)> {
+/// The Destination and Datum the package names (`None` when absent), once the caches are filled.
+pub async fn referenced(
+    lookups: &Lookups,
+    pkg: &DeliveryPackage,
+) -> Result<(Option<Arc<Destination>>, Option<Arc<Datum>>)> {
     let ns = pkg.namespace().ok_or(Error::MissingField("namespace"))?;
-    let dest = Api::<Destination>::namespaced(client.clone(), &ns)
-        .get_opt(&pkg.spec.destination_ref.name)
-        .await
-        .map_err(|source| Error::Dereference { what: format!("Destination {ns}/{}", pkg.spec.destination_ref.name), source })?;
-    let datum = Api::<Datum>::namespaced(client.clone(), &ns)
-        .get_opt(&pkg.spec.datum_ref.name)
-        .await
-        .map_err(|source| Error::Dereference { what: format!("Datum {ns}/{}", pkg.spec.datum_ref.name), source })?;
-    Ok((dest, datum))
+    if !lookups.ready().await {
+        return Err(Error::CacheGone);
+    }
+    Ok((lookups.destination(&ns, &pkg.spec.destination_ref.name), lookups.datum(&ns, &pkg.spec.datum_ref.name)))
 }
 
 /// The fields of a dead-letter line the retry needs.

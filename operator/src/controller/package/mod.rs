@@ -23,19 +23,21 @@ use kube::{Api, ResourceExt};
 
 use self::plan::PlanError;
 use self::status::{AttemptInfo, Verdict};
+use super::triggers::{datum_fingerprint, destination_fingerprint, relevant_changes};
 use super::{Error, Result, api, publish};
-use crate::context::Context;
+use crate::context::{Context, LookupWriters};
 use crate::coordinator::{ObjectKey, PackagePlan, PlannedShard, RestoredProgress};
 use crate::status_writer::Kind;
 
 const CONTROLLER: &str = "package";
 /// How often a running package is looked at without any change (deadline, status refresh).
 const RUNNING_RESYNC: Duration = Duration::from_secs(2);
-/// How often a waiting package is looked at again.
-const WAITING_RESYNC: Duration = Duration::from_secs(10);
-/// Packages reconciled at once. Each reconcile reads its Destination and Datum from the
-/// apiserver; without a bound, 10,000 packages opened ~10,000 connections at start-up
-/// (600+ MiB, see docs/benchmarks-operator.md).
+/// How often a waiting package is looked at again without a change of its Destination or Datum
+/// (those trigger a reconcile at once; this is only a safety net).
+const WAITING_RESYNC: Duration = Duration::from_secs(300);
+/// Packages reconciled at once. Reconciles read their Destination and Datum from watch caches;
+/// the bound keeps the apiserver calls some of them make (planning, Events) from opening one
+/// connection each (10,000 packages once held 600+ MiB, see docs/benchmarks-operator.md).
 const CONCURRENCY: u16 = 16;
 
 /// Runs the controller until `shutdown` completes; returns its store for garbage collection.
@@ -43,6 +45,7 @@ pub fn controller(
     ctx: Arc<Context>,
     client: kube::Client,
     namespace: Option<&str>,
+    lookups: LookupWriters,
     trigger: impl futures::Stream<Item = ObjectRef<DeliveryPackage>> + Send + 'static,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) -> (Store<DeliveryPackage>, impl std::future::Future<Output = ()>) {
@@ -52,12 +55,19 @@ pub fn controller(
     let store = controller.store();
     let by_dest = store.clone();
     let by_datum = store.clone();
+    let destinations =
+        relevant_changes(lookups.destinations, api::<Destination>(&client, namespace), destination_fingerprint);
+    let datums = relevant_changes(lookups.datums, api::<Datum>(&client, namespace), datum_fingerprint);
     let fut = controller
-        .watches(api::<Destination>(&client, namespace), watcher::Config::default(), move |dest| {
-            referencing(&by_dest, &dest.namespace().unwrap_or_default(), |p| p.spec.destination_ref.name == dest.name_any())
+        .watches_stream(destinations, move |dest| {
+            referencing(&by_dest, &dest.namespace().unwrap_or_default(), |p| {
+                p.spec.destination_ref.name == dest.name_any()
+            })
         })
-        .watches(api::<Datum>(&client, namespace), watcher::Config::default(), move |datum| {
-            referencing(&by_datum, &datum.namespace().unwrap_or_default(), |p| p.spec.datum_ref.name == datum.name_any())
+        .watches_stream(datums, move |datum| {
+            referencing(&by_datum, &datum.namespace().unwrap_or_default(), |p| {
+                p.spec.datum_ref.name == datum.name_any()
+            })
         })
         .reconcile_on(trigger)
         .graceful_shutdown_on(shutdown)
@@ -97,7 +107,11 @@ pub async fn reconcile(pkg: Arc<DeliveryPackage>, ctx: Arc<Context>) -> Result<A
 /// The freshest status known: queued by this replica, or else the object's.
 fn prior_status(ctx: &Context, pkg: &DeliveryPackage, ns: &str, name: &str) -> DeliveryPackageStatus {
     let from_object = pkg.status.clone().unwrap_or_default();
-    match ctx.status.latest(Kind::Package, ns, name).and_then(|v| serde_json::from_value::<DeliveryPackageStatus>(v).ok()) {
+    match ctx
+        .status
+        .latest(Kind::Package, ns, name)
+        .and_then(|v| serde_json::from_value::<DeliveryPackageStatus>(v).ok())
+    {
         // A status queued here is newer unless the object moved to a later attempt meanwhile.
         Some(queued) if queued.attempt >= from_object.attempt => queued,
         _ => from_object,
@@ -118,7 +132,13 @@ async fn reconcile_inner(pkg: &DeliveryPackage, ctx: &Context) -> Result<Action>
         return finished(pkg, ctx, &prior).await;
     }
     let prior_attempt = u32::try_from(prior.attempt).unwrap_or(0);
-    let attempt_no = if prior_attempt == 0 { 1 } else if retry_requested { prior_attempt + 1 } else { prior_attempt };
+    let attempt_no = if prior_attempt == 0 {
+        1
+    } else if retry_requested {
+        prior_attempt + 1
+    } else {
+        prior_attempt
+    };
     let attempt = AttemptInfo {
         attempt: attempt_no,
         nonce: pkg.spec.retry_nonce.clone(),
@@ -127,8 +147,8 @@ async fn reconcile_inner(pkg: &DeliveryPackage, ctx: &Context) -> Result<Action>
     };
 
     // dereference + validate
-    let (dest, datum) = dereference::referenced(&ctx.client, pkg).await?;
-    if let Some(waiting) = validate::waiting_for(pkg, dest.as_ref(), datum.as_ref()) {
+    let (dest, datum) = dereference::referenced(&ctx.lookups, pkg).await?;
+    if let Some(waiting) = validate::waiting_for(pkg, dest.as_deref(), datum.as_deref()) {
         let new = status::build_status(pkg, &prior, Verdict::Waiting(&waiting), &attempt, &now);
         write_status(ctx, pkg, &prior, new).await;
         return Ok(Action::requeue(WAITING_RESYNC));
@@ -216,11 +236,16 @@ async fn plan_attempt(
     target: u64,
 ) -> Result<Planned, PlanError> {
     let all = plan::list_and_plan(pkg, format, target).await?;
-    let files = i32::try_from(all.iter().map(|s| &s.spec.url).collect::<std::collections::BTreeSet<_>>().len()).unwrap_or(i32::MAX);
+    let files = i32::try_from(all.iter().map(|s| &s.spec.url).collect::<std::collections::BTreeSet<_>>().len())
+        .unwrap_or(i32::MAX);
     if attempt.started_now && pkg.spec.retry_scope == RetryScope::FailedRecords {
         let previous = plan::dead_letter_path(pkg, attempt.attempt.saturating_sub(1));
-        let dead = dereference::read_dead_letters(&previous).await.map_err(|e| PlanError::Unavailable(e.to_string()))?;
-        let shards = plan::failed_record_shards(&all, &dead).into_iter().map(|(s, offsets)| with_only_offsets(s, offsets)).collect();
+        let dead =
+            dereference::read_dead_letters(&previous).await.map_err(|e| PlanError::Unavailable(e.to_string()))?;
+        let shards = plan::failed_record_shards(&all, &dead)
+            .into_iter()
+            .map(|(s, offsets)| with_only_offsets(s, offsets))
+            .collect();
         return Ok(Planned { shards, restored: RestoredProgress::default(), files });
     }
     let restored = if attempt.started_now { RestoredProgress::default() } else { plan::restored_from(prior) };
@@ -239,13 +264,18 @@ async fn write_status(ctx: &Context, pkg: &DeliveryPackage, prior: &DeliveryPack
     if urgent {
         for c in &new.conditions {
             let before = find_condition(&prior.conditions, &c.type_);
-            if before.is_some_and(|o| o.status == c.status && o.reason == c.reason) || (before.is_none() && c.status != "True") {
+            if before.is_some_and(|o| o.status == c.status && o.reason == c.reason)
+                || (before.is_none() && c.status != "True")
+            {
                 continue;
             }
             let warning = c.type_ == "Failed" || (c.type_ == "Planned" && c.status != "True");
             let note = if c.message.is_empty() { format!("{} is {}", c.type_, c.status) } else { c.message.clone() };
             publish(&ctx.recorder, pkg, warning, &c.reason, note).await;
         }
+    }
+    if let Some(Ok(on_object)) = pkg.status.as_ref().map(serde_json::to_value) {
+        ctx.status.observed(Kind::Package, &ns, &name, on_object);
     }
     if let Ok(value) = serde_json::to_value(&new) {
         ctx.status.submit(Kind::Package, &ns, &name, value, urgent);
@@ -280,12 +310,14 @@ async fn finished(pkg: &DeliveryPackage, ctx: &Context, status: &DeliveryPackage
 
 /// Sets the packages-by-phase gauge from the watch cache.
 pub fn record_phases(ctx: &Context, store: &Store<DeliveryPackage>) {
-    let mut counts: std::collections::BTreeMap<String, i64> = ["Pending", "Waiting", "Running", "Suspended", "Complete", "Failed"]
-        .into_iter()
-        .map(|p| (p.to_owned(), 0))
-        .collect();
+    let mut counts: std::collections::BTreeMap<String, i64> =
+        ["Pending", "Waiting", "Running", "Suspended", "Complete", "Failed"]
+            .into_iter()
+            .map(|p| (p.to_owned(), 0))
+            .collect();
     for pkg in store.state() {
-        let phase = pkg.status.as_ref().and_then(|s| s.phase).map_or_else(|| "Pending".to_owned(), |p| format!("{p:?}"));
+        let phase =
+            pkg.status.as_ref().and_then(|s| s.phase).map_or_else(|| "Pending".to_owned(), |p| format!("{p:?}"));
         *counts.entry(phase).or_default() += 1;
     }
     for (phase, n) in counts {

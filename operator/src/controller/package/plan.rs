@@ -88,7 +88,11 @@ pub fn shard_bytes(shard: &ShardSpec, files: &[PlanFile]) -> u64 {
 
 /// Lists the package's files (every pattern; a pattern matching nothing is an error) and cuts
 /// them into shards of about `target_bytes`.
-pub async fn list_and_plan(pkg: &DeliveryPackage, format: &FormatSpec, target_bytes: u64) -> Result<Vec<PlannedShard>, PlanError> {
+pub async fn list_and_plan(
+    pkg: &DeliveryPackage,
+    format: &FormatSpec,
+    target_bytes: u64,
+) -> Result<Vec<PlannedShard>, PlanError> {
     let (base, patterns) = source_patterns(pkg);
     let source = Source::for_url(&format!("{base}/"))?;
     let mut files: BTreeSet<FileInfo> = BTreeSet::new();
@@ -99,7 +103,10 @@ pub async fn list_and_plan(pkg: &DeliveryPackage, format: &FormatSpec, target_by
         .await
         .map_err(|e| PlanError::Unavailable(e.to_string()))?;
     let shards = plan_shards(&inputs, format, target_bytes);
-    Ok(shards.into_iter().map(|spec| PlannedShard { bytes: shard_bytes(&spec, &inputs), spec, only_offsets: Vec::new() }).collect())
+    Ok(shards
+        .into_iter()
+        .map(|spec| PlannedShard { bytes: shard_bytes(&spec, &inputs), spec, only_offsets: Vec::new() })
+        .collect())
 }
 
 /// What a status already records, as the coordinator takes it back.
@@ -133,7 +140,12 @@ pub fn restored_from(status: &DeliveryPackageStatus) -> RestoredProgress {
             .shards
             .failed
             .iter()
-            .map(|f| FailedShardState { id: to_u32(f.id), attempts: to_u32(f.attempts), message: f.message.clone(), exhausted: false })
+            .map(|f| FailedShardState {
+                id: to_u32(f.id),
+                attempts: to_u32(f.attempts),
+                message: f.message.clone(),
+                exhausted: false,
+            })
             .collect(),
         counters: LeaseCounters {
             read: to_u64(r.read),

@@ -2,7 +2,9 @@
 //! coordinator's snapshot.
 
 use courier_api::conditions::{PackageConditionType as Type, PackageReason as Reason, find_condition, set_condition};
-use courier_api::package::{ActiveShard, FailedShard, FailureReason, PackagePhase, Progress, RecordCounts, ShardsStatus};
+use courier_api::package::{
+    ActiveShard, FailedShard, FailureReason, PackagePhase, Progress, RecordCounts, ShardsStatus,
+};
 use courier_api::{DeliveryPackage, DeliveryPackageStatus};
 use courier_worker::protocol::LeaseCounters;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
@@ -104,14 +106,22 @@ pub fn progress_of(snapshot: &PackageSnapshot, files: i32) -> (Progress, ShardsS
 }
 
 /// Why a running package has ended, if it has.
-fn terminal(pkg: &DeliveryPackage, status: &DeliveryPackageStatus, snap: &PackageSnapshot, now: &Time) -> Option<(bool, Reason, String)> {
+fn terminal(
+    pkg: &DeliveryPackage,
+    status: &DeliveryPackageStatus,
+    snap: &PackageSnapshot,
+    now: &Time,
+) -> Option<(bool, Reason, String)> {
     let records = &status.progress.records;
     if snap.complete {
         let total = records.read.max(records.sent + records.dead_lettered);
         if let Some(policy) = &pkg.spec.failure_policy
             && policy.is_exceeded(records.dead_lettered, total)
         {
-            let msg = format!("{} of {} records dead-lettered, more than the failure policy allows", records.dead_lettered, total);
+            let msg = format!(
+                "{} of {} records dead-lettered, more than the failure policy allows",
+                records.dead_lettered, total
+            );
             return Some((false, Reason::TooManyFailedRecords, msg));
         }
         let reason = if records.dead_lettered > 0 { Reason::DeliveredWithFailures } else { Reason::Delivered };
@@ -126,12 +136,23 @@ fn terminal(pkg: &DeliveryPackage, status: &DeliveryPackageStatus, snap: &Packag
     if let (Some(deadline), Some(start)) = (pkg.spec.active_deadline_seconds, &status.start_time)
         && now.0.as_second() - start.0.as_second() >= deadline
     {
-        return Some((false, Reason::DeadlineExceeded, format!("not finished within activeDeadlineSeconds {deadline}")));
+        return Some((
+            false,
+            Reason::DeadlineExceeded,
+            format!("not finished within activeDeadlineSeconds {deadline}"),
+        ));
     }
     None
 }
 
-fn finish(status: &mut DeliveryPackageStatus, ok: bool, reason: Reason, message: String, generation: Option<i64>, now: &Time) {
+fn finish(
+    status: &mut DeliveryPackageStatus,
+    ok: bool,
+    reason: Reason,
+    message: String,
+    generation: Option<i64>,
+    now: &Time,
+) {
     let conds = &mut status.conditions;
     if ok {
         set_condition(conds, Type::Complete, true, reason, message.clone(), generation, now);
@@ -163,7 +184,15 @@ pub fn build_status(
         status.completion_time = None;
         for t in [Type::Complete, Type::Failed] {
             if find_condition(&status.conditions, t).is_some() {
-                set_condition(&mut status.conditions, t, false, Reason::RetryRequested, format!("attempt {} started", attempt.attempt), generation, now);
+                set_condition(
+                    &mut status.conditions,
+                    t,
+                    false,
+                    Reason::RetryRequested,
+                    format!("attempt {} started", attempt.attempt),
+                    generation,
+                    now,
+                );
             }
         }
     }
@@ -182,13 +211,29 @@ pub fn build_status(
         return status;
     }
     if find_condition(&status.conditions, Type::Waiting).is_some() {
-        set_condition(&mut status.conditions, Type::Waiting, false, Reason::Ready, "Destination and Datum are ready", generation, now);
+        set_condition(
+            &mut status.conditions,
+            Type::Waiting,
+            false,
+            Reason::Ready,
+            "Destination and Datum are ready",
+            generation,
+            now,
+        );
     }
     match verdict {
         Verdict::Waiting(_) => {}
         Verdict::SuspendedUnplanned => status.phase = Some(PackagePhase::Suspended),
         Verdict::SourceUnreachable(msg) => {
-            set_condition(&mut status.conditions, Type::Planned, false, Reason::SourceUnreachable, msg, generation, now);
+            set_condition(
+                &mut status.conditions,
+                Type::Planned,
+                false,
+                Reason::SourceUnreachable,
+                msg,
+                generation,
+                now,
+            );
             status.phase = Some(PackagePhase::Pending);
         }
         Verdict::SourceNotFound(msg) => {
@@ -207,11 +252,27 @@ pub fn build_status(
             if let Some((ok, reason, msg)) = terminal(pkg, &status, snapshot, now) {
                 finish(&mut status, ok, reason, msg, generation, now);
             } else if suspended {
-                set_condition(&mut status.conditions, Type::Progressing, false, Reason::Paused, "suspended", generation, now);
+                set_condition(
+                    &mut status.conditions,
+                    Type::Progressing,
+                    false,
+                    Reason::Paused,
+                    "suspended",
+                    generation,
+                    now,
+                );
                 status.phase = Some(PackagePhase::Suspended);
             } else {
                 let msg = format!("{}% of {} bytes", status.progress.percent, status.progress.bytes_total);
-                set_condition(&mut status.conditions, Type::Progressing, true, Reason::Delivering, msg, generation, now);
+                set_condition(
+                    &mut status.conditions,
+                    Type::Progressing,
+                    true,
+                    Reason::Delivering,
+                    msg,
+                    generation,
+                    now,
+                );
                 status.phase = Some(PackagePhase::Running);
             }
         }

@@ -16,7 +16,12 @@ fn at(s: i64) -> Time {
 }
 
 fn attempt() -> AttemptInfo {
-    AttemptInfo { attempt: 1, nonce: None, dead_letter_path: "file:///in/_courier/dead-letter/ns/p/attempt-1".into(), started_now: false }
+    AttemptInfo {
+        attempt: 1,
+        nonce: None,
+        dead_letter_path: "file:///in/_courier/dead-letter/ns/p/attempt-1".into(),
+        started_now: false,
+    }
 }
 
 fn snapshot() -> PackageSnapshot {
@@ -28,7 +33,13 @@ fn snapshot() -> PackageSnapshot {
         shards_total: 10,
         completed: vec![0, 1, 2, 3, 5],
         completed_ranges: "0-3,5".into(),
-        active: vec![ActiveShardState { id: 4, worker: "w-1".into(), checkpoint: 4096, attempt: 1, counters: LeaseCounters::default() }],
+        active: vec![ActiveShardState {
+            id: 4,
+            worker: "w-1".into(),
+            checkpoint: 4096,
+            attempt: 1,
+            counters: LeaseCounters::default(),
+        }],
         failed: vec![],
         failure_reasons: vec![FailureCount { code: "400".into(), count: 2, sample: Some("bad".into()) }],
         bytes_total: 1000,
@@ -55,7 +66,8 @@ fn each_waiting_reason_becomes_the_waiting_condition_and_phase() {
         PackageReason::DatumNotReady,
     ] {
         let w = Waiting { reason, message: "x".into() };
-        let s = build_status(&package(""), &DeliveryPackageStatus::default(), Verdict::Waiting(&w), &attempt(), &at(10));
+        let s =
+            build_status(&package(""), &DeliveryPackageStatus::default(), Verdict::Waiting(&w), &attempt(), &at(10));
         assert_eq!(cond(&s, "Waiting"), Some(("True", reason.as_str())));
         assert_eq!(s.phase, Some(PackagePhase::Waiting));
         assert!(cond(&s, "Failed").is_none(), "waiting is not failing");
@@ -66,15 +78,28 @@ fn each_waiting_reason_becomes_the_waiting_condition_and_phase() {
 #[test]
 fn leaving_waiting_sets_waiting_false() {
     let w = Waiting { reason: PackageReason::DatumNotFound, message: "x".into() };
-    let waiting = build_status(&package(""), &DeliveryPackageStatus::default(), Verdict::Waiting(&w), &attempt(), &at(10));
-    let running = build_status(&package(""), &waiting, Verdict::Running { snapshot: &snapshot(), files: Some(3) }, &attempt(), &at(11));
+    let waiting =
+        build_status(&package(""), &DeliveryPackageStatus::default(), Verdict::Waiting(&w), &attempt(), &at(10));
+    let running = build_status(
+        &package(""),
+        &waiting,
+        Verdict::Running { snapshot: &snapshot(), files: Some(3) },
+        &attempt(),
+        &at(11),
+    );
     assert_eq!(cond(&running, "Waiting"), Some(("False", "Ready")));
     assert_eq!(running.phase, Some(PackagePhase::Running));
 }
 
 #[test]
 fn a_running_snapshot_fills_progress_shards_and_failure_reasons() {
-    let s = build_status(&package(""), &DeliveryPackageStatus::default(), Verdict::Running { snapshot: &snapshot(), files: Some(3) }, &attempt(), &at(10));
+    let s = build_status(
+        &package(""),
+        &DeliveryPackageStatus::default(),
+        Verdict::Running { snapshot: &snapshot(), files: Some(3) },
+        &attempt(),
+        &at(10),
+    );
     assert_eq!(cond(&s, "Planned"), Some(("True", "Planned")));
     assert_eq!(cond(&s, "Progressing"), Some(("True", "Delivering")));
     assert_eq!(s.progress.percent, 60);
@@ -92,7 +117,13 @@ fn a_running_snapshot_fills_progress_shards_and_failure_reasons() {
 #[test]
 fn every_shard_done_is_complete_with_completion_time() {
     let snap = PackageSnapshot { complete: true, bytes_done: 1000, ..snapshot() };
-    let s = build_status(&package(""), &DeliveryPackageStatus::default(), Verdict::Running { snapshot: &snap, files: Some(1) }, &attempt(), &at(20));
+    let s = build_status(
+        &package(""),
+        &DeliveryPackageStatus::default(),
+        Verdict::Running { snapshot: &snap, files: Some(1) },
+        &attempt(),
+        &at(20),
+    );
     assert_eq!(cond(&s, "Complete"), Some(("True", "DeliveredWithFailures")));
     assert_eq!(cond(&s, "Progressing"), Some(("False", "DeliveredWithFailures")));
     assert_eq!(s.phase, Some(PackagePhase::Complete));
@@ -105,7 +136,13 @@ fn every_shard_done_is_complete_with_completion_time() {
 fn complete_beyond_the_failure_policy_is_failed_too_many_failed_records() {
     let snap = PackageSnapshot { complete: true, ..snapshot() };
     let pkg = package("  failurePolicy: { maxFailedRecords: 1 }\n");
-    let s = build_status(&pkg, &DeliveryPackageStatus::default(), Verdict::Running { snapshot: &snap, files: None }, &attempt(), &at(20));
+    let s = build_status(
+        &pkg,
+        &DeliveryPackageStatus::default(),
+        Verdict::Running { snapshot: &snap, files: None },
+        &attempt(),
+        &at(20),
+    );
     assert_eq!(cond(&s, "Failed"), Some(("True", "TooManyFailedRecords")));
     assert!(cond(&s, "Complete").is_none());
     assert_eq!(s.phase, Some(PackagePhase::Failed));
@@ -118,7 +155,13 @@ fn an_exhausted_shard_is_failed_backoff_limit_exceeded() {
         failed: vec![FailedShardState { id: 7, attempts: 4, message: "unreadable".into(), exhausted: true }],
         ..snapshot()
     };
-    let s = build_status(&package(""), &DeliveryPackageStatus::default(), Verdict::Running { snapshot: &snap, files: None }, &attempt(), &at(20));
+    let s = build_status(
+        &package(""),
+        &DeliveryPackageStatus::default(),
+        Verdict::Running { snapshot: &snap, files: None },
+        &attempt(),
+        &at(20),
+    );
     assert_eq!(cond(&s, "Failed"), Some(("True", "BackoffLimitExceeded")));
     assert_eq!(s.shards.failed[0].id, 7);
 }
@@ -126,15 +169,28 @@ fn an_exhausted_shard_is_failed_backoff_limit_exceeded() {
 #[test]
 fn running_past_the_active_deadline_is_failed_deadline_exceeded() {
     let pkg = package("  activeDeadlineSeconds: 30\n");
-    let first = build_status(&pkg, &DeliveryPackageStatus::default(), Verdict::Running { snapshot: &snapshot(), files: None }, &attempt(), &at(100));
+    let first = build_status(
+        &pkg,
+        &DeliveryPackageStatus::default(),
+        Verdict::Running { snapshot: &snapshot(), files: None },
+        &attempt(),
+        &at(100),
+    );
     assert_eq!(first.phase, Some(PackagePhase::Running));
-    let later = build_status(&pkg, &first, Verdict::Running { snapshot: &snapshot(), files: None }, &attempt(), &at(131));
+    let later =
+        build_status(&pkg, &first, Verdict::Running { snapshot: &snapshot(), files: None }, &attempt(), &at(131));
     assert_eq!(cond(&later, "Failed"), Some(("True", "DeadlineExceeded")));
 }
 
 #[test]
 fn an_empty_glob_is_failed_source_not_found() {
-    let s = build_status(&package(""), &DeliveryPackageStatus::default(), Verdict::SourceNotFound("path not found: /in"), &attempt(), &at(5));
+    let s = build_status(
+        &package(""),
+        &DeliveryPackageStatus::default(),
+        Verdict::SourceNotFound("path not found: /in"),
+        &attempt(),
+        &at(5),
+    );
     assert_eq!(cond(&s, "Failed"), Some(("True", "SourceNotFound")));
     assert_eq!(cond(&s, "Planned"), Some(("False", "SourceNotFound")));
     assert_eq!(s.phase, Some(PackagePhase::Failed));
@@ -142,7 +198,13 @@ fn an_empty_glob_is_failed_source_not_found() {
 
 #[test]
 fn an_unreachable_source_is_not_failed_but_says_why() {
-    let s = build_status(&package(""), &DeliveryPackageStatus::default(), Verdict::SourceUnreachable("cannot reach 127.0.0.1:9000"), &attempt(), &at(5));
+    let s = build_status(
+        &package(""),
+        &DeliveryPackageStatus::default(),
+        Verdict::SourceUnreachable("cannot reach 127.0.0.1:9000"),
+        &attempt(),
+        &at(5),
+    );
     assert_eq!(cond(&s, "Planned"), Some(("False", "SourceUnreachable")));
     assert!(cond(&s, "Failed").is_none());
     assert_eq!(s.phase, Some(PackagePhase::Pending));
@@ -151,11 +213,18 @@ fn an_unreachable_source_is_not_failed_but_says_why() {
 #[test]
 fn a_suspended_package_is_paused_and_says_so() {
     let pkg = package("  suspend: true\n");
-    let s = build_status(&pkg, &DeliveryPackageStatus::default(), Verdict::Running { snapshot: &snapshot(), files: None }, &attempt(), &at(5));
+    let s = build_status(
+        &pkg,
+        &DeliveryPackageStatus::default(),
+        Verdict::Running { snapshot: &snapshot(), files: None },
+        &attempt(),
+        &at(5),
+    );
     assert_eq!(cond(&s, "Suspended"), Some(("True", "Suspended")));
     assert_eq!(cond(&s, "Progressing"), Some(("False", "Paused")));
     assert_eq!(s.phase, Some(PackagePhase::Suspended));
-    let resumed = build_status(&package(""), &s, Verdict::Running { snapshot: &snapshot(), files: None }, &attempt(), &at(6));
+    let resumed =
+        build_status(&package(""), &s, Verdict::Running { snapshot: &snapshot(), files: None }, &attempt(), &at(6));
     assert_eq!(cond(&resumed, "Suspended"), Some(("False", "Resumed")));
     assert!(is_condition_true(&resumed.conditions, "Progressing"));
 }
@@ -169,7 +238,8 @@ fn a_new_attempt_drops_the_old_progress_and_outcome() {
         &attempt(),
         &at(5),
     );
-    let retry = AttemptInfo { attempt: 2, nonce: Some("r1".into()), dead_letter_path: "x/attempt-2".into(), started_now: true };
+    let retry =
+        AttemptInfo { attempt: 2, nonce: Some("r1".into()), dead_letter_path: "x/attempt-2".into(), started_now: true };
     let w = Waiting { reason: PackageReason::DatumNotReady, message: String::new() };
     let s = build_status(&package("  retryNonce: r1\n"), &done, Verdict::Waiting(&w), &retry, &at(9));
     assert_eq!(s.attempt, 2);
@@ -183,7 +253,8 @@ fn a_new_attempt_drops_the_old_progress_and_outcome() {
 #[test]
 fn active_shard_counters_survive_a_status_round_trip_so_a_new_leader_counts_exactly() {
     let mut snap = snapshot();
-    let counters = LeaseCounters { read: 40, sent: 37, failed: 1, malformed: 2, dead_lettered: 3, retried: 5, bytes: 4000 };
+    let counters =
+        LeaseCounters { read: 40, sent: 37, failed: 1, malformed: 2, dead_lettered: 3, retried: 5, bytes: 4000 };
     snap.active[0].counters = counters.clone();
     let (_, shards, _) = progress_of(&snap, 3);
     assert_eq!(shards.active[0].records.sent, 37);

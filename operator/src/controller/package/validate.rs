@@ -101,12 +101,18 @@ status:
 
     #[test]
     fn a_suspended_destination_waits_with_destination_suspended() {
-        assert_eq!(reason(Some(&destination(true, "True")), Some(&datum("True"))), Some(PackageReason::DestinationSuspended));
+        assert_eq!(
+            reason(Some(&destination(true, "True")), Some(&datum("True"))),
+            Some(PackageReason::DestinationSuspended)
+        );
     }
 
     #[test]
     fn an_unready_destination_waits_with_destination_not_ready() {
-        assert_eq!(reason(Some(&destination(false, "False")), Some(&datum("True"))), Some(PackageReason::DestinationNotReady));
+        assert_eq!(
+            reason(Some(&destination(false, "False")), Some(&datum("True"))),
+            Some(PackageReason::DestinationNotReady)
+        );
     }
 
     #[test]
@@ -116,7 +122,10 @@ status:
 
     #[test]
     fn an_unready_datum_waits_with_datum_not_ready() {
-        assert_eq!(reason(Some(&destination(false, "True")), Some(&datum("False"))), Some(PackageReason::DatumNotReady));
+        assert_eq!(
+            reason(Some(&destination(false, "True")), Some(&datum("False"))),
+            Some(PackageReason::DatumNotReady)
+        );
     }
 
     #[test]

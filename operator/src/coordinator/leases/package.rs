@@ -203,7 +203,8 @@ impl PackageEntry {
             shards,
             restored,
         } = plan;
-        let mut shards: Vec<ShardEntry> = shards.into_iter().map(|s| ShardEntry::new(s.spec, s.bytes, s.only_offsets)).collect();
+        let mut shards: Vec<ShardEntry> =
+            shards.into_iter().map(|s| ShardEntry::new(s.spec, s.bytes, s.only_offsets)).collect();
         let mut unknown_counters = vec![true; shards.len()];
         for id in &restored.completed {
             if let Some(s) = shards.get_mut(*id as usize) {

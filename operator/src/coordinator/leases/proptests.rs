@@ -42,7 +42,15 @@ fn end_of(lease: &ShardLease) -> (u64, u64) {
 }
 
 /// Heartbeat of worker `w`: advance each lease by `n` records (10 bytes each), report, take grants.
-fn heartbeat(t: &mut LeaseTable, workers: &mut [Worker], w: usize, n: u8, now: u64, sends: &mut u64, log: &mut Vec<(String, LeaseReport)>) {
+fn heartbeat(
+    t: &mut LeaseTable,
+    workers: &mut [Worker],
+    w: usize,
+    n: u8,
+    now: u64,
+    sends: &mut u64,
+    log: &mut Vec<(String, LeaseReport)>,
+) {
     let name = format!("w{w}");
     t.expire(now);
     let mut keep = Vec::new();
@@ -59,6 +67,7 @@ fn heartbeat(t: &mut LeaseTable, workers: &mut [Worker], w: usize, n: u8, now: u
             key: lease.key.clone(),
             checkpoint: pos,
             counters: LeaseCounters { read: sent, sent, bytes: sent * 10, ..Default::default() },
+            base: lease.counters.clone(),
             failures: vec![],
             done: pos >= end,
             error: None,

@@ -111,7 +111,11 @@ impl LeaseTable {
     }
 
     /// Packages of one Destination.
-    pub fn packages_of<'a>(&'a self, namespace: &'a str, destination: &'a str) -> impl Iterator<Item = &'a PackageEntry> {
+    pub fn packages_of<'a>(
+        &'a self,
+        namespace: &'a str,
+        destination: &'a str,
+    ) -> impl Iterator<Item = &'a PackageEntry> {
         self.packages.values().filter(move |p| p.key.namespace == namespace && p.destination == destination)
     }
 
@@ -148,9 +152,10 @@ impl LeaseTable {
         if adopting {
             shard.epoch = shard.epoch.max(key.lease_epoch);
             if adopt_unknown {
-                // The status holds these counts in the package's base already.
-                shard.baseline = report.counters.clone();
-                shard.counters = report.counters.clone();
+                // The status did not know this lease: its base (what the shard had when it was
+                // granted) is in the package's restored counters, what it did since is not.
+                shard.baseline = report.base.clone();
+                shard.counters = report.base.clone();
             }
             if let Some(u) = p.unknown_counters.get_mut(key.shard as usize) {
                 *u = false;
@@ -210,7 +215,14 @@ impl LeaseTable {
 
     /// Grants up to `free_slots` pending shards of the Destination's packages to `worker`:
     /// priority first (higher), then age (older), then shard id.
-    pub fn grant(&mut self, worker: &str, namespace: &str, destination: &str, free_slots: u32, now: Millis) -> Vec<Grant> {
+    pub fn grant(
+        &mut self,
+        worker: &str,
+        namespace: &str,
+        destination: &str,
+        free_slots: u32,
+        now: Millis,
+    ) -> Vec<Grant> {
         let mut order: Vec<&ObjectKey> = self
             .packages
             .values()
@@ -240,7 +252,12 @@ impl LeaseTable {
                 let epoch = (s.epoch + 1).max(now);
                 s.epoch = epoch;
                 s.leases += 1;
-                s.state = ShardState::Leased(LeaseState { worker: worker.to_owned(), epoch: Some(epoch), expires: now + ttl, revoking: false });
+                s.state = ShardState::Leased(LeaseState {
+                    worker: worker.to_owned(),
+                    epoch: Some(epoch),
+                    expires: now + ttl,
+                    revoking: false,
+                });
                 grants.push(ShardLease {
                     key: lease_key(p_key(&p.key), &p.uid, p.attempt, id as u32, epoch),
                     shard: s.spec.clone(),
@@ -271,7 +288,9 @@ impl LeaseTable {
                 for s in &p.shards {
                     match &s.state {
                         ShardState::Pending if p.priority > prio && !p.suspended => pending += 1,
-                        ShardState::Leased(l) if l.revoking && p.priority < top_pending && !p.suspended => revoking += 1,
+                        ShardState::Leased(l) if l.revoking && p.priority < top_pending && !p.suspended => {
+                            revoking += 1
+                        }
                         _ => {}
                     }
                 }
@@ -284,7 +303,9 @@ impl LeaseTable {
             .filter(|p| p.priority < top_pending)
             .flat_map(|p| {
                 p.shards.iter().enumerate().filter_map(move |(id, s)| match &s.state {
-                    ShardState::Leased(l) if l.worker == worker && !l.revoking => Some((p.priority, p.created, p.key.clone(), id)),
+                    ShardState::Leased(l) if l.worker == worker && !l.revoking => {
+                        Some((p.priority, p.created, p.key.clone(), id))
+                    }
                     _ => None,
                 })
             })

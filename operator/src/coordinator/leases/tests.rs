@@ -3,7 +3,9 @@ use courier_worker::protocol::{FailureSample, LeaseCounters, LeaseKey, LeaseRepo
 use courier_worker::shard::{ShardKind, ShardSpec};
 
 use super::*;
-use crate::coordinator::types::{ActiveShardState, FailedShardState, FailureCount, ObjectKey, PackagePlan, PlannedShard, RestoredProgress};
+use crate::coordinator::types::{
+    ActiveShardState, FailedShardState, FailureCount, ObjectKey, PackagePlan, PlannedShard, RestoredProgress,
+};
 
 const TTL: u64 = 10_000;
 
@@ -43,6 +45,7 @@ fn report(lease: &ShardLease, checkpoint: u64, sent: u64) -> LeaseReport {
         key: lease.key.clone(),
         checkpoint,
         counters: LeaseCounters { read: sent, sent, bytes: sent * 10, ..Default::default() },
+        base: lease.counters.clone(),
         failures: vec![],
         done: false,
         error: None,
@@ -121,7 +124,15 @@ fn reports_of_a_stale_epoch_are_ignored_and_revoked() {
     assert_eq!(snap.counters.sent, 2, "the stale report counted nothing");
     assert_eq!(snap.active[0].checkpoint, 20);
     assert_eq!(snap.active[0].worker, "w2");
-    assert_eq!(t.report("w2", &LeaseReport { key: LeaseKey { package_uid: "other".into(), ..new.key.clone() }, ..report(&new, 1, 1) }, 11_600), ReportOutcome::Revoke, "another uid is another package");
+    assert_eq!(
+        t.report(
+            "w2",
+            &LeaseReport { key: LeaseKey { package_uid: "other".into(), ..new.key.clone() }, ..report(&new, 1, 1) },
+            11_600
+        ),
+        ReportOutcome::Revoke,
+        "another uid is another package"
+    );
 }
 
 #[test]
@@ -136,7 +147,11 @@ fn repeated_or_reordered_cumulative_reports_never_double_count() {
     let snap = t.package(&key("p")).map(|p| p.snapshot()).expect("known");
     assert_eq!(snap.counters.sent, 12);
     assert_eq!(snap.counters.bytes, 120);
-    assert_eq!(snap.active.iter().map(|a| a.checkpoint).collect::<Vec<_>>(), vec![90, 30], "checkpoints never move back");
+    assert_eq!(
+        snap.active.iter().map(|a| a.checkpoint).collect::<Vec<_>>(),
+        vec![90, 30],
+        "checkpoints never move back"
+    );
 }
 
 #[test]
@@ -172,7 +187,10 @@ fn a_failing_shard_is_retried_up_to_the_backoff_limit_then_failed() {
     }
     assert!(t.grant("w1", "ns", "d", 1, 10_000).is_empty(), "a failed shard is not leased again");
     let snap = t.package(&key("p")).map(|p| p.snapshot()).expect("known");
-    assert_eq!(snap.failed, vec![FailedShardState { id: 0, attempts: 3, message: "unreadable #3".into(), exhausted: true }]);
+    assert_eq!(
+        snap.failed,
+        vec![FailedShardState { id: 0, attempts: 3, message: "unreadable #3".into(), exhausted: true }]
+    );
     assert!(snap.failed_permanently);
     assert!(!snap.complete);
 }
@@ -189,7 +207,10 @@ fn a_higher_priority_package_pre_empts_a_lower_priority_lease_of_a_full_worker()
     assert_eq!((revoked.package.as_str(), revoked.shard), ("low", 1));
     assert_eq!(t.preempt("w1", "ns", "d"), None, "one pending high shard needs one lease only");
     assert_eq!(t.revoking_of("w1", "ns", "d"), vec![revoked.clone()]);
-    assert!(t.grant("w2", "ns", "d", 5, 1_100).iter().all(|g| g.key.package == "high"), "the revoking shard is not re-leased yet");
+    assert!(
+        t.grant("w2", "ns", "d", 5, 1_100).iter().all(|g| g.key.package == "high"),
+        "the revoking shard is not re-leased yet"
+    );
     // The worker's final report releases the shard at its checkpoint.
     assert_eq!(t.report("w1", &report(&low[1], 160, 6), 1_200), ReportOutcome::Revoke);
     let again = t.grant("w2", "ns", "d", 5, 1_300);
@@ -211,7 +232,11 @@ fn suspension_revokes_the_package_leases_and_resuming_grants_again() {
     assert!(t.package(&key("p")).is_some_and(|p| p.snapshot().active.is_empty()));
     t.set_suspended(&key("p"), false);
     let again = t.grant("w2", "ns", "d", 5, 21_000);
-    assert_eq!(again.iter().map(|g| g.checkpoint).collect::<Vec<_>>(), vec![30, 0], "the untouched shard starts from its beginning");
+    assert_eq!(
+        again.iter().map(|g| g.checkpoint).collect::<Vec<_>>(),
+        vec![30, 0],
+        "the untouched shard starts from its beginning"
+    );
 }
 
 #[test]
@@ -252,7 +277,13 @@ fn a_new_leader_restores_completed_shards_checkpoints_and_counters_from_status()
     let mut t = LeaseTable::new(TTL);
     let restored = RestoredProgress {
         completed: vec![0, 1],
-        active: vec![ActiveShardState { id: 2, worker: "w1".into(), checkpoint: 250, attempt: 1, counters: LeaseCounters::default() }],
+        active: vec![ActiveShardState {
+            id: 2,
+            worker: "w1".into(),
+            checkpoint: 250,
+            attempt: 1,
+            counters: LeaseCounters::default(),
+        }],
         failed: vec![FailedShardState { id: 3, attempts: 1, message: "boom".into(), exhausted: false }],
         counters: LeaseCounters { read: 25, sent: 25, bytes: 250, ..Default::default() },
         failure_reasons: vec![FailureCount { code: "400".into(), count: 2, sample: Some("bad".into()) }],
@@ -261,8 +292,9 @@ fn a_new_leader_restores_completed_shards_checkpoints_and_counters_from_status()
     // Shard 2 stays reserved for w1 for one TTL; shards 3 and 4 are free.
     let g = t.grant("w2", "ns", "d", 5, 1_000);
     assert_eq!(granted_ids(&g), vec![("p".into(), 3), ("p".into(), 4)]);
-    // w1 reports its lease from before the restart: adopted; its counters up to now are
-    // already in the restored totals, so only what follows counts.
+    // w1 reports its lease from before the restart: adopted. The status knew the shard but not
+    // this lease's progress (zero counters): the 2 records the shard had when the lease was
+    // granted (its base) are in the restored totals, everything the lease did since is not.
     let old = LeaseReport {
         key: LeaseKey {
             namespace: "ns".into(),
@@ -274,15 +306,20 @@ fn a_new_leader_restores_completed_shards_checkpoints_and_counters_from_status()
         },
         checkpoint: 260,
         counters: LeaseCounters { read: 6, sent: 6, bytes: 60, ..Default::default() },
+        base: LeaseCounters { read: 2, sent: 2, bytes: 20, ..Default::default() },
         failures: vec![],
         done: false,
         error: None,
     };
     assert_eq!(t.report("w1", &old, 1_500), ReportOutcome::Renewed);
-    let later = LeaseReport { checkpoint: 280, counters: LeaseCounters { read: 8, sent: 8, bytes: 80, ..Default::default() }, ..old.clone() };
+    let later = LeaseReport {
+        checkpoint: 280,
+        counters: LeaseCounters { read: 8, sent: 8, bytes: 80, ..Default::default() },
+        ..old.clone()
+    };
     assert_eq!(t.report("w1", &later, 2_500), ReportOutcome::Renewed);
     let snap = t.package(&key("p")).map(|p| p.snapshot()).expect("known");
-    assert_eq!(snap.counters.sent, 27);
+    assert_eq!(snap.counters.sent, 25 + 8 - 2, "nothing sent after the last status write is lost");
     assert_eq!(snap.completed_ranges, "0-1");
     assert_eq!(snap.active.iter().find(|a| a.id == 2).map(|a| a.checkpoint), Some(280));
     assert_eq!(snap.failure_reasons[0].code, "400");
@@ -293,7 +330,13 @@ fn a_new_leader_restores_completed_shards_checkpoints_and_counters_from_status()
 fn a_restored_lease_not_reported_within_its_ttl_is_granted_again_from_its_checkpoint() {
     let mut t = LeaseTable::new(TTL);
     let restored = RestoredProgress {
-        active: vec![ActiveShardState { id: 0, worker: "gone".into(), checkpoint: 40, attempt: 1, counters: LeaseCounters { sent: 4, ..Default::default() } }],
+        active: vec![ActiveShardState {
+            id: 0,
+            worker: "gone".into(),
+            checkpoint: 40,
+            attempt: 1,
+            counters: LeaseCounters { sent: 4, ..Default::default() },
+        }],
         counters: LeaseCounters { sent: 4, ..Default::default() },
         ..Default::default()
     };
@@ -303,7 +346,11 @@ fn a_restored_lease_not_reported_within_its_ttl_is_granted_again_from_its_checkp
     let g = t.grant("w2", "ns", "d", 1, 10_001).remove(0);
     assert_eq!((g.checkpoint, g.counters.sent), (40, 4));
     t.report("w2", &report(&g, 60, 6), 11_000);
-    assert_eq!(t.package(&key("p")).map(|p| p.counters().sent), Some(6), "known per-shard counters are not counted twice");
+    assert_eq!(
+        t.package(&key("p")).map(|p| p.counters().sent),
+        Some(6),
+        "known per-shard counters are not counted twice"
+    );
 }
 
 #[test]
