@@ -18,6 +18,13 @@ cargo build --workspace --all-targets --locked
 trap stop_ground EXIT
 start_ground
 export COURIER_E2E=1
+# The demo's operator watches every namespace: it would compete with the operators the tests
+# start for their own namespaces, so it is scaled to zero while the tests run (`make demo`
+# scales it back).
+if kubectl -n courier-system get deploy/courier-operator >/dev/null 2>&1; then
+  step "scaling the demo's operator to zero for the tests"
+  kubectl -n courier-system scale deploy/courier-operator --replicas=0
+fi
 
 step "clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
