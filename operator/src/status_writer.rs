@@ -45,10 +45,17 @@ struct Key {
     name: String,
 }
 
+/// What is known of one object's status. Memory matters at 10,000 packages: a status is kept
+/// in full only while it is queued, or written but not yet seen on the object; otherwise only
+/// its fingerprint is.
 #[derive(Debug, Default)]
 struct Entry {
+    /// Queued, not written yet.
     pending: Option<Value>,
+    /// Written by this replica and not yet seen in the watch cache.
     written: Option<Value>,
+    /// Fingerprint of the status the object carries (as written here, or as observed on it).
+    written_print: Option<u64>,
     last_attempt: Option<Instant>,
     urgent: bool,
 }
@@ -56,12 +63,20 @@ struct Entry {
 impl Entry {
     /// Whether the pending status should be written at `now`.
     fn is_due(&self, now: Instant, interval: Duration) -> bool {
-        let Some(pending) = &self.pending else { return false };
-        if self.written.as_ref() == Some(pending) {
+        if self.pending.is_none() {
             return false;
         }
         self.urgent || self.last_attempt.is_none_or(|t| now.duration_since(t) >= interval)
     }
+}
+
+/// A fingerprint of a status (serde_json's `Value` is not `Hash`; its compact text is canonical
+/// for the maps we build, whose keys are sorted).
+fn fingerprint(status: &Value) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    status.to_string().hash(&mut hasher);
+    hasher.finish()
 }
 
 /// Handle on the status writer; cheap to clone.
@@ -87,8 +102,10 @@ impl StatusWriter {
         let key = Key { kind, namespace: namespace.to_owned(), name: name.to_owned() };
         let mut entries = self.lock();
         let entry = entries.entry(key).or_default();
-        if entry.written.as_ref() == Some(&status) {
-            entry.pending = Some(status);
+        if entry.written_print == Some(fingerprint(&status)) {
+            // Already on the object (or on its way): nothing to write.
+            entry.pending = None;
+            entry.urgent = false;
             return;
         }
         entry.pending = Some(status);
@@ -100,9 +117,15 @@ impl StatusWriter {
     /// Records the status the object carries as already written, unless this replica knows a
     /// newer one: after a restart or a leader change, an unchanged status is then not written
     /// again.
-    pub fn observed(&self, kind: Kind, namespace: &str, name: &str, status: Value) {
+    pub fn observed(&self, kind: Kind, namespace: &str, name: &str, status: &Value) {
         let key = Key { kind, namespace: namespace.to_owned(), name: name.to_owned() };
-        self.lock().entry(key).or_insert_with(|| Entry { written: Some(status), ..Entry::default() });
+        let print = fingerprint(status);
+        let mut entries = self.lock();
+        let entry = entries.entry(key).or_insert_with(|| Entry { written_print: Some(print), ..Entry::default() });
+        if entry.written_print == Some(print) {
+            // The watch cache caught up with the last write: the object itself is the record now.
+            entry.written = None;
+        }
     }
 
     /// The newest status queued or written for the object, if any (fresher than the watch
@@ -128,9 +151,13 @@ impl StatusWriter {
         let mut due = Vec::new();
         for (key, entry) in entries.iter_mut() {
             if entry.is_due(now, self.interval)
-                && let Some(pending) = &entry.pending
+                && let Some(pending) = entry.pending.take()
             {
-                due.push((key.clone(), pending.clone()));
+                // Counted as written from now on (`latest` returns it); a failed write queues
+                // it again.
+                entry.written_print = Some(fingerprint(&pending));
+                entry.written = Some(pending.clone());
+                due.push((key.clone(), pending));
                 entry.urgent = false;
                 entry.last_attempt = Some(now);
             }
@@ -138,9 +165,12 @@ impl StatusWriter {
         due
     }
 
-    fn mark_written(&self, key: &Key, value: Value) {
-        if let Some(entry) = self.lock().get_mut(key) {
-            entry.written = Some(value);
+    /// A write failed: queue the status again unless a newer one is queued meanwhile.
+    fn requeue(&self, key: &Key, value: Value) {
+        if let Some(entry) = self.lock().get_mut(key)
+            && entry.pending.is_none()
+        {
+            entry.pending = Some(value);
         }
     }
 
@@ -164,13 +194,13 @@ impl StatusWriter {
                         match write(client, &key, &value).await {
                             Ok(()) => {
                                 metrics.status_writes.get_or_create(&ControllerLabel { controller: key.kind.as_str().into() }).inc();
-                                this.mark_written(&key, value);
                             }
                             Err(kube::Error::Api(resp)) if resp.code == 404 => {
                                 this.forget(key.kind, &key.namespace, &key.name);
                             }
                             Err(err) => {
                                 tracing::warn!(kind = key.kind.as_str(), namespace = %key.namespace, name = %key.name, %err, "failed to write status");
+                                this.requeue(&key, value);
                             }
                         }
                     }
@@ -215,7 +245,6 @@ mod tests {
         let t0 = Instant::now();
         w.submit(Kind::Package, "ns", "p", json!({"percent": 1}), false);
         assert_eq!(w.take_due(t0).len(), 1, "the first status is written at once");
-        w.mark_written(&Key { kind: Kind::Package, namespace: "ns".into(), name: "p".into() }, json!({"percent": 1}));
         w.submit(Kind::Package, "ns", "p", json!({"percent": 2}), false);
         assert!(w.take_due(t0 + Duration::from_secs(1)).is_empty(), "debounced");
         assert_eq!(w.take_due(t0 + Duration::from_secs(3)).len(), 1, "written after the interval");
@@ -237,23 +266,36 @@ mod tests {
     fn a_status_equal_to_the_one_observed_on_the_object_is_not_written() {
         let w = StatusWriter::new(Duration::from_secs(3));
         let t0 = Instant::now();
-        w.observed(Kind::Package, "ns", "p", json!({"phase": "Waiting"}));
+        w.observed(Kind::Package, "ns", "p", &json!({"phase": "Waiting"}));
         w.submit(Kind::Package, "ns", "p", json!({"phase": "Waiting"}), true);
         assert!(w.take_due(t0).is_empty(), "already on the object");
-        w.observed(Kind::Package, "ns", "p", json!({"phase": "Pending"}));
-        assert_eq!(w.latest(Kind::Package, "ns", "p"), Some(json!({"phase": "Waiting"})), "a known status wins");
+        assert_eq!(w.latest(Kind::Package, "ns", "p"), None, "the object is the record: nothing kept in full");
         w.submit(Kind::Package, "ns", "p", json!({"phase": "Running"}), true);
         assert_eq!(w.take_due(t0).len(), 1);
+    }
+
+    #[test]
+    fn a_written_status_is_kept_until_the_watch_cache_shows_it_and_a_failed_write_is_queued_again() {
+        let w = StatusWriter::new(Duration::from_secs(3));
+        let t0 = Instant::now();
+        let key = Key { kind: Kind::Package, namespace: "ns".into(), name: "p".into() };
+        w.submit(Kind::Package, "ns", "p", json!({"percent": 1}), true);
+        let due = w.take_due(t0);
+        assert_eq!(w.latest(Kind::Package, "ns", "p"), Some(json!({"percent": 1})), "fresher than the cache");
+        w.requeue(&key, due[0].1.clone());
+        assert_eq!(w.take_due(t0 + Duration::from_secs(3)).len(), 1, "the failed write goes out again");
+        w.observed(Kind::Package, "ns", "p", &json!({"percent": 0}));
+        assert_eq!(w.latest(Kind::Package, "ns", "p"), Some(json!({"percent": 1})), "the cache is behind");
+        w.observed(Kind::Package, "ns", "p", &json!({"percent": 1}));
+        assert_eq!(w.latest(Kind::Package, "ns", "p"), None, "the cache caught up");
     }
 
     #[test]
     fn an_unchanged_status_is_not_written_again() {
         let w = StatusWriter::new(Duration::from_secs(3));
         let t0 = Instant::now();
-        let key = Key { kind: Kind::Datum, namespace: "ns".into(), name: "d".into() };
         w.submit(Kind::Datum, "ns", "d", json!({"a": 1}), true);
         w.take_due(t0);
-        w.mark_written(&key, json!({"a": 1}));
         w.submit(Kind::Datum, "ns", "d", json!({"a": 1}), true);
         assert!(w.take_due(t0 + Duration::from_secs(10)).is_empty());
         assert_eq!(w.latest(Kind::Datum, "ns", "d"), Some(json!({"a": 1})));

@@ -11,7 +11,7 @@ use futures::{Stream, StreamExt as _};
 use kube::runtime::reflector::store::Writer;
 use kube::runtime::reflector::{ObjectRef, reflector};
 use kube::runtime::{WatchStreamExt as _, watcher};
-use kube::{Api, Resource};
+use kube::{Api, Resource, ResourceExt as _};
 use serde::de::DeserializeOwned;
 use tokio::sync::broadcast::error::RecvError;
 
@@ -66,7 +66,8 @@ where
     K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
 {
     let mut seen: HashMap<ObjectRef<K>, u64> = HashMap::new();
-    reflector(writer, watcher(api, watcher::Config::default()).default_backoff()).filter_map(move |event| {
+    let events = watcher(api, watcher::Config::default()).default_backoff().modify(|o| o.managed_fields_mut().clear());
+    reflector(writer, events).filter_map(move |event| {
         let out = match event {
             Ok(watcher::Event::Apply(obj) | watcher::Event::InitApply(obj)) => {
                 let print = fingerprint(&obj);
