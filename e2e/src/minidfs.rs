@@ -95,10 +95,7 @@ pub struct MiniDfs {
 impl MiniDfs {
     /// The NameNode URL tests use: `$COURIER_MINIDFS_URL`, else [`DEFAULT_URL`].
     pub fn url() -> String {
-        std::env::var(URL_ENV)
-            .ok()
-            .filter(|u| !u.trim().is_empty())
-            .unwrap_or_else(|| DEFAULT_URL.to_owned())
+        std::env::var(URL_ENV).ok().filter(|u| !u.trim().is_empty()).unwrap_or_else(|| DEFAULT_URL.to_owned())
     }
 
     /// Returns once the NameNode at [`Self::url`] accepts writes, starting
@@ -129,23 +126,14 @@ impl MiniDfs {
         ClientBuilder::new()
             .with_url(self.url.clone())
             .build()
-            .map_err(|source| MiniDfsError::Hdfs {
-                path: self.url.clone(),
-                source,
-            })
+            .map_err(|source| MiniDfsError::Hdfs { path: self.url.clone(), source })
     }
 
     /// Creates and returns a fresh directory `/courier-e2e/<name>-<pid>-<n>`
     /// that no other test (in this or another process) uses.
     pub async fn unique_dir(&self, client: &Client, name: &str) -> Result<String, MiniDfsError> {
         let path = format!("{TEST_ROOT}/{}", unique_name(name));
-        client
-            .mkdirs(&path, 0o755, true)
-            .await
-            .map_err(|source| MiniDfsError::Hdfs {
-                path: path.clone(),
-                source,
-            })?;
+        client.mkdirs(&path, 0o755, true).await.map_err(|source| MiniDfsError::Hdfs { path: path.clone(), source })?;
         Ok(path)
     }
 
@@ -158,11 +146,7 @@ impl MiniDfs {
                 Err(e) => e.to_string(),
             };
             if Instant::now() >= deadline {
-                return Err(MiniDfsError::NotWritable {
-                    url: self.url.clone(),
-                    timeout: WRITABLE_TIMEOUT,
-                    last_error,
-                });
+                return Err(MiniDfsError::NotWritable { url: self.url.clone(), timeout: WRITABLE_TIMEOUT, last_error });
             }
             tokio::time::sleep(PROBE_INTERVAL).await;
         }
@@ -171,18 +155,9 @@ impl MiniDfs {
     async fn probe_write(&self) -> Result<(), MiniDfsError> {
         let client = self.client()?;
         let path = format!("{TEST_ROOT}/.probe/{}", unique_name("probe"));
-        let hdfs_err = |source| MiniDfsError::Hdfs {
-            path: path.clone(),
-            source,
-        };
-        let mut writer = client
-            .create(&path, WriteOptions::default().create_parent(true))
-            .await
-            .map_err(hdfs_err)?;
-        writer
-            .write_bytes(b"ok".to_vec().into())
-            .await
-            .map_err(hdfs_err)?;
+        let hdfs_err = |source| MiniDfsError::Hdfs { path: path.clone(), source };
+        let mut writer = client.create(&path, WriteOptions::default().create_parent(true)).await.map_err(hdfs_err)?;
+        writer.write_bytes(b"ok".to_vec().into()).await.map_err(hdfs_err)?;
         writer.close().await.map_err(hdfs_err)?;
         client.delete(&path, false).await.map_err(hdfs_err)?;
         Ok(())
@@ -191,9 +166,7 @@ impl MiniDfs {
 
 /// Path of the launcher script in this checkout.
 pub fn script_path() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("minidfs")
-        .join("minidfs.sh")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("minidfs").join("minidfs.sh")
 }
 
 async fn run_script(action: &'static str) -> Result<(), MiniDfsError> {
@@ -203,10 +176,7 @@ async fn run_script(action: &'static str) -> Result<(), MiniDfsError> {
         .stdin(std::process::Stdio::null())
         .output()
         .await
-        .map_err(|source| MiniDfsError::Spawn {
-            script: script.clone(),
-            source,
-        })?;
+        .map_err(|source| MiniDfsError::Spawn { script: script.clone(), source })?;
     if output.status.success() {
         return Ok(());
     }
@@ -221,44 +191,24 @@ async fn run_script(action: &'static str) -> Result<(), MiniDfsError> {
 
 /// `hdfs://host:port[/…]` → a socket address (host must be an IP or `localhost`).
 fn namenode_addr(url: &str) -> Result<SocketAddr, MiniDfsError> {
-    let bad = || MiniDfsError::BadUrl {
-        url: url.to_owned(),
-    };
+    let bad = || MiniDfsError::BadUrl { url: url.to_owned() };
     let rest = url.strip_prefix("hdfs://").ok_or_else(bad)?;
     let authority = rest.split('/').next().unwrap_or_default();
     let (host, port) = authority.rsplit_once(':').ok_or_else(bad)?;
-    let host = if host == "localhost" {
-        "127.0.0.1"
-    } else {
-        host.trim_matches(['[', ']'])
-    };
+    let host = if host == "localhost" { "127.0.0.1" } else { host.trim_matches(['[', ']']) };
     let ip = host.parse().map_err(|_| bad())?;
     let port = port.parse().map_err(|_| bad())?;
     Ok(SocketAddr::new(ip, port))
 }
 
 async fn answers(addr: SocketAddr) -> bool {
-    matches!(
-        tokio::time::timeout(CONNECT_TIMEOUT, tokio::net::TcpStream::connect(addr)).await,
-        Ok(Ok(_))
-    )
+    matches!(tokio::time::timeout(CONNECT_TIMEOUT, tokio::net::TcpStream::connect(addr)).await, Ok(Ok(_)))
 }
 
 fn unique_name(name: &str) -> String {
-    let clean: String = name
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
-                c
-            } else {
-                '-'
-            }
-        })
-        .collect();
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or_default();
+    let clean: String =
+        name.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '-' }).collect();
+    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or_default();
     let n = UNIQUE.fetch_add(1, Ordering::Relaxed);
     format!("{clean}-{}-{nanos:x}-{n}", std::process::id())
 }

@@ -8,9 +8,7 @@
 use std::collections::BTreeMap;
 use std::io::Read;
 
-use courier_e2e::fixtures::{
-    Compression, FixtureSet, Format, read_avro, read_parquet, write_hdfs_file,
-};
+use courier_e2e::fixtures::{Compression, FixtureSet, Format, read_avro, read_parquet, write_hdfs_file};
 use courier_e2e::minidfs::MiniDfs;
 use hdfs_native::{Client, WriteOptions};
 
@@ -25,11 +23,7 @@ async fn setup(test: &str) -> (Client, String) {
 
 async fn read_all(client: &Client, path: &str) -> Vec<u8> {
     let reader = client.read(path).await.expect("open for read");
-    reader
-        .read_range(0, reader.file_length())
-        .await
-        .expect("full read")
-        .to_vec()
+    reader.read_range(0, reader.file_length()).await.expect("full read").to_vec()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -44,36 +38,17 @@ async fn every_fixture_file_lists_and_reads_back_byte_for_byte_in_full_and_by_ra
         .await
         .expect("list")
         .into_iter()
-        .map(|s| {
-            (
-                s.path.rsplit('/').next().unwrap_or_default().to_owned(),
-                s.length,
-            )
-        })
+        .map(|s| (s.path.rsplit('/').next().unwrap_or_default().to_owned(), s.length))
         .collect();
-    let expected: BTreeMap<String, usize> = set
-        .files
-        .iter()
-        .map(|f| (f.name.clone(), f.bytes.len()))
-        .collect();
+    let expected: BTreeMap<String, usize> = set.files.iter().map(|f| (f.name.clone(), f.bytes.len())).collect();
     assert_eq!(listed, expected, "listing shows every file with its size");
 
     for (path, file) in paths.iter().zip(&set.files) {
-        assert_eq!(
-            read_all(&client, path).await,
-            file.bytes,
-            "{} full read",
-            file.name
-        );
+        assert_eq!(read_all(&client, path).await, file.bytes, "{} full read", file.name);
         let reader = client.read(path).await.expect("open for read");
         let (offset, len) = (file.bytes.len() / 3, file.bytes.len() / 3);
         let range = reader.read_range(offset, len).await.expect("ranged read");
-        assert_eq!(
-            &range[..],
-            &file.bytes[offset..offset + len],
-            "{} ranged read",
-            file.name
-        );
+        assert_eq!(&range[..], &file.bytes[offset..offset + len], "{} ranged read", file.name);
     }
 }
 
@@ -90,12 +65,7 @@ async fn parquet_and_avro_read_from_hdfs_decode_to_the_expected_records() {
         let records = match file.format {
             Format::Parquet => {
                 let (records, row_groups) = read_parquet(bytes).expect("parquet decodes");
-                assert_eq!(
-                    row_groups,
-                    RECORDS.div_ceil(100),
-                    "{} row groups",
-                    file.name
-                );
+                assert_eq!(row_groups, RECORDS.div_ceil(100), "{} row groups", file.name);
                 records
             }
             _ => read_avro(&bytes).expect("avro decodes"),
@@ -117,25 +87,17 @@ async fn compressed_text_read_from_hdfs_expands_to_the_plain_file_with_malformed
             Compression::None => stored,
             Compression::Gzip => {
                 let mut out = Vec::new();
-                flate2::read::GzDecoder::new(stored.as_slice())
-                    .read_to_end(&mut out)
-                    .expect("gunzip");
+                flate2::read::GzDecoder::new(stored.as_slice()).read_to_end(&mut out).expect("gunzip");
                 out
             }
             Compression::Zstd => zstd::stream::decode_all(stored.as_slice()).expect("unzstd"),
         };
         let base = file.name.trim_end_matches(".gz").trim_end_matches(".zst");
-        assert_eq!(
-            plain,
-            set.file(base).expect("plain twin").bytes,
-            "{}",
-            file.name
-        );
+        assert_eq!(plain, set.file(base).expect("plain twin").bytes, "{}", file.name);
     }
 
     // In JSON lines exactly the malformed lines fail to parse.
-    let jsonl =
-        String::from_utf8(read_all(&client, &format!("{dir}/users.jsonl")).await).expect("utf-8");
+    let jsonl = String::from_utf8(read_all(&client, &format!("{dir}/users.jsonl")).await).expect("utf-8");
     let unparsable: Vec<usize> = jsonl
         .lines()
         .enumerate()
@@ -155,13 +117,8 @@ async fn files_written_in_small_blocks_read_back_across_block_boundaries() {
 
     let jsonl = set.file("users.jsonl").expect("jsonl fixture");
     let path = format!("{dir}/{}", jsonl.name);
-    write_hdfs_file(&client, &path, &jsonl.bytes, options.clone())
-        .await
-        .expect("write jsonl");
-    assert!(
-        jsonl.bytes.len() > 10 * BLOCK,
-        "jsonl spans more than ten blocks"
-    );
+    write_hdfs_file(&client, &path, &jsonl.bytes, options.clone()).await.expect("write jsonl");
+    assert!(jsonl.bytes.len() > 10 * BLOCK, "jsonl spans more than ten blocks");
     let status = client.get_file_info(&path).await.expect("stat");
     assert_eq!(status.blocksize, Some(BLOCK as u64));
     assert_eq!(read_all(&client, &path).await, jsonl.bytes);
@@ -169,32 +126,17 @@ async fn files_written_in_small_blocks_read_back_across_block_boundaries() {
     let reader = client.read(&path).await.expect("open for read");
     for boundary in [BLOCK, 5 * BLOCK] {
         let (offset, len) = (boundary - 100, 300);
-        let range = reader
-            .read_range(offset, len)
-            .await
-            .expect("ranged read across a block boundary");
-        assert_eq!(
-            &range[..],
-            &jsonl.bytes[offset..offset + len],
-            "across {boundary}"
-        );
+        let range = reader.read_range(offset, len).await.expect("ranged read across a block boundary");
+        assert_eq!(&range[..], &jsonl.bytes[offset..offset + len], "across {boundary}");
     }
-    let range = reader
-        .read_range(BLOCK / 2, 3 * BLOCK)
-        .await
-        .expect("read of three blocks starting mid-block");
+    let range = reader.read_range(BLOCK / 2, 3 * BLOCK).await.expect("read of three blocks starting mid-block");
     assert_eq!(&range[..], &jsonl.bytes[BLOCK / 2..BLOCK / 2 + 3 * BLOCK]);
 
     // A Parquet file whose footer and row groups straddle blocks still decodes.
     let parquet = set.file("users.parquet").expect("parquet fixture");
     let path = format!("{dir}/{}", parquet.name);
-    write_hdfs_file(&client, &path, &parquet.bytes, options)
-        .await
-        .expect("write parquet");
-    assert!(
-        parquet.bytes.len() > 2 * BLOCK,
-        "parquet spans several blocks"
-    );
+    write_hdfs_file(&client, &path, &parquet.bytes, options).await.expect("write parquet");
+    assert!(parquet.bytes.len() > 2 * BLOCK, "parquet spans several blocks");
     let (records, _) = read_parquet(read_all(&client, &path).await).expect("parquet decodes");
     assert_eq!(records, parquet.records);
 }

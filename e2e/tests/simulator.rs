@@ -48,14 +48,18 @@ impl Client {
     }
 
     fn http2(sim: &Simulator) -> Self {
-        let http = HyperClient::builder(TokioExecutor::new())
-            .http2_only(true)
-            .retry_canceled_requests(false)
-            .build_http();
+        let http =
+            HyperClient::builder(TokioExecutor::new()).http2_only(true).retry_canceled_requests(false).build_http();
         Self { http, base: sim.url() }
     }
 
-    async fn send(&self, method: Method, path: &str, headers: &[(&str, &str)], body: &str) -> Result<Answer, SendError> {
+    async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &str,
+    ) -> Result<Answer, SendError> {
         let mut request = Request::builder().method(method).uri(format!("{}{path}", self.base));
         for (name, value) in headers {
             request = request.header(*name, *value);

@@ -79,7 +79,9 @@ async fn run(args: &Args) -> Result<u64, Box<dyn std::error::Error>> {
         }
         let path = format!("{}/{name}", args.dir.trim_end_matches('/'));
         match &client {
-            Some(client) => write_hdfs_file(client, &path, &bytes, hdfs_native::WriteOptions::default().overwrite(true)).await?,
+            Some(client) => {
+                write_hdfs_file(client, &path, &bytes, hdfs_native::WriteOptions::default().overwrite(true)).await?
+            }
             None => std::fs::write(&path, &bytes)?,
         }
     }

@@ -85,8 +85,8 @@ impl Args {
     fn sim_config(&self) -> Result<SimConfig, Error> {
         let mut config = match &self.config {
             Some(path) => {
-                let text = std::fs::read_to_string(path)
-                    .map_err(|source| Error::ReadConfig { path: path.clone(), source })?;
+                let text =
+                    std::fs::read_to_string(path).map_err(|source| Error::ReadConfig { path: path.clone(), source })?;
                 serde_json::from_str(&text).map_err(|source| Error::ParseConfig { path: path.clone(), source })?
             }
             None => SimConfig::default(),
@@ -136,9 +136,10 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    tracing_subscriber::fmt().with_writer(std::io::stderr).with_env_filter(
-        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
-    ).init();
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()))
+        .init();
     let config = match args.sim_config() {
         Ok(config) => config,
         Err(error) => {

@@ -176,8 +176,7 @@ mod tests {
         let auth = Auth::Oauth2 { client_id: "id".into(), client_secret: "s".into(), token_ttl_secs: 60 };
         let check = AuthCheck::new(&auth).expect("prepares");
         let form = b"grant_type=client_credentials&client_id=id&client_secret=wrong";
-        let (status, _) =
-            token_endpoint(&check, &TokenStore::default(), &Random::new(None), &HeaderMap::new(), form);
+        let (status, _) = token_endpoint(&check, &TokenStore::default(), &Random::new(None), &HeaderMap::new(), form);
         assert_eq!(status, StatusCode::UNAUTHORIZED);
     }
 }

@@ -284,7 +284,10 @@ impl FromStr for SlowBody {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         const EXPECTED: &str = "CHUNKS:DELAY_MS";
         let (chunks, delay) = s.split_once(':').ok_or_else(|| ParseError::new("slow body", s, EXPECTED))?;
-        Ok(Self { chunks: num(chunks, "slow body", s, EXPECTED)?, chunk_delay_ms: num(delay, "slow body", s, EXPECTED)? })
+        Ok(Self {
+            chunks: num(chunks, "slow body", s, EXPECTED)?,
+            chunk_delay_ms: num(delay, "slow body", s, EXPECTED)?,
+        })
     }
 }
 
@@ -376,7 +379,10 @@ mod tests {
     fn compact_flag_forms_parse_into_config_values() {
         assert_eq!("header:X-Tenant".parse::<LimitKey>().ok(), Some(LimitKey::Header { name: "X-Tenant".into() }));
         assert_eq!("uniform:5..20".parse::<Latency>().ok(), Some(Latency::Uniform { min_ms: 5.0, max_ms: 20.0 }));
-        assert_eq!("lognormal:10,200".parse::<Latency>().ok(), Some(Latency::LogNormal { p50_ms: 10.0, p99_ms: 200.0 }));
+        assert_eq!(
+            "lognormal:10,200".parse::<Latency>().ok(),
+            Some(Latency::LogNormal { p50_ms: 10.0, p99_ms: 200.0 })
+        );
         assert_eq!(
             "oauth2:id:sec:ret:60".parse::<Auth>().ok(),
             Some(Auth::Oauth2 { client_id: "id".into(), client_secret: "sec:ret".into(), token_ttl_secs: 60 })

@@ -16,9 +16,8 @@ pub struct Random {
 impl Random {
     /// A source seeded with `seed`, or from the clock when `None`.
     pub fn new(seed: Option<u64>) -> Self {
-        let seed = seed.unwrap_or_else(|| {
-            SystemTime::now().duration_since(UNIX_EPOCH).map_or(0x5eed, |d| d.as_nanos() as u64)
-        });
+        let seed = seed
+            .unwrap_or_else(|| SystemTime::now().duration_since(UNIX_EPOCH).map_or(0x5eed, |d| d.as_nanos() as u64));
         Self { seed, counter: AtomicU64::new(0) }
     }
 
