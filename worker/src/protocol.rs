@@ -50,6 +50,33 @@ pub struct LeaseCounters {
     pub bytes: u64,
 }
 
+impl LeaseCounters {
+    /// Field by field `self - other`, never below zero.
+    pub fn saturating_sub(&self, other: &LeaseCounters) -> LeaseCounters {
+        LeaseCounters {
+            read: self.read.saturating_sub(other.read),
+            sent: self.sent.saturating_sub(other.sent),
+            failed: self.failed.saturating_sub(other.failed),
+            malformed: self.malformed.saturating_sub(other.malformed),
+            dead_lettered: self.dead_lettered.saturating_sub(other.dead_lettered),
+            retried: self.retried.saturating_sub(other.retried),
+            bytes: self.bytes.saturating_sub(other.bytes),
+        }
+    }
+}
+
+impl std::ops::AddAssign<&LeaseCounters> for LeaseCounters {
+    fn add_assign(&mut self, other: &LeaseCounters) {
+        self.read += other.read;
+        self.sent += other.sent;
+        self.failed += other.failed;
+        self.malformed += other.malformed;
+        self.dead_lettered += other.dead_lettered;
+        self.retried += other.retried;
+        self.bytes += other.bytes;
+    }
+}
+
 /// A failure answer seen while delivering, for `status.failureReasons`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -219,6 +246,21 @@ pub struct HeartbeatResponse {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn counters_add_field_by_field_and_subtract_without_going_below_zero() {
+        let base =
+            LeaseCounters { read: 10, sent: 8, failed: 2, malformed: 1, dead_lettered: 2, retried: 3, bytes: 80 };
+        let own = LeaseCounters { read: 5, sent: 5, failed: 0, malformed: 0, dead_lettered: 0, retried: 1, bytes: 50 };
+        let mut total = base.clone();
+        total += &own;
+        assert_eq!(
+            total,
+            LeaseCounters { read: 15, sent: 13, failed: 2, malformed: 1, dead_lettered: 2, retried: 4, bytes: 130 }
+        );
+        assert_eq!(total.saturating_sub(&base), own);
+        assert_eq!(own.saturating_sub(&base), LeaseCounters::default(), "never below zero");
+    }
 
     #[test]
     fn a_heartbeat_round_trips_through_json_with_camel_case_fields() {

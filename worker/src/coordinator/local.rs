@@ -110,7 +110,7 @@ impl LocalCoordinator {
     pub fn summary(&self) -> LocalSummary {
         let mut summary = LocalSummary { shards: self.states.len(), ..LocalSummary::default() };
         for state in &self.states {
-            summary.counters = crate::pipeline::add_counters(&summary.counters, &state.counters);
+            summary.counters += &state.counters;
             if state.done {
                 summary.shards_done += 1;
             }

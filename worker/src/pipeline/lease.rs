@@ -10,7 +10,7 @@ use futures::stream::{FuturesUnordered, StreamExt as _};
 use tokio::sync::{OwnedSemaphorePermit, watch};
 use tokio_util::sync::CancellationToken;
 
-use super::progress::{FailureTally, LeaseProgress, add_counters};
+use super::progress::{FailureTally, LeaseProgress};
 use super::{LeaseWork, Shared};
 use crate::ack::{AckTracker, Completion};
 use crate::deadletter::{AnySink, DeadLetter, DeadLetterError, DeadLetterWriter, dead_letter_file_name};
@@ -120,9 +120,11 @@ fn snapshot(work: &LeaseWork, base: &LeaseCounters, books: &Books) -> LeaseProgr
         ShardKind::ByteRange { end, .. } | ShardKind::AvroBlocks { end, .. } => end.saturating_sub(checkpoint.offset),
         ShardKind::Whole | ShardKind::RowGroups { .. } => 0,
     };
+    let mut counters = base.clone();
+    counters += &own;
     LeaseProgress {
         checkpoint: checkpoint.offset,
-        counters: add_counters(base, &own),
+        counters,
         failures: books.failures.samples(),
         done: checkpoint.complete,
         error: None,

@@ -6,7 +6,7 @@
 mod lease;
 mod progress;
 
-pub use progress::{FailureTally, LeaseProgress, add_counters};
+pub use progress::{FailureTally, LeaseProgress};
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError, RwLock};

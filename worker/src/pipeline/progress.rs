@@ -58,19 +58,6 @@ fn truncate(s: &str) -> String {
     s.chars().take(SAMPLE_CHARS).collect()
 }
 
-/// Adds two counter sets (a lease's base and its own progress).
-pub fn add_counters(a: &LeaseCounters, b: &LeaseCounters) -> LeaseCounters {
-    LeaseCounters {
-        read: a.read + b.read,
-        sent: a.sent + b.sent,
-        failed: a.failed + b.failed,
-        malformed: a.malformed + b.malformed,
-        dead_lettered: a.dead_lettered + b.dead_lettered,
-        retried: a.retried + b.retried,
-        bytes: a.bytes + b.bytes,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

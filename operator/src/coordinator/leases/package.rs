@@ -87,7 +87,7 @@ impl ShardEntry {
 
     /// Counters this shard adds to the package's base.
     pub fn contribution(&self) -> LeaseCounters {
-        sub(&self.counters, &self.baseline)
+        self.counters.saturating_sub(&self.baseline)
     }
 
     /// Takes in cumulative counters, keeping the highest of each.
@@ -139,28 +139,6 @@ impl ShardEntry {
     pub fn is_open(&self) -> bool {
         matches!(self.state, ShardState::Pending | ShardState::Leased(_))
     }
-}
-
-fn sub(a: &LeaseCounters, b: &LeaseCounters) -> LeaseCounters {
-    LeaseCounters {
-        read: a.read.saturating_sub(b.read),
-        sent: a.sent.saturating_sub(b.sent),
-        failed: a.failed.saturating_sub(b.failed),
-        malformed: a.malformed.saturating_sub(b.malformed),
-        dead_lettered: a.dead_lettered.saturating_sub(b.dead_lettered),
-        retried: a.retried.saturating_sub(b.retried),
-        bytes: a.bytes.saturating_sub(b.bytes),
-    }
-}
-
-fn add(a: &mut LeaseCounters, b: &LeaseCounters) {
-    a.read += b.read;
-    a.sent += b.sent;
-    a.failed += b.failed;
-    a.malformed += b.malformed;
-    a.dead_lettered += b.dead_lettered;
-    a.retried += b.retried;
-    a.bytes += b.bytes;
 }
 
 /// A package in the lease table.
@@ -230,7 +208,7 @@ impl PackageEntry {
             s.leases = a.attempt;
             if a.counters != LeaseCounters::default() {
                 s.counters = a.counters.clone();
-                base = sub(&base, &a.counters);
+                base = base.saturating_sub(&a.counters);
                 unknown_counters[a.id as usize] = false;
             }
             if !suspended {
@@ -270,7 +248,7 @@ impl PackageEntry {
     pub fn counters(&self) -> LeaseCounters {
         let mut total = self.base_counters.clone();
         for s in &self.shards {
-            add(&mut total, &s.contribution());
+            total += &s.contribution();
         }
         total
     }
