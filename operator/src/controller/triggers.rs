@@ -8,6 +8,7 @@ use std::hash::{Hash, Hasher};
 use courier_api::conditions::find_condition;
 use courier_api::{Datum, DeliveryPackage, Destination};
 use futures::{Stream, StreamExt as _};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::runtime::reflector::store::Writer;
 use kube::runtime::reflector::{ObjectRef, reflector};
 use kube::runtime::{WatchStreamExt as _, watcher};
@@ -53,6 +54,15 @@ pub fn destination_changes(coordinator: &Coordinator) -> impl Stream<Item = Obje
     })
 }
 
+/// Watches `api` with back-off, dropping `managedFields` before anything caches the objects
+/// (at 10,000 packages they were a large part of the operator's memory; nothing reads them).
+pub fn lean_watcher<K>(api: Api<K>) -> impl Stream<Item = Result<watcher::Event<K>, watcher::Error>> + Send + 'static
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + 'static,
+{
+    watcher(api, watcher::Config::default()).default_backoff().modify(|o| o.managed_fields_mut().clear())
+}
+
 /// Watches `api` into `writer`'s store and yields an object only when `fingerprint` of it
 /// changed (or it was deleted), so status-only updates that do not matter to the watcher's
 /// owner (a Destination's backlog and worker counts, written every few seconds) do not requeue
@@ -66,8 +76,7 @@ where
     K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
 {
     let mut seen: HashMap<ObjectRef<K>, u64> = HashMap::new();
-    let events = watcher(api, watcher::Config::default()).default_backoff().modify(|o| o.managed_fields_mut().clear());
-    reflector(writer, events).filter_map(move |event| {
+    reflector(writer, lean_watcher(api)).filter_map(move |event| {
         let out = match event {
             Ok(watcher::Event::Apply(obj) | watcher::Event::InitApply(obj)) => {
                 let print = fingerprint(&obj);
@@ -90,14 +99,45 @@ fn hash_of(parts: impl Hash) -> u64 {
     hasher.finish()
 }
 
-/// What a package depends on in its Destination: the spec (by generation) and readiness.
-pub fn destination_fingerprint(dest: &Destination) -> u64 {
-    let ready = dest.status.as_ref().and_then(|s| find_condition(&s.conditions, "Ready")).map(|c| c.status.clone());
-    hash_of((dest.metadata.generation, ready))
+/// What a package depends on in an object it refers to: the spec (by generation) and whether
+/// the object is `Ready`.
+fn readiness_fingerprint(generation: Option<i64>, conditions: Option<&[Condition]>) -> u64 {
+    let ready = conditions.and_then(|c| find_condition(c, "Ready")).map(|c| c.status.as_str());
+    hash_of((generation, ready))
 }
 
-/// What a package depends on in its Datum: the spec (by generation) and readiness.
+/// What a package depends on in its Destination.
+pub fn destination_fingerprint(dest: &Destination) -> u64 {
+    readiness_fingerprint(dest.metadata.generation, dest.status.as_ref().map(|s| s.conditions.as_slice()))
+}
+
+/// What a package depends on in its Datum.
 pub fn datum_fingerprint(datum: &Datum) -> u64 {
-    let ready = datum.status.as_ref().and_then(|s| find_condition(&s.conditions, "Ready")).map(|c| c.status.clone());
-    hash_of((datum.metadata.generation, ready))
+    readiness_fingerprint(datum.metadata.generation, datum.status.as_ref().map(|s| s.conditions.as_slice()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn datum(generation: i64, conditions: &str) -> Datum {
+        let yaml = format!(
+            "apiVersion: courier.dev/v1alpha1\nkind: Datum\nmetadata: {{ name: d, namespace: ns, generation: {generation} }}\n\
+             spec: {{ format: {{ type: JsonLines }} }}\nstatus: {{ conditions: [{conditions}] }}\n"
+        );
+        serde_yaml::from_str(&yaml).expect("valid Datum YAML")
+    }
+
+    const READY: &str = "{ type: Ready, status: \"True\", reason: Compiled, message: ok, lastTransitionTime: \"2026-11-25T00:00:00Z\" }";
+    const NOT_READY: &str = "{ type: Ready, status: \"False\", reason: TemplateInvalid, message: bad, lastTransitionTime: \"2026-11-25T00:00:00Z\" }";
+
+    #[test]
+    fn only_the_generation_and_readiness_change_the_fingerprint() {
+        let base = datum_fingerprint(&datum(1, READY));
+        let other_message = READY.replace("message: ok", "message: still ok");
+        assert_eq!(datum_fingerprint(&datum(1, &other_message)), base, "a status-only detail");
+        assert_ne!(datum_fingerprint(&datum(2, READY)), base, "a new generation");
+        assert_ne!(datum_fingerprint(&datum(1, NOT_READY)), base, "readiness flipped");
+        assert_ne!(datum_fingerprint(&datum(1, "")), base, "no Ready condition yet");
+    }
 }

@@ -16,14 +16,14 @@ use courier_worker::decode::FormatSpec;
 use futures::StreamExt;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::DeleteParams;
+use kube::runtime::WatchStreamExt as _;
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::reflector::{self, ObjectRef, Store, reflector};
-use kube::runtime::{WatchStreamExt as _, watcher};
 use kube::{Api, ResourceExt};
 
 use self::plan::PlanError;
 use self::status::{AttemptInfo, Verdict};
-use super::triggers::{datum_fingerprint, destination_fingerprint, relevant_changes};
+use super::triggers::{datum_fingerprint, destination_fingerprint, lean_watcher, relevant_changes};
 use super::{Error, Result, api, publish};
 use crate::context::{Context, LookupWriters};
 use crate::coordinator::{ObjectKey, PackagePlan, PlannedShard, RestoredProgress};
@@ -50,16 +50,8 @@ pub fn controller(
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) -> (Store<DeliveryPackage>, impl std::future::Future<Output = ()>) {
     let packages: Api<DeliveryPackage> = api(&client, namespace);
-    // managedFields are dropped before caching: at 10,000 packages they were a large part of
-    // the operator's memory and nothing here reads them.
     let (store, writer) = reflector::store();
-    let stream = reflector(
-        writer,
-        watcher(packages, watcher::Config::default()).default_backoff().modify(|p| {
-            p.managed_fields_mut().clear();
-        }),
-    )
-    .applied_objects();
+    let stream = reflector(writer, lean_watcher(packages)).applied_objects();
     let controller = Controller::for_stream(stream, store.clone())
         .with_config(kube::runtime::controller::Config::default().concurrency(CONCURRENCY));
     let by_dest = store.clone();
