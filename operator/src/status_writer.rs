@@ -45,6 +45,12 @@ struct Key {
     name: String,
 }
 
+impl Key {
+    fn new(kind: Kind, namespace: &str, name: &str) -> Self {
+        Key { kind, namespace: namespace.to_owned(), name: name.to_owned() }
+    }
+}
+
 /// What is known of one object's status. Memory matters at 10,000 packages: a status is kept
 /// in full only while it is queued, or written but not yet seen on the object; otherwise only
 /// its fingerprint is.
@@ -99,7 +105,7 @@ impl StatusWriter {
 
     /// Queues `status` for the object; `urgent` writes it without waiting for the interval.
     pub fn submit(&self, kind: Kind, namespace: &str, name: &str, status: Value, urgent: bool) {
-        let key = Key { kind, namespace: namespace.to_owned(), name: name.to_owned() };
+        let key = Key::new(kind, namespace, name);
         let mut entries = self.lock();
         let entry = entries.entry(key).or_default();
         if entry.written_print == Some(fingerprint(&status)) {
@@ -118,7 +124,7 @@ impl StatusWriter {
     /// newer one: after a restart or a leader change, an unchanged status is then not written
     /// again.
     pub fn observed(&self, kind: Kind, namespace: &str, name: &str, status: &Value) {
-        let key = Key { kind, namespace: namespace.to_owned(), name: name.to_owned() };
+        let key = Key::new(kind, namespace, name);
         let print = fingerprint(status);
         let mut entries = self.lock();
         let entry = entries.entry(key).or_insert_with(|| Entry { written_print: Some(print), ..Entry::default() });
@@ -131,13 +137,13 @@ impl StatusWriter {
     /// The newest status queued or written for the object, if any (fresher than the watch
     /// cache right after a debounced write).
     pub fn latest(&self, kind: Kind, namespace: &str, name: &str) -> Option<Value> {
-        let key = Key { kind, namespace: namespace.to_owned(), name: name.to_owned() };
+        let key = Key::new(kind, namespace, name);
         self.lock().get(&key).and_then(|e| e.pending.clone().or_else(|| e.written.clone()))
     }
 
     /// Drops what is known about a deleted object.
     pub fn forget(&self, kind: Kind, namespace: &str, name: &str) {
-        let key = Key { kind, namespace: namespace.to_owned(), name: name.to_owned() };
+        let key = Key::new(kind, namespace, name);
         self.lock().remove(&key);
     }
 
@@ -278,7 +284,7 @@ mod tests {
     fn a_written_status_is_kept_until_the_watch_cache_shows_it_and_a_failed_write_is_queued_again() {
         let w = StatusWriter::new(Duration::from_secs(3));
         let t0 = Instant::now();
-        let key = Key { kind: Kind::Package, namespace: "ns".into(), name: "p".into() };
+        let key = Key::new(Kind::Package, "ns", "p");
         w.submit(Kind::Package, "ns", "p", json!({"percent": 1}), true);
         let due = w.take_due(t0);
         assert_eq!(w.latest(Kind::Package, "ns", "p"), Some(json!({"percent": 1})), "fresher than the cache");
