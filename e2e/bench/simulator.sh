@@ -24,19 +24,8 @@ CLIENT_CPU=${CLIENT_CPU:-1}
 REPORT="$ROOT/docs/benchmarks-simulator.md"
 LUA="$ROOT/e2e/bench/idempotency.lua"
 
-log() { printf '%s\n' "$*" >&2; }
-
-install_tools() {
-  local missing=()
-  command -v wrk >/dev/null || missing+=(wrk)
-  command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || missing+=(nginx-light)
-  command -v taskset >/dev/null || missing+=(util-linux)
-  if [ ${#missing[@]} -gt 0 ]; then
-    log "installing ${missing[*]} via apt"
-    apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
-  fi
-}
+# shellcheck source=e2e/bench/lib.sh
+source "$ROOT/e2e/bench/lib.sh"
 
 build_sim() {
   if [ -n "${PARTNER_SIM_BIN:-}" ]; then
@@ -46,60 +35,6 @@ build_sim() {
     (cd "$ROOT" && cargo build --release -q -p courier-e2e --bin partner-sim)
     SIM_BIN="$ROOT/target/release/partner-sim"
   fi
-}
-
-PIDS=()
-cleanup() {
-  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-  for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
-}
-trap cleanup EXIT INT TERM
-
-wait_port() {
-  local port=$1
-  for _ in $(seq 100); do
-    if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then return 0; fi
-    sleep 0.1
-  done
-  log "nothing listens on 127.0.0.1:$port"; return 1
-}
-
-start_nginx() {
-  local prefix="$WORK/nginx"
-  mkdir -p "$prefix/logs"
-  cat >"$prefix/nginx.conf" <<CONF
-daemon off;
-master_process off;
-worker_processes 1;
-pid $prefix/nginx.pid;
-error_log $prefix/logs/error.log warn;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  client_body_temp_path $prefix/body;
-  proxy_temp_path $prefix/proxy;
-  fastcgi_temp_path $prefix/fastcgi;
-  uwsgi_temp_path $prefix/uwsgi;
-  scgi_temp_path $prefix/scgi;
-  keepalive_requests 1000000;
-  server {
-    listen 127.0.0.1:$NGINX_PORT;
-    default_type application/json;
-    location / { return 200 '{"ok":true}'; }
-  }
-}
-CONF
-  taskset -c "$SERVER_CPU" nginx -p "$prefix" -c "$prefix/nginx.conf" &
-  NGINX_PID=$!
-  PIDS+=("$NGINX_PID")
-  wait_port "$NGINX_PORT"
-}
-
-start_sim() {
-  taskset -c "$SERVER_CPU" "$SIM_BIN" --listen "127.0.0.1:$SIM_PORT" --threads 1 >"$WORK/sim.log" 2>&1 &
-  SIM_PID=$!
-  PIDS+=("$SIM_PID")
-  wait_port "$SIM_PORT"
 }
 
 # CPU ticks (user + system) a process has used so far.
@@ -130,8 +65,8 @@ main() {
   build_sim
   LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
   rm -rf "$WORK"; mkdir -p "$WORK"
-  start_nginx
-  start_sim
+  start_nginx "$SERVER_CPU"
+  start_sim "$SERVER_CPU"
   # Warm both up briefly.
   taskset -c "$CLIENT_CPU" wrk -t1 -c"$CONNECTIONS" -d1s "http://127.0.0.1:$NGINX_PORT/" >/dev/null
   taskset -c "$CLIENT_CPU" wrk -t1 -c"$CONNECTIONS" -d1s "http://127.0.0.1:$SIM_PORT/" >/dev/null

@@ -29,20 +29,8 @@ SINK_CPU=${SINK_CPU:-1}
 REPORT="$ROOT/docs/benchmarks-worker.md"
 LUA="$ROOT/worker/bench/post256.lua"
 
-log() { printf '%s\n' "$*" >&2; }
-
-install_tools() {
-  local missing=()
-  command -v wrk >/dev/null || missing+=(wrk)
-  command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || missing+=(nginx-light)
-  [ -x /usr/bin/time ] || missing+=(time)
-  command -v taskset >/dev/null || missing+=(util-linux)
-  if [ ${#missing[@]} -gt 0 ]; then
-    log "installing ${missing[*]} via apt"
-    apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
-  fi
-}
+# shellcheck source=e2e/bench/lib.sh
+source "$ROOT/e2e/bench/lib.sh"
 
 build() {
   WORKER_BIN="$ROOT/target/release/courier-worker"
@@ -50,57 +38,6 @@ build() {
   if [ -n "${SKIP_BUILD:-}" ] && [ -x "$WORKER_BIN" ] && [ -x "$SIM_BIN" ]; then return 0; fi
   log "building courier-worker and partner-sim (release)"
   (cd "$ROOT" && cargo build --release -q -p courier-worker --bin courier-worker -p courier-e2e --bin partner-sim)
-}
-
-PIDS=()
-cleanup() {
-  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-  for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
-}
-trap cleanup EXIT INT TERM
-
-wait_port() {
-  for _ in $(seq 100); do
-    if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi
-    sleep 0.1
-  done
-  log "nothing listens on 127.0.0.1:$1"; return 1
-}
-
-start_nginx() {
-  local prefix="$WORK/nginx"
-  mkdir -p "$prefix/logs"
-  cat >"$prefix/nginx.conf" <<CONF
-daemon off;
-master_process off;
-worker_processes 1;
-pid $prefix/nginx.pid;
-error_log $prefix/logs/error.log warn;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  client_body_temp_path $prefix/body;
-  proxy_temp_path $prefix/proxy;
-  fastcgi_temp_path $prefix/fastcgi;
-  uwsgi_temp_path $prefix/uwsgi;
-  scgi_temp_path $prefix/scgi;
-  keepalive_requests 100000000;
-  server {
-    listen 127.0.0.1:$NGINX_PORT;
-    default_type application/json;
-    location / { return 200 '{"ok":true}'; }
-  }
-}
-CONF
-  taskset -c "$SINK_CPU" nginx -p "$prefix" -c "$prefix/nginx.conf" &
-  PIDS+=("$!")
-  wait_port "$NGINX_PORT"
-}
-
-start_sim() {
-  taskset -c "$SINK_CPU" "$SIM_BIN" --listen "127.0.0.1:$SIM_PORT" --threads 1 >"$WORK/sim.log" 2>&1 &
-  PIDS+=("$!")
-  wait_port "$SIM_PORT"
 }
 
 make_data() {
@@ -178,12 +115,12 @@ print("%.0f %.2f %d" % (mean, cv, len(full)))'
 }
 
 main() {
-  install_tools
+  install_tools with-time
   build
   rm -rf "$WORK/nginx" "$WORK"/*.log; mkdir -p "$WORK"
   make_data
-  start_nginx
-  start_sim
+  start_nginx "$SINK_CPU"
+  start_sim "$SINK_CPU"
   LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
   taskset -c "$WORKER_CPU" wrk -t1 -c64 -d1s -s "$LUA" "http://127.0.0.1:$NGINX_PORT/ingest" >/dev/null
 
