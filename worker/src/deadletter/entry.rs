@@ -69,32 +69,36 @@ impl DeadLetter {
 
     /// A record no request could be built from.
     pub fn unbuildable(record: &Record, error: &BuildError) -> Self {
-        Self {
-            record: record_json(&record.payload),
-            file: record.file.url.to_string(),
-            offset: record.offset,
-            idempotency_key: None,
-            status: None,
-            headers: BTreeMap::new(),
-            body: None,
-            attempts: 0,
-            error: format!("request build failed: {error}"),
-            time: now(),
-        }
+        Self::never_sent(
+            record_json(&record.payload),
+            record.file.url.to_string(),
+            record.offset,
+            format!("request build failed: {error}"),
+        )
     }
 
     /// A record the decoder could not read.
     pub fn malformed(record: &Malformed) -> Self {
+        Self::never_sent(
+            serde_json::Value::String(String::from_utf8_lossy(&record.raw).into_owned()),
+            record.file.url.to_string(),
+            record.offset,
+            format!("malformed record: {}", record.reason),
+        )
+    }
+
+    /// A record given up on before any request went out: no key, no attempt, no response.
+    fn never_sent(record: serde_json::Value, file: String, offset: u64, error: String) -> Self {
         Self {
-            record: serde_json::Value::String(String::from_utf8_lossy(&record.raw).into_owned()),
-            file: record.file.url.to_string(),
-            offset: record.offset,
+            record,
+            file,
+            offset,
             idempotency_key: None,
             status: None,
             headers: BTreeMap::new(),
             body: None,
             attempts: 0,
-            error: format!("malformed record: {}", record.reason),
+            error,
             time: now(),
         }
     }
