@@ -99,9 +99,9 @@ mod tests {
     use super::*;
     use clap::Parser;
 
-    #[test]
-    fn repo_root_defaults_to_the_parent_of_the_images_directory() {
-        let config = AgentConfig::parse_from([
+    /// The agent's flags with images at /repo/e2e/images.yaml, plus `extra`.
+    fn parse(extra: &[&str]) -> AgentConfig {
+        let base = [
             "courier-node",
             "--kubeconfig",
             "k",
@@ -111,25 +111,19 @@ mod tests {
             "/repo/e2e/images.yaml",
             "--state-dir",
             "/s",
-        ]);
+        ];
+        AgentConfig::parse_from(base.iter().chain(extra))
+    }
+
+    #[test]
+    fn repo_root_defaults_to_the_parent_of_the_images_directory() {
+        let config = parse(&[]);
         assert_eq!(config.repo_root(), PathBuf::from("/repo"));
     }
 
     #[test]
     fn an_explicit_root_wins() {
-        let config = AgentConfig::parse_from([
-            "courier-node",
-            "--kubeconfig",
-            "k",
-            "--node-name",
-            "n",
-            "--images",
-            "/repo/e2e/images.yaml",
-            "--state-dir",
-            "/s",
-            "--root",
-            "/elsewhere",
-        ]);
+        let config = parse(&["--root", "/elsewhere"]);
         assert_eq!(config.repo_root(), PathBuf::from("/elsewhere"));
     }
 }
