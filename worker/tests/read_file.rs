@@ -7,11 +7,11 @@ use std::path::Path;
 use courier_e2e::fixtures::set::FixtureSet;
 use courier_worker::decode::{Compression, FormatKind, FormatSpec};
 use courier_worker::record::Payload;
-use courier_worker::shard::{ShardError, ShardKind, ShardSpec, read_shard_from};
+use courier_worker::shard::{ShardError, read_shard_from};
 use courier_worker::source::{FileInfo, Source, SourceError};
 use futures::StreamExt;
 use proptest::prelude::*;
-use read_support::{Outcome, check_fixture_file, read_one};
+use read_support::{Outcome, check_fixture_file, range, read_one, whole};
 
 fn url_of(path: &Path) -> String {
     format!("file://{}", path.display())
@@ -33,10 +33,6 @@ fn lines_of(out: &Outcome) -> Vec<(u64, String)> {
         .collect()
 }
 
-fn range(url: &str, start: u64, end: u64) -> ShardSpec {
-    ShardSpec { url: url.to_owned(), kind: ShardKind::ByteRange { start, end } }
-}
-
 #[tokio::test]
 async fn every_two_way_split_of_a_file_yields_each_record_exactly_once() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -46,9 +42,9 @@ async fn every_two_way_split_of_a_file_yields_each_record_exactly_once() {
     let source = Source::for_url(&url).expect("file source");
     let spec = FormatSpec::new(FormatKind::JsonLines);
     let len = content.len() as u64;
-    let whole = read_one(&source, ShardSpec { url: url.clone(), kind: ShardKind::Whole }, &spec).await;
+    let entire = read_one(&source, whole(&url), &spec).await;
     assert_eq!(
-        lines_of(&whole),
+        lines_of(&entire),
         vec![
             (0, r#"{"a":1}"#.to_owned()),
             (9, r#"{"b":22}"#.to_owned()),
@@ -59,7 +55,7 @@ async fn every_two_way_split_of_a_file_yields_each_record_exactly_once() {
     for cut in 0..=len {
         let mut got = lines_of(&read_one(&source, range(&url, 0, cut), &spec).await);
         got.extend(lines_of(&read_one(&source, range(&url, cut, len), &spec).await));
-        assert_eq!(got, lines_of(&whole), "cut at {cut}");
+        assert_eq!(got, lines_of(&entire), "cut at {cut}");
     }
 }
 
@@ -99,8 +95,7 @@ async fn malformed_json_lines_are_reported_and_reading_goes_on() {
     let dir = tempfile::tempdir().expect("tempdir");
     let url = write(dir.path(), "m.jsonl", b"{\"ok\":1}\n{\"broken\":\n[1]\n{\"ok\":2}\n");
     let source = Source::for_url(&url).expect("file source");
-    let out =
-        read_one(&source, ShardSpec { url, kind: ShardKind::Whole }, &FormatSpec::new(FormatKind::JsonLines)).await;
+    let out = read_one(&source, whole(&url), &FormatSpec::new(FormatKind::JsonLines)).await;
     assert!(out.error.is_none());
     assert_eq!(out.records.len(), 2);
     let reasons: Vec<(u64, &str)> = out.malformed.iter().map(|m| (m.offset, m.reason.as_str())).collect();
@@ -145,12 +140,7 @@ async fn a_truncated_gzip_file_fails_its_shard_with_a_clear_message() {
     let gz = set.file("users.jsonl.gz").expect("gzip fixture");
     let url = write(dir.path(), "cut.jsonl.gz", &gz.bytes[..gz.bytes.len() / 2]);
     let source = Source::for_url(&url).expect("file source");
-    let out = read_one(
-        &source,
-        ShardSpec { url: url.clone(), kind: ShardKind::Whole },
-        &FormatSpec::new(FormatKind::JsonLines),
-    )
-    .await;
+    let out = read_one(&source, whole(&url), &FormatSpec::new(FormatKind::JsonLines)).await;
     let err = out.error.expect("truncated gzip must fail");
     assert!(matches!(err, ShardError::Unreadable { .. }), "{err:?}");
     assert!(err.to_string().contains("cut.jsonl.gz") && err.to_string().contains("Gzip"), "{err}");
@@ -166,11 +156,11 @@ async fn a_corrupt_parquet_footer_fails_its_shard() {
     bytes[n - 6] ^= 0x7f; // metadata length
     let url = write(dir.path(), "bad.parquet", &bytes);
     let source = Source::for_url(&url).expect("file source");
-    let out = read_one(&source, ShardSpec { url, kind: ShardKind::Whole }, &FormatSpec::new(FormatKind::Parquet)).await;
+    let out = read_one(&source, whole(&url), &FormatSpec::new(FormatKind::Parquet)).await;
     let err = out.error.expect("corrupt footer must fail");
     assert!(err.to_string().contains("Parquet footer"), "{err}");
     let url = write(dir.path(), "plain.parquet", b"this is not parquet at all");
-    let out = read_one(&source, ShardSpec { url, kind: ShardKind::Whole }, &FormatSpec::new(FormatKind::Parquet)).await;
+    let out = read_one(&source, whole(&url), &FormatSpec::new(FormatKind::Parquet)).await;
     assert!(out.error.expect("not parquet").to_string().contains("PAR1"));
 }
 
@@ -190,12 +180,7 @@ async fn a_missing_file_is_not_found_with_its_path() {
     let dir = tempfile::tempdir().expect("tempdir");
     let url = url_of(&dir.path().join("nope.jsonl"));
     let source = Source::for_url(&url).expect("file source");
-    let out = read_one(
-        &source,
-        ShardSpec { url: url.clone(), kind: ShardKind::Whole },
-        &FormatSpec::new(FormatKind::JsonLines),
-    )
-    .await;
+    let out = read_one(&source, whole(&url), &FormatSpec::new(FormatKind::JsonLines)).await;
     match out.error {
         Some(ShardError::Source(SourceError::NotFound { path })) => assert_eq!(path, url),
         other => panic!("expected NotFound, got {other:?}"),
@@ -288,7 +273,7 @@ fn assert_shards_partition(content: Vec<u8>, mut cuts: Vec<u64>, spec: FormatSpe
         let url = write(dir.path(), name, &content);
         let source = Source::for_url(&url).expect("file source");
         let len = content.len() as u64;
-        let whole = read_one(&source, ShardSpec { url: url.clone(), kind: ShardKind::Whole }, &spec).await;
+        let entire = read_one(&source, whole(&url), &spec).await;
         let key = |o: &Outcome| {
             let mut items = lines_of(o);
             items.extend(o.malformed.iter().map(|m| (m.offset, format!("malformed {}", m.reason))));
@@ -307,7 +292,7 @@ fn assert_shards_partition(content: Vec<u8>, mut cuts: Vec<u64>, spec: FormatSpe
             parts.records.extend(out.records);
             parts.malformed.extend(out.malformed);
         }
-        assert_eq!(key(&parts), key(&whole), "cuts {cuts:?}");
+        assert_eq!(key(&parts), key(&entire), "cuts {cuts:?}");
     });
 }
 
@@ -334,11 +319,11 @@ async fn every_format_resumes_at_a_record_offset_with_the_records_from_there_on(
     for (path, file) in paths.iter().zip(&set.files) {
         let url = url_of(path);
         let spec = read_support::spec_for(file);
-        let whole = ShardSpec { url: url.clone(), kind: ShardKind::Whole };
-        let all = read_one(&source, whole.clone(), &spec).await;
+        let shard = whole(&url);
+        let all = read_one(&source, shard.clone(), &spec).await;
         let middle = all.records.len() / 2 + 7;
         let checkpoint = all.records[middle].offset;
-        let mut stream = read_shard_from(source.clone(), whole, spec, checkpoint);
+        let mut stream = read_shard_from(source.clone(), shard, spec, checkpoint);
         let mut offsets = Vec::new();
         while let Some(item) = stream.next().await {
             if let Ok(record) = item.expect("readable") {

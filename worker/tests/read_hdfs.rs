@@ -10,10 +10,10 @@ mod read_support;
 use courier_e2e::fixtures::set::FixtureSet;
 use courier_e2e::minidfs::MiniDfs;
 use courier_worker::decode::{FormatKind, FormatSpec};
-use courier_worker::shard::{ShardError, ShardKind, ShardSpec};
+use courier_worker::shard::ShardError;
 use courier_worker::source::{Source, SourceError};
 use hdfs_native::WriteOptions;
-use read_support::{check_fixture_file, read_one};
+use read_support::{check_fixture_file, read_one, whole};
 
 const RECORDS: usize = 500;
 /// Small HDFS blocks so that every shard boundary case also crosses block boundaries.
@@ -75,12 +75,7 @@ async fn missing_hdfs_paths_are_not_found_with_the_path() {
         other => panic!("expected NotFound, got {other:?}"),
     }
     let url = format!("{base}{dir}/gone.jsonl");
-    let out = read_one(
-        &source,
-        ShardSpec { url: url.clone(), kind: ShardKind::Whole },
-        &FormatSpec::new(FormatKind::JsonLines),
-    )
-    .await;
+    let out = read_one(&source, whole(&url), &FormatSpec::new(FormatKind::JsonLines)).await;
     match out.error {
         Some(ShardError::Source(SourceError::NotFound { path })) => assert_eq!(path, url),
         other => panic!("expected NotFound, got {other:?}"),

@@ -19,6 +19,16 @@ pub struct Outcome {
     pub error: Option<ShardError>,
 }
 
+/// The whole of the file at `url` as one shard.
+pub fn whole(url: &str) -> ShardSpec {
+    ShardSpec { url: url.to_owned(), kind: ShardKind::Whole }
+}
+
+/// Bytes `start..end` of the file at `url` as one shard.
+pub fn range(url: &str, start: u64, end: u64) -> ShardSpec {
+    ShardSpec { url: url.to_owned(), kind: ShardKind::ByteRange { start, end } }
+}
+
 /// Reads one shard to the end.
 pub async fn read_one(source: &Source, spec: ShardSpec, format: &FormatSpec) -> Outcome {
     let mut out = Outcome::default();
