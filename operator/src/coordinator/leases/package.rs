@@ -90,6 +90,14 @@ impl ShardEntry {
         self.counters.saturating_sub(&self.baseline)
     }
 
+    /// Prepares the counters for a new lease from the checkpoint: it reads again every record
+    /// from there on, also those the last lease had read but not acknowledged (in flight when
+    /// it ended), so `read` keeps only the acknowledged ones and counts nothing twice.
+    pub fn rebase_for_new_lease(&mut self) {
+        let c = &mut self.counters;
+        c.read = c.read.min(c.sent + c.dead_lettered);
+    }
+
     /// Takes in cumulative counters, keeping the highest of each.
     pub fn merge_counters(&mut self, c: &LeaseCounters) {
         let s = &mut self.counters;

@@ -252,6 +252,7 @@ impl LeaseTable {
                 let epoch = (s.epoch + 1).max(now);
                 s.epoch = epoch;
                 s.leases += 1;
+                s.rebase_for_new_lease();
                 s.state = ShardState::Leased(LeaseState {
                     worker: worker.to_owned(),
                     epoch: Some(epoch),

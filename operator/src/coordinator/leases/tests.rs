@@ -112,6 +112,29 @@ fn reports_renew_the_lease_and_a_lease_not_renewed_expires_back_to_pending_at_it
 }
 
 #[test]
+fn records_in_flight_when_a_lease_ends_are_counted_as_read_once_after_the_next_lease_reads_them_again() {
+    let mut t = LeaseTable::new(TTL);
+    t.upsert_package(plan("p", "d", 0, 0, 1), 0);
+    let g = t.grant("w1", "ns", "d", 1, 0).remove(0);
+    // 10 records read, 7 acknowledged (the checkpoint is past them), 3 in flight when w1 dies.
+    let in_flight =
+        LeaseReport { counters: LeaseCounters { read: 10, sent: 7, ..Default::default() }, ..report(&g, 70, 7) };
+    assert_eq!(t.report("w1", &in_flight, 1_000), ReportOutcome::Renewed);
+    t.expire(20_000);
+    let again = t.grant("w2", "ns", "d", 1, 21_000).remove(0);
+    assert_eq!(
+        (again.checkpoint, again.counters.read, again.counters.sent),
+        (70, 7, 7),
+        "read restarts at the acknowledged"
+    );
+    // w2 reads the 3 again plus 5 more, and sends all 8.
+    let end = LeaseReport { counters: LeaseCounters { read: 15, sent: 15, ..Default::default() }, ..done(&again, 15) };
+    assert_eq!(t.report("w2", &end, 22_000), ReportOutcome::Completed);
+    let c = t.package(&key("p")).map(|p| p.counters()).expect("known");
+    assert_eq!((c.read, c.sent), (15, 15), "read == sent + deadLettered");
+}
+
+#[test]
 fn reports_of_a_stale_epoch_are_ignored_and_revoked() {
     let mut t = LeaseTable::new(TTL);
     t.upsert_package(plan("p", "d", 0, 0, 1), 0);
