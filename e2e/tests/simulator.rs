@@ -358,6 +358,28 @@ async fn posting_reset_clears_counters_and_ledger() {
 }
 
 #[tokio::test]
+async fn posting_throttle_answers_exactly_the_next_requests_429_with_retry_after() {
+    let (_sim, client) = start(SimConfig::default()).await;
+    let bad = client.send(Method::POST, "/throttle", &[], r#"{"count":"two"}"#).await.expect("throttle answer");
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    let set = client
+        .send(Method::POST, "/throttle", &[], r#"{"count":2,"retry_after_secs":7}"#)
+        .await
+        .expect("throttle answer");
+    assert_eq!(set.status, StatusCode::OK);
+    let mut answers = Vec::new();
+    for i in 0..4 {
+        answers.push(client.post("/records", &[("Idempotency-Key", &format!("k{i}"))]).await);
+    }
+    let statuses: Vec<u16> = answers.iter().map(|a| a.status.as_u16()).collect();
+    assert_eq!(statuses, [429, 429, 200, 200]);
+    assert_eq!(answers[0].header("retry-after"), Some("7"));
+    assert_eq!(answers[2].header("retry-after"), None);
+    let stats = client.stats().await;
+    assert_eq!((stats.accepted, stats.rejected.rate_limited, stats.unique_keys), (2, 2, 2));
+}
+
+#[tokio::test]
 async fn the_binary_refuses_a_bad_flag_with_one_line_and_exit_code_2() {
     let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_partner-sim"))
         .args(["--error-rate", "lots"])

@@ -29,6 +29,18 @@ pub enum Route {
     Keys,
     /// `POST /oauth/token`.
     Token,
+    /// `POST /throttle`.
+    Throttle,
+}
+
+/// The body of `POST /throttle`.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ThrottleNext {
+    /// Partner requests to answer 429.
+    count: u64,
+    /// Their `Retry-After` in seconds.
+    retry_after_secs: u64,
 }
 
 /// The control route for `path`, if it is reserved.
@@ -39,6 +51,7 @@ pub fn route(path: &str) -> Option<Route> {
         "/config" => Some(Route::Config),
         "/keys" => Some(Route::Keys),
         "/oauth/token" => Some(Route::Token),
+        "/throttle" => Some(Route::Throttle),
         _ => None,
     }
 }
@@ -69,6 +82,13 @@ pub async fn handle(route: Route, shared: &Shared, request: Request<Incoming>) -
             "duplicates": shared.ledger.duplicates(),
             "keys": shared.ledger.snapshot(),
         })),
+        (Route::Throttle, &Method::POST) => match serde_json::from_slice::<ThrottleNext>(&body) {
+            Ok(t) => {
+                shared.throttle_next(t.count, t.retry_after_secs);
+                ok_json(&serde_json::json!({ "count": t.count, "retry_after_secs": t.retry_after_secs }))
+            }
+            Err(error) => error_json(StatusCode::BAD_REQUEST, &format!("throttle JSON: {error}")),
+        },
         (Route::Token, &Method::POST) => {
             let active = shared.active();
             let (status, body) = token_endpoint(&active.auth, &shared.tokens, &active.random, &parts.headers, &body);

@@ -54,6 +54,13 @@ pub async fn handle(shared: &Shared, request: Request<Incoming>) -> Result<Respo
         shared.stats.count(Outcome::Unauthorized);
         return Ok(json(StatusCode::UNAUTHORIZED, Bytes::from_static(UNAUTHORIZED_BODY)));
     }
+    if let Some(retry_after) = shared.take_throttle() {
+        drain(body).await?;
+        shared.stats.count(Outcome::RateLimited);
+        let mut response = json(StatusCode::TOO_MANY_REQUESTS, Bytes::from_static(RATE_LIMITED_BODY));
+        response.headers_mut().insert(RETRY_AFTER, HeaderValue::from(retry_after));
+        return Ok(response);
+    }
     let limits = match active.limiter.check(active.limit_key(&parts)) {
         Decision::Allowed(limits) => limits,
         Decision::RateLimited(limits) => {

@@ -80,6 +80,11 @@ impl Simulator {
         Ok(self.shared.apply(config)?)
     }
 
+    /// Answers the next `count` partner requests 429 with `Retry-After: retry_after_secs`.
+    pub fn throttle_next(&self, count: u64, retry_after_secs: u64) {
+        self.shared.throttle_next(count, retry_after_secs);
+    }
+
     /// Clears counters and ledger and restarts buckets and schedules.
     pub fn reset(&self) {
         self.shared.reset();

@@ -1,6 +1,7 @@
 //! The simulator's shared state: the configuration in force (swapped whole on
 //! change) and the counters, ledger and tokens that outlive configurations.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
@@ -110,6 +111,10 @@ pub struct Shared {
     pub ledger: Ledger,
     /// Issued OAuth2 tokens.
     pub tokens: TokenStore,
+    /// Requests still to be throttled by [`Shared::throttle_next`].
+    throttle_left: AtomicU64,
+    /// The Retry-After (seconds) those requests get.
+    throttle_retry_after: AtomicU64,
 }
 
 impl Shared {
@@ -120,7 +125,24 @@ impl Shared {
             stats: Stats::default(),
             ledger: Ledger::default(),
             tokens: TokenStore::default(),
+            throttle_left: AtomicU64::new(0),
+            throttle_retry_after: AtomicU64::new(1),
         })
+    }
+
+    /// Answers the next `count` partner requests with 429 and `Retry-After: retry_after_secs`,
+    /// whatever the limiter says (a partner pushing back once, on whichever client comes next).
+    pub fn throttle_next(&self, count: u64, retry_after_secs: u64) {
+        self.throttle_retry_after.store(retry_after_secs, Ordering::Release);
+        self.throttle_left.store(count, Ordering::Release);
+    }
+
+    /// Takes one request off the [`Shared::throttle_next`] budget: its Retry-After, if throttled.
+    pub fn take_throttle(&self) -> Option<u64> {
+        self.throttle_left
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |left| left.checked_sub(1))
+            .ok()
+            .map(|_| self.throttle_retry_after.load(Ordering::Acquire))
     }
 
     /// The configuration in force.
@@ -138,6 +160,7 @@ impl Shared {
     /// Clears counters and ledger and restarts the configuration in force
     /// (full buckets, burst schedule and seeded randomness from the start).
     pub fn reset(&self) {
+        self.throttle_left.store(0, Ordering::Release);
         self.stats.clear();
         self.ledger.clear();
         let config = self.active().config.clone();
