@@ -292,6 +292,39 @@ async fn a_revoked_lease_stops_and_reports_a_final_checkpoint_the_partner_has_ac
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_partners_retry_after_is_reported_at_once_not_at_the_next_regular_heartbeat() {
+    let world = Arc::new(world(50).await);
+    world.sim.throttle_next(1, 5);
+    let seen = Arc::new(Mutex::new(Seen::default()));
+    let w = world.clone();
+    let url = fake_coordinator(
+        seen.clone(),
+        Arc::new(move |_, n| {
+            // Regular heartbeats only every 60 s: a report within the test's wait is an early one.
+            let mut answer = w.answer(5000, n == 0, 120_000);
+            answer.heartbeat_interval_ms = 60_000;
+            Some(answer)
+        }),
+    )
+    .await;
+    let mut driver = world.driver(&url);
+    let shutdown = CancellationToken::new();
+    let stop = shutdown.clone();
+    let running = tokio::spawn(async move { driver.run(stop).await });
+    let at =
+        wait_for(&seen, "a heartbeat reporting the Retry-After", |b| b.throttle.retry_after_until_unix_ms.is_some())
+            .await;
+    let reported = seen.lock().expect("lock").beats[at].1.throttle.clone();
+    shutdown.cancel();
+    let _ = tokio::time::timeout(Duration::from_secs(10), running).await.expect("stops");
+    assert_eq!(at, 1, "the report right after the lease was granted");
+    assert_eq!(reported.too_many_requests, 1);
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_millis() as u64;
+    let until = reported.retry_after_until_unix_ms.unwrap_or_default();
+    assert!(until > now + 2_000 && until <= now + 6_000, "the partner's 5 s pause: {until} vs now {now}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unreachable_coordinator_holds_new_records_after_the_lease_ttl_and_resumes_when_back() {
     let world = Arc::new(world(2000).await);
     let seen = Arc::new(Mutex::new(Seen::default()));

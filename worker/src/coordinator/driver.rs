@@ -19,6 +19,9 @@ use crate::protocol::{
 };
 use crate::request::RequestBuilder;
 
+/// The shortest spacing between a heartbeat and one sent early to report a Retry-After.
+const PAUSE_REPORT_SPACING: Duration = Duration::from_millis(200);
+
 /// Settings of a driver.
 #[derive(Debug, Clone)]
 pub struct DriverConfig {
@@ -149,9 +152,18 @@ impl<C: Coordinator> Driver<C> {
             }
             let wake = self.pipeline.lease_ended();
             let wait = if draining { self.interval.min(Duration::from_millis(100)) } else { self.interval };
+            let metrics = Arc::clone(self.pipeline.metrics());
+            // A partner's Retry-After is reported at once (the coordinator pauses every worker
+            // of the Destination), but never more often than every PAUSE_REPORT_SPACING.
+            let earliest = self.last_beat + PAUSE_REPORT_SPACING;
+            let pause = async move {
+                metrics.throttles.pause_signalled().await;
+                tokio::time::sleep_until(earliest).await;
+            };
             tokio::select! {
                 () = tokio::time::sleep(wait) => {}
                 () = wake => {}
+                () = pause, if !draining => {}
                 () = shutdown.cancelled(), if !draining => {}
             }
         }

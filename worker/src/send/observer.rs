@@ -51,6 +51,9 @@ impl SendObserver for NoopObserver {}
 pub struct ThrottleTracker {
     count: AtomicU64,
     latest_until: Mutex<Option<SystemTime>>,
+    /// Signalled when a throttle names an instant: a pause the coordinator should spread to
+    /// every worker of the Destination without waiting for the next regular heartbeat.
+    pause: tokio::sync::Notify,
 }
 
 /// Throttle signals since the last [`ThrottleTracker::take`].
@@ -69,6 +72,12 @@ impl ThrottleTracker {
         let until = self.latest_until.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
         ThrottleSummary { count, until }
     }
+
+    /// Resolves once a throttle named a Retry-After instant since the last time it resolved
+    /// (a signal that arrives while nobody waits is kept for the next waiter).
+    pub async fn pause_signalled(&self) {
+        self.pause.notified().await;
+    }
 }
 
 impl SendObserver for ThrottleTracker {
@@ -77,6 +86,26 @@ impl SendObserver for ThrottleTracker {
         if let Some(until) = throttle.until {
             let mut latest = self.latest_until.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
             *latest = Some(latest.map_or(until, |l| l.max(until)));
+            self.pause.notify_one();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn only_a_throttle_naming_an_instant_signals_a_pause_and_the_signal_is_kept_until_awaited() {
+        let tracker = ThrottleTracker::default();
+        tracker.throttled(Throttle { status: 429, until: None });
+        let waited = tokio::time::timeout(Duration::from_millis(50), tracker.pause_signalled()).await;
+        assert!(waited.is_err(), "a 429 without Retry-After is no pause");
+
+        let until = SystemTime::now() + Duration::from_secs(5);
+        tracker.throttled(Throttle { status: 429, until: Some(until) });
+        let waited = tokio::time::timeout(Duration::from_millis(50), tracker.pause_signalled()).await;
+        assert!(waited.is_ok(), "the signal given before anyone waited is delivered");
+        assert_eq!(tracker.take(), ThrottleSummary { count: 2, until: Some(until) });
     }
 }
