@@ -254,6 +254,9 @@ impl RateLimit {
 #[serde(rename_all = "camelCase")]
 pub struct RetryPolicy {
     /// Attempts per record, the first included. After the last, the record is dead-lettered.
+    /// A 429 does not use one up: it is the partner asking to slow down (the pause and the lower
+    /// effective limit answer it), so a partner that keeps answering 429 holds records, never
+    /// dead-letters them; `activeDeadlineSeconds` of the package bounds that.
     #[serde(default = "default_max_attempts")]
     #[x_kube(validation = kube::core::Rule::new("self >= 1 && self <= 100").message("retryPolicy.maxAttempts must be between 1 and 100"))]
     pub max_attempts: i32,

@@ -43,6 +43,22 @@ async fn a_429_with_retry_after_pauses_every_request_until_the_instant() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn throttled_records_are_retried_past_max_attempts_and_never_dead_lettered_for_a_429() {
+    // 2 requests/s against 6 records 4 at a time: most first tries are answered 429.
+    let sim_config = SimConfig { rate_limit: Some(RateLimit { rate: 2.0, burst: 1 }), ..SimConfig::default() };
+    let sim = Simulator::start("127.0.0.1:0", sim_config).await.expect("simulator");
+    let config = SendConfig { max_in_flight: 4, retry: quick_retry(2), ..SendConfig::default() };
+    let delivery = sender(&sim.url(), "storm", config, Limiter::unlimited(), Arc::new(Recorder::default()));
+
+    let run = deliver(&delivery, records("file:///data/storm.jsonl", 6)).await;
+
+    let stats = sim.stats();
+    assert!(stats.rejected.rate_limited > 6, "more 429s than maxAttempts allows per record: {stats:?}");
+    assert_eq!(run.checkpoint.counters.dead_lettered, 0, "{:?}", run.dead_letters);
+    assert_eq!((run.checkpoint.counters.sent, stats.accepted, stats.duplicates), (6, 6, 0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn persistent_5xx_is_retried_then_dead_lettered_after_max_attempts() {
     let sim_config = SimConfig { error_rate: 1.0, error_status: 503, ..SimConfig::default() };
     let sim = Simulator::start("127.0.0.1:0", sim_config).await.expect("simulator");

@@ -1,6 +1,7 @@
 //! One record's journey through the send stack: limiter → auth → HTTP → classifier, repeated
-//! with back-off until it is accepted, refused, or out of attempts. Every attempt draws from
-//! the limiter, retries included.
+//! with back-off until it is accepted, refused, or out of attempts (a 429 does not use one up:
+//! it is the partner's rate signal, not a verdict on the record). Every attempt draws from the
+//! limiter, retries included.
 
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -106,6 +107,7 @@ impl Sender {
         let max_attempts = self.retry.max_attempts.max(1);
         let mut attempt = 0u32;
         let mut refreshed_auth = false;
+        let mut throttled = 0u32;
         loop {
             if stop.is_cancelled() {
                 return Delivery::Abandoned { attempts: attempt };
@@ -161,6 +163,14 @@ impl Sender {
                 Verdict::Retry { not_before } => {
                     if let Some(r) = &response {
                         self.report_throttle(r, not_before);
+                    }
+                    if response.as_ref().is_some_and(|r| r.status == StatusCode::TOO_MANY_REQUESTS) {
+                        // "Slow down" says nothing about the record: it is answered by the pause
+                        // and the Destination's lower limit, and does not use up an attempt.
+                        throttled += 1;
+                        attempt -= 1;
+                        pause(self.retry.backoff(throttled), stop).await;
+                        continue;
                     }
                     if attempt >= max_attempts {
                         return Delivery::Failed(failure(attempt, response, error));
