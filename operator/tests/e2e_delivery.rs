@@ -3,29 +3,10 @@
 
 mod support;
 
-use std::collections::BTreeSet;
 use std::time::Duration;
 
-use courier_api::DeliveryPackage;
-use courier_e2e::sim::{SimConfig, Simulator};
-use kube::Api;
+use courier_e2e::sim::SimConfig;
 use support::*;
-
-const DELIVERY: Duration = Duration::from_secs(180);
-
-async fn simulator(config: SimConfig) -> Simulator {
-    Simulator::start("127.0.0.1:0", config).await.expect("start the partner simulator")
-}
-
-async fn package(client: &kube::Client, ns: &str, name: &str) -> DeliveryPackage {
-    Api::<DeliveryPackage>::namespaced(client.clone(), ns).get(name).await.expect("get the package")
-}
-
-fn worker_pods(cluster: &courier_e2e::cluster::Cluster, ns: &str, dest: &str) -> Vec<String> {
-    let out = cluster
-        .kubectl_ok(&["-n", ns, "get", "pods", "-l", &format!("courier.dev/destination={dest}"), "-o", "name"], None);
-    out.lines().map(str::to_owned).filter(|l| !l.is_empty()).collect()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_package_is_delivered_by_worker_pods_exactly_once_and_reaches_complete() {
@@ -46,7 +27,7 @@ async fn a_package_is_delivered_by_worker_pods_exactly_once_and_reaches_complete
         (!pods.is_empty()).then_some(pods)
     })
     .await;
-    wait_complete(&cluster, &client, &ns, "p", &operator).await;
+    wait_condition(&cluster, &client, &ns, "p", "Complete", &operator).await;
     assert!(operator.is_running());
     assert_exactly_once(&sim, &ids);
 
@@ -73,51 +54,6 @@ async fn a_package_is_delivered_by_worker_pods_exactly_once_and_reaches_complete
     assert_eq!(status.progress.percent, 100);
     assert_eq!(status.shards.completed, format!("0-{}", status.shards.total - 1));
     teardown(&cluster, &ns);
-}
-
-/// `kubectl wait --for=condition=Complete` on the package, with diagnostics when it fails.
-async fn wait_complete(
-    cluster: &courier_e2e::cluster::Cluster,
-    client: &kube::Client,
-    ns: &str,
-    name: &str,
-    operator: &Operator,
-) {
-    let timeout = format!("--timeout={}s", DELIVERY.as_secs());
-    let out = cluster.kubectl(&["-n", ns, "wait", "--for=condition=Complete", &timeout, &format!("dp/{name}")], None);
-    assert!(
-        out.status.success(),
-        "kubectl wait failed: {}\nstatus: {:?}\noperator log:\n{}",
-        String::from_utf8_lossy(&out.stderr),
-        package(client, ns, name).await.status,
-        operator.log_tail()
-    );
-}
-
-/// Every id in `ids` was accepted by the simulator exactly once, and nothing else was.
-fn assert_exactly_once(sim: &Simulator, ids: &[String]) {
-    let keys = sim.keys();
-    let accepted: BTreeSet<String> = keys.keys().cloned().collect();
-    let expected: BTreeSet<String> = ids.iter().cloned().collect();
-    assert_eq!(accepted.len(), expected.len(), "every record's key accepted");
-    assert_eq!(accepted, expected, "exactly the records' keys");
-    let repeated: Vec<_> = keys.iter().filter(|(_, n)| **n != 1).collect();
-    assert!(repeated.is_empty(), "keys accepted more than once: {repeated:?}");
-}
-
-fn now_secs() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
-}
-
-/// Accepted requests in each whole second from `from` (inclusive) to `to` (exclusive).
-fn accepted_between(sim: &Simulator, from: u64, to: u64) -> Vec<u64> {
-    let series = sim.stats().series;
-    (from..to)
-        .filter_map(|sec| {
-            let i = usize::try_from(sec.checked_sub(series.start_unix_secs)?).ok()?;
-            series.accepted.get(i).copied()
-        })
-        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -150,7 +86,7 @@ async fn a_rate_limit_change_mid_delivery_shows_in_the_partners_per_second_serie
     assert!(!after.is_empty() && after.iter().all(|n| *n >= 250), "the new limit in force within 2 s: {after:?}");
     assert!(after.iter().all(|n| *n <= 420), "never above the new limit: {after:?}");
 
-    wait_complete(&cluster, &client, &ns, "p", &operator).await;
+    wait_condition(&cluster, &client, &ns, "p", "Complete", &operator).await;
     assert_exactly_once(&sim, &ids);
     teardown(&cluster, &ns);
 }

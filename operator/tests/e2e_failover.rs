@@ -6,7 +6,6 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use courier_api::DeliveryPackage;
 use courier_e2e::sim::{SimConfig, Simulator};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::coordination::v1::Lease;
@@ -34,10 +33,6 @@ async fn lease_holder(client: &kube::Client, ns: &str) -> Option<String> {
 
 fn identity(operator: &Operator) -> String {
     format!("courier-operator-{}", operator.pid())
-}
-
-async fn package(client: &kube::Client, ns: &str, name: &str) -> DeliveryPackage {
-    Api::<DeliveryPackage>::namespaced(client.clone(), ns).get(name).await.expect("get the package")
 }
 
 async fn is_complete(client: &kube::Client, ns: &str, name: &str) -> bool {

@@ -3,7 +3,7 @@
 
 mod support;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::time::Duration;
 
 use courier_api::DeliveryPackage;
@@ -11,53 +11,7 @@ use courier_e2e::cluster::Cluster;
 use courier_e2e::sim::{InjectStatus, SimConfig, Simulator};
 use k8s_openapi::api::apps::v1::Deployment;
 use kube::Api;
-use kube::api::{Patch, PatchParams};
 use support::*;
-
-const DELIVERY: Duration = Duration::from_secs(180);
-
-async fn simulator(config: SimConfig) -> Simulator {
-    Simulator::start("127.0.0.1:0", config).await.expect("start the partner simulator")
-}
-
-async fn package(client: &kube::Client, ns: &str, name: &str) -> DeliveryPackage {
-    Api::<DeliveryPackage>::namespaced(client.clone(), ns).get(name).await.expect("get the package")
-}
-
-async fn patch_package(client: &kube::Client, ns: &str, name: &str, spec: serde_json::Value) {
-    Api::<DeliveryPackage>::namespaced(client.clone(), ns)
-        .patch(name, &PatchParams::default(), &Patch::Merge(serde_json::json!({ "spec": spec })))
-        .await
-        .expect("patch the package");
-}
-
-async fn wait_condition(
-    cluster: &Cluster,
-    client: &kube::Client,
-    ns: &str,
-    name: &str,
-    condition: &str,
-    operator: &Operator,
-) {
-    let timeout = format!("--timeout={}s", DELIVERY.as_secs());
-    let out = cluster
-        .kubectl(&["-n", ns, "wait", &format!("--for=condition={condition}"), &timeout, &format!("dp/{name}")], None);
-    assert!(
-        out.status.success(),
-        "kubectl wait {condition} failed: {}\nstatus: {:?}\noperator log:\n{}",
-        String::from_utf8_lossy(&out.stderr),
-        package(client, ns, name).await.status,
-        operator.log_tail()
-    );
-}
-
-/// Ids never accepted, and ids accepted more than once (with counts).
-fn missing_and_repeated(sim: &Simulator, ids: &[String]) -> (Vec<String>, BTreeMap<String, u32>) {
-    let keys = sim.keys();
-    let missing = ids.iter().filter(|id| !keys.contains_key(*id)).cloned().collect();
-    let repeated = keys.into_iter().filter(|(_, n)| *n > 1).collect();
-    (missing, repeated)
-}
 
 async fn start(
     prefix: &str,

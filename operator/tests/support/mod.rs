@@ -3,6 +3,11 @@
 
 #![allow(dead_code)]
 
+mod observe;
+
+#[allow(unused_imports)]
+pub use observe::*;
+
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -181,10 +186,16 @@ pub async fn apply_yaml(client: &Client, namespace: &str, yaml: &str) {
     .unwrap_or_else(|e| panic!("failed to apply {name}: {e}"));
 }
 
-/// A Destination pointing at `url` with `rps` requests per second.
+/// A Destination pointing at `url` with `rps` requests per second and 0 to 2 workers.
 pub fn destination_yaml(name: &str, url: &str, rps: u32, extra: &str) -> String {
+    let rate_limit = format!("{{ requestsPerSecond: {rps} }}");
+    destination_yaml_with(name, url, &rate_limit, "{ min: 0, max: 2, cooldownSeconds: 5 }", extra)
+}
+
+/// A Destination pointing at `url` with the given `rateLimit` and `workers` (YAML flow maps).
+pub fn destination_yaml_with(name: &str, url: &str, rate_limit: &str, workers: &str, extra: &str) -> String {
     format!(
-        "apiVersion: courier.dev/v1alpha1\nkind: Destination\nmetadata: {{ name: {name} }}\nspec:\n  endpoint: {{ url: \"{url}\" }}\n  rateLimit: {{ requestsPerSecond: {rps} }}\n  workers: {{ min: 0, max: 2, cooldownSeconds: 5 }}\n{extra}"
+        "apiVersion: courier.dev/v1alpha1\nkind: Destination\nmetadata: {{ name: {name} }}\nspec:\n  endpoint: {{ url: \"{url}\" }}\n  rateLimit: {rate_limit}\n  workers: {workers}\n{extra}"
     )
 }
 

@@ -1,0 +1,107 @@
+//! Looking at a delivery from outside: the package and its conditions through the API and
+//! `kubectl`, the partner simulator's ledger and per-second series.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use courier_api::DeliveryPackage;
+use courier_e2e::cluster::Cluster;
+use courier_e2e::sim::{SimConfig, Simulator};
+use kube::Api;
+use kube::api::{Patch, PatchParams};
+
+use super::Operator;
+
+/// How long a whole test delivery may take.
+pub const DELIVERY: Duration = Duration::from_secs(180);
+
+/// The partner simulator on a free loopback port.
+pub async fn simulator(config: SimConfig) -> Simulator {
+    Simulator::start("127.0.0.1:0", config).await.expect("start the partner simulator")
+}
+
+/// The package as the API server has it.
+pub async fn package(client: &kube::Client, ns: &str, name: &str) -> DeliveryPackage {
+    Api::<DeliveryPackage>::namespaced(client.clone(), ns).get(name).await.expect("get the package")
+}
+
+/// Merge-patches the package's spec.
+pub async fn patch_package(client: &kube::Client, ns: &str, name: &str, spec: serde_json::Value) {
+    Api::<DeliveryPackage>::namespaced(client.clone(), ns)
+        .patch(name, &PatchParams::default(), &Patch::Merge(serde_json::json!({ "spec": spec })))
+        .await
+        .expect("patch the package");
+}
+
+/// `kubectl wait --for=condition=<condition>` on the package, with diagnostics when it fails.
+pub async fn wait_condition(
+    cluster: &Cluster,
+    client: &kube::Client,
+    ns: &str,
+    name: &str,
+    condition: &str,
+    operator: &Operator,
+) {
+    let timeout = format!("--timeout={}s", DELIVERY.as_secs());
+    let out = cluster
+        .kubectl(&["-n", ns, "wait", &format!("--for=condition={condition}"), &timeout, &format!("dp/{name}")], None);
+    assert!(
+        out.status.success(),
+        "kubectl wait {condition} failed: {}\nstatus: {:?}\noperator log:\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        package(client, ns, name).await.status,
+        operator.log_tail()
+    );
+}
+
+/// The names of the worker pods of Destination `dest`.
+pub fn worker_pods(cluster: &Cluster, ns: &str, dest: &str) -> Vec<String> {
+    let out = cluster
+        .kubectl_ok(&["-n", ns, "get", "pods", "-l", &format!("courier.dev/destination={dest}"), "-o", "name"], None);
+    out.lines().map(str::to_owned).filter(|l| !l.is_empty()).collect()
+}
+
+/// Ids never accepted, and ids accepted more than once (with counts).
+pub fn missing_and_repeated(sim: &Simulator, ids: &[String]) -> (Vec<String>, BTreeMap<String, u32>) {
+    let keys = sim.keys();
+    let missing = ids.iter().filter(|id| !keys.contains_key(*id)).cloned().collect();
+    let repeated = keys.into_iter().filter(|(_, n)| *n > 1).collect();
+    (missing, repeated)
+}
+
+/// Every id in `ids` was accepted by the simulator exactly once, and nothing else was.
+pub fn assert_exactly_once(sim: &Simulator, ids: &[String]) {
+    let keys = sim.keys();
+    let accepted: BTreeSet<String> = keys.keys().cloned().collect();
+    let expected: BTreeSet<String> = ids.iter().cloned().collect();
+    assert_eq!(accepted.len(), expected.len(), "every record's key accepted");
+    assert_eq!(accepted, expected, "exactly the records' keys");
+    let repeated: Vec<_> = keys.iter().filter(|(_, n)| **n != 1).collect();
+    assert!(repeated.is_empty(), "keys accepted more than once: {repeated:?}");
+}
+
+/// The Unix time in whole seconds.
+pub fn now_secs() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+}
+
+/// Accepted requests in each whole second from `from` (inclusive) to `to` (exclusive).
+pub fn accepted_between(sim: &Simulator, from: u64, to: u64) -> Vec<u64> {
+    let stats = sim.stats();
+    per_second(&stats.series.accepted, stats.series.start_unix_secs, from, to)
+}
+
+/// Requests answered 429 in each whole second from `from` (inclusive) to `to` (exclusive).
+pub fn limited_between(sim: &Simulator, from: u64, to: u64) -> Vec<u64> {
+    let stats = sim.stats();
+    per_second(&stats.series.too_many_requests, stats.series.start_unix_secs, from, to)
+}
+
+fn per_second(series: &[u64], start: u64, from: u64, to: u64) -> Vec<u64> {
+    (from..to)
+        .filter_map(|sec| {
+            let i = usize::try_from(sec.checked_sub(start)?).ok()?;
+            series.get(i).copied()
+        })
+        .collect()
+}
