@@ -146,7 +146,8 @@ async fn retry_after_from_the_partner_pauses_the_run_and_every_record_still_arri
     let sim = Simulator::start("127.0.0.1:0", config).await.expect("simulator starts");
     let s = setup(&sim, 150, 1000, 8);
     let dead = s.dead_url();
-    let output = run(&s.args(&dead, &[])).await;
+    // On the single-threaded runtime, as a worker given one CPU runs.
+    let output = run(&s.args(&dead, &["--threads", "1"])).await;
     assert_eq!(output.status.code(), Some(0), "stderr: {}", String::from_utf8_lossy(&output.stderr));
     let summary = summary(&output);
     assert_eq!(count(&summary, "recordsSent"), s.keys.len() as u64);

@@ -56,6 +56,7 @@ async fn throttled_records_are_retried_past_max_attempts_and_never_dead_lettered
     assert!(stats.rejected.rate_limited > 6, "more 429s than maxAttempts allows per record: {stats:?}");
     assert_eq!(run.checkpoint.counters.dead_lettered, 0, "{:?}", run.dead_letters);
     assert_eq!((run.checkpoint.counters.sent, stats.accepted, stats.duplicates), (6, 6, 0));
+    assert_eq!(run.checkpoint.counters.retried, stats.rejected.rate_limited, "every 429 counted as a retry");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -27,6 +27,11 @@ pub struct Cli {
     /// Log format: text, or json (default json in serve mode off a terminal).
     #[arg(long, global = true, value_enum)]
     pub log_format: Option<LogFormat>,
+    /// Threads sending and reading (0: one per CPU this process may use, after affinity and
+    /// cgroup quota). With one, everything runs on a single-threaded runtime, which is the
+    /// fastest way to use one core.
+    #[arg(long, global = true, env = "COURIER_THREADS", default_value_t = 0)]
+    pub threads: usize,
 }
 
 /// Log output format.
@@ -147,7 +152,16 @@ pub struct ServeArgs {
 /// Parses the command line and runs it; the process exit code.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let available = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
+    let mut builder = match runtime_threads(cli.threads, available) {
+        1 => tokio::runtime::Builder::new_current_thread(),
+        n => {
+            let mut builder = tokio::runtime::Builder::new_multi_thread();
+            builder.worker_threads(n);
+            builder
+        }
+    };
+    let runtime = match builder.enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("courier-worker: error: failed to start the runtime: {e}");
@@ -159,6 +173,11 @@ pub fn main() -> ExitCode {
         Command::Run(args) => runtime.block_on(run::run(args, log_format)),
         Command::Serve(args) => runtime.block_on(serve::serve(args, log_format)),
     }
+}
+
+/// Runtime threads for `--threads requested` with `available` CPUs: as asked, or one per CPU.
+fn runtime_threads(requested: usize, available: usize) -> usize {
+    if requested > 0 { requested } else { available.max(1) }
 }
 
 /// Installs the tracing subscriber (RUST_LOG or `default_level`).
@@ -199,5 +218,28 @@ pub(crate) async fn terminated() {
     #[cfg(not(unix))]
     {
         let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn runtime_threads_are_as_asked_or_one_per_available_cpu() {
+        let cases = [((0, 1), 1), ((0, 4), 4), ((0, 0), 1), ((1, 8), 1), ((3, 1), 3)];
+        for ((requested, available), want) in cases {
+            assert_eq!(runtime_threads(requested, available), want, "requested {requested}, available {available}");
+        }
+    }
+
+    #[test]
+    fn a_bad_threads_value_is_a_usage_error() {
+        let args =
+            ["courier-worker", "run", "--destination", "d", "--datum", "x", "--source", "file:///s", "--threads"];
+        let ok = Cli::try_parse_from(args.iter().chain(&["2"])).expect("a number of threads");
+        assert_eq!(ok.threads, 2);
+        let err = Cli::try_parse_from(args.iter().chain(&["many"])).expect_err("refused");
+        assert_eq!(err.kind(), clap::error::ErrorKind::ValueValidation);
     }
 }

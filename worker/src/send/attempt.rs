@@ -19,7 +19,8 @@ use super::retry::{RetryConfig, RetryLogic, Verdict};
 use crate::limiter::Limiter;
 use crate::request::BuiltRequest;
 
-/// How a record's delivery ended.
+/// How a record's delivery ended. `attempts` counts every request sent for the record, those
+/// answered 429 included (only the others count against `max_attempts`).
 #[derive(Debug, Clone)]
 pub enum Delivery {
     /// Accepted with this status after `attempts` attempts.
@@ -110,12 +111,12 @@ impl Sender {
         let mut throttled = 0u32;
         loop {
             if stop.is_cancelled() {
-                return Delivery::Abandoned { attempts: attempt };
+                return Delivery::Abandoned { attempts: attempt + throttled };
             }
             attempt += 1;
             let limiter_wait = tokio::select! {
                 biased;
-                () = stop.cancelled() => return Delivery::Abandoned { attempts: attempt - 1 },
+                () = stop.cancelled() => return Delivery::Abandoned { attempts: attempt - 1 + throttled },
                 waited = self.limiter.acquire(bytes) => waited,
             };
             let auth = match self.auth.header().await {
@@ -123,7 +124,8 @@ impl Sender {
                 Err(e) => {
                     // No credentials: retried like a connect error, without touching the partner.
                     if attempt >= max_attempts {
-                        return Delivery::Failed(Failure { attempts: attempt, response: None, error: e.to_string() });
+                        let attempts = attempt + throttled;
+                        return Delivery::Failed(Failure { attempts, response: None, error: e.to_string() });
                     }
                     pause(self.retry.backoff(attempt), stop).await;
                     continue;
@@ -148,7 +150,7 @@ impl Sender {
             match verdict {
                 Verdict::Success => {
                     let status = response.map_or(200, |r| r.status.as_u16());
-                    return Delivery::Sent { status, attempts: attempt, bytes };
+                    return Delivery::Sent { status, attempts: attempt + throttled, bytes };
                 }
                 Verdict::Reject => {
                     let is_401 = response.as_ref().is_some_and(|r| r.status == StatusCode::UNAUTHORIZED);
@@ -158,7 +160,7 @@ impl Sender {
                         attempt -= 1;
                         continue;
                     }
-                    return Delivery::Failed(failure(attempt, response, error));
+                    return Delivery::Failed(failure(attempt + throttled, response, error));
                 }
                 Verdict::Retry { not_before } => {
                     if let Some(r) = &response {
@@ -173,7 +175,7 @@ impl Sender {
                         continue;
                     }
                     if attempt >= max_attempts {
-                        return Delivery::Failed(failure(attempt, response, error));
+                        return Delivery::Failed(failure(attempt + throttled, response, error));
                     }
                     pause(self.retry.backoff(attempt), stop).await;
                 }

@@ -117,6 +117,13 @@ impl TokenSource {
         if let Some(t) = self.current(Instant::now()) {
             return Ok(t.value);
         }
+        // Boxed: the refresh is rare, and inline it would make every request's future as
+        // large as a whole token exchange.
+        Box::pin(self.refresh()).await
+    }
+
+    /// Fetches a token (one fetch at a time), keeping the old one if that fails while it is valid.
+    async fn refresh(&self) -> Result<HeaderValue, AuthError> {
         let _one_fetch = self.fetching.lock().await;
         if let Some(t) = self.current(Instant::now()) {
             return Ok(t.value);

@@ -68,6 +68,12 @@ impl Http1Pool {
                 return Ok(Lease { sender, key });
             }
         }
+        // Boxed: connecting is rare, and its future (a TLS stream in the making) would otherwise
+        // be part of every request's future, copied whole each time one is queued.
+        Box::pin(self.connect(uri, key)).await
+    }
+
+    async fn connect(&self, uri: Uri, key: String) -> Result<Lease, PoolError> {
         let io =
             self.connector.clone().call(uri).await.map_err(|source| PoolError::Connect { key: key.clone(), source })?;
         let (sender, connection) =
