@@ -7,7 +7,7 @@
 #
 # 1. Throughput on one core: courier-worker pinned to core 0, the sink (nginx `return 200`,
 #    then partner-sim --threads 1) pinned to core 1. wrk -t1 -c64 (on core 0, POSTing ~256 B
-#    bodies) against the same nginx is the yardstick. Goal: courier-worker >= 85% of wrk.
+#    bodies) against the same sink is the yardstick. Goal: courier-worker >= 85% of wrk.
 # 2. Limit accuracy at 1k, 10k and 50k requests/s, read from partner-sim's per-second series:
 #    achieved rate within +-2%, per-second coefficient of variation < 5%.
 # 3. Peak RSS (/usr/bin/time -v) at 256 requests in flight. Goal <= 64 MiB.
@@ -88,9 +88,9 @@ field() { python3 -c 'import json,sys; print(json.loads(sys.argv[1])[sys.argv[2]
 peak_rss_mib() { awk -F': ' '/Maximum resident/ {printf "%.1f", $2 / 1024}' "$WORK/time.log"; }
 median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 
-wrk_rate() {
+wrk_rate() { # PORT
   local out
-  out=$(taskset -c "$WORKER_CPU" wrk -t1 -c64 "-d$DURATION" -s "$LUA" "http://127.0.0.1:$NGINX_PORT/ingest")
+  out=$(taskset -c "$WORKER_CPU" wrk -t1 -c64 "-d$DURATION" -s "$LUA" "http://127.0.0.1:$1/ingest")
   echo "$out" >>"$WORK/wrk.log"
   awk '/^Requests\/sec:/ {print $2}' <<<"$out"
 }
@@ -124,23 +124,26 @@ main() {
   LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
   taskset -c "$WORKER_CPU" wrk -t1 -c64 -d1s -s "$LUA" "http://127.0.0.1:$NGINX_PORT/ingest" >/dev/null
 
-  local W=() N=() S=() NR=() SR=()
+  local W=() WS=() N=() S=() NR=() SR=()
   for round in $(seq "$ROUNDS"); do
-    W+=("$(wrk_rate)")
+    W+=("$(wrk_rate "$NGINX_PORT")")
+    WS+=("$(wrk_rate "$SIM_PORT")")
     local sn ss
     sn=$(run_worker "http://127.0.0.1:$NGINX_PORT" 64 "$DATA")
     N+=("$(field "$sn" ratePerSecond)"); NR+=("$(peak_rss_mib)")
     ss=$(run_worker "http://127.0.0.1:$SIM_PORT" 64 "$DATA")
     S+=("$(field "$ss" ratePerSecond)"); SR+=("$(peak_rss_mib)")
-    log "round $round: wrk ${W[-1]}/s, courier-worker->nginx ${N[-1]}/s, courier-worker->partner-sim ${S[-1]}/s (sent $(field "$ss" recordsSent))"
+    log "round $round: wrk ${W[-1]}/s into nginx, ${WS[-1]}/s into partner-sim; courier-worker ${N[-1]}/s into nginx, ${S[-1]}/s into partner-sim (sent $(field "$ss" recordsSent))"
   done
-  local w n s
-  w=$(printf '%s\n' "${W[@]}" | median); n=$(printf '%s\n' "${N[@]}" | median); s=$(printf '%s\n' "${S[@]}" | median)
-  local throughput="| client (core $WORKER_CPU) | sink (core $SINK_CPU) | req/s (median) | of wrk | runs | peak RSS MiB |
+  local w ws n s
+  w=$(printf '%s\n' "${W[@]}" | median); ws=$(printf '%s\n' "${WS[@]}" | median)
+  n=$(printf '%s\n' "${N[@]}" | median); s=$(printf '%s\n' "${S[@]}" | median)
+  local throughput="| client (core $WORKER_CPU) | sink (core $SINK_CPU) | req/s (median) | of wrk into the same sink | runs | peak RSS MiB |
 |---|---|---|---|---|---|
 | wrk -t1 -c64 | nginx return 200 | $w | 100% | ${W[*]} | |
 | courier-worker run, 64 in flight | nginx return 200 | $n | $(awk -v a="$n" -v b="$w" 'BEGIN{printf "%.1f%%", 100*a/b}') | ${N[*]} | ${NR[*]} |
-| courier-worker run, 64 in flight | partner-sim --threads 1 | $s | $(awk -v a="$s" -v b="$w" 'BEGIN{printf "%.1f%%", 100*a/b}') | ${S[*]} | ${SR[*]} |"
+| wrk -t1 -c64 | partner-sim --threads 1 | $ws | 100% | ${WS[*]} | |
+| courier-worker run, 64 in flight | partner-sim --threads 1 | $s | $(awk -v a="$s" -v b="$ws" 'BEGIN{printf "%.1f%%", 100*a/b}') | ${S[*]} | ${SR[*]} |"
   echo "$throughput"
 
   local limits="| limit req/s | achieved req/s (mean of full seconds) | error | per-second CV | full seconds |

@@ -173,11 +173,13 @@ async fn deliver(
     let mut ticker = tokio::time::interval(shared.checkpoint_interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     ticker.tick().await;
+    // Made once: a fresh one each turn would register with the token (a lock) every time.
+    let mut cancelled = std::pin::pin!(stop.cancelled());
     while reading || !in_flight.is_empty() {
         let open = *gate.borrow_and_update();
         tokio::select! {
             biased;
-            () = stop.cancelled(), if reading => {
+            () = &mut cancelled, if reading => {
                 reading = false;
                 stopped = true;
             }

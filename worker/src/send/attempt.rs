@@ -114,11 +114,16 @@ impl Sender {
                 return Delivery::Abandoned { attempts: attempt + throttled };
             }
             attempt += 1;
+            // The limiter first: when it admits at once (the usual case) the stop signal is
+            // not even registered with, which costs a lock per attempt.
             let limiter_wait = tokio::select! {
                 biased;
-                () = stop.cancelled() => return Delivery::Abandoned { attempts: attempt - 1 + throttled },
                 waited = self.limiter.acquire(bytes) => waited,
+                () = stop.cancelled() => return Delivery::Abandoned { attempts: attempt - 1 + throttled },
             };
+            if stop.is_cancelled() {
+                return Delivery::Abandoned { attempts: attempt - 1 + throttled };
+            }
             let auth = match self.auth.header().await {
                 Ok(h) => h,
                 Err(e) => {
