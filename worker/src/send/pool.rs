@@ -8,7 +8,7 @@ use std::sync::{Mutex, PoisonError};
 
 use bytes::Bytes;
 use http::header::{HOST, HeaderValue};
-use http::uri::{Parts, PathAndQuery};
+use http::uri::{Authority, PathAndQuery, Scheme};
 use http::{Request, Uri};
 use http_body_util::Full;
 use hyper::client::conn::http1::{Builder, SendRequest};
@@ -16,18 +16,28 @@ use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::HttpConnector;
 use tower_service::Service as _;
 
-/// Idle HTTP/1.1 connections by `scheme://authority`.
+/// Where requests go: scheme and authority (cheap to clone and to hash, unlike a formatted key).
+type Origin = (Scheme, Authority);
+
+/// Idle HTTP/1.1 connections by origin.
 #[derive(Debug)]
 pub struct Http1Pool {
     connector: HttpsConnector<HttpConnector>,
-    idle: Mutex<HashMap<String, Vec<SendRequest<Full<Bytes>>>>>,
+    origins: Mutex<HashMap<Origin, OriginState>>,
     max_idle: usize,
 }
 
-/// A connection taken from the pool, with the key it goes back under.
+/// One origin's idle connections and its `Host` header value, made once.
+#[derive(Debug)]
+struct OriginState {
+    idle: Vec<SendRequest<Full<Bytes>>>,
+    host: Option<HeaderValue>,
+}
+
+/// A connection taken from the pool, with the origin it goes back under.
 pub struct Lease {
     pub sender: SendRequest<Full<Bytes>>,
-    key: String,
+    origin: Origin,
 }
 
 /// Why no connection could be had or the request could not be prepared.
@@ -44,46 +54,44 @@ pub enum PoolError {
 impl Http1Pool {
     /// A pool connecting through `connector` (its TLS config must offer only http/1.1).
     pub fn new(connector: HttpsConnector<HttpConnector>, max_idle: usize) -> Self {
-        Self { connector, idle: Mutex::new(HashMap::new()), max_idle: max_idle.max(1) }
+        Self { connector, origins: Mutex::new(HashMap::new()), max_idle: max_idle.max(1) }
     }
 
     /// A ready connection to the request's origin, and the request in origin form with a
     /// Host header.
     pub async fn checkout(&self, request: &mut Request<Full<Bytes>>) -> Result<Lease, PoolError> {
-        let uri = request.uri().clone();
-        let (Some(scheme), Some(authority)) = (uri.scheme_str(), uri.authority()) else {
+        let uri = request.uri();
+        let (Some(scheme), Some(authority)) = (uri.scheme(), uri.authority()) else {
             return Err(PoolError::Url(uri.to_string()));
         };
-        let key = format!("{scheme}://{authority}");
-        if !request.headers().contains_key(HOST)
-            && let Ok(host) = HeaderValue::from_str(authority.as_str())
-        {
-            request.headers_mut().insert(HOST, host);
+        let origin = (scheme.clone(), authority.clone());
+        let path = uri.path_and_query().cloned().unwrap_or_else(|| PathAndQuery::from_static("/"));
+        let full = std::mem::replace(request.uri_mut(), Uri::from(path));
+        let (host, mut idle) = self.take_idle(&origin);
+        if let Some(host) = host {
+            request.headers_mut().entry(HOST).or_insert(host);
         }
-        let mut parts = Parts::default();
-        parts.path_and_query = Some(uri.path_and_query().cloned().unwrap_or_else(|| PathAndQuery::from_static("/")));
-        *request.uri_mut() = Uri::from_parts(parts).map_err(|_| PoolError::Url(uri.to_string()))?;
-        while let Some(mut sender) = self.pop(&key) {
+        while let Some(mut sender) = idle.take().or_else(|| self.take_idle(&origin).1) {
             if !sender.is_closed() && sender.ready().await.is_ok() {
-                return Ok(Lease { sender, key });
+                return Ok(Lease { sender, origin });
             }
         }
         // Boxed: connecting is rare, and its future (a TLS stream in the making) would otherwise
         // be part of every request's future, copied whole each time one is queued.
-        Box::pin(self.connect(uri, key)).await
+        Box::pin(self.connect(full, origin)).await
     }
 
-    async fn connect(&self, uri: Uri, key: String) -> Result<Lease, PoolError> {
-        let io =
-            self.connector.clone().call(uri).await.map_err(|source| PoolError::Connect { key: key.clone(), source })?;
+    async fn connect(&self, uri: Uri, origin: Origin) -> Result<Lease, PoolError> {
+        let key = || format!("{}://{}", origin.0, origin.1);
+        let io = self.connector.clone().call(uri).await.map_err(|source| PoolError::Connect { key: key(), source })?;
         let (sender, connection) =
-            Builder::new().handshake(io).await.map_err(|source| PoolError::Handshake { key: key.clone(), source })?;
+            Builder::new().handshake(io).await.map_err(|source| PoolError::Handshake { key: key(), source })?;
         tokio::spawn(async move {
             if let Err(e) = connection.await {
                 tracing::debug!(error = %e, "HTTP/1.1 connection ended with an error");
             }
         });
-        Ok(Lease { sender, key })
+        Ok(Lease { sender, origin })
     }
 
     /// Returns a connection whose response was read to the end.
@@ -91,14 +99,20 @@ impl Http1Pool {
         if lease.sender.is_closed() {
             return;
         }
-        let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
-        let list = idle.entry(lease.key).or_default();
-        if list.len() < self.max_idle {
-            list.push(lease.sender);
+        let mut origins = self.origins.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(state) = origins.get_mut(&lease.origin)
+            && state.idle.len() < self.max_idle
+        {
+            state.idle.push(lease.sender);
         }
     }
 
-    fn pop(&self, key: &str) -> Option<SendRequest<Full<Bytes>>> {
-        self.idle.lock().unwrap_or_else(PoisonError::into_inner).get_mut(key)?.pop()
+    /// The origin's Host header value and its most recently used idle connection, if any.
+    fn take_idle(&self, origin: &Origin) -> (Option<HeaderValue>, Option<SendRequest<Full<Bytes>>>) {
+        let mut origins = self.origins.lock().unwrap_or_else(PoisonError::into_inner);
+        let state = origins
+            .entry(origin.clone())
+            .or_insert_with(|| OriginState { idle: Vec::new(), host: HeaderValue::from_str(origin.1.as_str()).ok() });
+        (state.host.clone(), state.idle.pop())
     }
 }
