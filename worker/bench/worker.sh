@@ -87,6 +87,12 @@ run_worker() {
 field() { python3 -c 'import json,sys; print(json.loads(sys.argv[1])[sys.argv[2]])' "$1" "$2"; }
 peak_rss_mib() { awk -F': ' '/Maximum resident/ {printf "%.1f", $2 / 1024}' "$WORK/time.log"; }
 median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+# ratios YARDSTICK MEASURED: per round, 100 x MEASURED / YARDSTICK (names of arrays in main).
+ratios() {
+  local -n base=$1 got=$2
+  local i
+  for i in "${!base[@]}"; do awk -v a="${got[$i]}" -v b="${base[$i]}" 'BEGIN{printf "%.1f\n", 100*a/b}'; done
+}
 
 wrk_rate() { # PORT
   local out
@@ -135,15 +141,18 @@ main() {
     S+=("$(field "$ss" ratePerSecond)"); SR+=("$(peak_rss_mib)")
     log "round $round: wrk ${W[-1]}/s into nginx, ${WS[-1]}/s into partner-sim; courier-worker ${N[-1]}/s into nginx, ${S[-1]}/s into partner-sim (sent $(field "$ss" recordsSent))"
   done
-  local w ws n s
+  local w ws n s rn rs
   w=$(printf '%s\n' "${W[@]}" | median); ws=$(printf '%s\n' "${WS[@]}" | median)
   n=$(printf '%s\n' "${N[@]}" | median); s=$(printf '%s\n' "${S[@]}" | median)
-  local throughput="| client (core $WORKER_CPU) | sink (core $SINK_CPU) | req/s (median) | of wrk into the same sink | runs | peak RSS MiB |
+  # Each round measures wrk and courier-worker back to back, so their ratio is what is least
+  # moved by the load of the machine; the median of the rounds' ratios is the result.
+  rn=$(ratios W N | median); rs=$(ratios WS S | median)
+  local throughput="| client (core $WORKER_CPU) | sink (core $SINK_CPU) | req/s (median) | of wrk into the same sink (median of the rounds' ratios) | runs | peak RSS MiB |
 |---|---|---|---|---|---|
 | wrk -t1 -c64 | nginx return 200 | $w | 100% | ${W[*]} | |
-| courier-worker run, 64 in flight | nginx return 200 | $n | $(awk -v a="$n" -v b="$w" 'BEGIN{printf "%.1f%%", 100*a/b}') | ${N[*]} | ${NR[*]} |
+| courier-worker run, 64 in flight | nginx return 200 | $n | $rn% ($(ratios W N | tr '\n' ' ')) | ${N[*]} | ${NR[*]} |
 | wrk -t1 -c64 | partner-sim --threads 1 | $ws | 100% | ${WS[*]} | |
-| courier-worker run, 64 in flight | partner-sim --threads 1 | $s | $(awk -v a="$s" -v b="$ws" 'BEGIN{printf "%.1f%%", 100*a/b}') | ${S[*]} | ${SR[*]} |"
+| courier-worker run, 64 in flight | partner-sim --threads 1 | $s | $rs% ($(ratios WS S | tr '\n' ' ')) | ${S[*]} | ${SR[*]} |"
   echo "$throughput"
 
   local limits="| limit req/s | achieved req/s (mean of full seconds) | error | per-second CV | full seconds |

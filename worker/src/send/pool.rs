@@ -3,7 +3,6 @@
 //! hyper-util's client, which costs a large share of the CPU time per request at tens of
 //! thousands of requests per second on one core.
 
-use std::collections::HashMap;
 use std::sync::{Mutex, PoisonError};
 
 use bytes::Bytes;
@@ -23,7 +22,8 @@ type Origin = (Scheme, Authority);
 #[derive(Debug)]
 pub struct Http1Pool {
     connector: HttpsConnector<HttpConnector>,
-    origins: Mutex<HashMap<Origin, OriginState>>,
+    /// Usually one origin (a Destination's endpoint): a list beats hashing authorities.
+    origins: Mutex<Vec<(Origin, OriginState)>>,
     max_idle: usize,
 }
 
@@ -54,7 +54,7 @@ pub enum PoolError {
 impl Http1Pool {
     /// A pool connecting through `connector` (its TLS config must offer only http/1.1).
     pub fn new(connector: HttpsConnector<HttpConnector>, max_idle: usize) -> Self {
-        Self { connector, origins: Mutex::new(HashMap::new()), max_idle: max_idle.max(1) }
+        Self { connector, origins: Mutex::new(Vec::new()), max_idle: max_idle.max(1) }
     }
 
     /// A ready connection to the request's origin, and the request in origin form with a
@@ -100,7 +100,7 @@ impl Http1Pool {
             return;
         }
         let mut origins = self.origins.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(state) = origins.get_mut(&lease.origin)
+        if let Some((_, state)) = origins.iter_mut().find(|(o, _)| *o == lease.origin)
             && state.idle.len() < self.max_idle
         {
             state.idle.push(lease.sender);
@@ -110,9 +110,15 @@ impl Http1Pool {
     /// The origin's Host header value and its most recently used idle connection, if any.
     fn take_idle(&self, origin: &Origin) -> (Option<HeaderValue>, Option<SendRequest<Full<Bytes>>>) {
         let mut origins = self.origins.lock().unwrap_or_else(PoisonError::into_inner);
-        let state = origins
-            .entry(origin.clone())
-            .or_insert_with(|| OriginState { idle: Vec::new(), host: HeaderValue::from_str(origin.1.as_str()).ok() });
+        let i = match origins.iter().position(|(o, _)| o == origin) {
+            Some(i) => i,
+            None => {
+                let host = HeaderValue::from_str(origin.1.as_str()).ok();
+                origins.push((origin.clone(), OriginState { idle: Vec::new(), host }));
+                origins.len() - 1
+            }
+        };
+        let state = &mut origins[i].1;
         (state.host.clone(), state.idle.pop())
     }
 }
