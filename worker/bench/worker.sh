@@ -24,6 +24,7 @@ LIMIT_SECONDS=${LIMIT_SECONDS:-10}
 LIMITS=${LIMITS:-"1000 10000 50000"}
 NGINX_PORT=${NGINX_PORT:-18090}
 SIM_PORT=${SIM_PORT:-18091}
+METRICS_PORT=${METRICS_PORT:-18092}
 WORKER_CPU=${WORKER_CPU:-0}
 SINK_CPU=${SINK_CPU:-1}
 REPORT="$ROOT/docs/benchmarks-worker.md"
@@ -84,6 +85,32 @@ run_worker() {
     2>>"$WORK/worker.log" | tail -1
 }
 
+# throughput_run URL -> "whole-run-rate steady-rate peak-rss-mib": a run at 64 in flight whose
+# /metrics is sampled every 0.5 s (from the sink's core), so that the steady rate can leave out
+# start-up and the drain at the end, as wrk's rate does.
+throughput_run() {
+  local url=$1 summary sampler
+  : >"$WORK/samples"
+  (
+    while sleep 0.5; do
+      v=$(taskset -c "$SINK_CPU" curl -s --max-time 0.4 "http://127.0.0.1:$METRICS_PORT/metrics" 2>/dev/null |
+        awk '/^courier_worker_records_total\{.*outcome="sent"/ {print $2}')
+      [ -n "$v" ] && echo "$(date +%s.%N) $v" >>"$WORK/samples"
+    done
+  ) &
+  sampler=$!
+  summary=$(run_worker "$url" 64 "$DATA" --metrics-addr "127.0.0.1:$METRICS_PORT")
+  kill "$sampler" 2>/dev/null || true
+  wait "$sampler" 2>/dev/null || true
+  echo "$(field "$summary" ratePerSecond) $(steady_rate) $(peak_rss_mib)"
+}
+
+# Records/s between the second and the second-to-last sample of $WORK/samples.
+steady_rate() {
+  awk 'NR > 1 { t[++n] = $1; v[n] = $2 }
+       END { if (n < 3) { print 0; exit } printf "%.1f\n", (v[n-1] - v[1]) / (t[n-1] - t[1]) }' "$WORK/samples"
+}
+
 field() { python3 -c 'import json,sys; print(json.loads(sys.argv[1])[sys.argv[2]])' "$1" "$2"; }
 peak_rss_mib() { awk -F': ' '/Maximum resident/ {printf "%.1f", $2 / 1024}' "$WORK/time.log"; }
 median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
@@ -130,29 +157,30 @@ main() {
   LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
   taskset -c "$WORKER_CPU" wrk -t1 -c64 -d1s -s "$LUA" "http://127.0.0.1:$NGINX_PORT/ingest" >/dev/null
 
-  local W=() WS=() N=() S=() NR=() SR=()
+  local W=() WS=() N=() NW=() S=() SW=() NR=() SR=()
   for round in $(seq "$ROUNDS"); do
     W+=("$(wrk_rate "$NGINX_PORT")")
     WS+=("$(wrk_rate "$SIM_PORT")")
-    local sn ss
-    sn=$(run_worker "http://127.0.0.1:$NGINX_PORT" 64 "$DATA")
-    N+=("$(field "$sn" ratePerSecond)"); NR+=("$(peak_rss_mib)")
-    ss=$(run_worker "http://127.0.0.1:$SIM_PORT" 64 "$DATA")
-    S+=("$(field "$ss" ratePerSecond)"); SR+=("$(peak_rss_mib)")
-    log "round $round: wrk ${W[-1]}/s into nginx, ${WS[-1]}/s into partner-sim; courier-worker ${N[-1]}/s into nginx, ${S[-1]}/s into partner-sim (sent $(field "$ss" recordsSent))"
+    local whole steady rss
+    read -r whole steady rss < <(throughput_run "http://127.0.0.1:$NGINX_PORT")
+    NW+=("$whole"); N+=("$steady"); NR+=("$rss")
+    read -r whole steady rss < <(throughput_run "http://127.0.0.1:$SIM_PORT")
+    SW+=("$whole"); S+=("$steady"); SR+=("$rss")
+    log "round $round: wrk ${W[-1]}/s into nginx, ${WS[-1]}/s into partner-sim; courier-worker ${N[-1]}/s (whole run ${NW[-1]}/s) into nginx, ${S[-1]}/s (whole run ${SW[-1]}/s) into partner-sim"
   done
-  local w ws n s rn rs
+  local w ws n s nw sw rn rs
   w=$(printf '%s\n' "${W[@]}" | median); ws=$(printf '%s\n' "${WS[@]}" | median)
   n=$(printf '%s\n' "${N[@]}" | median); s=$(printf '%s\n' "${S[@]}" | median)
+  nw=$(printf '%s\n' "${NW[@]}" | median); sw=$(printf '%s\n' "${SW[@]}" | median)
   # Each round measures wrk and courier-worker back to back, so their ratio is what is least
   # moved by the load of the machine; the median of the rounds' ratios is the result.
   rn=$(ratios W N | median); rs=$(ratios WS S | median)
-  local throughput="| client (core $WORKER_CPU) | sink (core $SINK_CPU) | req/s (median) | of wrk into the same sink (median of the rounds' ratios) | runs | peak RSS MiB |
-|---|---|---|---|---|---|
-| wrk -t1 -c64 | nginx return 200 | $w | 100% | ${W[*]} | |
-| courier-worker run, 64 in flight | nginx return 200 | $n | $rn% ($(ratios W N | tr '\n' ' ')) | ${N[*]} | ${NR[*]} |
-| wrk -t1 -c64 | partner-sim --threads 1 | $ws | 100% | ${WS[*]} | |
-| courier-worker run, 64 in flight | partner-sim --threads 1 | $s | $rs% ($(ratios WS S | tr '\n' ' ')) | ${S[*]} | ${SR[*]} |"
+  local throughput="| client (core $WORKER_CPU) | sink (core $SINK_CPU) | req/s (median) | of wrk into the same sink (median of the rounds' ratios) | runs | whole run req/s (median) | peak RSS MiB |
+|---|---|---|---|---|---|---|
+| wrk -t1 -c64 | nginx return 200 | $w | 100% | ${W[*]} | | |
+| courier-worker run, 64 in flight | nginx return 200 | $n | $rn% ($(ratios W N | tr '\n' ' ')) | ${N[*]} | $nw (${NW[*]}) | ${NR[*]} |
+| wrk -t1 -c64 | partner-sim --threads 1 | $ws | 100% | ${WS[*]} | | |
+| courier-worker run, 64 in flight | partner-sim --threads 1 | $s | $rs% ($(ratios WS S | tr '\n' ' ')) | ${S[*]} | $sw (${SW[*]}) | ${SR[*]} |"
   echo "$throughput"
 
   local limits="| limit req/s | achieved req/s (mean of full seconds) | error | per-second CV | full seconds |
@@ -189,8 +217,9 @@ main() {
     echo
     echo "courier-worker (or wrk) pinned to core $WORKER_CPU, the sink pinned to core $SINK_CPU. Input: $RECORDS JSON lines"
     echo "of ~256 B in a local file; each becomes one POST with an Idempotency-Key. wrk posts a body of the same size"
-    echo "(\`worker/bench/post256.lua\`) for $DURATION. courier-worker's rate is records acknowledged per second over the"
-    echo "whole run (start-up, listing and the drain at the end included)."
+    echo "(\`worker/bench/post256.lua\`) for $DURATION. courier-worker's rate is records acknowledged per second in steady"
+    echo "state, read from its own /metrics every 0.5 s (start-up and the drain of the last requests left out, as wrk's"
+    echo "rate leaves out connecting); its rate over the whole run is in the next-to-last column."
     echo
     echo "$throughput"
     echo
