@@ -45,6 +45,45 @@ async fn apply_package(client: &kube::Client, ns: &str, data: &std::path::Path) 
     apply_yaml(client, ns, &package_yaml("p", "partner", "users", &pattern, "")).await;
 }
 
+/// A delivery under way: operator, simulator, data and the package `p` applied.
+struct Delivery {
+    cluster: Cluster,
+    ns: String,
+    client: kube::Client,
+    operator: Operator,
+    sim: Simulator,
+    _data: tempfile::TempDir,
+    ids: Vec<String>,
+}
+
+/// Starts the operator and a simulator with `sim_config`, writes `files` × `per_file` records,
+/// and applies Destination `partner` (with `rate_limit` and `workers`), Datum `users` and the
+/// package `p` of all the records. `None` without COURIER_E2E.
+async fn start_delivery(
+    prefix: &str,
+    sim_config: SimConfig,
+    rate_limit: &str,
+    workers: &str,
+    (files, per_file): (usize, usize),
+) -> Option<Delivery> {
+    let (cluster, ns) = setup(prefix)?;
+    let client = cluster.client().await;
+    let operator = Operator::start(&cluster, &ns);
+    let sim = simulator(sim_config).await;
+    let data = tempfile::tempdir().expect("tempdir");
+    let ids = write_records(data.path(), files, per_file, "r");
+    apply_yaml(&client, &ns, &destination_yaml_with("partner", &sim.url(), rate_limit, workers, "")).await;
+    apply_package(&client, &ns, data.path()).await;
+    Some(Delivery { cluster, ns, client, operator, sim, _data: data, ids })
+}
+
+impl Delivery {
+    /// After Complete: every key accepted, none dead-lettered, and the status counters agree.
+    async fn assert_all_delivered(&self) {
+        assert_all_delivered(&self.cluster, &self.client, &self.ns, &self.operator, &self.sim, &self.ids).await;
+    }
+}
+
 /// After Complete: every key accepted, none dead-lettered, and the status counters agree.
 async fn assert_all_delivered(
     cluster: &Cluster,
@@ -70,27 +109,18 @@ async fn assert_all_delivered(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_workers_share_3000_requests_per_second_with_no_429_and_within_two_percent() {
     let _serial = SERIAL.lock().await;
-    let Some((cluster, ns)) = setup("op-share") else { return };
-    let client = cluster.client().await;
-    let operator = Operator::start(&cluster, &ns);
     // The partner allows exactly 3,000/s; its bucket holds 0.1 s of requests, so together the
     // workers may be no more than 0.1 s ahead of the limit at any moment.
-    let sim =
-        simulator(SimConfig { rate_limit: Some(RateLimit { rate: 3000.0, burst: 300 }), ..SimConfig::default() }).await;
-    let data = tempfile::tempdir().expect("tempdir");
-    let ids = write_records(data.path(), 8, 10_000, "r");
-    let destination = destination_yaml_with(
-        "partner",
-        &sim.url(),
-        "{ requestsPerSecond: 3000, burst: 30 }",
-        "{ min: 3, max: 3, cooldownSeconds: 5 }",
-        "",
-    );
-    apply_yaml(&client, &ns, &destination).await;
-    apply_package(&client, &ns, data.path()).await;
-
+    let partner = SimConfig { rate_limit: Some(RateLimit { rate: 3000.0, burst: 300 }), ..SimConfig::default() };
+    let rate_limit = "{ requestsPerSecond: 3000, burst: 30 }";
+    let Some(d) =
+        start_delivery("op-share", partner, rate_limit, "{ min: 3, max: 3, cooldownSeconds: 5 }", (8, 10_000)).await
+    else {
+        return;
+    };
+    let Delivery { client, ns, sim, .. } = &d;
     let all_three = eventually(Duration::from_secs(90), "three workers holding shards", || async {
-        (delivering_workers(&client, &ns, "p").await.len() == 3).then(now_secs)
+        (delivering_workers(client, ns, "p").await.len() == 3).then(now_secs)
     })
     .await;
     // Ten whole seconds once the shares have settled (a joining worker's share is granted
@@ -99,7 +129,7 @@ async fn three_workers_share_3000_requests_per_second_with_no_429_and_within_two
     while now_secs() <= to {
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
-    let window = accepted_between(&sim, from, to);
+    let window = accepted_between(sim, from, to);
     let rate = window.iter().sum::<u64>() as f64 / window.len().max(1) as f64;
     let stats = sim.stats();
     eprintln!(
@@ -110,7 +140,7 @@ async fn three_workers_share_3000_requests_per_second_with_no_429_and_within_two
     assert_eq!(window.len(), 10, "the whole window is in the series");
     assert!((rate - 3000.0).abs() <= 60.0, "within ±2 % of 3,000/s: {rate:.1}");
 
-    assert_all_delivered(&cluster, &client, &ns, &operator, &sim, &ids).await;
+    d.assert_all_delivered().await;
     let stats = sim.stats();
     assert_eq!(stats.rejected.rate_limited, 0, "the partner never had to refuse a request");
     assert_eq!(stats.duplicates, 0);
@@ -119,30 +149,22 @@ async fn three_workers_share_3000_requests_per_second_with_no_429_and_within_two
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_429_storm_lowers_the_effective_limit_and_it_climbs_back_when_the_storm_is_over() {
     let _serial = SERIAL.lock().await;
-    let Some((cluster, ns)) = setup("op-storm") else { return };
-    let client = cluster.client().await;
-    let operator = Operator::start(&cluster, &ns);
-    let sim = simulator(SimConfig::default()).await;
-    let data = tempfile::tempdir().expect("tempdir");
-    let ids = write_records(data.path(), 4, 3_000, "r");
-    let destination = destination_yaml_with(
-        "partner",
-        &sim.url(),
-        "{ requestsPerSecond: 400 }",
-        "{ min: 2, max: 2, cooldownSeconds: 5 }",
-        "",
-    );
-    apply_yaml(&client, &ns, &destination).await;
-    apply_package(&client, &ns, data.path()).await;
+    let workers = "{ min: 2, max: 2, cooldownSeconds: 5 }";
+    let Some(d) =
+        start_delivery("op-storm", SimConfig::default(), "{ requestsPerSecond: 400 }", workers, (4, 3_000)).await
+    else {
+        return;
+    };
+    let Delivery { client, ns, sim, .. } = &d;
     eventually(Duration::from_secs(60), "delivery under way", || async { (sim.stats().accepted >= 800).then_some(()) })
         .await;
-    assert_eq!(throttling(&client, &ns, "partner").await.map(|t| t.0), Some(400), "at the spec limit before");
+    assert_eq!(throttling(client, ns, "partner").await.map(|t| t.0), Some(400), "at the spec limit before");
 
     // The partner now only takes 120/s and answers the rest 429 with Retry-After.
     let storm = SimConfig { rate_limit: Some(RateLimit { rate: 120.0, burst: 12 }), ..SimConfig::default() };
     sim.set_config(storm).expect("storm config");
     let lowered = eventually(Duration::from_secs(30), "the effective limit cut to half or less", || async {
-        let (effective, throttled, reason) = throttling(&client, &ns, "partner").await?;
+        let (effective, throttled, reason) = throttling(client, ns, "partner").await?;
         (effective <= 200 && throttled == "True").then_some((effective, reason))
     })
     .await;
@@ -153,34 +175,26 @@ async fn a_429_storm_lowers_the_effective_limit_and_it_climbs_back_when_the_stor
     sim.set_config(SimConfig::default()).expect("calm config");
     let calm = Instant::now();
     eventually(Duration::from_secs(60), "the effective limit back at 400 and not Throttled", || async {
-        let (effective, throttled, _) = throttling(&client, &ns, "partner").await?;
+        let (effective, throttled, _) = throttling(client, ns, "partner").await?;
         (effective == 400 && throttled == "False").then_some(())
     })
     .await;
     eprintln!("back at 400/s {:.1} s after the storm ended", calm.elapsed().as_secs_f64());
-    assert_all_delivered(&cluster, &client, &ns, &operator, &sim, &ids).await;
+    d.assert_all_delivered().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_retry_after_answered_to_one_worker_pauses_every_worker_of_the_destination() {
     let _serial = SERIAL.lock().await;
-    let Some((cluster, ns)) = setup("op-pause") else { return };
-    let client = cluster.client().await;
-    let operator = Operator::start(&cluster, &ns);
-    let sim = simulator(SimConfig::default()).await;
-    let data = tempfile::tempdir().expect("tempdir");
-    let ids = write_records(data.path(), 4, 2_500, "r");
-    let destination = destination_yaml_with(
-        "partner",
-        &sim.url(),
-        "{ requestsPerSecond: 300 }",
-        "{ min: 2, max: 2, cooldownSeconds: 5 }",
-        "",
-    );
-    apply_yaml(&client, &ns, &destination).await;
-    apply_package(&client, &ns, data.path()).await;
+    let workers = "{ min: 2, max: 2, cooldownSeconds: 5 }";
+    let Some(d) =
+        start_delivery("op-pause", SimConfig::default(), "{ requestsPerSecond: 300 }", workers, (4, 2_500)).await
+    else {
+        return;
+    };
+    let Delivery { client, ns, sim, .. } = &d;
     eventually(Duration::from_secs(90), "two workers delivering", || async {
-        let two = delivering_workers(&client, &ns, "p").await.len() == 2;
+        let two = delivering_workers(client, ns, "p").await.len() == 2;
         (two && sim.stats().accepted >= 600).then_some(())
     })
     .await;
@@ -189,7 +203,7 @@ async fn a_retry_after_answered_to_one_worker_pauses_every_worker_of_the_destina
     sim.throttle_next(1, 6);
     let at = unix_ms();
     let (_, _, reason) = eventually(Duration::from_secs(5), "the Destination paused", || async {
-        throttling(&client, &ns, "partner")
+        throttling(client, ns, "partner")
             .await
             .filter(|(_, throttled, reason)| throttled == "True" && reason == "RetryAfter")
     })
@@ -201,14 +215,14 @@ async fn a_retry_after_answered_to_one_worker_pauses_every_worker_of_the_destina
     // Whole seconds from 2 s after the 429 (the worker reports it at once, the other learns it
     // at its next heartbeat) to the end of the 6 s pause.
     let (from, to) = ((at + 2_000).div_ceil(1000), (at + 6_000) / 1000);
-    let accepted = accepted_between(&sim, from, to);
-    let limited = limited_between(&sim, from, to);
-    let after = accepted_between(&sim, to + 1, at / 1000 + 9);
+    let accepted = accepted_between(sim, from, to);
+    let limited = limited_between(sim, from, to);
+    let after = accepted_between(sim, to + 1, at / 1000 + 9);
     eprintln!("during the pause accepted {accepted:?} and 429 {limited:?}; after it accepted {after:?}");
     assert!(accepted.len() >= 3, "at least three whole seconds inside the pause");
     assert!(accepted.iter().chain(&limited).all(|n| *n == 0), "no worker sent during the pause");
     assert!(after.iter().any(|n| *n > 0), "delivery resumed after the pause");
-    assert_all_delivered(&cluster, &client, &ns, &operator, &sim, &ids).await;
+    d.assert_all_delivered().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
