@@ -58,35 +58,28 @@ async fn a_package_is_delivered_by_worker_pods_exactly_once_and_reaches_complete
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rate_limit_change_mid_delivery_shows_in_the_partners_per_second_series_within_two_seconds() {
-    let Some((cluster, ns)) = setup("op-rate") else { return };
-    let client = cluster.client().await;
-    let operator = Operator::start(&cluster, &ns);
-    let sim = simulator(SimConfig::default()).await;
-    let data = tempfile::tempdir().expect("tempdir");
-    let ids = write_records(data.path(), 4, 1000, "r");
-    let pattern = format!("{}/*.jsonl", data.path().display());
-    apply_yaml(&client, &ns, &destination_yaml("partner", &sim.url(), 100, "")).await;
-    apply_yaml(&client, &ns, &datum_yaml("users")).await;
-    apply_yaml(&client, &ns, &package_yaml("p", "partner", "users", &pattern, "")).await;
-
+    let destination = |url: &str| destination_yaml("partner", url, 100, "");
+    let Some(g) = start_ground("op-rate", SimConfig::default(), destination, (4, 1000)).await else { return };
+    let Ground { cluster, ns, client, operator, sim, ids, .. } = &g;
+    g.apply_package("p", "").await;
     // Deliver at 100/s for a while, then raise the limit to 400/s.
     eventually(Duration::from_secs(60), "delivery under way", || async { (sim.stats().accepted >= 300).then_some(()) })
         .await;
     tokio::time::sleep(Duration::from_secs(3)).await;
     let changed_at = now_secs();
-    apply_yaml(&client, &ns, &destination_yaml("partner", &sim.url(), 400, "")).await;
+    apply_yaml(client, ns, &destination_yaml("partner", &sim.url(), 400, "")).await;
     tokio::time::sleep(Duration::from_secs(6)).await;
 
-    let before = accepted_between(&sim, changed_at - 3, changed_at);
+    let before = accepted_between(sim, changed_at - 3, changed_at);
     // Whole seconds starting at least 2 s after the change.
-    let after = accepted_between(&sim, changed_at + 3, changed_at + 6);
+    let after = accepted_between(sim, changed_at + 3, changed_at + 6);
     eprintln!("per-second accepted before the change {before:?}, after {after:?}");
     assert!(before.iter().all(|n| *n <= 115), "never above the old limit (100/s + burst): {before:?}");
     assert!(before.iter().all(|n| *n >= 60), "delivering near the old limit: {before:?}");
     assert!(!after.is_empty() && after.iter().all(|n| *n >= 250), "the new limit in force within 2 s: {after:?}");
     assert!(after.iter().all(|n| *n <= 420), "never above the new limit: {after:?}");
 
-    wait_condition(&cluster, &client, &ns, "p", "Complete", &operator).await;
-    assert_exactly_once(&sim, &ids);
-    teardown(&cluster, &ns);
+    wait_condition(cluster, client, ns, "p", "Complete", operator).await;
+    assert_exactly_once(sim, ids);
+    teardown(cluster, ns);
 }

@@ -20,15 +20,9 @@ async fn start(
     per_file: usize,
     sim_config: SimConfig,
 ) -> Option<(Cluster, String, kube::Client, Operator, Simulator, tempfile::TempDir, Vec<String>)> {
-    let (cluster, ns) = setup(prefix)?;
-    let client = cluster.client().await;
-    let operator = Operator::start(&cluster, &ns);
-    let sim = simulator(sim_config).await;
-    let data = tempfile::tempdir().expect("tempdir");
-    let ids = write_records(data.path(), files, per_file, "r");
-    apply_yaml(&client, &ns, &destination_yaml("partner", &sim.url(), rps, "")).await;
-    apply_yaml(&client, &ns, &datum_yaml("users")).await;
-    Some((cluster, ns, client, operator, sim, data, ids))
+    let destination = |url: &str| destination_yaml("partner", url, rps, "");
+    let g = start_ground(prefix, sim_config, destination, (files, per_file)).await?;
+    Some((g.cluster, g.ns, g.client, g.operator, g.sim, g.data, g.ids))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

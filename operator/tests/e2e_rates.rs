@@ -11,8 +11,7 @@ use std::collections::BTreeSet;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use courier_api::Destination;
-use courier_e2e::cluster::Cluster;
-use courier_e2e::sim::{RateLimit, SimConfig, Simulator};
+use courier_e2e::sim::{RateLimit, SimConfig};
 use kube::Api;
 use support::*;
 
@@ -38,24 +37,6 @@ async fn throttling(client: &kube::Client, ns: &str, name: &str) -> Option<(i32,
     Some((effective, c.status.clone(), c.reason.clone()))
 }
 
-/// The package `p` of every `*.jsonl` under `data`, for Destination `partner` and Datum `users`.
-async fn apply_package(client: &kube::Client, ns: &str, data: &std::path::Path) {
-    let pattern = format!("{}/*.jsonl", data.display());
-    apply_yaml(client, ns, &datum_yaml("users")).await;
-    apply_yaml(client, ns, &package_yaml("p", "partner", "users", &pattern, "")).await;
-}
-
-/// A delivery under way: operator, simulator, data and the package `p` applied.
-struct Delivery {
-    cluster: Cluster,
-    ns: String,
-    client: kube::Client,
-    operator: Operator,
-    sim: Simulator,
-    _data: tempfile::TempDir,
-    ids: Vec<String>,
-}
-
 /// Starts the operator and a simulator with `sim_config`, writes `files` × `per_file` records,
 /// and applies Destination `partner` (with `rate_limit` and `workers`), Datum `users` and the
 /// package `p` of all the records. `None` without COURIER_E2E.
@@ -64,35 +45,17 @@ async fn start_delivery(
     sim_config: SimConfig,
     rate_limit: &str,
     workers: &str,
-    (files, per_file): (usize, usize),
-) -> Option<Delivery> {
-    let (cluster, ns) = setup(prefix)?;
-    let client = cluster.client().await;
-    let operator = Operator::start(&cluster, &ns);
-    let sim = simulator(sim_config).await;
-    let data = tempfile::tempdir().expect("tempdir");
-    let ids = write_records(data.path(), files, per_file, "r");
-    apply_yaml(&client, &ns, &destination_yaml_with("partner", &sim.url(), rate_limit, workers, "")).await;
-    apply_package(&client, &ns, data.path()).await;
-    Some(Delivery { cluster, ns, client, operator, sim, _data: data, ids })
-}
-
-impl Delivery {
-    /// After Complete: every key accepted, none dead-lettered, and the status counters agree.
-    async fn assert_all_delivered(&self) {
-        assert_all_delivered(&self.cluster, &self.client, &self.ns, &self.operator, &self.sim, &self.ids).await;
-    }
+    records: (usize, usize),
+) -> Option<Ground> {
+    let destination = |url: &str| destination_yaml_with("partner", url, rate_limit, workers, "");
+    let ground = start_ground(prefix, sim_config, destination, records).await?;
+    ground.apply_package("p", "").await;
+    Some(ground)
 }
 
 /// After Complete: every key accepted, none dead-lettered, and the status counters agree.
-async fn assert_all_delivered(
-    cluster: &Cluster,
-    client: &kube::Client,
-    ns: &str,
-    operator: &Operator,
-    sim: &Simulator,
-    ids: &[String],
-) {
+async fn assert_all_delivered(ground: &Ground) {
+    let Ground { cluster, ns, client, operator, sim, ids, .. } = ground;
     wait_condition(cluster, client, ns, "p", "Complete", operator).await;
     let (missing, repeated) = missing_and_repeated(sim, ids);
     eprintln!("keys missing {}, accepted more than once {}", missing.len(), repeated.len());
@@ -118,7 +81,7 @@ async fn three_workers_share_3000_requests_per_second_with_no_429_and_within_two
     else {
         return;
     };
-    let Delivery { client, ns, sim, .. } = &d;
+    let Ground { client, ns, sim, .. } = &d;
     let all_three = eventually(Duration::from_secs(90), "three workers holding shards", || async {
         (delivering_workers(client, ns, "p").await.len() == 3).then(now_secs)
     })
@@ -140,7 +103,7 @@ async fn three_workers_share_3000_requests_per_second_with_no_429_and_within_two
     assert_eq!(window.len(), 10, "the whole window is in the series");
     assert!((rate - 3000.0).abs() <= 60.0, "within ±2 % of 3,000/s: {rate:.1}");
 
-    d.assert_all_delivered().await;
+    assert_all_delivered(&d).await;
     let stats = sim.stats();
     assert_eq!(stats.rejected.rate_limited, 0, "the partner never had to refuse a request");
     assert_eq!(stats.duplicates, 0);
@@ -155,7 +118,7 @@ async fn a_429_storm_lowers_the_effective_limit_and_it_climbs_back_when_the_stor
     else {
         return;
     };
-    let Delivery { client, ns, sim, .. } = &d;
+    let Ground { client, ns, sim, .. } = &d;
     eventually(Duration::from_secs(60), "delivery under way", || async { (sim.stats().accepted >= 800).then_some(()) })
         .await;
     assert_eq!(throttling(client, ns, "partner").await.map(|t| t.0), Some(400), "at the spec limit before");
@@ -180,7 +143,7 @@ async fn a_429_storm_lowers_the_effective_limit_and_it_climbs_back_when_the_stor
     })
     .await;
     eprintln!("back at 400/s {:.1} s after the storm ended", calm.elapsed().as_secs_f64());
-    d.assert_all_delivered().await;
+    assert_all_delivered(&d).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -192,7 +155,7 @@ async fn a_retry_after_answered_to_one_worker_pauses_every_worker_of_the_destina
     else {
         return;
     };
-    let Delivery { client, ns, sim, .. } = &d;
+    let Ground { client, ns, sim, .. } = &d;
     eventually(Duration::from_secs(90), "two workers delivering", || async {
         let two = delivering_workers(client, ns, "p").await.len() == 2;
         (two && sim.stats().accepted >= 600).then_some(())
@@ -222,29 +185,23 @@ async fn a_retry_after_answered_to_one_worker_pauses_every_worker_of_the_destina
     assert!(accepted.len() >= 3, "at least three whole seconds inside the pause");
     assert!(accepted.iter().chain(&limited).all(|n| *n == 0), "no worker sent during the pause");
     assert!(after.iter().any(|n| *n > 0), "delivery resumed after the pause");
-    d.assert_all_delivered().await;
+    assert_all_delivered(&d).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn from_zero_workers_the_first_request_reaches_the_partner_within_five_seconds_of_apply() {
     let _serial = SERIAL.lock().await;
-    let Some((cluster, ns)) = setup("op-cold") else { return };
-    let client = cluster.client().await;
-    let operator = Operator::start(&cluster, &ns);
-    let sim = simulator(SimConfig::default()).await;
-    let data = tempfile::tempdir().expect("tempdir");
-    let ids = write_records(data.path(), 2, 200, "r");
-    apply_yaml(&client, &ns, &destination_yaml("partner", &sim.url(), 200, "")).await;
-    apply_yaml(&client, &ns, &datum_yaml("users")).await;
+    let destination = |url: &str| destination_yaml("partner", url, 200, "");
+    let Some(d) = start_ground("op-cold", SimConfig::default(), destination, (2, 200)).await else { return };
+    let Ground { cluster, ns, client, sim, .. } = &d;
     eventually(Duration::from_secs(30), "the Destination Ready with zero workers", || async {
-        let ready = destination_condition(&client, &ns, "partner", "Ready").await?;
-        (ready.0 == "True" && worker_pods(&cluster, &ns, "partner").is_empty()).then_some(())
+        let ready = destination_condition(client, ns, "partner", "Ready").await?;
+        (ready.0 == "True" && worker_pods(cluster, ns, "partner").is_empty()).then_some(())
     })
     .await;
 
     let applied = Instant::now();
-    let pattern = format!("{}/*.jsonl", data.path().display());
-    apply_yaml(&client, &ns, &package_yaml("p", "partner", "users", &pattern, "")).await;
+    d.apply_package("p", "").await;
     eventually(Duration::from_secs(60), "the first request at the partner", || async {
         let stats = sim.stats();
         (stats.accepted + stats.rejected.rate_limited > 0).then_some(())
@@ -253,5 +210,5 @@ async fn from_zero_workers_the_first_request_reaches_the_partner_within_five_sec
     let first = applied.elapsed();
     eprintln!("first request {:.2} s after the package was applied (from zero workers)", first.as_secs_f64());
     assert!(first <= Duration::from_secs(5), "from zero to the first request within 5 s: {first:?}");
-    assert_all_delivered(&cluster, &client, &ns, &operator, &sim, &ids).await;
+    assert_all_delivered(&d).await;
 }

@@ -3,8 +3,11 @@
 
 #![allow(dead_code)]
 
+mod ground;
 mod observe;
 
+#[allow(unused_imports)]
+pub use ground::*;
 #[allow(unused_imports)]
 pub use observe::*;
 

@@ -1,0 +1,48 @@
+//! The common start of a delivery test: the operator for a fresh namespace, a partner
+//! simulator, JSON-lines records on disk, Destination `partner` and Datum `users` applied.
+
+use courier_e2e::cluster::Cluster;
+use courier_e2e::sim::{SimConfig, Simulator};
+
+use super::{Operator, apply_yaml, datum_yaml, package_yaml, setup, simulator, write_records};
+
+/// Everything a delivery test works with; no package applied yet.
+pub struct Ground {
+    pub cluster: Cluster,
+    pub ns: String,
+    pub client: kube::Client,
+    pub operator: Operator,
+    pub sim: Simulator,
+    /// Holds `files` files of records `r-<file>-<n>`.
+    pub data: tempfile::TempDir,
+    /// Every record's id (its idempotency key at the partner).
+    pub ids: Vec<String>,
+}
+
+/// Starts the operator and a simulator with `sim_config`, writes `files` × `per_file` records,
+/// and applies the Destination `destination(simulator URL)` and Datum `users`. `None` without
+/// COURIER_E2E.
+pub async fn start_ground(
+    prefix: &str,
+    sim_config: SimConfig,
+    destination: impl FnOnce(&str) -> String,
+    (files, per_file): (usize, usize),
+) -> Option<Ground> {
+    let (cluster, ns) = setup(prefix)?;
+    let client = cluster.client().await;
+    let operator = Operator::start(&cluster, &ns);
+    let sim = simulator(sim_config).await;
+    let data = tempfile::tempdir().expect("tempdir");
+    let ids = write_records(data.path(), files, per_file, "r");
+    apply_yaml(&client, &ns, &destination(&sim.url())).await;
+    apply_yaml(&client, &ns, &datum_yaml("users")).await;
+    Some(Ground { cluster, ns, client, operator, sim, data, ids })
+}
+
+impl Ground {
+    /// Applies package `name` of every record, for `partner` and `users`, with `extra` spec lines.
+    pub async fn apply_package(&self, name: &str, extra: &str) {
+        let pattern = format!("{}/*.jsonl", self.data.path().display());
+        apply_yaml(&self.client, &self.ns, &package_yaml(name, "partner", "users", &pattern, extra)).await;
+    }
+}
