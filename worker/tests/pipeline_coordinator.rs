@@ -12,7 +12,7 @@ use bytes::Bytes;
 use courier_e2e::fixtures::{FixtureSet, Format};
 use courier_e2e::sim::{SimConfig, Simulator};
 use courier_worker::config::{self, SecretStore};
-use courier_worker::coordinator::{Driver, DriverConfig, DriverEnd, HttpCoordinator};
+use courier_worker::coordinator::{Driver, DriverConfig, DriverEnd, DriverError, HttpCoordinator};
 use courier_worker::limiter::Rate;
 use courier_worker::metrics::Metrics;
 use courier_worker::pipeline::Pipeline;
@@ -25,6 +25,7 @@ use http_body_util::{BodyExt as _, Full};
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use run_support::*;
+use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 type Respond = dyn Fn(&HeartbeatRequest, usize) -> Option<HeartbeatResponse> + Send + Sync;
@@ -181,6 +182,14 @@ impl World {
         let coordinator = HttpCoordinator::new(url, &self.token).expect("client");
         Driver::new(coordinator, pipeline, config, Arc::new(AtomicBool::new(false)))
     }
+
+    /// Runs a driver against `url` in a task; cancelling the token drains it.
+    fn spawn_driver(&self, url: &str) -> (CancellationToken, JoinHandle<Result<DriverEnd, DriverError>>) {
+        let mut driver = self.driver(url);
+        let shutdown = CancellationToken::new();
+        let stop = shutdown.clone();
+        (shutdown, tokio::spawn(async move { driver.run(stop).await }))
+    }
 }
 
 async fn wait_for(seen: &Mutex<Seen>, what: &str, test: impl Fn(&HeartbeatRequest) -> bool) -> usize {
@@ -199,10 +208,7 @@ async fn a_worker_delivers_a_granted_lease_reports_it_done_and_drains_on_shutdow
     let seen = Arc::new(Mutex::new(Seen::default()));
     let w = world.clone();
     let url = fake_coordinator(seen.clone(), Arc::new(move |_, n| Some(w.answer(5000, n == 0, 10_000)))).await;
-    let mut driver = world.driver(&url);
-    let shutdown = CancellationToken::new();
-    let stop = shutdown.clone();
-    let running = tokio::spawn(async move { driver.run(stop).await });
+    let (shutdown, running) = world.spawn_driver(&url);
 
     let done = wait_for(&seen, "the lease is done", |b| b.leases.iter().any(|l| l.done)).await;
     std::fs::write(&world.token, "token-2\n").expect("rotates token");
@@ -258,10 +264,7 @@ async fn a_revoked_lease_stops_and_reports_a_final_checkpoint_the_partner_has_ac
         }),
     )
     .await;
-    let mut driver = world.driver(&url);
-    let shutdown = CancellationToken::new();
-    let stop = shutdown.clone();
-    let running = tokio::spawn(async move { driver.run(stop).await });
+    let (shutdown, running) = world.spawn_driver(&url);
     wait_for(&seen, "the lease was revoked", |_| revoke_at.lock().expect("lock").is_some()).await;
     let at = revoke_at.lock().expect("lock").unwrap_or_default();
     // The final report is the last one naming the lease; afterwards it is forgotten.
@@ -307,10 +310,7 @@ async fn a_partners_retry_after_is_reported_at_once_not_at_the_next_regular_hear
         }),
     )
     .await;
-    let mut driver = world.driver(&url);
-    let shutdown = CancellationToken::new();
-    let stop = shutdown.clone();
-    let running = tokio::spawn(async move { driver.run(stop).await });
+    let (shutdown, running) = world.spawn_driver(&url);
     let at =
         wait_for(&seen, "a heartbeat reporting the Retry-After", |b| b.throttle.retry_after_until_unix_ms.is_some())
             .await;
@@ -335,10 +335,7 @@ async fn an_unreachable_coordinator_holds_new_records_after_the_lease_ttl_and_re
         Arc::new(move |_, n| (!d.load(Ordering::SeqCst)).then(|| w.answer(200, n == 0, 300))),
     )
     .await;
-    let mut driver = world.driver(&url);
-    let shutdown = CancellationToken::new();
-    let stop = shutdown.clone();
-    let running = tokio::spawn(async move { driver.run(stop).await });
+    let (shutdown, running) = world.spawn_driver(&url);
     wait_for(&seen, "progress", |b| b.leases.iter().any(|l| l.counters.sent >= 50)).await;
     down.store(true, Ordering::SeqCst);
     tokio::time::sleep(Duration::from_millis(800)).await;
@@ -371,10 +368,7 @@ async fn a_lease_with_only_offsets_sends_just_those_records() {
         }),
     )
     .await;
-    let mut driver = world.driver(&url);
-    let shutdown = CancellationToken::new();
-    let stop = shutdown.clone();
-    let running = tokio::spawn(async move { driver.run(stop).await });
+    let (shutdown, running) = world.spawn_driver(&url);
     let done = wait_for(&seen, "the lease is done", |b| b.leases.iter().any(|l| l.done)).await;
     shutdown.cancel();
     let _ = tokio::time::timeout(Duration::from_secs(10), running).await.expect("stops");
