@@ -106,12 +106,14 @@ impl Sender {
     ) -> Delivery {
         let bytes = request.body.len() as u64;
         let max_attempts = self.retry.max_attempts.max(1);
+        // Every attempt made; of those, the ones answered 429, which do not count against
+        // `max_attempts`.
         let mut attempt = 0u32;
-        let mut refreshed_auth = false;
         let mut throttled = 0u32;
+        let mut refreshed_auth = false;
         loop {
             if stop.is_cancelled() {
-                return Delivery::Abandoned { attempts: attempt + throttled };
+                return Delivery::Abandoned { attempts: attempt };
             }
             attempt += 1;
             // The limiter first: when it admits at once (the usual case) the stop signal is
@@ -119,20 +121,20 @@ impl Sender {
             let limiter_wait = tokio::select! {
                 biased;
                 waited = self.limiter.acquire(bytes) => waited,
-                () = stop.cancelled() => return Delivery::Abandoned { attempts: attempt - 1 + throttled },
+                () = stop.cancelled() => return Delivery::Abandoned { attempts: attempt - 1 },
             };
             if stop.is_cancelled() {
-                return Delivery::Abandoned { attempts: attempt - 1 + throttled };
+                return Delivery::Abandoned { attempts: attempt - 1 };
             }
+            let counted = attempt - throttled;
             let auth = match self.auth.header().await {
                 Ok(h) => h,
                 Err(e) => {
                     // No credentials: retried like a connect error, without touching the partner.
-                    if attempt >= max_attempts {
-                        let attempts = attempt + throttled;
-                        return Delivery::Failed(Failure { attempts, response: None, error: e.to_string() });
+                    if counted >= max_attempts {
+                        return Delivery::Failed(Failure { attempts: attempt, response: None, error: e.to_string() });
                     }
-                    pause(self.retry.backoff(attempt), stop).await;
+                    pause(self.retry.backoff(counted), stop).await;
                     continue;
                 }
             };
@@ -155,7 +157,7 @@ impl Sender {
             match verdict {
                 Verdict::Success => {
                     let status = response.map_or(200, |r| r.status.as_u16());
-                    return Delivery::Sent { status, attempts: attempt + throttled, bytes };
+                    return Delivery::Sent { status, attempts: attempt, bytes };
                 }
                 Verdict::Reject => {
                     let is_401 = response.as_ref().is_some_and(|r| r.status == StatusCode::UNAUTHORIZED);
@@ -165,7 +167,7 @@ impl Sender {
                         attempt -= 1;
                         continue;
                     }
-                    return Delivery::Failed(failure(attempt + throttled, response, error));
+                    return Delivery::Failed(failure(attempt, response, error));
                 }
                 Verdict::Retry { not_before } => {
                     if let Some(r) = &response {
@@ -175,14 +177,13 @@ impl Sender {
                         // "Slow down" says nothing about the record: it is answered by the pause
                         // and the Destination's lower limit, and does not use up an attempt.
                         throttled += 1;
-                        attempt -= 1;
                         pause(self.retry.backoff(throttled), stop).await;
                         continue;
                     }
-                    if attempt >= max_attempts {
-                        return Delivery::Failed(failure(attempt + throttled, response, error));
+                    if counted >= max_attempts {
+                        return Delivery::Failed(failure(attempt, response, error));
                     }
-                    pause(self.retry.backoff(attempt), stop).await;
+                    pause(self.retry.backoff(counted), stop).await;
                 }
             }
         }
