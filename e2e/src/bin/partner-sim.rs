@@ -5,7 +5,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
-use courier_e2e::sim::{Auth, BurstWindow, InjectStatus, Latency, LimitKey, RateLimit, SimConfig, Simulator, SlowBody};
+use courier_e2e::sim::{
+    Auth, BurstWindow, InjectStatus, Latency, LimitKey, RateLimit, SimConfig, Simulator, SlowBody, TlsIdentity,
+};
 
 /// A rate-limited, misbehaving partner API for Courier's tests and benchmarks.
 #[derive(Debug, Parser)]
@@ -65,6 +67,12 @@ struct Args {
     /// Runtime worker threads (default: one per core).
     #[arg(long)]
     threads: Option<usize>,
+    /// Serve HTTPS with this PEM certificate chain (needs --tls-key).
+    #[arg(long, requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The PEM private key of --tls-cert.
+    #[arg(long, requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -79,6 +87,8 @@ enum Error {
     Sim(#[from] courier_e2e::sim::SimError),
     #[error("waiting for a stop signal: {0}")]
     Signal(std::io::Error),
+    #[error("reading {path}: {source}")]
+    ReadTls { path: PathBuf, source: std::io::Error },
 }
 
 impl Args {
@@ -173,8 +183,18 @@ fn run(args: &Args, config: SimConfig) -> Result<(), Error> {
     };
     let runtime = runtime.enable_all().build().map_err(Error::Runtime)?;
     runtime.block_on(async {
-        let simulator = Simulator::start(args.listen, config).await?;
-        println!("partner-sim listening on http://{}", simulator.addr());
+        let simulator = match (&args.tls_cert, &args.tls_key) {
+            (Some(cert), Some(key)) => {
+                let read = |path: &PathBuf| {
+                    std::fs::read_to_string(path).map_err(|source| Error::ReadTls { path: path.clone(), source })
+                };
+                let identity = TlsIdentity { cert_pem: read(cert)?, key_pem: read(key)? };
+                Simulator::start_tls(args.listen, config, &identity).await?
+            }
+            _ => Simulator::start(args.listen, config).await?,
+        };
+        let scheme = if args.tls_cert.is_some() { "https" } else { "http" };
+        println!("partner-sim listening on {scheme}://{}", simulator.addr());
         stop_signal().await?;
         simulator.shutdown().await;
         Ok(())

@@ -16,8 +16,10 @@ mod random;
 mod server;
 mod state;
 mod stats;
+pub mod tls;
 
 pub use config::{Auth, BurstWindow, InjectStatus, Latency, LimitKey, RateLimit, SimConfig, SlowBody};
 pub use server::{SimError, Simulator};
 pub use state::ConfigError;
 pub use stats::{PerSecond, Rejected, SERIES_SECS, StatsSnapshot};
+pub use tls::{TestPki, TlsIdentity};

@@ -38,6 +38,9 @@ pub async fn handle(shared: &Shared, request: Request<Incoming>) -> Result<Respo
     let active = shared.active();
     let config = &active.config;
     let (parts, body) = request.into_parts();
+    if parts.version == http::Version::HTTP_2 {
+        shared.stats.http2_request();
+    }
 
     if active.random.chance(config.reset_rate) {
         shared.stats.count(Outcome::Reset);

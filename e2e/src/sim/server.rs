@@ -1,5 +1,6 @@
 //! The listening server: accepts TCP connections and serves HTTP/1.1 and
-//! prior-knowledge HTTP/2 on each, until shut down.
+//! prior-knowledge HTTP/2 on each, or, behind TLS, whichever of the two ALPN
+//! chose, until shut down.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -12,12 +13,14 @@ use hyper_util::server::conn::auto;
 use tokio::net::{TcpListener, TcpStream, ToSocketAddrs};
 use tokio::sync::watch;
 use tokio::task::{JoinHandle, JoinSet};
+use tokio_rustls::TlsAcceptor;
 
 use super::config::SimConfig;
 use super::control;
 use super::partner;
 use super::state::{ConfigError, Shared};
 use super::stats::StatsSnapshot;
+use super::tls::{TlsError, TlsIdentity};
 
 /// Why the simulator could not start or take a configuration.
 #[derive(Debug, thiserror::Error)]
@@ -28,6 +31,9 @@ pub enum SimError {
     /// The configuration was refused.
     #[error(transparent)]
     Config(#[from] ConfigError),
+    /// The TLS identity could not be used.
+    #[error(transparent)]
+    Tls(#[from] TlsError),
 }
 
 /// A running simulator; dropping it stops the server too.
@@ -37,17 +43,36 @@ pub struct Simulator {
     shared: Arc<Shared>,
     stop: watch::Sender<bool>,
     accept: Option<JoinHandle<()>>,
+    tls: bool,
 }
 
 impl Simulator {
     /// Binds `addr` (use `127.0.0.1:0` for a free port) and starts serving.
     pub async fn start(addr: impl ToSocketAddrs, config: SimConfig) -> Result<Self, SimError> {
+        Self::start_with(addr, config, None).await
+    }
+
+    /// Like [`Simulator::start`], behind TLS with `identity` (ALPN offers h2 and http/1.1).
+    pub async fn start_tls(
+        addr: impl ToSocketAddrs,
+        config: SimConfig,
+        identity: &TlsIdentity,
+    ) -> Result<Self, SimError> {
+        Self::start_with(addr, config, Some(identity.acceptor()?)).await
+    }
+
+    async fn start_with(
+        addr: impl ToSocketAddrs,
+        config: SimConfig,
+        tls: Option<TlsAcceptor>,
+    ) -> Result<Self, SimError> {
         let shared = Arc::new(Shared::new(config)?);
         let listener = TcpListener::bind(addr).await.map_err(SimError::Bind)?;
         let addr = listener.local_addr().map_err(SimError::Bind)?;
         let (stop, stopped) = watch::channel(false);
-        let accept = tokio::spawn(accept_loop(listener, Arc::clone(&shared), stopped));
-        Ok(Self { addr, shared, stop, accept: Some(accept) })
+        let secure = tls.is_some();
+        let accept = tokio::spawn(accept_loop(listener, Arc::clone(&shared), stopped, tls));
+        Ok(Self { addr, shared, stop, accept: Some(accept), tls: secure })
     }
 
     /// The bound address.
@@ -55,9 +80,9 @@ impl Simulator {
         self.addr
     }
 
-    /// `http://<addr>`.
+    /// `http://<addr>`, or `https://localhost:<port>` behind TLS (the name its certificate has).
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        if self.tls { format!("https://localhost:{}", self.addr.port()) } else { format!("http://{}", self.addr) }
     }
 
     /// What `GET /stats` would answer.
@@ -105,7 +130,12 @@ impl Drop for Simulator {
     }
 }
 
-async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, mut stopped: watch::Receiver<bool>) {
+async fn accept_loop(
+    listener: TcpListener,
+    shared: Arc<Shared>,
+    mut stopped: watch::Receiver<bool>,
+    tls: Option<TlsAcceptor>,
+) {
     let mut builder = auto::Builder::new(TokioExecutor::new());
     // Our answers are tiny: one flattened write beats a vectored one.
     builder.http1().writev(false);
@@ -121,7 +151,7 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, mut stopped: wa
         };
         match accepted {
             Ok((stream, _)) => {
-                connections.spawn(serve(stream, Arc::clone(&builder), Arc::clone(&shared)));
+                connections.spawn(serve(stream, Arc::clone(&builder), Arc::clone(&shared), tls.clone()));
             }
             Err(error) => {
                 // Usually out of file descriptors: back off instead of spinning.
@@ -133,8 +163,14 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, mut stopped: wa
     connections.shutdown().await;
 }
 
-async fn serve(stream: TcpStream, builder: Arc<auto::Builder<TokioExecutor>>, shared: Arc<Shared>) {
+async fn serve(
+    stream: TcpStream,
+    builder: Arc<auto::Builder<TokioExecutor>>,
+    shared: Arc<Shared>,
+    tls: Option<TlsAcceptor>,
+) {
     let _ = stream.set_nodelay(true);
+    shared.stats.connection();
     let service = service_fn(move |request: hyper::Request<hyper::body::Incoming>| {
         let shared = Arc::clone(&shared);
         async move {
@@ -144,7 +180,17 @@ async fn serve(stream: TcpStream, builder: Arc<auto::Builder<TokioExecutor>>, sh
             }
         }
     });
-    if let Err(error) = builder.serve_connection(TokioIo::new(stream), service).await {
+    let served = match tls {
+        None => builder.serve_connection(TokioIo::new(stream), service).await,
+        Some(acceptor) => match acceptor.accept(stream).await {
+            Ok(stream) => builder.serve_connection(TokioIo::new(stream), service).await,
+            Err(error) => {
+                tracing::debug!(%error, "TLS handshake failed");
+                return;
+            }
+        },
+    };
+    if let Err(error) = served {
         tracing::debug!(%error, "connection ended with an error");
     }
 }

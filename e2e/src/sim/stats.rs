@@ -36,6 +36,8 @@ pub enum Outcome {
 #[derive(Debug)]
 pub struct Stats {
     counters: [AtomicU64; 8],
+    connections: AtomicU64,
+    http2_requests: AtomicU64,
     accepted_series: Series,
     limited_series: Series,
 }
@@ -44,6 +46,8 @@ impl Default for Stats {
     fn default() -> Self {
         Self {
             counters: std::array::from_fn(|_| AtomicU64::new(0)),
+            connections: AtomicU64::new(0),
+            http2_requests: AtomicU64::new(0),
             accepted_series: Series::default(),
             limited_series: Series::default(),
         }
@@ -61,13 +65,23 @@ impl Stats {
         }
     }
 
+    /// Counts one accepted connection.
+    pub fn connection(&self) {
+        self.connections.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts one partner request that came over HTTP/2.
+    pub fn http2_request(&self) {
+        self.http2_requests.fetch_add(1, Ordering::Relaxed);
+    }
+
     fn get(&self, outcome: Outcome) -> u64 {
         self.counters[outcome as usize].load(Ordering::Relaxed)
     }
 
     /// Zeroes every counter and the series.
     pub fn clear(&self) {
-        for counter in &self.counters {
+        for counter in self.counters.iter().chain([&self.connections, &self.http2_requests]) {
             counter.store(0, Ordering::Relaxed);
         }
         self.accepted_series.clear();
@@ -90,6 +104,8 @@ impl Stats {
             },
             unique_keys,
             duplicates,
+            connections: self.connections.load(Ordering::Relaxed),
+            http2_requests: self.http2_requests.load(Ordering::Relaxed),
             series: PerSecond {
                 start_unix_secs: now + 1 - SERIES_SECS,
                 accepted: self.accepted_series.last(now),
@@ -112,6 +128,12 @@ pub struct StatsSnapshot {
     pub unique_keys: u64,
     /// Acceptances of an already accepted key.
     pub duplicates: u64,
+    /// TCP connections accepted (partner and control traffic alike).
+    #[serde(default)]
+    pub connections: u64,
+    /// Partner requests that came over HTTP/2.
+    #[serde(default)]
+    pub http2_requests: u64,
     /// Per-second counts of the last [`SERIES_SECS`] seconds, oldest first.
     pub series: PerSecond,
     /// The latency distribution in force.

@@ -6,13 +6,12 @@
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use http::{HeaderValue, Request, StatusCode};
-use http_body_util::Full;
+use http::{HeaderValue, StatusCode};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::auth::Auth;
-use super::client::{HttpClient, Response};
+use super::client::{HttpClient, Outgoing, Response};
 use super::config::SendConfig;
 use super::observer::{AttemptReport, SendObserver, Throttle};
 use super::retry::{RetryConfig, RetryLogic, Verdict};
@@ -105,6 +104,8 @@ impl Sender {
         stop: &CancellationToken,
     ) -> Delivery {
         let bytes = request.body.len() as u64;
+        // A key that is no valid header value is left out (the builder refuses such keys).
+        let key = HeaderValue::from_str(&request.idempotency_key).ok();
         let max_attempts = self.retry.max_attempts.max(1);
         // Every attempt made; of those, the ones answered 429, which do not count against
         // `max_attempts`.
@@ -139,9 +140,15 @@ impl Sender {
                 }
             };
             let used_auth = auth.as_ref().map(|(_, v)| v.clone());
-            let http_request = into_http(request, key_header, auth);
+            let outgoing = Outgoing {
+                method: &request.method,
+                uri: &request.uri,
+                headers: &request.headers,
+                extra: [key.as_ref().map(|v| (key_header, v)), auth.as_ref().map(|(n, v)| (n, v))],
+                body: &request.body,
+            };
             let started = Instant::now();
-            let result = self.client.execute(http_request, self.config.timeout).await;
+            let result = self.client.execute(outgoing, self.config.timeout).await;
             self.observer.attempt(&AttemptReport {
                 attempt,
                 status: result.as_ref().ok().map(|r| r.status.as_u16()),
@@ -221,23 +228,4 @@ fn failure(attempts: u32, response: Option<Response>, error: Option<String>) -> 
         (None, None) => "unknown failure".to_owned(),
     };
     Failure { attempts, response, error }
-}
-
-fn into_http(
-    request: &BuiltRequest,
-    key_header: &http::HeaderName,
-    auth: Option<(http::HeaderName, HeaderValue)>,
-) -> Request<Full<bytes::Bytes>> {
-    let mut http_request = Request::new(Full::new(request.body.clone()));
-    *http_request.method_mut() = request.method.clone();
-    *http_request.uri_mut() = request.uri.clone();
-    let headers = http_request.headers_mut();
-    headers.clone_from(&request.headers);
-    if let Ok(key) = HeaderValue::from_str(&request.idempotency_key) {
-        headers.insert(key_header.clone(), key);
-    }
-    if let Some((name, value)) = auth {
-        headers.insert(name, value);
-    }
-    http_request
 }

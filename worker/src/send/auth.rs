@@ -9,11 +9,10 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use bytes::Bytes;
 use http::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderName, HeaderValue};
-use http::{Method, Request};
-use http_body_util::Full;
+use http::{HeaderMap, Method, Uri};
 use tokio::time::Instant;
 
-use super::client::HttpClient;
+use super::client::{HttpClient, Outgoing};
 use super::config::{AuthConfig, OAuth2Config};
 
 /// Share of a token's lifetime after which it is refreshed.
@@ -168,14 +167,21 @@ impl TokenSource {
             form.finish()
         };
         let basic = STANDARD.encode(format!("{}:{}", self.config.client_id, self.config.client_secret));
-        let request = Request::builder()
-            .method(Method::POST)
-            .uri(&self.config.token_url)
-            .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
-            .header(ACCEPT, "application/json")
-            .header(AUTHORIZATION, format!("Basic {basic}"))
-            .body(Full::new(Bytes::from(form)))
-            .map_err(|e| fail(e.to_string()))?;
+        let uri: Uri = self.config.token_url.parse().map_err(|e: http::uri::InvalidUri| fail(e.to_string()))?;
+        let mut headers = HeaderMap::with_capacity(3);
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/x-www-form-urlencoded"));
+        headers.insert(ACCEPT, HeaderValue::from_static("application/json"));
+        let mut basic = HeaderValue::try_from(format!("Basic {basic}"))
+            .map_err(|_| fail("client id or secret is not usable in a header".to_owned()))?;
+        basic.set_sensitive(true);
+        let body = Bytes::from(form);
+        let request = Outgoing {
+            method: &Method::POST,
+            uri: &uri,
+            headers: &headers,
+            extra: [Some((&AUTHORIZATION, &basic)), None],
+            body: &body,
+        };
         let started = Instant::now();
         let response = self.client.execute(request, TOKEN_TIMEOUT).await.map_err(|e| fail(e.message))?;
         if !response.status.is_success() {

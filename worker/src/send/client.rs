@@ -1,10 +1,16 @@
-//! The pooled keep-alive HTTP client (hyper-util's client over rustls), one attempt at a time:
-//! send, read the response within the timeout, keep the first 4 KiB of its body.
+//! The pooled keep-alive HTTP client, one attempt at a time: send, read the response within the
+//! timeout, keep the first 4 KiB of its body. Plain-text HTTP/1.1 (and TLS when HTTP/1.1 is
+//! asked for) goes through Courier's lean connection pool (`pool`, `conn`, `wire`), where the
+//! request's own future drives its connection; HTTP/2, and `Auto` over TLS (ALPN decides),
+//! through hyper-util's client over rustls.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use http::{HeaderMap, Request, StatusCode};
+use http::header::{HeaderName, HeaderValue};
+use http::uri::Scheme;
+use http::{HeaderMap, Method, Request, StatusCode, Uri};
 use http_body_util::{BodyExt as _, Full};
 use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
 use hyper_util::client::legacy::Client;
@@ -15,11 +21,12 @@ use super::config::{HttpVersion, SendConfig};
 use super::pool::Http1Pool;
 use super::retry::TransportError;
 use super::tls::{TlsError, client_config};
+use super::wire::encode_request;
 
 /// Bytes of a response body kept for dead letters.
 pub const BODY_KEEP: usize = 4096;
 /// A response body larger than this is not drained; its connection is dropped instead.
-const BODY_DRAIN_MAX: usize = 1 << 20;
+const BODY_DRAIN_MAX: u64 = 1 << 20;
 
 /// A response as far as the send path cares.
 #[derive(Debug, Clone)]
@@ -45,12 +52,44 @@ pub enum ClientError {
     Tls(#[from] TlsError),
 }
 
+/// One request as the client sends it: the built request's parts, plus headers added per
+/// attempt (idempotency key, auth), which replace any of the same name.
+#[derive(Debug, Clone, Copy)]
+pub struct Outgoing<'a> {
+    pub method: &'a Method,
+    pub uri: &'a Uri,
+    pub headers: &'a HeaderMap,
+    pub extra: [Option<(&'a HeaderName, &'a HeaderValue)>; 2],
+    pub body: &'a Bytes,
+}
+
+impl Outgoing<'_> {
+    fn extras(&self) -> impl Iterator<Item = (&HeaderName, &HeaderValue)> + Clone {
+        self.extra.iter().flatten().map(|(n, v)| (*n, *v))
+    }
+
+    fn to_hyper(self) -> Request<Full<Bytes>> {
+        let mut request = Request::new(Full::new(self.body.clone()));
+        *request.method_mut() = self.method.clone();
+        *request.uri_mut() = self.uri.clone();
+        let headers = request.headers_mut();
+        headers.clone_from(self.headers);
+        for (name, value) in self.extras() {
+            headers.insert(name.clone(), value.clone());
+        }
+        request
+    }
+}
+
 /// A cheap-to-clone pooled HTTP client.
 #[derive(Debug, Clone)]
 pub struct HttpClient {
+    /// hyper-util's client: HTTP/2, and HTTP/1.1-or-2 by ALPN over TLS.
     inner: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
-    /// The lean HTTP/1.1 path, used unless HTTP/2 is asked for.
-    http1: Option<std::sync::Arc<Http1Pool>>,
+    /// The lean HTTP/1.1 path: plain-text HTTP unless HTTP/2 is asked for, and TLS when HTTP/1.1
+    /// is asked for.
+    http1: Option<Arc<Http1Pool>>,
+    version: HttpVersion,
 }
 
 impl HttpClient {
@@ -67,7 +106,7 @@ impl HttpClient {
                 .https_or_http()
                 .enable_http1()
                 .wrap_connector(http.clone());
-            std::sync::Arc::new(Http1Pool::new(connector, config.max_in_flight))
+            Arc::new(Http1Pool::new(connector, config.max_in_flight, config.pool_idle_timeout))
         });
         let builder = HttpsConnectorBuilder::new().with_tls_config(tls).https_or_http();
         let connector = match config.http_version {
@@ -80,11 +119,11 @@ impl HttpClient {
             .pool_idle_timeout(config.pool_idle_timeout)
             .pool_max_idle_per_host(config.max_in_flight.max(1))
             .http2_only(config.http_version == HttpVersion::Http2);
-        Ok(Self { inner: client.build(connector), http1 })
+        Ok(Self { inner: client.build(connector), http1, version: config.http_version })
     }
 
     /// Sends `request` and reads the response, all within `timeout`.
-    pub async fn execute(&self, request: Request<Full<Bytes>>, timeout: Duration) -> Result<Response, AttemptError> {
+    pub async fn execute(&self, request: Outgoing<'_>, timeout: Duration) -> Result<Response, AttemptError> {
         match tokio::time::timeout(timeout, self.exchange(request)).await {
             Ok(result) => result,
             Err(_) => Err(AttemptError {
@@ -94,51 +133,79 @@ impl HttpClient {
         }
     }
 
-    async fn exchange(&self, mut request: Request<Full<Bytes>>) -> Result<Response, AttemptError> {
-        let connect_error = |e: &(dyn std::error::Error + 'static)| AttemptError {
-            kind: TransportError::Connect,
-            message: error_chain(e),
+    /// The lean pool, when it serves `uri`: always for plain-text HTTP/1.1, and over TLS only
+    /// when HTTP/1.1 was asked for (with `Auto`, ALPN may choose HTTP/2).
+    fn lean(&self, uri: &Uri) -> Option<&Http1Pool> {
+        let pool = self.http1.as_deref()?;
+        (self.version == HttpVersion::Http1 || uri.scheme() != Some(&Scheme::HTTPS)).then_some(pool)
+    }
+
+    async fn exchange(&self, request: Outgoing<'_>) -> Result<Response, AttemptError> {
+        let Some(pool) = self.lean(request.uri) else {
+            let response = self.inner.request(request.to_hyper()).await.map_err(|e| connect_error(&e))?;
+            return read_response(response).await;
         };
-        let Some(pool) = &self.http1 else {
-            let response = self.inner.request(request).await.map_err(|e| connect_error(&e))?;
-            return read_response(response).await.map(|(r, _)| r);
-        };
-        let mut lease = pool.checkout(&mut request).await.map_err(|e| connect_error(&e))?;
-        let response = lease.sender.send_request(request).await.map_err(|e| connect_error(&e))?;
-        let (response, complete) = read_response(response).await?;
-        if complete {
-            pool.checkin(lease);
+        let target = request.uri.path_and_query().map_or("/", |p| p.as_str());
+        let mut lease = pool.checkout(request.uri).await.map_err(|e| connect_error(&e))?;
+        loop {
+            let conn = &mut lease.conn;
+            encode_request(
+                &mut conn.out,
+                request.method,
+                target,
+                &lease.host,
+                request.headers,
+                request.extras(),
+                request.body,
+            );
+            match conn.exchange(request.method, BODY_KEEP, BODY_DRAIN_MAX).await {
+                Ok(answer) => {
+                    let reusable = answer.reusable;
+                    let response = Response { status: answer.status, headers: answer.headers, body: answer.body };
+                    if reusable {
+                        pool.checkin(lease);
+                    }
+                    return Ok(response);
+                }
+                // The partner dropped an idle keep-alive connection as the request went out:
+                // once more on a fresh one (any duplicate carries the same idempotency key).
+                Err(e) if lease.reused && e.is_stale_connection() => {
+                    tracing::debug!(error = %e, "reused connection was closed; sending again on a new one");
+                    pool.reconnect(&mut lease).await.map_err(|e| connect_error(&e))?;
+                }
+                Err(e) => return Err(connect_error(&e)),
+            }
         }
-        Ok(response)
     }
 }
 
-/// Reads a response, keeping the first [`BODY_KEEP`] bytes of its body; `true` when the body
-/// was read to its end (so the connection can be reused).
-async fn read_response(response: http::Response<hyper::body::Incoming>) -> Result<(Response, bool), AttemptError> {
-    {
-        let (parts, mut body) = response.into_parts();
-        let mut kept = BytesMut::new();
-        let mut read = 0usize;
-        while let Some(frame) = body.frame().await {
-            let frame = frame.map_err(|e| AttemptError {
-                kind: TransportError::Connect,
-                message: format!("failed to read the response body: {}", error_chain(&e)),
-            })?;
-            if let Ok(data) = frame.into_data() {
-                read += data.len();
-                if kept.len() < BODY_KEEP {
-                    let take = data.len().min(BODY_KEEP - kept.len());
-                    kept.extend_from_slice(&data[..take]);
-                }
-                if read > BODY_DRAIN_MAX {
-                    let response = Response { status: parts.status, headers: parts.headers, body: kept.freeze() };
-                    return Ok((response, false));
-                }
+fn connect_error(e: &(dyn std::error::Error + 'static)) -> AttemptError {
+    AttemptError { kind: TransportError::Connect, message: error_chain(e) }
+}
+
+/// Reads a hyper response, keeping the first [`BODY_KEEP`] bytes of its body (a body larger
+/// than [`BODY_DRAIN_MAX`] is not read further; hyper then drops its connection).
+async fn read_response(response: http::Response<hyper::body::Incoming>) -> Result<Response, AttemptError> {
+    let (parts, mut body) = response.into_parts();
+    let mut kept = BytesMut::new();
+    let mut read = 0u64;
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| AttemptError {
+            kind: TransportError::Connect,
+            message: format!("failed to read the response body: {}", error_chain(&e)),
+        })?;
+        if let Ok(data) = frame.into_data() {
+            read += data.len() as u64;
+            if kept.len() < BODY_KEEP {
+                let take = data.len().min(BODY_KEEP - kept.len());
+                kept.extend_from_slice(&data[..take]);
+            }
+            if read > BODY_DRAIN_MAX {
+                break;
             }
         }
-        Ok((Response { status: parts.status, headers: parts.headers, body: kept.freeze() }, true))
     }
+    Ok(Response { status: parts.status, headers: parts.headers, body: kept.freeze() })
 }
 
 /// An error and its sources, joined with ": ".

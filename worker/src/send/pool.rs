@@ -1,21 +1,20 @@
-//! A lean HTTP/1.1 connection pool over hyper's connection-level client: idle connections are
-//! kept per scheme and authority and handed out LIFO. It skips the generic pool machinery of
-//! hyper-util's client, which costs a large share of the CPU time per request at tens of
-//! thousands of requests per second on one core.
+//! Idle HTTP/1.1 connections, kept per scheme and authority and handed out most recently used
+//! first. A connection is owned by the request using it and comes back only when its response
+//! was read to the end; one found closed, or idle for longer than the idle timeout, is dropped.
 
 use std::sync::{Mutex, PoisonError};
+use std::time::Duration;
 
 use bytes::Bytes;
-use http::header::{HOST, HeaderValue};
-use http::uri::{Authority, PathAndQuery, Scheme};
-use http::{Request, Uri};
-use http_body_util::Full;
-use hyper::client::conn::http1::{Builder, SendRequest};
-use hyper_rustls::HttpsConnector;
+use http::Uri;
+use http::uri::{Authority, Scheme};
+use hyper_rustls::{HttpsConnector, MaybeHttpsStream};
 use hyper_util::client::legacy::connect::HttpConnector;
 use tower_service::Service as _;
 
-/// Where requests go: scheme and authority (cheap to clone and to hash, unlike a formatted key).
+use super::conn::{Conn, Stream};
+
+/// Where requests go: scheme and authority (cheap to clone and compare).
 type Origin = (Scheme, Authority);
 
 /// Idle HTTP/1.1 connections by origin.
@@ -25,100 +24,121 @@ pub struct Http1Pool {
     /// Usually one origin (a Destination's endpoint): a list beats hashing authorities.
     origins: Mutex<Vec<(Origin, OriginState)>>,
     max_idle: usize,
+    idle_timeout: Duration,
 }
 
 /// One origin's idle connections and its `Host` header value, made once.
-#[derive(Debug)]
 struct OriginState {
-    idle: Vec<SendRequest<Full<Bytes>>>,
-    host: Option<HeaderValue>,
+    idle: Vec<Conn>,
+    host: Bytes,
 }
 
-/// A connection taken from the pool, with the origin it goes back under.
+impl std::fmt::Debug for OriginState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OriginState").field("idle", &self.idle.len()).field("host", &self.host).finish()
+    }
+}
+
+/// A connection taken from the pool, with what the request needs to use it.
 pub struct Lease {
-    pub sender: SendRequest<Full<Bytes>>,
+    pub conn: Conn,
+    /// The `Host` header value of the origin.
+    pub host: Bytes,
+    /// The connection carried a request before (so the partner may have closed it meanwhile).
+    pub reused: bool,
     origin: Origin,
 }
 
-/// Why no connection could be had or the request could not be prepared.
+/// Why no connection could be had.
 #[derive(Debug, thiserror::Error)]
 pub enum PoolError {
     #[error("URL {0} has no scheme or host")]
     Url(String),
     #[error("failed to connect to {key}: {source}")]
     Connect { key: String, source: Box<dyn std::error::Error + Send + Sync> },
-    #[error("HTTP/1.1 handshake with {key} failed: {source}")]
-    Handshake { key: String, source: hyper::Error },
 }
 
 impl Http1Pool {
-    /// A pool connecting through `connector` (its TLS config must offer only http/1.1).
-    pub fn new(connector: HttpsConnector<HttpConnector>, max_idle: usize) -> Self {
-        Self { connector, origins: Mutex::new(Vec::new()), max_idle: max_idle.max(1) }
+    /// A pool connecting through `connector` (its TLS config must offer only http/1.1),
+    /// keeping at most `max_idle` idle connections per origin for at most `idle_timeout`.
+    pub fn new(connector: HttpsConnector<HttpConnector>, max_idle: usize, idle_timeout: Duration) -> Self {
+        Self { connector, origins: Mutex::new(Vec::new()), max_idle: max_idle.max(1), idle_timeout }
     }
 
-    /// A ready connection to the request's origin, and the request in origin form with a
-    /// Host header.
-    pub async fn checkout(&self, request: &mut Request<Full<Bytes>>) -> Result<Lease, PoolError> {
-        let uri = request.uri();
+    /// A usable connection to `uri`'s origin: an idle one if any is still open, else a new one.
+    pub async fn checkout(&self, uri: &Uri) -> Result<Lease, PoolError> {
         let (Some(scheme), Some(authority)) = (uri.scheme(), uri.authority()) else {
             return Err(PoolError::Url(uri.to_string()));
         };
         let origin = (scheme.clone(), authority.clone());
-        let path = uri.path_and_query().cloned().unwrap_or_else(|| PathAndQuery::from_static("/"));
-        let full = std::mem::replace(request.uri_mut(), Uri::from(path));
-        let (host, mut idle) = self.take_idle(&origin);
-        if let Some(host) = host {
-            request.headers_mut().entry(HOST).or_insert(host);
-        }
-        while let Some(mut sender) = idle.take().or_else(|| self.take_idle(&origin).1) {
-            if !sender.is_closed() && sender.ready().await.is_ok() {
-                return Ok(Lease { sender, origin });
-            }
+        let (host, idle) = self.take_idle(&origin);
+        if let Some(conn) = idle {
+            return Ok(Lease { conn, host, reused: true, origin });
         }
         // Boxed: connecting is rare, and its future (a TLS stream in the making) would otherwise
         // be part of every request's future, copied whole each time one is queued.
-        Box::pin(self.connect(full, origin)).await
+        let conn = Box::pin(self.connect(&origin)).await?;
+        Ok(Lease { conn, host, reused: false, origin })
     }
 
-    async fn connect(&self, uri: Uri, origin: Origin) -> Result<Lease, PoolError> {
+    /// A new connection to the lease's origin in place of its current one.
+    pub async fn reconnect(&self, lease: &mut Lease) -> Result<(), PoolError> {
+        lease.conn = Box::pin(self.connect(&lease.origin)).await?;
+        lease.reused = false;
+        Ok(())
+    }
+
+    async fn connect(&self, origin: &Origin) -> Result<Conn, PoolError> {
         let key = || format!("{}://{}", origin.0, origin.1);
+        let uri = Uri::builder()
+            .scheme(origin.0.clone())
+            .authority(origin.1.clone())
+            .path_and_query("/")
+            .build()
+            .map_err(|e| PoolError::Connect { key: key(), source: e.into() })?;
         let io = self.connector.clone().call(uri).await.map_err(|source| PoolError::Connect { key: key(), source })?;
-        let (sender, connection) =
-            Builder::new().handshake(io).await.map_err(|source| PoolError::Handshake { key: key(), source })?;
-        tokio::spawn(async move {
-            if let Err(e) = connection.await {
-                tracing::debug!(error = %e, "HTTP/1.1 connection ended with an error");
-            }
-        });
-        Ok(Lease { sender, origin })
+        let stream = match io {
+            MaybeHttpsStream::Http(tcp) => Stream::Plain(tcp.into_inner()),
+            MaybeHttpsStream::Https(tls) => Stream::Tls(Box::new(tls.into_inner())),
+        };
+        Ok(Conn::new(stream))
     }
 
     /// Returns a connection whose response was read to the end.
-    pub fn checkin(&self, lease: Lease) {
-        if lease.sender.is_closed() {
-            return;
-        }
+    pub fn checkin(&self, mut lease: Lease) {
+        let now = tokio::time::Instant::now();
+        lease.conn.idle_since = now;
         let mut origins = self.origins.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some((_, state)) = origins.iter_mut().find(|(o, _)| *o == lease.origin)
-            && state.idle.len() < self.max_idle
-        {
-            state.idle.push(lease.sender);
+        if let Some((_, state)) = origins.iter_mut().find(|(o, _)| *o == lease.origin) {
+            // The least recently used one is at the bottom: drop it once it is too old, so a
+            // pool that shrank does not hold sockets the partner has long closed.
+            if state.idle.first().is_some_and(|c| now.duration_since(c.idle_since) > self.idle_timeout) {
+                state.idle.remove(0);
+            }
+            if state.idle.len() < self.max_idle {
+                state.idle.push(lease.conn);
+            }
         }
     }
 
-    /// The origin's Host header value and its most recently used idle connection, if any.
-    fn take_idle(&self, origin: &Origin) -> (Option<HeaderValue>, Option<SendRequest<Full<Bytes>>>) {
+    /// The origin's Host header value and its most recently used idle connection that is still
+    /// open, if any; stale ones met on the way are dropped.
+    fn take_idle(&self, origin: &Origin) -> (Bytes, Option<Conn>) {
         let mut origins = self.origins.lock().unwrap_or_else(PoisonError::into_inner);
         let i = match origins.iter().position(|(o, _)| o == origin) {
             Some(i) => i,
             None => {
-                let host = HeaderValue::from_str(origin.1.as_str()).ok();
+                let host = Bytes::copy_from_slice(origin.1.as_str().as_bytes());
                 origins.push((origin.clone(), OriginState { idle: Vec::new(), host }));
                 origins.len() - 1
             }
         };
         let state = &mut origins[i].1;
-        (state.host.clone(), state.idle.pop())
+        while let Some(mut conn) = state.idle.pop() {
+            if conn.idle_since.elapsed() <= self.idle_timeout && conn.is_open() {
+                return (state.host.clone(), Some(conn));
+            }
+        }
+        (state.host.clone(), None)
     }
 }

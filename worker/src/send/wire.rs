@@ -1,0 +1,303 @@
+//! HTTP/1.1 on the wire, as pure functions over buffers: a request head and body encoded into
+//! one buffer (so a request is one write), a response head parsed with `httparse`, and the
+//! response body's framing (length, chunked, or until close) decoded incrementally, keeping its
+//! first bytes. No I/O here: `conn` feeds these from the socket.
+
+use std::io::Write as _;
+
+use bytes::{Buf as _, Bytes, BytesMut};
+use http::header::{CONNECTION, CONTENT_LENGTH, HOST, HeaderName, HeaderValue, TRANSFER_ENCODING};
+use http::{HeaderMap, Method, StatusCode};
+
+/// Headers of a response head at most.
+const MAX_HEADERS: usize = 100;
+/// A response head larger than this is refused.
+pub const MAX_HEAD: usize = 64 * 1024;
+
+/// The response did not follow HTTP/1.1.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum WireError {
+    #[error("invalid response head: {0}")]
+    Head(httparse::Error),
+    #[error("response head larger than {MAX_HEAD} bytes")]
+    HeadTooLarge,
+    #[error("invalid Content-Length {0:?}")]
+    ContentLength(String),
+    #[error("invalid chunk size in a chunked response body")]
+    ChunkSize,
+    #[error("chunked response body: expected CRLF after a chunk")]
+    ChunkEnd,
+    #[error("the partner switched protocols (101), which Courier does not speak")]
+    SwitchingProtocols,
+}
+
+/// One request's head and body, written into `out` (cleared first).
+///
+/// `Host` comes from `host` unless `headers` has one; `Content-Length` is always Courier's own
+/// (a user's would desynchronise the connection if wrong), and `Transfer-Encoding` and
+/// `Connection` from `headers` are left out for the same reason. `extra` headers replace any of
+/// the same name in `headers`.
+pub fn encode_request<'a>(
+    out: &mut Vec<u8>,
+    method: &Method,
+    target: &str,
+    host: &[u8],
+    headers: &HeaderMap,
+    extra: impl Iterator<Item = (&'a HeaderName, &'a HeaderValue)> + Clone,
+    body: &[u8],
+) {
+    out.clear();
+    out.reserve(256 + body.len());
+    out.extend_from_slice(method.as_str().as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(if target.is_empty() { b"/" } else { target.as_bytes() });
+    out.extend_from_slice(b" HTTP/1.1\r\n");
+    if !headers.contains_key(HOST) {
+        header_line(out, HOST.as_str(), host);
+    }
+    for (name, value) in headers {
+        let own = *name == CONTENT_LENGTH || *name == TRANSFER_ENCODING || *name == CONNECTION;
+        if own || extra.clone().any(|(n, _)| n == name) {
+            continue;
+        }
+        header_line(out, name.as_str(), value.as_bytes());
+    }
+    for (name, value) in extra {
+        header_line(out, name.as_str(), value.as_bytes());
+    }
+    if !body.is_empty() || !matches!(*method, Method::GET | Method::HEAD | Method::DELETE | Method::OPTIONS) {
+        // Writing into a Vec cannot fail.
+        let _ = write!(out, "content-length: {}\r\n", body.len());
+    }
+    out.extend_from_slice(b"\r\n");
+    out.extend_from_slice(body);
+}
+
+fn header_line(out: &mut Vec<u8>, name: &str, value: &[u8]) {
+    out.extend_from_slice(name.as_bytes());
+    out.extend_from_slice(b": ");
+    out.extend_from_slice(value);
+    out.extend_from_slice(b"\r\n");
+}
+
+/// How a response body is delimited.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Framing {
+    /// No body (HEAD, 204, 304, 1xx).
+    Empty,
+    Length(u64),
+    Chunked,
+    /// Read until the partner closes the connection.
+    UntilClose,
+}
+
+/// A parsed response head.
+#[derive(Debug)]
+pub struct Head {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub framing: Framing,
+    /// The connection may carry another request after this response.
+    pub keep_alive: bool,
+}
+
+/// Parses the response head at the start of `buf`: `None` while it is incomplete, else the head
+/// and its length in bytes. Interim (1xx) heads are returned like any other; the caller skips
+/// them.
+pub fn parse_head(buf: &[u8], method: &Method) -> Result<Option<(Head, usize)>, WireError> {
+    let mut slots = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut response = httparse::Response::new(&mut slots);
+    let len = match response.parse(buf).map_err(WireError::Head)? {
+        httparse::Status::Complete(len) => len,
+        httparse::Status::Partial if buf.len() >= MAX_HEAD => return Err(WireError::HeadTooLarge),
+        httparse::Status::Partial => return Ok(None),
+    };
+    let code = response.code.unwrap_or_default();
+    let status = StatusCode::from_u16(code).map_err(|_| WireError::Head(httparse::Error::Status))?;
+    if status == StatusCode::SWITCHING_PROTOCOLS {
+        return Err(WireError::SwitchingProtocols);
+    }
+    let mut headers = HeaderMap::with_capacity(response.headers.len());
+    let mut length: Option<u64> = None;
+    let mut chunked = false;
+    let mut encoded = false;
+    let mut close = false;
+    let mut keep_alive_token = false;
+    for h in response.headers.iter() {
+        // httparse checked the name is a token; a value with bytes `http` refuses is left out
+        // rather than failing an otherwise usable answer.
+        let (Ok(name), Ok(value)) = (HeaderName::from_bytes(h.name.as_bytes()), HeaderValue::from_bytes(h.value))
+        else {
+            continue;
+        };
+        if name == CONTENT_LENGTH {
+            let text = String::from_utf8_lossy(h.value);
+            let n: u64 = text.trim().parse().map_err(|_| WireError::ContentLength(text.to_string()))?;
+            if length.is_some_and(|l| l != n) {
+                return Err(WireError::ContentLength(text.to_string()));
+            }
+            length = Some(n);
+        } else if name == TRANSFER_ENCODING {
+            encoded = true;
+            chunked = last_token(h.value).eq_ignore_ascii_case(b"chunked");
+        } else if name == CONNECTION {
+            for token in h.value.split(|b| *b == b',') {
+                let token = token.trim_ascii();
+                close |= token.eq_ignore_ascii_case(b"close");
+                keep_alive_token |= token.eq_ignore_ascii_case(b"keep-alive");
+            }
+        }
+        headers.append(name, value);
+    }
+    let bodiless = *method == Method::HEAD
+        || status.is_informational()
+        || status == StatusCode::NO_CONTENT
+        || status == StatusCode::NOT_MODIFIED;
+    let framing = if bodiless {
+        Framing::Empty
+    } else if encoded {
+        if chunked { Framing::Chunked } else { Framing::UntilClose }
+    } else {
+        length.map_or(Framing::UntilClose, Framing::Length)
+    };
+    let http11 = response.version == Some(1);
+    let keep_alive = framing != Framing::UntilClose && !close && (http11 || keep_alive_token);
+    Ok(Some((Head { status, headers, framing, keep_alive }, len)))
+}
+
+fn last_token(value: &[u8]) -> &[u8] {
+    value.rsplit(|b| *b == b',').next().unwrap_or_default().trim_ascii()
+}
+
+/// Where the body decoder is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    Length(u64),
+    ChunkSize,
+    ChunkData(u64),
+    ChunkEnd,
+    Trailers,
+    UntilClose,
+    Done,
+}
+
+/// Decodes a response body as its bytes arrive, keeping the first `keep` of them and counting
+/// the rest.
+#[derive(Debug)]
+pub struct BodyDecoder {
+    state: State,
+    kept: BytesMut,
+    keep: usize,
+    read: u64,
+}
+
+impl BodyDecoder {
+    /// A decoder for a body framed as `framing`, keeping its first `keep` bytes.
+    pub fn new(framing: Framing, keep: usize) -> Self {
+        let state = match framing {
+            Framing::Empty | Framing::Length(0) => State::Done,
+            Framing::Length(n) => State::Length(n),
+            Framing::Chunked => State::ChunkSize,
+            Framing::UntilClose => State::UntilClose,
+        };
+        Self { state, kept: BytesMut::new(), keep, read: 0 }
+    }
+
+    /// True once the whole body was read.
+    pub fn is_done(&self) -> bool {
+        self.state == State::Done
+    }
+
+    /// Body bytes read so far.
+    pub fn read(&self) -> u64 {
+        self.read
+    }
+
+    /// Consumes from `buf` as much of the body as it holds; stops at the body's end, leaving
+    /// anything after it in `buf`.
+    pub fn feed(&mut self, buf: &mut BytesMut) -> Result<(), WireError> {
+        loop {
+            match self.state {
+                State::Done => return Ok(()),
+                State::Length(remaining) | State::ChunkData(remaining) => {
+                    if buf.is_empty() {
+                        return Ok(());
+                    }
+                    let take = usize::try_from(remaining).unwrap_or(usize::MAX).min(buf.len());
+                    self.take(buf, take);
+                    let left = remaining - take as u64;
+                    self.state = match (self.state, left) {
+                        (State::Length(_), 0) => State::Done,
+                        (State::Length(_), n) => State::Length(n),
+                        (_, 0) => State::ChunkEnd,
+                        (_, n) => State::ChunkData(n),
+                    };
+                }
+                State::UntilClose => {
+                    let all = buf.len();
+                    self.take(buf, all);
+                    return Ok(());
+                }
+                State::ChunkSize => match httparse::parse_chunk_size(buf).map_err(|_| WireError::ChunkSize)? {
+                    httparse::Status::Partial => return Ok(()),
+                    httparse::Status::Complete((used, 0)) => {
+                        buf.advance(used);
+                        self.state = State::Trailers;
+                    }
+                    httparse::Status::Complete((used, size)) => {
+                        buf.advance(used);
+                        self.state = State::ChunkData(size);
+                    }
+                },
+                State::ChunkEnd => {
+                    if buf.len() < 2 {
+                        return Ok(());
+                    }
+                    if &buf[..2] != b"\r\n" {
+                        return Err(WireError::ChunkEnd);
+                    }
+                    buf.advance(2);
+                    self.state = State::ChunkSize;
+                }
+                State::Trailers => {
+                    // Trailer lines until an empty one; their content is not used.
+                    let Some(end) = memchr::memchr(b'\n', buf) else {
+                        return Ok(());
+                    };
+                    let empty = buf[..end].iter().all(|b| *b == b'\r');
+                    buf.advance(end + 1);
+                    if empty {
+                        self.state = State::Done;
+                    }
+                }
+            }
+        }
+    }
+
+    /// The partner closed the connection: fine when the body runs until close, an error when
+    /// more was announced.
+    pub fn eof(&mut self) -> bool {
+        if self.state == State::UntilClose {
+            self.state = State::Done;
+        }
+        self.is_done()
+    }
+
+    /// The kept first bytes of the body.
+    pub fn into_kept(self) -> Bytes {
+        self.kept.freeze()
+    }
+
+    fn take(&mut self, buf: &mut BytesMut, n: usize) {
+        if self.kept.len() < self.keep {
+            let keep = n.min(self.keep - self.kept.len());
+            self.kept.extend_from_slice(&buf[..keep]);
+        }
+        self.read += n as u64;
+        buf.advance(n);
+    }
+}
+
+#[cfg(test)]
+#[path = "wire_tests.rs"]
+mod tests;

@@ -1,0 +1,255 @@
+use bytes::BytesMut;
+use http::header::{AUTHORIZATION, CONTENT_TYPE, HeaderName, HeaderValue};
+use http::{HeaderMap, Method, StatusCode};
+
+use super::{BodyDecoder, Framing, MAX_HEAD, WireError, encode_request, parse_head};
+
+fn encode(method: Method, target: &str, headers: &[(&str, &str)], extra: &[(&str, &str)], body: &str) -> String {
+    let mut map = HeaderMap::new();
+    for (n, v) in headers {
+        map.append(HeaderName::from_bytes(n.as_bytes()).expect("name"), HeaderValue::from_str(v).expect("value"));
+    }
+    let extra: Vec<(HeaderName, HeaderValue)> = extra
+        .iter()
+        .map(|(n, v)| (HeaderName::from_bytes(n.as_bytes()).expect("name"), HeaderValue::from_str(v).expect("value")))
+        .collect();
+    let mut out = b"leftover".to_vec();
+    encode_request(
+        &mut out,
+        &method,
+        target,
+        b"partner:8080",
+        &map,
+        extra.iter().map(|(n, v)| (n, v)),
+        body.as_bytes(),
+    );
+    String::from_utf8(out).expect("utf-8")
+}
+
+#[test]
+fn a_post_carries_host_headers_extras_length_and_body_in_one_buffer() {
+    let text = encode(
+        Method::POST,
+        "/v1/users?x=1",
+        &[("content-type", "application/json")],
+        &[("idempotency-key", "abc")],
+        "{\"a\":1}",
+    );
+    assert_eq!(
+        text,
+        "POST /v1/users?x=1 HTTP/1.1\r\nhost: partner:8080\r\ncontent-type: application/json\r\n\
+         idempotency-key: abc\r\ncontent-length: 7\r\n\r\n{\"a\":1}"
+    );
+}
+
+#[test]
+fn encoding_keeps_a_users_host_but_never_their_framing_headers() {
+    let text = encode(
+        Method::PUT,
+        "/x",
+        &[
+            ("host", "virtual.example"),
+            ("content-length", "999"),
+            ("transfer-encoding", "chunked"),
+            ("connection", "close"),
+        ],
+        &[],
+        "ab",
+    );
+    assert_eq!(text, "PUT /x HTTP/1.1\r\nhost: virtual.example\r\ncontent-length: 2\r\n\r\nab");
+}
+
+#[test]
+fn extra_headers_replace_those_of_the_same_name() {
+    let text = encode(
+        Method::POST,
+        "/",
+        &[("authorization", "Bearer old"), ("x-a", "1"), ("x-a", "2")],
+        &[("authorization", "Bearer new")],
+        "",
+    );
+    assert_eq!(
+        text,
+        "POST / HTTP/1.1\r\nhost: partner:8080\r\nx-a: 1\r\nx-a: 2\r\nauthorization: Bearer new\r\ncontent-length: 0\r\n\r\n"
+    );
+}
+
+#[test]
+fn a_get_without_body_has_no_content_length_and_an_empty_target_becomes_slash() {
+    assert_eq!(encode(Method::GET, "", &[], &[], ""), "GET / HTTP/1.1\r\nhost: partner:8080\r\n\r\n");
+    assert_eq!(encode(Method::DELETE, "/r/1", &[], &[], ""), "DELETE /r/1 HTTP/1.1\r\nhost: partner:8080\r\n\r\n");
+}
+
+fn head(text: &str, method: &Method) -> Result<Option<(super::Head, usize)>, WireError> {
+    parse_head(text.as_bytes(), method)
+}
+
+/// (response head, method) → (status, framing, keep-alive)
+#[test]
+fn heads_give_status_framing_and_keep_alive() {
+    let cases: &[(&str, Method, u16, Framing, bool)] = &[
+        ("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n", Method::POST, 200, Framing::Length(2), true),
+        ("HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n", Method::POST, 200, Framing::Length(0), true),
+        ("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n", Method::POST, 200, Framing::Chunked, true),
+        ("HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n", Method::POST, 200, Framing::Chunked, true),
+        // Transfer-Encoding wins over Content-Length (RFC 9112 §6.3).
+        (
+            "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n",
+            Method::POST,
+            200,
+            Framing::Chunked,
+            true,
+        ),
+        ("HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n", Method::POST, 200, Framing::UntilClose, false),
+        ("HTTP/1.1 200 OK\r\n\r\n", Method::POST, 200, Framing::UntilClose, false),
+        ("HTTP/1.1 204 No Content\r\n\r\n", Method::POST, 204, Framing::Empty, true),
+        ("HTTP/1.1 304 Not Modified\r\nContent-Length: 10\r\n\r\n", Method::GET, 304, Framing::Empty, true),
+        ("HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n", Method::HEAD, 200, Framing::Empty, true),
+        ("HTTP/1.1 100 Continue\r\n\r\n", Method::POST, 100, Framing::Empty, true),
+        (
+            "HTTP/1.1 503 Busy\r\nConnection: close\r\nContent-Length: 4\r\n\r\n",
+            Method::POST,
+            503,
+            Framing::Length(4),
+            false,
+        ),
+        (
+            "HTTP/1.1 200 OK\r\nConnection: Upgrade, Close\r\nContent-Length: 1\r\n\r\n",
+            Method::POST,
+            200,
+            Framing::Length(1),
+            false,
+        ),
+        ("HTTP/1.0 200 OK\r\nContent-Length: 1\r\n\r\n", Method::POST, 200, Framing::Length(1), false),
+        (
+            "HTTP/1.0 200 OK\r\nConnection: keep-alive\r\nContent-Length: 1\r\n\r\n",
+            Method::POST,
+            200,
+            Framing::Length(1),
+            true,
+        ),
+        (
+            "HTTP/1.1 429 Too Many Requests\r\nRetry-After: 2\r\nContent-Length: 0\r\n\r\n",
+            Method::POST,
+            429,
+            Framing::Length(0),
+            true,
+        ),
+    ];
+    for (text, method, status, framing, keep_alive) in cases {
+        let (h, len) = head(text, method).expect("valid").expect("complete");
+        assert_eq!(len, text.len(), "{text:?}");
+        assert_eq!(h.status, StatusCode::from_u16(*status).expect("status"), "{text:?}");
+        assert_eq!(h.framing, *framing, "{text:?}");
+        assert_eq!(h.keep_alive, *keep_alive, "{text:?}");
+    }
+}
+
+#[test]
+fn a_head_keeps_every_header_for_the_classifier_and_dead_letters() {
+    let text = "HTTP/1.1 429 Slow\r\nRetry-After: 7\r\nX-Reason: quota\r\nX-Reason: burst\r\nContent-Length: 0\r\n\r\n";
+    let (h, _) = head(text, &Method::POST).expect("valid").expect("complete");
+    assert_eq!(h.headers.get("retry-after").and_then(|v| v.to_str().ok()), Some("7"));
+    assert_eq!(h.headers.get_all("x-reason").iter().count(), 2);
+}
+
+#[test]
+fn an_incomplete_head_asks_for_more_and_a_bad_one_is_an_error() {
+    assert!(head("HTTP/1.1 200 OK\r\nContent-Le", &Method::POST).expect("partial is fine").is_none());
+    assert!(head("", &Method::POST).expect("empty is fine").is_none());
+    assert!(matches!(head("SMTP ready\r\n\r\n", &Method::POST), Err(WireError::Head(_))));
+    assert!(matches!(
+        head("HTTP/1.1 200 OK\r\nContent-Length: ten\r\n\r\n", &Method::POST),
+        Err(WireError::ContentLength(_))
+    ));
+    assert!(matches!(
+        head("HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n", &Method::POST),
+        Err(WireError::ContentLength(_))
+    ));
+    assert_eq!(
+        head("HTTP/1.1 101 Switching Protocols\r\n\r\n", &Method::POST).err(),
+        Some(WireError::SwitchingProtocols)
+    );
+    let huge = format!("HTTP/1.1 200 OK\r\nX-Big: {}", "a".repeat(MAX_HEAD));
+    assert_eq!(head(&huge, &Method::POST).err(), Some(WireError::HeadTooLarge));
+}
+
+/// Feeds `wire` to a decoder in pieces of `step` bytes; returns (done, kept, read, leftover).
+fn decode(framing: Framing, wire: &[u8], step: usize, keep: usize) -> Result<(bool, Vec<u8>, u64, Vec<u8>), WireError> {
+    let mut decoder = BodyDecoder::new(framing, keep);
+    let mut buf = BytesMut::new();
+    for piece in wire.chunks(step.max(1)) {
+        buf.extend_from_slice(piece);
+        decoder.feed(&mut buf)?;
+    }
+    let done = decoder.is_done();
+    let read = decoder.read();
+    Ok((done, decoder.into_kept().to_vec(), read, buf.to_vec()))
+}
+
+#[test]
+fn bodies_decode_whole_whatever_the_read_sizes() {
+    let chunked = b"4\r\nWiki\r\n6;ext=1\r\npedia \r\nE\r\nin \r\n\r\nchunks.\r\n0\r\nX-Trailer: t\r\n\r\nNEXT";
+    // (framing, bytes on the wire, body, bytes left after it)
+    type Case<'a> = (Framing, &'a [u8], &'a [u8], &'a [u8]);
+    let cases: &[Case] = &[
+        (Framing::Length(5), b"hello", b"hello", b""),
+        (Framing::Length(3), b"abcdef", b"abc", b"def"),
+        (Framing::Chunked, chunked, b"Wikipedia in \r\n\r\nchunks.", b"NEXT"),
+        (Framing::Chunked, b"0\r\n\r\n", b"", b""),
+        (Framing::Empty, b"rest", b"", b"rest"),
+    ];
+    for (framing, wire, body, leftover) in cases {
+        for step in [1, 2, 3, 7, 1000] {
+            let (done, kept, read, left) = decode(*framing, wire, step, 4096).expect("valid");
+            assert!(done, "{framing:?} step {step}");
+            assert_eq!(kept, *body, "{framing:?} step {step}");
+            assert_eq!(read, body.len() as u64);
+            assert_eq!(left, *leftover, "{framing:?} step {step}");
+        }
+    }
+}
+
+#[test]
+fn only_the_first_bytes_are_kept_but_all_are_counted() {
+    let (done, kept, read, _) = decode(Framing::Length(10), b"0123456789", 3, 4).expect("valid");
+    assert!(done);
+    assert_eq!(kept, b"0123");
+    assert_eq!(read, 10);
+}
+
+#[test]
+fn a_body_until_close_ends_at_eof_and_a_short_one_does_not() {
+    let mut decoder = BodyDecoder::new(Framing::UntilClose, 4096);
+    let mut buf = BytesMut::from(&b"partial answer"[..]);
+    decoder.feed(&mut buf).expect("valid");
+    assert!(!decoder.is_done());
+    assert!(decoder.eof());
+    assert_eq!(decoder.into_kept().as_ref(), b"partial answer");
+
+    let mut short = BodyDecoder::new(Framing::Length(10), 4096);
+    let mut buf = BytesMut::from(&b"abc"[..]);
+    short.feed(&mut buf).expect("valid");
+    assert!(!short.eof());
+}
+
+#[test]
+fn broken_chunked_bodies_are_errors() {
+    assert_eq!(decode(Framing::Chunked, b"zz\r\n", 100, 10).err(), Some(WireError::ChunkSize));
+    assert_eq!(decode(Framing::Chunked, b"2\r\nabXY", 100, 10).err(), Some(WireError::ChunkEnd));
+}
+
+#[test]
+fn headers_named_like_ours_in_any_case_are_still_ours() {
+    // HeaderMap lower-cases names, so `Content-Type` from a Datum is written as `content-type`.
+    let mut map = HeaderMap::new();
+    map.insert(CONTENT_TYPE, HeaderValue::from_static("text/csv"));
+    let extra = [(AUTHORIZATION, HeaderValue::from_static("Basic x"))];
+    let mut out = Vec::new();
+    encode_request(&mut out, &Method::POST, "/", b"h", &map, extra.iter().map(|(n, v)| (n, v)), b"");
+    let text = String::from_utf8(out).expect("utf-8");
+    assert!(
+        text.contains("\r\ncontent-type: text/csv\r\n") && text.contains("\r\nauthorization: Basic x\r\n"),
+        "{text}"
+    );
+}
