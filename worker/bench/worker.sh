@@ -4,6 +4,9 @@
 #   worker/bench/worker.sh                    # full run (~5 min)
 #   ROUNDS=1 DURATION=5s RECORDS=500000 worker/bench/worker.sh
 #   SKIP_BUILD=1 worker/bench/worker.sh       # use the release binaries already built
+#   BASELINE_BIN=/path/to/older/courier-worker worker/bench/worker.sh
+#                                             # also measure an older build in the same rounds
+#                                             # (BASELINE_LABEL names it in the table)
 #
 # 1. Throughput on one core: courier-worker pinned to core 0, the sink (nginx `return 200`,
 #    then partner-sim --threads 1) pinned to core 1. wrk -t1 -c64 (on core 0, POSTing ~256 B
@@ -79,7 +82,7 @@ run_worker() {
   local url=$1 inflight=$2 source=$3; shift 3
   manifests "$url" "$inflight" 1000000
   rm -rf "$WORK/dead"
-  taskset -c "$WORKER_CPU" /usr/bin/time -v -o "$WORK/time.log" "$WORKER_BIN" run \
+  taskset -c "$WORKER_CPU" /usr/bin/time -v -o "$WORK/time.log" "${BIN:-$WORKER_BIN}" run \
     --destination "$WORK/destination.yaml" --datum "$WORK/datum.yaml" --source "file://$source" \
     --dead-letter "file://$WORK/dead" --json-summary --progress never --package "bench-$RANDOM$RANDOM" "$@" \
     2>>"$WORK/worker.log" | tail -1
@@ -157,7 +160,7 @@ main() {
   LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
   taskset -c "$WORKER_CPU" wrk -t1 -c64 -d1s -s "$LUA" "http://127.0.0.1:$NGINX_PORT/ingest" >/dev/null
 
-  local W=() WS=() N=() NW=() S=() SW=() NR=() SR=()
+  local W=() WS=() N=() NW=() S=() SW=() NR=() SR=() BN=() BS=()
   for round in $(seq "$ROUNDS"); do
     W+=("$(wrk_rate "$NGINX_PORT")")
     WS+=("$(wrk_rate "$SIM_PORT")")
@@ -167,6 +170,13 @@ main() {
     read -r whole steady rss < <(throughput_run "http://127.0.0.1:$SIM_PORT")
     SW+=("$whole"); S+=("$steady"); SR+=("$rss")
     log "round $round: wrk ${W[-1]}/s into nginx, ${WS[-1]}/s into partner-sim; courier-worker ${N[-1]}/s (whole run ${NW[-1]}/s) into nginx, ${S[-1]}/s (whole run ${SW[-1]}/s) into partner-sim"
+    if [ -n "${BASELINE_BIN:-}" ]; then
+      read -r whole steady rss < <(BIN=$BASELINE_BIN throughput_run "http://127.0.0.1:$NGINX_PORT")
+      BN+=("$steady")
+      read -r whole steady rss < <(BIN=$BASELINE_BIN throughput_run "http://127.0.0.1:$SIM_PORT")
+      BS+=("$steady")
+      log "round $round: baseline ${BN[-1]}/s into nginx, ${BS[-1]}/s into partner-sim"
+    fi
   done
   local w ws n s nw sw rn rs
   w=$(printf '%s\n' "${W[@]}" | median); ws=$(printf '%s\n' "${WS[@]}" | median)
@@ -181,6 +191,11 @@ main() {
 | courier-worker run, 64 in flight | nginx return 200 | $n | $rn% ($(ratios W N | tr '\n' ' ')) | ${N[*]} | $nw (${NW[*]}) | ${NR[*]} |
 | wrk -t1 -c64 | partner-sim --threads 1 | $ws | 100% | ${WS[*]} | | |
 | courier-worker run, 64 in flight | partner-sim --threads 1 | $s | $rs% ($(ratios WS S | tr '\n' ' ')) | ${S[*]} | $sw (${SW[*]}) | ${SR[*]} |"
+  if [ ${#BN[@]} -gt 0 ]; then
+    throughput+="
+| ${BASELINE_LABEL:-baseline}, 64 in flight | nginx return 200 | $(printf '%s\n' "${BN[@]}" | median) | $(ratios W BN | median)% ($(ratios W BN | tr '\n' ' ')) | ${BN[*]} | | |
+| ${BASELINE_LABEL:-baseline}, 64 in flight | partner-sim --threads 1 | $(printf '%s\n' "${BS[@]}" | median) | $(ratios WS BS | median)% ($(ratios WS BS | tr '\n' ' ')) | ${BS[*]} | | |"
+  fi
   echo "$throughput"
 
   local limits="| limit req/s | achieved req/s (mean of full seconds) | error | per-second CV | full seconds |

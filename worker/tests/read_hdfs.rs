@@ -8,12 +8,13 @@
 mod read_support;
 
 use courier_e2e::fixtures::set::FixtureSet;
+use courier_e2e::fixtures::set::{Compression as FixtureCompression, Format};
 use courier_e2e::minidfs::MiniDfs;
 use courier_worker::decode::{FormatKind, FormatSpec};
 use courier_worker::shard::ShardError;
 use courier_worker::source::{Source, SourceError};
 use hdfs_native::WriteOptions;
-use read_support::{check_fixture_file, read_one, whole};
+use read_support::{check_fixture_file, range, read_one, spec_for, user_of, whole};
 
 const RECORDS: usize = 500;
 /// Small HDFS blocks so that every shard boundary case also crosses block boundaries.
@@ -98,4 +99,69 @@ async fn an_unreachable_namenode_is_reported_with_its_address() {
         SourceError::Unreachable { address, .. } => assert_eq!(address, "127.0.0.1:1"),
         other => panic!("expected Unreachable, got {other:?}"),
     }
+}
+
+/// Random shard boundaries over the plain-text fixtures in HDFS (several blocks each): the
+/// shards together give every record and every malformed line exactly once, as the whole file
+/// does. A property test: each case cuts every file at up to five random offsets.
+#[test]
+fn random_byte_range_shards_over_hdfs_files_deliver_each_record_exactly_once() {
+    use proptest::prelude::*;
+    use proptest::test_runner::{Config, TestRunner};
+
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
+    let (source, files) = runtime.block_on(async {
+        let (dfs, dir, source) = setup("read-random-cuts").await;
+        let client = dfs.client().expect("hdfs client");
+        let set = FixtureSet::standard(RECORDS).expect("fixtures");
+        set.write_hdfs_with(&client, &dir, WriteOptions::default().block_size(BLOCK_SIZE))
+            .await
+            .expect("write fixtures");
+        let base = dfs.namenode_url().trim_end_matches('/').to_owned();
+        let mut files = Vec::new();
+        for file in set.files {
+            let splittable = matches!(file.format, Format::JsonLines | Format::Csv | Format::Tsv);
+            if file.compression != FixtureCompression::None || !splittable {
+                continue;
+            }
+            let url = format!("{base}{dir}/{}", file.name);
+            let entire = read_one(&source, whole(&url), &spec_for(&file)).await;
+            assert_eq!(entire.records.len(), file.records.len(), "{url}: the whole file gives the fixture's records");
+            let expected = items(&entire);
+            files.push((url, file, expected));
+        }
+        (source, files)
+    });
+    assert_eq!(files.len(), 3, "JSON lines, CSV and TSV fixtures");
+    let mut runner = TestRunner::new(Config { cases: 12, ..Config::default() });
+    let cuts = prop::collection::vec(any::<u64>(), 0..6);
+    runner
+        .run(&cuts, |cuts| {
+            runtime.block_on(async {
+                for (url, file, expected) in &files {
+                    let len = file.bytes.len() as u64;
+                    let mut bounds: Vec<u64> = cuts.iter().map(|c| c % (len + 1)).chain([0, len]).collect();
+                    bounds.sort_unstable();
+                    bounds.dedup();
+                    let mut got = Vec::new();
+                    for pair in bounds.windows(2) {
+                        let out = read_one(&source, range(url, pair[0], pair[1]), &spec_for(file)).await;
+                        assert!(out.error.is_none(), "{url} {pair:?}: {:?}", out.error);
+                        got.extend(items(&out));
+                    }
+                    got.sort();
+                    prop_assert_eq!(&got, expected, "{} cut at {:?}", url, bounds);
+                }
+                Ok(())
+            })
+        })
+        .expect("every cut partitions the records");
+}
+
+/// Each record (as its user) and each malformed line of a read, by offset, sorted.
+fn items(out: &read_support::Outcome) -> Vec<(u64, String)> {
+    let mut items: Vec<(u64, String)> = out.records.iter().map(|r| (r.offset, format!("{:?}", user_of(r)))).collect();
+    items.extend(out.malformed.iter().map(|m| (m.offset, format!("malformed: {}", m.reason))));
+    items.sort();
+    items
 }

@@ -19,6 +19,12 @@ fn config(version: HttpVersion, tls: TlsConfig, in_flight: usize) -> SendConfig 
     SendConfig { http_version: version, tls, max_in_flight: in_flight, retry: quick_retry(1), ..SendConfig::default() }
 }
 
+/// Delivers `n` records to `url` as package `name` and returns what happened.
+async fn send(url: &str, name: &str, config: SendConfig, n: u64) -> Run {
+    let delivery = sender(url, name, config, Limiter::unlimited(), Arc::default());
+    deliver(&delivery, records(&format!("file:///data/{name}.jsonl"), n)).await
+}
+
 fn private_ca(pki: &TestPki) -> TlsConfig {
     TlsConfig { extra_ca_pem: Some(pki.ca_pem.clone().into_bytes()), insecure_skip_verify: false }
 }
@@ -26,15 +32,7 @@ fn private_ca(pki: &TestPki) -> TlsConfig {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn keep_alive_connections_carry_many_requests_each() {
     let sim = Simulator::start("127.0.0.1:0", SimConfig::default()).await.expect("simulator");
-    let delivery = sender(
-        &sim.url(),
-        "reuse",
-        config(HttpVersion::Http1, TlsConfig::default(), 4),
-        Limiter::unlimited(),
-        Arc::default(),
-    );
-
-    let run = deliver(&delivery, records("file:///data/reuse.jsonl", 400)).await;
+    let run = send(&sim.url(), "reuse", config(HttpVersion::Http1, TlsConfig::default(), 4), 400).await;
 
     let stats = sim.stats();
     assert_eq!((run.checkpoint.counters.sent, stats.accepted, stats.duplicates), (400, 400, 0));
@@ -46,15 +44,7 @@ async fn keep_alive_connections_carry_many_requests_each() {
 async fn a_tls_partner_with_a_private_ca_gets_every_record_over_http_1_1() {
     let pki = TestPki::generate().expect("pki");
     let sim = Simulator::start_tls("127.0.0.1:0", SimConfig::default(), &pki.server).await.expect("simulator");
-    let delivery = sender(
-        &sim.url(),
-        "tls1",
-        config(HttpVersion::Http1, private_ca(&pki), 4),
-        Limiter::unlimited(),
-        Arc::default(),
-    );
-
-    let run = deliver(&delivery, records("file:///data/tls1.jsonl", 200)).await;
+    let run = send(&sim.url(), "tls1", config(HttpVersion::Http1, private_ca(&pki), 4), 200).await;
 
     let stats = sim.stats();
     assert_eq!((run.checkpoint.counters.sent, stats.accepted, stats.unique_keys), (200, 200, 200));
@@ -66,15 +56,7 @@ async fn a_tls_partner_with_a_private_ca_gets_every_record_over_http_1_1() {
 async fn auto_speaks_http2_when_the_tls_partner_offers_it() {
     let pki = TestPki::generate().expect("pki");
     let sim = Simulator::start_tls("127.0.0.1:0", SimConfig::default(), &pki.server).await.expect("simulator");
-    let delivery = sender(
-        &sim.url(),
-        "alpn",
-        config(HttpVersion::Auto, private_ca(&pki), 8),
-        Limiter::unlimited(),
-        Arc::default(),
-    );
-
-    let run = deliver(&delivery, records("file:///data/alpn.jsonl", 200)).await;
+    let run = send(&sim.url(), "alpn", config(HttpVersion::Auto, private_ca(&pki), 8), 200).await;
 
     let stats = sim.stats();
     assert_eq!((run.checkpoint.counters.sent, stats.accepted, stats.duplicates), (200, 200, 0));
@@ -84,15 +66,7 @@ async fn auto_speaks_http2_when_the_tls_partner_offers_it() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn http2_by_prior_knowledge_on_plain_http() {
     let sim = Simulator::start("127.0.0.1:0", SimConfig::default()).await.expect("simulator");
-    let delivery = sender(
-        &sim.url(),
-        "h2c",
-        config(HttpVersion::Http2, TlsConfig::default(), 8),
-        Limiter::unlimited(),
-        Arc::default(),
-    );
-
-    let run = deliver(&delivery, records("file:///data/h2c.jsonl", 200)).await;
+    let run = send(&sim.url(), "h2c", config(HttpVersion::Http2, TlsConfig::default(), 8), 200).await;
 
     let stats = sim.stats();
     assert_eq!((run.checkpoint.counters.sent, stats.accepted, stats.http2_requests), (200, 200, 200));
@@ -103,15 +77,7 @@ async fn a_certificate_from_an_unknown_ca_is_refused_and_dead_lettered_with_the_
     let pki = TestPki::generate().expect("pki");
     let sim = Simulator::start_tls("127.0.0.1:0", SimConfig::default(), &pki.server).await.expect("simulator");
     for version in [HttpVersion::Http1, HttpVersion::Auto] {
-        let delivery = sender(
-            &sim.url(),
-            "unknown-ca",
-            config(version, TlsConfig::default(), 2),
-            Limiter::unlimited(),
-            Arc::default(),
-        );
-
-        let run = deliver(&delivery, records("file:///data/unknown-ca.jsonl", 3)).await;
+        let run = send(&sim.url(), "unknown-ca", config(version, TlsConfig::default(), 2), 3).await;
 
         assert_eq!(run.checkpoint.counters.dead_lettered, 3, "{version:?}");
         let error = run.dead_letters[0]["error"].as_str().unwrap_or_default().to_owned();
@@ -120,9 +86,7 @@ async fn a_certificate_from_an_unknown_ca_is_refused_and_dead_lettered_with_the_
     assert_eq!(sim.stats().accepted, 0);
 
     let skip = TlsConfig { extra_ca_pem: None, insecure_skip_verify: true };
-    let delivery =
-        sender(&sim.url(), "skip-verify", config(HttpVersion::Http1, skip, 2), Limiter::unlimited(), Arc::default());
-    let run = deliver(&delivery, records("file:///data/skip.jsonl", 3)).await;
+    let run = send(&sim.url(), "skip-verify", config(HttpVersion::Http1, skip, 2), 3).await;
     assert_eq!((run.checkpoint.counters.sent, sim.stats().accepted), (3, 3), "insecureSkipVerify accepts it");
 }
 
@@ -222,15 +186,7 @@ async fn a_chunked_refusal_is_dead_lettered_with_its_whole_body() {
         Reply::Send("HTTP/1.1 400 Bad Request\r\nTransfer-Encoding: chunked\r\nX-Reason: schema\r\n\r\n4\r\nbad \r\n6;x=y\r\nrecord\r\n0\r\n\r\n")
     })
     .await;
-    let delivery = sender(
-        &partner.url,
-        "chunked",
-        config(HttpVersion::Http1, TlsConfig::default(), 1),
-        Limiter::unlimited(),
-        Arc::default(),
-    );
-
-    let run = deliver(&delivery, records("file:///data/chunked.jsonl", 3)).await;
+    let run = send(&partner.url, "chunked", config(HttpVersion::Http1, TlsConfig::default(), 1), 3).await;
 
     assert_eq!(run.checkpoint.counters.dead_lettered, 3);
     assert_eq!(run.dead_letters[0]["status"], 400);
@@ -248,15 +204,7 @@ async fn answers_delimited_by_close_or_marked_close_take_a_new_connection_each()
     ];
     for (answer, script) in scripts {
         let partner = RawPartner::start(script).await;
-        let delivery = sender(
-            &partner.url,
-            "close",
-            config(HttpVersion::Http1, TlsConfig::default(), 1),
-            Limiter::unlimited(),
-            Arc::default(),
-        );
-
-        let run = deliver(&delivery, records("file:///data/close.jsonl", 4)).await;
+        let run = send(&partner.url, "close", config(HttpVersion::Http1, TlsConfig::default(), 1), 4).await;
 
         assert_eq!((run.checkpoint.counters.sent, run.checkpoint.counters.retried), (4, 0), "{answer:?}");
         assert_eq!(partner.connections.load(Ordering::Relaxed), 4, "{answer:?}");
@@ -269,15 +217,7 @@ async fn an_interim_100_continue_is_skipped() {
         Reply::Send("HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 201 Created\r\nContent-Length: 0\r\n\r\n")
     })
     .await;
-    let delivery = sender(
-        &partner.url,
-        "interim",
-        config(HttpVersion::Http1, TlsConfig::default(), 1),
-        Limiter::unlimited(),
-        Arc::default(),
-    );
-
-    let run = deliver(&delivery, records("file:///data/interim.jsonl", 3)).await;
+    let run = send(&partner.url, "interim", config(HttpVersion::Http1, TlsConfig::default(), 1), 3).await;
 
     assert_eq!(run.checkpoint.counters.sent, 3);
     assert_eq!(partner.connections.load(Ordering::Relaxed), 1);
@@ -289,15 +229,7 @@ async fn a_kept_alive_connection_the_partner_drops_is_replaced_without_using_an_
     // partner whose idle timeout fires just as the request arrives. One attempt per record
     // allowed: only the transparent resend on a fresh connection gets every record through.
     let partner = RawPartner::start(|n| if n == 0 { Reply::Send(OK) } else { Reply::Close }).await;
-    let delivery = sender(
-        &partner.url,
-        "stale",
-        config(HttpVersion::Http1, TlsConfig::default(), 1),
-        Limiter::unlimited(),
-        Arc::default(),
-    );
-
-    let run = deliver(&delivery, records("file:///data/stale.jsonl", 5)).await;
+    let run = send(&partner.url, "stale", config(HttpVersion::Http1, TlsConfig::default(), 1), 5).await;
 
     assert_eq!((run.checkpoint.counters.sent, run.checkpoint.counters.dead_lettered), (5, 0), "{:?}", run.dead_letters);
     assert_eq!(run.checkpoint.counters.retried, 0, "a stale connection costs no attempt");
@@ -308,15 +240,7 @@ async fn a_kept_alive_connection_the_partner_drops_is_replaced_without_using_an_
 #[tokio::test]
 async fn a_fresh_connection_closed_without_an_answer_is_an_attempt_that_fails() {
     let partner = RawPartner::start(|_| Reply::Close).await;
-    let delivery = sender(
-        &partner.url,
-        "mute",
-        config(HttpVersion::Http1, TlsConfig::default(), 1),
-        Limiter::unlimited(),
-        Arc::default(),
-    );
-
-    let run = deliver(&delivery, records("file:///data/mute.jsonl", 2)).await;
+    let run = send(&partner.url, "mute", config(HttpVersion::Http1, TlsConfig::default(), 1), 2).await;
 
     assert_eq!(run.checkpoint.counters.dead_lettered, 2);
     let error = run.dead_letters[0]["error"].as_str().unwrap_or_default().to_owned();

@@ -32,6 +32,8 @@ const BODY_DRAIN_MAX: u64 = 1 << 20;
 #[derive(Debug, Clone)]
 pub struct Response {
     pub status: StatusCode,
+    /// The answer's headers; the lean HTTP/1.1 path leaves them out of a 2xx answer, which
+    /// needs nothing but its status.
     pub headers: HeaderMap,
     /// The first [`BODY_KEEP`] bytes of the body.
     pub body: Bytes,

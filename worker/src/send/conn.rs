@@ -7,7 +7,7 @@ use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use bytes::BytesMut;
+use bytes::{Buf as _, BytesMut};
 use http::{HeaderMap, Method, StatusCode};
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _, ReadBuf};
@@ -140,7 +140,7 @@ impl Conn {
         let mut got_any = false;
         let head = loop {
             if let Some((head, len)) = parse_head(&self.read, method)? {
-                let _ = self.read.split_to(len);
+                self.read.advance(len);
                 if head.status.is_informational() {
                     continue;
                 }

@@ -95,6 +95,7 @@ pub enum Framing {
 #[derive(Debug)]
 pub struct Head {
     pub status: StatusCode,
+    /// Every header of a non-2xx answer; empty for a 2xx answer.
     pub headers: HeaderMap,
     pub framing: Framing,
     /// The connection may carry another request after this response.
@@ -117,37 +118,43 @@ pub fn parse_head(buf: &[u8], method: &Method) -> Result<Option<(Head, usize)>, 
     if status == StatusCode::SWITCHING_PROTOCOLS {
         return Err(WireError::SwitchingProtocols);
     }
-    let mut headers = HeaderMap::with_capacity(response.headers.len());
+    // An accepted record needs nothing but its status: a 2xx answer's headers are read for
+    // framing only, not kept (retries, throttling and dead letters look at the others').
+    let keep_headers = !status.is_success();
+    let mut headers = if keep_headers { HeaderMap::with_capacity(response.headers.len()) } else { HeaderMap::new() };
     let mut length: Option<u64> = None;
     let mut chunked = false;
     let mut encoded = false;
     let mut close = false;
     let mut keep_alive_token = false;
     for h in response.headers.iter() {
-        // httparse checked the name is a token; a value with bytes `http` refuses is left out
-        // rather than failing an otherwise usable answer.
-        let (Ok(name), Ok(value)) = (HeaderName::from_bytes(h.name.as_bytes()), HeaderValue::from_bytes(h.value))
-        else {
-            continue;
-        };
-        if name == CONTENT_LENGTH {
-            let text = String::from_utf8_lossy(h.value);
-            let n: u64 = text.trim().parse().map_err(|_| WireError::ContentLength(text.to_string()))?;
+        let name = h.name.as_bytes();
+        if name.eq_ignore_ascii_case(b"content-length") {
+            let text = || String::from_utf8_lossy(h.value).into_owned();
+            let n: u64 = std::str::from_utf8(h.value)
+                .ok()
+                .and_then(|t| t.trim().parse().ok())
+                .ok_or_else(|| WireError::ContentLength(text()))?;
             if length.is_some_and(|l| l != n) {
-                return Err(WireError::ContentLength(text.to_string()));
+                return Err(WireError::ContentLength(text()));
             }
             length = Some(n);
-        } else if name == TRANSFER_ENCODING {
+        } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
             encoded = true;
             chunked = last_token(h.value).eq_ignore_ascii_case(b"chunked");
-        } else if name == CONNECTION {
+        } else if name.eq_ignore_ascii_case(b"connection") {
             for token in h.value.split(|b| *b == b',') {
                 let token = token.trim_ascii();
                 close |= token.eq_ignore_ascii_case(b"close");
                 keep_alive_token |= token.eq_ignore_ascii_case(b"keep-alive");
             }
         }
-        headers.append(name, value);
+        // httparse checked the name is a token; a value that `http` refuses is left out rather
+        // than failing an otherwise usable answer.
+        if keep_headers && let (Ok(name), Ok(value)) = (HeaderName::from_bytes(name), HeaderValue::from_bytes(h.value))
+        {
+            headers.append(name, value);
+        }
     }
     let bodiless = *method == Method::HEAD
         || status.is_informational()

@@ -146,6 +146,14 @@ fn heads_give_status_framing_and_keep_alive() {
 }
 
 #[test]
+fn a_2xx_head_keeps_no_headers_beyond_its_framing() {
+    let text = "HTTP/1.1 200 OK\r\nServer: nginx\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+    let (h, _) = head(text, &Method::POST).expect("valid").expect("complete");
+    assert!(h.headers.is_empty());
+    assert_eq!((h.framing, h.keep_alive), (Framing::Length(0), false));
+}
+
+#[test]
 fn a_head_keeps_every_header_for_the_classifier_and_dead_letters() {
     let text = "HTTP/1.1 429 Slow\r\nRetry-After: 7\r\nX-Reason: quota\r\nX-Reason: burst\r\nContent-Length: 0\r\n\r\n";
     let (h, _) = head(text, &Method::POST).expect("valid").expect("complete");
