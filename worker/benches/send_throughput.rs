@@ -1,4 +1,5 @@
-//! Throughput of the whole send path on one core: ~256-byte JSON POSTs to a minimal local HTTP
+//! Throughput of the whole send path (the worker's lease loop, fed records from memory) on one
+//! core: ~256-byte JSON POSTs to a minimal local HTTP
 //! sink, one request per record, no rate limit. When `wrk` is installed, the same sink is
 //! measured with `wrk -t1` for comparison.
 //!
@@ -7,15 +8,18 @@
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use courier_worker::ack::AckTracker;
-use courier_worker::deadletter::{DeadLetterWriter, FileSink};
-use courier_worker::limiter::Limiter;
+use courier_worker::decode::{FormatKind, FormatSpec};
+use courier_worker::metrics::Metrics;
+use courier_worker::pipeline::{LeaseHandle, LeaseProgress, LeaseWork, Pipeline};
+use courier_worker::protocol::{LeaseCounters, LeaseKey};
 use courier_worker::record::{Decoded, FileRef, Payload, Record};
 use courier_worker::request::{RequestBuilder, RequestSpec};
-use courier_worker::send::{Auth, HttpClient, HttpVersion, NoopObserver, SendConfig, Sender, ShardDelivery};
+use courier_worker::send::{HttpVersion, SendConfig};
+use courier_worker::shard::{ShardKind, ShardSpec};
+use futures::StreamExt as _;
 use http_body_util::{BodyExt as _, Full};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
@@ -68,24 +72,55 @@ fn courier_rate(addr: SocketAddr, n: usize, in_flight: usize) -> f64 {
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
     runtime.block_on(async move {
         let config = SendConfig { max_in_flight: in_flight, http_version: HttpVersion::Http1, ..SendConfig::default() };
-        let client = HttpClient::new(&config).expect("client");
-        let auth = Auth::new(&config.auth, client.clone()).expect("auth");
-        let sender = Sender::new(config, client, auth, Arc::new(Limiter::unlimited()), Arc::new(NoopObserver));
-        let builder =
-            RequestBuilder::new(&RequestSpec::new(format!("http://{addr}/ingest"), "bench", "bench")).expect("spec");
-        let delivery = ShardDelivery::new(Arc::new(sender), Arc::new(builder));
+        let metrics = Arc::new(Metrics::new("bench"));
+        let pipeline = Pipeline::new("bench", &config, None, metrics, Duration::from_secs(1)).expect("pipeline");
+        let builder = Arc::new(
+            RequestBuilder::new(&RequestSpec::new(format!("http://{addr}/ingest"), "bench", "bench")).expect("spec"),
+        );
         let dir = tempfile::tempdir().expect("tempdir");
-        let mut dlq = DeadLetterWriter::new(FileSink::new(dir.path().join("dlq.jsonl")));
+        let dead_letters = format!("file://{}", dir.path().display());
+        let lease = |n: usize| {
+            let work = LeaseWork {
+                key: LeaseKey {
+                    namespace: "bench".into(),
+                    package: "bench".into(),
+                    package_uid: "bench".into(),
+                    shard: 0,
+                    package_attempt: 1,
+                    lease_epoch: 1,
+                },
+                shard: ShardSpec {
+                    url: "file:///bench/data.jsonl".into(),
+                    kind: ShardKind::ByteRange { start: 0, end: n as u64 * 257 },
+                },
+                checkpoint: 0,
+                base: LeaseCounters::default(),
+                format: FormatSpec::new(FormatKind::JsonLines),
+                builder: builder.clone(),
+                dead_letter_dir: dead_letters.clone(),
+                only_offsets: Vec::new(),
+            };
+            let records = futures::stream::iter(records(n)).map(|r| match r {
+                Ok(decoded) => Ok(decoded),
+                Err(never) => match never {},
+            });
+            pipeline.start_with_records(work, records.boxed())
+        };
         // Warm the connection pool.
-        let warm = records(in_flight * 4);
-        delivery.run(futures::stream::iter(warm), AckTracker::new(0), None, &mut dlq).await.expect("warm-up");
-        let recs = records(n);
+        finish(lease(in_flight * 4)).await;
         let started = Instant::now();
-        let outcome = delivery.run(futures::stream::iter(recs), AckTracker::new(0), None, &mut dlq).await.expect("run");
+        let progress = finish(lease(n)).await;
         let elapsed = started.elapsed().as_secs_f64();
-        assert_eq!(outcome.checkpoint.counters.sent as usize, n, "every record sent");
+        assert_eq!(progress.counters.sent as usize, n, "every record sent");
         n as f64 / elapsed
     })
+}
+
+async fn finish(mut lease: LeaseHandle) -> LeaseProgress {
+    while !lease.progress().finished {
+        lease.changed().await;
+    }
+    lease.progress()
 }
 
 fn wrk_rate(addr: SocketAddr, connections: usize) -> Option<f64> {

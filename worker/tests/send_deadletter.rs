@@ -7,9 +7,7 @@ use std::sync::Arc;
 
 use courier_e2e::minidfs::MiniDfs;
 use courier_e2e::sim::{InjectStatus, SimConfig, Simulator};
-use courier_worker::ack::AckTracker;
-use courier_worker::deadletter::{AnySink, DeadLetterWriter, dead_letter_file_name};
-use courier_worker::limiter::Limiter;
+use courier_worker::deadletter::dead_letter_file_name;
 use courier_worker::record::{FileRef, Malformed};
 use courier_worker::send::SendConfig;
 use send_support::*;
@@ -24,8 +22,7 @@ async fn refusing_partner() -> Simulator {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn malformed_records_and_refused_records_land_in_one_file_in_order_of_completion() {
     let sim = refusing_partner().await;
-    let delivery =
-        sender(&sim.url(), "dlq-file", SendConfig::default(), Limiter::unlimited(), Arc::new(Recorder::default()));
+    let delivery = sender(&sim.url(), "dlq-file", SendConfig::default(), None, Arc::default());
     let mut input = records("file:///data/dlq.jsonl", 3);
     input.insert(
         1,
@@ -39,14 +36,12 @@ async fn malformed_records_and_refused_records_land_in_one_file_in_order_of_comp
     );
     let dir = tempfile::tempdir().expect("tempdir");
     let dir_url = format!("file://{}/dead-letters", dir.path().display());
-    let name = dead_letter_file_name("pkg/0", "worker-a", 1);
-    let mut writer = DeadLetterWriter::new(AnySink::open(&dir_url, &name).expect("sink"));
-    let outcome =
-        delivery.run(futures::stream::iter(input), AckTracker::new(0), None, &mut writer).await.expect("delivery");
-    writer.close().await.expect("close");
+    let run = delivery.finish(delivery.start_into(input, &dir_url)).await;
 
-    assert_eq!(outcome.checkpoint.counters.dead_lettered, 4);
-    let text = std::fs::read_to_string(dir.path().join("dead-letters").join("pkg_0-worker-a-1.jsonl")).expect("file");
+    assert_eq!(run.counters().dead_lettered, 4);
+    assert_eq!((run.counters().read, run.counters().malformed), (4, 1));
+    let name = dead_letter_file_name("dlq-file-shard-00000", WORKER, 1);
+    let text = std::fs::read_to_string(dir.path().join("dead-letters").join(name)).expect("file");
     let lines: Vec<serde_json::Value> = text.lines().map(|l| serde_json::from_str(l).expect("json")).collect();
     assert_eq!(lines.len(), 4);
     let malformed = lines.iter().find(|l| l["offset"] == 150).expect("malformed entry");
@@ -62,21 +57,17 @@ async fn dead_letters_are_written_to_hdfs_and_a_second_writer_appends() {
     let client = dfs.client().expect("hdfs client");
     let dir = dfs.unique_dir(&client, "dead-letters").await.expect("test directory");
     let dir_url = format!("{}{dir}", dfs.namenode_url().trim_end_matches('/'));
-    let name = dead_letter_file_name("shard-7", "worker-b", 2);
     let sim = refusing_partner().await;
-    let delivery =
-        sender(&sim.url(), "dlq-hdfs", SendConfig::default(), Limiter::unlimited(), Arc::new(Recorder::default()));
+    let delivery = sender(&sim.url(), "dlq-hdfs", SendConfig::default(), None, Arc::default());
 
+    // Two leases of the same shard, worker and package attempt write the same file: the second
+    // appends.
     for batch in ["file:///data/one.jsonl", "file:///data/two.jsonl"] {
-        let mut writer = DeadLetterWriter::new(AnySink::open(&dir_url, &name).expect("sink"));
-        let outcome = delivery
-            .run(futures::stream::iter(records(batch, 5)), AckTracker::new(0), None, &mut writer)
-            .await
-            .expect("delivery");
-        writer.close().await.expect("close");
-        assert_eq!(outcome.checkpoint.counters.dead_lettered, 5);
+        let run = delivery.finish(delivery.start_into(records(batch, 5), &dir_url)).await;
+        assert_eq!(run.counters().dead_lettered, 5);
     }
 
+    let name = dead_letter_file_name("dlq-hdfs-shard-00000", WORKER, 1);
     let reader = client.read(&format!("{dir}/{name}")).await.expect("open dead-letter file");
     let data = reader.read_range(0, reader.file_length()).await.expect("read");
     let text = String::from_utf8(data.to_vec()).expect("utf-8");

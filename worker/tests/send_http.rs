@@ -9,7 +9,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use courier_e2e::sim::{SimConfig, Simulator, TestPki};
-use courier_worker::limiter::Limiter;
 use courier_worker::send::{HttpVersion, SendConfig, TlsConfig};
 use send_support::*;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
@@ -21,7 +20,7 @@ fn config(version: HttpVersion, tls: TlsConfig, in_flight: usize) -> SendConfig 
 
 /// Delivers `n` records to `url` as package `name` and returns what happened.
 async fn send(url: &str, name: &str, config: SendConfig, n: u64) -> Run {
-    let delivery = sender(url, name, config, Limiter::unlimited(), Arc::default());
+    let delivery = sender(url, name, config, None, Arc::default());
     deliver(&delivery, records(&format!("file:///data/{name}.jsonl"), n)).await
 }
 
@@ -35,7 +34,7 @@ async fn keep_alive_connections_carry_many_requests_each() {
     let run = send(&sim.url(), "reuse", config(HttpVersion::Http1, TlsConfig::default(), 4), 400).await;
 
     let stats = sim.stats();
-    assert_eq!((run.checkpoint.counters.sent, stats.accepted, stats.duplicates), (400, 400, 0));
+    assert_eq!((run.counters().sent, stats.accepted, stats.duplicates), (400, 400, 0));
     assert!(stats.connections <= 4, "400 requests, 4 at a time, over {} connections", stats.connections);
     assert_eq!(stats.http2_requests, 0);
 }
@@ -47,7 +46,7 @@ async fn a_tls_partner_with_a_private_ca_gets_every_record_over_http_1_1() {
     let run = send(&sim.url(), "tls1", config(HttpVersion::Http1, private_ca(&pki), 4), 200).await;
 
     let stats = sim.stats();
-    assert_eq!((run.checkpoint.counters.sent, stats.accepted, stats.unique_keys), (200, 200, 200));
+    assert_eq!((run.counters().sent, stats.accepted, stats.unique_keys), (200, 200, 200));
     assert_eq!(stats.http2_requests, 0, "HTTP/1.1 was asked for");
     assert!(stats.connections <= 4, "TLS connections are kept alive too: {}", stats.connections);
 }
@@ -59,7 +58,7 @@ async fn auto_speaks_http2_when_the_tls_partner_offers_it() {
     let run = send(&sim.url(), "alpn", config(HttpVersion::Auto, private_ca(&pki), 8), 200).await;
 
     let stats = sim.stats();
-    assert_eq!((run.checkpoint.counters.sent, stats.accepted, stats.duplicates), (200, 200, 0));
+    assert_eq!((run.counters().sent, stats.accepted, stats.duplicates), (200, 200, 0));
     assert_eq!(stats.http2_requests, 200, "ALPN chose h2 for every request");
 }
 
@@ -69,7 +68,7 @@ async fn http2_by_prior_knowledge_on_plain_http() {
     let run = send(&sim.url(), "h2c", config(HttpVersion::Http2, TlsConfig::default(), 8), 200).await;
 
     let stats = sim.stats();
-    assert_eq!((run.checkpoint.counters.sent, stats.accepted, stats.http2_requests), (200, 200, 200));
+    assert_eq!((run.counters().sent, stats.accepted, stats.http2_requests), (200, 200, 200));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -79,7 +78,7 @@ async fn a_certificate_from_an_unknown_ca_is_refused_and_dead_lettered_with_the_
     for version in [HttpVersion::Http1, HttpVersion::Auto] {
         let run = send(&sim.url(), "unknown-ca", config(version, TlsConfig::default(), 2), 3).await;
 
-        assert_eq!(run.checkpoint.counters.dead_lettered, 3, "{version:?}");
+        assert_eq!(run.counters().dead_lettered, 3, "{version:?}");
         let error = run.dead_letters[0]["error"].as_str().unwrap_or_default().to_owned();
         assert!(error.to_lowercase().contains("certificate"), "{version:?}: {error}");
     }
@@ -87,7 +86,7 @@ async fn a_certificate_from_an_unknown_ca_is_refused_and_dead_lettered_with_the_
 
     let skip = TlsConfig { extra_ca_pem: None, insecure_skip_verify: true };
     let run = send(&sim.url(), "skip-verify", config(HttpVersion::Http1, skip, 2), 3).await;
-    assert_eq!((run.checkpoint.counters.sent, sim.stats().accepted), (3, 3), "insecureSkipVerify accepts it");
+    assert_eq!((run.counters().sent, sim.stats().accepted), (3, 3), "insecureSkipVerify accepts it");
 }
 
 /// What the raw partner does with the `n`th request (from 0) of a connection.
@@ -188,7 +187,7 @@ async fn a_chunked_refusal_is_dead_lettered_with_its_whole_body() {
     .await;
     let run = send(&partner.url, "chunked", config(HttpVersion::Http1, TlsConfig::default(), 1), 3).await;
 
-    assert_eq!(run.checkpoint.counters.dead_lettered, 3);
+    assert_eq!(run.counters().dead_lettered, 3);
     assert_eq!(run.dead_letters[0]["status"], 400);
     assert_eq!(run.dead_letters[0]["body"], "bad record");
     assert_eq!(partner.connections.load(Ordering::Relaxed), 1, "a chunked answer read to its end keeps the connection");
@@ -206,7 +205,7 @@ async fn answers_delimited_by_close_or_marked_close_take_a_new_connection_each()
         let partner = RawPartner::start(script).await;
         let run = send(&partner.url, "close", config(HttpVersion::Http1, TlsConfig::default(), 1), 4).await;
 
-        assert_eq!((run.checkpoint.counters.sent, run.checkpoint.counters.retried), (4, 0), "{answer:?}");
+        assert_eq!((run.counters().sent, run.counters().retried), (4, 0), "{answer:?}");
         assert_eq!(partner.connections.load(Ordering::Relaxed), 4, "{answer:?}");
     }
 }
@@ -219,7 +218,7 @@ async fn an_interim_100_continue_is_skipped() {
     .await;
     let run = send(&partner.url, "interim", config(HttpVersion::Http1, TlsConfig::default(), 1), 3).await;
 
-    assert_eq!(run.checkpoint.counters.sent, 3);
+    assert_eq!(run.counters().sent, 3);
     assert_eq!(partner.connections.load(Ordering::Relaxed), 1);
 }
 
@@ -231,8 +230,8 @@ async fn a_kept_alive_connection_the_partner_drops_is_replaced_without_using_an_
     let partner = RawPartner::start(|n| if n == 0 { Reply::Send(OK) } else { Reply::Close }).await;
     let run = send(&partner.url, "stale", config(HttpVersion::Http1, TlsConfig::default(), 1), 5).await;
 
-    assert_eq!((run.checkpoint.counters.sent, run.checkpoint.counters.dead_lettered), (5, 0), "{:?}", run.dead_letters);
-    assert_eq!(run.checkpoint.counters.retried, 0, "a stale connection costs no attempt");
+    assert_eq!((run.counters().sent, run.counters().dead_lettered), (5, 0), "{:?}", run.dead_letters);
+    assert_eq!(run.counters().retried, 0, "a stale connection costs no attempt");
     assert_eq!(partner.connections.load(Ordering::Relaxed), 5);
     assert_eq!(partner.requests.load(Ordering::Relaxed), 5, "every record answered once");
 }
@@ -242,7 +241,7 @@ async fn a_fresh_connection_closed_without_an_answer_is_an_attempt_that_fails() 
     let partner = RawPartner::start(|_| Reply::Close).await;
     let run = send(&partner.url, "mute", config(HttpVersion::Http1, TlsConfig::default(), 1), 2).await;
 
-    assert_eq!(run.checkpoint.counters.dead_lettered, 2);
+    assert_eq!(run.counters().dead_lettered, 2);
     let error = run.dead_letters[0]["error"].as_str().unwrap_or_default().to_owned();
     assert!(error.contains("closed the connection before a complete response"), "{error}");
     assert_eq!(partner.connections.load(Ordering::Relaxed), 2, "no resend on a connection that was new");

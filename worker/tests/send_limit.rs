@@ -6,7 +6,7 @@ mod send_support;
 use std::sync::Arc;
 
 use courier_e2e::sim::{RateLimit, SimConfig, Simulator};
-use courier_worker::limiter::Limiter;
+use courier_worker::limiter::Rate;
 use courier_worker::send::SendConfig;
 use send_support::*;
 
@@ -16,13 +16,13 @@ async fn two_hundred_per_second_reach_the_partner_at_two_hundred_per_second() {
     let sim_config = SimConfig { rate_limit: Some(RateLimit { rate: 200.0, burst: 20 }), ..SimConfig::default() };
     let sim = Simulator::start("127.0.0.1:0", sim_config).await.expect("simulator");
     let config = SendConfig { max_in_flight: 32, retry: quick_retry(3), ..SendConfig::default() };
-    let delivery = sender(&sim.url(), "limit", config, Limiter::new(200, 1), Arc::new(Recorder::default()));
+    let delivery = sender(&sim.url(), "limit", config, Some(Rate::new(200, 1)), Arc::default());
 
     let started = std::time::Instant::now();
     let run = deliver(&delivery, records("file:///data/limit.jsonl", 600)).await;
     let elapsed = started.elapsed().as_secs_f64();
 
-    assert_eq!(run.checkpoint.counters.sent, 600);
+    assert_eq!(run.counters().sent, 600);
     let stats = sim.stats();
     assert_eq!(stats.rejected.rate_limited, 0, "never faster than the partner allows");
     assert!(elapsed >= 2.9, "600 requests at 200/s cannot finish before 3 s, took {elapsed:.2} s");
@@ -40,18 +40,17 @@ async fn two_hundred_per_second_reach_the_partner_at_two_hundred_per_second() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rate_change_applies_to_a_running_delivery() {
     let sim = Simulator::start("127.0.0.1:0", SimConfig::default()).await.expect("simulator");
-    let limiter = Limiter::new(10, 1);
     let config = SendConfig { max_in_flight: 8, ..SendConfig::default() };
-    let delivery = sender(&sim.url(), "rechange", config, limiter, Arc::new(Recorder::default()));
-    let limiter = delivery.sender.limiter().clone();
+    let delivery = sender(&sim.url(), "rechange", config, Some(Rate::new(10, 1)), Arc::default());
+    let limiter = delivery.limiter().clone();
     let raise = tokio::spawn(async move {
         tokio::time::sleep(std::time::Duration::from_millis(500)).await;
-        limiter.set_rate(Some(courier_worker::limiter::Rate::new(1000, 10)));
+        limiter.set_rate(Some(Rate::new(1000, 10)));
     });
     let started = std::time::Instant::now();
     let run = deliver(&delivery, records("file:///data/rechange.jsonl", 505)).await;
     raise.await.expect("raise");
     // At 10/s the whole run would take 50 s; after the raise it takes about half a second more.
-    assert_eq!(run.checkpoint.counters.sent, 505);
+    assert_eq!(run.counters().sent, 505);
     assert!(started.elapsed().as_secs_f64() < 5.0, "took {:?}", started.elapsed());
 }

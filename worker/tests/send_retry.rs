@@ -6,7 +6,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use courier_e2e::sim::{InjectStatus, RateLimit, SimConfig, Simulator};
-use courier_worker::limiter::Limiter;
 use courier_worker::send::{RetryConfig, SendConfig};
 use send_support::*;
 
@@ -16,11 +15,11 @@ async fn a_429_with_retry_after_pauses_every_request_until_the_instant() {
     let sim = Simulator::start("127.0.0.1:0", sim_config).await.expect("simulator");
     let recorder = Arc::new(Recorder::default());
     let config = SendConfig { max_in_flight: 2, retry: quick_retry(10), ..SendConfig::default() };
-    let delivery = sender(&sim.url(), "retry-after", config, Limiter::unlimited(), recorder.clone());
+    let delivery = sender(&sim.url(), "retry-after", config, None, recorder.clone());
 
     let run = deliver(&delivery, records("file:///data/ra.jsonl", 3)).await;
 
-    assert_eq!(run.checkpoint.counters.sent, 3);
+    assert_eq!(run.counters().sent, 3);
     let throttles = recorder.throttles.lock().expect("lock").clone();
     assert!(!throttles.is_empty(), "the partner throttled");
     let attempts = recorder.attempts.lock().expect("lock").clone();
@@ -48,15 +47,15 @@ async fn throttled_records_are_retried_past_max_attempts_and_never_dead_lettered
     let sim_config = SimConfig { rate_limit: Some(RateLimit { rate: 2.0, burst: 1 }), ..SimConfig::default() };
     let sim = Simulator::start("127.0.0.1:0", sim_config).await.expect("simulator");
     let config = SendConfig { max_in_flight: 4, retry: quick_retry(2), ..SendConfig::default() };
-    let delivery = sender(&sim.url(), "storm", config, Limiter::unlimited(), Arc::new(Recorder::default()));
+    let delivery = sender(&sim.url(), "storm", config, None, Arc::default());
 
     let run = deliver(&delivery, records("file:///data/storm.jsonl", 6)).await;
 
     let stats = sim.stats();
     assert!(stats.rejected.rate_limited > 6, "more 429s than maxAttempts allows per record: {stats:?}");
-    assert_eq!(run.checkpoint.counters.dead_lettered, 0, "{:?}", run.dead_letters);
-    assert_eq!((run.checkpoint.counters.sent, stats.accepted, stats.duplicates), (6, 6, 0));
-    assert_eq!(run.checkpoint.counters.retried, stats.rejected.rate_limited, "every 429 counted as a retry");
+    assert_eq!(run.counters().dead_lettered, 0, "{:?}", run.dead_letters);
+    assert_eq!((run.counters().sent, stats.accepted, stats.duplicates), (6, 6, 0));
+    assert_eq!(run.counters().retried, stats.rejected.rate_limited, "every 429 counted as a retry");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -64,12 +63,12 @@ async fn persistent_5xx_is_retried_then_dead_lettered_after_max_attempts() {
     let sim_config = SimConfig { error_rate: 1.0, error_status: 503, ..SimConfig::default() };
     let sim = Simulator::start("127.0.0.1:0", sim_config).await.expect("simulator");
     let config = SendConfig { max_in_flight: 4, retry: quick_retry(3), ..SendConfig::default() };
-    let delivery = sender(&sim.url(), "5xx", config, Limiter::unlimited(), Arc::new(Recorder::default()));
+    let delivery = sender(&sim.url(), "5xx", config, None, Arc::default());
 
     let run = deliver(&delivery, records("file:///data/5xx.jsonl", 4)).await;
 
-    assert_eq!(run.checkpoint.counters.dead_lettered, 4);
-    assert_eq!(run.checkpoint.counters.retried, 8);
+    assert_eq!(run.counters().dead_lettered, 4);
+    assert_eq!(run.counters().retried, 8);
     assert_eq!(sim.stats().rejected.injected_5xx, 12, "three attempts per record");
     for dl in &run.dead_letters {
         assert_eq!(dl["status"], 503);
@@ -86,11 +85,11 @@ async fn intermittent_5xx_ends_with_every_record_sent_once_or_dead_lettered() {
     let sim_config = SimConfig { error_rate: 0.3, seed: Some(11), ..SimConfig::default() };
     let sim = Simulator::start("127.0.0.1:0", sim_config).await.expect("simulator");
     let config = SendConfig { max_in_flight: 8, retry: quick_retry(4), ..SendConfig::default() };
-    let delivery = sender(&sim.url(), "flaky", config, Limiter::unlimited(), Arc::new(Recorder::default()));
+    let delivery = sender(&sim.url(), "flaky", config, None, Arc::default());
 
     let run = deliver(&delivery, records("file:///data/flaky.jsonl", 300)).await;
 
-    let c = run.checkpoint.counters;
+    let c = run.counters().clone();
     assert!(c.retried > 0, "some attempts failed and were retried");
     assert_eq!(sim.stats().accepted, c.sent);
     assert_eq!(sim.stats().duplicates, 0);
@@ -106,12 +105,12 @@ async fn a_400_is_dead_lettered_at_once_with_the_partners_body() {
     };
     let sim = Simulator::start("127.0.0.1:0", sim_config).await.expect("simulator");
     let config = SendConfig { retry: quick_retry(5), ..SendConfig::default() };
-    let delivery = sender(&sim.url(), "bad", config, Limiter::unlimited(), Arc::new(Recorder::default()));
+    let delivery = sender(&sim.url(), "bad", config, None, Arc::default());
 
     let run = deliver(&delivery, records("file:///data/bad.jsonl", 5)).await;
 
-    assert_eq!(run.checkpoint.counters.dead_lettered, 5);
-    assert_eq!(run.checkpoint.counters.retried, 0);
+    assert_eq!(run.counters().dead_lettered, 5);
+    assert_eq!(run.counters().retried, 0);
     assert_eq!(sim.stats().rejected.injected_status, 5, "one attempt each");
     let mut offsets: Vec<u64> = run.dead_letters.iter().map(|dl| dl["offset"].as_u64().expect("offset")).collect();
     offsets.sort_unstable();
@@ -131,11 +130,11 @@ async fn a_refused_connection_is_retried_then_dead_lettered_with_the_error() {
     let port = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
     let config = SendConfig { retry: quick_retry(2), ..SendConfig::default() };
     let url = format!("http://127.0.0.1:{port}");
-    let delivery = sender(&url, "refused", config, Limiter::unlimited(), Arc::new(Recorder::default()));
+    let delivery = sender(&url, "refused", config, None, Arc::default());
 
     let run = deliver(&delivery, records("file:///data/refused.jsonl", 2)).await;
 
-    assert_eq!(run.checkpoint.counters.dead_lettered, 2);
+    assert_eq!(run.counters().dead_lettered, 2);
     for dl in &run.dead_letters {
         assert_eq!(dl["attempts"], 2);
         assert!(dl["status"].is_null());
@@ -145,33 +144,23 @@ async fn a_refused_connection_is_retried_then_dead_lettered_with_the_error() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stop_during_a_back_off_leaves_the_record_for_the_next_lease_instead_of_dead_lettering_it() {
-    use courier_worker::ack::AckTracker;
-    use courier_worker::deadletter::{DeadLetterWriter, FileSink};
-
     let inject = InjectStatus { fraction: 1.0, status: 503, body: "busy".to_owned() };
     let sim = Simulator::start("127.0.0.1:0", SimConfig { inject_status: Some(inject), ..SimConfig::default() })
         .await
         .expect("simulator");
     let retry = RetryConfig { initial: Duration::from_secs(30), max: Duration::from_secs(30), ..quick_retry(5) };
     let config = SendConfig { max_in_flight: 4, retry, ..SendConfig::default() };
-    let delivery = sender(&sim.url(), "stop-backoff", config, Limiter::unlimited(), Arc::new(Recorder::default()));
-    let stop = delivery.stop.clone();
-    tokio::spawn(async move {
-        tokio::time::sleep(Duration::from_millis(300)).await;
-        stop.cancel();
-    });
-    let dir = tempfile::tempdir().expect("tempdir");
-    let mut dlq = DeadLetterWriter::new(FileSink::new(dir.path().join("dlq.jsonl")));
+    let delivery = sender(&sim.url(), "stop-backoff", config, None, Arc::default());
     let started = std::time::Instant::now();
-    let outcome = delivery
-        .run(futures::stream::iter(records("file:///data/stop.jsonl", 10)), AckTracker::new(0), None, &mut dlq)
-        .await
-        .expect("delivery");
+    let lease = delivery.start(records("file:///data/stop.jsonl", 10));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    lease.stop();
+    let run = delivery.finish(lease).await;
 
     assert!(started.elapsed() < Duration::from_secs(10), "the 30 s back-off did not hold up the stop");
-    assert!(outcome.stopped);
+    assert!(!run.progress.done);
     assert_eq!(sim.stats().accepted, 0);
-    assert_eq!(outcome.checkpoint.offset, 0, "the first record is still to be sent");
-    assert_eq!(outcome.checkpoint.counters.dead_lettered, 0, "nothing dead-lettered by a stop");
-    assert_eq!(outcome.checkpoint.counters.retried, 0, "only first attempts were made");
+    assert_eq!(run.progress.checkpoint, 0, "the first record is still to be sent");
+    assert_eq!(run.counters().dead_lettered, 0, "nothing dead-lettered by a stop");
+    assert_eq!(run.counters().retried, 0, "only first attempts were made");
 }

@@ -6,7 +6,7 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use futures::stream::{FuturesUnordered, StreamExt as _};
+use futures::stream::{BoxStream, FuturesUnordered, Stream, StreamExt as _};
 use tokio::sync::{OwnedSemaphorePermit, watch};
 use tokio_util::sync::CancellationToken;
 
@@ -15,16 +15,19 @@ use super::{LeaseWork, Shared};
 use crate::ack::{AckTracker, Completion};
 use crate::deadletter::{AnySink, DeadLetter, DeadLetterError, DeadLetterWriter, dead_letter_file_name};
 use crate::protocol::LeaseCounters;
-use crate::record::Record;
+use crate::record::{Decoded, Record};
 use crate::request::BuiltRequest;
 use crate::send::{Delivery, Failure};
-use crate::shard::{ShardKind, read_shard_from};
+use crate::shard::{ShardError, ShardKind, read_shard_from};
+
+/// Records handed to a lease instead of its shard's reader (tests and benchmarks).
+pub type Records = BoxStream<'static, Result<Decoded, ShardError>>;
 
 /// Why a lease stopped before the end of its shard.
 #[derive(Debug, thiserror::Error)]
 enum LeaseError {
     #[error("{0}")]
-    Shard(#[from] crate::shard::ShardError),
+    Shard(#[from] ShardError),
     #[error(transparent)]
     DeadLetter(#[from] DeadLetterError),
     #[error("record bookkeeping failed: {0}")]
@@ -51,6 +54,7 @@ struct Books {
 pub(super) async fn run(
     shared: Arc<Shared>,
     work: LeaseWork,
+    records: Option<Records>,
     stop: CancellationToken,
     progress: watch::Sender<LeaseProgress>,
 ) {
@@ -64,7 +68,16 @@ pub(super) async fn run(
             return;
         }
     };
-    let result = deliver(&shared, &work, &stop, &progress, &mut books).await;
+    let result = match records {
+        Some(records) => deliver(&shared, &work, records, &stop, &progress, &mut books).await,
+        None => match shared.source_for(&work.shard.url) {
+            Ok(source) => {
+                let records = read_shard_from(source, work.shard.clone(), work.format.clone(), work.checkpoint);
+                deliver(&shared, &work, records, &stop, &progress, &mut books).await
+            }
+            Err(e) => Err(e.into()),
+        },
+    };
     let close = books.dead_letters.close().await;
     let mut last = snapshot(&work, &base, &books);
     match (result, close) {
@@ -155,12 +168,11 @@ fn shard_end(kind: ShardKind) -> Option<u64> {
 async fn deliver(
     shared: &Arc<Shared>,
     work: &LeaseWork,
+    records: impl Stream<Item = Result<Decoded, ShardError>>,
     stop: &CancellationToken,
     progress: &watch::Sender<LeaseProgress>,
     books: &mut Books,
 ) -> Result<(), LeaseError> {
-    let source = shared.source_for(&work.shard.url)?;
-    let records = read_shard_from(source, work.shard.clone(), work.format.clone(), work.checkpoint);
     let mut records = std::pin::pin!(records);
     let only: Option<HashSet<u64>> =
         (!work.only_offsets.is_empty()).then(|| work.only_offsets.iter().copied().collect());

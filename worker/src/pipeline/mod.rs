@@ -6,6 +6,7 @@
 mod lease;
 mod progress;
 
+pub use lease::Records;
 pub use progress::{FailureTally, LeaseProgress};
 
 use std::collections::HashMap;
@@ -21,7 +22,7 @@ use crate::limiter::{Limiter, Rate};
 use crate::metrics::Metrics;
 use crate::protocol::{LeaseCounters, LeaseKey};
 use crate::request::RequestBuilder;
-use crate::send::{Auth, AuthError, ClientError, HttpClient, SendConfig, SendObserver, Sender};
+use crate::send::{Auth, AuthError, Both, ClientError, HttpClient, SendConfig, SendObserver, Sender};
 use crate::shard::ShardSpec;
 use crate::source::{Source, SourceError, parse_url};
 
@@ -54,6 +55,8 @@ pub struct LeaseWork {
 /// What every lease task shares.
 pub(crate) struct Shared {
     sender: RwLock<Arc<Sender>>,
+    /// Told of every attempt and throttle: the metrics, and whatever else watches.
+    observer: RwLock<Arc<dyn SendObserver>>,
     slots: Arc<Semaphore>,
     slot_count: Mutex<usize>,
     limiter: Arc<Limiter>,
@@ -135,10 +138,13 @@ impl std::fmt::Debug for Pipeline {
     }
 }
 
-fn build_sender(config: &SendConfig, limiter: &Arc<Limiter>, metrics: &Arc<Metrics>) -> Result<Sender, PipelineError> {
+fn build_sender(
+    config: &SendConfig,
+    limiter: &Arc<Limiter>,
+    observer: Arc<dyn SendObserver>,
+) -> Result<Sender, PipelineError> {
     let client = HttpClient::new(config)?;
     let auth = Auth::new(&config.auth, client.clone())?;
-    let observer: Arc<dyn SendObserver> = metrics.clone();
     Ok(Sender::new(config.clone(), client, auth, limiter.clone(), observer))
 }
 
@@ -154,11 +160,13 @@ impl Pipeline {
         let limiter = Arc::new(Limiter::unlimited());
         limiter.set_rate(rate);
         metrics.share.set(rate.map_or(0, |r| i64::try_from(r.per_second).unwrap_or(i64::MAX)));
-        let sender = build_sender(config, &limiter, &metrics)?;
+        let observer: Arc<dyn SendObserver> = metrics.clone();
+        let sender = build_sender(config, &limiter, observer.clone())?;
         let slots = config.max_in_flight.max(1);
         let (gate_tx, gate_rx) = watch::channel(true);
         let shared = Arc::new(Shared {
             sender: RwLock::new(Arc::new(sender)),
+            observer: RwLock::new(observer),
             slots: Arc::new(Semaphore::new(slots)),
             slot_count: Mutex::new(slots),
             limiter,
@@ -190,10 +198,18 @@ impl Pipeline {
     /// Replaces the send settings without a restart: new client, auth and retry policy for every
     /// attempt from now on (attempts already running finish with the old ones); same limiter.
     pub fn set_send_config(&self, config: &SendConfig) -> Result<(), PipelineError> {
-        let sender = build_sender(config, &self.shared.limiter, &self.shared.metrics)?;
+        let observer = self.shared.observer.read().unwrap_or_else(PoisonError::into_inner).clone();
+        let sender = build_sender(config, &self.shared.limiter, observer)?;
         *self.shared.sender.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(sender);
         self.set_max_in_flight(config.max_in_flight);
         Ok(())
+    }
+
+    /// Tells `observer` of every attempt and throttle from now on, besides the metrics.
+    pub fn observe(&self, observer: Arc<dyn SendObserver>) -> Result<(), PipelineError> {
+        let metrics: Arc<dyn SendObserver> = self.shared.metrics.clone();
+        *self.shared.observer.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(Both(metrics, observer));
+        self.set_send_config(&self.send_config())
     }
 
     /// Changes how many requests may be in flight across all leases.
@@ -246,8 +262,19 @@ impl Pipeline {
         async move { shared.lease_ended.notified().await }
     }
 
-    /// Starts delivering a lease.
+    /// Starts delivering a lease, reading its shard.
     pub fn start(&self, work: LeaseWork) -> LeaseHandle {
+        self.spawn(work, None)
+    }
+
+    /// Starts delivering a lease over `records` instead of its shard's reader (the shard's URL
+    /// and kind still say where it ends): the send loop as it runs in production, fed by a test
+    /// or a benchmark.
+    pub fn start_with_records(&self, work: LeaseWork, records: Records) -> LeaseHandle {
+        self.spawn(work, Some(records))
+    }
+
+    fn spawn(&self, work: LeaseWork, records: Option<Records>) -> LeaseHandle {
         let stop = CancellationToken::new();
         let initial =
             LeaseProgress { checkpoint: work.checkpoint, counters: work.base.clone(), ..LeaseProgress::default() };
@@ -255,7 +282,7 @@ impl Pipeline {
         let key = work.key.clone();
         let base = work.base.clone();
         self.shared.metrics.active_leases.inc();
-        let task = tokio::spawn(lease::run(self.shared.clone(), work, stop.clone(), tx));
+        let task = tokio::spawn(lease::run(self.shared.clone(), work, records, stop.clone(), tx));
         LeaseHandle { key, base, stop, progress: rx, task }
     }
 }

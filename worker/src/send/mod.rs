@@ -1,6 +1,6 @@
 //! The send stack: a pooled HTTP client with TLS and auth, the retry classifier and back-off,
-//! one record's attempts through the shared limiter, and the per-shard loop with bounded
-//! in-flight requests.
+//! and one record's attempts through the shared limiter. The loop over a shard's records is the
+//! pipeline's (`crate::pipeline`).
 
 mod attempt;
 mod auth;
@@ -9,7 +9,6 @@ mod config;
 mod conn;
 mod from_api;
 mod observer;
-mod pipeline;
 mod pool;
 mod retry;
 mod tls;
@@ -20,7 +19,6 @@ pub use auth::{Auth, AuthError, TokenSource};
 pub use client::{AttemptError, BODY_KEEP, ClientError, HttpClient, Outgoing, Response};
 pub use config::{AuthConfig, HttpVersion, OAuth2Config, SendConfig, TlsConfig};
 pub use from_api::{FromApiError, SecretLookup, auth_config, retry_config, send_config};
-pub use observer::{AttemptReport, NoopObserver, SendObserver, Throttle, ThrottleSummary, ThrottleTracker};
-pub use pipeline::{DeliverError, ShardDelivery, ShardOutcome};
+pub use observer::{AttemptReport, Both, NoopObserver, SendObserver, Throttle, ThrottleSummary, ThrottleTracker};
 pub use retry::{InvalidRetryOn, Jitter, RetryConfig, RetryLogic, RetryOn, TransportError, Verdict, retry_after};
 pub use tls::TlsError;

@@ -1,8 +1,8 @@
 //! What the send path tells the rest of the worker: every attempt (for metrics) and every
 //! throttle signal (for the coordinator, which cuts the Destination's rate and pauses it).
 
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use super::retry::TransportError;
@@ -45,6 +45,21 @@ pub trait SendObserver: Send + Sync {
 pub struct NoopObserver;
 
 impl SendObserver for NoopObserver {}
+
+/// Two observers told the same things, in order.
+pub struct Both(pub Arc<dyn SendObserver>, pub Arc<dyn SendObserver>);
+
+impl SendObserver for Both {
+    fn attempt(&self, report: &AttemptReport) {
+        self.0.attempt(report);
+        self.1.attempt(report);
+    }
+
+    fn throttled(&self, throttle: Throttle) {
+        self.0.throttled(throttle);
+        self.1.throttled(throttle);
+    }
+}
 
 /// Collects throttle signals between two heartbeats.
 #[derive(Debug, Default)]
