@@ -418,3 +418,76 @@ async fn the_binary_prints_its_address_serves_and_stops_on_sigterm() {
     let status = tokio::time::timeout(Duration::from_secs(5), child.wait()).await.expect("exits").expect("waits");
     assert!(status.success(), "exit status {status}");
 }
+
+#[tokio::test]
+async fn the_binary_serves_https_with_the_given_certificate_and_refuses_a_cert_without_key() {
+    use courier_e2e::sim::TestPki;
+    use rustls::pki_types::pem::PemObject as _;
+
+    let pki = TestPki::generate().expect("pki");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (cert, key) = (dir.path().join("tls.crt"), dir.path().join("tls.key"));
+    std::fs::write(&cert, &pki.server.cert_pem).expect("write cert");
+    std::fs::write(&key, &pki.server.key_pem).expect("write key");
+
+    let lonely = tokio::process::Command::new(env!("CARGO_BIN_EXE_partner-sim"))
+        .arg("--tls-cert")
+        .arg(&cert)
+        .output()
+        .await
+        .expect("the binary runs");
+    assert_eq!(lonely.status.code(), Some(2), "a certificate without its key is a usage error");
+
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_partner-sim"))
+        .args(["--listen", "127.0.0.1:0", "--threads", "1", "--tls-cert"])
+        .arg(&cert)
+        .arg("--tls-key")
+        .arg(&key)
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("the binary starts");
+    let stdout = child.stdout.take().expect("stdout is piped");
+    let mut lines = tokio::io::BufReader::new(stdout).lines();
+    let ready = tokio::time::timeout(Duration::from_secs(10), lines.next_line())
+        .await
+        .expect("a ready line within 10 s")
+        .expect("stdout readable")
+        .expect("a ready line");
+    let url = ready.rsplit(' ').next().expect("the line ends with the URL").to_owned();
+    assert!(url.starts_with("https://"), "{ready}");
+    let addr = url.trim_start_matches("https://").to_owned();
+
+    // A TLS client trusting only the test CA, speaking HTTP/1.1 over it.
+    let mut roots = rustls::RootCertStore::empty();
+    for ca in rustls::pki_types::CertificateDer::pem_slice_iter(pki.ca_pem.as_bytes()) {
+        roots.add(ca.expect("CA PEM")).expect("CA");
+    }
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("versions")
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let tcp = tokio::net::TcpStream::connect(&addr).await.expect("connect");
+    let name = rustls::pki_types::ServerName::try_from("localhost").expect("name");
+    let tls =
+        tokio_rustls::TlsConnector::from(std::sync::Arc::new(config)).connect(name, tcp).await.expect("handshake");
+    let (mut sender, connection) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tls)).await.expect("http/1.1");
+    tokio::spawn(connection);
+    let request = Request::builder()
+        .uri("/ingest")
+        .method(Method::POST)
+        .header("host", "localhost")
+        .header("idempotency-key", "tls-1")
+        .body(Full::new(Bytes::from_static(b"{}")))
+        .expect("request");
+    let response = sender.send_request(request).await.expect("answer");
+    assert_eq!(response.status(), StatusCode::OK);
+
+    let pid = child.id().expect("running").to_string();
+    tokio::process::Command::new("kill").args(["-TERM", &pid]).status().await.expect("kill runs");
+    let status = tokio::time::timeout(Duration::from_secs(5), child.wait()).await.expect("exits").expect("waits");
+    assert!(status.success(), "exit status {status}");
+}
