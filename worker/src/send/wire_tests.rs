@@ -261,3 +261,81 @@ fn headers_named_like_ours_in_any_case_are_still_ours() {
         "{text}"
     );
 }
+
+mod prop {
+    use bytes::BytesMut;
+    use proptest::prelude::*;
+
+    use super::super::{BodyDecoder, Framing};
+
+    /// `body` as a chunked encoding with chunks of the given sizes (cycled), some with an
+    /// extension, and a trailer.
+    fn chunked(body: &[u8], sizes: &[usize], extension: bool) -> Vec<u8> {
+        let mut out = Vec::new();
+        let mut rest = body;
+        let mut i = 0;
+        while !rest.is_empty() {
+            let n = sizes[i % sizes.len()].clamp(1, rest.len());
+            let ext = if extension && i % 2 == 0 { ";name=value" } else { "" };
+            out.extend_from_slice(format!("{n:x}{ext}\r\n").as_bytes());
+            out.extend_from_slice(&rest[..n]);
+            out.extend_from_slice(b"\r\n");
+            rest = &rest[n..];
+            i += 1;
+        }
+        out.extend_from_slice(b"0\r\nx-checksum: 1\r\n\r\n");
+        out
+    }
+
+    /// Feeds `wire` in pieces of the given sizes (cycled); what was kept, read, and left over.
+    fn feed(framing: Framing, wire: &[u8], pieces: &[usize], keep: usize) -> (bool, Vec<u8>, u64, Vec<u8>) {
+        let mut decoder = BodyDecoder::new(framing, keep);
+        let mut buf = BytesMut::new();
+        let mut at = 0;
+        let mut i = 0;
+        while at < wire.len() {
+            let n = pieces[i % pieces.len()].clamp(1, wire.len() - at);
+            buf.extend_from_slice(&wire[at..at + n]);
+            decoder.feed(&mut buf).expect("valid body");
+            at += n;
+            i += 1;
+        }
+        let (done, read) = (decoder.is_done(), decoder.read());
+        (done, decoder.into_kept().to_vec(), read, buf.to_vec())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        #[test]
+        fn chunked_bodies_decode_to_what_was_encoded_whatever_the_chunks_and_reads(
+            body in prop::collection::vec(any::<u8>(), 0..3000),
+            sizes in prop::collection::vec(1usize..700, 1..6),
+            pieces in prop::collection::vec(1usize..300, 1..6),
+            extension in any::<bool>(),
+            keep in 0usize..5000,
+        ) {
+            let mut wire = chunked(&body, &sizes, extension);
+            wire.extend_from_slice(b"HTTP/1.1");
+            let (done, kept, read, left) = feed(Framing::Chunked, &wire, &pieces, keep);
+            prop_assert!(done);
+            prop_assert_eq!(&kept[..], &body[..keep.min(body.len())]);
+            prop_assert_eq!(read, body.len() as u64);
+            prop_assert_eq!(&left[..], b"HTTP/1.1", "the next response's bytes are left alone");
+        }
+
+        #[test]
+        fn length_bodies_stop_at_their_length(
+            body in prop::collection::vec(any::<u8>(), 0..3000),
+            pieces in prop::collection::vec(1usize..300, 1..6),
+        ) {
+            let mut wire = body.clone();
+            wire.extend_from_slice(b"NEXT");
+            let (done, kept, read, left) = feed(Framing::Length(body.len() as u64), &wire, &pieces, 4096);
+            prop_assert!(done);
+            prop_assert_eq!(kept, body.clone());
+            prop_assert_eq!(read, body.len() as u64);
+            prop_assert_eq!(&left[..], b"NEXT");
+        }
+    }
+}
