@@ -18,6 +18,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 
 use super::config::{HttpVersion, SendConfig};
+use super::conn::Answer;
 use super::pool::Http1Pool;
 use super::retry::TransportError;
 use super::tls::{TlsError, client_config};
@@ -161,9 +162,7 @@ impl HttpClient {
                 request.body,
             );
             match conn.exchange(request.method, BODY_KEEP, BODY_DRAIN_MAX).await {
-                Ok(answer) => {
-                    let reusable = answer.reusable;
-                    let response = Response { status: answer.status, headers: answer.headers, body: answer.body };
+                Ok(Answer { response, reusable }) => {
                     if reusable {
                         pool.checkin(lease);
                     }

@@ -8,12 +8,13 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use bytes::{Buf as _, BytesMut};
-use http::{HeaderMap, Method, StatusCode};
+use http::Method;
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _, ReadBuf};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 
+use super::client::Response;
 use super::wire::{BodyDecoder, WireError, parse_head};
 
 /// Bytes read from the socket at a time (grown for larger heads).
@@ -89,14 +90,10 @@ impl ExchangeError {
     }
 }
 
-/// A complete response.
+/// A complete response, and whether its connection can carry another request.
 #[derive(Debug)]
 pub struct Answer {
-    pub status: StatusCode,
-    pub headers: HeaderMap,
-    /// The first `keep` bytes of the body.
-    pub body: bytes::Bytes,
-    /// The connection can carry another request.
+    pub response: Response,
     pub reusable: bool,
 }
 
@@ -108,13 +105,11 @@ pub struct Conn {
     pub out: Vec<u8>,
     /// When it went back to the pool.
     pub idle_since: Instant,
-    /// Requests it has carried.
-    pub uses: u64,
 }
 
 impl Conn {
     pub fn new(stream: Stream) -> Self {
-        Self { stream, read: BytesMut::with_capacity(READ_CHUNK), out: Vec::new(), idle_since: Instant::now(), uses: 0 }
+        Self { stream, read: BytesMut::with_capacity(READ_CHUNK), out: Vec::new(), idle_since: Instant::now() }
     }
 
     /// An idle connection is still usable: the partner has neither closed it nor sent anything
@@ -134,7 +129,6 @@ impl Conn {
     /// its body; a body larger than `drain_max` is not read to its end (the connection is then
     /// not reusable).
     pub async fn exchange(&mut self, method: &Method, keep: usize, drain_max: u64) -> Result<Answer, ExchangeError> {
-        self.uses += 1;
         self.stream.write_all(&self.out).await.map_err(ExchangeError::Write)?;
         self.stream.flush().await.map_err(ExchangeError::Write)?;
         let mut got_any = false;
@@ -172,7 +166,8 @@ impl Conn {
         }
         // Bytes after the response (nothing was asked for them) make the connection unusable.
         let reusable = complete && head.keep_alive && self.read.is_empty();
-        Ok(Answer { status: head.status, headers: head.headers, body: body.into_kept(), reusable })
+        let response = Response { status: head.status, headers: head.headers, body: body.into_kept() };
+        Ok(Answer { response, reusable })
     }
 
     /// Reads more bytes into the buffer; `Ok(0)` at end of stream.
