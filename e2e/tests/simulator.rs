@@ -379,6 +379,34 @@ async fn posting_throttle_answers_exactly_the_next_requests_429_with_retry_after
     assert_eq!((stats.accepted, stats.rejected.rate_limited, stats.unique_keys), (2, 2, 2));
 }
 
+/// Starts the `partner-sim` binary with `args`; the child and the URL of its ready line.
+async fn start_binary(args: &[&str]) -> (tokio::process::Child, String) {
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_partner-sim"))
+        .args(args)
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("the binary starts");
+    let stdout = child.stdout.take().expect("stdout is piped");
+    let mut lines = tokio::io::BufReader::new(stdout).lines();
+    let ready = tokio::time::timeout(Duration::from_secs(10), lines.next_line())
+        .await
+        .expect("a ready line within 10 s")
+        .expect("stdout readable")
+        .expect("a ready line");
+    let url = ready.rsplit(' ').next().expect("the line ends with the URL").to_owned();
+    (child, url)
+}
+
+/// Sends SIGTERM and checks that the binary exits cleanly within 5 s.
+async fn stop_binary(mut child: tokio::process::Child) {
+    let pid = child.id().expect("running").to_string();
+    let killed = tokio::process::Command::new("kill").args(["-TERM", &pid]).status().await.expect("kill runs");
+    assert!(killed.success());
+    let status = tokio::time::timeout(Duration::from_secs(5), child.wait()).await.expect("exits").expect("waits");
+    assert!(status.success(), "exit status {status}");
+}
+
 #[tokio::test]
 async fn the_binary_refuses_a_bad_flag_with_one_line_and_exit_code_2() {
     let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_partner-sim"))
@@ -393,30 +421,14 @@ async fn the_binary_refuses_a_bad_flag_with_one_line_and_exit_code_2() {
 
 #[tokio::test]
 async fn the_binary_prints_its_address_serves_and_stops_on_sigterm() {
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_partner-sim"))
-        .args(["--listen", "127.0.0.1:0", "--rate", "10", "--burst", "2", "--threads", "1"])
-        .stdout(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("the binary starts");
-    let stdout = child.stdout.take().expect("stdout is piped");
-    let mut lines = tokio::io::BufReader::new(stdout).lines();
-    let ready = tokio::time::timeout(Duration::from_secs(10), lines.next_line())
-        .await
-        .expect("a ready line within 10 s")
-        .expect("stdout readable")
-        .expect("a ready line");
-    let url = ready.rsplit(' ').next().expect("the line ends with the URL").to_owned();
+    let (child, url) =
+        start_binary(&["--listen", "127.0.0.1:0", "--rate", "10", "--burst", "2", "--threads", "1"]).await;
 
     let client = Client { http: HyperClient::builder(TokioExecutor::new()).build_http(), base: url };
     let stats = client.stats().await;
     assert_eq!(stats.config.rate_limit, Some(RateLimit { rate: 10.0, burst: 2 }));
 
-    let pid = child.id().expect("running").to_string();
-    let killed = tokio::process::Command::new("kill").args(["-TERM", &pid]).status().await.expect("kill runs");
-    assert!(killed.success());
-    let status = tokio::time::timeout(Duration::from_secs(5), child.wait()).await.expect("exits").expect("waits");
-    assert!(status.success(), "exit status {status}");
+    stop_binary(child).await;
 }
 
 #[tokio::test]
@@ -438,24 +450,10 @@ async fn the_binary_serves_https_with_the_given_certificate_and_refuses_a_cert_w
         .expect("the binary runs");
     assert_eq!(lonely.status.code(), Some(2), "a certificate without its key is a usage error");
 
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_partner-sim"))
-        .args(["--listen", "127.0.0.1:0", "--threads", "1", "--tls-cert"])
-        .arg(&cert)
-        .arg("--tls-key")
-        .arg(&key)
-        .stdout(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("the binary starts");
-    let stdout = child.stdout.take().expect("stdout is piped");
-    let mut lines = tokio::io::BufReader::new(stdout).lines();
-    let ready = tokio::time::timeout(Duration::from_secs(10), lines.next_line())
-        .await
-        .expect("a ready line within 10 s")
-        .expect("stdout readable")
-        .expect("a ready line");
-    let url = ready.rsplit(' ').next().expect("the line ends with the URL").to_owned();
-    assert!(url.starts_with("https://"), "{ready}");
+    let (cert, key) = (cert.to_str().expect("UTF-8 path"), key.to_str().expect("UTF-8 path"));
+    let (child, url) =
+        start_binary(&["--listen", "127.0.0.1:0", "--threads", "1", "--tls-cert", cert, "--tls-key", key]).await;
+    assert!(url.starts_with("https://"), "{url}");
     let addr = url.trim_start_matches("https://").to_owned();
 
     // A TLS client trusting only the test CA, speaking HTTP/1.1 over it.
@@ -486,8 +484,5 @@ async fn the_binary_serves_https_with_the_given_certificate_and_refuses_a_cert_w
     let response = sender.send_request(request).await.expect("answer");
     assert_eq!(response.status(), StatusCode::OK);
 
-    let pid = child.id().expect("running").to_string();
-    tokio::process::Command::new("kill").args(["-TERM", &pid]).status().await.expect("kill runs");
-    let status = tokio::time::timeout(Duration::from_secs(5), child.wait()).await.expect("exits").expect("waits");
-    assert!(status.success(), "exit status {status}");
+    stop_binary(child).await;
 }
