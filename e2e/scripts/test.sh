@@ -17,7 +17,6 @@ cargo build --workspace --all-targets --locked
 
 trap stop_ground EXIT
 start_ground
-export COURIER_E2E=1
 # The demo's operator watches every namespace: it would compete with the operators the tests
 # start for their own namespaces, so it is scaled to zero while the tests run (`make demo`
 # scales it back).
@@ -31,7 +30,7 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 
 step "tests"
 set +e
-cargo test --workspace --locked --no-fail-fast 2>&1 | tee "$COURIER_STATE/logs/cargo-test.log"
+cargo test --workspace --locked --no-fail-fast -- --include-ignored 2>&1 | tee "$COURIER_STATE/logs/cargo-test.log"
 status=${PIPESTATUS[0]}
 set -e
 passed=$(grep -Eo '^test result: .*' "$COURIER_STATE/logs/cargo-test.log" | awk '{p+=$4; f+=$6} END {print p+0, f+0}')
