@@ -20,9 +20,32 @@ pub(super) struct WorkerEntry {
     pub applied: u32,
     pub last_seen: Millis,
     pub draining: bool,
+    /// The worker process's random incarnation (0: unknown).
+    pub incarnation: u64,
     /// Holds at least one live lease (weighs in even before it reports a demand).
     pub holds_leases: bool,
     pub stats: WorkerStats,
+}
+
+/// What a heartbeat told about its worker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Observed {
+    /// First heard of.
+    pub new: bool,
+    /// A new process under a name already known: the previous one has ended.
+    pub restarted: bool,
+}
+
+/// Part of the limit held back for shares an earlier leader may have granted to workers that
+/// have not reported to this one yet (see [`DestinationState::reserve_for_earlier_grants`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(super) struct Reserve {
+    /// Requests/s still unaccounted for.
+    pub amount: u32,
+    /// When every earlier grant has lapsed for sure.
+    pub until: Millis,
+    /// Workers whose first report already took their share out of `amount`.
+    pub reported: std::collections::BTreeSet<String>,
 }
 
 /// One Destination.
@@ -35,12 +58,51 @@ pub(super) struct DestinationState {
     pub workers: BTreeMap<String, WorkerEntry>,
     pub idle_since: Option<Millis>,
     pub last_desired: i32,
+    pub reserve: Option<Reserve>,
 }
 
 impl DestinationState {
     pub fn new(key: ObjectKey, spec: DestinationSpec, generation: i64, now: Millis) -> Self {
         let aimd = AimdState::new(spec_rps(&spec), now);
-        DestinationState { key, spec, generation, aimd, workers: BTreeMap::new(), idle_since: None, last_desired: 0 }
+        DestinationState {
+            key,
+            spec,
+            generation,
+            aimd,
+            workers: BTreeMap::new(),
+            idle_since: None,
+            last_desired: 0,
+            reserve: None,
+        }
+    }
+
+    /// A new leader does not know which shares the last one granted; they stay in force at
+    /// the workers until their time-to-live runs out (`until`). Until then the whole limit is
+    /// held back, less what each worker reports enforcing at its first heartbeat — so the sum
+    /// of shares in force never exceeds the limit across the leader change, while workers that
+    /// report keep their shares and go on sending.
+    pub fn reserve_for_earlier_grants(&mut self, until: Millis) {
+        self.reserve = Some(Reserve { amount: spec_rps(&self.spec), until, reported: Default::default() });
+    }
+
+    /// The Destination had `replicas` worker pods when first seen in this term; with none, no
+    /// earlier grant can be in force.
+    pub fn prior_workers(&mut self, replicas: i32) {
+        if replicas <= 0 {
+            self.reserve = None;
+        }
+    }
+
+    /// What is still held back at `now`.
+    pub fn reserved(&mut self, now: Millis) -> u32 {
+        match &self.reserve {
+            Some(r) if now < r.until && r.amount > 0 => r.amount,
+            Some(_) => {
+                self.reserve = None;
+                0
+            }
+            None => 0,
+        }
     }
 
     /// Takes a new spec; the limit re-bases at once.
@@ -57,18 +119,31 @@ impl DestinationState {
         before != self.workers.len()
     }
 
-    /// Records what the worker said about itself.
-    pub fn observe_worker(&mut self, req: &HeartbeatRequest, now: Millis) -> bool {
+    /// Records what the worker said about itself: whether it is new, and whether it is a new
+    /// process under a known name (the one before has ended: its share is void).
+    pub fn observe_worker(&mut self, req: &HeartbeatRequest, now: Millis) -> Observed {
+        if let Some(r) = &mut self.reserve
+            && r.reported.insert(req.worker.clone())
+        {
+            // Its share, granted by an earlier leader, is known now: it is counted as the
+            // worker's own from here on.
+            r.amount = r.amount.saturating_sub(req.applied_share);
+        }
+        let previous = self.workers.get(&req.worker);
+        let restarted = previous.is_some_and(|p| p.incarnation != 0 && p.incarnation != req.incarnation);
+        let granted = if restarted { 0 } else { previous.map_or(0, |w| w.granted) };
         let entry = WorkerEntry {
             demand: if req.draining { 0 } else { req.demand },
-            granted: self.workers.get(&req.worker).map_or(0, |w| w.granted),
+            granted,
             applied: req.applied_share,
             last_seen: now,
             draining: req.draining,
+            incarnation: req.incarnation,
             holds_leases: false,
             stats: req.stats.clone(),
         };
-        self.workers.insert(req.worker.clone(), entry).is_none()
+        let new = self.workers.insert(req.worker.clone(), entry).is_none();
+        Observed { new, restarted }
     }
 
     /// Records whether `worker` holds leases now.
@@ -79,9 +154,9 @@ impl DestinationState {
     }
 
     /// Decides `worker`'s share (to be sent to it now) and records it as sent.
-    pub fn share_of(&mut self, worker: &str) -> RateShare {
+    pub fn share_of(&mut self, worker: &str, now: Millis) -> RateShare {
         let names: Vec<String> = self.workers.keys().cloned().collect();
-        let ws: Vec<WorkerShare> = self
+        let mut ws: Vec<WorkerShare> = self
             .workers
             .values()
             .zip(weights(&self.workers))
@@ -89,7 +164,16 @@ impl DestinationState {
             .collect();
         let effective = self.aimd.effective();
         let Some(i) = names.iter().position(|n| n == worker) else { return RateShare::default() };
-        let grant = shares::grant_for(effective, &ws, i);
+        let reserved = self.reserved(now);
+        if reserved > 0 {
+            // Earlier grants not reported yet: held like a worker that wants nothing more.
+            ws.push(WorkerShare { demand: 0, granted: reserved, applied: reserved });
+        }
+        let draining = self.workers.get(worker).is_some_and(|w| w.draining);
+        // A draining worker starts no new attempt: it gets nothing, and what it had is free as
+        // soon as it reports enforcing nothing (it stops at once).
+        let grant = if draining { 0 } else { shares::grant_for(effective, &ws, i) };
+        ws.truncate(names.len());
         if let Some(w) = self.workers.get_mut(worker) {
             w.granted = grant;
         }
@@ -97,7 +181,11 @@ impl DestinationState {
         let rl = &self.spec.rate_limit;
         let spec = u64::from(spec_rps(&self.spec));
         let scaled = |v: u64| (u128::from(v) * u128::from(effective) / u128::from(spec.max(1))) as u64;
-        let burst = shares::split_with_floor(scaled(rl.effective_burst().max(1) as u64), &demands, 1)[i];
+        // The burst follows the share actually granted, so the bursts of all workers add up to
+        // (about) the Destination's burst whatever the workers' shares are in transition.
+        let burst = (u128::from(scaled(rl.effective_burst().max(1) as u64)) * u128::from(grant)
+            / u128::from(effective.max(1)))
+        .max(1) as u64;
         let per_worker = self.spec.workers.max_in_flight_per_worker.max(1) as u64;
         let max_in_flight = match rl.max_in_flight {
             Some(total) => shares::split_with_floor(total.max(1) as u64, &demands, 1)[i].min(per_worker),
@@ -200,8 +288,9 @@ impl DestinationState {
     }
 }
 
-/// Share weights. Only workers holding leases have work to do: a worker without one weighs
-/// nothing (whatever demand it reports) unless nobody holds any, when all split evenly. A
+/// Share weights. Only workers holding leases have work to do: a worker without one, or one
+/// draining, weighs nothing (whatever demand it reports) unless nobody weighs anything, when all
+/// split evenly. A
 /// worker holding leases that reports no demand yet (it just got them, or is draining its
 /// in-flight records) weighs as much as the average demanding worker.
 fn weights(workers: &BTreeMap<String, WorkerEntry>) -> Vec<u32> {
@@ -211,10 +300,11 @@ fn weights(workers: &BTreeMap<String, WorkerEntry>) -> Vec<u32> {
         if demanding.is_empty() { 1 } else { (demanding.iter().sum::<u64>() / demanding.len() as u64).max(1) as u32 };
     workers
         .values()
-        .map(|w| match (w.holds_leases, w.demand) {
-            (false, _) => 0,
-            (true, 0) => average,
-            (true, d) => d,
+        .map(|w| match (w.draining, w.holds_leases, w.demand) {
+            // Draining: it starts no new attempt, so it gives its share back at once.
+            (true, _, _) | (false, false, _) => 0,
+            (false, true, 0) => average,
+            (false, true, d) => d,
         })
         .collect()
 }

@@ -115,6 +115,12 @@ async fn reconcile_inner(dest: &Destination, ctx: &Context) -> Result<Action> {
         }
     };
 
+    // A new leader holds back shares an earlier one may have granted; with no worker pods
+    // there are none.
+    if let Some(replicas) = deployment.as_ref().and_then(|d| d.status.as_ref()).map(|s| s.replicas.unwrap_or(0)) {
+        ctx.coordinator.set_prior_workers(&ns, &name, replicas);
+    }
+
     // status
     let figures = figures(dest, runtime.as_ref(), deployment.as_ref());
     record_metrics(ctx, &ns, &name, &figures);

@@ -66,6 +66,8 @@ fn heartbeat(
         let report = LeaseReport {
             key: lease.key.clone(),
             checkpoint: pos,
+            frontier: 0,
+            pending: vec![],
             counters: LeaseCounters { read: sent, sent, bytes: sent * 10, ..Default::default() },
             base: lease.counters.clone(),
             failures: vec![],
