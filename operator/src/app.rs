@@ -29,7 +29,12 @@ pub enum LogFormat {
 
 /// Command-line flags of `courier-operator`.
 #[derive(Debug, Clone, Parser)]
-#[command(name = "courier-operator", version, about = "Courier operator: delivers batch data to partner APIs")]
+#[command(
+    name = "courier-operator",
+    version,
+    about = "Courier operator: delivers batch data to partner APIs",
+    args_override_self = true
+)]
 pub struct Args {
     /// Image of worker pods when a Destination does not name one.
     #[arg(long, default_value = "courier/worker:dev")]

@@ -19,6 +19,21 @@ use crate::shard::ShardSpec;
 /// Path of the heartbeat endpoint.
 pub const HEARTBEAT_PATH: &str = "/v1/heartbeat";
 
+/// A partner's `Retry-After` shorter than this (about two heartbeats, the time it takes to
+/// spread a pause to every worker of a Destination) only delays the record it answered; a
+/// longer one pauses the worker at once and, through the coordinator, the whole Destination.
+pub const SHORTEST_SPREAD_PAUSE_MS: u64 = 2_000;
+
+/// Window over which 429s are counted (worker and coordinator alike).
+pub const THROTTLE_WINDOW_MS: u64 = 2_000;
+
+/// 429s tolerated in one [`THROTTLE_WINDOW_MS`] at `rate` requests/s before they count as the
+/// partner pushing back: 0.5 % of the window's requests, at least 3. Fewer are the odd request
+/// that arrived a little early (jitter); they are retried, nothing else.
+pub fn tolerated_429s(rate: u32) -> u64 {
+    (u64::from(rate) * THROTTLE_WINDOW_MS / 1000 * 5 / 1000).max(3)
+}
+
 /// Identifies one lease: one attempt of one shard of one package.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -130,6 +145,10 @@ pub struct LeaseReport {
     /// coordinator retries the shard up to the package's backoffLimit.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// The lease has ended here without finishing the shard (the worker drains, or the lease
+    /// was revoked): this is its final report and the shard may be leased again at once.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub released: bool,
 }
 
 /// What the partner said about our rate since the last heartbeat.
@@ -352,6 +371,7 @@ mod tests {
                 failures: vec![],
                 done: false,
                 error: None,
+                released: false,
             }],
             throttle: ThrottleReport::default(),
             stats: WorkerStats::default(),

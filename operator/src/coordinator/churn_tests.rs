@@ -114,9 +114,10 @@ impl World {
         c.begin_term(self.term, self.now);
         c.upsert_destination_at("ns", "d", &dest_spec(self.limit as i32), self.generation, self.now);
         c.upsert_package_at(plan("p", "d", 0, 0, 400), self.now);
-        // The Destination controller tells how many worker pods exist (it may be a little late).
-        let pods = self.workers.iter().filter(|w| w.alive).count();
-        c.set_prior_workers("ns", "d", i32::try_from(pods).unwrap_or(i32::MAX));
+        // The Destination controller names the worker pods that exist (a killed one whose
+        // container is not restarted is gone; a draining one is still there).
+        let pods = self.workers.iter().filter(|w| w.alive).map(|w| w.name.clone()).collect();
+        c.set_prior_workers("ns", "d", pods);
         self.leader = Some(c);
     }
 
@@ -145,6 +146,7 @@ impl World {
                     failures: vec![],
                     done: false,
                     error: None,
+                    released: false,
                 })
                 .collect(),
             throttle: ThrottleReport::default(),

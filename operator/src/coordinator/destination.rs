@@ -36,16 +36,26 @@ pub(super) struct Observed {
     pub restarted: bool,
 }
 
-/// Part of the limit held back for shares an earlier leader may have granted to workers that
-/// have not reported to this one yet (see [`DestinationState::reserve_for_earlier_grants`]).
+/// What a new leader does not know yet about a Destination: which shares and leases an earlier
+/// leader granted. See [`DestinationState::begin_warm_up`].
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub(super) struct Reserve {
-    /// Requests/s still unaccounted for.
+pub(super) struct WarmUp {
+    /// Requests/s of earlier grants not reported yet.
     pub amount: u32,
     /// When every earlier grant has lapsed for sure.
     pub until: Millis,
-    /// Workers whose first report already took their share out of `amount`.
+    /// Workers that reported in this term (their first report took their share out of
+    /// `amount`, and their leases are known).
     pub reported: std::collections::BTreeSet<String>,
+    /// The worker pods that existed when the term began (and still do), once the Destination
+    /// controller said: when all of them have reported, nothing is unknown any more.
+    pub prior: Option<std::collections::BTreeSet<String>>,
+}
+
+impl WarmUp {
+    fn over(&self, now: Millis) -> bool {
+        now >= self.until || self.prior.as_ref().is_some_and(|p| p.is_subset(&self.reported))
+    }
 }
 
 /// One Destination.
@@ -58,7 +68,7 @@ pub(super) struct DestinationState {
     pub workers: BTreeMap<String, WorkerEntry>,
     pub idle_since: Option<Millis>,
     pub last_desired: i32,
-    pub reserve: Option<Reserve>,
+    pub warm_up: Option<WarmUp>,
 }
 
 impl DestinationState {
@@ -72,37 +82,56 @@ impl DestinationState {
             workers: BTreeMap::new(),
             idle_since: None,
             last_desired: 0,
-            reserve: None,
+            warm_up: None,
         }
     }
 
-    /// A new leader does not know which shares the last one granted; they stay in force at
-    /// the workers until their time-to-live runs out (`until`). Until then the whole limit is
-    /// held back, less what each worker reports enforcing at its first heartbeat — so the sum
-    /// of shares in force never exceeds the limit across the leader change, while workers that
-    /// report keep their shares and go on sending.
-    pub fn reserve_for_earlier_grants(&mut self, until: Millis) {
-        self.reserve = Some(Reserve { amount: spec_rps(&self.spec), until, reported: Default::default() });
+    /// A new leader does not know which shares and leases the last one granted: they stay in
+    /// force at the workers until their time-to-live runs out (`until`). Until then, or until
+    /// every worker pod that existed has reported, the whole limit is held back less what each
+    /// worker reports enforcing at its first heartbeat — so the sum of shares in force never
+    /// exceeds the limit across the leader change, while workers that report keep their shares
+    /// and go on sending — and no lease is granted, since a shard that looks pending may still
+    /// be leased to a worker that has not reported yet.
+    pub fn begin_warm_up(&mut self, until: Millis) {
+        self.warm_up = Some(WarmUp { amount: spec_rps(&self.spec), until, ..WarmUp::default() });
     }
 
-    /// The Destination had `replicas` worker pods when first seen in this term; with none, no
-    /// earlier grant can be in force.
-    pub fn prior_workers(&mut self, replicas: i32) {
-        if replicas <= 0 {
-            self.reserve = None;
+    /// The worker pods that exist now (names); those not reported yet are what the warm-up
+    /// waits for.
+    pub fn prior_workers(&mut self, pods: impl IntoIterator<Item = String>) {
+        if let Some(w) = &mut self.warm_up {
+            w.prior = Some(pods.into_iter().collect());
+        }
+    }
+
+    /// True while an earlier leader's grants may be unknown.
+    pub fn warming_up(&mut self, now: Millis) -> bool {
+        match &self.warm_up {
+            Some(w) if !w.over(now) => true,
+            Some(w) => {
+                let unreported: Vec<&String> = w.prior.iter().flatten().filter(|p| !w.reported.contains(*p)).collect();
+                if now >= w.until {
+                    tracing::info!(
+                        namespace = %self.key.namespace, destination = %self.key.name, ?unreported,
+                        "warm-up over: every grant of an earlier leader has lapsed"
+                    );
+                } else {
+                    tracing::info!(
+                        namespace = %self.key.namespace, destination = %self.key.name, workers = w.reported.len(),
+                        "warm-up over: every worker pod reported"
+                    );
+                }
+                self.warm_up = None;
+                false
+            }
+            None => false,
         }
     }
 
     /// What is still held back at `now`.
     pub fn reserved(&mut self, now: Millis) -> u32 {
-        match &self.reserve {
-            Some(r) if now < r.until && r.amount > 0 => r.amount,
-            Some(_) => {
-                self.reserve = None;
-                0
-            }
-            None => 0,
-        }
+        if self.warming_up(now) { self.warm_up.as_ref().map_or(0, |w| w.amount) } else { 0 }
     }
 
     /// Takes a new spec; the limit re-bases at once.
@@ -122,7 +151,7 @@ impl DestinationState {
     /// Records what the worker said about itself: whether it is new, and whether it is a new
     /// process under a known name (the one before has ended: its share is void).
     pub fn observe_worker(&mut self, req: &HeartbeatRequest, now: Millis) -> Observed {
-        if let Some(r) = &mut self.reserve
+        if let Some(r) = &mut self.warm_up
             && r.reported.insert(req.worker.clone())
         {
             // Its share, granted by an earlier leader, is known now: it is counted as the
@@ -156,7 +185,7 @@ impl DestinationState {
     /// Decides `worker`'s share (to be sent to it now) and records it as sent.
     pub fn share_of(&mut self, worker: &str, now: Millis) -> RateShare {
         let names: Vec<String> = self.workers.keys().cloned().collect();
-        let mut ws: Vec<WorkerShare> = self
+        let ws: Vec<WorkerShare> = self
             .workers
             .values()
             .zip(weights(&self.workers))
@@ -164,16 +193,12 @@ impl DestinationState {
             .collect();
         let effective = self.aimd.effective();
         let Some(i) = names.iter().position(|n| n == worker) else { return RateShare::default() };
+        // Earlier grants not reported yet (a new leader's warm-up) are held back.
         let reserved = self.reserved(now);
-        if reserved > 0 {
-            // Earlier grants not reported yet: held like a worker that wants nothing more.
-            ws.push(WorkerShare { demand: 0, granted: reserved, applied: reserved });
-        }
         let draining = self.workers.get(worker).is_some_and(|w| w.draining);
         // A draining worker starts no new attempt: it gets nothing, and what it had is free as
         // soon as it reports enforcing nothing (it stops at once).
-        let grant = if draining { 0 } else { shares::grant_for(effective, &ws, i) };
-        ws.truncate(names.len());
+        let grant = if draining { 0 } else { shares::grant_for(effective, &ws, i, reserved) };
         if let Some(w) = self.workers.get_mut(worker) {
             w.granted = grant;
         }

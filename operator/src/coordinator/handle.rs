@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use courier_api::DestinationSpec;
-use courier_worker::protocol::{DestinationConfig, HeartbeatRequest, HeartbeatResponse};
+use courier_worker::protocol::{DestinationConfig, HeartbeatRequest, HeartbeatResponse, LeaseReport};
 use tokio::sync::{broadcast, watch};
 
 use super::destination::DestinationState;
@@ -73,6 +73,9 @@ struct State {
     /// `lease_ttl_ms`, plus margin, is the warm-up: grants of an earlier leader may still be
     /// in force, and leases of packages not loaded yet are not revoked).
     term: Option<(u64, Millis)>,
+    /// Reports of leases of packages not loaded yet (during the warm-up), by package: taken
+    /// in as soon as the package is, so its shards are not granted to someone else meanwhile.
+    orphans: BTreeMap<ObjectKey, Vec<(String, LeaseReport)>>,
 }
 
 /// The parts of a Destination's runtime whose change is announced: effective limit, pause,
@@ -94,6 +97,7 @@ impl Coordinator {
             leases: LeaseTable::new(u64::from(config.lease_ttl_ms) + CLOCK_MARGIN_MS),
             last_runtime: BTreeMap::new(),
             term: None,
+            orphans: BTreeMap::new(),
         };
         Coordinator { inner: Arc::new(Inner { state: Mutex::new(state), config, version, changed }) }
     }
@@ -116,6 +120,7 @@ impl Coordinator {
         state.destinations.clear();
         state.leases = LeaseTable::new(u64::from(self.inner.config.lease_ttl_ms) + CLOCK_MARGIN_MS);
         state.last_runtime.clear();
+        state.orphans.clear();
         state.term = Some((term, now));
     }
 
@@ -126,9 +131,9 @@ impl Coordinator {
 
     /// Adds or updates a Destination (its spec and `metadata.generation`). A changed limit
     /// takes effect at the workers' next heartbeat. A Destination first seen during a term's
-    /// warm-up keeps its limit reserved for shares an earlier leader may have granted, until
-    /// the workers report them, [`Self::set_prior_workers`] says there were none, or the
-    /// warm-up ends.
+    /// warm-up starts warming up itself (see `DestinationState::begin_warm_up`): until the
+    /// worker pods [`Self::set_prior_workers`] names have all reported, or the warm-up ends, its
+    /// limit is held back for shares an earlier leader may have granted and no lease is granted.
     pub fn upsert_destination(&self, namespace: &str, name: &str, spec: &DestinationSpec, generation: i64) {
         self.upsert_destination_at(namespace, name, spec, generation, now_ms());
     }
@@ -153,7 +158,8 @@ impl Coordinator {
                 None => {
                     let mut d = DestinationState::new(key.clone(), spec.clone(), generation, now);
                     if let Some(until) = warm_up {
-                        d.reserve_for_earlier_grants(until);
+                        tracing::info!(%namespace, destination = %name, "warm-up: waiting for the workers of an earlier leader to report");
+                        d.begin_warm_up(until);
                     }
                     state.destinations.insert(key.clone(), d);
                 }
@@ -162,13 +168,18 @@ impl Coordinator {
         self.notify([Change::Destination(key)]);
     }
 
-    /// Tells how many worker pods the Destination had when first seen in this term (its
-    /// Deployment's `status.replicas`): with none, no earlier grant can be in force and the
-    /// warm-up reserve is dropped.
-    pub fn set_prior_workers(&self, namespace: &str, name: &str, replicas: i32) {
+    /// Names the Destination's worker pods that exist now. During the warm-up, once each of
+    /// them has reported (or is gone), nothing granted by an earlier leader is unknown any
+    /// more: the warm-up ends early. With none, it ends at once.
+    pub fn set_prior_workers(&self, namespace: &str, name: &str, pods: Vec<String>) {
         if let Some(d) = self.lock().destinations.get_mut(&ObjectKey::new(namespace, name)) {
-            d.prior_workers(replicas);
+            d.prior_workers(pods);
         }
+    }
+
+    /// Whether the Destination is warming up (the controller then names its worker pods).
+    pub fn needs_prior_workers(&self, namespace: &str, name: &str) -> bool {
+        self.lock().destinations.get_mut(&ObjectKey::new(namespace, name)).is_some_and(|d| d.warming_up(now_ms()))
     }
 
     /// Forgets a Destination; its workers' heartbeats are refused from now on.
@@ -195,7 +206,16 @@ impl Coordinator {
     pub fn upsert_package_at(&self, plan: PackagePlan, now: Millis) {
         let pkey = plan.key.clone();
         let dkey = ObjectKey::new(&plan.key.namespace, &plan.destination);
-        self.lock().leases.upsert_package(plan, now);
+        {
+            let mut guard = self.lock();
+            let state = &mut *guard;
+            state.leases.upsert_package(plan, now);
+            if let Some(orphans) = state.orphans.remove(&pkey) {
+                for (worker, report) in orphans {
+                    state.leases.report(&worker, &report, now);
+                }
+            }
+        }
         self.notify([Change::Package(pkey), Change::Destination(dkey)]);
     }
 
@@ -227,6 +247,7 @@ impl Coordinator {
         state.destinations.clear();
         state.leases = LeaseTable::new(u64::from(self.inner.config.lease_ttl_ms) + CLOCK_MARGIN_MS);
         state.last_runtime.clear();
+        state.orphans.clear();
         state.term = None;
     }
 
@@ -342,7 +363,10 @@ impl Coordinator {
                 let pkey = ObjectKey::new(&report.key.namespace, &report.key.package);
                 if warming_up && report.key.namespace == req.namespace && state.leases.package(&pkey).is_none() {
                     // A new leader may not have loaded this package yet: the worker keeps its
-                    // lease, and reports it again once the package is known.
+                    // lease, and the report is taken in as soon as the package is.
+                    let orphans = state.orphans.entry(pkey).or_default();
+                    orphans.retain(|(w, r)| !(w == &req.worker && r.key == report.key));
+                    orphans.push((req.worker.clone(), report.clone()));
                     continue;
                 }
                 let foreign = report.key.namespace != req.namespace
@@ -358,7 +382,7 @@ impl Coordinator {
                 }
                 match outcome {
                     ReportOutcome::Revoke => revoked.push(report.key.clone()),
-                    ReportOutcome::Completed | ReportOutcome::ShardFailed { .. } => {
+                    ReportOutcome::Completed | ReportOutcome::ShardFailed { .. } | ReportOutcome::Released => {
                         changes.insert(Change::Destination(dkey.clone()));
                     }
                     ReportOutcome::Renewed => {}
@@ -374,7 +398,9 @@ impl Coordinator {
                     revoked.push(key);
                 }
             }
-            let grantable = !req.draining && !dest.spec.suspend;
+            // While the Destination warms up, a shard that looks pending may still be leased to
+            // a worker that has not reported yet: nothing is granted or pre-empted.
+            let grantable = !req.draining && !dest.spec.suspend && !dest.warming_up(now);
             let granted = if grantable && req.free_slots > 0 {
                 state.leases.grant(&req.worker, &req.namespace, &req.destination, req.free_slots, now)
             } else {

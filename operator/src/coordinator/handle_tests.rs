@@ -45,6 +45,7 @@ pub(crate) fn progress(lease: &ShardLease, checkpoint: u64, sent: u64, done: boo
         failures: vec![],
         done,
         error: None,
+        released: false,
     }
 }
 
@@ -111,7 +112,7 @@ fn a_429_cuts_every_share_and_retry_after_pauses_the_destination() {
     let c = coordinator();
     c.heartbeat(&hb("w1", 1, 10, 100, 0), 0).expect("ok");
     let mut throttled = hb("w1", 1, 10, 100, 0);
-    throttled.throttle = ThrottleReport { too_many_requests: 3, retry_after_until_unix_ms: Some(5_000) };
+    throttled.throttle = ThrottleReport { too_many_requests: 4, retry_after_until_unix_ms: Some(5_000) };
     let r = c.heartbeat(&throttled, 1_000).expect("ok");
     assert_eq!(r.share.requests_per_second, 70);
     assert_eq!(r.pause_until_unix_ms, Some(5_000));
@@ -319,7 +320,7 @@ fn with_no_worker_pods_at_the_start_of_a_term_nothing_is_held_back() {
     let t0 = 1_000_000;
     let c = new_term(t0);
     c.upsert_package_at(plan("p", "d", 0, 0, 4), t0);
-    c.set_prior_workers("ns", "d", 0);
+    c.set_prior_workers("ns", "d", vec![]);
     let r = c.heartbeat_in_term(&hb("w1", 1, 100, 0, 1), t0 + 100, 1).expect("ok");
     assert_eq!(r.share.requests_per_second, 100, "a cold start gets the whole limit at once");
 }
@@ -366,7 +367,7 @@ fn a_restarted_worker_frees_its_leases_and_share_at_once() {
 fn a_report_of_a_package_not_loaded_yet_keeps_its_lease_during_the_warm_up() {
     let t0 = 1_000_000;
     let c = new_term(t0);
-    c.set_prior_workers("ns", "d", 1);
+    c.set_prior_workers("ns", "d", vec!["w1".into(), "w2".into()]);
     let mut req = hb("w1", 1, 100, 100, 0);
     let lease = plan("late", "d", 0, 0, 1);
     req.leases = vec![LeaseReport {
@@ -386,6 +387,7 @@ fn a_report_of_a_package_not_loaded_yet_keeps_its_lease_during_the_warm_up() {
         failures: vec![],
         done: false,
         error: None,
+        released: false,
     }];
     let r = c.heartbeat_in_term(&req, t0 + 500, 1).expect("ok");
     assert!(r.revoked.is_empty(), "not revoked while the new leader may still be loading packages");
@@ -409,4 +411,18 @@ fn a_lease_granted_again_skips_what_the_last_one_acknowledged_and_resends_what_i
     let g = &r.granted[0];
     assert_eq!((g.checkpoint, g.frontier, g.pending.as_slice()), (30, 60, &[30, 50][..]));
     assert_eq!(g.counters.sent, 3, "the acknowledged records between 30 and 60 are counted once, not sent again");
+}
+
+#[test]
+fn a_lease_given_back_by_a_draining_worker_goes_to_another_worker_at_once() {
+    let c = coordinator();
+    c.upsert_package(plan("p", "d", 0, 0, 1));
+    let first = c.heartbeat(&hb("w1", 1, 100, 0, 1), 0).expect("ok");
+    let mut bye = hb("w1", 1, 0, 0, 0);
+    bye.draining = true;
+    bye.leases = vec![LeaseReport { released: true, ..progress(&first.granted[0], 40, 4, false) }];
+    c.heartbeat(&bye, 100).expect("ok");
+    let r = c.heartbeat(&hb("w2", 1, 100, 0, 1), 200).expect("ok");
+    assert_eq!(r.granted.len(), 1, "not after the lease TTL: at once");
+    assert_eq!((r.granted[0].checkpoint, r.granted[0].counters.sent), (40, 4));
 }

@@ -198,6 +198,7 @@ impl<C: Coordinator> Driver<C> {
                 base: handle.base.clone(),
                 failures: p.failures,
                 done: p.done,
+                released: finished && !p.done && p.error.is_none() && expected_end,
                 error: p
                     .error
                     .or_else(|| (finished && !p.done && !expected_end).then(|| "lease task ended".to_owned())),
@@ -345,6 +346,7 @@ impl<C: Coordinator> Driver<C> {
                     counters: lease.counters,
                     failures: Vec::new(),
                     done: false,
+                    released: false,
                     error: Some(format!("the Datum's request templates are invalid: {e}")),
                 });
                 return;

@@ -73,6 +73,7 @@ fn heartbeat(
             failures: vec![],
             done: pos >= end,
             error: None,
+            released: false,
         };
         log.push((name.clone(), report.clone()));
         if t.report(&name, &report, now) == ReportOutcome::Renewed {

@@ -30,6 +30,8 @@ pub enum ReportOutcome {
     /// The lease is not (or no longer) this worker's: it must stop. Its report was ignored,
     /// or taken as the final report of a revoked lease.
     Revoke,
+    /// The worker gave the lease back unfinished (it drains); the shard is pending again.
+    Released,
 }
 
 impl LeaseTable {
@@ -175,10 +177,11 @@ impl LeaseTable {
             let exhausted = shard.errors > backoff_limit;
             shard.state = if exhausted { ShardState::Failed } else { ShardState::Pending };
             ReportOutcome::ShardFailed { exhausted }
-        } else if revoking {
+        } else if revoking || report.released {
+            // The lease's final report: the shard may go to another worker at once.
             shard.state = ShardState::Pending;
             shard.close_failures();
-            ReportOutcome::Revoke
+            if revoking { ReportOutcome::Revoke } else { ReportOutcome::Released }
         } else {
             if let ShardState::Leased(l) = &mut shard.state {
                 l.expires = now + ttl;

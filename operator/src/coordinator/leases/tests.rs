@@ -51,6 +51,7 @@ fn report(lease: &ShardLease, checkpoint: u64, sent: u64) -> LeaseReport {
         failures: vec![],
         done: false,
         error: None,
+        released: false,
     }
 }
 
@@ -339,6 +340,7 @@ fn a_new_leader_restores_completed_shards_checkpoints_and_counters_from_status()
         failures: vec![],
         done: false,
         error: None,
+        released: false,
     };
     assert_eq!(t.report("w1", &old, 1_500), ReportOutcome::Renewed);
     let later = LeaseReport {
