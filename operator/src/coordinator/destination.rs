@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 
 use courier_api::DestinationSpec;
-use courier_worker::protocol::{HeartbeatRequest, RateShare, WorkerStats};
+use courier_core::protocol::{HeartbeatRequest, RateShare, WorkerStats};
 
 use super::leases::{LeaseTable, ShardState};
 use super::types::{DestinationRuntime, ObjectKey, WorkerRuntime};

@@ -5,7 +5,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use courier_api::DestinationSpec;
-use courier_worker::protocol::{DestinationConfig, HeartbeatRequest, HeartbeatResponse};
+use courier_core::protocol::{
+    DestinationConfig, HeartbeatRequest, HeartbeatResponse, OLDEST_LEASED_VERSION, PROTOCOL_VERSION,
+};
 use tokio::sync::{broadcast, watch};
 
 use super::destination::DestinationState;
@@ -271,7 +273,8 @@ impl Coordinator {
                     revoked.push(key);
                 }
             }
-            let grantable = !req.draining && !dest.spec.suspend;
+            // A worker of an older protocol version may not read every shard kind.
+            let grantable = !req.draining && !dest.spec.suspend && req.protocol_version >= OLDEST_LEASED_VERSION;
             let granted = if grantable && req.free_slots > 0 {
                 state.leases.grant(&req.worker, &req.namespace, &req.destination, req.free_slots, now)
             } else {
@@ -296,8 +299,9 @@ impl Coordinator {
             dest.set_holds_leases(&req.worker, holds_leases);
             let share = dest.share_of(&req.worker);
             let destination = (req.destination_generation != dest.generation)
-                .then(|| DestinationConfig { generation: dest.generation, spec: dest.spec.clone() });
+                .then(|| DestinationConfig { generation: dest.generation, spec: (&dest.spec).into() });
             HeartbeatResponse {
+                protocol_version: PROTOCOL_VERSION,
                 share,
                 pause_until_unix_ms: dest.aimd.paused_until(now),
                 destination,

@@ -9,12 +9,29 @@
 //! Progress is reported as *cumulative* counters per lease (not deltas), so a lost or repeated
 //! heartbeat can neither lose nor double-count anything: the coordinator keeps the highest
 //! values it has seen for each lease.
+//!
+//! **Versions.** Both messages carry `protocolVersion`; a message without it is version 1.
+//! Version 2 plans Parquet by byte ranges ([`ShardKind::RowGroupRange`](crate::shard::ShardKind)),
+//! which a version 1 worker cannot read, so the operator grants no new leases to workers older
+//! than [`OLDEST_LEASED_VERSION`] (a rollout replaces them). The Destination and Datum travel
+//! as the protocol's own [`DestinationSettings`] and [`DatumSettings`], whose JSON keeps the
+//! resources' shape, so either side still reads the other's version 1 messages.
 
-use courier_api::datum::DatumSpec;
-use courier_api::destination::DestinationSpec;
 use serde::{Deserialize, Serialize};
 
+use crate::datum::DatumSettings;
+use crate::destination::DestinationSettings;
 use crate::shard::ShardSpec;
+
+/// The protocol version this build speaks.
+pub const PROTOCOL_VERSION: u32 = 2;
+/// Workers speaking an older version get no new leases: they cannot read every shard kind.
+pub const OLDEST_LEASED_VERSION: u32 = 2;
+
+/// The version of a message that does not say (version 1 had no field).
+fn unversioned() -> u32 {
+    1
+}
 
 /// Path of the heartbeat endpoint.
 pub const HEARTBEAT_PATH: &str = "/v1/heartbeat";
@@ -149,6 +166,9 @@ pub struct WorkerStats {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct HeartbeatRequest {
+    /// The protocol version the worker speaks ([`PROTOCOL_VERSION`]).
+    #[serde(default = "unversioned")]
+    pub protocol_version: u32,
     /// The worker's pod name (`POD_NAME`).
     pub worker: String,
     pub namespace: String,
@@ -195,7 +215,7 @@ pub struct RateShare {
 #[serde(rename_all = "camelCase")]
 pub struct DestinationConfig {
     pub generation: i64,
-    pub spec: DestinationSpec,
+    pub spec: DestinationSettings,
 }
 
 /// A shard leased to the worker.
@@ -210,7 +230,7 @@ pub struct ShardLease {
     /// counters continue from them).
     pub counters: LeaseCounters,
     /// The Datum of the package (format and request templates).
-    pub datum: DatumSpec,
+    pub datum: DatumSettings,
     /// Where dead letters of this package go (a directory URL).
     pub dead_letter_path: String,
     /// Only these record offsets are sent (retryScope FailedRecords re-sends); empty = all.
@@ -222,6 +242,9 @@ pub struct ShardLease {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct HeartbeatResponse {
+    /// The protocol version the operator speaks ([`PROTOCOL_VERSION`]).
+    #[serde(default = "unversioned")]
+    pub protocol_version: u32,
     pub share: RateShare,
     /// Send nothing before this instant (Unix ms): the partner asked the Destination to pause.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -265,6 +288,7 @@ mod tests {
     #[test]
     fn a_heartbeat_round_trips_through_json_with_camel_case_fields() {
         let req = HeartbeatRequest {
+            protocol_version: PROTOCOL_VERSION,
             worker: "w-1".into(),
             namespace: "ns".into(),
             destination: "partner".into(),
@@ -299,3 +323,7 @@ mod tests {
         assert_eq!(back, req);
     }
 }
+
+#[cfg(test)]
+#[path = "protocol_compat.rs"]
+mod compat;
