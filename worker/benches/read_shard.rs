@@ -8,7 +8,7 @@ use std::io::Write;
 use std::time::Instant;
 
 use courier_worker::decode::{FormatKind, FormatSpec};
-use courier_worker::shard::{PlanFile, ShardSpec, plan_shards, read_shard};
+use courier_worker::shard::{ShardSpec, plan_shards, read_shard};
 use courier_worker::source::{FileInfo, Source};
 use futures::StreamExt;
 
@@ -51,15 +51,7 @@ async fn drain(source: &Source, shards: Vec<ShardSpec>, format: &FormatSpec) -> 
 async fn case(name: &str, url: &str, format: FormatSpec, shards: u64, threads: usize) {
     let source = Source::for_url(url).expect("source");
     let size = source.size(url).await.expect("size");
-    let plan_file = PlanFile {
-        file: FileInfo { url: url.to_owned(), size },
-        row_groups: if format.kind == FormatKind::Parquet {
-            Some(courier_worker::decode::parquet::row_group_sizes(&source, url).await.expect("footer"))
-        } else {
-            None
-        },
-    };
-    let plan = plan_shards(&[plan_file], &format, (size / shards).max(1));
+    let plan = plan_shards(&[FileInfo { url: url.to_owned(), size }], &format, (size / shards).max(1));
     let n = plan.len();
     let start = Instant::now();
     let (ok, bad) = drain(&source, plan, &format).await;

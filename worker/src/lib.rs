@@ -12,9 +12,12 @@ pub mod health;
 pub mod limiter;
 pub mod metrics;
 pub mod pipeline;
-pub mod protocol;
 pub mod record;
 pub mod request;
 pub mod send;
 pub mod shard;
-pub mod source;
+
+/// The coordination protocol (defined in `courier-core`, shared with the operator).
+pub use courier_core::protocol;
+/// Sources (`courier-source`, shared with the operator).
+pub use courier_source as source;

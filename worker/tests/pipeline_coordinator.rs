@@ -17,7 +17,8 @@ use courier_worker::limiter::Rate;
 use courier_worker::metrics::Metrics;
 use courier_worker::pipeline::Pipeline;
 use courier_worker::protocol::{
-    DestinationConfig, HeartbeatRequest, HeartbeatResponse, LeaseCounters, LeaseKey, RateShare, ShardLease,
+    DestinationConfig, HeartbeatRequest, HeartbeatResponse, LeaseCounters, LeaseKey, PROTOCOL_VERSION, RateShare,
+    ShardLease,
 };
 use courier_worker::send::SendConfig;
 use courier_worker::shard::{ShardKind, ShardSpec};
@@ -133,7 +134,7 @@ impl World {
             frontier: 0,
             pending: Vec::new(),
             counters: LeaseCounters::default(),
-            datum: datum.spec,
+            datum: (&datum.spec).into(),
             dead_letter_path: self.dead.clone(),
             only_offsets: Vec::new(),
         }
@@ -141,11 +142,12 @@ impl World {
 
     fn destination(&self) -> DestinationConfig {
         let path = write(self._dir.path(), "d.yaml", &destination_yaml(&self.sim.url(), 100_000, 32, ""));
-        DestinationConfig { generation: 3, spec: config::load_destination(&path).expect("Destination").spec }
+        DestinationConfig { generation: 3, spec: (&config::load_destination(&path).expect("Destination").spec).into() }
     }
 
     fn answer(&self, rps: u32, first: bool, lease_ttl_ms: u32) -> HeartbeatResponse {
         HeartbeatResponse {
+            protocol_version: PROTOCOL_VERSION,
             share: RateShare {
                 requests_per_second: rps,
                 burst: 1,

@@ -7,7 +7,7 @@ use std::path::Path;
 use courier_e2e::fixtures::set::FixtureSet;
 use courier_worker::decode::{Compression, FormatKind, FormatSpec};
 use courier_worker::record::Payload;
-use courier_worker::shard::{ShardError, read_shard_from};
+use courier_worker::shard::{ShardError, ShardKind, ShardSpec, read_shard_from};
 use courier_worker::source::{FileInfo, Source, SourceError};
 use futures::StreamExt;
 use proptest::prelude::*;
@@ -162,6 +162,36 @@ async fn a_corrupt_parquet_footer_fails_its_shard() {
     let url = write(dir.path(), "plain.parquet", b"this is not parquet at all");
     let out = read_one(&source, whole(&url), &FormatSpec::new(FormatKind::Parquet)).await;
     assert!(out.error.expect("not parquet").to_string().contains("PAR1"));
+}
+
+#[tokio::test]
+async fn every_byte_range_split_of_a_parquet_file_yields_each_row_exactly_once() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let set = FixtureSet::standard(450).expect("fixtures");
+    let bytes = set.file("users.parquet").expect("parquet fixture").bytes.clone();
+    let url = write(dir.path(), "users.parquet", &bytes);
+    let source = Source::for_url(&url).expect("file source");
+    let spec = FormatSpec::new(FormatKind::Parquet);
+    let entire = lines_of(&read_one(&source, whole(&url), &spec).await);
+    assert_eq!(entire.len(), 450);
+    let groups = |out: &[(u64, String)]| out.iter().map(|(o, _)| o >> 32).collect::<std::collections::BTreeSet<_>>();
+    assert_eq!(groups(&entire).len(), 5, "the fixture has several row groups");
+    let row_groups = |start, end| ShardSpec { url: url.clone(), kind: ShardKind::RowGroupRange { start, end } };
+    let len = bytes.len() as u64;
+    let mut cuts: Vec<u64> = (0..=len).step_by((len / 211).max(1) as usize).collect();
+    cuts.push(len);
+    for cut in cuts {
+        let mut got = lines_of(&read_one(&source, row_groups(0, cut), &spec).await);
+        got.extend(lines_of(&read_one(&source, row_groups(cut, len), &spec).await));
+        assert_eq!(got, entire, "cut at {cut}");
+    }
+    let plan = courier_worker::shard::plan_shards(&[FileInfo { url: url.clone(), size: len }], &spec, len.div_ceil(7));
+    assert_eq!(plan.len(), 7);
+    let mut got = Vec::new();
+    for shard in plan {
+        got.extend(lines_of(&read_one(&source, shard, &spec).await));
+    }
+    assert_eq!(got, entire, "a planned file is read exactly once");
 }
 
 #[tokio::test]

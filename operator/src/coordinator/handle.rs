@@ -5,7 +5,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use courier_api::DestinationSpec;
-use courier_worker::protocol::{DestinationConfig, HeartbeatRequest, HeartbeatResponse, LeaseReport};
+use courier_core::protocol::{
+    DestinationConfig, HeartbeatRequest, HeartbeatResponse, LeaseReport, OLDEST_LEASED_VERSION, PROTOCOL_VERSION,
+};
 use tokio::sync::{broadcast, watch};
 
 use super::destination::DestinationState;
@@ -399,8 +401,12 @@ impl Coordinator {
                 }
             }
             // While the Destination warms up, a shard that looks pending may still be leased to
-            // a worker that has not reported yet: nothing is granted or pre-empted.
-            let grantable = !req.draining && !dest.spec.suspend && !dest.warming_up(now);
+            // a worker that has not reported yet: nothing is granted or pre-empted. A worker of an
+            // older protocol version may not read every shard kind.
+            let grantable = !req.draining
+                && !dest.spec.suspend
+                && !dest.warming_up(now)
+                && req.protocol_version >= OLDEST_LEASED_VERSION;
             let granted = if grantable && req.free_slots > 0 {
                 state.leases.grant(&req.worker, &req.namespace, &req.destination, req.free_slots, now)
             } else {
@@ -425,8 +431,9 @@ impl Coordinator {
             dest.set_holds_leases(&req.worker, holds_leases);
             let share = dest.share_of(&req.worker, now);
             let destination = (req.destination_generation != dest.generation)
-                .then(|| DestinationConfig { generation: dest.generation, spec: dest.spec.clone() });
+                .then(|| DestinationConfig { generation: dest.generation, spec: (&dest.spec).into() });
             HeartbeatResponse {
+                protocol_version: PROTOCOL_VERSION,
                 share,
                 pause_until_unix_ms: dest.aimd.paused_until(now),
                 destination,

@@ -1,8 +1,8 @@
 //! The coordinator handle driven by heartbeats, without HTTP.
 
 use courier_api::DestinationSpec;
-use courier_worker::protocol::{
-    HeartbeatRequest, LeaseCounters, LeaseKey, LeaseReport, ShardLease, ThrottleReport, WorkerStats,
+use courier_core::protocol::{
+    HeartbeatRequest, LeaseCounters, LeaseKey, LeaseReport, PROTOCOL_VERSION, ShardLease, ThrottleReport, WorkerStats,
 };
 
 use super::leases::tests::plan;
@@ -19,6 +19,7 @@ pub(crate) fn dest_spec(rps: i32) -> DestinationSpec {
 
 pub(crate) fn hb(worker: &str, generation: i64, demand: u32, applied: u32, free_slots: u32) -> HeartbeatRequest {
     HeartbeatRequest {
+        protocol_version: PROTOCOL_VERSION,
         worker: worker.into(),
         incarnation: 1,
         namespace: "ns".into(),
@@ -425,4 +426,16 @@ fn a_lease_given_back_by_a_draining_worker_goes_to_another_worker_at_once() {
     let r = c.heartbeat(&hb("w2", 1, 100, 0, 1), 200).expect("ok");
     assert_eq!(r.granted.len(), 1, "not after the lease TTL: at once");
     assert_eq!((r.granted[0].checkpoint, r.granted[0].counters.sent), (40, 4));
+}
+
+#[test]
+fn a_worker_of_an_older_protocol_version_gets_no_new_lease_until_a_current_one_asks() {
+    let c = coordinator();
+    c.upsert_package(plan("p", "d", 0, 0, 2));
+    let old = HeartbeatRequest { protocol_version: 1, ..hb("w-old", 1, 10, 0, 2) };
+    let r = c.heartbeat(&old, 0).expect("an old worker is still answered");
+    assert!(r.granted.is_empty(), "it may not read every shard kind");
+    assert_eq!(r.protocol_version, PROTOCOL_VERSION);
+    let r = c.heartbeat(&hb("w-new", 1, 10, 0, 2), 100).expect("ok");
+    assert_eq!(r.granted.len(), 2);
 }

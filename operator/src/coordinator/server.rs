@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use courier_worker::protocol::{HEARTBEAT_PATH, HeartbeatRequest};
+use courier_core::protocol::{HEARTBEAT_PATH, HeartbeatRequest};
 use http::{Method, Request, Response, StatusCode, header};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;

@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use bytes::Bytes;
-use courier_worker::protocol::{HEARTBEAT_PATH, HeartbeatRequest, HeartbeatResponse};
+use courier_core::protocol::{HEARTBEAT_PATH, HeartbeatRequest, HeartbeatResponse};
 use http::{Request, StatusCode};
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;

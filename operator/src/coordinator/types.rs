@@ -1,8 +1,8 @@
 //! Types the controllers exchange with the [`Coordinator`](super::Coordinator).
 
 use courier_api::DatumSpec;
-use courier_worker::protocol::{LeaseCounters, WorkerStats};
-use courier_worker::shard::ShardSpec;
+use courier_core::protocol::{LeaseCounters, WorkerStats};
+use courier_core::shard::ShardSpec;
 
 use crate::planner::Millis;
 

@@ -8,7 +8,7 @@
 //! 0.5 % of the requests the window carries. A `Retry-After` of at least
 //! [`SHORTEST_SPREAD_PAUSE_MS`] always pauses the Destination.
 
-use courier_worker::protocol::{SHORTEST_SPREAD_PAUSE_MS, THROTTLE_WINDOW_MS};
+use courier_core::protocol::{SHORTEST_SPREAD_PAUSE_MS, THROTTLE_WINDOW_MS};
 
 use super::Millis;
 
@@ -264,7 +264,7 @@ mod tests {
         assert_eq!(c.tolerated(100), 3, "at least three");
         assert_eq!(c.tolerated(1_000), 10, "0.5 % of the 2,000 requests of a 2 s window");
         for rate in [1, 100, 1_000, 15_000] {
-            assert_eq!(c.tolerated(rate), courier_worker::protocol::tolerated_429s(rate), "workers count alike");
+            assert_eq!(c.tolerated(rate), courier_core::protocol::tolerated_429s(rate), "workers count alike");
         }
         type Case = (&'static [(u64, Millis)], u32, &'static str);
         let cases: &[Case] = &[

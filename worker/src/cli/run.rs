@@ -7,6 +7,8 @@ use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use courier_api::package::FailurePolicy;
+use courier_core::datum::DatumSettings;
+use courier_core::destination::DestinationSettings;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -20,14 +22,14 @@ use crate::limiter::Rate;
 use crate::metrics::Metrics;
 use crate::pipeline::Pipeline;
 use crate::protocol::RateShare;
-use crate::shard::{plan_inputs, plan_shards};
+use crate::shard::plan_shards;
 use crate::source::Source;
 
 /// Everything read from flags and manifests before anything runs.
 struct Prepared {
     destination_name: String,
-    destination: courier_api::destination::DestinationSpec,
-    datum: courier_api::datum::DatumSpec,
+    destination: DestinationSettings,
+    datum: DatumSettings,
     secrets: SecretStore,
     send: crate::send::SendConfig,
     rate: Rate,
@@ -41,23 +43,25 @@ fn prepare(args: &RunArgs) -> Result<Prepared, config::ConfigError> {
         let (name, values) = config::load_secret(path)?;
         secrets.add_secret(name, values);
     }
-    let mut send = config::send_config(&destination.spec, &secrets)?;
+    let destination_settings = DestinationSettings::from(&destination.spec);
+    let datum_settings = DatumSettings::from(&datum.spec);
+    let mut send = config::send_config(&destination_settings, &secrets)?;
     if let Some(max) = args.max_in_flight {
         send.max_in_flight = max.max(1);
     }
-    let mut rate = config::rate_of(&destination.spec);
+    let mut rate = config::rate_of(&destination_settings);
     if let Some(rps) = args.rate_override {
         rate = Rate::new(u64::from(rps.max(1)), u64::from((rps / 50).max(1)));
     }
-    let format = config::format_spec(&datum.spec);
+    let format = config::format_spec(&datum_settings);
     format.validate().map_err(|e| config::ConfigError::Invalid(format!("Datum format: {e}")))?;
-    let request = config::request_spec(&destination.spec, &datum.spec, &args.namespace, &args.package);
+    let request = config::request_spec(&destination_settings, &datum_settings, &args.namespace, &args.package);
     crate::request::RequestBuilder::new(&request)
         .map_err(|e| config::ConfigError::Invalid(format!("Datum request: {e}")))?;
     Ok(Prepared {
         destination_name: destination.name,
-        destination: destination.spec,
-        datum: datum.spec,
+        destination: destination_settings,
+        datum: datum_settings,
         secrets,
         send,
         rate,
@@ -213,6 +217,5 @@ async fn plan(args: &RunArgs, prepared: &Prepared) -> Result<Vec<crate::shard::S
     let source = Source::for_url(&args.source).map_err(|e| e.to_string())?;
     let files = source.list(&args.source).await.map_err(|e| e.to_string())?;
     let format = config::format_spec(&prepared.datum);
-    let inputs = plan_inputs(&source, files, &format).await.map_err(|e| e.to_string())?;
-    Ok(plan_shards(&inputs, &format, args.shard_bytes))
+    Ok(plan_shards(&files, &format, args.shard_bytes))
 }

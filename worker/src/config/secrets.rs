@@ -3,27 +3,10 @@
 
 use std::collections::BTreeMap;
 
-use courier_api::common::SecretKeyRef;
+use courier_core::destination::SecretKeyRef;
+pub use courier_core::secrets::env_names;
 
 use super::ConfigError;
-
-/// The environment variables the operator injects into worker pods.
-pub mod env_names {
-    /// Bearer token.
-    pub const AUTH_TOKEN: &str = "COURIER_AUTH_TOKEN";
-    /// Basic auth user name.
-    pub const AUTH_USERNAME: &str = "COURIER_AUTH_USERNAME";
-    /// Basic auth password.
-    pub const AUTH_PASSWORD: &str = "COURIER_AUTH_PASSWORD";
-    /// Value of the API-key style header.
-    pub const AUTH_HEADER_VALUE: &str = "COURIER_AUTH_HEADER_VALUE";
-    /// OAuth2 client id.
-    pub const OAUTH2_CLIENT_ID: &str = "COURIER_OAUTH2_CLIENT_ID";
-    /// OAuth2 client secret.
-    pub const OAUTH2_CLIENT_SECRET: &str = "COURIER_OAUTH2_CLIENT_SECRET";
-    /// Extra CA certificates (PEM) for the partner's TLS.
-    pub const TLS_CA_PEM: &str = "COURIER_TLS_CA_PEM";
-}
 
 /// Secret values by Secret name and key, with an environment fallback per use.
 #[derive(Debug, Clone, Default)]

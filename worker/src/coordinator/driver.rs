@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use courier_api::destination::DestinationSpec;
+use courier_core::destination::DestinationSettings;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -15,7 +15,8 @@ use crate::config::{self, SecretStore};
 use crate::limiter::Rate;
 use crate::pipeline::{LeaseHandle, LeaseWork, Pipeline};
 use crate::protocol::{
-    HeartbeatRequest, HeartbeatResponse, LeaseKey, LeaseReport, ShardLease, ThrottleReport, WorkerStats,
+    HeartbeatRequest, HeartbeatResponse, LeaseKey, LeaseReport, PROTOCOL_VERSION, ShardLease, ThrottleReport,
+    WorkerStats,
 };
 use crate::request::RequestBuilder;
 
@@ -29,7 +30,7 @@ pub struct DriverConfig {
     pub namespace: String,
     pub destination: String,
     /// The Destination spec when known up front (`run`); in cluster it arrives by heartbeat.
-    pub destination_spec: Option<(i64, DestinationSpec)>,
+    pub destination_spec: Option<(i64, DestinationSettings)>,
     pub secrets: SecretStore,
     /// Leases worked on at once.
     pub max_leases: u32,
@@ -239,6 +240,7 @@ impl<C: Coordinator> Driver<C> {
             wanted.min(capacity)
         };
         let request = HeartbeatRequest {
+            protocol_version: PROTOCOL_VERSION,
             worker: self.config.worker.clone(),
             incarnation: self.incarnation,
             namespace: self.config.namespace.clone(),

@@ -4,12 +4,13 @@
 
 use std::path::PathBuf;
 
-use courier_api::datum::DatumSpec;
+use courier_core::datum::DatumSettings;
 use serde::{Deserialize, Serialize};
 
 use super::{Coordinator, CoordinatorError};
 use crate::protocol::{
-    FailureSample, HeartbeatRequest, HeartbeatResponse, LeaseCounters, LeaseKey, RateShare, ShardLease,
+    FailureSample, HeartbeatRequest, HeartbeatResponse, LeaseCounters, LeaseKey, PROTOCOL_VERSION, RateShare,
+    ShardLease,
 };
 use crate::shard::ShardSpec;
 
@@ -53,7 +54,7 @@ pub struct LocalPlan {
     /// The source pattern (recorded in the checkpoint file).
     pub source: String,
     pub shards: Vec<ShardSpec>,
-    pub datum: DatumSpec,
+    pub datum: DatumSettings,
     pub namespace: String,
     pub package: String,
     pub dead_letter_dir: String,
@@ -241,6 +242,7 @@ impl Coordinator for LocalCoordinator {
         let granted = if request.draining { Vec::new() } else { self.grant(request.free_slots) };
         self.save()?;
         Ok(HeartbeatResponse {
+            protocol_version: PROTOCOL_VERSION,
             share: self.plan.share,
             pause_until_unix_ms: None,
             destination: None,

@@ -2,7 +2,7 @@
 //!
 //! Text formats (JSON lines, CSV, TSV) are framed into lines by [`lines`] and decoded line by
 //! line; Parquet and Avro have their own block-oriented readers. [`FormatSpec`] says which one
-//! applies to a Datum's files.
+//! applies to a Datum's files (defined in `courier-core`).
 
 pub mod avro;
 pub mod compression;
@@ -10,9 +10,8 @@ pub mod csv;
 pub mod json;
 pub mod lines;
 pub mod parquet;
-pub mod spec;
 
-pub use spec::{Compression, CsvOptions, FormatKind, FormatSpec, SpecError};
+pub use courier_core::format::{Compression, CsvOptions, FormatKind, FormatSpec, SpecError};
 
 use bytes::Bytes;
 

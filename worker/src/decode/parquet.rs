@@ -7,6 +7,10 @@
 //! keyed by the key's JSON text, binary base64 strings, decimals strings, dates
 //! `YYYY-MM-DD` strings and timestamps `YYYY-MM-DD HH:MM:SS.mmm +00:00` strings.
 //!
+//! A shard `RowGroupRange { start, end }` owns the row groups whose first byte lies in
+//! `[start, end)` (as Hadoop's and Spark's Parquet input formats split files by bytes), found
+//! in the footer; `RowGroups { first, count }` (planned by older operators) names them by index.
+//!
 //! Record offset: `row_group << 32 | row_index_in_group`.
 
 use std::sync::Arc;
@@ -74,12 +78,6 @@ pub async fn read_footer(source: &Source, url: &str) -> Result<Footer, ShardErro
     Ok(Footer { size, tail_offset, tail, metadata })
 }
 
-/// Compressed size of each row group (the planner's input).
-pub async fn row_group_sizes(source: &Source, url: &str) -> Result<Vec<u64>, ShardError> {
-    let footer = read_footer(source, url).await?;
-    Ok(footer.metadata.row_groups().iter().map(|rg| u64::try_from(rg.compressed_size()).unwrap_or(0)).collect())
-}
-
 /// A file of which only some spans are loaded.
 struct SparseFile {
     size: u64,
@@ -139,12 +137,19 @@ fn span_of(metadata: &ParquetMetaData, group: u64) -> (u64, u64) {
         .fold((u64::MAX, 0), |(s0, e0), (s, e)| (s0.min(s), e0.max(e)))
 }
 
+/// The row groups whose first byte lies in `[start, end)`, in file order: every row group
+/// belongs to exactly one range of a plan covering the file.
+fn groups_starting_in(metadata: &ParquetMetaData, start: u64, end: u64) -> Vec<u64> {
+    let total = metadata.num_row_groups() as u64;
+    (0..total).filter(|&g| (start..end).contains(&span_of(metadata, g).0)).collect()
+}
+
 /// Consecutive row groups, loaded, ready to decode on a blocking thread.
 struct RowGroupJob {
     url: String,
     file: FileRef,
     metadata: Arc<ParquetMetaData>,
-    groups: std::ops::Range<u64>,
+    groups: Vec<u64>,
     data: Arc<SparseFile>,
     fields: Option<Vec<String>>,
 }
@@ -153,7 +158,7 @@ impl RowGroupJob {
     /// Decodes every row; `Ok(false)` when the consumer went away.
     fn decode(self, emitter: &mut Emitter) -> Result<bool, ShardError> {
         let props = Arc::new(ReaderProperties::builder().build());
-        for group in self.groups.clone() {
+        for &group in &self.groups {
             let index = group as usize;
             let corrupt = |e: ParquetError| ShardError::unreadable(&self.url, format!("row group {group}: {e}"));
             let rg = self.metadata.row_group(index);
@@ -201,8 +206,9 @@ pub(crate) async fn read_shard(source: Source, spec: ShardSpec, format: FormatSp
     let metadata = Arc::new(footer.metadata);
     let total = metadata.num_row_groups() as u64;
     let groups = match spec.kind {
-        ShardKind::Whole => 0..total,
-        ShardKind::RowGroups { first, count } if first + count <= total => first..first + count,
+        ShardKind::Whole => (0..total).collect(),
+        ShardKind::RowGroups { first, count } if first + count <= total => (first..first + count).collect(),
+        ShardKind::RowGroupRange { start, end } => groups_starting_in(&metadata, start, end),
         kind => {
             let err =
                 ShardError::Mismatch { url: url.to_owned(), kind, reason: format!("the file has {total} row groups") };
@@ -210,14 +216,15 @@ pub(crate) async fn read_shard(source: Source, spec: ShardSpec, format: FormatSp
         }
     };
     let file = FileRef { url: url.into() };
-    let mut next = groups.start;
-    while next < groups.end {
+    let mut next = 0;
+    while next < groups.len() {
         // The run of row groups fetched together.
-        let first = next;
+        let run_start = next;
+        let first = groups[next];
         let (start, mut end) = span_of(&metadata, first);
         next += 1;
-        while next < groups.end {
-            let (s, e) = span_of(&metadata, next);
+        while next < groups.len() {
+            let (s, e) = span_of(&metadata, groups[next]);
             if s < start || e.max(end) - start > FETCH_SPAN {
                 break;
             }
@@ -239,7 +246,7 @@ pub(crate) async fn read_shard(source: Source, spec: ShardSpec, format: FormatSp
             url: url.to_owned(),
             file: file.clone(),
             metadata: Arc::clone(&metadata),
-            groups: first..next,
+            groups: groups[run_start..next].to_vec(),
             data: Arc::new(SparseFile { size, spans: vec![(start, bytes)] }),
             fields: format.fields.clone(),
         };

@@ -135,7 +135,7 @@ fn snapshot(work: &LeaseWork, base: &LeaseCounters, books: &Books) -> LeaseProgr
     own.bytes = checkpoint.counters.bytes;
     let lag_bytes = match work.shard.kind {
         ShardKind::ByteRange { end, .. } | ShardKind::AvroBlocks { end, .. } => end.saturating_sub(checkpoint.offset),
-        ShardKind::Whole | ShardKind::RowGroups { .. } => 0,
+        ShardKind::Whole | ShardKind::RowGroups { .. } | ShardKind::RowGroupRange { .. } => 0,
     };
     let mut counters = base.clone();
     counters += &own;
@@ -167,7 +167,7 @@ async fn publish(
 fn shard_end(kind: ShardKind) -> Option<u64> {
     match kind {
         ShardKind::ByteRange { end, .. } | ShardKind::AvroBlocks { end, .. } => Some(end),
-        ShardKind::Whole | ShardKind::RowGroups { .. } => None,
+        ShardKind::Whole | ShardKind::RowGroups { .. } | ShardKind::RowGroupRange { .. } => None,
     }
 }
 

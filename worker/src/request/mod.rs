@@ -4,8 +4,7 @@
 mod builder;
 mod context;
 mod idempotency;
-mod spec;
 
-pub use builder::{BuildError, BuiltRequest, RequestBuilder, SpecError};
+pub use builder::{BuildError, BuiltRequest, RequestBuilder};
+pub use courier_core::request::{BodySpec, IdempotencySpec, RequestSpec, RequestTemplates, SpecError};
 pub use idempotency::idempotency_key;
-pub use spec::{BodySpec, IdempotencySpec, RequestSpec};

@@ -1,9 +1,11 @@
-//! Conversions from the Destination resource (courier-api) into the send stack's plain
-//! config. Secrets are resolved by the caller through a lookup of (Secret name, key) → value.
+//! Conversions from the Destination settings (as the protocol carries them, see
+//! `courier_core::destination`) into the send stack's plain config. Secrets are resolved by
+//! the caller through a lookup of (Secret name, key) → value.
 
 use std::time::Duration;
 
-use courier_api::destination as api;
+use courier_core::destination as api;
+use courier_core::secrets::{BASIC_PASSWORD_KEY, BASIC_USERNAME_KEY};
 
 use super::config::{AuthConfig, HttpVersion, OAuth2Config, SendConfig, TlsConfig};
 use super::retry::{InvalidRetryOn, Jitter, RetryConfig, RetryOn};
@@ -35,15 +37,15 @@ fn secret(lookup: &impl SecretLookup, name: &str, key: &str) -> Result<String, F
 }
 
 /// The auth config of `auth` with its secrets resolved.
-pub fn auth_config(auth: Option<&api::Auth>, lookup: &impl SecretLookup) -> Result<AuthConfig, FromApiError> {
+pub fn auth_config(auth: Option<&api::AuthSettings>, lookup: &impl SecretLookup) -> Result<AuthConfig, FromApiError> {
     let Some(auth) = auth else { return Ok(AuthConfig::None) };
     if let Some(b) = &auth.bearer {
         return Ok(AuthConfig::Bearer { token: secret(lookup, &b.secret_ref.name, &b.secret_ref.key)? });
     }
     if let Some(b) = &auth.basic {
         return Ok(AuthConfig::Basic {
-            username: secret(lookup, &b.secret_ref.name, "username")?,
-            password: secret(lookup, &b.secret_ref.name, "password")?,
+            username: secret(lookup, &b.secret_ref.name, BASIC_USERNAME_KEY)?,
+            password: secret(lookup, &b.secret_ref.name, BASIC_PASSWORD_KEY)?,
         });
     }
     if let Some(h) = &auth.header {
@@ -64,7 +66,7 @@ pub fn auth_config(auth: Option<&api::Auth>, lookup: &impl SecretLookup) -> Resu
 }
 
 /// The retry config of a `retryPolicy`.
-pub fn retry_config(policy: &api::RetryPolicy) -> Result<RetryConfig, FromApiError> {
+pub fn retry_config(policy: &api::RetrySettings) -> Result<RetryConfig, FromApiError> {
     let millis = |v: i32| Duration::from_millis(u64::try_from(v).unwrap_or(0));
     Ok(RetryConfig {
         max_attempts: u32::try_from(policy.max_attempts).unwrap_or(1).max(1),
@@ -84,7 +86,7 @@ pub fn retry_config(policy: &api::RetryPolicy) -> Result<RetryConfig, FromApiErr
 /// The send config of a Destination. `max_in_flight` is the worker's own limit
 /// (`workers.maxInFlightPerWorker`, else `rateLimit.maxInFlight`, else 64).
 pub fn send_config(
-    spec: &api::DestinationSpec,
+    spec: &api::DestinationSettings,
     lookup: &impl SecretLookup,
     extra_ca_pem: Option<Vec<u8>>,
     max_in_flight: Option<usize>,
@@ -112,8 +114,9 @@ pub fn send_config(
 mod tests {
     use super::*;
 
-    fn destination(yaml: &str) -> api::DestinationSpec {
-        serde_yaml::from_str(yaml).expect("valid spec")
+    fn destination(yaml: &str) -> api::DestinationSettings {
+        let spec: courier_api::destination::DestinationSpec = serde_yaml::from_str(yaml).expect("valid spec");
+        api::DestinationSettings::from(&spec)
     }
 
     fn secrets(name: &str, key: &str) -> Option<String> {

@@ -1,46 +1,15 @@
-//! Shards: the unit of work a worker leases. A shard is a file, or a part of one that can be
-//! read on its own (a byte range of plain text, a run of Parquet row groups, a byte range of an
-//! Avro file resolved to its sync blocks).
-//!
-//! [`plan_shards`] (pure) cuts files into shards; [`read_shard`] streams a shard's records.
+//! Reading shards: [`read_shard`] streams a shard's records. What a shard is, and how files
+//! are cut into shards, is defined in `courier-core` (shared with the operator's planner).
 
 pub(crate) mod emit;
-mod plan;
 mod read;
 mod text;
 
-pub use plan::{PlanFile, plan_inputs, plan_shards};
+pub use courier_core::shard::{ShardKind, ShardSpec, plan_shards, shard_bytes};
 pub use read::{ShardStream, read_shard, read_shard_from};
-
-use serde::{Deserialize, Serialize};
 
 use crate::decode::SpecError;
 use crate::source::SourceError;
-
-/// Which part of a file a shard covers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "camelCase")]
-pub enum ShardKind {
-    /// All records of the file (compressed text, or any file not worth splitting).
-    Whole,
-    /// Plain text: the records whose first byte lies in `[start, end)`.
-    ByteRange { start: u64, end: u64 },
-    /// Parquet: row groups `first .. first + count`.
-    RowGroups { first: u64, count: u64 },
-    /// Avro: the blocks whose first byte lies in `[start, end)` (the first block starts right
-    /// after the file header, every other one right after a sync marker).
-    AvroBlocks { start: u64, end: u64 },
-}
-
-/// One shard of one file.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub struct ShardSpec {
-    /// Full URL of the file.
-    pub url: String,
-    /// The part of the file.
-    #[serde(flatten)]
-    pub kind: ShardKind,
-}
 
 /// Why a shard could not be read (records that merely fail to decode are
 /// [`Malformed`](crate::record::Malformed) items instead).

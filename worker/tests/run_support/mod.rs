@@ -126,32 +126,35 @@ pub async fn deliver_locally(
     use std::sync::Arc;
     use std::sync::atomic::AtomicBool;
 
+    use courier_core::datum::DatumSettings;
+    use courier_core::destination::DestinationSettings;
     use courier_worker::config::{self, SecretStore};
     use courier_worker::coordinator::{Driver, DriverConfig, DriverEnd, LocalCoordinator, LocalPlan};
     use courier_worker::metrics::Metrics;
     use courier_worker::pipeline::Pipeline;
     use courier_worker::protocol::RateShare;
-    use courier_worker::shard::{plan_inputs, plan_shards};
+    use courier_worker::shard::plan_shards;
     use courier_worker::source::Source;
 
     let dir = tempfile::tempdir().expect("tempdir");
     let destination =
         config::load_destination(&write(dir.path(), "d.yaml", destination_yaml_text)).expect("Destination");
     let datum = config::load_datum(&write(dir.path(), "x.yaml", datum_yaml_text)).expect("Datum");
-    let send = config::send_config(&destination.spec, &SecretStore::empty()).expect("send config");
-    let rate = config::rate_of(&destination.spec);
+    let destination_settings = DestinationSettings::from(&destination.spec);
+    let datum = DatumSettings::from(&datum.spec);
+    let send = config::send_config(&destination_settings, &SecretStore::empty()).expect("send config");
+    let rate = config::rate_of(&destination_settings);
     let metrics = Arc::new(Metrics::new("partner"));
     let pipeline = Pipeline::new("test-worker", &send, Some(rate), metrics, std::time::Duration::from_millis(100))
         .expect("pipeline");
     let source = Source::for_url(source_url).expect("source");
-    let format = config::format_spec(&datum.spec);
+    let format = config::format_spec(&datum);
     let files = source.list(source_url).await.expect("lists the source");
-    let inputs = plan_inputs(&source, files, &format).await.expect("plan inputs");
-    let shards = plan_shards(&inputs, &format, shard_bytes);
+    let shards = plan_shards(&files, &format, shard_bytes);
     let plan = LocalPlan {
         source: source_url.to_owned(),
         shards,
-        datum: datum.spec,
+        datum,
         namespace: NAMESPACE.to_owned(),
         package: package.to_owned(),
         dead_letter_dir: dead_letter_dir.to_owned(),
@@ -170,7 +173,7 @@ pub async fn deliver_locally(
         worker: "test-worker".to_owned(),
         namespace: NAMESPACE.to_owned(),
         destination: "partner".to_owned(),
-        destination_spec: Some((1, destination.spec)),
+        destination_spec: Some((1, destination_settings)),
         secrets: SecretStore::empty(),
         max_leases: 3,
         drain: std::time::Duration::from_secs(5),

@@ -1,12 +1,12 @@
-//! Validate (pure): compile a Datum's request templates with the worker's own request builder
-//! and check its format options, so a Datum that cannot work is refused before any package
-//! uses it.
+//! Validate (pure): compile a Datum's request templates as the worker will (`courier-core`'s
+//! compiled request) and check its format options, so a Datum that cannot work is refused
+//! before any package uses it.
 
 use courier_api::Datum;
 use courier_api::conditions::DatumReason;
 use courier_api::datum::FormatType;
-use courier_worker::decode::FormatSpec;
-use courier_worker::request::{BodySpec, IdempotencySpec, RequestBuilder, RequestSpec};
+use courier_core::format::FormatSpec;
+use courier_core::request::{CompiledRequest, RequestSpec, RequestTemplates};
 
 /// Why a Datum is not Ready.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -17,23 +17,12 @@ pub struct Invalid {
     pub message: String,
 }
 
-/// The worker's request spec for the Datum's `request` block, aimed at `url`.
-pub fn request_spec(datum: &Datum, url: &str, namespace: &str, package: &str) -> RequestSpec {
-    let req = &datum.spec.request;
-    let mut spec = RequestSpec::new(url, namespace, package);
-    spec.path_template = (!req.path_template.is_empty()).then(|| req.path_template.clone());
-    spec.header_templates = req.headers.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
-    spec.body = req.body.as_ref().map_or(BodySpec::Record, |b| BodySpec::Template(b.template.clone()));
-    spec.content_type = req.content_type.clone();
-    spec.idempotency =
-        IdempotencySpec { header: req.idempotency_key.header.clone(), field: req.idempotency_key.field.clone() };
-    spec
-}
-
 /// Checks that the templates compile and the format options are consistent.
 pub fn validate(datum: &Datum) -> Result<(), Invalid> {
-    let spec = request_spec(datum, "http://127.0.0.1/", "namespace", "package");
-    RequestBuilder::new(&spec).map_err(|e| Invalid { reason: DatumReason::TemplateInvalid, message: e.to_string() })?;
+    let templates = RequestTemplates::from(&datum.spec.request);
+    let spec = RequestSpec::from_templates("http://127.0.0.1/", &templates, "namespace", "package");
+    CompiledRequest::new(&spec)
+        .map_err(|e| Invalid { reason: DatumReason::TemplateInvalid, message: e.to_string() })?;
     let format = &datum.spec.format;
     let format_invalid = |message: String| Invalid { reason: DatumReason::FormatInvalid, message };
     FormatSpec::from(format).validate().map_err(|e| format_invalid(e.to_string()))?;

@@ -3,6 +3,8 @@
 use std::collections::BTreeMap;
 
 use courier_api::Destination;
+use courier_core::destination::DestinationSettings;
+use courier_core::secrets::secret_uses;
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec, DeploymentStrategy, RollingUpdateDeployment};
 use k8s_openapi::api::core::v1::{
     Container, ContainerPort, EnvVar, EnvVarSource, HTTPGetAction, ObjectFieldSelector, PodSpec, PodTemplateSpec,
@@ -79,24 +81,8 @@ pub fn worker_env(dest: &Destination) -> Vec<EnvVar> {
         field_env("POD_IP", "status.podIP"),
         EnvVar { name: "COURIER_DESTINATION".to_owned(), value: Some(dest.name_any()), ..Default::default() },
     ];
-    if let Some(auth) = &dest.spec.auth {
-        if let Some(b) = &auth.bearer {
-            env.push(secret_env("COURIER_AUTH_TOKEN", &b.secret_ref.name, &b.secret_ref.key));
-        }
-        if let Some(b) = &auth.basic {
-            env.push(secret_env("COURIER_AUTH_USERNAME", &b.secret_ref.name, "username"));
-            env.push(secret_env("COURIER_AUTH_PASSWORD", &b.secret_ref.name, "password"));
-        }
-        if let Some(o) = &auth.oauth2_client_credentials {
-            env.push(secret_env("COURIER_OAUTH2_CLIENT_ID", &o.client_id_ref.name, &o.client_id_ref.key));
-            env.push(secret_env("COURIER_OAUTH2_CLIENT_SECRET", &o.client_secret_ref.name, &o.client_secret_ref.key));
-        }
-        if let Some(h) = &auth.header {
-            env.push(secret_env("COURIER_AUTH_HEADER_VALUE", &h.secret_ref.name, &h.secret_ref.key));
-        }
-    }
-    if let Some(ca) = dest.spec.endpoint.tls.as_ref().and_then(|t| t.ca_secret_ref.as_ref()) {
-        env.push(secret_env("COURIER_TLS_CA_PEM", &ca.name, &ca.key));
+    for u in secret_uses(&DestinationSettings::from(&dest.spec)) {
+        env.push(secret_env(u.env, &u.secret, &u.key));
     }
     env
 }

@@ -6,6 +6,8 @@
 use std::collections::BTreeMap;
 
 use courier_api::Destination;
+use courier_core::destination::DestinationSettings;
+use courier_core::secrets::secret_uses;
 use k8s_openapi::api::core::v1::Secret;
 use kube::{Api, Client};
 
@@ -20,28 +22,10 @@ pub struct NeededKey {
 
 /// Every Secret key the Destination refers to (auth and TLS CA), in a stable order.
 pub fn needed_keys(dest: &Destination) -> Vec<NeededKey> {
-    let mut keys = Vec::new();
-    let mut push = |secret: &str, key: &str| keys.push(NeededKey { secret: secret.to_owned(), key: key.to_owned() });
-    if let Some(auth) = &dest.spec.auth {
-        if let Some(b) = &auth.bearer {
-            push(&b.secret_ref.name, &b.secret_ref.key);
-        }
-        if let Some(b) = &auth.basic {
-            push(&b.secret_ref.name, "username");
-            push(&b.secret_ref.name, "password");
-        }
-        if let Some(o) = &auth.oauth2_client_credentials {
-            push(&o.client_id_ref.name, &o.client_id_ref.key);
-            push(&o.client_secret_ref.name, &o.client_secret_ref.key);
-        }
-        if let Some(h) = &auth.header {
-            push(&h.secret_ref.name, &h.secret_ref.key);
-        }
-    }
-    if let Some(ca) = dest.spec.endpoint.tls.as_ref().and_then(|t| t.ca_secret_ref.as_ref()) {
-        push(&ca.name, &ca.key);
-    }
-    keys
+    secret_uses(&DestinationSettings::from(&dest.spec))
+        .into_iter()
+        .map(|u| NeededKey { secret: u.secret, key: u.key })
+        .collect()
 }
 
 /// The key names present in each fetched Secret; `None` for a Secret that does not exist.

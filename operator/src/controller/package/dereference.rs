@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use courier_api::{Datum, DeliveryPackage, Destination};
-use courier_worker::source::{Source, SourceError};
+use courier_source::{Source, SourceError};
 use kube::ResourceExt;
 use serde::Deserialize;
 

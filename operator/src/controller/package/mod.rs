@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use courier_api::conditions::find_condition;
 use courier_api::package::RetryScope;
 use courier_api::{Datum, DeliveryPackage, DeliveryPackageStatus, Destination};
-use courier_worker::decode::FormatSpec;
+use courier_core::format::FormatSpec;
 use futures::StreamExt;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::DeleteParams;

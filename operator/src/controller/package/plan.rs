@@ -4,10 +4,11 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use courier_api::{DeliveryPackage, DeliveryPackageStatus};
-use courier_worker::decode::FormatSpec;
-use courier_worker::protocol::LeaseCounters;
-use courier_worker::shard::{PlanFile, ShardKind, ShardSpec, plan_inputs, plan_shards};
-use courier_worker::source::{FileInfo, Source, SourceError};
+use courier_core::format::FormatSpec;
+use courier_core::protocol::LeaseCounters;
+use courier_core::shard::{ShardKind, plan_shards, shard_bytes};
+use courier_core::source::list_all;
+use courier_source::{Source, SourceError};
 
 use crate::coordinator::{ActiveShardState, FailedShardState, FailureCount, PlannedShard, RestoredProgress};
 use crate::planner::rollup::decode_ranges;
@@ -73,19 +74,6 @@ pub fn dead_letter_path(pkg: &DeliveryPackage, attempt: u32) -> String {
     format!("{}/attempt-{attempt}", dead_letter_base(pkg))
 }
 
-/// Bytes a shard covers (for progress and backlog).
-pub fn shard_bytes(shard: &ShardSpec, files: &[PlanFile]) -> u64 {
-    let file = files.iter().find(|f| f.file.url == shard.url);
-    match shard.kind {
-        ShardKind::ByteRange { start, end } | ShardKind::AvroBlocks { start, end } => end.saturating_sub(start),
-        ShardKind::Whole => file.map_or(0, |f| f.file.size),
-        ShardKind::RowGroups { first, count } => file
-            .and_then(|f| f.row_groups.as_ref())
-            .map(|sizes| sizes.iter().skip(first as usize).take(count as usize).sum())
-            .unwrap_or(0),
-    }
-}
-
 /// Lists the package's files (every pattern; a pattern matching nothing is an error) and cuts
 /// them into shards of about `target_bytes`.
 pub async fn list_and_plan(
@@ -95,17 +83,11 @@ pub async fn list_and_plan(
 ) -> Result<Vec<PlannedShard>, PlanError> {
     let (base, patterns) = source_patterns(pkg);
     let source = Source::for_url(&format!("{base}/"))?;
-    let mut files: BTreeSet<FileInfo> = BTreeSet::new();
-    for pattern in &patterns {
-        files.extend(source.list(pattern).await?);
-    }
-    let inputs = plan_inputs(&source, files.into_iter().collect(), format)
-        .await
-        .map_err(|e| PlanError::Unavailable(e.to_string()))?;
-    let shards = plan_shards(&inputs, format, target_bytes);
+    let files = list_all(&source, &patterns).await?;
+    let shards = plan_shards(&files, format, target_bytes);
     Ok(shards
         .into_iter()
-        .map(|spec| PlannedShard { bytes: shard_bytes(&spec, &inputs), spec, only_offsets: Vec::new() })
+        .map(|spec| PlannedShard { bytes: shard_bytes(&spec, &files), spec, only_offsets: Vec::new() })
         .collect())
 }
 

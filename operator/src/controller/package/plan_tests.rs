@@ -1,3 +1,5 @@
+use courier_core::shard::ShardSpec;
+
 use super::*;
 
 fn package(source: &str, extra: &str) -> DeliveryPackage {
@@ -35,20 +37,6 @@ fn the_default_dead_letter_path_of_files_is_beside_the_first_pattern() {
 fn an_explicit_dead_letter_path_wins() {
     let pkg = package("{ file: { paths: [\"/a/b\"] } }", "  deadLetter: { path: \"file:///dlq/\" }\n");
     assert_eq!(dead_letter_path(&pkg, 3), "file:///dlq/attempt-3");
-}
-
-#[test]
-fn shard_bytes_follow_the_shard_kind() {
-    let files = vec![PlanFile {
-        file: FileInfo { url: "file:///a.parquet".into(), size: 1000 },
-        row_groups: Some(vec![100, 200, 300]),
-    }];
-    let rg = ShardSpec { url: "file:///a.parquet".into(), kind: ShardKind::RowGroups { first: 1, count: 2 } };
-    assert_eq!(shard_bytes(&rg, &files), 500);
-    let whole = ShardSpec { url: "file:///a.parquet".into(), kind: ShardKind::Whole };
-    assert_eq!(shard_bytes(&whole, &files), 1000);
-    let range = ShardSpec { url: "file:///b".into(), kind: ShardKind::ByteRange { start: 10, end: 60 } };
-    assert_eq!(shard_bytes(&range, &files), 50);
 }
 
 #[test]

@@ -6,7 +6,7 @@ use courier_api::package::{
     ActiveShard, FailedShard, FailureReason, PackagePhase, Progress, RecordCounts, ShardsStatus,
 };
 use courier_api::{DeliveryPackage, DeliveryPackageStatus};
-use courier_worker::protocol::LeaseCounters;
+use courier_core::protocol::LeaseCounters;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use super::validate::Waiting;

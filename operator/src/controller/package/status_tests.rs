@@ -1,6 +1,6 @@
 use super::*;
 use courier_api::conditions::{PackageReason, is_condition_true};
-use courier_worker::protocol::LeaseCounters;
+use courier_core::protocol::LeaseCounters;
 
 use crate::coordinator::{ActiveShardState, FailedShardState, FailureCount, ObjectKey};
 

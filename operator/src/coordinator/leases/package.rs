@@ -3,8 +3,8 @@
 use std::collections::BTreeMap;
 
 use courier_api::DatumSpec;
-use courier_worker::protocol::{FailureSample, LeaseCounters};
-use courier_worker::shard::{ShardKind, ShardSpec};
+use courier_core::protocol::{FailureSample, LeaseCounters};
+use courier_core::shard::{ShardKind, ShardSpec};
 
 use crate::coordinator::types::{
     ActiveShardState, FailedShardState, FailureCount, ObjectKey, PackagePlan, PackageSnapshot,

@@ -1,8 +1,8 @@
 //! Randomized workers against the lease table: crashes, expiries, pre-emption and replayed
 //! reports never over-count, and every shard completes.
 
-use courier_worker::protocol::{LeaseCounters, LeaseReport, ShardLease};
-use courier_worker::shard::ShardKind;
+use courier_core::protocol::{LeaseCounters, LeaseReport, ShardLease};
+use courier_core::shard::ShardKind;
 use proptest::prelude::*;
 
 use super::tests::plan;

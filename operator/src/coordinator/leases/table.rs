@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use courier_worker::protocol::{LeaseKey, LeaseReport, ShardLease};
+use courier_core::protocol::{LeaseKey, LeaseReport, ShardLease};
 
 use super::package::{LeaseState, PackageEntry, ShardState};
 use crate::coordinator::types::{ObjectKey, PackagePlan};
@@ -269,7 +269,7 @@ impl LeaseTable {
                     frontier: s.frontier,
                     pending: s.pending.clone(),
                     counters: s.counters.clone(),
-                    datum: p.datum.clone(),
+                    datum: (&p.datum).into(),
                     dead_letter_path: p.dead_letter_path.clone(),
                     only_offsets: s.only_offsets.clone(),
                 });

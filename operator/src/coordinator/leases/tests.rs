@@ -1,6 +1,6 @@
 use courier_api::DatumSpec;
-use courier_worker::protocol::{FailureSample, LeaseCounters, LeaseKey, LeaseReport, ShardLease};
-use courier_worker::shard::{ShardKind, ShardSpec};
+use courier_core::protocol::{FailureSample, LeaseCounters, LeaseKey, LeaseReport, ShardLease};
+use courier_core::shard::{ShardKind, ShardSpec};
 
 use super::*;
 use crate::coordinator::types::{

@@ -1,57 +1,21 @@
-//! Cutting files into shards.
+//! Cutting files into shards (pure: same input, same plan).
 
-use crate::decode::{Compression, FormatKind, FormatSpec, parquet};
-use crate::source::{FileInfo, Source};
+use crate::format::{Compression, FormatKind, FormatSpec};
+use crate::source::FileInfo;
 
-use super::{ShardError, ShardKind, ShardSpec};
-
-/// A file as the planner sees it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PlanFile {
-    /// URL and size.
-    pub file: FileInfo,
-    /// Parquet only: compressed size of each row group, from the footer. `None` plans the
-    /// file as one shard.
-    pub row_groups: Option<Vec<u64>>,
-}
-
-impl From<FileInfo> for PlanFile {
-    fn from(file: FileInfo) -> Self {
-        PlanFile { file, row_groups: None }
-    }
-}
-
-/// Reads what the planner needs beyond listings: the row-group sizes of Parquet files.
-pub async fn plan_inputs(
-    source: &Source,
-    files: Vec<FileInfo>,
-    format: &FormatSpec,
-) -> Result<Vec<PlanFile>, ShardError> {
-    let mut out = Vec::with_capacity(files.len());
-    for file in files {
-        let row_groups = if format.kind == FormatKind::Parquet && file.size > 0 {
-            Some(parquet::row_group_sizes(source, &file.url).await?)
-        } else {
-            None
-        };
-        out.push(PlanFile { file, row_groups });
-    }
-    Ok(out)
-}
+use super::{ShardKind, ShardSpec};
 
 /// Cuts files into shards of about `target_shard_bytes` each (pure; same input, same plan).
 ///
 /// - plain JSON lines / CSV / TSV: byte ranges (`ByteRange`), evenly sized;
 /// - compressed text: one `Whole` shard per file;
-/// - Parquet: runs of consecutive row groups reaching the target (`RowGroups`), or `Whole`
-///   when the row groups are unknown;
+/// - Parquet: byte ranges (`RowGroupRange`), resolved to row groups from the footer when read;
 /// - Avro: byte ranges (`AvroBlocks`), resolved to sync blocks when read.
 ///
 /// Empty files get no shard. A target of 0 means one shard per file.
-pub fn plan_shards(files: &[PlanFile], format: &FormatSpec, target_shard_bytes: u64) -> Vec<ShardSpec> {
+pub fn plan_shards(files: &[FileInfo], format: &FormatSpec, target_shard_bytes: u64) -> Vec<ShardSpec> {
     let mut shards = Vec::new();
-    for planned in files {
-        let FileInfo { url, size } = &planned.file;
+    for FileInfo { url, size } in files {
         if *size == 0 {
             continue;
         }
@@ -70,14 +34,10 @@ pub fn plan_shards(files: &[PlanFile], format: &FormatSpec, target_shard_bytes: 
             FormatKind::Avro => shards.extend(
                 byte_ranges(*size, target_shard_bytes).map(|(start, end)| shard(ShardKind::AvroBlocks { start, end })),
             ),
-            FormatKind::Parquet => match &planned.row_groups {
-                None => shards.push(shard(ShardKind::Whole)),
-                Some(sizes) => shards.extend(
-                    row_group_runs(sizes, target_shard_bytes)
-                        .into_iter()
-                        .map(|(first, count)| shard(ShardKind::RowGroups { first, count })),
-                ),
-            },
+            FormatKind::Parquet => shards.extend(
+                byte_ranges(*size, target_shard_bytes)
+                    .map(|(start, end)| shard(ShardKind::RowGroupRange { start, end })),
+            ),
         }
     }
     shards
@@ -90,36 +50,24 @@ fn byte_ranges(size: u64, target: u64) -> impl Iterator<Item = (u64, u64)> {
     (0..count).map(move |i| (bound(i), bound(i + 1)))
 }
 
-/// Groups consecutive row groups until each run reaches `target` bytes.
-fn row_group_runs(sizes: &[u64], target: u64) -> Vec<(u64, u64)> {
-    let mut runs = Vec::new();
-    let mut first = 0u64;
-    let mut count = 0u64;
-    let mut bytes = 0u64;
-    for (i, size) in sizes.iter().enumerate() {
-        if count == 0 {
-            first = i as u64;
-        }
-        count += 1;
-        bytes += size;
-        if target > 0 && bytes >= target {
-            runs.push((first, count));
-            count = 0;
-            bytes = 0;
-        }
+/// Bytes a shard covers (for progress and backlog): its range, or its whole file (sizes from
+/// `files`); 0 for the row-group runs of older plans, whose sizes only the footer knows.
+pub fn shard_bytes(shard: &ShardSpec, files: &[FileInfo]) -> u64 {
+    match shard.kind.byte_range() {
+        Some((start, end)) => end.saturating_sub(start),
+        None => match shard.kind {
+            ShardKind::Whole => files.iter().find(|f| f.url == shard.url).map_or(0, |f| f.size),
+            _ => 0,
+        },
     }
-    if count > 0 {
-        runs.push((first, count));
-    }
-    runs
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn file(url: &str, size: u64) -> PlanFile {
-        PlanFile::from(FileInfo { url: url.to_owned(), size })
+    fn file(url: &str, size: u64) -> FileInfo {
+        FileInfo { url: url.to_owned(), size }
     }
 
     fn kinds(shards: &[ShardSpec]) -> Vec<ShardKind> {
@@ -160,23 +108,31 @@ mod tests {
     }
 
     #[test]
-    fn parquet_row_groups_are_grouped_up_to_the_target() {
+    fn parquet_files_are_cut_into_row_group_ranges_without_reading_them() {
         let spec = FormatSpec::new(FormatKind::Parquet);
-        let mut f = file("file:///d/a.parquet", 1000);
-        f.row_groups = Some(vec![40, 40, 40, 100, 10]);
-        let got = kinds(&plan_shards(&[f.clone()], &spec, 80));
+        let got = kinds(&plan_shards(&[file("file:///d/a.parquet", 1000)], &spec, 400));
         assert_eq!(
             got,
             vec![
-                ShardKind::RowGroups { first: 0, count: 2 },
-                ShardKind::RowGroups { first: 2, count: 2 },
-                ShardKind::RowGroups { first: 4, count: 1 },
+                ShardKind::RowGroupRange { start: 0, end: 333 },
+                ShardKind::RowGroupRange { start: 333, end: 666 },
+                ShardKind::RowGroupRange { start: 666, end: 1000 },
             ]
         );
-        f.row_groups = Some(vec![]);
-        assert!(plan_shards(&[f.clone()], &spec, 80).is_empty());
-        f.row_groups = None;
-        assert_eq!(kinds(&plan_shards(&[f], &spec, 80)), vec![ShardKind::Whole]);
+        assert_eq!(kinds(&plan_shards(&[file("file:///d/a.parquet", 1000)], &spec, 0)).len(), 1);
+        assert!(plan_shards(&[file("file:///d/empty.parquet", 0)], &spec, 400).is_empty());
+    }
+
+    #[test]
+    fn shard_bytes_follow_the_shard_kind() {
+        let files = [file("file:///a.parquet", 1000)];
+        let shard = |kind| ShardSpec { url: "file:///a.parquet".into(), kind };
+        assert_eq!(shard_bytes(&shard(ShardKind::RowGroupRange { start: 100, end: 600 }), &files), 500);
+        assert_eq!(shard_bytes(&shard(ShardKind::AvroBlocks { start: 0, end: 10 }), &files), 10);
+        assert_eq!(shard_bytes(&shard(ShardKind::Whole), &files), 1000);
+        assert_eq!(shard_bytes(&shard(ShardKind::RowGroups { first: 0, count: 2 }), &files), 0);
+        let other = ShardSpec { url: "file:///b".into(), kind: ShardKind::ByteRange { start: 10, end: 60 } };
+        assert_eq!(shard_bytes(&other, &files), 50);
     }
 
     #[test]

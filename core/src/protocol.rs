@@ -9,12 +9,29 @@
 //! Progress is reported as *cumulative* counters per lease (not deltas), so a lost or repeated
 //! heartbeat can neither lose nor double-count anything: the coordinator keeps the highest
 //! values it has seen for each lease.
+//!
+//! **Versions.** Both messages carry `protocolVersion`; a message without it is version 1.
+//! Version 2 plans Parquet by byte ranges ([`ShardKind::RowGroupRange`](crate::shard::ShardKind)),
+//! which a version 1 worker cannot read, so the operator grants no new leases to workers older
+//! than [`OLDEST_LEASED_VERSION`] (a rollout replaces them). The Destination and Datum travel
+//! as the protocol's own [`DestinationSettings`] and [`DatumSettings`], whose JSON keeps the
+//! resources' shape, so either side still reads the other's version 1 messages.
 
-use courier_api::datum::DatumSpec;
-use courier_api::destination::DestinationSpec;
 use serde::{Deserialize, Serialize};
 
+use crate::datum::DatumSettings;
+use crate::destination::DestinationSettings;
 use crate::shard::ShardSpec;
+
+/// The protocol version this build speaks.
+pub const PROTOCOL_VERSION: u32 = 2;
+/// Workers speaking an older version get no new leases: they cannot read every shard kind.
+pub const OLDEST_LEASED_VERSION: u32 = 2;
+
+/// The version of a message that does not say (version 1 had no field).
+fn unversioned() -> u32 {
+    1
+}
 
 /// Path of the heartbeat endpoint.
 pub const HEARTBEAT_PATH: &str = "/v1/heartbeat";
@@ -184,6 +201,9 @@ pub struct WorkerStats {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct HeartbeatRequest {
+    /// The protocol version the worker speaks ([`PROTOCOL_VERSION`]).
+    #[serde(default = "unversioned")]
+    pub protocol_version: u32,
     /// The worker's pod name (`POD_NAME`).
     pub worker: String,
     /// Random, fixed for the life of the worker process: a new value under the same name
@@ -235,7 +255,7 @@ pub struct RateShare {
 #[serde(rename_all = "camelCase")]
 pub struct DestinationConfig {
     pub generation: i64,
-    pub spec: DestinationSpec,
+    pub spec: DestinationSettings,
 }
 
 /// A shard leased to the worker.
@@ -258,7 +278,7 @@ pub struct ShardLease {
     /// counters continue from them).
     pub counters: LeaseCounters,
     /// The Datum of the package (format and request templates).
-    pub datum: DatumSpec,
+    pub datum: DatumSettings,
     /// Where dead letters of this package go (a directory URL).
     pub dead_letter_path: String,
     /// Only these record offsets are sent (retryScope FailedRecords re-sends); empty = all.
@@ -270,6 +290,9 @@ pub struct ShardLease {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct HeartbeatResponse {
+    /// The protocol version the operator speaks ([`PROTOCOL_VERSION`]).
+    #[serde(default = "unversioned")]
+    pub protocol_version: u32,
     pub share: RateShare,
     /// Send nothing before this instant (Unix ms): the partner asked the Destination to pause.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -345,6 +368,7 @@ mod tests {
     #[test]
     fn a_heartbeat_round_trips_through_json_with_camel_case_fields() {
         let req = HeartbeatRequest {
+            protocol_version: PROTOCOL_VERSION,
             worker: "w-1".into(),
             incarnation: 42,
             namespace: "ns".into(),
@@ -385,30 +409,5 @@ mod tests {
 }
 
 #[cfg(test)]
-mod compatibility {
-    use super::*;
-
-    /// A heartbeat as a worker of the first release sent it (no incarnation, frontier,
-    /// pending or resent): it still parses, with the new fields at their neutral values.
-    #[test]
-    fn a_heartbeat_of_an_older_worker_still_parses() {
-        let old = r#"{"worker":"w-1","namespace":"ns","destination":"partner","destinationGeneration":2,
-            "appliedShare":100,"demand":100,"freeSlots":0,"draining":false,
-            "leases":[{"key":{"namespace":"ns","package":"p","packageUid":"u","shard":0,"packageAttempt":1,"leaseEpoch":5},
-                       "checkpoint":10,"counters":{"read":3,"sent":3,"failed":0,"malformed":0,"deadLettered":0,"retried":0,"bytes":30},
-                       "base":{"read":0,"sent":0,"failed":0,"malformed":0,"deadLettered":0,"retried":0,"bytes":0}}],
-            "throttle":{"tooManyRequests":0},"stats":{"requestsPerSecond":0,"latencyP50Micros":0,"latencyP99Micros":0,
-            "inFlight":0,"maxInFlight":16,"limiterWaitPermille":0,"cpuPermille":0}}"#;
-        let hb: HeartbeatRequest = serde_json::from_str(old).expect("an older heartbeat parses");
-        assert_eq!(hb.incarnation, 0);
-        assert_eq!((hb.leases[0].frontier, hb.leases[0].pending.len(), hb.leases[0].counters.resent), (0, 0, 0));
-    }
-
-    /// An answer of an older operator (no term, no frontier) parses too.
-    #[test]
-    fn an_answer_of_an_older_operator_still_parses() {
-        let old = r#"{"share":{"requestsPerSecond":10,"burst":1,"maxInFlight":4},"heartbeatIntervalMs":1000,"leaseTtlMs":10000}"#;
-        let r: HeartbeatResponse = serde_json::from_str(old).expect("an older answer parses");
-        assert_eq!(r.term, 0);
-    }
-}
+#[path = "protocol_compat.rs"]
+mod compat;

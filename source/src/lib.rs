@@ -1,7 +1,9 @@
+#![forbid(unsafe_code)]
 //! Where records come from: `hdfs://` (hdfs-native) and `file://` (tokio fs).
 //!
 //! A [`Source`] serves one filesystem (one namenode or name service, or the local disk). It
-//! lists files matching globs and streams byte ranges of them.
+//! lists files matching globs (the [`FileLister`] the operator's planner uses) and streams byte
+//! ranges of them (what the worker's shard readers use).
 
 pub mod file;
 pub mod glob;
@@ -17,14 +19,7 @@ use futures::TryStreamExt;
 /// Size of each read from the underlying filesystem.
 pub const READ_CHUNK: usize = 1 << 20;
 
-/// A file to read: full URL and size in bytes.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
-pub struct FileInfo {
-    /// e.g. `hdfs://127.0.0.1:9000/data/users/part-0.jsonl` or `file:///tmp/x.csv`.
-    pub url: String,
-    /// Length in bytes.
-    pub size: u64,
-}
+pub use courier_core::source::{FileInfo, FileLister};
 
 /// Failure to list or read.
 #[derive(Debug, thiserror::Error)]
@@ -199,6 +194,14 @@ impl Source {
             Source::File(f) => f.list_dir(path).await,
             Source::Hdfs(h) => h.list_dir(path).await,
         }
+    }
+}
+
+impl FileLister for Source {
+    type Error = SourceError;
+
+    async fn list(&self, pattern: &str) -> Result<Vec<FileInfo>, SourceError> {
+        Source::list(self, pattern).await
     }
 }
 

@@ -1,4 +1,5 @@
-//! The worker's own view of a Datum's `format` block.
+//! A Datum's `format` block as decoders and the planner see it, converted from the API here
+//! and nowhere else. Its JSON shape is the resource's (the protocol carries it).
 
 use serde::{Deserialize, Serialize};
 
@@ -54,9 +55,19 @@ impl Compression {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CsvOptions {
     /// The first line of each file names the columns (and is not a record).
+    #[serde(default = "default_header")]
     pub header: bool,
     /// One ASCII character.
+    #[serde(default = "default_delimiter")]
     pub delimiter: String,
+}
+
+fn default_header() -> bool {
+    CsvOptions::default().header
+}
+
+fn default_delimiter() -> String {
+    CsvOptions::default().delimiter
 }
 
 impl Default for CsvOptions {
@@ -69,6 +80,7 @@ impl Default for CsvOptions {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FormatSpec {
     /// The file format.
+    #[serde(rename = "type")]
     pub kind: FormatKind,
     /// Whole-file compression (text formats only).
     #[serde(default)]
@@ -78,7 +90,7 @@ pub struct FormatSpec {
     pub csv: CsvOptions,
     /// CSV/TSV: column names (override the header line when both exist).
     /// Parquet/Avro: the fields kept in each record (all when absent).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fields: Option<Vec<String>>,
 }
 

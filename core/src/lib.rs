@@ -1,0 +1,15 @@
+#![forbid(unsafe_code)]
+//! courier-core: what the operator and the worker share, and nothing else — the coordination
+//! protocol, shard planning, the one conversion of the API into what a worker needs (format,
+//! request, Destination settings) and the names of the secrets a Destination uses.
+//!
+//! It depends on the API types and never on `courier-operator` or `courier-worker`.
+
+pub mod datum;
+pub mod destination;
+pub mod format;
+pub mod protocol;
+pub mod request;
+pub mod secrets;
+pub mod shard;
+pub mod source;
