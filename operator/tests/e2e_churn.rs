@@ -209,9 +209,12 @@ async fn worker_kills_and_a_leader_change_lose_nothing_stay_under_the_limit_and_
     assert_eq!(r.read, r.sent + r.dead_lettered, "read == sent + deadLettered: {r:?}");
     assert_eq!(r.sent + r.dead_lettered, expected, "each record counted exactly once: {r:?}");
     assert_eq!(both.load(Ordering::Relaxed), 0, "two replicas led at once");
+    // The evenly paced sender's 429s on this machine now, scaled to the delivery's length,
+    // are jitter of the machine (a stalled process sends a late clump), not of Courier.
+    let machine_jitter = (paced_429 as f64 * span / 10.0).ceil() as u64;
     assert!(
-        stats.rejected.rate_limited <= STARTUP_JITTER,
-        "{} requests over the limit (429)",
+        stats.rejected.rate_limited <= STARTUP_JITTER + machine_jitter,
+        "{} requests over the limit (429); the paced sender drew {paced_429} in 10 s",
         stats.rejected.rate_limited
     );
     assert!(rate >= 0.9 * f64::from(LIMIT), "delivered {rate:.0}/s, below 90 % of {LIMIT}/s");

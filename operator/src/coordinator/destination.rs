@@ -177,8 +177,11 @@ impl DestinationState {
         }
     }
 
-    /// Decides `worker`'s share (to be sent to it now) and records it as sent.
-    pub fn share_of(&mut self, worker: &str, now: Millis) -> RateShare {
+    /// Decides `worker`'s share (to be sent to it now) and records it as sent. The flag says
+    /// whether its share is in transition: it differs from what the worker enforces, or the
+    /// worker waits for others to give capacity up — then a quick next heartbeat hands
+    /// capacity over sooner.
+    pub fn share_of(&mut self, worker: &str, now: Millis) -> (RateShare, bool) {
         let names: Vec<String> = self.workers.keys().cloned().collect();
         let ws: Vec<WorkerShare> = self
             .workers
@@ -187,13 +190,15 @@ impl DestinationState {
             .map(|(w, demand)| WorkerShare { demand, granted: w.granted, applied: w.applied })
             .collect();
         let effective = self.aimd.effective();
-        let Some(i) = names.iter().position(|n| n == worker) else { return RateShare::default() };
+        let Some(i) = names.iter().position(|n| n == worker) else { return (RateShare::default(), false) };
         // While grants of an earlier leader may be unknown (warm-up), no share grows.
         let reserved = self.reserved(now);
         let draining = self.workers.get(worker).is_some_and(|w| w.draining);
         // A draining worker starts no new attempt: it gets nothing, and what it had is free as
         // soon as it reports enforcing nothing (it stops at once).
         let grant = if draining { 0 } else { shares::grant_for(effective, &ws, i, reserved) };
+        let target = if draining { 0 } else { shares::targets(effective, &ws)[i] };
+        let transition = grant != ws[i].applied || grant < target;
         if let Some(w) = self.workers.get_mut(worker) {
             w.granted = grant;
         }
@@ -213,13 +218,14 @@ impl DestinationState {
         };
         let bytes_per_second =
             rl.bytes_per_second.map(|b| shares::split_with_floor(scaled(b.max(1) as u64), &demands, 1)[i]);
-        RateShare {
+        let share = RateShare {
             requests_per_second: grant,
             burst: burst.min(u64::from(u32::MAX)) as u32,
             bytes_per_second,
             requests_today: None,
             max_in_flight: max_in_flight.min(u64::from(u32::MAX)) as u32,
-        }
+        };
+        (share, transition)
     }
 
     /// The runtime view, with the autoscaling decision (updates the cooldown clock).
