@@ -44,33 +44,17 @@ node_ip_up() {
   "$ROOT/e2e/scripts/node-ip.sh" up
 }
 
-# Packets to or from the node's ranges never leave through another interface:
-# pods have no default route, and this guard drops what would still be
-# forwarded or routed out (for instance to a pod IP after its bridge is gone).
+# Pods have no default route; on top of node-ip.sh's guard, nothing that
+# enters from the pod bridge is forwarded anywhere but back to it.
 guard_up() {
-  local t=mangle
-  iptables -t $t -N COURIER-GUARD 2>/dev/null || iptables -t $t -F COURIER-GUARD
-  iptables -t $t -A COURIER-GUARD -o lo -j RETURN
-  iptables -t $t -A COURIER-GUARD -o "$POD_BRIDGE" -j RETURN
-  iptables -t $t -A COURIER-GUARD -o "$NODE_BRIDGE" -j RETURN
-  local range
-  for range in "$POD_CIDR" "$NODE_IP/32" "$SERVICE_CIDR"; do
-    iptables -t $t -A COURIER-GUARD -d "$range" -j DROP
-    iptables -t $t -A COURIER-GUARD -s "$range" -j DROP
-  done
-  iptables -t $t -C POSTROUTING -j COURIER-GUARD 2>/dev/null || iptables -t $t -I POSTROUTING -j COURIER-GUARD
-  iptables -t $t -C FORWARD -i "$POD_BRIDGE" ! -o "$POD_BRIDGE" -j DROP 2>/dev/null \
-    || iptables -t $t -I FORWARD -i "$POD_BRIDGE" ! -o "$POD_BRIDGE" -j DROP
+  iptables -t mangle -C FORWARD -i "$POD_BRIDGE" ! -o "$POD_BRIDGE" -j DROP 2>/dev/null \
+    || iptables -t mangle -I FORWARD -i "$POD_BRIDGE" ! -o "$POD_BRIDGE" -j DROP
   # Service IPs kube-proxy has not (yet) translated end on the portless bridge.
   ip route replace "$SERVICE_CIDR" dev "$NODE_BRIDGE"
 }
 
 guard_down() {
-  local t=mangle
-  iptables -t $t -D POSTROUTING -j COURIER-GUARD 2>/dev/null || true
-  iptables -t $t -D FORWARD -i "$POD_BRIDGE" ! -o "$POD_BRIDGE" -j DROP 2>/dev/null || true
-  iptables -t $t -F COURIER-GUARD 2>/dev/null || true
-  iptables -t $t -X COURIER-GUARD 2>/dev/null || true
+  iptables -t mangle -D FORWARD -i "$POD_BRIDGE" ! -o "$POD_BRIDGE" -j DROP 2>/dev/null || true
   ip route del "$SERVICE_CIDR" dev "$NODE_BRIDGE" 2>/dev/null || true
 }
 

@@ -5,11 +5,27 @@
 //! (the README's test command always sets it after `e2e/cluster/cluster.sh up`); with it, an
 //! unreachable cluster fails the test.
 
+use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
 use std::process::{Command, Output};
 
 /// Version of the Kubernetes binaries the cluster is built from.
 pub const KUBERNETES_VERSION: &str = "v1.34.4";
+
+/// The node IP of the local cluster (e2e/scripts/node-ip.sh): the apiserver, the kubelet,
+/// MiniDFS and the servers tests start on the host listen on it, and pods route to it.
+pub const NODE_IP: Ipv4Addr = Ipv4Addr::new(10, 87, 0, 1);
+
+/// The node IP (`COURIER_NODE_IP` overrides [`NODE_IP`]).
+pub fn node_ip() -> IpAddr {
+    std::env::var("COURIER_NODE_IP").ok().and_then(|ip| ip.parse().ok()).unwrap_or(IpAddr::V4(NODE_IP))
+}
+
+/// Whether the node IP is an address of this network namespace. When it is not, a connection
+/// to it would leave through the default route, off this machine: check before connecting.
+pub fn node_ip_is_local() -> bool {
+    std::net::TcpListener::bind((node_ip(), 0)).is_ok()
+}
 
 /// The running local cluster.
 #[derive(Debug, Clone)]
@@ -49,15 +65,30 @@ impl Cluster {
             eprintln!("skipped: set COURIER_E2E=1 after `e2e/cluster/cluster.sh up` (the test command does both)");
             return None;
         }
+        Some(Cluster::require())
+    }
+
+    /// The running cluster, whatever `COURIER_E2E` says: for tests marked
+    /// `#[ignore = "needs the local cluster (make test)"]`, which `make test` runs.
+    ///
+    /// # Panics
+    /// When the kubeconfig or kubectl is missing, or the node IP is not on this machine
+    /// (the cluster is not up).
+    pub fn require() -> Cluster {
+        assert!(
+            node_ip_is_local(),
+            "the node IP {} is not an address here: the local cluster is not up (e2e/cluster/cluster.sh up)",
+            node_ip()
+        );
         let cluster = Cluster {
             kubeconfig: std::env::var_os("KUBECONFIG")
                 .map(PathBuf::from)
                 .unwrap_or_else(|| state_dir().join("cluster/admin.kubeconfig")),
             kubectl: cache_dir().join(format!("k8s-{KUBERNETES_VERSION}/bin/kubectl")),
         };
-        assert!(cluster.kubeconfig.is_file(), "COURIER_E2E is set but {} is missing", cluster.kubeconfig.display());
-        assert!(cluster.kubectl.is_file(), "COURIER_E2E is set but {} is missing", cluster.kubectl.display());
-        Some(cluster)
+        assert!(cluster.kubeconfig.is_file(), "the local cluster is needed but {} is missing", cluster.kubeconfig.display());
+        assert!(cluster.kubectl.is_file(), "the local cluster is needed but {} is missing", cluster.kubectl.display());
+        cluster
     }
 
     /// Runs kubectl with the admin kubeconfig and returns its output (whatever the exit code).

@@ -1,6 +1,6 @@
 //! e2e against the local cluster: what the operator reports when something a package or
-//! Destination needs is missing. Skipped without COURIER_E2E; fails when it is set and the
-//! cluster is unreachable.
+//! Destination needs is missing. Ignored by a plain `cargo test`; `make test` runs them
+//! (`--include-ignored`) and they fail when the cluster is unreachable.
 
 mod support;
 
@@ -11,13 +11,14 @@ use support::*;
 const WAIT: Duration = Duration::from_secs(60);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the local cluster (make test)"]
 async fn a_package_waits_for_a_missing_destination_and_proceeds_when_it_appears() {
     let Some((cluster, ns)) = setup("op-wait") else { return };
     let client = cluster.client().await;
     let operator = Operator::start(&cluster, &ns);
-    let data = tempfile::tempdir().expect("tempdir");
-    write_records(data.path(), 1, 10, "w");
-    let pattern = format!("{}/*.jsonl", data.path().display());
+    let data = Records::new("op-wait").await;
+    data.write("", 1, 10, "w").await;
+    let pattern = data.pattern("");
 
     apply_yaml(&client, &ns, &datum_yaml("users")).await;
     apply_yaml(&client, &ns, &package_yaml("p", "partner", "users", &pattern, "")).await;
@@ -45,6 +46,7 @@ async fn a_package_waits_for_a_missing_destination_and_proceeds_when_it_appears(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the local cluster (make test)"]
 async fn a_destination_naming_a_missing_secret_is_not_ready_with_secret_not_found() {
     let Some((cluster, ns)) = setup("op-secret") else { return };
     let client = cluster.client().await;
@@ -86,12 +88,13 @@ async fn a_destination_naming_a_missing_secret_is_not_ready_with_secret_not_foun
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the local cluster (make test)"]
 async fn a_glob_matching_nothing_fails_the_package_with_source_not_found() {
     let Some((cluster, ns)) = setup("op-empty") else { return };
     let client = cluster.client().await;
     let _operator = Operator::start(&cluster, &ns);
-    let data = tempfile::tempdir().expect("tempdir");
-    let pattern = format!("{}/nothing-*.jsonl", data.path().display());
+    let data = Records::new("op-empty").await;
+    let pattern = format!("{}/nothing-*.jsonl", data.dir);
     apply_yaml(&client, &ns, &destination_yaml("partner", "http://127.0.0.1:9/", 10, "")).await;
     apply_yaml(&client, &ns, &datum_yaml("users")).await;
     apply_yaml(&client, &ns, &package_yaml("p", "partner", "users", &pattern, "")).await;
@@ -106,6 +109,7 @@ async fn a_glob_matching_nothing_fails_the_package_with_source_not_found() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the local cluster (make test)"]
 async fn a_datum_whose_template_does_not_compile_is_not_ready_with_template_invalid() {
     let Some((cluster, ns)) = setup("op-datum") else { return };
     let client = cluster.client().await;

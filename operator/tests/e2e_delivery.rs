@@ -1,5 +1,6 @@
-//! e2e against the local cluster: whole deliveries through worker pods run by the node agent,
-//! to the partner simulator on 127.0.0.1. Skipped without COURIER_E2E.
+//! e2e against the local cluster: whole deliveries through worker pods on the real node, to the
+//! partner simulator on the node IP. Ignored by a plain `cargo test`;
+//! `make test` runs them.
 
 mod support;
 
@@ -9,14 +10,15 @@ use courier_e2e::sim::SimConfig;
 use support::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the local cluster (make test)"]
 async fn a_package_is_delivered_by_worker_pods_exactly_once_and_reaches_complete() {
     let Some((cluster, ns)) = setup("op-deliver") else { return };
     let client = cluster.client().await;
     let mut operator = Operator::start(&cluster, &ns);
     let sim = simulator(SimConfig::default()).await;
-    let data = tempfile::tempdir().expect("tempdir");
-    let ids = write_records(data.path(), 3, 200, "r");
-    let pattern = format!("{}/*.jsonl", data.path().display());
+    let data = Records::new("op-deliver").await;
+    let ids = data.write("", 3, 200, "r").await;
+    let pattern = data.pattern("");
 
     apply_yaml(&client, &ns, &destination_yaml("partner", &sim.url(), 300, "")).await;
     apply_yaml(&client, &ns, &datum_yaml("users")).await;
@@ -57,6 +59,7 @@ async fn a_package_is_delivered_by_worker_pods_exactly_once_and_reaches_complete
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the local cluster (make test)"]
 async fn a_rate_limit_change_mid_delivery_shows_in_the_partners_per_second_series_within_two_seconds() {
     let destination = |url: &str| destination_yaml("partner", url, 100, "");
     let Some(g) = start_ground("op-rate", SimConfig::default(), destination, (4, 1000)).await else { return };

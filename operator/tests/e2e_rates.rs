@@ -1,7 +1,8 @@
 //! e2e against the local cluster: a Destination's rate budget shared by its worker pods, as the
 //! partner sees it — exact sharing among three workers, a 429 storm and its recovery, a
 //! Retry-After that pauses every worker, and the first request after a scale from zero.
-//! Skipped without COURIER_E2E.
+//! Ignored by a plain `cargo test`;
+//! `make test` runs them.
 //!
 //! The tests of this file judge rates and timings, so they run one at a time.
 
@@ -70,6 +71,7 @@ async fn assert_all_delivered(ground: &Ground) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the local cluster (make test)"]
 async fn three_workers_share_3000_requests_per_second_with_no_429_and_within_two_percent() {
     let _serial = SERIAL.lock().await;
     // The partner allows exactly 3,000/s; its bucket holds 0.1 s of requests, so together the
@@ -110,6 +112,7 @@ async fn three_workers_share_3000_requests_per_second_with_no_429_and_within_two
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the local cluster (make test)"]
 async fn a_429_storm_lowers_the_effective_limit_and_it_climbs_back_when_the_storm_is_over() {
     let _serial = SERIAL.lock().await;
     let workers = "{ min: 2, max: 2, cooldownSeconds: 5 }";
@@ -147,6 +150,7 @@ async fn a_429_storm_lowers_the_effective_limit_and_it_climbs_back_when_the_stor
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the local cluster (make test)"]
 async fn a_retry_after_answered_to_one_worker_pauses_every_worker_of_the_destination() {
     let _serial = SERIAL.lock().await;
     let workers = "{ min: 2, max: 2, cooldownSeconds: 5 }";
@@ -189,6 +193,7 @@ async fn a_retry_after_answered_to_one_worker_pauses_every_worker_of_the_destina
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the local cluster (make test)"]
 async fn from_zero_workers_the_first_request_reaches_the_partner_within_five_seconds_of_apply() {
     let _serial = SERIAL.lock().await;
     let destination = |url: &str| destination_yaml("partner", url, 200, "");
