@@ -18,7 +18,6 @@ cargo build --workspace --all-targets --locked
 
 trap stop_ground EXIT
 start_ground
-export COURIER_E2E=1
 # The demo's operator watches every namespace: it would compete with the operators the tests
 # start for their own namespaces, so it is scaled to zero while the tests run (`make demo`
 # scales it back).

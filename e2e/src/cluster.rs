@@ -1,9 +1,10 @@
 //! The local cluster as tests see it: where its kubeconfig and kubectl are, and whether tests
 //! should run against it.
 //!
-//! Tests that need the cluster call [`Cluster::from_env`]: without `COURIER_E2E` they are skipped
-//! (the README's test command always sets it after `e2e/cluster/cluster.sh up`); with it, an
-//! unreachable cluster fails the test.
+//! Tests that need the cluster are `#[ignore = "needs the local cluster…"]` and call
+//! [`Cluster::from_env`], which fails the test when the cluster is missing: a plain `cargo test`
+//! reports them as ignored, never as passed; `make test` starts the cluster and runs them with
+//! `--include-ignored`.
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
@@ -56,28 +57,18 @@ pub fn repo_root() -> PathBuf {
 }
 
 impl Cluster {
-    /// The cluster, or `None` (print why, skip the test) when `COURIER_E2E` is unset.
+    /// The running cluster. Tests that need it are `#[ignore]`d with a reason, so a plain
+    /// `cargo test` reports them as not run; `make test` starts the cluster and runs them with
+    /// `--include-ignored`.
     ///
     /// # Panics
-    /// When `COURIER_E2E` is set but the kubeconfig or kubectl is missing: the test must fail.
-    pub fn from_env() -> Option<Cluster> {
-        if std::env::var_os("COURIER_E2E").is_none() {
-            eprintln!("skipped: set COURIER_E2E=1 after `e2e/cluster/cluster.sh up` (the test command does both)");
-            return None;
-        }
-        Some(Cluster::require())
-    }
-
-    /// The running cluster, whatever `COURIER_E2E` says: for tests marked
-    /// `#[ignore = "needs the local cluster (make test)"]`, which `make test` runs.
-    ///
-    /// # Panics
-    /// When the kubeconfig or kubectl is missing, or the node IP is not on this machine
-    /// (the cluster is not up).
-    pub fn require() -> Cluster {
+    /// When the kubeconfig or kubectl is missing, or the node IP is not an address of this
+    /// machine (the cluster is not up; the apiserver listens on it): a test that needs the
+    /// cluster fails without it.
+    pub fn from_env() -> Cluster {
         assert!(
             node_ip_is_local(),
-            "the node IP {} is not an address here: the local cluster is not up (e2e/cluster/cluster.sh up)",
+            "the node IP {} is not an address here: start the local cluster (e2e/cluster/cluster.sh up, or make test)",
             node_ip()
         );
         let cluster = Cluster {
@@ -86,8 +77,12 @@ impl Cluster {
                 .unwrap_or_else(|| state_dir().join("cluster/admin.kubeconfig")),
             kubectl: cache_dir().join(format!("k8s-{KUBERNETES_VERSION}/bin/kubectl")),
         };
-        assert!(cluster.kubeconfig.is_file(), "the local cluster is needed but {} is missing", cluster.kubeconfig.display());
-        assert!(cluster.kubectl.is_file(), "the local cluster is needed but {} is missing", cluster.kubectl.display());
+        assert!(
+            cluster.kubeconfig.is_file(),
+            "{} is missing: start the local cluster (e2e/cluster/cluster.sh up, or make test)",
+            cluster.kubeconfig.display()
+        );
+        assert!(cluster.kubectl.is_file(), "{} is missing: build the local cluster first", cluster.kubectl.display());
         cluster
     }
 

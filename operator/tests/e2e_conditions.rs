@@ -1,6 +1,6 @@
 //! e2e against the local cluster: what the operator reports when something a package or
-//! Destination needs is missing. Ignored by a plain `cargo test`; `make test` runs them
-//! (`--include-ignored`) and they fail when the cluster is unreachable.
+//! Destination needs is missing. Ignored by a plain `cargo test`; `make test` runs it against the
+//! local cluster (`--include-ignored`), and it fails when the cluster is unreachable.
 
 mod support;
 
@@ -11,9 +11,9 @@ use support::*;
 const WAIT: Duration = Duration::from_secs(60);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs the local cluster (make test)"]
+#[ignore = "needs the local cluster: make test runs it with --include-ignored"]
 async fn a_package_waits_for_a_missing_destination_and_proceeds_when_it_appears() {
-    let Some((cluster, ns)) = setup("op-wait") else { return };
+    let (cluster, ns) = setup("op-wait");
     let client = cluster.client().await;
     let operator = Operator::start(&cluster, &ns);
     let data = Records::new("op-wait").await;
@@ -46,9 +46,9 @@ async fn a_package_waits_for_a_missing_destination_and_proceeds_when_it_appears(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs the local cluster (make test)"]
+#[ignore = "needs the local cluster: make test runs it with --include-ignored"]
 async fn a_destination_naming_a_missing_secret_is_not_ready_with_secret_not_found() {
-    let Some((cluster, ns)) = setup("op-secret") else { return };
+    let (cluster, ns) = setup("op-secret");
     let client = cluster.client().await;
     let _operator = Operator::start(&cluster, &ns);
     let auth = "  auth: { bearer: { secretRef: { name: partner-token, key: token } } }\n";
@@ -88,9 +88,9 @@ async fn a_destination_naming_a_missing_secret_is_not_ready_with_secret_not_foun
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs the local cluster (make test)"]
+#[ignore = "needs the local cluster: make test runs it with --include-ignored"]
 async fn a_glob_matching_nothing_fails_the_package_with_source_not_found() {
-    let Some((cluster, ns)) = setup("op-empty") else { return };
+    let (cluster, ns) = setup("op-empty");
     let client = cluster.client().await;
     let _operator = Operator::start(&cluster, &ns);
     let data = Records::new("op-empty").await;
@@ -109,9 +109,9 @@ async fn a_glob_matching_nothing_fails_the_package_with_source_not_found() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs the local cluster (make test)"]
+#[ignore = "needs the local cluster: make test runs it with --include-ignored"]
 async fn a_datum_whose_template_does_not_compile_is_not_ready_with_template_invalid() {
-    let Some((cluster, ns)) = setup("op-datum") else { return };
+    let (cluster, ns) = setup("op-datum");
     let client = cluster.client().await;
     let _operator = Operator::start(&cluster, &ns);
     let yaml = "apiVersion: courier.dev/v1alpha1\nkind: Datum\nmetadata: { name: broken }\nspec:\n  format: { type: JsonLines }\n  request: { pathTemplate: \"/x/{{ id\" }\n";

@@ -1,6 +1,5 @@
-//! e2e against the local cluster: whole deliveries through worker pods on the real node, to the
-//! partner simulator on the node IP. Ignored by a plain `cargo test`;
-//! `make test` runs them.
+//! e2e against the local cluster: whole deliveries through worker pods run by the node agent,
+//! to the partner simulator on 127.0.0.1. Ignored by a plain `cargo test`; `make test` runs it.
 
 mod support;
 
@@ -10,9 +9,9 @@ use courier_e2e::sim::SimConfig;
 use support::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs the local cluster (make test)"]
+#[ignore = "needs the local cluster: make test runs it with --include-ignored"]
 async fn a_package_is_delivered_by_worker_pods_exactly_once_and_reaches_complete() {
-    let Some((cluster, ns)) = setup("op-deliver") else { return };
+    let (cluster, ns) = setup("op-deliver");
     let client = cluster.client().await;
     let mut operator = Operator::start(&cluster, &ns);
     let sim = simulator(SimConfig::default()).await;
@@ -59,10 +58,10 @@ async fn a_package_is_delivered_by_worker_pods_exactly_once_and_reaches_complete
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs the local cluster (make test)"]
+#[ignore = "needs the local cluster: make test runs it with --include-ignored"]
 async fn a_rate_limit_change_mid_delivery_shows_in_the_partners_per_second_series_within_two_seconds() {
     let destination = |url: &str| destination_yaml("partner", url, 100, "");
-    let Some(g) = start_ground("op-rate", SimConfig::default(), destination, (4, 1000)).await else { return };
+    let g = start_ground("op-rate", SimConfig::default(), destination, (4, 1000)).await;
     let Ground { cluster, ns, client, operator, sim, ids, .. } = &g;
     g.apply_package("p", "").await;
     // Deliver at 100/s for a while, then raise the limit to 400/s.

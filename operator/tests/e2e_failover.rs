@@ -1,7 +1,6 @@
 //! e2e against the local cluster: two elected operator replicas, the leader SIGKILLed in the
 //! middle of a package, the standby takes the Lease over and the package still completes without
-//! losing a record. Ignored by a plain `cargo test`;
-//! `make test` runs them.
+//! losing a record. Ignored by a plain `cargo test`; `make test` runs it.
 
 mod support;
 
@@ -41,9 +40,9 @@ async fn is_complete(client: &kube::Client, ns: &str, name: &str) -> bool {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs the local cluster (make test)"]
+#[ignore = "needs the local cluster: make test runs it with --include-ignored"]
 async fn killing_the_leading_operator_mid_package_hands_over_to_the_standby_without_losing_a_record() {
-    let Some((cluster, ns)) = setup("op-failover") else { return };
+    let (cluster, ns) = setup("op-failover");
     let client = cluster.client().await;
     let mut replicas = Operator::start_pair(&cluster, &ns);
     let first_leader = eventually(Duration::from_secs(60), "a leader", || async {

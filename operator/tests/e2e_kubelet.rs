@@ -101,11 +101,11 @@ fn successful(counts: &BTreeMap<(String, String, String), f64>, container: &str,
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs the local cluster (make test)"]
+#[ignore = "needs the local cluster: make test runs it with --include-ignored"]
 async fn a_worker_scaled_down_gets_sigterm_drains_and_reports_its_final_checkpoint() {
     let destination =
         |url: &str| destination_yaml_with("partner", url, "{ requestsPerSecond: 200 }", "{ min: 2, max: 2 }", "");
-    let Some(g) = start_ground("op-sigterm", SimConfig::default(), destination, (4, 1000)).await else { return };
+    let g = start_ground("op-sigterm", SimConfig::default(), destination, (4, 1000)).await;
     let Ground { cluster, ns, client, operator, sim, ids, .. } = &g;
     g.apply_package("p", "").await;
     let workers = eventually(Duration::from_secs(90), "two worker pods delivering", || async {
@@ -195,10 +195,10 @@ spec:
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs the local cluster (make test)"]
+#[ignore = "needs the local cluster: make test runs it with --include-ignored"]
 async fn the_kubelet_probes_both_binaries_and_kubectl_logs_shows_their_json_logs() {
     let destination = |url: &str| destination_yaml("partner", url, 100, "");
-    let Some(g) = start_ground("op-probes", SimConfig::default(), destination, (1, 300)).await else { return };
+    let g = start_ground("op-probes", SimConfig::default(), destination, (1, 300)).await;
     let Ground { cluster, ns, client, operator, .. } = &g;
     g.apply_package("p", "").await;
     let worker = eventually(Duration::from_secs(90), "a Ready worker pod", || async {

@@ -1,6 +1,5 @@
 //! e2e against the local cluster: suspend/resume, retries of failed records, a worker killed
-//! mid-package, priorities and scale to zero. Ignored by a plain `cargo test`;
-//! `make test` runs them.
+//! mid-package, priorities and scale to zero. Ignored by a plain `cargo test`; `make test` runs it.
 
 mod support;
 
@@ -20,20 +19,16 @@ async fn start(
     files: usize,
     per_file: usize,
     sim_config: SimConfig,
-) -> Option<(Cluster, String, kube::Client, Operator, Simulator, Records, Vec<String>)> {
+) -> (Cluster, String, kube::Client, Operator, Simulator, Records, Vec<String>) {
     let destination = |url: &str| destination_yaml("partner", url, rps, "");
-    let g = start_ground(prefix, sim_config, destination, (files, per_file)).await?;
-    Some((g.cluster, g.ns, g.client, g.operator, g.sim, g.data, g.ids))
+    let g = start_ground(prefix, sim_config, destination, (files, per_file)).await;
+    (g.cluster, g.ns, g.client, g.operator, g.sim, g.data, g.ids)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs the local cluster (make test)"]
+#[ignore = "needs the local cluster: make test runs it with --include-ignored"]
 async fn a_suspended_package_stops_sending_and_completes_after_resume_without_losing_a_key() {
-    let Some((cluster, ns, client, operator, sim, data, ids)) =
-        start("op-suspend", 100, 2, 1000, SimConfig::default()).await
-    else {
-        return;
-    };
+    let (cluster, ns, client, operator, sim, data, ids) = start("op-suspend", 100, 2, 1000, SimConfig::default()).await;
     let pattern = data.pattern("");
     apply_yaml(&client, &ns, &package_yaml("p", "partner", "users", &pattern, "")).await;
     eventually(Duration::from_secs(60), "delivery under way", || async { (sim.stats().accepted >= 300).then_some(()) })
@@ -61,13 +56,11 @@ async fn a_suspended_package_stops_sending_and_completes_after_resume_without_lo
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs the local cluster (make test)"]
+#[ignore = "needs the local cluster: make test runs it with --include-ignored"]
 async fn a_new_retry_nonce_with_failed_records_scope_resends_exactly_the_dead_lettered_records() {
     let inject = InjectStatus { fraction: 0.05, status: 400, body: "{\"error\":\"bad record\"}".into() };
     let config = SimConfig { inject_status: Some(inject), seed: Some(11), ..SimConfig::default() };
-    let Some((cluster, ns, client, operator, sim, data, ids)) = start("op-retry", 500, 2, 300, config).await else {
-        return;
-    };
+    let (cluster, ns, client, operator, sim, data, ids) = start("op-retry", 500, 2, 300, config).await;
     let pattern = data.pattern("");
     apply_yaml(&client, &ns, &package_yaml("p", "partner", "users", &pattern, "")).await;
     wait_condition(&cluster, &client, &ns, "p", "Complete", &operator).await;
@@ -102,16 +95,12 @@ async fn a_new_retry_nonce_with_failed_records_scope_resends_exactly_the_dead_le
 }
 
 /// Worker in-flight requests at most (`workers.maxInFlightPerWorker` default).
-const IN_FLIGHT_PER_WORKER: usize = 256;
+const IN_FLIGHT_PER_WORKER: u32 = 256;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs the local cluster (make test)"]
+#[ignore = "needs the local cluster: make test runs it with --include-ignored"]
 async fn a_worker_container_killed_mid_package_is_restarted_by_the_kubelet_and_loses_no_record() {
-    let Some((cluster, ns, client, operator, sim, data, ids)) =
-        start("op-kill", 200, 2, 1000, SimConfig::default()).await
-    else {
-        return;
-    };
+    let (cluster, ns, client, operator, sim, data, ids) = start("op-kill", 200, 2, 1000, SimConfig::default()).await;
     let pattern = data.pattern("");
     apply_yaml(&client, &ns, &package_yaml("p", "partner", "users", &pattern, "")).await;
     eventually(Duration::from_secs(60), "delivery under way", || async { (sim.stats().accepted >= 400).then_some(()) })
@@ -131,23 +120,19 @@ async fn a_worker_container_killed_mid_package_is_restarted_by_the_kubelet_and_l
     );
     let pod = pods.split_whitespace().next().expect("a worker pod").to_owned();
     let pid = courier_e2e::pods::Node::new().kill_container(&ns, &pod, "worker");
-    let accepted_at_kill = sim.stats().accepted;
-    eprintln!("killed worker {pod} (pid {pid}) after {accepted_at_kill} accepted");
+    eprintln!("killed worker {pod} (pid {pid}) after {} accepted", sim.stats().accepted);
 
     // The kubelet restarts the container in the same pod (restartPolicy Always): the worker
     // comes back under the same name and resumes its shards from their checkpoints.
     eventually(Duration::from_secs(60), "the kubelet to restart the worker container", || async {
         let restarts = courier_e2e::pods::restart_count(&cluster, &ns, &pod, "worker");
-        let ready = courier_e2e::pods::pod_field(&cluster, &ns, &pod, "{.status.conditions[?(@.type==\"Ready\")].status}");
+        let ready =
+            courier_e2e::pods::pod_field(&cluster, &ns, &pod, "{.status.conditions[?(@.type==\"Ready\")].status}");
         (restarts >= 1 && ready == "True").then_some(())
     })
     .await;
-    let last = courier_e2e::pods::pod_field(
-        &cluster,
-        &ns,
-        &pod,
-        "{.status.containerStatuses[0].lastState.terminated.exitCode}",
-    );
+    let last =
+        courier_e2e::pods::pod_field(&cluster, &ns, &pod, "{.status.containerStatuses[0].lastState.terminated.exitCode}");
     assert_eq!(last, "137", "the previous container ended by SIGKILL");
 
     wait_condition(&cluster, &client, &ns, "p", "Complete", &operator).await;
@@ -156,20 +141,16 @@ async fn a_worker_container_killed_mid_package_is_restarted_by_the_kubelet_and_l
     eprintln!("duplicate requests after the kill: {extra} ({} keys)", repeated.len());
     assert!(missing.is_empty(), "keys lost: {} (first {:?})", missing.len(), missing.first());
     assert!(
-        extra as usize <= IN_FLIGHT_PER_WORKER + 200 * 12,
-        "re-sent at most the in-flight window and the unreported acknowledgements: {extra}"
+        extra <= IN_FLIGHT_PER_WORKER + 200 * 12,
+        "re-sent at most the in-flight window and the acknowledgements not yet reported: {extra}"
     );
     teardown(&cluster, &ns);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs the local cluster (make test)"]
+#[ignore = "needs the local cluster: make test runs it with --include-ignored"]
 async fn a_higher_priority_package_finishes_first_and_workers_scale_to_zero_after_cooldown() {
-    let Some((cluster, ns, client, operator, sim, data, ids)) =
-        start("op-prio", 200, 2, 600, SimConfig::default()).await
-    else {
-        return;
-    };
+    let (cluster, ns, client, operator, sim, data, ids) = start("op-prio", 200, 2, 600, SimConfig::default()).await;
     // Same files, two packages: keys would collide, so give the second package its own data.
     let high_ids = data.write("high", 2, 600, "h").await;
     let low = data.pattern("");

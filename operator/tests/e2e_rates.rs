@@ -1,8 +1,7 @@
 //! e2e against the local cluster: a Destination's rate budget shared by its worker pods, as the
 //! partner sees it — exact sharing among three workers, a 429 storm and its recovery, a
 //! Retry-After that pauses every worker, and the first request after a scale from zero.
-//! Ignored by a plain `cargo test`;
-//! `make test` runs them.
+//! Ignored by a plain `cargo test`; `make test` runs it.
 //!
 //! The tests of this file judge rates and timings, so they run one at a time.
 
@@ -40,18 +39,18 @@ async fn throttling(client: &kube::Client, ns: &str, name: &str) -> Option<(i32,
 
 /// Starts the operator and a simulator with `sim_config`, writes `files` × `per_file` records,
 /// and applies Destination `partner` (with `rate_limit` and `workers`), Datum `users` and the
-/// package `p` of all the records. `None` without COURIER_E2E.
+/// package `p` of all the records.
 async fn start_delivery(
     prefix: &str,
     sim_config: SimConfig,
     rate_limit: &str,
     workers: &str,
     records: (usize, usize),
-) -> Option<Ground> {
+) -> Ground {
     let destination = |url: &str| destination_yaml_with("partner", url, rate_limit, workers, "");
-    let ground = start_ground(prefix, sim_config, destination, records).await?;
+    let ground = start_ground(prefix, sim_config, destination, records).await;
     ground.apply_package("p", "").await;
-    Some(ground)
+    ground
 }
 
 /// After Complete: every key accepted, none dead-lettered, and the status counters agree.
@@ -71,18 +70,14 @@ async fn assert_all_delivered(ground: &Ground) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs the local cluster (make test)"]
+#[ignore = "needs the local cluster: make test runs it with --include-ignored"]
 async fn three_workers_share_3000_requests_per_second_with_no_429_and_within_two_percent() {
     let _serial = SERIAL.lock().await;
     // The partner allows exactly 3,000/s; its bucket holds 0.1 s of requests, so together the
     // workers may be no more than 0.1 s ahead of the limit at any moment.
     let partner = SimConfig { rate_limit: Some(RateLimit { rate: 3000.0, burst: 300 }), ..SimConfig::default() };
     let rate_limit = "{ requestsPerSecond: 3000, burst: 30 }";
-    let Some(d) =
-        start_delivery("op-share", partner, rate_limit, "{ min: 3, max: 3, cooldownSeconds: 5 }", (8, 10_000)).await
-    else {
-        return;
-    };
+    let d = start_delivery("op-share", partner, rate_limit, "{ min: 3, max: 3, cooldownSeconds: 5 }", (8, 10_000)).await;
     let Ground { client, ns, sim, .. } = &d;
     let all_three = eventually(Duration::from_secs(90), "three workers holding shards", || async {
         (delivering_workers(client, ns, "p").await.len() == 3).then(now_secs)
@@ -112,15 +107,11 @@ async fn three_workers_share_3000_requests_per_second_with_no_429_and_within_two
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs the local cluster (make test)"]
+#[ignore = "needs the local cluster: make test runs it with --include-ignored"]
 async fn a_429_storm_lowers_the_effective_limit_and_it_climbs_back_when_the_storm_is_over() {
     let _serial = SERIAL.lock().await;
     let workers = "{ min: 2, max: 2, cooldownSeconds: 5 }";
-    let Some(d) =
-        start_delivery("op-storm", SimConfig::default(), "{ requestsPerSecond: 400 }", workers, (4, 3_000)).await
-    else {
-        return;
-    };
+    let d = start_delivery("op-storm", SimConfig::default(), "{ requestsPerSecond: 400 }", workers, (4, 3_000)).await;
     let Ground { client, ns, sim, .. } = &d;
     eventually(Duration::from_secs(60), "delivery under way", || async { (sim.stats().accepted >= 800).then_some(()) })
         .await;
@@ -150,15 +141,11 @@ async fn a_429_storm_lowers_the_effective_limit_and_it_climbs_back_when_the_stor
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs the local cluster (make test)"]
+#[ignore = "needs the local cluster: make test runs it with --include-ignored"]
 async fn a_retry_after_answered_to_one_worker_pauses_every_worker_of_the_destination() {
     let _serial = SERIAL.lock().await;
     let workers = "{ min: 2, max: 2, cooldownSeconds: 5 }";
-    let Some(d) =
-        start_delivery("op-pause", SimConfig::default(), "{ requestsPerSecond: 300 }", workers, (4, 2_500)).await
-    else {
-        return;
-    };
+    let d = start_delivery("op-pause", SimConfig::default(), "{ requestsPerSecond: 300 }", workers, (4, 2_500)).await;
     let Ground { client, ns, sim, .. } = &d;
     eventually(Duration::from_secs(90), "two workers delivering", || async {
         let two = delivering_workers(client, ns, "p").await.len() == 2;
@@ -193,11 +180,11 @@ async fn a_retry_after_answered_to_one_worker_pauses_every_worker_of_the_destina
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs the local cluster (make test)"]
+#[ignore = "needs the local cluster: make test runs it with --include-ignored"]
 async fn from_zero_workers_the_first_request_reaches_the_partner_within_five_seconds_of_apply() {
     let _serial = SERIAL.lock().await;
     let destination = |url: &str| destination_yaml("partner", url, 200, "");
-    let Some(d) = start_ground("op-cold", SimConfig::default(), destination, (2, 200)).await else { return };
+    let d = start_ground("op-cold", SimConfig::default(), destination, (2, 200)).await;
     let Ground { cluster, ns, client, sim, .. } = &d;
     eventually(Duration::from_secs(30), "the Destination Ready with zero workers", || async {
         let ready = destination_condition(client, ns, "partner", "Ready").await?;

@@ -21,15 +21,14 @@ pub struct Ground {
 }
 
 /// Starts the operator and a simulator with `sim_config`, writes `files` × `per_file` records,
-/// and applies the Destination `destination(simulator URL)` and Datum `users`. Always `Some`
-/// (the callers' `let Some(..) else` form); panics when the cluster is not up.
+/// and applies the Destination `destination(simulator URL)` and Datum `users`.
 pub async fn start_ground(
     prefix: &str,
     sim_config: SimConfig,
     destination: impl FnOnce(&str) -> String,
     (files, per_file): (usize, usize),
-) -> Option<Ground> {
-    let (cluster, ns) = setup(prefix)?;
+) -> Ground {
+    let (cluster, ns) = setup(prefix);
     let client = cluster.client().await;
     let operator = Operator::start(&cluster, &ns);
     let sim = simulator(sim_config).await;
@@ -37,7 +36,7 @@ pub async fn start_ground(
     let ids = data.write("", files, per_file, "r").await;
     apply_yaml(&client, &ns, &destination(&sim.url())).await;
     apply_yaml(&client, &ns, &datum_yaml("users")).await;
-    Some(Ground { cluster, ns, client, operator, sim, data, ids })
+    Ground { cluster, ns, client, operator, sim, data, ids }
 }
 
 impl Ground {

@@ -155,13 +155,12 @@ pub async fn destination_condition(client: &Client, ns: &str, name: &str, type_:
     Some((c.status, c.reason))
 }
 
-/// The cluster, with CRDs installed and a fresh namespace. `Option` for the callers' `let
-/// Some(..) else` form: it is always `Some`, and panics when the cluster is not up.
-pub fn setup(prefix: &str) -> Option<(Cluster, String)> {
-    let cluster = Cluster::require();
+/// The cluster, with CRDs installed and a fresh namespace; panics when the cluster is not up.
+pub fn setup(prefix: &str) -> (Cluster, String) {
+    let cluster = Cluster::from_env();
     cluster.install_crds();
     let ns = cluster.unique_namespace(prefix);
-    Some((cluster, ns))
+    (cluster, ns)
 }
 
 /// Deletes the namespace (best effort, not waited for), unless COURIER_E2E_KEEP is set.
