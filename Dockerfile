@@ -14,16 +14,18 @@ ARG BASE_IMAGE=gcr.io/distroless/cc-debian12:nonroot
 ARG RUST_IMAGE=docker.io/library/rust:1-bookworm
 # Where the binaries come from: `build` compiles them below; `prebuilt` takes
 # them from prebuilt/ in the build context (how e2e/images/build.sh passes
-# binaries built on the host).
+# binaries built on the host, stripped the same way).
 ARG BINARIES=build
 ARG VERSION=0.1.0
 
 FROM ${RUST_IMAGE} AS build
 WORKDIR /src
 COPY . .
+# The release profile keeps line tables for backtraces; the images keep symbols only.
 RUN cargo build --release --locked -p courier-operator -p courier-worker --bins \
  && mkdir -p /out \
- && cp target/release/courier-operator target/release/courier-worker /out/
+ && cp target/release/courier-operator target/release/courier-worker /out/ \
+ && strip --strip-debug /out/*
 
 FROM scratch AS prebuilt
 COPY prebuilt/ /out/

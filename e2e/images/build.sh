@@ -28,8 +28,8 @@ VERSION="$(sed -n 's/^version = "\(.*\)"/\1/p' "$ROOT/Cargo.toml" | head -n1)"
 
 # name|Dockerfile|target|binaries (cargo package:bin ...)
 IMAGES=(
-  "operator|Dockerfile|operator|courier-operator:courier-operator courier-worker:courier-worker"
-  "worker|Dockerfile|worker|courier-operator:courier-operator courier-worker:courier-worker"
+  "operator|Dockerfile|operator|courier-operator:courier-operator"
+  "worker|Dockerfile|worker|courier-worker:courier-worker"
   "partner-sim|e2e/Dockerfile|partner-sim|courier-e2e:partner-sim"
 )
 
@@ -137,10 +137,13 @@ ensure_base() {
 
 # cargo_build: one release build of every binary an image needs.
 cargo_build() {
-  local args=() spec pair
+  local args=() spec pair bins
   for spec in "${IMAGES[@]}"; do
     IFS='|' read -r _ _ _ bins <<<"$spec"
-    for pair in $bins; do args+=(-p "${pair%%:*}" --bin "${pair##*:}"); done
+    for pair in $bins; do
+      [[ " ${args[*]} " == *" -p ${pair%%:*} "* ]] || args+=(-p "${pair%%:*}")
+      args+=(--bin "${pair##*:}")
+    done
   done
   log "cargo build --release (${#IMAGES[@]} images)"
   (cd "$ROOT" && cargo build --release --locked "${args[@]}")
@@ -178,7 +181,8 @@ build_image() {
   local context
   context="$(mktemp -d)"
   mkdir -p "$context/prebuilt"
-  for pair in $bins; do cp "$ROOT/target/release/${pair##*:}" "$context/prebuilt/"; done
+  # As the Dockerfile's build stage does: symbols kept, line tables dropped.
+  for pair in $bins; do strip --strip-debug -o "$context/prebuilt/${pair##*:}" "$ROOT/target/release/${pair##*:}"; done
   log "$ref: buildah bud --target $target -f $file (BINARIES=prebuilt, BASE_IMAGE=$BASE_IMAGE)"
   local start=$SECONDS
   buildah_ bud -q --pull-never --layers=false --format oci --target "$target" \
