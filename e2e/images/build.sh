@@ -184,11 +184,18 @@ build_image() {
   # As the Dockerfile's build stage does: symbols kept, line tables dropped.
   for pair in $bins; do strip --strip-debug -o "$context/prebuilt/${pair##*:}" "$ROOT/target/release/${pair##*:}"; done
   log "$ref: buildah bud --target $target -f $file (BINARIES=prebuilt, BASE_IMAGE=$BASE_IMAGE)"
-  local start=$SECONDS
-  buildah_ bud -q --pull-never --layers=false --format oci --target "$target" \
+  local start=$SECONDS before
+  before="$(buildah_ containers -q)"
+  buildah_ bud -q --pull-never --layers=false --force-rm --format oci --target "$target" \
     --build-arg BINARIES=prebuilt --build-arg BASE_IMAGE="$BASE_IMAGE" --build-arg VERSION="$VERSION" \
     -f "$ROOT/$file" -t "$ref" "$context" >/dev/null
   rm -rf "$context"
+  # buildah 1.28 leaves the working container of an instruction-less stage (`FROM ${BINARIES}
+  # AS binaries`) behind: remove the ones this build made.
+  local c
+  for c in $(buildah_ containers -q); do
+    grep -qx "$c" <<<"$before" || buildah_ rm "$c" >/dev/null 2>&1 || true
+  done
   mkdir -p "$IMAGES_CACHE"
   rm -f "$IMAGES_CACHE/$name"-*.oci.tar
   buildah_ push -q "$ref" "oci-archive:$archive.tmp:docker.io/$ref"
@@ -202,8 +209,9 @@ cmd_build() {
   cargo_build
   local spec
   for spec in "${IMAGES[@]}"; do build_image "$spec"; done
-  # Untagged leftovers of earlier builds only take space in vfs storage.
-  buildah_ rmi --prune >/dev/null 2>&1 || true
+  # Untagged leftovers (the prebuilt stages, earlier builds) only take space in vfs storage.
+  buildah_ images -q --filter dangling=true | xargs -r buildah --root "$COURIER_CACHE/buildah/storage" \
+    --runroot "$COURIER_STATE/buildah/run" --storage-driver vfs rmi >/dev/null 2>&1 || true
 }
 
 cmd_list() {

@@ -130,10 +130,14 @@ async fn a_worker_scaled_down_gets_sigterm_drains_and_reports_its_final_checkpoi
     )
     .await;
     let accepted_at_scale_down = sim.stats().accepted;
-    let gone = eventually(Duration::from_secs(60), "one worker pod to end", || async {
-        follows.iter_mut().position(|(_, f)| f.ended())
-    })
-    .await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let gone = loop {
+        if let Some(i) = follows.iter_mut().position(|(_, f)| f.ended()) {
+            break i;
+        }
+        assert!(std::time::Instant::now() < deadline, "no worker pod ended within 60 s of the scale-down");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
     let (pod, follow) = follows.swap_remove(gone);
     let lines = assert_json_lines(&format!("worker {pod}"), &follow.text());
     let messages: Vec<&str> = lines.iter().map(message).collect();
