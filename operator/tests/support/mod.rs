@@ -56,8 +56,21 @@ pub fn destination_yaml(name: &str, url: &str, rps: u32, extra: &str) -> String 
     destination_yaml_with(name, url, &rate_limit, "{ min: 0, max: 2, cooldownSeconds: 5 }", extra)
 }
 
+/// CPU each test worker pod requests.
+pub const WORKER_CPU_REQUEST: &str = "250m";
+
 /// A Destination pointing at `url` with the given `rateLimit` and `workers` (YAML flow maps).
+///
+/// Worker pods request a quarter CPU (unless `workers` sets `resources`): without a request they
+/// are BestEffort, whose CPU weight is 2 against 1024 for any host process, and on a busy
+/// machine they starve.
 pub fn destination_yaml_with(name: &str, url: &str, rate_limit: &str, workers: &str, extra: &str) -> String {
+    let workers = match workers.trim().strip_suffix('}') {
+        Some(open) if !workers.contains("resources") => {
+            format!("{open}, resources: {{ requests: {{ cpu: {WORKER_CPU_REQUEST}, memory: 64Mi }} }} }}")
+        }
+        _ => workers.to_owned(),
+    };
     format!(
         "apiVersion: courier.dev/v1alpha1\nkind: Destination\nmetadata: {{ name: {name} }}\nspec:\n  endpoint: {{ url: \"{url}\" }}\n  rateLimit: {rate_limit}\n  workers: {workers}\n{extra}"
     )

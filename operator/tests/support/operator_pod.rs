@@ -96,6 +96,7 @@ spec:
       ports:
         - {{ name: coordinator, containerPort: {COORDINATOR_PORT} }}
         - {{ name: metrics, containerPort: {METRICS_PORT} }}
+      resources: {{ requests: {{ cpu: 100m, memory: 64Mi }}, limits: {{ memory: 512Mi }} }}
       readinessProbe: {{ httpGet: {{ path: /healthz, port: {METRICS_PORT} }}, periodSeconds: 2 }}
       livenessProbe: {{ httpGet: {{ path: /healthz, port: {METRICS_PORT} }}, periodSeconds: 10, failureThreshold: 3 }}
       securityContext:
