@@ -201,7 +201,10 @@ spec:
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs the local cluster: make test runs it with --include-ignored"]
 async fn the_kubelet_probes_both_binaries_and_kubectl_logs_shows_their_json_logs() {
-    let destination = |url: &str| destination_yaml("partner", url, 100, "");
+    // One worker that stays after the package (min 1): the kubelet drops the probe counters of
+    // a deleted pod.
+    let destination =
+        |url: &str| destination_yaml_with("partner", url, "{ requestsPerSecond: 100 }", "{ min: 1, max: 1 }", "");
     let g = start_ground("op-probes", SimConfig::default(), destination, (1, 300)).await;
     let Ground { cluster, ns, client, operator, .. } = &g;
     g.apply_package("p", "").await;
