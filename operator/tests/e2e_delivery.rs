@@ -1,5 +1,5 @@
 //! e2e against the local cluster: whole deliveries through worker pods run by the node agent,
-//! to the partner simulator on 127.0.0.1. Ignored by a plain `cargo test`; `make test` runs it.
+//! to the partner simulator on the node IP. Ignored by a plain `cargo test`; `make test` runs it.
 
 mod support;
 

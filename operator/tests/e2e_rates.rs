@@ -77,7 +77,8 @@ async fn three_workers_share_3000_requests_per_second_with_no_429_and_within_two
     // workers may be no more than 0.1 s ahead of the limit at any moment.
     let partner = SimConfig { rate_limit: Some(RateLimit { rate: 3000.0, burst: 300 }), ..SimConfig::default() };
     let rate_limit = "{ requestsPerSecond: 3000, burst: 30 }";
-    let d = start_delivery("op-share", partner, rate_limit, "{ min: 3, max: 3, cooldownSeconds: 5 }", (8, 10_000)).await;
+    let d =
+        start_delivery("op-share", partner, rate_limit, "{ min: 3, max: 3, cooldownSeconds: 5 }", (8, 10_000)).await;
     let Ground { client, ns, sim, .. } = &d;
     let all_three = eventually(Duration::from_secs(90), "three workers holding shards", || async {
         (delivering_workers(client, ns, "p").await.len() == 3).then(now_secs)

@@ -22,8 +22,10 @@ const READY: Duration = Duration::from_secs(90);
 pub struct Operator {
     cluster: Cluster,
     namespace: String,
-    /// The pod's name, which is also its Lease identity when elected.
+    /// The pod's name; an elected replica's Lease identity is this plus `_` and a random suffix.
     pub pod: String,
+    /// The same as `pod` (the name main's tests use).
+    pub name: String,
     /// The pod's IP.
     pub ip: String,
     pub coordinator_url: String,
@@ -65,11 +67,14 @@ subjects: [{{ kind: ServiceAccount, name: courier-operator, namespace: {namespac
 /// The operator pod: non-root, read-only root filesystem, no capabilities, the probes of
 /// config/operator/deployment.yaml. `election` is `None` (off) or the coordinator URLs the
 /// workers are told.
-fn pod_yaml(namespace: &str, name: &str, election: Option<&str>, restart: &str) -> String {
-    let election_args = match election {
+fn pod_yaml(namespace: &str, name: &str, election: Option<&str>, restart: &str, extra: &[&str]) -> String {
+    let mut election_args = match election {
         None => "--leader-election=off".to_owned(),
         Some(urls) => format!("--leader-election=on\", \"--lease-namespace={namespace}\", \"--coordinator-url={urls}"),
     };
+    for flag in extra {
+        election_args.push_str(&format!("\", \"{flag}"));
+    }
     format!(
         r#"apiVersion: v1
 kind: Pod
@@ -133,7 +138,7 @@ impl Operator {
     /// tells workers its own pod IP); returns once the kubelet reports it Ready.
     pub fn start(cluster: &Cluster, namespace: &str) -> Operator {
         install_rbac(cluster, namespace);
-        apply(cluster, &pod_yaml(namespace, "courier-operator", None, "Always"));
+        apply(cluster, &pod_yaml(namespace, "courier-operator", None, "Always", &[]));
         Operator::ready(cluster, namespace, "courier-operator", true)
     }
 
@@ -141,13 +146,18 @@ impl Operator {
     /// stays dead), each behind a Service of its name; workers are told both Service names, so
     /// the worker Deployment is the same whichever replica leads.
     pub fn start_pair(cluster: &Cluster, namespace: &str) -> [Operator; 2] {
+        Operator::start_pair_with(cluster, namespace, &[])
+    }
+
+    /// [`Operator::start_pair`] with `extra` flags (`--flag=value`) for both replicas.
+    pub fn start_pair_with(cluster: &Cluster, namespace: &str, extra: &[&str]) -> [Operator; 2] {
         install_rbac(cluster, namespace);
         let urls = ["operator-a", "operator-b"]
             .map(|n| format!("http://{n}.{namespace}.svc.cluster.local:{COORDINATOR_PORT}"))
             .join(",");
         for name in ["operator-a", "operator-b"] {
             apply(cluster, &service_yaml(namespace, name));
-            apply(cluster, &pod_yaml(namespace, name, Some(&urls), "Never"));
+            apply(cluster, &pod_yaml(namespace, name, Some(&urls), "Never", extra));
         }
         [Operator::ready(cluster, namespace, "operator-a", true), Operator::ready(cluster, namespace, "operator-b", false)]
     }
@@ -158,11 +168,37 @@ impl Operator {
             cluster: cluster.clone(),
             namespace: namespace.to_owned(),
             pod: pod.to_owned(),
+            name: pod.to_owned(),
             coordinator_url: format!("http://{ip}:{COORDINATOR_PORT}"),
             metrics_url: format!("http://{ip}:{METRICS_PORT}/metrics"),
             ip,
             owns_namespace,
         }
+    }
+
+    /// Whether `holder` (a Lease's holder identity) is this replica.
+    pub fn holds(&self, holder: &str) -> bool {
+        holder.strip_prefix(self.pod.as_str()).is_some_and(|rest| rest.starts_with('_'))
+    }
+
+    /// `IP:port` of the coordinator.
+    pub fn coordinator_addr(&self) -> String {
+        format!("{}:{COORDINATOR_PORT}", self.ip)
+    }
+
+    /// `kubectl delete pod --force --grace-period=0`: the kubelet sends SIGTERM, then SIGKILL
+    /// after its minimum grace period.
+    pub fn force_delete(&mut self) {
+        self.cluster.kubectl_ok(
+            &["-n", &self.namespace, "delete", "pod", &self.pod, "--force", "--grace-period=0", "--wait=false"],
+            None,
+        );
+    }
+
+    /// `kubectl delete pod` (SIGTERM from the kubelet and the pod's grace period; the operator
+    /// releases the Lease if it holds it), waited for.
+    pub fn terminate(&mut self) {
+        self.cluster.kubectl_ok(&["-n", &self.namespace, "delete", "pod", &self.pod, "--wait=true"], None);
     }
 
     /// SIGKILL of the operator's process in its container (no Lease release, no drain).
