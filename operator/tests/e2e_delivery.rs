@@ -1,4 +1,4 @@
-//! e2e against the local cluster: whole deliveries through worker pods run by the node agent,
+//! e2e against the local cluster: whole deliveries through worker pods on the real node,
 //! to the partner simulator on the node IP. Ignored by a plain `cargo test`; `make test` runs it.
 
 mod support;
