@@ -186,7 +186,7 @@ build_image() {
   log "$ref: buildah bud --target $target -f $file (BINARIES=prebuilt, BASE_IMAGE=$BASE_IMAGE)"
   local start=$SECONDS before
   before="$(buildah_ containers -q)"
-  buildah_ bud -q --pull-never --layers=false --force-rm --format oci --target "$target" \
+  buildah_ bud -q --pull-never --layers=false --format oci --target "$target" \
     --build-arg BINARIES=prebuilt --build-arg BASE_IMAGE="$BASE_IMAGE" --build-arg VERSION="$VERSION" \
     -f "$ROOT/$file" -t "$ref" "$context" >/dev/null
   rm -rf "$context"
