@@ -58,7 +58,8 @@ fn watch_leaders(
 
 fn health(addr: &str) -> String {
     use std::io::{Read, Write};
-    let Ok(mut s) = std::net::TcpStream::connect(addr) else { return String::new() };
+    let Ok(addr) = addr.parse::<std::net::SocketAddr>() else { return String::new() };
+    let Ok(mut s) = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(2)) else { return String::new() };
     let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
     let _ = s.write_all(b"GET /healthz HTTP/1.0\r\nHost: operator\r\n\r\n");
     let mut out = String::new();
@@ -71,16 +72,11 @@ fn health(addr: &str) -> String {
 async fn worker_kills_and_a_leader_change_lose_nothing_stay_under_the_limit_and_keep_the_rate() {
     let (cluster, ns) = setup("op-churn");
     let client = cluster.client().await;
-    let ports = [free_port(), free_port()];
-    let urls = ports.map(|p| format!("http://127.0.0.1:{p}")).join(",");
     // Shards of ~256 KiB (about 4,000 records): work for several seconds per lease, as in
     // production, so workers keep sending while no operator leads.
-    let extra = ["--shard-target-bytes", "262144"];
-    let mut replicas = [
-        Operator::start_replica(&cluster, &ns, "a", ports[0], &urls, &extra),
-        Operator::start_replica(&cluster, &ns, "b", ports[1], &urls, &extra),
-    ];
-    let addrs = ports.map(|p| Arc::new(format!("127.0.0.1:{p}")));
+    let extra = ["--shard-target-bytes=262144"];
+    let mut replicas = Operator::start_pair_with(&cluster, &ns, &extra);
+    let addrs = [0, 1].map(|i| Arc::new(replicas[i].coordinator_addr()));
     let stop = Arc::new(AtomicBool::new(false));
     let both = Arc::new(AtomicU64::new(0));
     let watcher = watch_leaders(addrs.clone(), stop.clone(), both.clone());
@@ -90,9 +86,9 @@ async fn worker_kills_and_a_leader_change_lose_nothing_stay_under_the_limit_and_
     .await;
 
     let sim = simulator(strict_partner()).await;
-    let data = tempfile::tempdir().expect("tempdir");
-    let ids = write_records(data.path(), RECORDS.0, RECORDS.1, "c");
-    let pattern = format!("{}/*.jsonl", data.path().display());
+    let data = Records::new("op-churn").await;
+    let ids = data.write("", RECORDS.0, RECORDS.1, "c").await;
+    let pattern = data.pattern("");
     let rate_limit = format!("{{ requestsPerSecond: {LIMIT}, burst: {BURST} }}");
     let workers = format!("{{ min: 2, max: 4, maxInFlightPerWorker: {IN_FLIGHT}, cooldownSeconds: 5 }}");
     apply_yaml(&client, &ns, &destination_yaml_with("partner", &sim.url(), &rate_limit, &workers, "")).await;
