@@ -5,8 +5,12 @@
 #   build.sh base      the runtime base image (glibc, libgcc, CA certificates, user
 #                      65532) from Debian bookworm's packages, cached as an OCI archive
 #                      under $COURIER_CACHE/base-cc-debian12-<key>/
-#   build.sh build     base + `cargo build --release` of the binaries + one image per
-#                      target, each cached as $COURIER_CACHE/images/<name>-<content key>.oci.tar
+#   build.sh build     base + `cargo build` of the binaries + one image per target, each
+#                      cached as $COURIER_CACHE/images/<name>-<content key>.oci.tar
+#
+# COURIER_IMAGE_PROFILE picks the binaries: `dev` (default; the debug build the tests
+# compile anyway, so images cost no second build of the workspace) or `release` (what a
+# user's `docker build` produces, for benchmarks and releases).
 #   build.sh import    imports the current archives into the node's containerd (k8s.io)
 #   build.sh list      NAME IMAGE ARCHIVE SIZE of each image
 #
@@ -24,6 +28,12 @@ IMAGES_CACHE="$COURIER_CACHE/images"
 BASE_RECIPE=1
 BASE_PACKAGES=(libc6 libgcc-s1 ca-certificates)
 TAG=dev
+PROFILE="${COURIER_IMAGE_PROFILE:-dev}"
+case "$PROFILE" in
+  dev) PROFILE_DIR=debug; PROFILE_ARGS=() ;;
+  release) PROFILE_DIR=release; PROFILE_ARGS=(--release) ;;
+  *) printf '[images] error: COURIER_IMAGE_PROFILE must be dev or release, not %s\n' "$PROFILE" >&2; exit 2 ;;
+esac
 VERSION="$(sed -n 's/^version = "\(.*\)"/\1/p' "$ROOT/Cargo.toml" | head -n1)"
 
 # name|Dockerfile|target|binaries (cargo package:bin ...)
@@ -135,7 +145,7 @@ ensure_base() {
 
 # --- Courier's images ------------------------------------------------------------
 
-# cargo_build: one release build of every binary an image needs.
+# cargo_build: one build (of $PROFILE) of every binary an image needs.
 cargo_build() {
   local args=() spec pair bins
   for spec in "${IMAGES[@]}"; do
@@ -145,8 +155,8 @@ cargo_build() {
       args+=(--bin "${pair##*:}")
     done
   done
-  log "cargo build --release (${#IMAGES[@]} images)"
-  (cd "$ROOT" && cargo build --release --locked "${args[@]}")
+  log "cargo build ${PROFILE_ARGS[*]} (${#IMAGES[@]} images, profile $PROFILE)"
+  (cd "$ROOT" && cargo build "${PROFILE_ARGS[@]}" --locked "${args[@]}")
 }
 
 image_ref() { printf 'courier/%s:%s' "$1" "$TAG"; }
@@ -156,9 +166,9 @@ content_key() {
   local spec="$1" name file target bins pair
   IFS='|' read -r name file target bins <<<"$spec"
   {
-    printf '%s %s %s %s\n' "$name" "$target" "$BASE_IMAGE" "$VERSION"
+    printf '%s %s %s %s %s\n' "$name" "$target" "$BASE_IMAGE" "$VERSION" "$PROFILE"
     sha256sum "$ROOT/$file"
-    for pair in $bins; do sha256sum "$ROOT/target/release/${pair##*:}"; done
+    for pair in $bins; do sha256sum "$ROOT/target/$PROFILE_DIR/${pair##*:}"; done
   } | sha256sum | cut -c1-16
 }
 
@@ -182,7 +192,7 @@ build_image() {
   context="$(mktemp -d)"
   mkdir -p "$context/prebuilt"
   # As the Dockerfile's build stage does: symbols kept, line tables dropped.
-  for pair in $bins; do strip --strip-debug -o "$context/prebuilt/${pair##*:}" "$ROOT/target/release/${pair##*:}"; done
+  for pair in $bins; do strip --strip-debug -o "$context/prebuilt/${pair##*:}" "$ROOT/target/$PROFILE_DIR/${pair##*:}"; done
   log "$ref: buildah bud --target $target -f $file (BINARIES=prebuilt, BASE_IMAGE=$BASE_IMAGE)"
   local start=$SECONDS before
   before="$(buildah_ containers -q)"

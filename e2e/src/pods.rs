@@ -57,16 +57,7 @@ impl Node {
         let pod_label = format!("io.kubernetes.pod.name={pod}");
         let name = format!("^{container}$");
         let out = self.crictl_ok(&[
-            "ps",
-            "-q",
-            "--state",
-            "Running",
-            "--label",
-            &ns_label,
-            "--label",
-            &pod_label,
-            "--name",
-            &name,
+            "ps", "-q", "--state", "Running", "--label", &ns_label, "--label", &pod_label, "--name", &name,
         ]);
         out.lines().next().map(str::to_owned)
     }
@@ -115,9 +106,14 @@ pub fn pod_ip(cluster: &Cluster, namespace: &str, pod: &str) -> Option<String> {
 
 /// The restart count of container `container` of the pod (0 when unknown).
 pub fn restart_count(cluster: &Cluster, namespace: &str, pod: &str, container: &str) -> u32 {
-    pod_field(cluster, namespace, pod, &format!("{{.status.containerStatuses[?(@.name==\"{container}\")].restartCount}}"))
-        .parse()
-        .unwrap_or(0)
+    pod_field(
+        cluster,
+        namespace,
+        pod,
+        &format!("{{.status.containerStatuses[?(@.name==\"{container}\")].restartCount}}"),
+    )
+    .parse()
+    .unwrap_or(0)
 }
 
 /// Waits until the pod's Ready condition is True; returns its IP.

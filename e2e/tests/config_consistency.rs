@@ -63,7 +63,10 @@ fn every_image_the_manifests_name_is_built_for_the_local_node_from_a_dockerfile_
         let after = dockerfile.split(stage).nth(1).expect("the stage's lines");
         let body: Vec<&str> = after.lines().take_while(|l| !l.starts_with("FROM ")).collect();
         assert!(body.iter().any(|l| l.trim() == "USER 65532:65532"), "{image} runs as 65532");
-        assert!(body.iter().any(|l| l.starts_with("ENTRYPOINT [\"/usr/local/bin/")), "{image}: the binary is the entrypoint");
+        assert!(
+            body.iter().any(|l| l.starts_with("ENTRYPOINT [\"/usr/local/bin/")),
+            "{image}: the binary is the entrypoint"
+        );
         assert!(body.iter().any(|l| l.contains("org.opencontainers.image.licenses")), "{image} has OCI labels");
     }
 }

@@ -146,9 +146,15 @@ async fn a_worker_scaled_down_gets_sigterm_drains_and_reports_its_final_checkpoi
         .position(|m| m.starts_with("SIGTERM"))
         .unwrap_or_else(|| panic!("worker {pod} logged no SIGTERM:\n{}", messages.join("\n")));
     let after: Vec<&str> = messages[sigterm..].to_vec();
-    eprintln!("worker {pod} after SIGTERM ({accepted_at_scale_down} accepted at the scale-down):\n{}", after.join("\n"));
+    eprintln!(
+        "worker {pod} after SIGTERM ({accepted_at_scale_down} accepted at the scale-down):\n{}",
+        after.join("\n")
+    );
     assert!(after.iter().any(|m| m.starts_with("draining")), "the worker drained: {after:?}");
-    assert!(!after.iter().any(|m| m.contains("heartbeat failed")), "every heartbeat of the drain reached the coordinator");
+    assert!(
+        !after.iter().any(|m| m.contains("heartbeat failed")),
+        "every heartbeat of the drain reached the coordinator"
+    );
     let stopped = lines[sigterm..]
         .iter()
         .find(|v| message(v) == "worker stopped")

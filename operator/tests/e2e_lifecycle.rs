@@ -131,8 +131,12 @@ async fn a_worker_container_killed_mid_package_is_restarted_by_the_kubelet_and_l
         (restarts >= 1 && ready == "True").then_some(())
     })
     .await;
-    let last =
-        courier_e2e::pods::pod_field(&cluster, &ns, &pod, "{.status.containerStatuses[0].lastState.terminated.exitCode}");
+    let last = courier_e2e::pods::pod_field(
+        &cluster,
+        &ns,
+        &pod,
+        "{.status.containerStatuses[0].lastState.terminated.exitCode}",
+    );
     assert_eq!(last, "137", "the previous container ended by SIGKILL");
 
     wait_condition(&cluster, &client, &ns, "p", "Complete", &operator).await;

@@ -23,6 +23,8 @@ pub struct Arrival {
     pub accepted: bool,
     /// Refused with 429 by the partner's limiter or quota.
     pub rate_limited: bool,
+    /// The client's address (which worker sent it).
+    pub peer: Option<std::net::IpAddr>,
 }
 
 /// The log.
@@ -34,12 +36,13 @@ pub struct Arrivals {
 
 impl Arrivals {
     /// Records one request that arrived at `at` and ended with `outcome`.
-    pub fn record(&self, at: SystemTime, outcome: Outcome) {
+    pub fn record(&self, at: SystemTime, outcome: Outcome, peer: Option<std::net::IpAddr>) {
         let at_unix_micros = u64::try_from(at.duration_since(UNIX_EPOCH).unwrap_or_default().as_micros()).unwrap_or(0);
         let arrival = Arrival {
             at_unix_micros,
             accepted: outcome == Outcome::Accepted,
             rate_limited: matches!(outcome, Outcome::RateLimited | Outcome::Quota),
+            peer,
         };
         let mut kept = self.kept.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         if kept.len() < MAX_ARRIVALS {
@@ -144,8 +147,8 @@ mod tests {
     fn arrivals_are_returned_in_arrival_order_and_the_log_is_bounded() {
         let log = Arrivals::default();
         let t = UNIX_EPOCH + Duration::from_secs(100);
-        log.record(t + Duration::from_millis(5), Outcome::Accepted);
-        log.record(t, Outcome::RateLimited);
+        log.record(t + Duration::from_millis(5), Outcome::Accepted, None);
+        log.record(t, Outcome::RateLimited, None);
         let got = log.snapshot();
         assert_eq!(got.len(), 2);
         assert!(got[0].rate_limited && !got[0].accepted);

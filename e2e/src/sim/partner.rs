@@ -34,9 +34,13 @@ static RATELIMIT_REMAINING: HeaderName = HeaderName::from_static("ratelimit-rema
 static RATELIMIT_RESET: HeaderName = HeaderName::from_static("ratelimit-reset");
 
 /// Answers one partner request.
-pub async fn handle(shared: &Shared, request: Request<Incoming>) -> Result<Response<SimBody>, Dropped> {
+pub async fn handle(
+    shared: &Shared,
+    request: Request<Incoming>,
+    peer: Option<std::net::IpAddr>,
+) -> Result<Response<SimBody>, Dropped> {
     let arrived = std::time::SystemTime::now();
-    let count = |outcome| shared.count(outcome, arrived);
+    let count = |outcome| shared.count(outcome, arrived, peer);
     let active = shared.active();
     let config = &active.config;
     let (parts, body) = request.into_parts();

@@ -175,13 +175,14 @@ async fn serve(
     tls: Option<TlsAcceptor>,
 ) {
     let _ = stream.set_nodelay(true);
+    let peer = stream.peer_addr().map(|a| a.ip()).ok();
     shared.stats.connection();
     let service = service_fn(move |request: hyper::Request<hyper::body::Incoming>| {
         let shared = Arc::clone(&shared);
         async move {
             match control::route(request.uri().path()) {
                 Some(route) => Ok(control::handle(route, &shared, request).await),
-                None => partner::handle(&shared, request).await,
+                None => partner::handle(&shared, request, peer).await,
             }
         }
     });

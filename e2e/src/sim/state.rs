@@ -150,9 +150,9 @@ impl Shared {
     }
 
     /// Counts one partner request that arrived at `arrived` and ended with `outcome`.
-    pub fn count(&self, outcome: Outcome, arrived: std::time::SystemTime) {
+    pub fn count(&self, outcome: Outcome, arrived: std::time::SystemTime, peer: Option<std::net::IpAddr>) {
         self.stats.count(outcome);
-        self.arrivals.record(arrived, outcome);
+        self.arrivals.record(arrived, outcome, peer);
     }
 
     /// The configuration in force.

@@ -95,11 +95,16 @@ impl DestinationState {
         self.warm_up = Some(WarmUp { until, ..WarmUp::default() });
     }
 
-    /// The worker pods that exist now (names); those not reported yet are what the warm-up
-    /// waits for.
+    /// The worker pods that exist now (names). The first call names the pods of the earlier
+    /// leader's time (they may hold its grants); later calls only drop those that are gone —
+    /// a pod created since cannot hold an earlier grant. The warm-up waits for the rest.
     pub fn prior_workers(&mut self, pods: impl IntoIterator<Item = String>) {
         if let Some(w) = &mut self.warm_up {
-            w.prior = Some(pods.into_iter().collect());
+            let now: std::collections::BTreeSet<String> = pods.into_iter().collect();
+            w.prior = Some(match w.prior.take() {
+                None => now,
+                Some(prior) => prior.intersection(&now).cloned().collect(),
+            });
         }
     }
 

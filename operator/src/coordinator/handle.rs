@@ -173,9 +173,9 @@ impl Coordinator {
         self.notify([Change::Destination(key)]);
     }
 
-    /// Names the Destination's worker pods that exist now. During the warm-up, once each of
-    /// them has reported (or is gone), nothing granted by an earlier leader is unknown any
-    /// more: the warm-up ends early. With none, it ends at once.
+    /// Names the Destination's worker pods that exist now. During the warm-up, once each pod
+    /// named the first time has reported (or is gone), nothing granted by an earlier leader is
+    /// unknown any more: the warm-up ends early. With none, it ends at once.
     pub fn set_prior_workers(&self, namespace: &str, name: &str, pods: Vec<String>) {
         if let Some(d) = self.lock().destinations.get_mut(&ObjectKey::new(namespace, name)) {
             d.prior_workers(pods);
@@ -392,6 +392,12 @@ impl Coordinator {
                     }
                     ReportOutcome::Renewed => {}
                 }
+            }
+            // Whatever lease of this worker it did not report, it does not hold.
+            let reported: Vec<_> = req.leases.iter().map(|r| r.key.clone()).collect();
+            for key in state.leases.release_unreported(&req.worker, &req.namespace, &req.destination, &reported) {
+                tracing::debug!(worker = %req.worker, package = %key.package, shard = key.shard, "lease not reported: released");
+                changes.insert(Change::Package(ObjectKey::new(&key.namespace, &key.package)));
             }
             let revoking = if dest.spec.suspend {
                 state.leases.revoke_worker(&req.worker, &req.namespace, &req.destination)

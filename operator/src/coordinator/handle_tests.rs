@@ -441,3 +441,17 @@ fn a_worker_of_an_older_protocol_version_gets_no_new_lease_until_a_current_one_a
     let r = c.heartbeat(&hb("w-new", 1, 10, 0, 2), 100).expect("ok");
     assert_eq!(r.granted.len(), 2);
 }
+
+#[test]
+fn the_warm_up_waits_only_for_pods_of_the_earlier_leaders_time() {
+    let t0 = 1_000_000;
+    let c = new_term(t0);
+    c.upsert_package_at(plan("p", "d", 0, 0, 4), t0);
+    c.set_prior_workers("ns", "d", vec!["w1".into(), "w2".into()]);
+    // w2's pod is gone, and a new pod w3 was created since: only w1 is waited for.
+    c.set_prior_workers("ns", "d", vec!["w1".into(), "w3".into()]);
+    assert!(c.heartbeat_in_term(&hb("w3", 1, 100, 0, 1), t0 + 100, 1).expect("ok").granted.is_empty(), "warming up");
+    c.heartbeat_in_term(&hb("w1", 1, 100, 0, 1), t0 + 200, 1).expect("ok");
+    let r = c.heartbeat_in_term(&hb("w3", 1, 100, 0, 1), t0 + 300, 1).expect("ok");
+    assert_eq!(r.granted.len(), 1, "every pod of the earlier leader's time reported: warm-up over");
+}

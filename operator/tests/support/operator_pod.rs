@@ -68,13 +68,12 @@ subjects: [{{ kind: ServiceAccount, name: courier-operator, namespace: {namespac
 /// config/operator/deployment.yaml. `election` is `None` (off) or the coordinator URLs the
 /// workers are told.
 fn pod_yaml(namespace: &str, name: &str, election: Option<&str>, restart: &str, extra: &[&str]) -> String {
-    let mut election_args = match election {
+    let election_args = match election {
         None => "--leader-election=off".to_owned(),
         Some(urls) => format!("--leader-election=on\", \"--lease-namespace={namespace}\", \"--coordinator-url={urls}"),
     };
-    for flag in extra {
-        election_args.push_str(&format!("\", \"{flag}"));
-    }
+    // Extra flags come last: they override the defaults above (the last of a flag wins).
+    let extra_args: String = extra.iter().map(|flag| format!(", \"{flag}\"")).collect();
     format!(
         r#"apiVersion: v1
 kind: Pod
@@ -92,7 +91,7 @@ spec:
       image: {OPERATOR_IMAGE}
       imagePullPolicy: IfNotPresent
       args: ["--namespace={namespace}", "--worker-image={WORKER_IMAGE}", "--log-format=json", "{election_args}",
-             "--shard-target-bytes=8192", "--status-interval-ms=1000"]
+             "--shard-target-bytes=8192", "--status-interval-ms=1000"{extra_args}]
       env:
         - {{ name: RUST_LOG, value: "info,courier_operator=debug,kube_runtime=warn" }}
         - {{ name: POD_IP, valueFrom: {{ fieldRef: {{ fieldPath: status.podIP }} }} }}
@@ -159,7 +158,10 @@ impl Operator {
             apply(cluster, &service_yaml(namespace, name));
             apply(cluster, &pod_yaml(namespace, name, Some(&urls), "Never", extra));
         }
-        [Operator::ready(cluster, namespace, "operator-a", true), Operator::ready(cluster, namespace, "operator-b", false)]
+        [
+            Operator::ready(cluster, namespace, "operator-a", true),
+            Operator::ready(cluster, namespace, "operator-b", false),
+        ]
     }
 
     fn ready(cluster: &Cluster, namespace: &str, pod: &str, owns_namespace: bool) -> Operator {

@@ -134,7 +134,16 @@ impl<C: Coordinator> Driver<C> {
             let all_finished = self.leases.values().all(LeaseHandle::is_finished);
             let (request, reported) = self.request(draining);
             let sent_at = Instant::now();
-            match self.coordinator.heartbeat(request).await {
+            // A shutdown does not wait for a heartbeat under way (a coordinator that is gone may
+            // take its whole timeout): the heartbeat is dropped and draining starts at once.
+            // Leases granted in a dropped answer are never started and never reported, so the
+            // coordinator frees them at the next heartbeat.
+            let answer = tokio::select! {
+                biased;
+                () = shutdown.cancelled(), if !draining => continue,
+                answer = self.coordinator.heartbeat(request) => answer,
+            };
+            match answer {
                 Ok(response) => {
                     for key in reported {
                         self.leases.remove(&key);

@@ -27,6 +27,10 @@ use crate::protocol::{HEARTBEAT_PATH, HeartbeatRequest, HeartbeatResponse};
 pub const SERVICE_ACCOUNT_TOKEN: &str = "/var/run/secrets/kubernetes.io/serviceaccount/token";
 const SERVICE_ACCOUNT_CA: &str = "/var/run/secrets/kubernetes.io/serviceaccount/ca.crt";
 const TIMEOUT: Duration = Duration::from_secs(5);
+/// A coordinator URL that does not even accept a connection this fast (a replica that is gone,
+/// whose Service has no endpoint) is skipped for the next one: a heartbeat must not wait out
+/// the whole answer timeout on it.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 const MAX_ANSWER: usize = 64 << 20;
 
 /// A client of the operator's coordinator endpoint.
@@ -74,6 +78,7 @@ impl HttpCoordinator {
         let mut http = HttpConnector::new();
         http.enforce_http(false);
         http.set_nodelay(true);
+        http.set_connect_timeout(Some(CONNECT_TIMEOUT));
         let connector =
             HttpsConnectorBuilder::new().with_tls_config(tls).https_or_http().enable_http1().wrap_connector(http);
         let client = Client::builder(TokioExecutor::new()).build(connector);

@@ -361,6 +361,40 @@ impl LeaseTable {
         ended
     }
 
+    /// Ends the leases of `worker` on the Destination that its heartbeat did not report: a
+    /// worker reports every lease it holds, so one it leaves out is one it never got (the
+    /// answer granting it was lost) or no longer has. The shards are pending again at once.
+    pub fn release_unreported(
+        &mut self,
+        worker: &str,
+        namespace: &str,
+        destination: &str,
+        reported: &[LeaseKey],
+    ) -> Vec<LeaseKey> {
+        let mut ended = Vec::new();
+        for p in self.packages.values_mut().filter(|p| p.key.namespace == namespace && p.destination == destination) {
+            for (id, s) in p.shards.iter_mut().enumerate() {
+                let ShardState::Leased(l) = &s.state else { continue };
+                if l.worker != worker {
+                    continue;
+                }
+                let held = reported.iter().any(|k| {
+                    k.package == p.key.name
+                        && k.package_uid == p.uid
+                        && k.package_attempt == p.attempt
+                        && k.shard as usize == id
+                        && l.epoch.is_none_or(|e| e == k.lease_epoch)
+                });
+                if !held {
+                    ended.push(lease_key(p_key(&p.key), &p.uid, p.attempt, id as u32, l.epoch.unwrap_or(0)));
+                    s.state = ShardState::Pending;
+                    s.close_failures();
+                }
+            }
+        }
+        ended
+    }
+
     /// Live leases of `worker` (not revoking).
     pub fn leases_of(&self, worker: &str) -> u32 {
         self.packages
