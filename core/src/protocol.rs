@@ -36,6 +36,21 @@ fn unversioned() -> u32 {
 /// Path of the heartbeat endpoint.
 pub const HEARTBEAT_PATH: &str = "/v1/heartbeat";
 
+/// A partner's `Retry-After` shorter than this (about two heartbeats, the time it takes to
+/// spread a pause to every worker of a Destination) only delays the record it answered; a
+/// longer one pauses the worker at once and, through the coordinator, the whole Destination.
+pub const SHORTEST_SPREAD_PAUSE_MS: u64 = 2_000;
+
+/// Window over which 429s are counted (worker and coordinator alike).
+pub const THROTTLE_WINDOW_MS: u64 = 2_000;
+
+/// 429s tolerated in one [`THROTTLE_WINDOW_MS`] at `rate` requests/s before they count as the
+/// partner pushing back: 0.5 % of the window's requests, at least 3. Fewer are the odd request
+/// that arrived a little early (jitter); they are retried, nothing else.
+pub fn tolerated_429s(rate: u32) -> u64 {
+    (u64::from(rate) * THROTTLE_WINDOW_MS / 1000 * 5 / 1000).max(3)
+}
+
 /// Identifies one lease: one attempt of one shard of one package.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -65,6 +80,10 @@ pub struct LeaseCounters {
     pub retried: u64,
     /// Bytes of records acknowledged.
     pub bytes: u64,
+    /// Records sent again because an earlier lease of the shard ended with them read but not
+    /// acknowledged (also counted once in `sent` or `dead_lettered`).
+    #[serde(default)]
+    pub resent: u64,
 }
 
 impl LeaseCounters {
@@ -78,6 +97,7 @@ impl LeaseCounters {
             dead_lettered: self.dead_lettered.saturating_sub(other.dead_lettered),
             retried: self.retried.saturating_sub(other.retried),
             bytes: self.bytes.saturating_sub(other.bytes),
+            resent: self.resent.saturating_sub(other.resent),
         }
     }
 }
@@ -91,6 +111,7 @@ impl std::ops::AddAssign<&LeaseCounters> for LeaseCounters {
         self.dead_lettered += other.dead_lettered;
         self.retried += other.retried;
         self.bytes += other.bytes;
+        self.resent += other.resent;
     }
 }
 
@@ -115,7 +136,17 @@ pub struct LeaseReport {
     /// Low watermark: every record before this position is acknowledged (sent or
     /// dead-lettered). A new lease of this shard resumes here.
     pub checkpoint: u64,
-    /// Cumulative counters of the shard: `base` plus what this lease did.
+    /// Every record before this position has been read. Of the records between `checkpoint`
+    /// and here, all but `pending` are acknowledged, so a new lease skips them (0: unknown,
+    /// the same as `checkpoint`).
+    #[serde(default)]
+    pub frontier: u64,
+    /// Offsets of records read and not yet acknowledged (in flight, or waiting for the
+    /// limiter or a back-off), all at or after `checkpoint` and before `frontier`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pending: Vec<u64>,
+    /// Cumulative counters of the shard: `base` plus what this lease did; consistent with
+    /// `checkpoint`, `frontier` and `pending` (counted in the same instant).
     pub counters: LeaseCounters,
     /// The counters the lease was granted with. A coordinator that adopts the lease without
     /// knowing the shard's counters (a new leader whose status predates the lease) counts only
@@ -131,6 +162,10 @@ pub struct LeaseReport {
     /// coordinator retries the shard up to the package's backoffLimit.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// The lease has ended here without finishing the shard (the worker drains, or the lease
+    /// was revoked): this is its final report and the shard may be leased again at once.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub released: bool,
 }
 
 /// What the partner said about our rate since the last heartbeat.
@@ -171,6 +206,11 @@ pub struct HeartbeatRequest {
     pub protocol_version: u32,
     /// The worker's pod name (`POD_NAME`).
     pub worker: String,
+    /// Random, fixed for the life of the worker process: a new value under the same name
+    /// means the previous process has ended (its container was restarted), so its share and
+    /// leases are free at once. 0 from workers that do not send it.
+    #[serde(default)]
+    pub incarnation: u64,
     pub namespace: String,
     /// Destination whose worker this is.
     pub destination: String,
@@ -226,6 +266,14 @@ pub struct ShardLease {
     pub shard: ShardSpec,
     /// Resume position: records before it are already acknowledged.
     pub checkpoint: u64,
+    /// Records between `checkpoint` and this position were read by an earlier lease and are
+    /// acknowledged, except `pending`: they are skipped (0: none).
+    #[serde(default)]
+    pub frontier: u64,
+    /// Records an earlier lease read but did not acknowledge; sent again and counted as
+    /// `resent`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pending: Vec<u64>,
     /// Counters already reported by earlier leases of this shard (so the worker's cumulative
     /// counters continue from them).
     pub counters: LeaseCounters,
@@ -261,9 +309,15 @@ pub struct HeartbeatResponse {
     pub granted: Vec<ShardLease>,
     /// Heartbeat again after this many milliseconds.
     pub heartbeat_interval_ms: u32,
-    /// A lease not renewed by a heartbeat within this many milliseconds expires; a worker that
-    /// cannot reach the coordinator for this long stops taking new records.
+    /// The share and the leases in this answer hold for this many milliseconds from when the
+    /// worker *sent* the heartbeat; a worker that gets no newer answer by then sends nothing
+    /// more (the coordinator counts them as held until then, and a little longer).
     pub lease_ttl_ms: u32,
+    /// The leadership term of the operator replica that answered (the Lease's transition
+    /// count when it took over): a worker sees answers of one term after another, never two
+    /// at once. 0 without leader election.
+    #[serde(default)]
+    pub term: u64,
 }
 
 #[cfg(test)]
@@ -272,14 +326,40 @@ mod tests {
 
     #[test]
     fn counters_add_field_by_field_and_subtract_without_going_below_zero() {
-        let base =
-            LeaseCounters { read: 10, sent: 8, failed: 2, malformed: 1, dead_lettered: 2, retried: 3, bytes: 80 };
-        let own = LeaseCounters { read: 5, sent: 5, failed: 0, malformed: 0, dead_lettered: 0, retried: 1, bytes: 50 };
+        let base = LeaseCounters {
+            read: 10,
+            sent: 8,
+            failed: 2,
+            malformed: 1,
+            dead_lettered: 2,
+            retried: 3,
+            bytes: 80,
+            resent: 1,
+        };
+        let own = LeaseCounters {
+            read: 5,
+            sent: 5,
+            failed: 0,
+            malformed: 0,
+            dead_lettered: 0,
+            retried: 1,
+            bytes: 50,
+            resent: 0,
+        };
         let mut total = base.clone();
         total += &own;
         assert_eq!(
             total,
-            LeaseCounters { read: 15, sent: 13, failed: 2, malformed: 1, dead_lettered: 2, retried: 4, bytes: 130 }
+            LeaseCounters {
+                read: 15,
+                sent: 13,
+                failed: 2,
+                malformed: 1,
+                dead_lettered: 2,
+                retried: 4,
+                bytes: 130,
+                resent: 1
+            }
         );
         assert_eq!(total.saturating_sub(&base), own);
         assert_eq!(own.saturating_sub(&base), LeaseCounters::default(), "never below zero");
@@ -290,6 +370,7 @@ mod tests {
         let req = HeartbeatRequest {
             protocol_version: PROTOCOL_VERSION,
             worker: "w-1".into(),
+            incarnation: 42,
             namespace: "ns".into(),
             destination: "partner".into(),
             destination_generation: 3,
@@ -307,11 +388,14 @@ mod tests {
                     lease_epoch: 2,
                 },
                 checkpoint: 4096,
+                frontier: 8192,
+                pending: vec![4096, 5000],
                 counters: LeaseCounters { read: 10, sent: 9, dead_lettered: 1, failed: 1, ..Default::default() },
                 base: LeaseCounters::default(),
                 failures: vec![],
                 done: false,
                 error: None,
+                released: false,
             }],
             throttle: ThrottleReport::default(),
             stats: WorkerStats::default(),
@@ -327,3 +411,32 @@ mod tests {
 #[cfg(test)]
 #[path = "protocol_compat.rs"]
 mod compat;
+
+#[cfg(test)]
+mod compatibility {
+    use super::*;
+
+    /// A heartbeat as a worker of the first release sent it (no incarnation, frontier,
+    /// pending or resent): it still parses, with the new fields at their neutral values.
+    #[test]
+    fn a_heartbeat_of_an_older_worker_still_parses() {
+        let old = r#"{"worker":"w-1","namespace":"ns","destination":"partner","destinationGeneration":2,
+            "appliedShare":100,"demand":100,"freeSlots":0,"draining":false,
+            "leases":[{"key":{"namespace":"ns","package":"p","packageUid":"u","shard":0,"packageAttempt":1,"leaseEpoch":5},
+                       "checkpoint":10,"counters":{"read":3,"sent":3,"failed":0,"malformed":0,"deadLettered":0,"retried":0,"bytes":30},
+                       "base":{"read":0,"sent":0,"failed":0,"malformed":0,"deadLettered":0,"retried":0,"bytes":0}}],
+            "throttle":{"tooManyRequests":0},"stats":{"requestsPerSecond":0,"latencyP50Micros":0,"latencyP99Micros":0,
+            "inFlight":0,"maxInFlight":16,"limiterWaitPermille":0,"cpuPermille":0}}"#;
+        let hb: HeartbeatRequest = serde_json::from_str(old).expect("an older heartbeat parses");
+        assert_eq!(hb.incarnation, 0);
+        assert_eq!((hb.leases[0].frontier, hb.leases[0].pending.len(), hb.leases[0].counters.resent), (0, 0, 0));
+    }
+
+    /// An answer of an older operator (no term, no frontier) parses too.
+    #[test]
+    fn an_answer_of_an_older_operator_still_parses() {
+        let old = r#"{"share":{"requestsPerSecond":10,"burst":1,"maxInFlight":4},"heartbeatIntervalMs":1000,"leaseTtlMs":10000}"#;
+        let r: HeartbeatResponse = serde_json::from_str(old).expect("an older answer parses");
+        assert_eq!(r.term, 0);
+    }
+}

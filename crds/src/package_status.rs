@@ -92,14 +92,16 @@ pub struct Progress {
     pub eta: Option<String>,
 }
 
-/// Record counters. Every record read ends sent or dead-lettered:
-/// `read == sent + deadLettered` once the package is finished.
+/// Record counters, exact after any fault: every record is counted once, by the lease whose
+/// report acknowledged it. `read == sent + deadLettered` once the package is finished, and
+/// records sent again after a lease ended early (a killed worker, a revoked lease) are counted
+/// once in `sent` and also in `resent`.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default, KubeSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RecordCounts {
     /// Records read from the files.
     pub read: i64,
-    /// Records the partner accepted (2xx).
+    /// Distinct records the partner accepted (2xx), each counted once.
     pub sent: i64,
     /// Records the partner refused, or whose attempts ran out.
     pub failed: i64,
@@ -109,6 +111,11 @@ pub struct RecordCounts {
     pub dead_lettered: i64,
     /// Extra attempts (retries) made.
     pub retried: i64,
+    /// Records sent again because the lease that had them in flight ended before their
+    /// answer was known (they may have reached the partner twice; the partner sees the same
+    /// idempotency key). Included once in `sent` or `deadLettered`.
+    #[serde(default)]
+    pub resent: i64,
 }
 
 impl RecordCounts {
@@ -120,6 +127,7 @@ impl RecordCounts {
         self.malformed += other.malformed;
         self.dead_lettered += other.dead_lettered;
         self.retried += other.retried;
+        self.resent += other.resent;
     }
 
     /// Records acknowledged: sent or dead-lettered.
@@ -155,6 +163,14 @@ pub struct ActiveShard {
     pub worker: String,
     /// Every record before this position is acknowledged; a new lease resumes here.
     pub checkpoint: i64,
+    /// Every record before this position was read; of those at or after `checkpoint`, only
+    /// the `unacknowledged` ones are sent again by a new lease (0: same as `checkpoint`).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub frontier: i64,
+    /// Offsets read but not yet acknowledged when the counters were taken (records in flight).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 65536))]
+    pub unacknowledged: Vec<i64>,
     /// Attempt of this shard, 1 for the first.
     pub attempt: i32,
     /// Records of this shard counted so far (across its leases); a new leader resumes the
@@ -164,6 +180,10 @@ pub struct ActiveShard {
     /// Bytes of this shard's acknowledged records.
     #[serde(default)]
     pub bytes: i64,
+}
+
+fn is_zero(v: &i64) -> bool {
+    *v == 0
 }
 
 /// A shard that failed as a whole.

@@ -29,7 +29,12 @@ pub enum LogFormat {
 
 /// Command-line flags of `courier-operator`.
 #[derive(Debug, Clone, Parser)]
-#[command(name = "courier-operator", version, about = "Courier operator: delivers batch data to partner APIs")]
+#[command(
+    name = "courier-operator",
+    version,
+    about = "Courier operator: delivers batch data to partner APIs",
+    args_override_self = true
+)]
 pub struct Args {
     /// Image of worker pods when a Destination does not name one.
     #[arg(long, default_value = "courier/worker:dev")]
@@ -52,6 +57,16 @@ pub struct Args {
     /// Leader election (on for more than one replica).
     #[arg(long, default_value = "on", value_parser = ["on", "off"])]
     pub leader_election: String,
+    /// Seconds the leader Lease must stand unrenewed before another replica takes it over.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=300))]
+    pub lease_duration_seconds: u64,
+    /// Milliseconds after the start of its last successful renewal during which the leader
+    /// still leads; must be below the lease duration.
+    #[arg(long, default_value_t = 7000, value_parser = clap::value_parser!(u64).range(1..=299_000))]
+    pub renew_deadline_ms: u64,
+    /// Milliseconds between two renewals (leader) or two looks at the Lease (others).
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(10..=60_000))]
+    pub leader_retry_period_ms: u64,
     /// Log format.
     #[arg(long, value_enum, default_value = "text")]
     pub log_format: LogFormat,
@@ -131,11 +146,23 @@ pub async fn run(args: Args) -> Result<(), AppError> {
         .clone()
         .or_else(|| std::env::var("POD_NAMESPACE").ok())
         .unwrap_or_else(|| "default".to_owned());
-    let identity = std::env::var("POD_NAME").unwrap_or_else(|_| format!("courier-operator-{}", std::process::id()));
-    let leadership = leader::leadership(client.clone(), &lease_ns, &identity, args.leader_election == "on").await?;
-
+    let identity = leader::identity();
     let stop = CancellationToken::new();
     spawn_signal_handler(stop.clone());
+    // The election outlives the controllers' shutdown by a little: it ends (and releases the
+    // Lease) only after the server and the controllers stopped.
+    let election_stop = CancellationToken::new();
+    let (leadership, election) = if args.leader_election == "on" {
+        let config = leader::ElectionConfig {
+            lease_duration: Duration::from_secs(args.lease_duration_seconds),
+            renew_deadline: Duration::from_millis(args.renew_deadline_ms),
+            retry_period: Duration::from_millis(args.leader_retry_period_ms),
+        };
+        let (l, task) = leader::start(client.clone(), &lease_ns, &identity, config, election_stop.clone())?;
+        (l, Some(task))
+    } else {
+        (leader::Leadership::always(), None)
+    };
 
     let coordinator = Coordinator::new(CoordinatorConfig::default());
     let listener = server::bind(args.coordinator_addr()).await?;
@@ -164,16 +191,18 @@ pub async fn run(args: Args) -> Result<(), AppError> {
     let mut leader_rx = leadership.clone();
     while !stop.is_cancelled() {
         tokio::select! {
-            _ = leader::wait_for(&mut leader_rx, true) => {}
-            _ = stop.cancelled() => break,
+            () = leader_rx.wait_for(true) => {}
+            () = stop.cancelled() => break,
         }
-        tracing::info!(%identity, "leading: starting controllers");
+        let term_number = leadership.term().unwrap_or_default();
+        tracing::info!(%identity, term = term_number, "leading: starting controllers");
+        coordinator.begin_term(term_number, now_ms());
         metrics.is_leader.set(1);
         let term = stop.child_token();
         let lost = term.clone();
         let mut watch_lost = leadership.clone();
         let watcher = tokio::spawn(async move {
-            leader::wait_for(&mut watch_lost, false).await;
+            watch_lost.wait_for(false).await;
             lost.cancel();
         });
         let (lookups, writers) = context::lookups();
@@ -194,8 +223,9 @@ pub async fn run(args: Args) -> Result<(), AppError> {
     }
     stop.cancel();
     let _ = server.await;
-    if args.leader_election == "on" {
-        leader::release_if_held(client, &lease_ns, &identity).await;
+    election_stop.cancel();
+    if let Some(task) = election {
+        let _ = task.await;
     }
     Ok(())
 }

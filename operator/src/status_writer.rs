@@ -12,8 +12,9 @@ use futures::StreamExt;
 use kube::api::{Patch, PatchParams};
 use kube::{Api, Client, Resource};
 use serde_json::{Value, json};
-use tokio::sync::{Notify, watch};
+use tokio::sync::Notify;
 
+use crate::leader::Leadership;
 use crate::metrics::{ControllerLabel, Metrics};
 
 /// Status writes in flight at once (a restart with thousands of due statuses is bounded by
@@ -181,14 +182,14 @@ impl StatusWriter {
     }
 
     /// Writes due statuses until the process ends; writes nothing while `leader` is false.
-    pub async fn run(self, client: Client, mut leader: watch::Receiver<bool>, metrics: Arc<Metrics>) {
+    pub async fn run(self, client: Client, leader: Leadership, metrics: Arc<Metrics>) {
         let tick = (self.interval / 4).clamp(Duration::from_millis(100), Duration::from_millis(500));
         loop {
             tokio::select! {
                 _ = self.wake.notified() => {}
                 _ = tokio::time::sleep(tick) => {}
             }
-            if !*leader.borrow_and_update() {
+            if !leader.is_leading() {
                 continue;
             }
             let due = self.take_due(Instant::now());

@@ -100,6 +100,8 @@ fn courier_rate(addr: SocketAddr, n: usize, in_flight: usize) -> f64 {
                 builder: builder.clone(),
                 dead_letter_dir: dead_letters.clone(),
                 only_offsets: Vec::new(),
+                frontier: 0,
+                pending: Vec::new(),
             };
             let records = futures::stream::iter(records).map(|r| match r {
                 Ok(decoded) => Ok(decoded),

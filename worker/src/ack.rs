@@ -58,10 +58,15 @@ impl AckCounters {
 }
 
 /// A checkpoint: every record with an offset below `offset` is acknowledged.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Checkpoint {
     /// The low watermark: resume by skipping records whose offset is below it.
     pub offset: u64,
+    /// Every record below it was registered; between `offset` and here only `pending` are
+    /// not acknowledged, so a new lease may skip the others.
+    pub frontier: u64,
+    /// Registered, not acknowledged, in increasing order (bounded by the records in flight).
+    pub pending: Vec<u64>,
     /// True when the shard is finished and every record is acknowledged.
     pub complete: bool,
     /// Counters since the tracker was created.
@@ -72,6 +77,7 @@ pub struct Checkpoint {
 #[derive(Debug, Clone)]
 pub struct AckTracker {
     start: u64,
+    inherited_frontier: u64,
     end: Option<u64>,
     last: Option<u64>,
     pending: BTreeSet<u64>,
@@ -82,7 +88,21 @@ impl AckTracker {
     /// A tracker for a shard whose first unacknowledged position is `start` (the shard's start
     /// or the checkpoint it resumes from).
     pub fn new(start: u64) -> Self {
-        Self { start, end: None, last: None, pending: BTreeSet::new(), counters: AckCounters::default() }
+        Self::resuming(start, start)
+    }
+
+    /// A tracker resuming at `start` after an earlier lease that read up to `frontier`: the
+    /// records it acknowledged in between are skipped by the reader, so the frontier reported
+    /// never falls below the inherited one.
+    pub fn resuming(start: u64, frontier: u64) -> Self {
+        Self {
+            start,
+            inherited_frontier: frontier.max(start),
+            end: None,
+            last: None,
+            pending: BTreeSet::new(),
+            counters: AckCounters::default(),
+        }
     }
 
     /// Registers the next record read, in read order.
@@ -141,7 +161,10 @@ impl AckTracker {
             (None, None, None) => self.start,
         };
         let complete = self.pending.is_empty() && self.end.is_some();
-        Checkpoint { offset, complete, counters: self.counters }
+        let read_to = self.last.map_or(self.start, |last| last + 1);
+        let frontier = read_to.max(self.inherited_frontier).max(offset);
+        let pending = self.pending.iter().copied().collect();
+        Checkpoint { offset, frontier, pending, complete, counters: self.counters }
     }
 }
 

@@ -107,3 +107,46 @@ fn hundred_thousand_records_completed_in_random_windows_never_pass_a_pending_rec
     assert!(t.checkpoint().complete);
     assert_eq!(t.checkpoint().counters.sent, total);
 }
+
+#[test]
+fn the_checkpoint_carries_the_frontier_and_the_records_still_pending() {
+    type Case = (&'static [u64], &'static [u64], u64, u64, &'static [u64]);
+    // (registered, completed, checkpoint, frontier, pending)
+    let cases: &[Case] = &[
+        (&[], &[], 40, 40, &[]),
+        (&[40, 50, 60], &[], 40, 61, &[40, 50, 60]),
+        (&[40, 50, 60], &[50], 40, 61, &[40, 60]),
+        (&[40, 50, 60], &[40, 60], 50, 61, &[50]),
+        (&[40, 50, 60], &[40, 50, 60], 61, 61, &[]),
+    ];
+    for (registered, completed, checkpoint, frontier, pending) in cases {
+        let mut t = AckTracker::new(40);
+        for &o in *registered {
+            t.register(o).expect("increasing");
+        }
+        for &o in *completed {
+            t.complete(o, Completion::Sent { bytes: 1 }).expect("pending");
+        }
+        let c = t.checkpoint();
+        assert_eq!(
+            (c.offset, c.frontier, c.pending.as_slice()),
+            (*checkpoint, *frontier, *pending),
+            "{registered:?} {completed:?}"
+        );
+    }
+}
+
+#[test]
+fn a_resumed_tracker_never_reports_a_frontier_below_the_one_it_inherited() {
+    // An earlier lease read up to 500 and left 100 and 300 pending: the new one reads only those.
+    let mut t = AckTracker::resuming(100, 500);
+    t.register(100).expect("first");
+    t.register(300).expect("second");
+    assert_eq!((t.checkpoint().offset, t.checkpoint().frontier), (100, 500));
+    t.complete(100, Completion::Sent { bytes: 1 }).expect("pending");
+    t.complete(300, Completion::DeadLettered).expect("pending");
+    let c = t.checkpoint();
+    assert_eq!((c.offset, c.frontier, c.pending.len()), (301, 500, 0));
+    t.register(500).expect("the next unread record");
+    assert_eq!(t.checkpoint().frontier, 501);
+}

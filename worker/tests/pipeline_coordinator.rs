@@ -131,6 +131,8 @@ impl World {
             },
             shard: ShardSpec { url: self.data_url.clone(), kind: ShardKind::ByteRange { start: 0, end: self.size } },
             checkpoint: 0,
+            frontier: 0,
+            pending: Vec::new(),
             counters: LeaseCounters::default(),
             datum: (&datum.spec).into(),
             dead_letter_path: self.dead.clone(),
@@ -159,6 +161,7 @@ impl World {
             granted: if first { vec![self.lease()] } else { Vec::new() },
             heartbeat_interval_ms: 50,
             lease_ttl_ms,
+            term: 1,
         }
     }
 

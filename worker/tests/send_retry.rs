@@ -10,35 +10,58 @@ use courier_worker::send::{RetryConfig, SendConfig};
 use send_support::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_429_with_retry_after_pauses_every_request_until_the_instant() {
-    let sim_config = SimConfig { rate_limit: Some(RateLimit { rate: 0.5, burst: 1 }), ..SimConfig::default() };
-    let sim = Simulator::start("127.0.0.1:0", sim_config).await.expect("simulator");
+async fn a_429_with_a_long_retry_after_pauses_every_request_until_the_instant() {
+    let sim = Simulator::start("127.0.0.1:0", SimConfig::default()).await.expect("simulator");
+    // The first request is answered 429 with Retry-After: 3 (long enough to spread).
+    sim.throttle_next(1, 3);
     let recorder = Arc::new(Recorder::default());
     let config = SendConfig { max_in_flight: 2, retry: quick_retry(10), ..SendConfig::default() };
     let delivery = sender(&sim.url(), "retry-after", config, None, recorder.clone());
 
-    let run = deliver(&delivery, records("file:///data/ra.jsonl", 3)).await;
+    let run = deliver(&delivery, records("file:///data/ra.jsonl", 6)).await;
 
-    assert_eq!(run.counters().sent, 3);
+    assert_eq!(run.counters().sent, 6);
     let throttles = recorder.throttles.lock().expect("lock").clone();
-    assert!(!throttles.is_empty(), "the partner throttled");
+    assert_eq!(throttles.len(), 1, "the partner throttled once");
     let attempts = recorder.attempts.lock().expect("lock").clone();
-    for (seen, until) in &throttles {
-        let until = until.expect("the simulator names a Retry-After");
-        // 5 ms of slack for mapping the wall-clock instant onto the monotonic clock.
-        let pause_end = until - Duration::from_millis(5);
-        assert!(pause_end > *seen + Duration::from_millis(900), "Retry-After names a second or more");
-        for (started, status) in &attempts {
-            assert!(
-                !(*started > *seen && *started < pause_end),
-                "an attempt ({status:?}) started during a Retry-After pause"
-            );
-        }
+    let (seen, until) = throttles[0];
+    let until = until.expect("the simulator names a Retry-After");
+    // 5 ms of slack for mapping the wall-clock instant onto the monotonic clock.
+    let pause_end = until - Duration::from_millis(5);
+    assert!(pause_end > seen + Duration::from_millis(1_900), "Retry-After names three seconds");
+    for (started, status) in &attempts {
+        assert!(
+            !(*started > seen && *started < pause_end),
+            "an attempt ({status:?}) started during a Retry-After pause"
+        );
     }
     let stats = sim.stats();
-    assert_eq!(stats.accepted, 3);
-    assert_eq!(stats.duplicates, 0);
-    assert!(stats.rejected.rate_limited <= throttles.len() as u64);
+    assert_eq!((stats.accepted, stats.duplicates, stats.rejected.rate_limited), (6, 0, 1));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_429_with_a_short_retry_after_delays_only_the_record_it_answered() {
+    let sim = Simulator::start("127.0.0.1:0", SimConfig::default()).await.expect("simulator");
+    // One request is answered 429 with Retry-After: 1 (a strict partner's answer to one
+    // request that came a little early): the others keep going, that one waits a second.
+    sim.throttle_next(1, 1);
+    let recorder = Arc::new(Recorder::default());
+    let config = SendConfig { max_in_flight: 4, retry: quick_retry(10), ..SendConfig::default() };
+    let delivery = sender(&sim.url(), "short-retry-after", config, None, recorder.clone());
+
+    let run = deliver(&delivery, records("file:///data/sra.jsonl", 200)).await;
+
+    assert_eq!(run.counters().sent, 200);
+    let throttles = recorder.throttles.lock().expect("lock").clone();
+    assert_eq!(throttles.len(), 1);
+    let (seen, until) = throttles[0];
+    let until = until.expect("the simulator names a Retry-After");
+    let attempts = recorder.attempts.lock().expect("lock").clone();
+    let during = attempts.iter().filter(|(started, _)| *started > seen && *started < until).count();
+    assert!(during >= 10, "other records went on during the one-second wait: {during}");
+    let retried = attempts.iter().filter(|(started, status)| *started >= until && *status == Some(200)).count();
+    assert!(retried >= 1, "the throttled record went again after its Retry-After");
+    assert_eq!(sim.stats().duplicates, 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -20,6 +20,9 @@ use super::error::Result;
 use super::status::{self, PodView};
 use super::volumes::PreparedVolumes;
 
+/// The shortest time a container gets between SIGTERM and SIGKILL (the kubelet's minimum).
+const MINIMUM_GRACE: Duration = Duration::from_secs(2);
+
 /// Pause between a container change and the status write, to batch changes.
 const STATUS_DEBOUNCE: Duration = Duration::from_millis(200);
 /// Longest a pod's containers may take to stop when the agent itself shuts down.
@@ -211,11 +214,14 @@ impl PodRun {
     }
 
     fn grace_for(&self, ending: &Ending) -> Duration {
-        match ending {
+        // As the kubelet does (kuberuntime's minimumGracePeriodInSeconds), a container always
+        // gets at least 2 s between SIGTERM and SIGKILL, even for a force deletion.
+        let grace = match ending {
             Ending::Deleted(grace) => *grace,
             Ending::Gone => Duration::ZERO,
             Ending::AgentShutdown => container::grace_of(&self.pod).min(SHUTDOWN_GRACE_CAP),
-        }
+        };
+        grace.max(MINIMUM_GRACE)
     }
 
     async fn end(&mut self, ending: Ending) {

@@ -5,6 +5,7 @@
 //! Reserved paths: `GET /stats`, `POST /reset`, `GET|PUT /config`, `GET /keys`
 //! and `POST /oauth/token`; everything else is partner traffic.
 
+pub mod arrivals;
 mod auth;
 mod body;
 pub mod config;
@@ -18,6 +19,7 @@ mod state;
 mod stats;
 pub mod tls;
 
+pub use arrivals::{Arrival, bins, busiest_window, longest_gap};
 pub use config::{Auth, BurstWindow, InjectStatus, Latency, LimitKey, RateLimit, SimConfig, SlowBody};
 pub use server::{SimError, Simulator};
 pub use state::ConfigError;

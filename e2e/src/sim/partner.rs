@@ -35,6 +35,8 @@ static RATELIMIT_RESET: HeaderName = HeaderName::from_static("ratelimit-reset");
 
 /// Answers one partner request.
 pub async fn handle(shared: &Shared, request: Request<Incoming>) -> Result<Response<SimBody>, Dropped> {
+    let arrived = std::time::SystemTime::now();
+    let count = |outcome| shared.count(outcome, arrived);
     let active = shared.active();
     let config = &active.config;
     let (parts, body) = request.into_parts();
@@ -43,23 +45,23 @@ pub async fn handle(shared: &Shared, request: Request<Incoming>) -> Result<Respo
     }
 
     if active.random.chance(config.reset_rate) {
-        shared.stats.count(Outcome::Reset);
+        count(Outcome::Reset);
         return Err(Dropped);
     }
     if active.random.chance(config.blackhole_rate) {
-        shared.stats.count(Outcome::Blackholed);
+        count(Outcome::Blackholed);
         let _ = drain(body).await;
         tokio::time::sleep(BLACKHOLE_HOLD).await;
         return Err(Dropped);
     }
     if !active.auth.allows(&parts.headers, &shared.tokens) {
         drain(body).await?;
-        shared.stats.count(Outcome::Unauthorized);
+        count(Outcome::Unauthorized);
         return Ok(json(StatusCode::UNAUTHORIZED, Bytes::from_static(UNAUTHORIZED_BODY)));
     }
     if let Some(retry_after) = shared.take_throttle() {
         drain(body).await?;
-        shared.stats.count(Outcome::RateLimited);
+        count(Outcome::RateLimited);
         let mut response = json(StatusCode::TOO_MANY_REQUESTS, Bytes::from_static(RATE_LIMITED_BODY));
         response.headers_mut().insert(RETRY_AFTER, HeaderValue::from(retry_after));
         return Ok(response);
@@ -68,14 +70,14 @@ pub async fn handle(shared: &Shared, request: Request<Incoming>) -> Result<Respo
         Decision::Allowed(limits) => limits,
         Decision::RateLimited(limits) => {
             drain(body).await?;
-            shared.stats.count(Outcome::RateLimited);
+            count(Outcome::RateLimited);
             let mut response = json(StatusCode::TOO_MANY_REQUESTS, Bytes::from_static(RATE_LIMITED_BODY));
             add_limit_headers(&mut response, limits, true);
             return Ok(response);
         }
         Decision::QuotaExhausted { quota, retry_after } => {
             drain(body).await?;
-            shared.stats.count(Outcome::Quota);
+            count(Outcome::Quota);
             let mut response = json(StatusCode::TOO_MANY_REQUESTS, Bytes::from_static(QUOTA_BODY));
             let headers = response.headers_mut();
             headers.insert(RETRY_AFTER, HeaderValue::from(retry_after));
@@ -91,20 +93,20 @@ pub async fn handle(shared: &Shared, request: Request<Incoming>) -> Result<Respo
         tokio::time::sleep(delay).await;
     }
     if active.in_burst_window() || active.random.chance(config.error_rate) {
-        shared.stats.count(Outcome::Injected5xx);
+        count(Outcome::Injected5xx);
         return Ok(json(active.error_status, Bytes::from_static(ERROR_BODY)));
     }
     if let Some((status, body, fraction)) = &active.inject
         && active.random.chance(*fraction)
     {
-        shared.stats.count(Outcome::InjectedStatus);
+        count(Outcome::InjectedStatus);
         return Ok(json(*status, body.clone()));
     }
 
     if let Some(key) = parts.headers.get(&active.idempotency) {
         shared.ledger.record(key.as_bytes());
     }
-    shared.stats.count(Outcome::Accepted);
+    count(Outcome::Accepted);
     let mut response = match active.slow_body() {
         None => json(StatusCode::OK, Bytes::from_static(OK_BODY)),
         Some((chunks, delay)) => slow_ok(chunks, delay),

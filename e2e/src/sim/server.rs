@@ -90,6 +90,11 @@ impl Simulator {
         self.shared.snapshot()
     }
 
+    /// Every partner request's arrival, in arrival order (see [`super::arrivals`]).
+    pub fn arrivals(&self) -> Vec<super::arrivals::Arrival> {
+        self.shared.arrivals.snapshot()
+    }
+
     /// Every accepted idempotency key with its acceptance count.
     pub fn keys(&self) -> HashMap<String, u32> {
         self.shared.ledger.snapshot()

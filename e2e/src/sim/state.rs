@@ -9,12 +9,13 @@ use bytes::Bytes;
 use http::request::Parts;
 use http::{HeaderName, StatusCode};
 
+use super::arrivals::Arrivals;
 use super::auth::{AuthCheck, TokenStore};
 use super::config::{LimitKey, SimConfig};
 use super::ledger::Ledger;
 use super::limiter::Limiter;
 use super::random::Random;
-use super::stats::{Stats, StatsSnapshot};
+use super::stats::{Outcome, Stats, StatsSnapshot};
 
 /// A configuration that was refused.
 #[derive(Debug, thiserror::Error)]
@@ -107,6 +108,8 @@ pub struct Shared {
     active: RwLock<Arc<Active>>,
     /// Outcome counters.
     pub stats: Stats,
+    /// When each partner request arrived.
+    pub arrivals: Arrivals,
     /// Accepted idempotency keys.
     pub ledger: Ledger,
     /// Issued OAuth2 tokens.
@@ -123,6 +126,7 @@ impl Shared {
         Ok(Self {
             active: RwLock::new(Arc::new(Active::new(config)?)),
             stats: Stats::default(),
+            arrivals: Arrivals::default(),
             ledger: Ledger::default(),
             tokens: TokenStore::default(),
             throttle_left: AtomicU64::new(0),
@@ -145,6 +149,12 @@ impl Shared {
             .map(|_| self.throttle_retry_after.load(Ordering::Acquire))
     }
 
+    /// Counts one partner request that arrived at `arrived` and ended with `outcome`.
+    pub fn count(&self, outcome: Outcome, arrived: std::time::SystemTime) {
+        self.stats.count(outcome);
+        self.arrivals.record(arrived, outcome);
+    }
+
     /// The configuration in force.
     pub fn active(&self) -> Arc<Active> {
         Arc::clone(&self.active.read().unwrap_or_else(|poisoned| poisoned.into_inner()))
@@ -162,6 +172,7 @@ impl Shared {
     pub fn reset(&self) {
         self.throttle_left.store(0, Ordering::Release);
         self.stats.clear();
+        self.arrivals.clear();
         self.ledger.clear();
         let config = self.active().config.clone();
         if let Err(error) = self.apply(config) {

@@ -20,9 +20,42 @@ pub(super) struct WorkerEntry {
     pub applied: u32,
     pub last_seen: Millis,
     pub draining: bool,
+    /// The worker process's random incarnation (0: unknown).
+    pub incarnation: u64,
     /// Holds at least one live lease (weighs in even before it reports a demand).
     pub holds_leases: bool,
     pub stats: WorkerStats,
+}
+
+/// What a heartbeat told about its worker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Observed {
+    /// First heard of.
+    pub new: bool,
+    /// A new process under a name already known: the previous one has ended.
+    pub restarted: bool,
+}
+
+/// What a new leader does not know yet about a Destination: which shares and leases an earlier
+/// leader granted. See [`DestinationState::begin_warm_up`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(super) struct WarmUp {
+    /// Requests/s of earlier grants not reported yet.
+    pub amount: u32,
+    /// When every earlier grant has lapsed for sure.
+    pub until: Millis,
+    /// Workers that reported in this term (their first report took their share out of
+    /// `amount`, and their leases are known).
+    pub reported: std::collections::BTreeSet<String>,
+    /// The worker pods that existed when the term began (and still do), once the Destination
+    /// controller said: when all of them have reported, nothing is unknown any more.
+    pub prior: Option<std::collections::BTreeSet<String>>,
+}
+
+impl WarmUp {
+    fn over(&self, now: Millis) -> bool {
+        now >= self.until || self.prior.as_ref().is_some_and(|p| p.is_subset(&self.reported))
+    }
 }
 
 /// One Destination.
@@ -35,12 +68,70 @@ pub(super) struct DestinationState {
     pub workers: BTreeMap<String, WorkerEntry>,
     pub idle_since: Option<Millis>,
     pub last_desired: i32,
+    pub warm_up: Option<WarmUp>,
 }
 
 impl DestinationState {
     pub fn new(key: ObjectKey, spec: DestinationSpec, generation: i64, now: Millis) -> Self {
         let aimd = AimdState::new(spec_rps(&spec), now);
-        DestinationState { key, spec, generation, aimd, workers: BTreeMap::new(), idle_since: None, last_desired: 0 }
+        DestinationState {
+            key,
+            spec,
+            generation,
+            aimd,
+            workers: BTreeMap::new(),
+            idle_since: None,
+            last_desired: 0,
+            warm_up: None,
+        }
+    }
+
+    /// A new leader does not know which shares and leases the last one granted: they stay in
+    /// force at the workers until their time-to-live runs out (`until`). Until then, or until
+    /// every worker pod that existed has reported, the whole limit is held back less what each
+    /// worker reports enforcing at its first heartbeat — so the sum of shares in force never
+    /// exceeds the limit across the leader change, while workers that report keep their shares
+    /// and go on sending — and no lease is granted, since a shard that looks pending may still
+    /// be leased to a worker that has not reported yet.
+    pub fn begin_warm_up(&mut self, until: Millis) {
+        self.warm_up = Some(WarmUp { amount: spec_rps(&self.spec), until, ..WarmUp::default() });
+    }
+
+    /// The worker pods that exist now (names); those not reported yet are what the warm-up
+    /// waits for.
+    pub fn prior_workers(&mut self, pods: impl IntoIterator<Item = String>) {
+        if let Some(w) = &mut self.warm_up {
+            w.prior = Some(pods.into_iter().collect());
+        }
+    }
+
+    /// True while an earlier leader's grants may be unknown.
+    pub fn warming_up(&mut self, now: Millis) -> bool {
+        match &self.warm_up {
+            Some(w) if !w.over(now) => true,
+            Some(w) => {
+                let unreported: Vec<&String> = w.prior.iter().flatten().filter(|p| !w.reported.contains(*p)).collect();
+                if now >= w.until {
+                    tracing::info!(
+                        namespace = %self.key.namespace, destination = %self.key.name, ?unreported,
+                        "warm-up over: every grant of an earlier leader has lapsed"
+                    );
+                } else {
+                    tracing::info!(
+                        namespace = %self.key.namespace, destination = %self.key.name, workers = w.reported.len(),
+                        "warm-up over: every worker pod reported"
+                    );
+                }
+                self.warm_up = None;
+                false
+            }
+            None => false,
+        }
+    }
+
+    /// What is still held back at `now`.
+    pub fn reserved(&mut self, now: Millis) -> u32 {
+        if self.warming_up(now) { self.warm_up.as_ref().map_or(0, |w| w.amount) } else { 0 }
     }
 
     /// Takes a new spec; the limit re-bases at once.
@@ -57,18 +148,31 @@ impl DestinationState {
         before != self.workers.len()
     }
 
-    /// Records what the worker said about itself.
-    pub fn observe_worker(&mut self, req: &HeartbeatRequest, now: Millis) -> bool {
+    /// Records what the worker said about itself: whether it is new, and whether it is a new
+    /// process under a known name (the one before has ended: its share is void).
+    pub fn observe_worker(&mut self, req: &HeartbeatRequest, now: Millis) -> Observed {
+        if let Some(r) = &mut self.warm_up
+            && r.reported.insert(req.worker.clone())
+        {
+            // Its share, granted by an earlier leader, is known now: it is counted as the
+            // worker's own from here on.
+            r.amount = r.amount.saturating_sub(req.applied_share);
+        }
+        let previous = self.workers.get(&req.worker);
+        let restarted = previous.is_some_and(|p| p.incarnation != 0 && p.incarnation != req.incarnation);
+        let granted = if restarted { 0 } else { previous.map_or(0, |w| w.granted) };
         let entry = WorkerEntry {
             demand: if req.draining { 0 } else { req.demand },
-            granted: self.workers.get(&req.worker).map_or(0, |w| w.granted),
+            granted,
             applied: req.applied_share,
             last_seen: now,
             draining: req.draining,
+            incarnation: req.incarnation,
             holds_leases: false,
             stats: req.stats.clone(),
         };
-        self.workers.insert(req.worker.clone(), entry).is_none()
+        let new = self.workers.insert(req.worker.clone(), entry).is_none();
+        Observed { new, restarted }
     }
 
     /// Records whether `worker` holds leases now.
@@ -79,7 +183,7 @@ impl DestinationState {
     }
 
     /// Decides `worker`'s share (to be sent to it now) and records it as sent.
-    pub fn share_of(&mut self, worker: &str) -> RateShare {
+    pub fn share_of(&mut self, worker: &str, now: Millis) -> RateShare {
         let names: Vec<String> = self.workers.keys().cloned().collect();
         let ws: Vec<WorkerShare> = self
             .workers
@@ -89,7 +193,12 @@ impl DestinationState {
             .collect();
         let effective = self.aimd.effective();
         let Some(i) = names.iter().position(|n| n == worker) else { return RateShare::default() };
-        let grant = shares::grant_for(effective, &ws, i);
+        // Earlier grants not reported yet (a new leader's warm-up) are held back.
+        let reserved = self.reserved(now);
+        let draining = self.workers.get(worker).is_some_and(|w| w.draining);
+        // A draining worker starts no new attempt: it gets nothing, and what it had is free as
+        // soon as it reports enforcing nothing (it stops at once).
+        let grant = if draining { 0 } else { shares::grant_for(effective, &ws, i, reserved) };
         if let Some(w) = self.workers.get_mut(worker) {
             w.granted = grant;
         }
@@ -97,7 +206,11 @@ impl DestinationState {
         let rl = &self.spec.rate_limit;
         let spec = u64::from(spec_rps(&self.spec));
         let scaled = |v: u64| (u128::from(v) * u128::from(effective) / u128::from(spec.max(1))) as u64;
-        let burst = shares::split_with_floor(scaled(rl.effective_burst().max(1) as u64), &demands, 1)[i];
+        // The burst follows the share actually granted, so the bursts of all workers add up to
+        // (about) the Destination's burst whatever the workers' shares are in transition.
+        let burst = (u128::from(scaled(rl.effective_burst().max(1) as u64)) * u128::from(grant)
+            / u128::from(effective.max(1)))
+        .max(1) as u64;
         let per_worker = self.spec.workers.max_in_flight_per_worker.max(1) as u64;
         let max_in_flight = match rl.max_in_flight {
             Some(total) => shares::split_with_floor(total.max(1) as u64, &demands, 1)[i].min(per_worker),
@@ -200,8 +313,9 @@ impl DestinationState {
     }
 }
 
-/// Share weights. Only workers holding leases have work to do: a worker without one weighs
-/// nothing (whatever demand it reports) unless nobody holds any, when all split evenly. A
+/// Share weights. Only workers holding leases have work to do: a worker without one, or one
+/// draining, weighs nothing (whatever demand it reports) unless nobody weighs anything, when all
+/// split evenly. A
 /// worker holding leases that reports no demand yet (it just got them, or is draining its
 /// in-flight records) weighs as much as the average demanding worker.
 fn weights(workers: &BTreeMap<String, WorkerEntry>) -> Vec<u32> {
@@ -211,10 +325,11 @@ fn weights(workers: &BTreeMap<String, WorkerEntry>) -> Vec<u32> {
         if demanding.is_empty() { 1 } else { (demanding.iter().sum::<u64>() / demanding.len() as u64).max(1) as u32 };
     workers
         .values()
-        .map(|w| match (w.holds_leases, w.demand) {
-            (false, _) => 0,
-            (true, 0) => average,
-            (true, d) => d,
+        .map(|w| match (w.draining, w.holds_leases, w.demand) {
+            // Draining: it starts no new attempt, so it gives its share back at once.
+            (true, _, _) | (false, false, _) => 0,
+            (false, true, 0) => average,
+            (false, true, d) => d,
         })
         .collect()
 }

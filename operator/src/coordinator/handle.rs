@@ -6,7 +6,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use courier_api::DestinationSpec;
 use courier_core::protocol::{
-    DestinationConfig, HeartbeatRequest, HeartbeatResponse, OLDEST_LEASED_VERSION, PROTOCOL_VERSION,
+    DestinationConfig, HeartbeatRequest, HeartbeatResponse, LeaseReport, OLDEST_LEASED_VERSION, PROTOCOL_VERSION,
 };
 use tokio::sync::{broadcast, watch};
 
@@ -19,7 +19,11 @@ use crate::planner::aimd::AimdConfig;
 /// Tunables of the coordinator.
 #[derive(Debug, Clone)]
 pub struct CoordinatorConfig {
-    /// Lease time-to-live (default 10 s).
+    /// Lease and share time-to-live (default 15 s): a worker sends a lease's records and at its
+    /// share only until this long after it *sent* the heartbeat whose answer renewed them, and
+    /// the coordinator counts both as held until this long (plus [`CLOCK_MARGIN_MS`]) after it
+    /// answered. It outlasts a leader change (election lease 10 s plus the retry period), so
+    /// delivery goes on while no replica leads.
     pub lease_ttl_ms: u32,
     /// How often workers should heartbeat (default 1 s).
     pub heartbeat_interval_ms: u32,
@@ -29,9 +33,13 @@ pub struct CoordinatorConfig {
 
 impl Default for CoordinatorConfig {
     fn default() -> Self {
-        CoordinatorConfig { lease_ttl_ms: 10_000, heartbeat_interval_ms: 1_000, aimd: AimdConfig::default() }
+        CoordinatorConfig { lease_ttl_ms: 15_000, heartbeat_interval_ms: 1_000, aimd: AimdConfig::default() }
     }
 }
+
+/// Slack added to every time-to-live the coordinator counts, for the difference in rate
+/// between its clock and a worker's (both monotonic in practice) and for scheduling delays.
+pub const CLOCK_MARGIN_MS: Millis = 1_000;
 
 /// Why a heartbeat was refused.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -39,6 +47,9 @@ pub enum HeartbeatError {
     /// The Destination is not known (not created, or deleted).
     #[error("destination {namespace}/{name} is not known to the coordinator")]
     UnknownDestination { namespace: String, name: String },
+    /// This replica's coordinator state is not (yet) that of the current leadership term.
+    #[error("the coordinator is starting a new leadership term; retry")]
+    NotReady,
 }
 
 /// Cheap-to-clone handle on the coordinator state. Every method takes the state lock briefly;
@@ -60,6 +71,13 @@ struct State {
     leases: LeaseTable,
     /// Last runtime of each Destination, to notify only real changes on ticks.
     last_runtime: BTreeMap<ObjectKey, RuntimeSignature>,
+    /// The leadership term this state belongs to, and when it began (its first
+    /// `lease_ttl_ms`, plus margin, is the warm-up: grants of an earlier leader may still be
+    /// in force, and leases of packages not loaded yet are not revoked).
+    term: Option<(u64, Millis)>,
+    /// Reports of leases of packages not loaded yet (during the warm-up), by package: taken
+    /// in as soon as the package is, so its shards are not granted to someone else meanwhile.
+    orphans: BTreeMap<ObjectKey, Vec<(String, LeaseReport)>>,
 }
 
 /// The parts of a Destination's runtime whose change is announced: effective limit, pause,
@@ -78,8 +96,10 @@ impl Coordinator {
         let (changed, _) = broadcast::channel(1024);
         let state = State {
             destinations: BTreeMap::new(),
-            leases: LeaseTable::new(u64::from(config.lease_ttl_ms)),
+            leases: LeaseTable::new(u64::from(config.lease_ttl_ms) + CLOCK_MARGIN_MS),
             last_runtime: BTreeMap::new(),
+            term: None,
+            orphans: BTreeMap::new(),
         };
         Coordinator { inner: Arc::new(Inner { state: Mutex::new(state), config, version, changed }) }
     }
@@ -94,24 +114,74 @@ impl Coordinator {
         self.inner.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
+    /// Starts leadership term `term` at `now`: forgets everything of any earlier term (the
+    /// state is rebuilt from the objects' status and the workers' reports) and enters the
+    /// warm-up during which grants of an earlier leader are assumed to be in force.
+    pub fn begin_term(&self, term: u64, now: Millis) {
+        let mut state = self.lock();
+        state.destinations.clear();
+        state.leases = LeaseTable::new(u64::from(self.inner.config.lease_ttl_ms) + CLOCK_MARGIN_MS);
+        state.last_runtime.clear();
+        state.orphans.clear();
+        state.term = Some((term, now));
+    }
+
+    /// The end of the current term's warm-up, if a term began.
+    fn warm_up_end(&self, state: &State) -> Option<Millis> {
+        state.term.map(|(_, started)| started + u64::from(self.inner.config.lease_ttl_ms) + CLOCK_MARGIN_MS)
+    }
+
     /// Adds or updates a Destination (its spec and `metadata.generation`). A changed limit
-    /// takes effect at the workers' next heartbeat.
+    /// takes effect at the workers' next heartbeat. A Destination first seen during a term's
+    /// warm-up starts warming up itself (see `DestinationState::begin_warm_up`): until the
+    /// worker pods [`Self::set_prior_workers`] names have all reported, or the warm-up ends, its
+    /// limit is held back for shares an earlier leader may have granted and no lease is granted.
     pub fn upsert_destination(&self, namespace: &str, name: &str, spec: &DestinationSpec, generation: i64) {
+        self.upsert_destination_at(namespace, name, spec, generation, now_ms());
+    }
+
+    /// [`Self::upsert_destination`] at a given instant.
+    pub fn upsert_destination_at(
+        &self,
+        namespace: &str,
+        name: &str,
+        spec: &DestinationSpec,
+        generation: i64,
+        now: Millis,
+    ) {
         let key = ObjectKey::new(namespace, name);
-        let now = now_ms();
         {
-            let mut state = self.lock();
+            let mut guard = self.lock();
+            let warm_up = self.warm_up_end(&guard).filter(|&end| now < end);
+            let state = &mut *guard;
             match state.destinations.get_mut(&key) {
                 Some(d) if d.generation == generation && &d.spec == spec => return,
                 Some(d) => d.update(spec.clone(), generation, now),
                 None => {
-                    state
-                        .destinations
-                        .insert(key.clone(), DestinationState::new(key.clone(), spec.clone(), generation, now));
+                    let mut d = DestinationState::new(key.clone(), spec.clone(), generation, now);
+                    if let Some(until) = warm_up {
+                        tracing::info!(%namespace, destination = %name, "warm-up: waiting for the workers of an earlier leader to report");
+                        d.begin_warm_up(until);
+                    }
+                    state.destinations.insert(key.clone(), d);
                 }
             }
         }
         self.notify([Change::Destination(key)]);
+    }
+
+    /// Names the Destination's worker pods that exist now. During the warm-up, once each of
+    /// them has reported (or is gone), nothing granted by an earlier leader is unknown any
+    /// more: the warm-up ends early. With none, it ends at once.
+    pub fn set_prior_workers(&self, namespace: &str, name: &str, pods: Vec<String>) {
+        if let Some(d) = self.lock().destinations.get_mut(&ObjectKey::new(namespace, name)) {
+            d.prior_workers(pods);
+        }
+    }
+
+    /// Whether the Destination is warming up (the controller then names its worker pods).
+    pub fn needs_prior_workers(&self, namespace: &str, name: &str) -> bool {
+        self.lock().destinations.get_mut(&ObjectKey::new(namespace, name)).is_some_and(|d| d.warming_up(now_ms()))
     }
 
     /// Forgets a Destination; its workers' heartbeats are refused from now on.
@@ -131,9 +201,23 @@ impl Coordinator {
     /// replaces the package (the old leases are revoked at their next report). Progress in
     /// `plan.restored` is used only when the package is new to the coordinator.
     pub fn upsert_package(&self, plan: PackagePlan) {
+        self.upsert_package_at(plan, now_ms());
+    }
+
+    /// [`Self::upsert_package`] at a given instant.
+    pub fn upsert_package_at(&self, plan: PackagePlan, now: Millis) {
         let pkey = plan.key.clone();
         let dkey = ObjectKey::new(&plan.key.namespace, &plan.destination);
-        self.lock().leases.upsert_package(plan, now_ms());
+        {
+            let mut guard = self.lock();
+            let state = &mut *guard;
+            state.leases.upsert_package(plan, now);
+            if let Some(orphans) = state.orphans.remove(&pkey) {
+                for (worker, report) in orphans {
+                    state.leases.report(&worker, &report, now);
+                }
+            }
+        }
         self.notify([Change::Package(pkey), Change::Destination(dkey)]);
     }
 
@@ -159,13 +243,25 @@ impl Coordinator {
         }
     }
 
-    /// Forgets every Destination, package and lease (for a new leadership term: the state is
-    /// then rebuilt from the objects' status). Announces nothing.
+    /// Forgets every Destination, package and lease, and the term. Announces nothing.
     pub fn reset(&self) {
         let mut state = self.lock();
         state.destinations.clear();
-        state.leases = LeaseTable::new(u64::from(self.inner.config.lease_ttl_ms));
+        state.leases = LeaseTable::new(u64::from(self.inner.config.lease_ttl_ms) + CLOCK_MARGIN_MS);
         state.last_runtime.clear();
+        state.orphans.clear();
+        state.term = None;
+    }
+
+    /// [`Self::heartbeat`], answered only when this state belongs to leadership term `term`
+    /// (the server passes the term the Lease says this replica holds right now).
+    pub fn heartbeat_in_term(
+        &self,
+        req: &HeartbeatRequest,
+        now: Millis,
+        term: u64,
+    ) -> Result<HeartbeatResponse, HeartbeatError> {
+        self.answer(req, now, Some(term))
     }
 
     /// True when the package is known.
@@ -208,12 +304,25 @@ impl Coordinator {
     /// Handles one heartbeat at `now`: renews and takes in its leases, re-shares the limit,
     /// grants new leases and pre-empts for higher priorities.
     pub fn heartbeat(&self, req: &HeartbeatRequest, now: Millis) -> Result<HeartbeatResponse, HeartbeatError> {
+        self.answer(req, now, None)
+    }
+
+    fn answer(
+        &self,
+        req: &HeartbeatRequest,
+        now: Millis,
+        term: Option<u64>,
+    ) -> Result<HeartbeatResponse, HeartbeatError> {
         let config = &self.inner.config;
-        let ttl = u64::from(config.lease_ttl_ms);
+        let ttl = u64::from(config.lease_ttl_ms) + CLOCK_MARGIN_MS;
         let dkey = ObjectKey::new(&req.namespace, &req.destination);
         let mut changes = BTreeSet::new();
         let response = {
             let mut guard = self.lock();
+            if term.is_some() && guard.term.map(|(t, _)| t) != term {
+                return Err(HeartbeatError::NotReady);
+            }
+            let warming_up = self.warm_up_end(&guard).is_some_and(|end| now < end);
             let state = &mut *guard;
             if !state.destinations.contains_key(&dkey) {
                 return Err(HeartbeatError::UnknownDestination {
@@ -228,8 +337,18 @@ impl Coordinator {
                     name: req.destination.clone(),
                 });
             };
-            if dest.observe_worker(req, now) {
+            let observed = dest.observe_worker(req, now);
+            if observed.new || observed.restarted {
                 changes.insert(Change::Destination(dkey.clone()));
+            }
+            if observed.restarted {
+                // Its container was restarted: the process before is gone, and with it every
+                // record it had in flight. Its leases are free now, from their last report.
+                let ended = state.leases.release_worker(&req.worker);
+                tracing::info!(worker = %req.worker, leases = ended.len(), "worker restarted: its leases are free");
+                for key in ended {
+                    changes.insert(Change::Package(ObjectKey::new(&key.namespace, &key.package)));
+                }
             }
             let before = (dest.aimd.effective(), dest.aimd.paused_until(now));
             dest.aimd.observe(
@@ -244,6 +363,14 @@ impl Coordinator {
             let mut revoked = Vec::new();
             for report in &req.leases {
                 let pkey = ObjectKey::new(&report.key.namespace, &report.key.package);
+                if warming_up && report.key.namespace == req.namespace && state.leases.package(&pkey).is_none() {
+                    // A new leader may not have loaded this package yet: the worker keeps its
+                    // lease, and the report is taken in as soon as the package is.
+                    let orphans = state.orphans.entry(pkey).or_default();
+                    orphans.retain(|(w, r)| !(w == &req.worker && r.key == report.key));
+                    orphans.push((req.worker.clone(), report.clone()));
+                    continue;
+                }
                 let foreign = report.key.namespace != req.namespace
                     || state.leases.package(&pkey).is_some_and(|p| p.destination != req.destination);
                 if foreign {
@@ -257,7 +384,7 @@ impl Coordinator {
                 }
                 match outcome {
                     ReportOutcome::Revoke => revoked.push(report.key.clone()),
-                    ReportOutcome::Completed | ReportOutcome::ShardFailed { .. } => {
+                    ReportOutcome::Completed | ReportOutcome::ShardFailed { .. } | ReportOutcome::Released => {
                         changes.insert(Change::Destination(dkey.clone()));
                     }
                     ReportOutcome::Renewed => {}
@@ -273,8 +400,13 @@ impl Coordinator {
                     revoked.push(key);
                 }
             }
-            // A worker of an older protocol version may not read every shard kind.
-            let grantable = !req.draining && !dest.spec.suspend && req.protocol_version >= OLDEST_LEASED_VERSION;
+            // While the Destination warms up, a shard that looks pending may still be leased to
+            // a worker that has not reported yet: nothing is granted or pre-empted. A worker of an
+            // older protocol version may not read every shard kind: it gets no new lease.
+            let grantable = !req.draining
+                && !dest.spec.suspend
+                && !dest.warming_up(now)
+                && req.protocol_version >= OLDEST_LEASED_VERSION;
             let granted = if grantable && req.free_slots > 0 {
                 state.leases.grant(&req.worker, &req.namespace, &req.destination, req.free_slots, now)
             } else {
@@ -297,7 +429,7 @@ impl Coordinator {
                 });
             };
             dest.set_holds_leases(&req.worker, holds_leases);
-            let share = dest.share_of(&req.worker);
+            let share = dest.share_of(&req.worker, now);
             let destination = (req.destination_generation != dest.generation)
                 .then(|| DestinationConfig { generation: dest.generation, spec: (&dest.spec).into() });
             HeartbeatResponse {
@@ -309,6 +441,7 @@ impl Coordinator {
                 granted,
                 heartbeat_interval_ms: config.heartbeat_interval_ms,
                 lease_ttl_ms: config.lease_ttl_ms,
+                term: term.unwrap_or(0),
             }
         };
         self.notify(changes);
@@ -319,7 +452,7 @@ impl Coordinator {
     /// runtime (limit, pause, throttling, desired replicas, backlog) changed. Call about once a
     /// second; heartbeats also expire.
     pub fn tick(&self, now: Millis) {
-        let ttl = u64::from(self.inner.config.lease_ttl_ms);
+        let ttl = u64::from(self.inner.config.lease_ttl_ms) + CLOCK_MARGIN_MS;
         let mut changes = BTreeSet::new();
         {
             let mut guard = self.lock();

@@ -21,6 +21,7 @@ pub(crate) fn hb(worker: &str, generation: i64, demand: u32, applied: u32, free_
     HeartbeatRequest {
         protocol_version: PROTOCOL_VERSION,
         worker: worker.into(),
+        incarnation: 1,
         namespace: "ns".into(),
         destination: "d".into(),
         destination_generation: generation,
@@ -38,11 +39,14 @@ pub(crate) fn progress(lease: &ShardLease, checkpoint: u64, sent: u64, done: boo
     LeaseReport {
         key: lease.key.clone(),
         checkpoint,
+        frontier: 0,
+        pending: vec![],
         counters: LeaseCounters { read: sent, sent, bytes: sent, ..Default::default() },
         base: lease.counters.clone(),
         failures: vec![],
         done,
         error: None,
+        released: false,
     }
 }
 
@@ -68,7 +72,7 @@ fn a_first_heartbeat_gets_the_config_the_whole_limit_and_leases() {
     assert_eq!(r.share.burst, 11);
     assert_eq!(r.share.max_in_flight, 16);
     assert_eq!(r.granted.len(), 2);
-    assert_eq!((r.lease_ttl_ms, r.heartbeat_interval_ms), (10_000, 1_000));
+    assert_eq!((r.lease_ttl_ms, r.heartbeat_interval_ms), (15_000, 1_000));
     let r = c.heartbeat(&hb("w1", 1, 50, 100, 0), 2_000).expect("known destination");
     assert!(r.destination.is_none(), "the worker's config is current");
     assert!(r.granted.is_empty(), "no free slot");
@@ -94,13 +98,14 @@ fn a_joining_worker_gets_its_share_only_once_the_first_gave_it_up() {
 }
 
 #[test]
-fn a_silent_worker_share_lapses_after_the_lease_ttl() {
+fn a_silent_worker_share_lapses_after_the_lease_ttl_and_the_clock_margin() {
     let c = coordinator();
     c.heartbeat(&hb("w1", 1, 10, 50, 0), 0).expect("ok");
     c.heartbeat(&hb("w2", 1, 10, 50, 0), 0).expect("ok");
     assert_eq!(c.heartbeat(&hb("w2", 1, 10, 50, 0), 5_000).map(|r| r.share.requests_per_second), Ok(50));
-    assert_eq!(c.heartbeat(&hb("w2", 1, 10, 50, 0), 10_001).map(|r| r.share.requests_per_second), Ok(100));
-    assert_eq!(c.destination_snapshot_at("ns", "d", 10_002).map(|d| d.workers.len()), Some(1));
+    assert_eq!(c.heartbeat(&hb("w2", 1, 10, 50, 0), 15_999).map(|r| r.share.requests_per_second), Ok(50));
+    assert_eq!(c.heartbeat(&hb("w2", 1, 10, 50, 0), 16_001).map(|r| r.share.requests_per_second), Ok(100));
+    assert_eq!(c.destination_snapshot_at("ns", "d", 16_002).map(|d| d.workers.len()), Some(1));
 }
 
 #[test]
@@ -108,7 +113,7 @@ fn a_429_cuts_every_share_and_retry_after_pauses_the_destination() {
     let c = coordinator();
     c.heartbeat(&hb("w1", 1, 10, 100, 0), 0).expect("ok");
     let mut throttled = hb("w1", 1, 10, 100, 0);
-    throttled.throttle = ThrottleReport { too_many_requests: 3, retry_after_until_unix_ms: Some(5_000) };
+    throttled.throttle = ThrottleReport { too_many_requests: 4, retry_after_until_unix_ms: Some(5_000) };
     let r = c.heartbeat(&throttled, 1_000).expect("ok");
     assert_eq!(r.share.requests_per_second, 70);
     assert_eq!(r.pause_until_unix_ms, Some(5_000));
@@ -290,4 +295,147 @@ fn a_worker_of_an_older_protocol_version_gets_no_new_lease_until_a_current_one_a
     assert_eq!(r.protocol_version, PROTOCOL_VERSION);
     let r = c.heartbeat(&hb("w-new", 1, 10, 0, 2), 100).expect("ok");
     assert_eq!(r.granted.len(), 2);
+}
+
+/// A coordinator in term 1 that began at `t0` (its warm-up runs to `t0` + TTL + margin).
+fn new_term(t0: u64) -> Coordinator {
+    let c = Coordinator::new(CoordinatorConfig::default());
+    c.begin_term(1, t0);
+    c.upsert_destination_at("ns", "d", &dest_spec(100), 1, t0);
+    c
+}
+
+#[test]
+fn a_new_leader_holds_back_what_it_does_not_know_was_granted_until_earlier_grants_lapse() {
+    let t0 = 1_000_000;
+    let c = new_term(t0);
+    c.upsert_package_at(plan("p", "d", 0, 0, 4), t0);
+    // w1 enforces 60 granted by the last leader: it keeps that, but 40 may be held by a worker
+    // that has not reported yet, so a new worker gets nothing.
+    let r = c.heartbeat_in_term(&hb("w1", 1, 100, 60, 1), t0 + 100, 1).expect("ok");
+    assert_eq!(r.share.requests_per_second, 60);
+    assert_eq!(r.term, 1);
+    let r = c.heartbeat_in_term(&hb("w2", 1, 100, 0, 1), t0 + 200, 1).expect("ok");
+    assert_eq!(r.share.requests_per_second, 0, "40 are held back for unreported grants");
+    // The other 40 report: nothing is unaccounted for any more.
+    c.heartbeat_in_term(&hb("w3", 1, 100, 40, 0), t0 + 300, 1).expect("ok");
+    // Once every earlier grant has lapsed the limit is shared as usual.
+    let after = t0 + 15_000 + CLOCK_MARGIN_MS;
+    for w in ["w1", "w3"] {
+        c.heartbeat_in_term(&hb(w, 1, 100, 0, 0), after, 1).expect("ok");
+    }
+    let r = c.heartbeat_in_term(&hb("w2", 1, 100, 0, 0), after + 1, 1).expect("ok");
+    assert!(r.share.requests_per_second > 0);
+}
+
+#[test]
+fn with_no_worker_pods_at_the_start_of_a_term_nothing_is_held_back() {
+    let t0 = 1_000_000;
+    let c = new_term(t0);
+    c.upsert_package_at(plan("p", "d", 0, 0, 4), t0);
+    c.set_prior_workers("ns", "d", vec![]);
+    let r = c.heartbeat_in_term(&hb("w1", 1, 100, 0, 1), t0 + 100, 1).expect("ok");
+    assert_eq!(r.share.requests_per_second, 100, "a cold start gets the whole limit at once");
+}
+
+#[test]
+fn an_answer_of_another_term_is_refused() {
+    let c = new_term(0);
+    assert_eq!(c.heartbeat_in_term(&hb("w1", 1, 10, 0, 0), 10, 2), Err(HeartbeatError::NotReady));
+    assert!(c.heartbeat_in_term(&hb("w1", 1, 10, 0, 0), 10, 1).is_ok());
+}
+
+#[test]
+fn a_draining_worker_gives_its_share_back_at_once() {
+    let c = coordinator();
+    c.upsert_package(plan("p", "d", 0, 0, 4));
+    c.heartbeat(&hb("w1", 1, 100, 0, 1), 0).expect("ok");
+    c.heartbeat(&hb("w1", 1, 100, 100, 0), 100).expect("ok");
+    c.heartbeat(&hb("w2", 1, 100, 0, 1), 200).expect("ok");
+    let mut bye = hb("w1", 1, 0, 0, 0);
+    bye.draining = true;
+    assert_eq!(c.heartbeat(&bye, 300).map(|r| r.share.requests_per_second), Ok(0));
+    assert_eq!(c.heartbeat(&hb("w2", 1, 100, 0, 0), 400).map(|r| r.share.requests_per_second), Ok(100));
+}
+
+#[test]
+fn a_restarted_worker_frees_its_leases_and_share_at_once() {
+    let c = coordinator();
+    c.upsert_package(plan("p", "d", 0, 0, 1));
+    let first = c.heartbeat(&hb("w1", 1, 100, 0, 1), 0).expect("ok");
+    assert_eq!(first.granted.len(), 1);
+    let mut renew = hb("w1", 1, 100, 100, 0);
+    renew.leases = vec![progress(&first.granted[0], 30, 3, false)];
+    c.heartbeat(&renew, 100).expect("ok");
+    // The container restarts: same name, new incarnation, no leases.
+    let mut again = hb("w1", 1, 100, 0, 0);
+    again.incarnation = 2;
+    c.heartbeat(&again, 200).expect("ok");
+    let r = c.heartbeat(&hb("w2", 1, 100, 0, 1), 300).expect("ok");
+    assert_eq!(r.granted.len(), 1, "the shard is leased again without waiting for its TTL");
+    assert_eq!((r.granted[0].checkpoint, r.granted[0].counters.sent), (30, 3));
+}
+
+#[test]
+fn a_report_of_a_package_not_loaded_yet_keeps_its_lease_during_the_warm_up() {
+    let t0 = 1_000_000;
+    let c = new_term(t0);
+    c.set_prior_workers("ns", "d", vec!["w1".into(), "w2".into()]);
+    let mut req = hb("w1", 1, 100, 100, 0);
+    let lease = plan("late", "d", 0, 0, 1);
+    req.leases = vec![LeaseReport {
+        key: LeaseKey {
+            namespace: "ns".into(),
+            package: lease.key.name.clone(),
+            package_uid: lease.uid.clone(),
+            shard: 0,
+            package_attempt: 1,
+            lease_epoch: 9,
+        },
+        checkpoint: 10,
+        frontier: 0,
+        pending: vec![],
+        counters: LeaseCounters::default(),
+        base: LeaseCounters::default(),
+        failures: vec![],
+        done: false,
+        error: None,
+        released: false,
+    }];
+    let r = c.heartbeat_in_term(&req, t0 + 500, 1).expect("ok");
+    assert!(r.revoked.is_empty(), "not revoked while the new leader may still be loading packages");
+    let r = c.heartbeat_in_term(&req, t0 + 16_001, 1).expect("ok");
+    assert_eq!(r.revoked.len(), 1, "after the warm-up an unknown package is gone");
+}
+
+#[test]
+fn a_lease_granted_again_skips_what_the_last_one_acknowledged_and_resends_what_it_had_pending() {
+    let c = coordinator();
+    c.upsert_package(plan("p", "d", 0, 0, 1));
+    let first = c.heartbeat(&hb("w1", 1, 100, 0, 1), 0).expect("ok");
+    let mut renew = hb("w1", 1, 100, 100, 0);
+    renew.leases =
+        vec![LeaseReport { frontier: 60, pending: vec![30, 50], ..progress(&first.granted[0], 30, 3, false) }];
+    c.heartbeat(&renew, 100).expect("ok");
+    let mut again = hb("w1", 1, 100, 0, 0);
+    again.incarnation = 2;
+    c.heartbeat(&again, 200).expect("ok");
+    let r = c.heartbeat(&hb("w2", 1, 100, 0, 1), 300).expect("ok");
+    let g = &r.granted[0];
+    assert_eq!((g.checkpoint, g.frontier, g.pending.as_slice()), (30, 60, &[30, 50][..]));
+    assert_eq!(g.counters.sent, 3, "the acknowledged records between 30 and 60 are counted once, not sent again");
+}
+
+#[test]
+fn a_lease_given_back_by_a_draining_worker_goes_to_another_worker_at_once() {
+    let c = coordinator();
+    c.upsert_package(plan("p", "d", 0, 0, 1));
+    let first = c.heartbeat(&hb("w1", 1, 100, 0, 1), 0).expect("ok");
+    let mut bye = hb("w1", 1, 0, 0, 0);
+    bye.draining = true;
+    bye.leases = vec![LeaseReport { released: true, ..progress(&first.granted[0], 40, 4, false) }];
+    c.heartbeat(&bye, 100).expect("ok");
+    let r = c.heartbeat(&hb("w2", 1, 100, 0, 1), 200).expect("ok");
+    assert_eq!(r.granted.len(), 1, "not after the lease TTL: at once");
+    assert_eq!((r.granted[0].checkpoint, r.granted[0].counters.sent), (40, 4));
 }

@@ -12,7 +12,7 @@ pub mod leases;
 pub mod server;
 mod types;
 
-pub use handle::{Coordinator, CoordinatorConfig, HeartbeatError, now_ms};
+pub use handle::{CLOCK_MARGIN_MS, Coordinator, CoordinatorConfig, HeartbeatError, now_ms};
 pub use types::{
     ActiveShardState, Change, DestinationRuntime, FailedShardState, FailureCount, ObjectKey, PackagePlan,
     PackageSnapshot, PlannedShard, RestoredProgress, WorkerRuntime,
@@ -20,6 +20,8 @@ pub use types::{
 
 #[cfg(test)]
 mod auth_tests;
+#[cfg(test)]
+mod churn_tests;
 #[cfg(test)]
 mod handle_tests;
 #[cfg(test)]

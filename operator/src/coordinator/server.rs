@@ -20,10 +20,10 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
-use tokio::sync::watch;
 
 use super::auth::{self, AuthError, TokenAuthenticator};
 use super::{Coordinator, HeartbeatError, now_ms};
+use crate::leader::Leadership;
 
 /// Largest heartbeat body accepted.
 const MAX_BODY: usize = 4 << 20;
@@ -60,7 +60,7 @@ pub async fn bind(addr: SocketAddr) -> Result<TcpListener, ServerError> {
 #[derive(Clone)]
 struct Shared {
     coordinator: Coordinator,
-    leader: watch::Receiver<bool>,
+    leader: Leadership,
     auth: Checker,
 }
 
@@ -69,7 +69,7 @@ struct Shared {
 pub async fn serve(
     listener: TcpListener,
     coordinator: Coordinator,
-    leader: watch::Receiver<bool>,
+    leader: Leadership,
     auth: AuthMode,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), ServerError> {
@@ -85,7 +85,7 @@ pub async fn serve(
         tokio::select! {
             _ = &mut shutdown => return Ok(()),
             _ = tick.tick() => {
-                if *shared.leader.borrow() {
+                if shared.leader.is_leading() {
                     shared.coordinator.tick(now_ms());
                 }
             }
@@ -123,7 +123,7 @@ fn text(status: StatusCode, body: impl Into<String>) -> Response<Full<Bytes>> {
 async fn handle(shared: &Shared, req: Request<Incoming>) -> Response<Full<Bytes>> {
     match (req.method(), req.uri().path()) {
         (&Method::GET, "/healthz") => {
-            let role = if *shared.leader.borrow() { "leader" } else { "standby" };
+            let role = if shared.leader.is_leading() { "leader" } else { "standby" };
             text(StatusCode::OK, format!("ok ({role})\n"))
         }
         (&Method::POST, HEARTBEAT_PATH) => heartbeat(shared, req).await,
@@ -132,14 +132,18 @@ async fn handle(shared: &Shared, req: Request<Incoming>) -> Response<Full<Bytes>
     }
 }
 
+fn not_the_leader() -> Response<Full<Bytes>> {
+    let mut resp = text(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "not the leader: this operator replica does not coordinate workers now; retry\n",
+    );
+    resp.headers_mut().insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
+    resp
+}
+
 async fn heartbeat(shared: &Shared, req: Request<Incoming>) -> Response<Full<Bytes>> {
-    if !*shared.leader.borrow() {
-        let mut resp = text(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "not the leader: this operator replica does not coordinate workers now; retry\n",
-        );
-        resp.headers_mut().insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
-        return resp;
+    if !shared.leader.is_leading() {
+        return not_the_leader();
     }
     let authorization = req.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).map(str::to_owned);
     let body = match Limited::new(req.into_body(), MAX_BODY).collect().await {
@@ -168,7 +172,10 @@ async fn heartbeat(shared: &Shared, req: Request<Incoming>) -> Response<Full<Byt
             }
         }
     }
-    match shared.coordinator.heartbeat(&hb, now_ms()) {
+    // Fencing: checked again right before the answer is decided, since authentication may
+    // have taken a while; a replica not sure it still holds the Lease grants nothing.
+    let Some(term) = shared.leader.term() else { return not_the_leader() };
+    match shared.coordinator.heartbeat_in_term(&hb, now_ms(), term) {
         Ok(answer) => match serde_json::to_vec(&answer) {
             Ok(json) => {
                 let mut resp = Response::new(Full::new(Bytes::from(json)));
@@ -178,5 +185,10 @@ async fn heartbeat(shared: &Shared, req: Request<Incoming>) -> Response<Full<Byt
             Err(err) => text(StatusCode::INTERNAL_SERVER_ERROR, format!("cannot encode the answer: {err}\n")),
         },
         Err(err @ HeartbeatError::UnknownDestination { .. }) => text(StatusCode::NOT_FOUND, format!("{err}\n")),
+        Err(err @ HeartbeatError::NotReady) => {
+            let mut resp = text(StatusCode::SERVICE_UNAVAILABLE, format!("{err}\n"));
+            resp.headers_mut().insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
+            resp
+        }
     }
 }

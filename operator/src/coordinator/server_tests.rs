@@ -20,7 +20,7 @@ use super::*;
 pub(crate) struct TestServer {
     pub addr: SocketAddr,
     pub coordinator: Coordinator,
-    pub leader: watch::Sender<bool>,
+    pub leader: watch::Sender<crate::leader::LeaderState>,
     stop: Option<oneshot::Sender<()>>,
     client: Client<HttpConnector, Full<Bytes>>,
 }
@@ -28,7 +28,9 @@ pub(crate) struct TestServer {
 impl TestServer {
     pub(crate) async fn start(config: CoordinatorConfig, auth: AuthMode) -> TestServer {
         let coordinator = Coordinator::new(config);
-        let (leader, leader_rx) = watch::channel(true);
+        // Term 1 began long ago: no warm-up in these tests.
+        coordinator.begin_term(1, 0);
+        let (leader, leader_rx) = crate::leader::Leadership::manual(true);
         let listener = bind("127.0.0.1:0".parse().expect("loopback")).await.expect("binds");
         let addr = listener.local_addr().expect("bound address");
         let (stop, stopped) = oneshot::channel::<()>();
@@ -106,7 +108,8 @@ async fn an_expired_lease_goes_to_another_worker_from_its_checkpoint_and_the_fir
     let mut renew = hb("w1", 1, 10, 0, 0);
     renew.leases = vec![progress(&lease, 30, 3, false)];
     s.heartbeat(&renew).await.expect("200");
-    tokio::time::sleep(Duration::from_millis(700)).await;
+    // The lease TTL plus the coordinator's clock margin.
+    tokio::time::sleep(Duration::from_millis(300 + CLOCK_MARGIN_MS + 100)).await;
     let second = s.heartbeat(&hb("w2", 1, 10, 0, 1)).await.expect("200");
     assert_eq!(second.granted.len(), 1, "the expired shard is leased again");
     assert_eq!(second.granted[0].checkpoint, 30);
@@ -134,13 +137,16 @@ async fn suspending_a_package_revokes_its_lease_at_the_next_heartbeat() {
 #[tokio::test]
 async fn a_replica_that_does_not_lead_answers_503_and_serves_again_once_it_leads() {
     let s = server_with_package(10_000, 1).await;
-    s.leader.send_replace(false);
+    s.leader.send_replace(crate::leader::LeaderState::Following);
     let (status, body) = s.heartbeat(&hb("w1", 1, 10, 0, 1)).await.expect_err("not the leader");
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
     assert!(body.contains("not the leader"), "{body}");
     let (status, health) = s.get("/healthz").await;
     assert_eq!((status, health.as_str()), (StatusCode::OK, "ok (standby)\n"));
-    s.leader.send_replace(true);
+    s.leader.send_replace(crate::leader::LeaderState::Leading {
+        until: tokio::time::Instant::now() + std::time::Duration::from_secs(3600),
+        term: 1,
+    });
     assert_eq!(s.heartbeat(&hb("w1", 1, 10, 0, 1)).await.map(|r| r.granted.len()), Ok(1));
 }
 

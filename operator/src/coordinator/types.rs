@@ -48,6 +48,11 @@ pub struct ActiveShardState {
     pub id: u32,
     pub worker: String,
     pub checkpoint: u64,
+    /// Records before it were read; those between the checkpoint and here not in `pending`
+    /// are acknowledged (0: none read past the checkpoint).
+    pub frontier: u64,
+    /// Read, not acknowledged (counted in no counter yet).
+    pub pending: Vec<u64>,
     /// Attempt of this shard, 1 for the first.
     pub attempt: u32,
     /// Counters of the shard so far (cumulative over its leases).

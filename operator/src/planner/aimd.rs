@@ -1,5 +1,14 @@
 //! The effective limit of a Destination: additive increase, multiplicative decrease (AIMD)
 //! around the spec limit, and the Destination-wide pause asked for by `Retry-After`.
+//!
+//! A few 429s are tolerated: a strict partner whose limit is exactly ours answers the odd
+//! request that arrived a millisecond early (network jitter) with 429, which says nothing about
+//! its limit being lower. The limit is cut, and a short `Retry-After` spread to every worker,
+//! only when the 429s of one window are more than [`AimdConfig::tolerated`] — at least 3, or
+//! 0.5 % of the requests the window carries. A `Retry-After` of at least
+//! [`SHORTEST_SPREAD_PAUSE_MS`] always pauses the Destination.
+
+use courier_core::protocol::{SHORTEST_SPREAD_PAUSE_MS, THROTTLE_WINDOW_MS};
 
 use super::Millis;
 
@@ -14,11 +23,31 @@ pub struct AimdConfig {
     pub increase_permille_per_second: u64,
     /// Longest pause a `Retry-After` may impose.
     pub max_pause_ms: Millis,
+    /// 429s tolerated per window, in per mille of the requests the window carries at the
+    /// effective limit (5 = 0.5 %) ...
+    pub tolerated_permille: u64,
+    /// ... and at least this many.
+    pub tolerated_min: u64,
 }
 
 impl Default for AimdConfig {
     fn default() -> Self {
-        AimdConfig { decrease_permille: 700, window_ms: 2_000, increase_permille_per_second: 50, max_pause_ms: 600_000 }
+        AimdConfig {
+            decrease_permille: 700,
+            window_ms: THROTTLE_WINDOW_MS,
+            increase_permille_per_second: 50,
+            max_pause_ms: 600_000,
+            tolerated_permille: 5,
+            tolerated_min: 3,
+        }
+    }
+}
+
+impl AimdConfig {
+    /// 429s tolerated in one window at an effective limit of `effective` requests/s.
+    pub fn tolerated(&self, effective: u32) -> u64 {
+        let carried = u64::from(effective) * self.window_ms / 1000;
+        (carried * self.tolerated_permille / 1000).max(self.tolerated_min)
     }
 }
 
@@ -32,6 +61,8 @@ pub struct AimdState {
     last_update: Millis,
     pause_until: Option<Millis>,
     last_throttled: Option<Millis>,
+    /// 429s of the current window and when it began.
+    window: (Millis, u64),
 }
 
 impl AimdState {
@@ -44,6 +75,7 @@ impl AimdState {
             last_update: now,
             pause_until: None,
             last_throttled: None,
+            window: (now, 0),
         }
     }
 
@@ -83,10 +115,17 @@ impl AimdState {
     }
 
     /// Takes in a heartbeat's throttle report: `too_many` 429s and an optional `Retry-After`
-    /// instant. Cuts at most once per window; the pause is the latest asked, capped.
+    /// instant. Once the window's 429s exceed the tolerance the limit is cut (at most once per
+    /// window) and any `Retry-After` pauses the Destination; a long `Retry-After` always does.
+    /// The pause is the latest asked, capped.
     pub fn observe(&mut self, config: &AimdConfig, too_many: u64, retry_until: Option<Millis>, now: Millis) {
         self.advance(config, now);
-        if too_many > 0 {
+        if now.saturating_sub(self.window.0) >= config.window_ms {
+            self.window = (now, 0);
+        }
+        self.window.1 += too_many;
+        let sustained = self.window.1 > config.tolerated(self.effective());
+        if too_many > 0 && sustained {
             self.last_throttled = Some(now);
             let can_cut = self.last_cut.is_none_or(|t| now.saturating_sub(t) >= config.window_ms);
             if can_cut {
@@ -96,6 +135,7 @@ impl AimdState {
         }
         if let Some(until) = retry_until
             && until > now
+            && (sustained || until - now >= SHORTEST_SPREAD_PAUSE_MS)
         {
             let until = until.min(now + config.max_pause_ms);
             self.pause_until = Some(self.pause_until.map_or(until, |p| p.max(until)));
@@ -126,11 +166,14 @@ impl AimdState {
 mod tests {
     use super::*;
 
+    /// The defaults, but no 429 tolerated (the rules of cutting alone).
     const C: AimdConfig = AimdConfig {
         decrease_permille: 700,
         window_ms: 2_000,
         increase_permille_per_second: 50,
         max_pause_ms: 600_000,
+        tolerated_permille: 0,
+        tolerated_min: 0,
     };
 
     #[test]
@@ -213,5 +256,44 @@ mod tests {
         assert_eq!(s.throttled_reason(&C, 3_000), Some("RateLimited"));
         s.advance(&C, 20_000);
         assert_eq!(s.throttled_reason(&C, 20_000), None);
+    }
+
+    #[test]
+    fn a_few_429s_per_window_are_tolerated_and_more_cut_the_limit() {
+        let c = AimdConfig::default();
+        assert_eq!(c.tolerated(100), 3, "at least three");
+        assert_eq!(c.tolerated(1_000), 10, "0.5 % of the 2,000 requests of a 2 s window");
+        for rate in [1, 100, 1_000, 15_000] {
+            assert_eq!(c.tolerated(rate), courier_core::protocol::tolerated_429s(rate), "workers count alike");
+        }
+        type Case = (&'static [(u64, Millis)], u32, &'static str);
+        let cases: &[Case] = &[
+            (&[(3, 0)], 1_000, "three 429s at 1,000/s"),
+            (&[(10, 0)], 1_000, "ten: the tolerance"),
+            (&[(11, 0)], 700, "eleven cut"),
+            (&[(6, 0), (6, 1_000)], 700, "added up within one window"),
+            (&[(6, 0), (6, 2_000)], 1_000, "a new window starts afresh"),
+        ];
+        for (reports, expected, what) in cases {
+            let mut s = AimdState::new(1_000, 0);
+            for &(n, t) in *reports {
+                s.observe(&c, n, None, t);
+            }
+            assert_eq!(s.effective(), *expected, "{what}");
+        }
+    }
+
+    #[test]
+    fn a_short_retry_after_pauses_only_when_the_429s_are_more_than_a_few() {
+        let c = AimdConfig::default();
+        let mut s = AimdState::new(1_000, 0);
+        s.observe(&c, 1, Some(1_000), 0);
+        assert_eq!(s.paused_until(0), None, "one early request's Retry-After: 1 is not spread");
+        assert_eq!(s.throttled_reason(&c, 0), None);
+        s.observe(&c, 0, Some(2_000), 0);
+        assert_eq!(s.paused_until(0), Some(2_000), "two seconds or more always are");
+        let mut s = AimdState::new(1_000, 0);
+        s.observe(&c, 50, Some(1_000), 0);
+        assert_eq!(s.paused_until(0), Some(1_000), "a storm's short Retry-After is spread");
     }
 }

@@ -73,17 +73,19 @@ pub fn targets(effective: u32, workers: &[WorkerShare]) -> Vec<u32> {
 }
 
 /// The share to send to worker `who` now. `granted` of every worker is the last share *sent*
-/// to it, `applied` what it reports enforcing. A shrinking share is granted at once; a
-/// growing one only up to what the others may be sending at (`max(granted, applied)` each)
-/// leaves free. So `Σ max(granted, applied) ≤ effective` holds after every grant, as long as
-/// the limit does not drop (after a cut it holds again once every worker applied its share).
-pub fn grant_for(effective: u32, workers: &[WorkerShare], who: usize) -> u32 {
+/// to it, `applied` what it reports enforcing; `reserved` is held by workers not heard of yet
+/// (a new leader's warm-up). A shrinking share is granted at once; a growing one only up to
+/// what the others may be sending at (`max(granted, applied)` each) and the reserve leave
+/// free. So `Σ max(granted, applied) + reserved ≤ effective` holds after every grant, as long
+/// as the limit does not drop (after a cut it holds again once every worker applied its share).
+pub fn grant_for(effective: u32, workers: &[WorkerShare], who: usize, reserved: u32) -> u32 {
     let Some(me) = workers.get(who) else { return 0 };
     let target = targets(effective, workers)[who];
     if u64::from(target) <= me.held() {
         return target;
     }
-    let others: u64 = workers.iter().enumerate().filter(|(i, _)| *i != who).map(|(_, w)| w.held()).sum();
+    let others: u64 =
+        workers.iter().enumerate().filter(|(i, _)| *i != who).map(|(_, w)| w.held()).sum::<u64>() + u64::from(reserved);
     let free = u64::from(effective).saturating_sub(others);
     // Never below what it already holds (that is counted either way), never above the target.
     free.max(me.held()).min(u64::from(target)) as u32

@@ -32,6 +32,8 @@ pub struct Operator {
     child: Child,
     cluster: Cluster,
     namespace: String,
+    /// Its `POD_NAME`: an elected replica's Lease identity is this plus `_` and a random suffix.
+    pub name: String,
     pub coordinator_url: String,
     pub metrics_url: String,
     pub log: PathBuf,
@@ -46,22 +48,42 @@ impl Operator {
     /// Starts two elected replicas `a` and `b` of `courier-operator` watching `namespace`: leader
     /// election on with the Lease in `namespace` itself, each on its own coordinator port, and
     /// workers told both coordinator URLs (so the worker Deployment is the same whichever
-    /// replica leads). A replica's Lease identity is `courier-operator-<pid>`.
+    /// replica leads). See [`Operator::holds`] for a replica's Lease identity.
     pub fn start_pair(cluster: &Cluster, namespace: &str) -> [Operator; 2] {
         let ports = [free_port(), free_port()];
         let urls = ports.map(|p| format!("http://127.0.0.1:{p}")).join(",");
         [
-            Operator::spawn_on(cluster, namespace, Some("a"), ports[0], &urls),
-            Operator::spawn_on(cluster, namespace, Some("b"), ports[1], &urls),
+            Operator::spawn_on(cluster, namespace, Some("a"), ports[0], &urls, &[]),
+            Operator::spawn_on(cluster, namespace, Some("b"), ports[1], &urls, &[]),
         ]
+    }
+
+    /// Starts elected replica `replica` on coordinator port `port`, workers told `worker_urls`,
+    /// with `extra` flags (e.g. shorter election timings).
+    pub fn start_replica(
+        cluster: &Cluster,
+        namespace: &str,
+        replica: &str,
+        port: u16,
+        worker_urls: &str,
+        extra: &[&str],
+    ) -> Operator {
+        Operator::spawn_on(cluster, namespace, Some(replica), port, worker_urls, extra)
     }
 
     fn spawn(cluster: &Cluster, namespace: &str, replica: Option<&str>) -> Operator {
         let port = free_port();
-        Operator::spawn_on(cluster, namespace, replica, port, &format!("http://127.0.0.1:{port}"))
+        Operator::spawn_on(cluster, namespace, replica, port, &format!("http://127.0.0.1:{port}"), &[])
     }
 
-    fn spawn_on(cluster: &Cluster, namespace: &str, replica: Option<&str>, port: u16, worker_urls: &str) -> Operator {
+    fn spawn_on(
+        cluster: &Cluster,
+        namespace: &str,
+        replica: Option<&str>,
+        port: u16,
+        worker_urls: &str,
+        extra: &[&str],
+    ) -> Operator {
         let worker = repo_root().join("target/debug/courier-worker");
         assert!(worker.is_file(), "{} is missing: run `cargo build -p courier-worker` first", worker.display());
         let metrics = free_port();
@@ -74,12 +96,13 @@ impl Operator {
         let out = std::fs::File::create(&log).expect("create the operator log");
         let err = out.try_clone().expect("clone the log handle");
         let coordinator_url = format!("http://127.0.0.1:{port}");
+        let name = format!("courier-operator-{}", replica.unwrap_or("solo"));
         let mut command = Command::new(env!("CARGO_BIN_EXE_courier-operator"));
         command
             .env("KUBECONFIG", &cluster.kubeconfig)
             .env("RUST_LOG", "info,courier_operator=debug,kube_runtime=warn")
             .env_remove("POD_IP")
-            .env_remove("POD_NAME")
+            .env("POD_NAME", &name)
             .env_remove("POD_NAMESPACE")
             .args(["--namespace", namespace]);
         match replica {
@@ -90,6 +113,7 @@ impl Operator {
             .args(["--coordinator-addr", &format!("127.0.0.1:{port}"), "--coordinator-url", worker_urls])
             .args(["--metrics-addr", &format!("127.0.0.1:{metrics}")])
             .args(["--shard-target-bytes", "8192", "--status-interval-ms", "1000"])
+            .args(extra)
             .stdout(Stdio::from(out))
             .stderr(Stdio::from(err))
             .spawn()
@@ -98,15 +122,41 @@ impl Operator {
             child,
             cluster: cluster.clone(),
             namespace: namespace.to_owned(),
+            name,
             coordinator_url,
             metrics_url: format!("http://127.0.0.1:{metrics}/metrics"),
             log,
         }
     }
 
-    /// The process id (part of the Lease identity `courier-operator-<pid>` of an elected replica).
+    /// The process id.
     pub fn pid(&self) -> u32 {
         self.child.id()
+    }
+
+    /// Whether `holder` (a Lease's holder identity) is this replica.
+    pub fn holds(&self, holder: &str) -> bool {
+        holder.strip_prefix(self.name.as_str()).is_some_and(|rest| rest.starts_with('_'))
+    }
+
+    /// Stops the process with SIGTERM (it releases the Lease if it holds it) and reaps it.
+    pub fn terminate(&mut self) {
+        let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
+        let _ = self.child.wait();
+    }
+
+    /// What a kubelet does to a force-deleted pod: SIGTERM, then SIGKILL after its minimum
+    /// grace period of 2 s.
+    pub fn force_delete(&mut self) {
+        let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while Instant::now() < deadline {
+            if matches!(self.child.try_wait(), Ok(Some(_))) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        self.kill();
     }
 
     /// Kills the process with SIGKILL (no Lease release, no drain) and reaps it.

@@ -71,6 +71,10 @@ pub struct Driver<C> {
     sent_at_last: u64,
     wait_at_last: f64,
     last_beat: Instant,
+    /// Random for this process: tells the coordinator a restarted worker from the one before.
+    incarnation: u64,
+    /// The last leadership term that answered.
+    term: u64,
 }
 
 impl<C: Coordinator> Driver<C> {
@@ -90,6 +94,8 @@ impl<C: Coordinator> Driver<C> {
             sent_at_last: 0,
             wait_at_last: 0.0,
             last_beat: Instant::now(),
+            incarnation: rand::random::<u64>().max(1),
+            term: 0,
         }
     }
 
@@ -110,6 +116,9 @@ impl<C: Coordinator> Driver<C> {
                 for lease in self.leases.values() {
                     lease.stop();
                 }
+                // No new attempt starts from now on, so the share goes back at once: the next
+                // heartbeat (right away) reports enforcing nothing.
+                self.pipeline.set_rate(Some(Rate::new(0, 1)));
                 drain_deadline = Some(Instant::now() + self.config.drain);
             }
             if let Some(deadline) = drain_deadline
@@ -124,6 +133,7 @@ impl<C: Coordinator> Driver<C> {
             }
             let all_finished = self.leases.values().all(LeaseHandle::is_finished);
             let (request, reported) = self.request(draining);
+            let sent_at = Instant::now();
             match self.coordinator.heartbeat(request).await {
                 Ok(response) => {
                     for key in reported {
@@ -131,7 +141,7 @@ impl<C: Coordinator> Driver<C> {
                         self.revoked.remove(&key);
                     }
                     self.failed.clear();
-                    self.apply(response, draining);
+                    self.apply(response, draining, sent_at);
                 }
                 Err(e @ CoordinatorError::Checkpoint { .. }) => return Err(e.into()),
                 Err(e) => {
@@ -183,10 +193,13 @@ impl<C: Coordinator> Driver<C> {
             leases.push(LeaseReport {
                 key: key.clone(),
                 checkpoint: p.checkpoint,
+                frontier: p.frontier,
+                pending: p.pending,
                 counters: p.counters,
                 base: handle.base.clone(),
                 failures: p.failures,
                 done: p.done,
+                released: finished && !p.done && p.error.is_none() && expected_end,
                 error: p
                     .error
                     .or_else(|| (finished && !p.done && !expected_end).then(|| "lease task ended".to_owned())),
@@ -229,6 +242,7 @@ impl<C: Coordinator> Driver<C> {
         let request = HeartbeatRequest {
             protocol_version: PROTOCOL_VERSION,
             worker: self.config.worker.clone(),
+            incarnation: self.incarnation,
             namespace: self.config.namespace.clone(),
             destination: self.config.destination.clone(),
             destination_generation: self.config.destination_spec.as_ref().map_or(0, |(g, _)| *g),
@@ -258,12 +272,21 @@ impl<C: Coordinator> Driver<C> {
         self.config.destination_spec.is_none()
     }
 
-    fn apply(&mut self, response: HeartbeatResponse, draining: bool) {
-        self.last_ok = Instant::now();
+    /// Applies an answer to the heartbeat sent at `sent_at`. Its share and leases are valid
+    /// for the lease TTL counted from `sent_at` — before the coordinator answered, so the
+    /// worker stops no later than the coordinator stops counting them.
+    fn apply(&mut self, response: HeartbeatResponse, draining: bool, sent_at: Instant) {
+        self.last_ok = sent_at;
         self.ready.store(true, Ordering::Relaxed);
         if !self.pipeline.accepting() {
             tracing::info!("coordinator reachable again: taking new records");
             self.pipeline.set_accepting(true);
+        }
+        if response.term > self.term {
+            tracing::info!(term = response.term, previous = self.term, "a new coordinator term answers");
+            self.term = response.term;
+        } else if response.term < self.term {
+            tracing::error!(term = response.term, latest = self.term, "an answer from an older coordinator term");
         }
         self.interval = Duration::from_millis(u64::from(response.heartbeat_interval_ms.max(10)));
         self.ttl = Duration::from_millis(u64::from(response.lease_ttl_ms.max(100)));
@@ -280,7 +303,9 @@ impl<C: Coordinator> Driver<C> {
             }
         }
         let share = response.share;
-        self.pipeline.set_rate(Some(Rate::new(u64::from(share.requests_per_second), u64::from(share.burst))));
+        let rate = if draining { 0 } else { u64::from(share.requests_per_second) };
+        self.pipeline.set_rate(Some(Rate::new(rate, u64::from(share.burst))));
+        self.pipeline.limiter().set_valid_until(Some(sent_at + self.ttl));
         self.pipeline.limiter().set_bytes_rate(share.bytes_per_second.map(|b| Rate::new(b, b.div_ceil(10).max(1))));
         self.pipeline.limiter().set_daily_quota(share.requests_today);
         if share.max_in_flight > 0 && share.max_in_flight as usize != self.pipeline.max_in_flight() {
@@ -317,10 +342,13 @@ impl<C: Coordinator> Driver<C> {
                 self.failed.push(LeaseReport {
                     key: lease.key,
                     checkpoint: lease.checkpoint,
+                    frontier: lease.frontier,
+                    pending: lease.pending,
                     base: lease.counters.clone(),
                     counters: lease.counters,
                     failures: Vec::new(),
                     done: false,
+                    released: false,
                     error: Some(format!("the Datum's request templates are invalid: {e}")),
                 });
                 return;
@@ -331,6 +359,8 @@ impl<C: Coordinator> Driver<C> {
             key: lease.key.clone(),
             shard: lease.shard,
             checkpoint: lease.checkpoint,
+            frontier: lease.frontier,
+            pending: lease.pending,
             base: lease.counters,
             format: config::format_spec(&lease.datum),
             builder,

@@ -23,6 +23,11 @@ const SHARD_ATTEMPTS: u32 = 3;
 pub struct ShardState {
     pub shard: Option<ShardSpec>,
     pub checkpoint: u64,
+    /// Read up to here; between `checkpoint` and here only `pending` are unacknowledged.
+    #[serde(default)]
+    pub frontier: u64,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pending: Vec<u64>,
     pub counters: LeaseCounters,
     #[serde(default)]
     pub failures: Vec<FailureSample>,
@@ -169,8 +174,13 @@ impl LocalCoordinator {
                 continue;
             }
             self.dirty |= state.checkpoint != report.checkpoint || state.counters != report.counters;
-            state.checkpoint = state.checkpoint.max(report.checkpoint);
-            state.counters = report.counters.clone();
+            if report.checkpoint >= state.checkpoint {
+                // Checkpoint, frontier, pending and counters of one report belong together.
+                state.checkpoint = report.checkpoint;
+                state.frontier = report.frontier;
+                state.pending = report.pending.clone();
+                state.counters = report.counters.clone();
+            }
             state.failures = report.failures.clone();
             if report.done {
                 state.done = true;
@@ -205,11 +215,16 @@ impl LocalCoordinator {
             }
             let Some(shard) = state.shard.clone() else { continue };
             self.epoch += 1;
+            // Records read but not acknowledged are read again: `read` keeps the acknowledged.
+            let mut counters = state.counters.clone();
+            counters.read = counters.read.min(counters.sent + counters.dead_lettered);
             let lease = ShardLease {
                 key: self.key(i),
                 shard,
                 checkpoint: state.checkpoint,
-                counters: state.counters.clone(),
+                frontier: state.frontier,
+                pending: state.pending.clone(),
+                counters,
                 datum: self.plan.datum.clone(),
                 dead_letter_path: self.plan.dead_letter_dir.clone(),
                 only_offsets: Vec::new(),
@@ -235,6 +250,7 @@ impl Coordinator for LocalCoordinator {
             granted,
             heartbeat_interval_ms: self.plan.heartbeat_interval_ms,
             lease_ttl_ms: u32::MAX,
+            term: 0,
         })
     }
 

@@ -10,6 +10,15 @@
 //! bounded catch-up: after a late wake-up or a gap shorter than `MAX_CATCH_UP_NS`, up to that
 //! much time's worth of requests may go back to back (beyond the burst). After a longer idle
 //! period the schedule restarts at the arrival, with the burst only.
+//!
+//! A rate set where there was none (a new share, or a share after a zero rate) starts with
+//! an empty bucket: the burst is earned by being idle, never handed out at start. Otherwise
+//! every worker that joins a Destination already sending at its limit would add its burst on
+//! top, draining the partner's bucket for good (see `docs/architecture.md`, rate shares).
+//!
+//! A rate may be given an expiry ([`LimiterState::set_valid_until`]): past it nothing is
+//! admitted until the rate is renewed, which is how a worker's share lapses when its
+//! coordinator stops answering.
 
 const NANOS_PER_SECOND: u128 = 1_000_000_000;
 const NANOS_PER_DAY: u64 = 86_400 * 1_000_000_000;
@@ -50,8 +59,21 @@ struct Gcra {
 }
 
 impl Gcra {
-    fn new(rate: Rate) -> Self {
-        Self { rate, tat: 0 }
+    /// A schedule starting at `now` with an empty bucket: the first unit goes at once, the
+    /// next ones at the rate.
+    fn drained(rate: Rate, now: u64) -> Self {
+        let mut g = Self { rate, tat: 0 };
+        g.drain(now);
+        g
+    }
+
+    /// Empties the bucket as of `at` (the TAT is never moved back).
+    fn drain(&mut self, at: u64) {
+        if self.rate.per_second == 0 {
+            return;
+        }
+        let empty_at = at.saturating_add(self.rate.span_ns(self.rate.burst)).saturating_sub(self.rate.span_ns(1));
+        self.tat = self.tat.max(empty_at);
     }
 
     /// The earliest admission instant of `cost` units and the TAT after admitting them.
@@ -80,10 +102,16 @@ impl Gcra {
     fn set_rate(&mut self, rate: Rate, now: u64) {
         let old = self.rate;
         self.rate = rate;
+        if old.per_second == 0 {
+            // Nothing was admitted under a zero rate: start afresh, without a burst.
+            self.tat = 0;
+            self.drain(now);
+            return;
+        }
         if self.tat <= now {
             return;
         }
-        if old.per_second == 0 || rate.per_second == 0 {
+        if rate.per_second == 0 {
             self.tat = now;
             return;
         }
@@ -107,6 +135,8 @@ pub struct LimiterState {
     bytes: Option<Gcra>,
     daily: Option<DailyQuota>,
     pause_until: u64,
+    /// Nothing is admitted from this instant on, until it is moved (a lapsed share).
+    valid_until: Option<u64>,
     /// Unix time in nanoseconds at the limiter's epoch, to find UTC day boundaries.
     wall_at_epoch: u64,
 }
@@ -125,7 +155,7 @@ pub enum Decision {
 impl LimiterState {
     /// A state with no limit at all; `wall_at_epoch` is the Unix time (ns) of the epoch.
     pub fn unlimited(wall_at_epoch: u64) -> Self {
-        Self { requests: None, bytes: None, daily: None, pause_until: 0, wall_at_epoch }
+        Self { requests: None, bytes: None, daily: None, pause_until: 0, valid_until: None, wall_at_epoch }
     }
 
     /// Sets (or removes, with `None`) the requests-per-second rate.
@@ -154,12 +184,19 @@ impl LimiterState {
             return;
         }
         self.pause_until = until;
-        if let Some(g) = &mut self.requests
-            && g.rate.per_second > 0
-        {
-            let empty_at = until.saturating_add(g.rate.span_ns(g.rate.burst)).saturating_sub(g.rate.span_ns(1));
-            g.tat = g.tat.max(empty_at);
+        if let Some(g) = &mut self.requests {
+            g.drain(until);
         }
+    }
+
+    /// Admits nothing from `until` on (`None`: no expiry), until this is called again.
+    pub fn set_valid_until(&mut self, until: Option<u64>) {
+        self.valid_until = until;
+    }
+
+    /// The expiry of the rates, if any.
+    pub fn valid_until(&self) -> Option<u64> {
+        self.valid_until
     }
 
     /// The current pause instant (0 when never paused).
@@ -186,13 +223,16 @@ fn set(slot: &mut Option<Gcra>, rate: Option<Rate>, now: u64) {
     match (slot.as_mut(), rate) {
         (_, None) => *slot = None,
         (Some(g), Some(rate)) => g.set_rate(rate, now),
-        (None, Some(rate)) => *slot = Some(Gcra::new(rate)),
+        (None, Some(rate)) => *slot = Some(Gcra::drained(rate, now)),
     }
 }
 
 /// Decides on one request of `cost_bytes` bytes that arrived at `arrival`, asked at `now`.
 /// On [`Decision::Allow`] the state is charged; otherwise it is left unchanged.
 pub fn decide(state: &mut LimiterState, arrival: u64, now: u64, cost_bytes: u64) -> Decision {
+    if state.valid_until.is_some_and(|v| now >= v) {
+        return Decision::Blocked;
+    }
     if now < state.pause_until {
         return Decision::WaitUntil(state.pause_until);
     }
@@ -234,6 +274,16 @@ pub fn decide(state: &mut LimiterState, arrival: u64, now: u64, cost_bytes: u64)
         q.used += 1;
     }
     Decision::Allow
+}
+
+#[cfg(test)]
+impl LimiterState {
+    /// Fills every bucket, as after a long idle period (tests of bursts).
+    fn fill(&mut self) {
+        for g in [&mut self.requests, &mut self.bytes].into_iter().flatten() {
+            g.tat = 0;
+        }
+    }
 }
 
 #[cfg(test)]

@@ -6,6 +6,7 @@ const S: u64 = 1_000 * MS;
 fn limited(per_second: u64, burst: u64) -> LimiterState {
     let mut s = LimiterState::unlimited(0);
     s.set_requests(Some(Rate::new(per_second, burst)), 0);
+    s.fill();
     s
 }
 
@@ -155,6 +156,7 @@ fn lowering_the_rate_applies_to_the_very_next_request() {
 fn bytes_rate_spaces_requests_by_their_size() {
     let mut state = LimiterState::unlimited(0);
     state.set_bytes(Some(Rate::new(1000, 1000)), 0);
+    state.fill();
     // 1000 bytes of burst, then 500-byte requests every half second.
     assert_eq!(admit_all(&mut state, &[0, 0, 0, 0], 500), vec![0, 0, S / 2, S]);
 }
@@ -163,6 +165,7 @@ fn bytes_rate_spaces_requests_by_their_size() {
 fn a_request_larger_than_the_byte_burst_goes_when_the_bucket_is_full() {
     let mut state = LimiterState::unlimited(0);
     state.set_bytes(Some(Rate::new(100, 100)), 0);
+    state.fill();
     assert_eq!(admit_all(&mut state, &[0, 0], 300), vec![0, 3 * S]);
 }
 
@@ -170,6 +173,7 @@ fn a_request_larger_than_the_byte_burst_goes_when_the_bucket_is_full() {
 fn both_rates_must_allow_and_neither_is_charged_on_a_wait() {
     let mut state = limited(10, 10);
     state.set_bytes(Some(Rate::new(100, 100)), 0);
+    state.fill();
     assert_eq!(decide(&mut state, 0, 0, 100), Decision::Allow);
     let before = state.clone();
     assert_eq!(decide(&mut state, 0, 0, 100), Decision::WaitUntil(S));
@@ -215,4 +219,35 @@ fn catch_up_after_a_short_gap_is_bounded_by_the_catch_up_window() {
         at_once += 1;
     }
     assert!(at_once <= 1 + MAX_CATCH_UP_NS / 20_000, "{at_once} back to back");
+}
+
+#[test]
+fn a_new_rate_starts_with_an_empty_bucket_so_a_joining_worker_adds_no_burst() {
+    let mut state = LimiterState::unlimited(0);
+    state.set_requests(Some(Rate::new(10, 5)), 3 * S);
+    let admitted = admit_all(&mut state, &[3 * S, 3 * S, 3 * S], 0);
+    assert_eq!(admitted, vec![3 * S, 3 * S + 100 * MS, 3 * S + 200 * MS], "paced from the first request");
+    // The burst is earned by being idle.
+    let later = admit_all(&mut state, &[10 * S, 10 * S, 10 * S], 0);
+    assert_eq!(later, vec![10 * S, 10 * S, 10 * S]);
+}
+
+#[test]
+fn a_rate_after_a_zero_rate_starts_with_an_empty_bucket() {
+    let mut state = limited(0, 5);
+    state.set_requests(Some(Rate::new(10, 5)), 7 * S);
+    assert_eq!(admit_all(&mut state, &[7 * S, 7 * S], 0), vec![7 * S, 7 * S + 100 * MS]);
+}
+
+#[test]
+fn nothing_is_admitted_once_the_rate_expired_until_it_is_renewed() {
+    let mut state = limited(10, 1);
+    state.set_valid_until(Some(2 * S));
+    assert_eq!(decide(&mut state, S, S, 0), Decision::Allow);
+    assert_eq!(decide(&mut state, 2 * S, 2 * S, 0), Decision::Blocked, "lapsed at its expiry");
+    assert_eq!(decide(&mut state, 5 * S, 5 * S, 0), Decision::Blocked);
+    state.set_valid_until(Some(9 * S));
+    assert_eq!(decide(&mut state, 5 * S, 5 * S, 0), Decision::Allow, "renewed");
+    state.set_valid_until(None);
+    assert_eq!(decide(&mut state, 20 * S, 20 * S, 0), Decision::Allow, "no expiry");
 }

@@ -87,6 +87,14 @@ impl Limiter {
         self.changed.notify_waiters();
     }
 
+    /// Admits nothing from `until` on, until renewed by another call (`None`: no expiry). A
+    /// worker's share lapses this way when the coordinator stops answering.
+    pub fn set_valid_until(&self, until: Option<Instant>) {
+        let ns = until.map(|u| self.ns_of(u));
+        self.lock().set_valid_until(ns);
+        self.changed.notify_waiters();
+    }
+
     /// Admits nothing before `until` (a partner's Retry-After or the coordinator's pause).
     /// A pause that ends earlier than the current one is ignored.
     pub fn pause_until(&self, until: Instant) {

@@ -112,3 +112,22 @@ async fn one_caller_after_another_keeps_fifty_thousand_per_second_despite_millis
     let took = start.elapsed();
     assert!(took >= Duration::from_millis(999) && took <= Duration::from_millis(1002), "took {took:?}");
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_lapsed_share_holds_waiters_until_it_is_renewed() {
+    let limiter = Arc::new(Limiter::new(1000, 1));
+    limiter.set_valid_until(Some(Instant::now() + 50 * MS));
+    limiter.acquire(0).await;
+    tokio::time::sleep(60 * MS).await;
+    let start = Instant::now();
+    let renewer = {
+        let limiter = limiter.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(500 * MS).await;
+            limiter.set_valid_until(Some(Instant::now() + Duration::from_secs(10)));
+        })
+    };
+    limiter.acquire(0).await;
+    assert_eq!(start.elapsed(), 500 * MS, "admitted only once renewed");
+    renewer.await.expect("renewer");
+}

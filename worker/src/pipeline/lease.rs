@@ -40,6 +40,8 @@ struct Done {
     record: Record,
     request: BuiltRequest,
     delivery: Delivery,
+    /// An earlier lease had read it and not acknowledged it.
+    resend: bool,
 }
 
 /// The bookkeeping of one lease.
@@ -102,6 +104,8 @@ fn finish_with_error(progress: &watch::Sender<LeaseProgress>, work: &LeaseWork, 
     tracing::warn!(shard = work.key.shard, url = %work.shard.url, %error, "lease cannot start");
     progress.send_replace(LeaseProgress {
         checkpoint: work.checkpoint,
+        frontier: work.frontier.max(work.checkpoint),
+        pending: work.pending.clone(),
         counters: base.clone(),
         error: Some(error),
         finished: true,
@@ -114,7 +118,7 @@ fn open_books(shared: &Shared, work: &LeaseWork) -> Result<Books, DeadLetterErro
     let name = dead_letter_file_name(&shard_id, &shared.worker, work.key.package_attempt);
     let sink = AnySink::open(&work.dead_letter_dir, &name)?;
     Ok(Books {
-        tracker: AckTracker::new(work.checkpoint),
+        tracker: AckTracker::resuming(work.checkpoint, work.frontier),
         own: LeaseCounters::default(),
         failures: FailureTally::default(),
         dead_letters: DeadLetterWriter::new(sink),
@@ -137,6 +141,8 @@ fn snapshot(work: &LeaseWork, base: &LeaseCounters, books: &Books) -> LeaseProgr
     counters += &own;
     LeaseProgress {
         checkpoint: checkpoint.offset,
+        frontier: checkpoint.frontier,
+        pending: checkpoint.pending,
         counters,
         failures: books.failures.samples(),
         done: checkpoint.complete,
@@ -176,6 +182,14 @@ async fn deliver(
     let mut records = std::pin::pin!(records);
     let only: Option<HashSet<u64>> =
         (!work.only_offsets.is_empty()).then(|| work.only_offsets.iter().copied().collect());
+    // Records an earlier lease read: between the checkpoint and its frontier, only those it
+    // left pending are sent again.
+    let resend: HashSet<u64> = work.pending.iter().copied().collect();
+    let skip = |offset: u64| {
+        offset < work.checkpoint
+            || (offset < work.frontier && !resend.contains(&offset))
+            || only.as_ref().is_some_and(|o| !o.contains(&offset))
+    };
     let key_header = work.builder.key_header().clone();
     let mut gate = shared.gate.clone();
     let mut in_flight = FuturesUnordered::new();
@@ -221,9 +235,10 @@ async fn deliver(
                         Ok(r) => r.offset,
                         Err(m) => m.offset,
                     };
-                    if offset < work.checkpoint || only.as_ref().is_some_and(|o| !o.contains(&offset)) {
+                    if skip(offset) {
                         continue;
                     }
+                    let resent = resend.contains(&offset);
                     shared.metrics.records_read.inc();
                     books.own.read += 1;
                     books.tracker.register(offset)?;
@@ -245,7 +260,7 @@ async fn deliver(
                                 in_flight.push(async move {
                                     let delivery = sender.deliver_until(&request, &key_header, &stop).await;
                                     drop(permit);
-                                    Done { record, request, delivery }
+                                    Done { record, request, delivery, resend: resent }
                                 });
                             }
                             Err(e) => {
@@ -276,7 +291,10 @@ fn dead_lettered(shared: &Shared, books: &mut Books, offset: u64) -> Result<(), 
 }
 
 async fn complete(shared: &Shared, done: Done, books: &mut Books) -> Result<(), LeaseError> {
-    let Done { record, request, delivery } = done;
+    let Done { record, request, delivery, resend } = done;
+    if resend && !matches!(delivery, Delivery::Abandoned { .. }) {
+        books.own.resent += 1;
+    }
     match delivery {
         Delivery::Sent { attempts, bytes, .. } => {
             let retries = u64::from(attempts.saturating_sub(1));

@@ -42,6 +42,11 @@ pub struct LeaseWork {
     pub shard: ShardSpec,
     /// Records before this position are already acknowledged and skipped.
     pub checkpoint: u64,
+    /// An earlier lease read up to here: records between `checkpoint` and `frontier` are
+    /// skipped unless in `pending` (0: nothing to skip).
+    pub frontier: u64,
+    /// Records an earlier lease read and did not acknowledge: sent again, counted `resent`.
+    pub pending: Vec<u64>,
     /// Counters reported by earlier leases of the shard.
     pub base: LeaseCounters,
     pub format: FormatSpec,

@@ -14,6 +14,10 @@ const SAMPLE_CHARS: usize = 512;
 pub struct LeaseProgress {
     /// Low watermark: every record before it is sent or dead-lettered.
     pub checkpoint: u64,
+    /// Every record before it was read (see [`crate::protocol::LeaseReport::frontier`]).
+    pub frontier: u64,
+    /// Records read, not acknowledged.
+    pub pending: Vec<u64>,
     /// Cumulative counters (including those of earlier leases of the shard).
     pub counters: LeaseCounters,
     /// Failure codes seen, cumulative for this lease.

@@ -11,10 +11,11 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::auth::Auth;
-use super::client::{HttpClient, Outgoing, Response};
+use super::client::{Gated, HttpClient, Outgoing, Response};
 use super::config::SendConfig;
 use super::observer::{AttemptReport, SendObserver, Throttle};
 use super::retry::{RetryConfig, RetryLogic, Verdict};
+use super::throttle;
 use crate::limiter::Limiter;
 use crate::request::BuiltRequest;
 
@@ -51,6 +52,7 @@ pub struct Sender {
     logic: Arc<dyn RetryLogic>,
     observer: Arc<dyn SendObserver>,
     config: SendConfig,
+    throttles: throttle::ThrottleWindow,
 }
 
 impl std::fmt::Debug for Sender {
@@ -70,7 +72,7 @@ impl Sender {
     ) -> Self {
         let retry = config.retry.clone();
         let logic: Arc<dyn RetryLogic> = Arc::new(retry.clone());
-        Self { client, auth, limiter, retry, logic, observer, config }
+        Self { client, auth, limiter, retry, logic, observer, config, throttles: throttle::ThrottleWindow::default() }
     }
 
     /// Replaces the retry classifier (the back-off settings stay those of the config).
@@ -117,16 +119,6 @@ impl Sender {
                 return Delivery::Abandoned { attempts: attempt };
             }
             attempt += 1;
-            // The limiter first: when it admits at once (the usual case) the stop signal is
-            // not even registered with, which costs a lock per attempt.
-            let limiter_wait = tokio::select! {
-                biased;
-                waited = self.limiter.acquire(bytes) => waited,
-                () = stop.cancelled() => return Delivery::Abandoned { attempts: attempt - 1 },
-            };
-            if stop.is_cancelled() {
-                return Delivery::Abandoned { attempts: attempt - 1 };
-            }
             let counted = attempt - throttled;
             let auth = match self.auth.header().await {
                 Ok(h) => h,
@@ -147,13 +139,30 @@ impl Sender {
                 extra: [key.as_ref().map(|v| (key_header, v)), auth.as_ref().map(|(n, v)| (n, v))],
                 body: &request.body,
             };
+            // The limiter is passed with a connection in hand, right before the request is
+            // written: a slow connect never bunches requests the limiter spaced out. When the
+            // limiter admits at once (the usual case) the stop signal is not even registered
+            // with, which costs a lock per attempt.
+            let mut limiter_wait = std::time::Duration::ZERO;
+            let gate = async {
+                let waited = tokio::select! {
+                    biased;
+                    waited = self.limiter.acquire(bytes) => waited,
+                    () = stop.cancelled() => return false,
+                };
+                limiter_wait = waited;
+                !stop.is_cancelled()
+            };
             let started = Instant::now();
-            let result = self.client.execute(outgoing, self.config.timeout).await;
+            let result = match self.client.execute_gated(outgoing, self.config.timeout, gate).await {
+                Gated::Sent(result) => result,
+                Gated::Held => return Delivery::Abandoned { attempts: attempt - 1 },
+            };
             self.observer.attempt(&AttemptReport {
                 attempt,
                 status: result.as_ref().ok().map(|r| r.status.as_u16()),
                 error: result.as_ref().err().map(|e| e.kind),
-                latency: started.elapsed(),
+                latency: started.elapsed().saturating_sub(limiter_wait),
                 limiter_wait,
                 bytes,
             });
@@ -180,17 +189,23 @@ impl Sender {
                     if let Some(r) = &response {
                         self.report_throttle(r, not_before);
                     }
+                    // The record itself never goes again before the instant the partner named.
+                    let asked = if self.retry.respect_retry_after {
+                        not_before.and_then(|t| t.duration_since(SystemTime::now()).ok()).unwrap_or_default()
+                    } else {
+                        std::time::Duration::ZERO
+                    };
                     if response.as_ref().is_some_and(|r| r.status == StatusCode::TOO_MANY_REQUESTS) {
                         // "Slow down" says nothing about the record: it is answered by the pause
                         // and the Destination's lower limit, and does not use up an attempt.
                         throttled += 1;
-                        pause(self.retry.backoff(throttled), stop).await;
+                        pause(self.retry.backoff(throttled).max(asked), stop).await;
                         continue;
                     }
                     if counted >= max_attempts {
                         return Delivery::Failed(failure(attempt, response, error));
                     }
-                    pause(self.retry.backoff(counted), stop).await;
+                    pause(self.retry.backoff(counted).max(asked), stop).await;
                 }
             }
         }
@@ -201,15 +216,20 @@ impl Sender {
         if status != 429 && not_before.is_none() {
             return;
         }
-        if self.retry.respect_retry_after
-            && let Some(at) = not_before
+        // A Retry-After long enough to be worth spreading pauses this worker at once (and, via
+        // the coordinator, every worker of the Destination); a short one only delays the record
+        // it answered (see `throttle::worth_pausing`).
+        let until = not_before.filter(|_| self.retry.respect_retry_after);
+        let rate =
+            self.limiter.snapshot().requests.map_or(u32::MAX, |r| u32::try_from(r.per_second).unwrap_or(u32::MAX));
+        let sustained = status == 429 && self.throttles.sustained(Instant::now(), rate);
+        if let Some(at) = until
+            && (sustained || throttle::worth_pausing(at, SystemTime::now()))
         {
             let ahead = at.duration_since(SystemTime::now()).unwrap_or_default();
-            if !ahead.is_zero() {
-                self.limiter.pause_until(Instant::now() + ahead);
-            }
+            self.limiter.pause_until(Instant::now() + ahead);
         }
-        self.observer.throttled(Throttle { status, until: not_before });
+        self.observer.throttled(Throttle { status, until });
     }
 }
 

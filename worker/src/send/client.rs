@@ -127,13 +127,49 @@ impl HttpClient {
 
     /// Sends `request` and reads the response, all within `timeout`.
     pub async fn execute(&self, request: Outgoing<'_>, timeout: Duration) -> Result<Response, AttemptError> {
-        match tokio::time::timeout(timeout, self.exchange(request)).await {
-            Ok(result) => result,
-            Err(_) => Err(AttemptError {
-                kind: TransportError::Timeout,
-                message: format!("no complete response within {}ms", timeout.as_millis()),
-            }),
+        match self.execute_gated(request, timeout, std::future::ready(true)).await {
+            Gated::Sent(result) => result,
+            Gated::Held => unreachable_hold(),
         }
+    }
+
+    /// Like [`HttpClient::execute`], but the request goes on the wire only once `gate` says
+    /// `true` — awaited with a connection ready (a pooled one, or one just opened), so the
+    /// instant the limiter admits a request is the instant it is written, however long
+    /// connecting took. `false` sends nothing ([`Gated::Held`]). Connecting and the exchange
+    /// each get `timeout`; waiting at the gate does not count against it.
+    pub async fn execute_gated(
+        &self,
+        request: Outgoing<'_>,
+        timeout: Duration,
+        gate: impl std::future::Future<Output = bool>,
+    ) -> Gated {
+        let timed_out = || AttemptError {
+            kind: TransportError::Timeout,
+            message: format!("no complete response within {}ms", timeout.as_millis()),
+        };
+        let Some(pool) = self.lean(request.uri) else {
+            // hyper-util connects inside the request: the gate is passed first.
+            if !gate.await {
+                return Gated::Held;
+            }
+            let exchange = async {
+                let response = self.inner.request(request.to_hyper()).await.map_err(|e| connect_error(&e))?;
+                read_response(response).await
+            };
+            return Gated::Sent(tokio::time::timeout(timeout, exchange).await.unwrap_or_else(|_| Err(timed_out())));
+        };
+        let lease = match tokio::time::timeout(timeout, pool.checkout(request.uri)).await {
+            Ok(Ok(lease)) => lease,
+            Ok(Err(e)) => return Gated::Sent(Err(connect_error(&e))),
+            Err(_) => return Gated::Sent(Err(timed_out())),
+        };
+        if !gate.await {
+            pool.checkin(lease);
+            return Gated::Held;
+        }
+        let exchange = self.exchange_on(pool, lease, request);
+        Gated::Sent(tokio::time::timeout(timeout, exchange).await.unwrap_or_else(|_| Err(timed_out())))
     }
 
     /// The lean pool, when it serves `uri`: always for plain-text HTTP/1.1, and over TLS only
@@ -143,13 +179,13 @@ impl HttpClient {
         (self.version == HttpVersion::Http1 || uri.scheme() != Some(&Scheme::HTTPS)).then_some(pool)
     }
 
-    async fn exchange(&self, request: Outgoing<'_>) -> Result<Response, AttemptError> {
-        let Some(pool) = self.lean(request.uri) else {
-            let response = self.inner.request(request.to_hyper()).await.map_err(|e| connect_error(&e))?;
-            return read_response(response).await;
-        };
+    async fn exchange_on(
+        &self,
+        pool: &Http1Pool,
+        mut lease: super::pool::Lease,
+        request: Outgoing<'_>,
+    ) -> Result<Response, AttemptError> {
         let target = request.uri.path_and_query().map_or("/", |p| p.as_str());
-        let mut lease = pool.checkout(request.uri).await.map_err(|e| connect_error(&e))?;
         loop {
             let conn = &mut lease.conn;
             encode_request(
@@ -178,6 +214,20 @@ impl HttpClient {
             }
         }
     }
+}
+
+/// What became of a gated attempt.
+#[derive(Debug)]
+pub enum Gated {
+    /// It went out (or failed trying): the exchange's result.
+    Sent(Result<Response, AttemptError>),
+    /// The gate said no: nothing was sent.
+    Held,
+}
+
+fn unreachable_hold() -> Result<Response, AttemptError> {
+    // An always-open gate never holds; answer as a connect error rather than panic.
+    Err(AttemptError { kind: TransportError::Connect, message: "the request was held back".to_owned() })
 }
 
 fn connect_error(e: &(dyn std::error::Error + 'static)) -> AttemptError {

@@ -11,6 +11,7 @@ mod from_api;
 mod observer;
 mod pool;
 mod retry;
+pub mod throttle;
 mod tls;
 mod wire;
 

@@ -101,7 +101,9 @@ impl SendObserver for ThrottleTracker {
         if let Some(until) = throttle.until {
             let mut latest = self.latest_until.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
             *latest = Some(latest.map_or(until, |l| l.max(until)));
-            self.pause.notify_one();
+            if super::throttle::worth_pausing(until, std::time::SystemTime::now()) {
+                self.pause.notify_one();
+            }
         }
     }
 }

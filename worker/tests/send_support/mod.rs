@@ -141,6 +141,8 @@ impl Delivery {
             builder: self.builder.clone(),
             dead_letter_dir: dead_letter_dir.to_owned(),
             only_offsets: Vec::new(),
+            frontier: 0,
+            pending: Vec::new(),
         };
         let stream = futures::stream::iter(records).map(|r| match r {
             Ok(decoded) => Ok(decoded),

@@ -15,7 +15,9 @@ use courier_api::destination::Backlog;
 use courier_api::{Destination, DestinationStatus};
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::api::ListParams;
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::watcher;
@@ -114,6 +116,18 @@ async fn reconcile_inner(dest: &Destination, ctx: &Context) -> Result<Action> {
             Some(apply::deployment(&ctx.client, &built).await?)
         }
     };
+
+    // A new leader waits for the worker pods of an earlier one to report their shares and
+    // leases before granting anything; it learns here which pods those are.
+    if ctx.coordinator.needs_prior_workers(&ns, &name) {
+        let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), &ns);
+        let selector = format!("{}={}", build::DESTINATION_LABEL, name);
+        let list = pods
+            .list_metadata(&ListParams::default().labels(&selector))
+            .await
+            .map_err(|source| Error::Dereference { what: format!("worker pods of {ns}/{name}"), source })?;
+        ctx.coordinator.set_prior_workers(&ns, &name, list.items.into_iter().filter_map(|p| p.metadata.name).collect());
+    }
 
     // status
     let figures = figures(dest, runtime.as_ref(), deployment.as_ref());

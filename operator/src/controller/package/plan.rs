@@ -106,6 +106,8 @@ pub fn restored_from(status: &DeliveryPackageStatus) -> RestoredProgress {
                 id: to_u32(a.id),
                 worker: a.worker.clone(),
                 checkpoint: to_u64(a.checkpoint),
+                frontier: to_u64(a.frontier),
+                pending: a.unacknowledged.iter().map(|&o| to_u64(o)).collect(),
                 attempt: to_u32(a.attempt),
                 counters: LeaseCounters {
                     read: to_u64(a.records.read),
@@ -115,6 +117,7 @@ pub fn restored_from(status: &DeliveryPackageStatus) -> RestoredProgress {
                     dead_lettered: to_u64(a.records.dead_lettered),
                     retried: to_u64(a.records.retried),
                     bytes: to_u64(a.bytes),
+                    resent: to_u64(a.records.resent),
                 },
             })
             .collect(),
@@ -137,6 +140,7 @@ pub fn restored_from(status: &DeliveryPackageStatus) -> RestoredProgress {
             dead_lettered: to_u64(r.dead_lettered),
             retried: to_u64(r.retried),
             bytes: to_u64(status.progress.bytes_done),
+            resent: to_u64(r.resent),
         },
         failure_reasons: status
             .failure_reasons

@@ -60,6 +60,7 @@ fn record_counts(c: &LeaseCounters) -> RecordCounts {
         malformed: to_i64(c.malformed),
         dead_lettered: to_i64(c.dead_lettered),
         retried: to_i64(c.retried),
+        resent: to_i64(c.resent),
     }
 }
 
@@ -86,6 +87,8 @@ pub fn progress_of(snapshot: &PackageSnapshot, files: i32) -> (Progress, ShardsS
                 id: to_i32(a.id),
                 worker: a.worker.clone(),
                 checkpoint: to_i64(a.checkpoint),
+                frontier: if a.frontier > a.checkpoint { to_i64(a.frontier) } else { 0 },
+                unacknowledged: a.pending.iter().map(|&o| to_i64(o)).collect(),
                 attempt: to_i32(a.attempt),
                 records: record_counts(&a.counters),
                 bytes: to_i64(a.counters.bytes),

@@ -37,6 +37,8 @@ fn snapshot() -> PackageSnapshot {
             id: 4,
             worker: "w-1".into(),
             checkpoint: 4096,
+            frontier: 0,
+            pending: vec![],
             attempt: 1,
             counters: LeaseCounters::default(),
         }],
@@ -253,8 +255,16 @@ fn a_new_attempt_drops_the_old_progress_and_outcome() {
 #[test]
 fn active_shard_counters_survive_a_status_round_trip_so_a_new_leader_counts_exactly() {
     let mut snap = snapshot();
-    let counters =
-        LeaseCounters { read: 40, sent: 37, failed: 1, malformed: 2, dead_lettered: 3, retried: 5, bytes: 4000 };
+    let counters = LeaseCounters {
+        read: 40,
+        sent: 37,
+        failed: 1,
+        malformed: 2,
+        dead_lettered: 3,
+        retried: 5,
+        bytes: 4000,
+        resent: 0,
+    };
     snap.active[0].counters = counters.clone();
     let (_, shards, _) = progress_of(&snap, 3);
     assert_eq!(shards.active[0].records.sent, 37);

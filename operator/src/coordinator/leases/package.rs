@@ -47,6 +47,10 @@ pub struct ShardEntry {
     pub state: ShardState,
     /// Resume position.
     pub checkpoint: u64,
+    /// What the last report said was read (see `LeaseReport::frontier`), with the records
+    /// still pending then: a new lease skips the rest, which `counters` already count.
+    pub frontier: u64,
+    pub pending: Vec<u64>,
     /// Highest cumulative counters reported for this shard (in the workers' frame: a new
     /// lease continues from them).
     pub counters: LeaseCounters,
@@ -74,6 +78,8 @@ impl ShardEntry {
             only_offsets,
             state: ShardState::Pending,
             checkpoint: 0,
+            frontier: 0,
+            pending: Vec::new(),
             counters: LeaseCounters::default(),
             baseline: LeaseCounters::default(),
             epoch: 0,
@@ -90,12 +96,23 @@ impl ShardEntry {
         self.counters.saturating_sub(&self.baseline)
     }
 
-    /// Prepares the counters for a new lease from the checkpoint: it reads again every record
-    /// from there on, also those the last lease had read but not acknowledged (in flight when
-    /// it ended), so `read` keeps only the acknowledged ones and counts nothing twice.
+    /// Prepares the counters for a new lease from the checkpoint: it reads again the records
+    /// the last lease had read but not acknowledged (in flight when it ended), so `read` keeps
+    /// only the acknowledged ones and counts nothing twice.
     pub fn rebase_for_new_lease(&mut self) {
         let c = &mut self.counters;
         c.read = c.read.min(c.sent + c.dead_lettered);
+    }
+
+    /// Takes in the resume point of a report: its checkpoint, frontier and pending records,
+    /// which belong together with the counters of the same report.
+    pub fn take_resume(&mut self, checkpoint: u64, frontier: u64, pending: &[u64]) {
+        if checkpoint < self.checkpoint {
+            return;
+        }
+        self.checkpoint = checkpoint;
+        self.frontier = frontier.max(checkpoint);
+        self.pending = pending.iter().copied().filter(|&o| o >= checkpoint && o < self.frontier).collect();
     }
 
     /// Takes in cumulative counters, keeping the highest of each.
@@ -108,6 +125,7 @@ impl ShardEntry {
         s.dead_lettered = s.dead_lettered.max(c.dead_lettered);
         s.retried = s.retried.max(c.retried);
         s.bytes = s.bytes.max(c.bytes);
+        s.resent = s.resent.max(c.resent);
     }
 
     /// Takes in the current lease's cumulative failure samples.
@@ -212,7 +230,7 @@ impl PackageEntry {
             if s.state != ShardState::Pending {
                 continue;
             }
-            s.checkpoint = a.checkpoint;
+            s.take_resume(a.checkpoint, a.frontier, &a.pending);
             s.leases = a.attempt;
             if a.counters != LeaseCounters::default() {
                 s.counters = a.counters.clone();
@@ -300,6 +318,8 @@ impl PackageEntry {
                     id: id as u32,
                     worker: l.worker.clone(),
                     checkpoint: s.checkpoint,
+                    frontier: s.frontier,
+                    pending: s.pending.clone(),
                     attempt: s.leases.max(1),
                     counters: s.contribution(),
                 }),

@@ -66,11 +66,14 @@ fn heartbeat(
         let report = LeaseReport {
             key: lease.key.clone(),
             checkpoint: pos,
+            frontier: 0,
+            pending: vec![],
             counters: LeaseCounters { read: sent, sent, bytes: sent * 10, ..Default::default() },
             base: lease.counters.clone(),
             failures: vec![],
             done: pos >= end,
             error: None,
+            released: false,
         };
         log.push((name.clone(), report.clone()));
         if t.report(&name, &report, now) == ReportOutcome::Renewed {

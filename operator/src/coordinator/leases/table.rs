@@ -30,6 +30,8 @@ pub enum ReportOutcome {
     /// The lease is not (or no longer) this worker's: it must stop. Its report was ignored,
     /// or taken as the final report of a revoked lease.
     Revoke,
+    /// The worker gave the lease back unfinished (it drains); the shard is pending again.
+    Released,
 }
 
 impl LeaseTable {
@@ -162,7 +164,7 @@ impl LeaseTable {
             }
         }
         shard.merge_counters(&report.counters);
-        shard.checkpoint = shard.checkpoint.max(report.checkpoint);
+        shard.take_resume(report.checkpoint, report.frontier, &report.pending);
         shard.merge_failures(&report.failures);
         let outcome = if report.done {
             shard.state = ShardState::Completed;
@@ -175,10 +177,11 @@ impl LeaseTable {
             let exhausted = shard.errors > backoff_limit;
             shard.state = if exhausted { ShardState::Failed } else { ShardState::Pending };
             ReportOutcome::ShardFailed { exhausted }
-        } else if revoking {
+        } else if revoking || report.released {
+            // The lease's final report: the shard may go to another worker at once.
             shard.state = ShardState::Pending;
             shard.close_failures();
-            ReportOutcome::Revoke
+            if revoking { ReportOutcome::Revoke } else { ReportOutcome::Released }
         } else {
             if let ShardState::Leased(l) = &mut shard.state {
                 l.expires = now + ttl;
@@ -263,6 +266,8 @@ impl LeaseTable {
                     key: lease_key(p_key(&p.key), &p.uid, p.attempt, id as u32, epoch),
                     shard: s.spec.clone(),
                     checkpoint: s.checkpoint,
+                    frontier: s.frontier,
+                    pending: s.pending.clone(),
                     counters: s.counters.clone(),
                     datum: (&p.datum).into(),
                     dead_letter_path: p.dead_letter_path.clone(),
@@ -336,6 +341,24 @@ impl LeaseTable {
             }
         }
         out
+    }
+
+    /// Ends every lease of `worker` at once (its process is known to have ended): the shards
+    /// are pending again from their last report. Returns the ended leases.
+    pub fn release_worker(&mut self, worker: &str) -> Vec<LeaseKey> {
+        let mut ended = Vec::new();
+        for p in self.packages.values_mut() {
+            for (id, s) in p.shards.iter_mut().enumerate() {
+                if let ShardState::Leased(l) = &s.state
+                    && l.worker == worker
+                {
+                    ended.push(lease_key(p_key(&p.key), &p.uid, p.attempt, id as u32, l.epoch.unwrap_or(0)));
+                    s.state = ShardState::Pending;
+                    s.close_failures();
+                }
+            }
+        }
+        ended
     }
 
     /// Live leases of `worker` (not revoking).

@@ -44,11 +44,14 @@ fn report(lease: &ShardLease, checkpoint: u64, sent: u64) -> LeaseReport {
     LeaseReport {
         key: lease.key.clone(),
         checkpoint,
+        frontier: 0,
+        pending: vec![],
         counters: LeaseCounters { read: sent, sent, bytes: sent * 10, ..Default::default() },
         base: lease.counters.clone(),
         failures: vec![],
         done: false,
         error: None,
+        released: false,
     }
 }
 
@@ -304,6 +307,8 @@ fn a_new_leader_restores_completed_shards_checkpoints_and_counters_from_status()
             id: 2,
             worker: "w1".into(),
             checkpoint: 250,
+            frontier: 0,
+            pending: vec![],
             attempt: 1,
             counters: LeaseCounters::default(),
         }],
@@ -328,11 +333,14 @@ fn a_new_leader_restores_completed_shards_checkpoints_and_counters_from_status()
             lease_epoch: 77,
         },
         checkpoint: 260,
+        frontier: 0,
+        pending: vec![],
         counters: LeaseCounters { read: 6, sent: 6, bytes: 60, ..Default::default() },
         base: LeaseCounters { read: 2, sent: 2, bytes: 20, ..Default::default() },
         failures: vec![],
         done: false,
         error: None,
+        released: false,
     };
     assert_eq!(t.report("w1", &old, 1_500), ReportOutcome::Renewed);
     let later = LeaseReport {
@@ -357,6 +365,8 @@ fn a_restored_lease_not_reported_within_its_ttl_is_granted_again_from_its_checkp
             id: 0,
             worker: "gone".into(),
             checkpoint: 40,
+            frontier: 0,
+            pending: vec![],
             attempt: 1,
             counters: LeaseCounters { sent: 4, ..Default::default() },
         }],

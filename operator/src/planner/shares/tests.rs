@@ -34,7 +34,7 @@ fn floors_lift_small_parts_for_burst_and_in_flight() {
 /// Every worker heartbeats once (in order), then applies what it got.
 fn round(effective: u32, ws: &mut [WorkerShare]) -> Vec<u32> {
     for i in 0..ws.len() {
-        ws[i].granted = grant_for(effective, ws, i);
+        ws[i].granted = grant_for(effective, ws, i, 0);
     }
     for w in ws.iter_mut() {
         w.applied = w.granted;
@@ -44,26 +44,26 @@ fn round(effective: u32, ws: &mut [WorkerShare]) -> Vec<u32> {
 
 #[test]
 fn a_lone_new_worker_gets_the_whole_limit_at_once() {
-    assert_eq!(grant_for(100, &[w(50, 0, 0)], 0), 100);
-    assert_eq!(grant_for(100, &[w(50, 0, 0)], 1), 0, "an unknown worker gets nothing");
+    assert_eq!(grant_for(100, &[w(50, 0, 0)], 0, 0), 100);
+    assert_eq!(grant_for(100, &[w(50, 0, 0)], 1, 0), 0, "an unknown worker gets nothing");
 }
 
 #[test]
 fn a_joining_worker_waits_for_the_others_to_give_up_their_share() {
     let mut ws = vec![w(10, 100, 100), w(10, 0, 0)];
-    assert_eq!(grant_for(100, &ws, 1), 0, "w1 gets nothing while w0 may send at 100");
-    ws[0].granted = grant_for(100, &ws, 0);
+    assert_eq!(grant_for(100, &ws, 1, 0), 0, "w1 gets nothing while w0 may send at 100");
+    ws[0].granted = grant_for(100, &ws, 0, 0);
     assert_eq!(ws[0].granted, 50, "w0 shrinks at its heartbeat");
-    assert_eq!(grant_for(100, &ws, 1), 0, "w0 has not applied 50 yet");
+    assert_eq!(grant_for(100, &ws, 1, 0), 0, "w0 has not applied 50 yet");
     ws[0].applied = 50;
-    assert_eq!(grant_for(100, &ws, 1), 50);
+    assert_eq!(grant_for(100, &ws, 1, 0), 50);
 }
 
 #[test]
 fn a_larger_share_sent_but_not_yet_applied_is_still_counted() {
     // w0 was sent 100 and has not reported it applied; w1 joins.
     let ws = vec![w(0, 100, 0), w(10, 0, 0)];
-    assert_eq!(grant_for(100, &ws, 1), 0);
+    assert_eq!(grant_for(100, &ws, 1, 0), 0);
 }
 
 #[test]
@@ -77,7 +77,7 @@ fn a_dead_worker_share_is_free_at_once_for_the_others() {
 #[test]
 fn a_cut_limit_is_granted_at_once_and_counted_at_the_applied_value_until_acknowledged() {
     let ws = vec![w(1, 50, 50), w(1, 50, 50)];
-    assert_eq!((grant_for(70, &ws, 0), grant_for(70, &ws, 1)), (35, 35));
+    assert_eq!((grant_for(70, &ws, 0, 0), grant_for(70, &ws, 1, 0)), (35, 35));
     assert_eq!(committed(&[w(1, 35, 50), w(1, 35, 50)]), 100, "not yet applied");
     assert_eq!(committed(&[w(1, 35, 35), w(1, 35, 35)]), 70);
 }
@@ -135,7 +135,7 @@ proptest! {
                     }
                 }
                 Event::Heartbeat(i) => {
-                    if i < workers.len() { workers[i].granted = grant_for(effective, &workers, i); }
+                    if i < workers.len() { workers[i].granted = grant_for(effective, &workers, i, 0); }
                 }
                 Event::Raise(by) => effective += by,
             }
@@ -166,4 +166,14 @@ proptest! {
         round(cut, &mut workers);
         prop_assert!(committed(&workers) <= u64::from(cut));
     }
+}
+
+#[test]
+fn a_reserve_for_unknown_grants_holds_growth_back_but_never_shrinks_a_known_share() {
+    let ws = [w(100, 60, 60), w(100, 0, 0)];
+    assert_eq!(grant_for(100, &ws, 0, 40), 50, "its target is 50: shrinking is always allowed");
+    let ws = [w(100, 60, 60)];
+    assert_eq!(grant_for(100, &ws, 0, 40), 60, "it may not grow into the 40 held back");
+    assert_eq!(grant_for(100, &ws, 0, 10), 90);
+    assert_eq!(grant_for(100, &ws, 0, 0), 100);
 }

@@ -1,0 +1,328 @@
+//! A simulation of one Destination's workers and its coordinators through churn — workers
+//! joining, killed without a goodbye, terminated gracefully, restarted in place, cut off from
+//! the coordinator, limit changes, and leader changes with a gap while no replica leads — run
+//! against the real [`Coordinator`] and the worker's rules for its share (the share holds until
+//! the lease TTL after the heartbeat was *sent*; draining gives it back at once).
+//!
+//! Invariant: at every instant the shares the live workers enforce add up to no more than the
+//! limit. After a limit *decrease* a worker that cannot reach the coordinator keeps its old
+//! share until it lapses, so the bound is the largest limit in force within the last TTL.
+
+use std::collections::BTreeMap;
+
+use courier_core::protocol::{
+    HeartbeatRequest, HeartbeatResponse, LeaseReport, ShardLease, ThrottleReport, WorkerStats,
+};
+use proptest::prelude::*;
+
+use super::handle_tests::dest_spec;
+use super::leases::tests::plan;
+use super::*;
+use crate::planner::Millis;
+
+const TTL: Millis = 15_000;
+const INTERVAL: Millis = 1_000;
+
+#[derive(Debug, Clone, Copy)]
+enum Op {
+    Join,
+    /// SIGKILL: the process stops at once, says nothing.
+    Kill(usize),
+    /// SIGTERM: drains, says goodbye, exits.
+    Terminate(usize),
+    /// A killed worker's container is started again under the same name.
+    Restart(usize),
+    /// Cannot reach the coordinator for this long (but still reaches the partner).
+    Partition(usize, Millis),
+    /// The leader stops at once; the next one starts after this gap.
+    LeaderChange(Millis),
+    Limit(u32),
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        3 => Just(Op::Join),
+        3 => (0usize..8).prop_map(Op::Kill),
+        2 => (0usize..8).prop_map(Op::Terminate),
+        2 => (0usize..8).prop_map(Op::Restart),
+        1 => (0usize..8, 0u64..25_000).prop_map(|(w, d)| Op::Partition(w, d)),
+        2 => (0u64..14_000).prop_map(Op::LeaderChange),
+        1 => (50u32..400).prop_map(Op::Limit),
+    ]
+}
+
+#[derive(Debug)]
+struct Worker {
+    name: String,
+    incarnation: u64,
+    alive: bool,
+    draining: bool,
+    partitioned_until: Millis,
+    /// The share it enforces and until when (the TTL after the heartbeat that granted it).
+    rate: u32,
+    valid_until: Millis,
+    leases: Vec<ShardLease>,
+    /// A heartbeat is on its way: no other is sent meanwhile.
+    in_flight: bool,
+    /// Bumped when the process (re)starts: heartbeats of an earlier process are dropped.
+    chain: u64,
+}
+
+impl Worker {
+    fn enforced(&self, now: Millis) -> u32 {
+        if self.alive && !self.draining && now < self.valid_until { self.rate } else { 0 }
+    }
+}
+
+#[derive(Debug, Clone)]
+enum Event {
+    Beat(usize, u64),
+    /// The answer (if any) to the heartbeat worker `.0` sent at `.1` (draining: `.2`).
+    Answer(usize, Millis, bool, u64, Option<Box<HeartbeatResponse>>),
+    Op(Op),
+    LeaderStart,
+}
+
+struct World {
+    now: Millis,
+    queue: BTreeMap<(Millis, u64), Event>,
+    seq: u64,
+    workers: Vec<Worker>,
+    leader: Option<Coordinator>,
+    term: u64,
+    limit: u32,
+    limits: Vec<(Millis, u32)>,
+    generation: i64,
+    latency: Vec<Millis>,
+    next_latency: usize,
+}
+
+impl World {
+    fn at(&mut self, t: Millis, e: Event) {
+        self.seq += 1;
+        self.queue.insert((t, self.seq), e);
+    }
+
+    fn latency(&mut self) -> Millis {
+        self.next_latency += 1;
+        self.latency[self.next_latency % self.latency.len()]
+    }
+
+    fn start_leader(&mut self) {
+        self.term += 1;
+        let c = Coordinator::new(CoordinatorConfig { lease_ttl_ms: TTL as u32, ..CoordinatorConfig::default() });
+        c.begin_term(self.term, self.now);
+        c.upsert_destination_at("ns", "d", &dest_spec(self.limit as i32), self.generation, self.now);
+        c.upsert_package_at(plan("p", "d", 0, 0, 400), self.now);
+        // The Destination controller names the worker pods that exist (a killed one whose
+        // container is not restarted is gone; a draining one is still there).
+        let pods = self.workers.iter().filter(|w| w.alive).map(|w| w.name.clone()).collect();
+        c.set_prior_workers("ns", "d", pods);
+        self.leader = Some(c);
+    }
+
+    fn request(&self, i: usize) -> HeartbeatRequest {
+        let w = &self.workers[i];
+        HeartbeatRequest {
+            protocol_version: courier_core::protocol::PROTOCOL_VERSION,
+            worker: w.name.clone(),
+            incarnation: w.incarnation,
+            namespace: "ns".into(),
+            destination: "d".into(),
+            destination_generation: self.generation,
+            applied_share: w.enforced(self.now),
+            demand: self.limit,
+            free_slots: if w.draining || w.leases.len() >= 2 { 0 } else { 1 },
+            draining: w.draining,
+            leases: w
+                .leases
+                .iter()
+                .map(|l| LeaseReport {
+                    key: l.key.clone(),
+                    checkpoint: l.checkpoint,
+                    frontier: 0,
+                    pending: vec![],
+                    counters: l.counters.clone(),
+                    base: l.counters.clone(),
+                    failures: vec![],
+                    done: false,
+                    error: None,
+                    released: false,
+                })
+                .collect(),
+            throttle: ThrottleReport::default(),
+            stats: WorkerStats::default(),
+        }
+    }
+
+    fn step(&mut self, e: Event) {
+        match e {
+            Event::Beat(i, chain) => {
+                let w = &self.workers[i];
+                if !w.alive || w.in_flight || w.chain != chain {
+                    return;
+                }
+                let sent = self.now;
+                let reach = self.now >= w.partitioned_until;
+                let answer = match (&self.leader, reach) {
+                    (Some(c), true) => {
+                        let req = self.request(i);
+                        c.tick(self.now);
+                        c.heartbeat_in_term(&req, self.now, self.term).ok().map(Box::new)
+                    }
+                    _ => None,
+                };
+                self.workers[i].in_flight = true;
+                let back = self.latency();
+                let draining = self.workers[i].draining;
+                self.at(self.now + back, Event::Answer(i, sent, draining, chain, answer));
+                let next = if draining { 100 } else { INTERVAL };
+                self.at(self.now + back + next, Event::Beat(i, chain));
+            }
+            Event::Answer(i, sent, draining_request, chain, answer) => {
+                let w = &mut self.workers[i];
+                if w.chain != chain {
+                    return;
+                }
+                w.in_flight = false;
+                if !w.alive {
+                    return;
+                }
+                let Some(r) = answer.map(|b| *b) else { return };
+                w.leases.retain(|l| !r.revoked.contains(&l.key));
+                w.leases.extend(r.granted);
+                w.rate = if w.draining { 0 } else { r.share.requests_per_second };
+                w.valid_until = sent + u64::from(r.lease_ttl_ms);
+                if draining_request {
+                    // Its goodbye was heard: the process exits.
+                    w.alive = false;
+                }
+            }
+            Event::LeaderStart => self.start_leader(),
+            Event::Op(op) => self.apply(op),
+        }
+    }
+
+    fn apply(&mut self, op: Op) {
+        let n = self.workers.len();
+        match op {
+            Op::Join => {
+                let i = self.workers.len();
+                self.workers.push(Worker {
+                    name: format!("w{i}"),
+                    incarnation: 1 + i as u64 * 1000,
+                    alive: true,
+                    draining: false,
+                    partitioned_until: 0,
+                    rate: 0,
+                    valid_until: 0,
+                    leases: vec![],
+                    in_flight: false,
+                    chain: 0,
+                });
+                self.at(self.now, Event::Beat(i, 0));
+            }
+            Op::Kill(i) if i < n => {
+                self.workers[i].alive = false;
+                self.workers[i].chain += 1;
+            }
+            Op::Terminate(i) if i < n && self.workers[i].alive => {
+                self.workers[i].draining = true;
+                self.workers[i].rate = 0;
+                let chain = self.workers[i].chain;
+                self.at(self.now, Event::Beat(i, chain));
+            }
+            Op::Restart(i) if i < n && !self.workers[i].alive => {
+                let w = &mut self.workers[i];
+                w.alive = true;
+                w.draining = false;
+                w.incarnation += 1;
+                w.rate = 0;
+                w.valid_until = 0;
+                w.leases.clear();
+                w.in_flight = false;
+                w.chain += 1;
+                let chain = w.chain;
+                self.at(self.now, Event::Beat(i, chain));
+            }
+            Op::Partition(i, d) if i < n => self.workers[i].partitioned_until = self.now + d,
+            Op::LeaderChange(gap) if self.leader.take().is_some() => {
+                self.at(self.now + gap, Event::LeaderStart);
+            }
+            Op::Limit(rps) => {
+                self.limit = rps;
+                self.generation += 1;
+                self.limits.push((self.now, rps));
+                if let Some(c) = &self.leader {
+                    c.upsert_destination_at("ns", "d", &dest_spec(rps as i32), self.generation, self.now);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// The largest limit in force at any time within `window` before now.
+    fn bound(&self, window: Millis) -> u32 {
+        let since = self.now.saturating_sub(window);
+        let mut bound = 0;
+        let mut in_force = self.limits.first().map_or(0, |l| l.1);
+        for &(t, l) in &self.limits {
+            if t <= since {
+                in_force = l;
+            } else {
+                bound = bound.max(l);
+            }
+        }
+        bound.max(in_force)
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(96))]
+
+    #[test]
+    fn shares_in_force_never_add_up_to_more_than_the_limit(
+        ops in prop::collection::vec((200u64..4_000, op()), 5..60),
+        latency in prop::collection::vec(0u64..400, 1..16),
+    ) {
+        let t0: Millis = 1_000_000;
+        let mut world = World {
+            now: t0,
+            queue: BTreeMap::new(),
+            seq: 0,
+            workers: Vec::new(),
+            leader: None,
+            term: 0,
+            limit: 200,
+            limits: vec![(t0, 200)],
+            generation: 1,
+            latency,
+            next_latency: 0,
+        };
+        world.start_leader();
+        let mut t = t0;
+        for (gap, op) in &ops {
+            t += gap;
+            world.at(t, Event::Op(*op));
+        }
+        let end = t + 30_000;
+        let mut worst = 0u32;
+        while let Some(((at, _), e)) = world.queue.pop_first() {
+            if at > end {
+                break;
+            }
+            world.now = at;
+            world.step(e);
+            let enforced: u32 = world.workers.iter().map(|w| w.enforced(at)).sum();
+            let bound = world.bound(TTL + CLOCK_MARGIN_MS);
+            worst = worst.max(enforced);
+            prop_assert!(
+                enforced <= bound,
+                "at {} ms shares add up to {enforced} > limit {bound}: {:?}",
+                at - t0,
+                world.workers.iter().map(|w| (w.name.as_str(), w.enforced(at), w.alive)).collect::<Vec<_>>()
+            );
+        }
+        let _ = worst;
+    }
+}
