@@ -1,3 +1,4 @@
+#![forbid(unsafe_code)]
 //! `courier-node`: runs the pods bound to one Node of the local cluster as local processes.
 
 use std::io::IsTerminal as _;

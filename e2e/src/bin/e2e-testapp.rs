@@ -1,3 +1,4 @@
+#![forbid(unsafe_code)]
 //! `e2e-testapp`: a tiny pod payload for the node agent's tests.
 //!
 //! Serves HTTP on `$POD_IP:${PORT:-8080}`:
