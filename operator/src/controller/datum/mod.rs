@@ -6,7 +6,7 @@ pub mod validate;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use courier_api::conditions::{DatumConditionType, DatumReason, find_condition, set_condition};
+use courier_api::conditions::{ConditionStatus, DatumConditionType, DatumReason, find_condition, set_condition};
 use courier_api::{Datum, DatumStatus};
 use futures::StreamExt;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
@@ -76,12 +76,12 @@ pub async fn reconcile(datum: Arc<Datum>, ctx: Arc<Context>) -> Result<Action> {
     let outcome = validate::validate(&datum);
     let now = Time(jiff::Timestamp::now());
     let new_status = build_status(&datum, outcome.as_ref().map(|_| ()), &now);
-    let old = datum.status.as_ref().and_then(|s| find_condition(&s.conditions, "Ready")).cloned();
-    let new = find_condition(&new_status.conditions, "Ready").cloned();
+    let old = datum.status.as_ref().and_then(|s| find_condition(&s.conditions, DatumConditionType::Ready)).cloned();
+    let new = find_condition(&new_status.conditions, DatumConditionType::Ready).cloned();
     let changed = old.as_ref().map(|c| (&c.status, &c.reason, &c.message))
         != new.as_ref().map(|c| (&c.status, &c.reason, &c.message));
     if changed && let Some(c) = &new {
-        publish(&ctx.recorder, datum.as_ref(), c.status != "True", &c.reason, c.message.clone()).await;
+        publish(&ctx.recorder, datum.as_ref(), c.status != ConditionStatus::True.as_str(), &c.reason, c.message.clone()).await;
     }
     if let Ok(value) = serde_json::to_value(&new_status) {
         ctx.status.submit(Kind::Datum, &ns, &name, value, true);

@@ -10,7 +10,7 @@ pub mod validate;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use courier_api::conditions::find_condition;
+use courier_api::conditions::{ConditionStatus, DestinationConditionType, DestinationReason, find_condition};
 use courier_api::destination::Backlog;
 use courier_api::{Destination, DestinationStatus};
 use futures::StreamExt;
@@ -167,7 +167,7 @@ fn figures(
     };
     let throttle = match (r.throttled, r.throttled_reason) {
         (false, _) => None,
-        (true, Some("RetryAfter")) => Some(Throttle::RetryAfter),
+        (true, Some(reason)) if reason == DestinationReason::RetryAfter.as_str() => Some(Throttle::RetryAfter),
         (true, _) => Some(Throttle::RateLimited),
     };
     let paused_until = r
@@ -217,13 +217,19 @@ async fn emit_events(ctx: &Context, dest: &Destination, old: &DestinationStatus,
         if before.is_some_and(|o| o.status == c.status && o.reason == c.reason) {
             continue;
         }
-        let warning = match c.type_.as_str() {
-            "Ready" => c.status != "True",
-            "Degraded" | "Throttled" => c.status == "True",
-            _ => false,
+        let is_true = c.status == ConditionStatus::True.as_str();
+        let ready = c.type_ == DestinationConditionType::Ready.as_str();
+        let warning = if ready {
+            !is_true
+        } else if c.type_ == DestinationConditionType::Degraded.as_str()
+            || c.type_ == DestinationConditionType::Throttled.as_str()
+        {
+            is_true
+        } else {
+            false
         };
         // A new object starts with several False conditions nobody needs an Event for.
-        if before.is_none() && !warning && c.type_ != "Ready" {
+        if before.is_none() && !warning && !ready {
             continue;
         }
         let note = if c.message.is_empty() { format!("{} is {}", c.type_, c.status) } else { c.message.clone() };

@@ -9,7 +9,7 @@ pub mod validate;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use courier_api::conditions::find_condition;
+use courier_api::conditions::{ConditionStatus, PackageConditionType, find_condition};
 use courier_api::package::RetryScope;
 use courier_api::{Datum, DeliveryPackage, DeliveryPackageStatus, Destination};
 use courier_core::format::FormatSpec;
@@ -266,11 +266,12 @@ async fn write_status(ctx: &Context, pkg: &DeliveryPackage, prior: &DeliveryPack
         for c in &new.conditions {
             let before = find_condition(&prior.conditions, &c.type_);
             if before.is_some_and(|o| o.status == c.status && o.reason == c.reason)
-                || (before.is_none() && c.status != "True")
+                || (before.is_none() && c.status != ConditionStatus::True.as_str())
             {
                 continue;
             }
-            let warning = c.type_ == "Failed" || (c.type_ == "Planned" && c.status != "True");
+            let warning = c.type_ == PackageConditionType::Failed.as_str()
+                || (c.type_ == PackageConditionType::Planned.as_str() && c.status != ConditionStatus::True.as_str());
             let note = if c.message.is_empty() { format!("{} is {}", c.type_, c.status) } else { c.message.clone() };
             publish(&ctx.recorder, pkg, warning, &c.reason, note).await;
         }
