@@ -16,7 +16,7 @@ use courier_api::{Destination, DestinationStatus};
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Pod;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::api::ListParams;
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::reflector::{ObjectRef, Store};
@@ -24,7 +24,7 @@ use kube::runtime::watcher;
 use kube::{Api, ResourceExt};
 
 use self::status::{DestinationFigures, Throttle};
-use super::{Error, Result, publish};
+use super::{Error, EventPolicy, Result, publish_condition_changes};
 use crate::context::Context;
 use crate::coordinator::{DestinationRuntime, ObjectKey};
 use crate::metrics::DestinationLabels;
@@ -137,7 +137,7 @@ async fn reconcile_inner(dest: &Destination, ctx: &Context) -> Result<Action> {
     let old_status = dest.status.clone().unwrap_or_default();
     let urgent = conditions_changed(&old_status, &new_status);
     if urgent {
-        emit_events(ctx, dest, &old_status, &new_status).await;
+        publish_condition_changes(&ctx.recorder, dest, &old_status.conditions, &new_status.conditions, &EVENTS).await;
     }
     if let Ok(value) = serde_json::to_value(&new_status) {
         ctx.status.submit(Kind::Destination, &ns, &name, value, urgent);
@@ -211,31 +211,28 @@ fn conditions_changed(old: &DestinationStatus, new: &DestinationStatus) -> bool 
         || old.workers != new.workers
 }
 
-async fn emit_events(ctx: &Context, dest: &Destination, old: &DestinationStatus, new: &DestinationStatus) {
-    for c in &new.conditions {
-        let before = find_condition(&old.conditions, &c.type_);
-        if before.is_some_and(|o| o.status == c.status && o.reason == c.reason) {
-            continue;
-        }
-        let is_true = c.status == ConditionStatus::True.as_str();
-        let ready = c.type_ == DestinationConditionType::Ready.as_str();
-        let warning = if ready {
-            !is_true
-        } else if c.type_ == DestinationConditionType::Degraded.as_str()
-            || c.type_ == DestinationConditionType::Throttled.as_str()
-        {
-            is_true
-        } else {
-            false
-        };
-        // A new object starts with several False conditions nobody needs an Event for.
-        if before.is_none() && !warning && !ready {
-            continue;
-        }
-        let note = if c.message.is_empty() { format!("{} is {}", c.type_, c.status) } else { c.message.clone() };
-        publish(&ctx.recorder, dest, warning, &c.reason, note).await;
+fn is_true(c: &Condition) -> bool {
+    c.status == ConditionStatus::True.as_str()
+}
+
+fn is_ready_type(c: &Condition) -> bool {
+    c.type_ == DestinationConditionType::Ready.as_str()
+}
+
+/// A Destination's condition is a warning when it is Ready=False, or Degraded or Throttled True.
+fn is_warning(c: &Condition) -> bool {
+    if is_ready_type(c) {
+        !is_true(c)
+    } else {
+        (c.type_ == DestinationConditionType::Degraded.as_str() || c.type_ == DestinationConditionType::Throttled.as_str())
+            && is_true(c)
     }
 }
+
+/// Events of a Destination. A new object starts with several False conditions nobody needs an
+/// Event for: of those only Ready and warnings are announced.
+const EVENTS: EventPolicy =
+    EventPolicy { message_matters: false, warning: is_warning, announce_new: |c| is_warning(c) || is_ready_type(c) };
 
 #[cfg(test)]
 mod tests {
