@@ -16,7 +16,6 @@ use kube::{Api, ResourceExt};
 
 use super::{Error, EventPolicy, Result, publish_condition_changes};
 use crate::context::Context;
-use crate::status_writer::Kind;
 
 const CONTROLLER: &str = "datum";
 
@@ -85,9 +84,7 @@ pub async fn reconcile(datum: Arc<Datum>, ctx: Arc<Context>) -> Result<Action> {
     let new_status = build_status(&datum, outcome.as_ref().map(|_| ()), &now);
     let old = datum.status.as_ref().map_or(&[][..], |s| s.conditions.as_slice());
     publish_condition_changes(&ctx.recorder, datum.as_ref(), old, &new_status.conditions, &EVENTS).await;
-    if let Ok(value) = serde_json::to_value(&new_status) {
-        ctx.status.submit(Kind::Datum, &ns, &name, value, true);
-    }
+    ctx.status.submit_status::<Datum>(&ns, &name, &new_status, true);
     ctx.metrics.reconciled(CONTROLLER, "ok", started.elapsed());
     Ok(Action::requeue(Duration::from_secs(300)))
 }

@@ -28,7 +28,6 @@ use super::{Error, EventPolicy, Result, publish_condition_changes};
 use crate::context::Context;
 use crate::coordinator::{DestinationRuntime, ObjectKey};
 use crate::metrics::DestinationLabels;
-use crate::status_writer::Kind;
 
 const CONTROLLER: &str = "destination";
 /// How often a Destination is looked at even without events (autoscaling, status figures).
@@ -65,7 +64,7 @@ pub fn collect_garbage(ctx: &Context, store: &Store<Destination>) {
         tracing::info!(namespace = %key.namespace, name = %key.name, "destination deleted");
         ctx.coordinator.remove_destination(&key.namespace, &key.name);
         ctx.destinations().remove(&key);
-        ctx.status.forget(Kind::Destination, &key.namespace, &key.name);
+        ctx.status.forget_status::<Destination>(&key.namespace, &key.name);
     }
 }
 
@@ -139,9 +138,7 @@ async fn reconcile_inner(dest: &Destination, ctx: &Context) -> Result<Action> {
     if urgent {
         publish_condition_changes(&ctx.recorder, dest, &old_status.conditions, &new_status.conditions, &EVENTS).await;
     }
-    if let Ok(value) = serde_json::to_value(&new_status) {
-        ctx.status.submit(Kind::Destination, &ns, &name, value, urgent);
-    }
+    ctx.status.submit_status::<Destination>(&ns, &name, &new_status, urgent);
     Ok(Action::requeue(RESYNC))
 }
 

@@ -27,7 +27,6 @@ use super::triggers::{datum_fingerprint, destination_fingerprint, lean_watcher, 
 use super::{Error, EventPolicy, Result, api, publish_condition_changes};
 use crate::context::{Context, LookupWriters};
 use crate::coordinator::{ObjectKey, PackagePlan, PlannedShard, RestoredProgress};
-use crate::status_writer::Kind;
 
 const CONTROLLER: &str = "package";
 /// How often a running package is looked at without any change (deadline, status refresh).
@@ -108,11 +107,7 @@ pub async fn reconcile(pkg: Arc<DeliveryPackage>, ctx: Arc<Context>) -> Result<A
 /// The freshest status known: queued by this replica, or else the object's.
 fn prior_status(ctx: &Context, pkg: &DeliveryPackage, ns: &str, name: &str) -> DeliveryPackageStatus {
     let from_object = pkg.status.clone().unwrap_or_default();
-    match ctx
-        .status
-        .latest(Kind::Package, ns, name)
-        .and_then(|v| serde_json::from_value::<DeliveryPackageStatus>(v).ok())
-    {
+    match ctx.status.latest_status::<DeliveryPackage>(ns, name) {
         // A status queued here is newer unless the object moved to a later attempt meanwhile.
         Some(queued) if queued.attempt >= from_object.attempt => queued,
         _ => from_object,
@@ -280,12 +275,10 @@ async fn write_status(ctx: &Context, pkg: &DeliveryPackage, prior: &DeliveryPack
     if urgent {
         publish_condition_changes(&ctx.recorder, pkg, &prior.conditions, &new.conditions, &EVENTS).await;
     }
-    if let Some(Ok(on_object)) = pkg.status.as_ref().map(serde_json::to_value) {
-        ctx.status.observed(Kind::Package, &ns, &name, &on_object);
+    if let Some(on_object) = &pkg.status {
+        ctx.status.observed_status::<DeliveryPackage>(&ns, &name, on_object);
     }
-    if let Ok(value) = serde_json::to_value(&new) {
-        ctx.status.submit(Kind::Package, &ns, &name, value, urgent);
-    }
+    ctx.status.submit_status::<DeliveryPackage>(&ns, &name, &new, urgent);
 }
 
 fn forget(ctx: &Context, key: &ObjectKey) {
@@ -309,7 +302,7 @@ async fn finished(pkg: &DeliveryPackage, ctx: &Context, status: &DeliveryPackage
         .delete(&name, &DeleteParams::background())
         .await
         .map_err(|source| Error::Delete { what: format!("DeliveryPackage {ns}/{name}"), source })?;
-    ctx.status.forget(Kind::Package, &ns, &name);
+    ctx.status.forget_status::<DeliveryPackage>(&ns, &name);
     tracing::info!("deleted after ttlSecondsAfterFinished");
     Ok(Action::await_change())
 }
@@ -342,6 +335,6 @@ pub fn collect_garbage(ctx: &Context, store: &Store<DeliveryPackage>) {
     for key in gone {
         tracing::info!(namespace = %key.namespace, name = %key.name, "package deleted");
         forget(ctx, &key);
-        ctx.status.forget(Kind::Package, &key.namespace, &key.name);
+        ctx.status.forget_status::<DeliveryPackage>(&key.namespace, &key.name);
     }
 }
