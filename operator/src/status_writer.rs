@@ -13,11 +13,11 @@ use std::time::{Duration, Instant};
 use courier_api::{
     Datum, DatumStatus, DeliveryPackage, DeliveryPackageStatus, Destination, DestinationStatus, FIELD_MANAGER,
 };
-use serde::Serialize;
-use serde::de::DeserializeOwned;
 use futures::StreamExt;
 use kube::api::{Patch, PatchParams};
 use kube::{Api, Client, Resource};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 use tokio::sync::Notify;
 

@@ -103,8 +103,7 @@ fn hash_of(parts: impl Hash) -> u64 {
 /// the object is `Ready`.
 fn readiness_fingerprint(generation: Option<i64>, conditions: Option<&[Condition]>) -> u64 {
     // Destinations and Datums both call their readiness condition `Ready`.
-    let ready =
-        conditions.and_then(|c| find_condition(c, DestinationConditionType::Ready)).map(|c| c.status.as_str());
+    let ready = conditions.and_then(|c| find_condition(c, DestinationConditionType::Ready)).map(|c| c.status.as_str());
     hash_of((generation, ready))
 }
 

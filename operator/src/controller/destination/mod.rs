@@ -221,7 +221,8 @@ fn is_warning(c: &Condition) -> bool {
     if is_ready_type(c) {
         !is_true(c)
     } else {
-        (c.type_ == DestinationConditionType::Degraded.as_str() || c.type_ == DestinationConditionType::Throttled.as_str())
+        (c.type_ == DestinationConditionType::Degraded.as_str()
+            || c.type_ == DestinationConditionType::Throttled.as_str())
             && is_true(c)
     }
 }
