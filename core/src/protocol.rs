@@ -411,32 +411,3 @@ mod tests {
 #[cfg(test)]
 #[path = "protocol_compat.rs"]
 mod compat;
-
-#[cfg(test)]
-mod compatibility {
-    use super::*;
-
-    /// A heartbeat as a worker of the first release sent it (no incarnation, frontier,
-    /// pending or resent): it still parses, with the new fields at their neutral values.
-    #[test]
-    fn a_heartbeat_of_an_older_worker_still_parses() {
-        let old = r#"{"worker":"w-1","namespace":"ns","destination":"partner","destinationGeneration":2,
-            "appliedShare":100,"demand":100,"freeSlots":0,"draining":false,
-            "leases":[{"key":{"namespace":"ns","package":"p","packageUid":"u","shard":0,"packageAttempt":1,"leaseEpoch":5},
-                       "checkpoint":10,"counters":{"read":3,"sent":3,"failed":0,"malformed":0,"deadLettered":0,"retried":0,"bytes":30},
-                       "base":{"read":0,"sent":0,"failed":0,"malformed":0,"deadLettered":0,"retried":0,"bytes":0}}],
-            "throttle":{"tooManyRequests":0},"stats":{"requestsPerSecond":0,"latencyP50Micros":0,"latencyP99Micros":0,
-            "inFlight":0,"maxInFlight":16,"limiterWaitPermille":0,"cpuPermille":0}}"#;
-        let hb: HeartbeatRequest = serde_json::from_str(old).expect("an older heartbeat parses");
-        assert_eq!(hb.incarnation, 0);
-        assert_eq!((hb.leases[0].frontier, hb.leases[0].pending.len(), hb.leases[0].counters.resent), (0, 0, 0));
-    }
-
-    /// An answer of an older operator (no term, no frontier) parses too.
-    #[test]
-    fn an_answer_of_an_older_operator_still_parses() {
-        let old = r#"{"share":{"requestsPerSecond":10,"burst":1,"maxInFlight":4},"heartbeatIntervalMs":1000,"leaseTtlMs":10000}"#;
-        let r: HeartbeatResponse = serde_json::from_str(old).expect("an older answer parses");
-        assert_eq!(r.term, 0);
-    }
-}

@@ -51,3 +51,18 @@ fn this_versions_answer_parses_as_a_version_1_worker_expected_it() {
         serde_json::from_value(datum.clone()).expect("a version 1 worker reads the Datum");
     assert_eq!(old_datum.format.fields, vec!["id".to_owned()]);
 }
+
+#[test]
+fn a_version_1_heartbeat_gets_neutral_values_for_what_version_2_added() {
+    let req: HeartbeatRequest = serde_json::from_str(V1_HEARTBEAT).expect("parses");
+    assert_eq!(req.incarnation, 0, "unknown incarnation");
+    let lease = &req.leases[0];
+    assert_eq!((lease.frontier, lease.pending.len(), lease.counters.resent, lease.released), (0, 0, 0, false));
+}
+
+#[test]
+fn a_version_1_answer_has_no_term_and_leases_without_a_frontier() {
+    let resp: HeartbeatResponse = serde_json::from_str(V1_RESPONSE).expect("parses");
+    assert_eq!(resp.term, 0);
+    assert_eq!((resp.granted[0].frontier, resp.granted[0].pending.len()), (0, 0));
+}

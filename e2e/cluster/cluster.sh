@@ -1,13 +1,17 @@
 #!/usr/bin/env bash
-# Local Kubernetes control plane for Courier's end-to-end tests.
+# Local Kubernetes cluster for Courier's end-to-end tests: a control plane and
+# one real node (containerd, runc, kubelet, kube-proxy, CNI bridge, CoreDNS).
 #
-#   cluster.sh build          build (or reuse) etcd and the Kubernetes binaries
+#   cluster.sh build          build (or reuse) etcd, the Kubernetes binaries and the node's
 #   cluster.sh up             build if needed, make certificates, start everything
-#   cluster.sh down [--purge] stop everything; --purge also deletes state and etcd data
-#   cluster.sh status         one line per component; exit 0 only if the control plane is up
-#   cluster.sh env            print the exports for KUBECONFIG and PATH
+#   cluster.sh down [--purge] stop everything and undo what up changed on the host;
+#                             --purge also deletes state and etcd data
+#   cluster.sh status         one line per component; exit 0 only if all of it runs
+#   cluster.sh env            print the exports for KUBECONFIG and PATH (kubectl, crictl)
 #
-# Everything listens on loopback only. See docs/e2e.md, section "Local cluster".
+# etcd, the controller-manager and the scheduler listen on loopback; the
+# apiserver and the kubelet on the node IP 10.87.0.1 (a bridge without ports);
+# pods on 10.88.0.0/16 behind the CNI bridge. See docs/e2e.md, "Local cluster".
 # Health checks are passed to wait_for by name, which shellcheck cannot follow.
 # shellcheck disable=SC2317
 set -euo pipefail
@@ -25,16 +29,16 @@ CLUSTER_DIR="$COURIER_STATE/cluster"
 PKI="$CLUSTER_DIR/pki"
 LOGS="$COURIER_STATE/logs"
 ETCD_DATA="$COURIER_STATE/etcd"
-NODE_STATE="$COURIER_STATE/node"
 NODE_NAME=courier-node-1
-NODE_BIN="${COURIER_NODE_BIN:-$ROOT/target/debug/courier-node}"
-APISERVER_URL=https://127.0.0.1:6443
 SERVICE_CIDR=10.96.0.0/24
 K8S_TOOLS=(kube-apiserver kube-controller-manager kube-scheduler kubectl)
 # Start order; `down` stops them in reverse.
-COMPONENTS=(etcd kube-apiserver kube-controller-manager kube-scheduler node)
+COMPONENTS=(etcd kube-apiserver kube-controller-manager kube-scheduler containerd kube-proxy kubelet)
 CONTROL_PLANE=(etcd kube-apiserver kube-controller-manager kube-scheduler)
 GRACE_SECONDS=10
+# shellcheck source=e2e/node/node.sh
+source "$ROOT/e2e/node/node.sh"
+APISERVER_URL="https://$NODE_IP:6443"
 
 log() { printf '[cluster] %s\n' "$*" >&2; }
 die() { printf '[cluster] error: %s\n' "$*" >&2; exit 1; }
@@ -125,6 +129,7 @@ build_etcd() {
 cmd_build() {
   build_etcd
   build_k8s
+  "$ROOT/e2e/node/build.sh" build
 }
 
 # --- processes -----------------------------------------------------------------
@@ -175,8 +180,9 @@ gone_within() {
 }
 
 # stop NAME: SIGTERM, then SIGKILL after the grace period. Each component leads
-# its own process group (setsid), so whatever it started itself, such as the
-# node agent's pod processes, is stopped with it if it left any behind.
+# its own process group (setsid), so whatever it started itself in that group
+# is stopped with it if it left any behind (containerd's shims start sessions
+# of their own: node_down stops those).
 stop() {
   local name="$1" pid
   if ! pid="$(running_pid "$name")"; then
@@ -251,11 +257,11 @@ make_pki() {
   # A separate CA for the aggregation layer's front proxy, as kubeadm does.
   new_ca front-proxy-ca courier-e2e-front-proxy-ca
 
-  cat >"$PKI/server.ext" <<'EOF'
+  cat >"$PKI/server.ext" <<EOF
 basicConstraints=critical,CA:FALSE
 keyUsage=critical,digitalSignature,keyEncipherment
 extendedKeyUsage=serverAuth
-subjectAltName=IP:127.0.0.1,IP:10.96.0.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local
+subjectAltName=IP:127.0.0.1,IP:$NODE_IP,IP:10.96.0.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local
 EOF
   cat >"$PKI/client.ext" <<'EOF'
 basicConstraints=critical,CA:FALSE
@@ -268,6 +274,14 @@ EOF
   signed_cert kube-controller-manager "/CN=system:kube-controller-manager" "$PKI/client.ext"
   signed_cert kube-scheduler "/CN=system:kube-scheduler" "$PKI/client.ext"
   signed_cert node "/CN=system:node:$NODE_NAME/O=system:nodes" "$PKI/client.ext"
+  signed_cert kube-proxy "/CN=system:kube-proxy" "$PKI/client.ext"
+  cat >"$PKI/kubelet.ext" <<EOF
+basicConstraints=critical,CA:FALSE
+keyUsage=critical,digitalSignature,keyEncipherment
+extendedKeyUsage=serverAuth
+subjectAltName=IP:$NODE_IP,DNS:$NODE_NAME
+EOF
+  signed_cert kubelet "/CN=system:node:$NODE_NAME/O=system:nodes" "$PKI/kubelet.ext"
   signed_cert front-proxy-client "/CN=front-proxy-client" "$PKI/client.ext" front-proxy-ca
 
   openssl genrsa -out "$PKI/sa.key" 2048 2>/dev/null
@@ -306,6 +320,7 @@ make_kubeconfigs() {
   kubeconfig kube-controller-manager system:kube-controller-manager
   kubeconfig kube-scheduler system:kube-scheduler
   kubeconfig node "system:node:$NODE_NAME"
+  kubeconfig kube-proxy system:kube-proxy
 }
 
 # --- up ------------------------------------------------------------------------
@@ -332,14 +347,12 @@ start_etcd() {
   wait_for etcd "etcd health" 60 etcd_healthy
 }
 
-# The apiserver advertises 127.0.0.1, which the Endpoints validation refuses
-# (loopback is never a valid endpoint), so the reconciler that publishes the
-# `kubernetes` Service's endpoints is turned off instead of failing every
-# minute. Nothing routes Service IPs here anyway: there is no kube-proxy.
+# The apiserver listens on the node IP only and advertises it as the endpoint
+# of the `kubernetes` Service, which pods reach through kube-proxy.
 start_apiserver() {
   start kube-apiserver "$K8S_BIN/kube-apiserver" \
-    --advertise-address=127.0.0.1 \
-    --bind-address=127.0.0.1 \
+    --advertise-address="$NODE_IP" \
+    --bind-address="$NODE_IP" \
     --secure-port=6443 \
     --etcd-servers=http://127.0.0.1:2379 \
     --tls-cert-file="$PKI/apiserver.crt" \
@@ -347,6 +360,8 @@ start_apiserver() {
     --client-ca-file="$PKI/ca.crt" \
     --kubelet-client-certificate="$PKI/apiserver-kubelet-client.crt" \
     --kubelet-client-key="$PKI/apiserver-kubelet-client.key" \
+    --kubelet-certificate-authority="$PKI/ca.crt" \
+    --kubelet-preferred-address-types=InternalIP,Hostname \
     --authorization-mode=Node,RBAC \
     --anonymous-auth=false \
     --enable-admission-plugins=NodeRestriction \
@@ -364,7 +379,6 @@ start_apiserver() {
     --requestheader-extra-headers-prefix=X-Remote-Extra- \
     --proxy-client-cert-file="$PKI/front-proxy-client.crt" \
     --proxy-client-key-file="$PKI/front-proxy-client.key" \
-    --endpoint-reconciler-type=none \
     --profiling=false \
     --v=1
   wait_for kube-apiserver "kube-apiserver /readyz" 180 apiserver_ready
@@ -400,32 +414,30 @@ start_scheduler() {
     --v=1
 }
 
-start_node() {
-  if [[ ! -x "$NODE_BIN" ]]; then
-    log "warning: node agent $NODE_BIN not found; no pods will run (build it with cargo, or set COURIER_NODE_BIN)"
-    return
-  fi
-  mkdir -p "$NODE_STATE"
-  start node "$NODE_BIN" --kubeconfig "$CLUSTER_DIR/node.kubeconfig" --node-name "$NODE_NAME" \
-    --images "$ROOT/e2e/images.yaml" --state-dir "$NODE_STATE"
-}
-
 # The controller-manager and scheduler serve /healthz with a self-signed
 # certificate they make in memory, so only this local probe skips verification.
 healthz() { curl -fsSk "https://127.0.0.1:$1/healthz" | grep -qx ok; }
 
 default_service_account_exists() { admin_kubectl -n default get serviceaccount default; }
 
+all_running() {
+  local c
+  for c in "${COMPONENTS[@]}"; do
+    running_pid "$c" >/dev/null || return 1
+  done
+}
+
 cmd_up() {
-  if all_control_plane_running && apiserver_ready 2>/dev/null; then
+  if all_running && apiserver_ready 2>/dev/null && node_ready 2>/dev/null; then
     log "cluster is already up ($APISERVER_URL)"
-    running_pid node >/dev/null || start_node
+    import_images
     return
   fi
   local start_time=$SECONDS
   ensure_runtime_tools
   cmd_build
   mkdir -p "$CLUSTER_DIR" "$LOGS"
+  node_ip_up
   make_pki
   make_kubeconfigs
   start_etcd
@@ -435,7 +447,7 @@ cmd_up() {
   wait_for kube-controller-manager "kube-controller-manager /healthz" 60 healthz 10257
   wait_for kube-scheduler "kube-scheduler /healthz" 60 healthz 10259
   wait_for kube-controller-manager "the default ServiceAccount" 120 default_service_account_exists
-  start_node
+  node_up
   log "cluster is up in $((SECONDS - start_time))s: $APISERVER_URL, kubeconfig $CLUSTER_DIR/admin.kubeconfig"
 }
 
@@ -448,15 +460,17 @@ cmd_down() {
     --purge) purge=true ;;
     *) die "usage: cluster.sh down [--purge]" ;;
   esac
+  node_down
   local i
-  for ((i = ${#COMPONENTS[@]} - 1; i >= 0; i--)); do
-    stop "${COMPONENTS[i]}"
+  for ((i = ${#CONTROL_PLANE[@]} - 1; i >= 0; i--)); do
+    stop "${CONTROL_PLANE[i]}"
   done
+  "$ROOT/e2e/scripts/node-ip.sh" down
   if $purge; then
-    rm -rf "$CLUSTER_DIR" "$ETCD_DATA" "$NODE_STATE"
+    rm -rf "$CLUSTER_DIR" "$ETCD_DATA" "$NODE_DIR"
     local c
     for c in "${COMPONENTS[@]}"; do rm -f "$LOGS/$c.log"; done
-    log "purged $CLUSTER_DIR, $ETCD_DATA, $NODE_STATE and the components' logs"
+    log "purged $CLUSTER_DIR, $ETCD_DATA, $NODE_DIR and the components' logs"
   fi
   log "cluster is down"
 }
@@ -468,7 +482,7 @@ cmd_status() {
       printf '%-24s running  pid %s\n' "$c" "$pid"
     else
       printf '%-24s stopped\n' "$c"
-      [[ "$c" == node ]] || ok=false
+      ok=false
     fi
   done
   $ok
@@ -477,7 +491,10 @@ cmd_status() {
 cmd_env() {
   printf 'export KUBECONFIG=%s\n' "$CLUSTER_DIR/admin.kubeconfig"
   # shellcheck disable=SC2016 # $PATH is expanded by the shell that evals this
-  printf 'export PATH=%s:$PATH\n' "$K8S_BIN"
+  printf 'export PATH=%s:%s:%s:$PATH\n' "$K8S_BIN" "$CRI_TOOLS_BIN" "$CONTAINERD_BIN"
+  printf 'export CONTAINER_RUNTIME_ENDPOINT=unix://%s\n' "$CONTAINERD_SOCK"
+  printf 'export IMAGE_SERVICE_ENDPOINT=unix://%s\n' "$CONTAINERD_SOCK"
+  printf 'export CONTAINERD_ADDRESS=%s\n' "$CONTAINERD_SOCK"
 }
 
 main() {

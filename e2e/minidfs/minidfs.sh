@@ -1,23 +1,27 @@
 #!/usr/bin/env bash
-# MiniDFS for Courier's tests: one NameNode (hdfs://127.0.0.1:9000, web
-# http://127.0.0.1:9870) and one DataNode, all on loopback.
+# MiniDFS for Courier's tests: one NameNode (hdfs://10.87.0.1:9000, web
+# http://10.87.0.1:9870) and one DataNode, all on the local cluster's node IP
+# (e2e/scripts/node-ip.sh), so that pods reach them as well as host processes.
 #
 #   minidfs.sh build    compile the launcher and resolve its classpath into
-#                       $COURIER_CACHE/minidfs-3.5.0 (skipped when up to date)
+#                       $COURIER_CACHE/minidfs-3.5.0-<source hash> (skipped when up to date)
 #   minidfs.sh start    build if needed, start in the background, wait for READY
 #   minidfs.sh stop     SIGTERM, wait, then SIGKILL
 #   minidfs.sh status   print state; exit 0 when running, 3 when not
 #
 # Environment: COURIER_CACHE (default ~/.cache/courier), COURIER_STATE
 # (default /tmp/courier-e2e), MINIDFS_START_TIMEOUT (seconds, default 90),
-# MINIDFS_HEAP (JVM -Xmx, default 1g).
+# MINIDFS_HEAP (JVM -Xmx, default 1g), MINIDFS_HOST (default: the node IP).
 set -euo pipefail
 
 HADOOP_VERSION=3.5.0
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+NODE_IP_SH="$HERE/../scripts/node-ip.sh"
 COURIER_CACHE="${COURIER_CACHE:-$HOME/.cache/courier}"
 COURIER_STATE="${COURIER_STATE:-/tmp/courier-e2e}"
-OUT="$COURIER_CACHE/minidfs-$HADOOP_VERSION"
+# Keyed by the launcher's sources too, so branches with different launchers
+# sharing one cache do not rebuild each other's.
+OUT="$COURIER_CACHE/minidfs-$HADOOP_VERSION-$(cd "$HERE" && find pom.xml src -type f | LC_ALL=C sort | xargs sha256sum | sha256sum | cut -c1-12)"
 CLASSES="$OUT/build/classes"
 CLASSPATH_FILE="$OUT/classpath.txt"
 STAMP="$OUT/source.sha256"
@@ -27,7 +31,8 @@ LOG_DIR="$COURIER_STATE/logs"
 LOG="$LOG_DIR/minidfs.log"
 PORT=9000
 HTTP_PORT=9870
-URL="hdfs://127.0.0.1:$PORT"
+HOST="${MINIDFS_HOST:-$("$NODE_IP_SH" addr)}"
+URL="hdfs://$HOST:$PORT"
 START_TIMEOUT="${MINIDFS_START_TIMEOUT:-90}"
 HEAP="${MINIDFS_HEAP:-1g}"
 MAIN_CLASS=dev.courier.minidfs.Main
@@ -93,7 +98,7 @@ running_pid() {
 }
 
 port_answers() {
-  (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
+  (exec 3<>"/dev/tcp/$HOST/$1") 2>/dev/null
 }
 
 # Serialise start/stop across processes: parallel test binaries may all
@@ -112,6 +117,7 @@ cmd_start() {
     echo "$URL"
     return 0
   fi
+  [[ -n "${MINIDFS_HOST:-}" ]] || "$NODE_IP_SH" up
   if port_answers "$PORT" || port_answers "$HTTP_PORT"; then
     die "port $PORT or $HTTP_PORT is taken by a process this script did not start"
   fi
@@ -127,7 +133,7 @@ cmd_start() {
   # no caller pipe is held open, and the lock fd (9) is not inherited.
   setsid java -Xmx"$HEAP" -Djava.net.preferIPv4Stack=true \
     -cp "$CLASSES:$(cat "$CLASSPATH_FILE")" "$MAIN_CLASS" \
-    --data-dir "$RUN_DIR/data" --port "$PORT" --http-port "$HTTP_PORT" --no-stdin \
+    --data-dir "$RUN_DIR/data" --host "$HOST" --port "$PORT" --http-port "$HTTP_PORT" --no-stdin \
     </dev/null >>"$LOG" 2>&1 9>&- &
   pid=$!
   echo "$pid" >"$PID_FILE"
@@ -169,12 +175,13 @@ cmd_stop() {
   fi
   rm -f "$PID_FILE"
   log "stopped (pid $pid)"
+  [[ -n "${MINIDFS_HOST:-}" ]] || "$NODE_IP_SH" down
 }
 
 cmd_status() {
   local pid
   if pid="$(running_pid)"; then
-    echo "running pid=$pid url=$URL web=http://127.0.0.1:$HTTP_PORT log=$LOG"
+    echo "running pid=$pid url=$URL web=http://$HOST:$HTTP_PORT log=$LOG"
     return 0
   fi
   echo "stopped"

@@ -1,47 +1,44 @@
 #!/usr/bin/env bash
-# The demo: builds everything, starts the local cluster, MiniDFS and the partner simulator,
-# deploys the operator, writes sample data, applies the samples and shows the delivery until it
-# is Complete, then the simulator's totals. Everything stays running afterwards so you can look
-# around; `make cluster-down`, `e2e/minidfs/minidfs.sh stop` and `kill $(cat $COURIER_STATE/partner-sim.pid)` stop it.
+# The demo: builds everything (Courier's images included), starts the local cluster (control
+# plane and a real node) and MiniDFS, deploys the operator image with config/, runs the partner
+# simulator as a pod, writes sample data, applies the samples and shows the delivery until it is
+# Complete, then the simulator's totals. Everything stays running afterwards so you can look
+# around; `make cluster-down` and `e2e/minidfs/minidfs.sh stop` stop it.
 set -euo pipefail
 # shellcheck source=e2e/scripts/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$ROOT"
 export COURIER_KEEP_SERVICES=1
 
-SIM_ADDR=127.0.0.1:18080
 NS=courier-demo
 PKG=users-2026-11-25
 
 ensure_toolchains
 build_ground
-step "building Courier"
-cargo build --workspace --bins --locked
+step "building the sample data writer"
+cargo build --locked -p courier-e2e --bin courier-fixtures
 start_ground
 
-step "starting the partner simulator on $SIM_ADDR (200 requests/s, bearer auth)"
-if curl -fsS "http://$SIM_ADDR/stats" >/dev/null 2>&1; then
-  curl -fsS -X POST "http://$SIM_ADDR/reset" >/dev/null
-else
-  mkdir -p "$COURIER_STATE/logs"
-  setsid "$ROOT/target/debug/partner-sim" --listen "$SIM_ADDR" --rate 200 --burst 20 \
-    --auth bearer:demo-token-change-me --latency uniform:2..10 \
-    >"$COURIER_STATE/logs/partner-sim.log" 2>&1 </dev/null &
-  echo $! >"$COURIER_STATE/partner-sim.pid"
-  for _ in $(seq 50); do curl -fsS "http://$SIM_ADDR/stats" >/dev/null 2>&1 && break; sleep 0.2; done
-fi
-
-step "installing the CRDs, RBAC and the operator"
+step "installing the CRDs, RBAC and the operator (image courier/operator:dev)"
 kubectl apply --server-side --force-conflicts --field-manager=courier-demo -k config/
 kubectl wait --for=condition=Established --timeout=60s crd/destinations.courier.dev crd/datums.courier.dev crd/deliverypackages.courier.dev
-kubectl -n courier-system rollout status deploy/courier-operator --timeout=120s
+# make test scales it to zero while it runs; the images may have been rebuilt since.
+kubectl -n courier-system scale deploy/courier-operator --replicas=2 >/dev/null
+kubectl -n courier-system rollout restart deploy/courier-operator >/dev/null
+kubectl -n courier-system rollout status deploy/courier-operator --timeout=180s
+
+step "starting the partner simulator as a pod (Service partner-sim:8080 in $NS: 200 requests/s, bearer auth)"
+kubectl create namespace "$NS" --dry-run=client -o yaml | kubectl apply -f - >/dev/null
+kubectl -n "$NS" apply -f e2e/scripts/partner-sim.yaml >/dev/null
+kubectl -n "$NS" rollout restart deploy/partner-sim >/dev/null
+kubectl -n "$NS" rollout status deploy/partner-sim --timeout=120s
+SIM_URL="http://$(kubectl -n "$NS" get svc partner-sim -o jsonpath='{.spec.clusterIP}'):8080"
 
 step "writing sample data to MiniDFS (4 files × 1500 records, 2 late gzip files × 500)"
 "$ROOT/target/debug/courier-fixtures" --namenode "$COURIER_MINIDFS_URL" --dir /data/users/2026-11-25 --files 4 --records 1500
 "$ROOT/target/debug/courier-fixtures" --namenode "$COURIER_MINIDFS_URL" --dir /data/users/2026-11-25/late --files 2 --records 500 --first-id 6001 --gzip
 
 step "applying the samples in namespace $NS"
-kubectl create namespace "$NS" --dry-run=client -o yaml | kubectl apply -f - >/dev/null
 kubectl -n "$NS" delete dp "$PKG" --ignore-not-found --wait=true >/dev/null
 kubectl -n "$NS" apply -k config/samples/
 kubectl get courier -n "$NS"
@@ -57,11 +54,13 @@ kubectl -n "$NS" get dp "$PKG" -o jsonpath='{.status.progress.records}{"\n"}'
 kubectl -n "$NS" get dest
 
 step "what the partner saw"
-curl -fsS "http://$SIM_ADDR/stats" | python3 -c '
+# The Service's ClusterIP answers on the host too: kube-proxy's rules apply to local traffic.
+curl -fsS "$SIM_URL/stats" | python3 -c '
 import json, sys
 s = json.load(sys.stdin)
 print("accepted:", s.get("accepted"), " unique keys:", s.get("unique_keys"), " duplicates:", s.get("duplicates"))
 print("rejected:", s.get("rejected"))'
 echo
-echo "Everything is still running. Try: kubectl -n $NS get dp,dest; kubectl get courier -A"
-echo "(KUBECONFIG=$KUBECONFIG, PATH includes $COURIER_CACHE/k8s-v1.34.4/bin)"
+echo "Everything is still running. Try: kubectl -n $NS get dp,dest,pods; kubectl get courier -A;"
+echo "  kubectl -n courier-system logs deploy/courier-operator; crictl ps"
+echo "(eval \"\$(e2e/cluster/cluster.sh env)\" sets KUBECONFIG, PATH and crictl's endpoint)"

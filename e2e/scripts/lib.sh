@@ -6,6 +6,8 @@ export COURIER_CACHE="${COURIER_CACHE:-$HOME/.cache/courier}"
 export COURIER_STATE="${COURIER_STATE:-/tmp/courier-e2e}"
 CLUSTER="$ROOT/e2e/cluster/cluster.sh"
 MINIDFS="$ROOT/e2e/minidfs/minidfs.sh"
+IMAGES="$ROOT/e2e/images/build.sh"
+NODE_IP="$("$ROOT/e2e/scripts/node-ip.sh" addr)"
 
 step() { printf '\n==> %s\n' "$*" >&2; }
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }
@@ -25,22 +27,26 @@ ensure_toolchains() {
   fi
 }
 
-# Builds (or takes from the cache) the Kubernetes binaries, etcd and the MiniDFS classpath.
+# Builds (or takes from the cache) the Kubernetes binaries, etcd, the node's binaries, the
+# MiniDFS classpath, and Courier's images (release binaries in the Dockerfiles' runtime stages).
 build_ground() {
-  step "local cluster binaries (cached under $COURIER_CACHE)"
+  step "local cluster and node binaries (cached under $COURIER_CACHE)"
   "$CLUSTER" build
   step "MiniDFS classpath (cached under $COURIER_CACHE)"
   "$MINIDFS" build
+  step "Courier's images (buildah; cached under $COURIER_CACHE/images)"
+  "$IMAGES" build
 }
 
 STARTED=()
 
-# Starts the cluster (with the node agent) and MiniDFS unless they already run; remembers what
-# it started so stop_ground stops only that.
+# Starts the cluster (control plane and node) and MiniDFS unless they already run; remembers
+# what it started so stop_ground stops only that. Either way the images just built go into the
+# node's containerd.
 start_ground() {
   if "$CLUSTER" status >/dev/null 2>&1; then
-    step "local cluster already running"
-    "$CLUSTER" up >/dev/null # starts a missing node agent, if any
+    step "local cluster already running; importing the images"
+    "$CLUSTER" up
   else
     step "starting the local cluster"
     "$CLUSTER" up
@@ -55,7 +61,7 @@ start_ground() {
   fi
   export KUBECONFIG="$COURIER_STATE/cluster/admin.kubeconfig"
   export PATH="$COURIER_CACHE/k8s-v1.34.4/bin:$PATH"
-  export COURIER_MINIDFS_URL="${COURIER_MINIDFS_URL:-hdfs://127.0.0.1:9000}"
+  export COURIER_MINIDFS_URL="${COURIER_MINIDFS_URL:-hdfs://$NODE_IP:9000}"
 }
 
 stop_ground() {

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Runs every test of Courier against real parts: builds (or reuses from ~/.cache/courier) the
-# local Kubernetes control plane and MiniDFS, starts them, then runs clippy and the whole
-# workspace's tests. Services this script started are stopped at the end
-# (COURIER_KEEP_SERVICES=1 keeps them).
+# local Kubernetes cluster (control plane and a real node), MiniDFS and Courier's images,
+# starts them, then runs clippy and the whole workspace's tests, including those marked
+# #[ignore = "needs the local cluster (make test)"]. Services this script started are stopped
+# at the end (COURIER_KEEP_SERVICES=1 keeps them).
 set -euo pipefail
 # shellcheck source=e2e/scripts/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"

@@ -6,11 +6,27 @@
 //! reports them as ignored, never as passed; `make test` starts the cluster and runs them with
 //! `--include-ignored`.
 
+use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
 use std::process::{Command, Output};
 
 /// Version of the Kubernetes binaries the cluster is built from.
 pub const KUBERNETES_VERSION: &str = "v1.34.4";
+
+/// The node IP of the local cluster (e2e/scripts/node-ip.sh): the apiserver, the kubelet,
+/// MiniDFS and the servers tests start on the host listen on it, and pods route to it.
+pub const NODE_IP: Ipv4Addr = Ipv4Addr::new(10, 87, 0, 1);
+
+/// The node IP (`COURIER_NODE_IP` overrides [`NODE_IP`]).
+pub fn node_ip() -> IpAddr {
+    std::env::var("COURIER_NODE_IP").ok().and_then(|ip| ip.parse().ok()).unwrap_or(IpAddr::V4(NODE_IP))
+}
+
+/// Whether the node IP is an address of this network namespace. When it is not, a connection
+/// to it would leave through the default route, off this machine: check before connecting.
+pub fn node_ip_is_local() -> bool {
+    std::net::TcpListener::bind((node_ip(), 0)).is_ok()
+}
 
 /// The running local cluster.
 #[derive(Debug, Clone)]
@@ -46,8 +62,15 @@ impl Cluster {
     /// `--include-ignored`.
     ///
     /// # Panics
-    /// When the kubeconfig or kubectl is missing: a test that needs the cluster fails without it.
+    /// When the kubeconfig or kubectl is missing, or the node IP is not an address of this
+    /// machine (the cluster is not up; the apiserver listens on it): a test that needs the
+    /// cluster fails without it.
     pub fn from_env() -> Cluster {
+        assert!(
+            node_ip_is_local(),
+            "the node IP {} is not an address here: start the local cluster (e2e/cluster/cluster.sh up, or make test)",
+            node_ip()
+        );
         let cluster = Cluster {
             kubeconfig: std::env::var_os("KUBECONFIG")
                 .map(PathBuf::from)

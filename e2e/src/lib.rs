@@ -2,5 +2,5 @@
 pub mod cluster;
 pub mod fixtures;
 pub mod minidfs;
-pub mod node;
+pub mod pods;
 pub mod sim;

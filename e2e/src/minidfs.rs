@@ -1,6 +1,7 @@
 //! The shared MiniDFS instance tests write to and read from.
 //!
-//! One instance on fixed ports (`hdfs://127.0.0.1:9000`) serves every test;
+//! One instance on fixed ports of the local cluster's node IP (`hdfs://10.87.0.1:9000`,
+//! reachable from pods too) serves every test;
 //! it is normally started by the test command (`e2e/minidfs/minidfs.sh
 //! start`). [`MiniDfs::ensure_running`] starts it through the same script
 //! when nothing answers, so a single test also works when run alone. Tests
@@ -11,12 +12,20 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use hdfs_native::{Client, ClientBuilder, WriteOptions};
+use hdfs_native::ClientBuilder;
+pub use hdfs_native::{Client, WriteOptions};
+
+use crate::cluster::{node_ip, node_ip_is_local};
 
 /// Environment variable naming the NameNode URL.
 pub const URL_ENV: &str = "COURIER_MINIDFS_URL";
-/// The URL `minidfs.sh` serves.
-pub const DEFAULT_URL: &str = "hdfs://127.0.0.1:9000";
+/// The NameNode port `minidfs.sh` serves on the node IP.
+pub const PORT: u16 = 9000;
+
+/// The URL `minidfs.sh` serves: `hdfs://<node IP>:9000`.
+pub fn default_url() -> String {
+    format!("hdfs://{}:{PORT}", node_ip())
+}
 /// HDFS directory under which [`MiniDfs::unique_dir`] creates test directories.
 pub const TEST_ROOT: &str = "/courier-e2e";
 
@@ -41,7 +50,7 @@ pub enum MiniDfsError {
         url: String,
     },
     /// Nothing answers and the URL is not the one the script serves.
-    #[error("nothing answers at {url}, and only {DEFAULT_URL} can be started by minidfs.sh")]
+    #[error("nothing answers at {url}, and only {} can be started by minidfs.sh", default_url())]
     Unreachable {
         /// The URL tried.
         url: String,
@@ -93,20 +102,23 @@ pub struct MiniDfs {
 }
 
 impl MiniDfs {
-    /// The NameNode URL tests use: `$COURIER_MINIDFS_URL`, else [`DEFAULT_URL`].
+    /// The NameNode URL tests use: `$COURIER_MINIDFS_URL`, else [`default_url`].
     pub fn url() -> String {
-        std::env::var(URL_ENV).ok().filter(|u| !u.trim().is_empty()).unwrap_or_else(|| DEFAULT_URL.to_owned())
+        std::env::var(URL_ENV).ok().filter(|u| !u.trim().is_empty()).unwrap_or_else(default_url)
     }
 
     /// Returns once the NameNode at [`Self::url`] accepts writes, starting
     /// it with `minidfs.sh start` first if nothing answers there (only for
-    /// [`DEFAULT_URL`]).
+    /// [`default_url`]). The node IP is not connected to before it is an address
+    /// of this machine (`minidfs.sh start` creates it): a packet to it would
+    /// otherwise leave through the default route.
     pub async fn ensure_running() -> Result<Self, MiniDfsError> {
         let dfs = Self { url: Self::url() };
         let addr = namenode_addr(&dfs.url)?;
         let _guard = START_LOCK.lock().await;
-        if !answers(addr).await {
-            if dfs.url.trim_end_matches('/') != DEFAULT_URL {
+        let local = addr.ip() != node_ip() || node_ip_is_local();
+        if !local || !answers(addr).await {
+            if dfs.url.trim_end_matches('/') != default_url() {
                 return Err(MiniDfsError::Unreachable { url: dfs.url });
             }
             run_script("start").await?;

@@ -16,9 +16,9 @@ async fn a_package_waits_for_a_missing_destination_and_proceeds_when_it_appears(
     let (cluster, ns) = setup("op-wait");
     let client = cluster.client().await;
     let operator = Operator::start(&cluster, &ns);
-    let data = tempfile::tempdir().expect("tempdir");
-    write_records(data.path(), 1, 10, "w");
-    let pattern = format!("{}/*.jsonl", data.path().display());
+    let data = Records::new("op-wait").await;
+    data.write("", 1, 10, "w").await;
+    let pattern = data.pattern("");
 
     apply_yaml(&client, &ns, &datum_yaml("users")).await;
     apply_yaml(&client, &ns, &package_yaml("p", "partner", "users", &pattern, "")).await;
@@ -93,8 +93,8 @@ async fn a_glob_matching_nothing_fails_the_package_with_source_not_found() {
     let (cluster, ns) = setup("op-empty");
     let client = cluster.client().await;
     let _operator = Operator::start(&cluster, &ns);
-    let data = tempfile::tempdir().expect("tempdir");
-    let pattern = format!("{}/nothing-*.jsonl", data.path().display());
+    let data = Records::new("op-empty").await;
+    let pattern = format!("{}/nothing-*.jsonl", data.dir);
     apply_yaml(&client, &ns, &destination_yaml("partner", "http://127.0.0.1:9/", 10, "")).await;
     apply_yaml(&client, &ns, &datum_yaml("users")).await;
     apply_yaml(&client, &ns, &package_yaml("p", "partner", "users", &pattern, "")).await;

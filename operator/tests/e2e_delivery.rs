@@ -1,5 +1,5 @@
-//! e2e against the local cluster: whole deliveries through worker pods run by the node agent,
-//! to the partner simulator on 127.0.0.1. Ignored by a plain `cargo test`; `make test` runs it.
+//! e2e against the local cluster: whole deliveries through worker pods on the real node,
+//! to the partner simulator on the node IP. Ignored by a plain `cargo test`; `make test` runs it.
 
 mod support;
 
@@ -15,9 +15,9 @@ async fn a_package_is_delivered_by_worker_pods_exactly_once_and_reaches_complete
     let client = cluster.client().await;
     let mut operator = Operator::start(&cluster, &ns);
     let sim = simulator(SimConfig::default()).await;
-    let data = tempfile::tempdir().expect("tempdir");
-    let ids = write_records(data.path(), 3, 200, "r");
-    let pattern = format!("{}/*.jsonl", data.path().display());
+    let data = Records::new("op-deliver").await;
+    let ids = data.write("", 3, 200, "r").await;
+    let pattern = data.pattern("");
 
     apply_yaml(&client, &ns, &destination_yaml("partner", &sim.url(), 300, "")).await;
     apply_yaml(&client, &ns, &datum_yaml("users")).await;

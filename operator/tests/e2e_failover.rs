@@ -6,7 +6,7 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use courier_e2e::sim::{SimConfig, Simulator};
+use courier_e2e::sim::SimConfig;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::coordination::v1::Lease;
 use kube::Api;
@@ -52,10 +52,10 @@ async fn killing_the_leading_operator_mid_package_hands_over_to_the_standby_with
     })
     .await;
 
-    let sim = Simulator::start("127.0.0.1:0", SimConfig::default()).await.expect("start the partner simulator");
-    let data = tempfile::tempdir().expect("tempdir");
-    let ids = write_records(data.path(), 3, 1000, "r");
-    let pattern = format!("{}/*.jsonl", data.path().display());
+    let sim = simulator(SimConfig::default()).await;
+    let data = Records::new("op-failover").await;
+    let ids = data.write("", 3, 1000, "r").await;
+    let pattern = data.pattern("");
     apply_yaml(&client, &ns, &destination_yaml("partner", &sim.url(), RATE, "")).await;
     apply_yaml(&client, &ns, &datum_yaml("users")).await;
     apply_yaml(&client, &ns, &package_yaml("p", "partner", "users", &pattern, "")).await;

@@ -19,7 +19,7 @@ async fn start(
     files: usize,
     per_file: usize,
     sim_config: SimConfig,
-) -> (Cluster, String, kube::Client, Operator, Simulator, tempfile::TempDir, Vec<String>) {
+) -> (Cluster, String, kube::Client, Operator, Simulator, Records, Vec<String>) {
     let destination = |url: &str| destination_yaml("partner", url, rps, "");
     let g = start_ground(prefix, sim_config, destination, (files, per_file)).await;
     (g.cluster, g.ns, g.client, g.operator, g.sim, g.data, g.ids)
@@ -29,7 +29,7 @@ async fn start(
 #[ignore = "needs the local cluster: make test runs it with --include-ignored"]
 async fn a_suspended_package_stops_sending_and_completes_after_resume_without_losing_a_key() {
     let (cluster, ns, client, operator, sim, data, ids) = start("op-suspend", 100, 2, 1000, SimConfig::default()).await;
-    let pattern = format!("{}/*.jsonl", data.path().display());
+    let pattern = data.pattern("");
     apply_yaml(&client, &ns, &package_yaml("p", "partner", "users", &pattern, "")).await;
     eventually(Duration::from_secs(60), "delivery under way", || async { (sim.stats().accepted >= 300).then_some(()) })
         .await;
@@ -61,7 +61,7 @@ async fn a_new_retry_nonce_with_failed_records_scope_resends_exactly_the_dead_le
     let inject = InjectStatus { fraction: 0.05, status: 400, body: "{\"error\":\"bad record\"}".into() };
     let config = SimConfig { inject_status: Some(inject), seed: Some(11), ..SimConfig::default() };
     let (cluster, ns, client, operator, sim, data, ids) = start("op-retry", 500, 2, 300, config).await;
-    let pattern = format!("{}/*.jsonl", data.path().display());
+    let pattern = data.pattern("");
     apply_yaml(&client, &ns, &package_yaml("p", "partner", "users", &pattern, "")).await;
     wait_condition(&cluster, &client, &ns, "p", "Complete", &operator).await;
     let first = eventually(Duration::from_secs(20), "final counters", || async {
@@ -94,27 +94,14 @@ async fn a_new_retry_nonce_with_failed_records_scope_resends_exactly_the_dead_le
     teardown(&cluster, &ns);
 }
 
-/// The pid of the worker container process of `pod` (found by its POD_NAME environment).
-fn worker_pid(pod: &str) -> Option<i32> {
-    let needle = format!("POD_NAME={pod}");
-    for entry in std::fs::read_dir("/proc").ok()?.flatten() {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else { continue };
-        let Ok(environ) = std::fs::read(entry.path().join("environ")) else { continue };
-        let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
-        if String::from_utf8_lossy(&cmdline).contains("courier-worker")
-            && environ.split(|b| *b == 0).any(|kv| kv == needle.as_bytes())
-        {
-            return Some(pid);
-        }
-    }
-    None
-}
+/// Worker in-flight requests at most (`workers.maxInFlightPerWorker` default).
+const IN_FLIGHT_PER_WORKER: u32 = 256;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs the local cluster: make test runs it with --include-ignored"]
-async fn a_worker_killed_mid_package_loses_no_record() {
+async fn a_worker_container_killed_mid_package_is_restarted_by_the_kubelet_and_loses_no_record() {
     let (cluster, ns, client, operator, sim, data, ids) = start("op-kill", 200, 2, 1000, SimConfig::default()).await;
-    let pattern = format!("{}/*.jsonl", data.path().display());
+    let pattern = data.pattern("");
     apply_yaml(&client, &ns, &package_yaml("p", "partner", "users", &pattern, "")).await;
     eventually(Duration::from_secs(60), "delivery under way", || async { (sim.stats().accepted >= 400).then_some(()) })
         .await;
@@ -132,15 +119,35 @@ async fn a_worker_killed_mid_package_loses_no_record() {
         None,
     );
     let pod = pods.split_whitespace().next().expect("a worker pod").to_owned();
-    let pid = worker_pid(&pod).unwrap_or_else(|| panic!("no process of pod {pod}"));
-    let status = std::process::Command::new("kill").args(["-KILL", &pid.to_string()]).status().expect("run kill");
-    assert!(status.success(), "kill -KILL {pid}");
+    let pid = courier_e2e::pods::Node::new().kill_container(&ns, &pod, "worker");
     eprintln!("killed worker {pod} (pid {pid}) after {} accepted", sim.stats().accepted);
+
+    // The kubelet restarts the container in the same pod (restartPolicy Always): the worker
+    // comes back under the same name and resumes its shards from their checkpoints.
+    eventually(Duration::from_secs(60), "the kubelet to restart the worker container", || async {
+        let restarts = courier_e2e::pods::restart_count(&cluster, &ns, &pod, "worker");
+        let ready =
+            courier_e2e::pods::pod_field(&cluster, &ns, &pod, "{.status.conditions[?(@.type==\"Ready\")].status}");
+        (restarts >= 1 && ready == "True").then_some(())
+    })
+    .await;
+    let last = courier_e2e::pods::pod_field(
+        &cluster,
+        &ns,
+        &pod,
+        "{.status.containerStatuses[0].lastState.terminated.exitCode}",
+    );
+    assert_eq!(last, "137", "the previous container ended by SIGKILL");
 
     wait_condition(&cluster, &client, &ns, "p", "Complete", &operator).await;
     let (missing, repeated) = missing_and_repeated(&sim, &ids);
-    eprintln!("duplicates after the kill: {}", repeated.len());
+    let extra: u32 = repeated.values().map(|n| n - 1).sum();
+    eprintln!("duplicate requests after the kill: {extra} ({} keys)", repeated.len());
     assert!(missing.is_empty(), "keys lost: {} (first {:?})", missing.len(), missing.first());
+    assert!(
+        extra <= IN_FLIGHT_PER_WORKER + 200 * 12,
+        "re-sent at most the in-flight window and the acknowledgements not yet reported: {extra}"
+    );
     teardown(&cluster, &ns);
 }
 
@@ -149,10 +156,9 @@ async fn a_worker_killed_mid_package_loses_no_record() {
 async fn a_higher_priority_package_finishes_first_and_workers_scale_to_zero_after_cooldown() {
     let (cluster, ns, client, operator, sim, data, ids) = start("op-prio", 200, 2, 600, SimConfig::default()).await;
     // Same files, two packages: keys would collide, so give the second package its own data.
-    let high_dir = data.path().join("high");
-    let high_ids = write_records(&high_dir, 2, 600, "h");
-    let low = format!("{}/*.jsonl", data.path().display());
-    let high = format!("{}/*.jsonl", high_dir.display());
+    let high_ids = data.write("high", 2, 600, "h").await;
+    let low = data.pattern("");
+    let high = data.pattern("high");
     apply_yaml(&client, &ns, &package_yaml("low", "partner", "users", &low, "  priority: 1\n")).await;
     apply_yaml(&client, &ns, &package_yaml("high", "partner", "users", &high, "  priority: 10\n")).await;
     wait_condition(&cluster, &client, &ns, "high", "Complete", &operator).await;

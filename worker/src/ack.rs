@@ -73,11 +73,40 @@ pub struct Checkpoint {
     pub counters: AckCounters,
 }
 
+/// Where a lease resumes its shard: records before `checkpoint` are acknowledged, and so are
+/// those before `frontier` except `pending` (an earlier lease read them and did not finish).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Resume {
+    pub checkpoint: u64,
+    pub frontier: u64,
+    pub pending: std::collections::HashSet<u64>,
+}
+
+impl Resume {
+    /// The resume point of a lease grant.
+    pub fn new(checkpoint: u64, frontier: u64, pending: &[u64]) -> Self {
+        Self { checkpoint, frontier: frontier.max(checkpoint), pending: pending.iter().copied().collect() }
+    }
+
+    /// Whether the record at `offset` is already acknowledged (the reader skips it).
+    pub fn skips(&self, offset: u64) -> bool {
+        offset < self.checkpoint || (offset < self.frontier && !self.pending.contains(&offset))
+    }
+
+    /// Whether the record at `offset` was read by an earlier lease and not acknowledged (it
+    /// is sent again, and counted as `resent`).
+    pub fn resends(&self, offset: u64) -> bool {
+        self.pending.contains(&offset)
+    }
+}
+
 /// The low-watermark tracker of one shard.
 #[derive(Debug, Clone)]
 pub struct AckTracker {
     start: u64,
     inherited_frontier: u64,
+    /// Inherited pending records this lease has not read yet (already in `pending`).
+    unread: BTreeSet<u64>,
     end: Option<u64>,
     last: Option<u64>,
     pending: BTreeSet<u64>,
@@ -88,19 +117,24 @@ impl AckTracker {
     /// A tracker for a shard whose first unacknowledged position is `start` (the shard's start
     /// or the checkpoint it resumes from).
     pub fn new(start: u64) -> Self {
-        Self::resuming(start, start)
+        Self::resuming(start, start, &[])
     }
 
-    /// A tracker resuming at `start` after an earlier lease that read up to `frontier`: the
-    /// records it acknowledged in between are skipped by the reader, so the frontier reported
-    /// never falls below the inherited one.
-    pub fn resuming(start: u64, frontier: u64) -> Self {
+    /// A tracker resuming at `start` after an earlier lease that read up to `frontier` and
+    /// left `pending` unacknowledged: the records it acknowledged in between are skipped by
+    /// the reader, so the frontier reported never falls below the inherited one, and the
+    /// inherited pending records stay pending — holding the checkpoint back and listed in every
+    /// report — until this lease reads and acknowledges them, however early it stops.
+    pub fn resuming(start: u64, frontier: u64, pending: &[u64]) -> Self {
+        let frontier = frontier.max(start);
+        let inherited: BTreeSet<u64> = pending.iter().copied().filter(|&o| o >= start && o < frontier).collect();
         Self {
             start,
-            inherited_frontier: frontier.max(start),
+            inherited_frontier: frontier,
             end: None,
             last: None,
-            pending: BTreeSet::new(),
+            pending: inherited.clone(),
+            unread: inherited,
             counters: AckCounters::default(),
         }
     }
@@ -113,7 +147,9 @@ impl AckTracker {
             return Err(AckError::OutOfOrder { offset, last });
         }
         self.last = Some(offset);
-        self.pending.insert(offset);
+        if !self.unread.remove(&offset) {
+            self.pending.insert(offset);
+        }
         Ok(())
     }
 
@@ -144,6 +180,11 @@ impl AckTracker {
     /// Marks the end of the shard: no record will be registered any more. `end` is the
     /// position just past the shard (its byte range end, or one past the last ordinal).
     pub fn finish(&mut self, end: u64) {
+        // An inherited pending record the reader never produced is no record (a shard's
+        // records do not change): it no longer holds the shard open.
+        for offset in std::mem::take(&mut self.unread) {
+            self.pending.remove(&offset);
+        }
         self.end = Some(end);
     }
 

@@ -139,7 +139,7 @@ fn the_checkpoint_carries_the_frontier_and_the_records_still_pending() {
 #[test]
 fn a_resumed_tracker_never_reports_a_frontier_below_the_one_it_inherited() {
     // An earlier lease read up to 500 and left 100 and 300 pending: the new one reads only those.
-    let mut t = AckTracker::resuming(100, 500);
+    let mut t = AckTracker::resuming(100, 500, &[100, 300]);
     t.register(100).expect("first");
     t.register(300).expect("second");
     assert_eq!((t.checkpoint().offset, t.checkpoint().frontier), (100, 500));
@@ -149,4 +149,117 @@ fn a_resumed_tracker_never_reports_a_frontier_below_the_one_it_inherited() {
     assert_eq!((c.offset, c.frontier, c.pending.len()), (301, 500, 0));
     t.register(500).expect("the next unread record");
     assert_eq!(t.checkpoint().frontier, 501);
+}
+
+#[test]
+fn inherited_pending_records_stay_pending_until_this_lease_acknowledges_them_even_if_it_stops_early() {
+    // The last lease read up to 500 and left 100 and 300 unacknowledged. This one acknowledges
+    // 100 and stops before reading 300: its report must still hold 300 back, or the next lease
+    // would skip it as acknowledged (a record lost).
+    let mut t = AckTracker::resuming(100, 500, &[100, 300]);
+    assert_eq!(t.checkpoint().pending, vec![100, 300], "pending from the start");
+    t.register(100).expect("first");
+    t.complete(100, Completion::Sent { bytes: 1 }).expect("pending");
+    let c = t.checkpoint();
+    assert_eq!((c.offset, c.frontier, c.pending.as_slice()), (300, 500, &[300][..]));
+    assert!(!c.complete);
+    t.register(300).expect("read at last");
+    t.complete(300, Completion::Sent { bytes: 1 }).expect("pending");
+    assert!(t.checkpoint().pending.is_empty());
+}
+
+#[test]
+fn an_inherited_pending_record_the_reader_never_produces_does_not_hold_the_shard_open() {
+    let mut t = AckTracker::resuming(100, 500, &[100, 300]);
+    t.register(100).expect("first");
+    t.complete(100, Completion::Sent { bytes: 1 }).expect("pending");
+    t.finish(600);
+    let c = t.checkpoint();
+    assert!(c.complete && c.pending.is_empty());
+}
+
+mod leases_over_one_shard {
+    use std::collections::{BTreeMap, BTreeSet};
+
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::ack::Resume;
+
+    /// One lease of the shard: how many records it reads before it stops (or the shard ends),
+    /// which of those it completes, and whether its last report is lost (the worker dies).
+    #[derive(Debug, Clone)]
+    struct LeaseRun {
+        reads: usize,
+        completes: Vec<bool>,
+        report_lost: bool,
+    }
+
+    fn lease_run() -> impl Strategy<Value = LeaseRun> {
+        (0usize..40, prop::collection::vec(prop::bool::weighted(0.8), 40), prop::bool::weighted(0.3))
+            .prop_map(|(reads, completes, report_lost)| LeaseRun { reads, completes, report_lost })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        /// Leases of one shard that stop anywhere, complete any subset of what they read and
+        /// lose their last report, each resuming from the last report that arrived: every
+        /// record is acknowledged in the reports exactly once and none is skipped unsent.
+        #[test]
+        fn every_record_is_acknowledged_exactly_once_whatever_the_leases_do(
+            runs in prop::collection::vec(lease_run(), 1..12),
+        ) {
+            let records: Vec<u64> = (0..60u64).map(|i| i * 10).collect();
+            let end = 600;
+            // The coordinator's view: the last report that arrived.
+            let mut resume = Resume::new(0, 0, &[]);
+            let mut counted: u64 = 0; // acknowledged records the reports count
+            let mut sent_ever: BTreeMap<u64, u32> = BTreeMap::new();
+            let mut done = false;
+            let mut leases = runs.clone();
+            // Finish with a lease that reads and completes everything.
+            leases.push(LeaseRun { reads: usize::MAX, completes: vec![true; 70], report_lost: false });
+            for run in &leases {
+                if done {
+                    break;
+                }
+                let pending: Vec<u64> = resume.pending.iter().copied().collect();
+                let mut t = AckTracker::resuming(resume.checkpoint, resume.frontier, &pending);
+                let mut read = Vec::new();
+                let mut ended = true;
+                for &o in &records {
+                    if resume.skips(o) {
+                        continue;
+                    }
+                    if read.len() >= run.reads {
+                        ended = false;
+                        break;
+                    }
+                    t.register(o).expect("increasing");
+                    read.push(o);
+                }
+                for (i, &o) in read.iter().enumerate() {
+                    if run.completes.get(i).copied().unwrap_or(true) {
+                        t.complete(o, Completion::Sent { bytes: 1 }).expect("pending");
+                        *sent_ever.entry(o).or_default() += 1;
+                    }
+                }
+                if ended {
+                    t.finish(end);
+                }
+                let c = t.checkpoint();
+                if run.report_lost {
+                    continue;
+                }
+                counted += c.counters.sent;
+                done = c.complete;
+                resume = Resume::new(c.offset, c.frontier, &c.pending);
+            }
+            prop_assert!(done, "the last lease completes the shard");
+            prop_assert_eq!(counted, records.len() as u64, "each record counted once");
+            let never: BTreeSet<u64> = records.iter().copied().filter(|o| !sent_ever.contains_key(o)).collect();
+            prop_assert!(never.is_empty(), "records skipped without ever being sent: {:?}", never);
+        }
+    }
 }

@@ -5,8 +5,10 @@
 //! the lease TTL after the heartbeat was *sent*; draining gives it back at once).
 //!
 //! Invariant: at every instant the shares the live workers enforce add up to no more than the
-//! limit. After a limit *decrease* a worker that cannot reach the coordinator keeps its old
-//! share until it lapses, so the bound is the largest limit in force within the last TTL.
+//! limit. A limit *decrease* is in force once a leader has served for a heartbeat round after
+//! it (nobody can tell the workers before); and a worker that cannot reach the coordinator
+//! keeps its old share until it lapses, so the bound is the largest limit that was in force
+//! within the last TTL.
 
 use std::collections::BTreeMap;
 
@@ -92,6 +94,8 @@ struct World {
     term: u64,
     limit: u32,
     limits: Vec<(Millis, u32)>,
+    /// When each leader started and stopped serving.
+    leaders: Vec<(Millis, Option<Millis>)>,
     generation: i64,
     latency: Vec<Millis>,
     next_latency: usize,
@@ -119,6 +123,7 @@ impl World {
         let pods = self.workers.iter().filter(|w| w.alive).map(|w| w.name.clone()).collect();
         c.set_prior_workers("ns", "d", pods);
         self.leader = Some(c);
+        self.leaders.push((self.now, None));
     }
 
     fn request(&self, i: usize) -> HeartbeatRequest {
@@ -193,6 +198,12 @@ impl World {
                 w.leases.extend(r.granted);
                 w.rate = if w.draining { 0 } else { r.share.requests_per_second };
                 w.valid_until = sent + u64::from(r.lease_ttl_ms);
+                if std::env::var_os("CHURN_TRACE").is_some() {
+                    eprintln!(
+                        "{} {} applies {} (sent {}, term {}) until {}",
+                        self.now, w.name, w.rate, sent, r.term, w.valid_until
+                    );
+                }
                 if draining_request {
                     // Its goodbye was heard: the process exits.
                     w.alive = false;
@@ -247,6 +258,9 @@ impl World {
             }
             Op::Partition(i, d) if i < n => self.workers[i].partitioned_until = self.now + d,
             Op::LeaderChange(gap) if self.leader.take().is_some() => {
+                if let Some(last) = self.leaders.last_mut() {
+                    last.1 = Some(self.now);
+                }
                 self.at(self.now + gap, Event::LeaderStart);
             }
             Op::Limit(rps) => {
@@ -261,20 +275,79 @@ impl World {
         }
     }
 
-    /// The largest limit in force at any time within `window` before now.
+    /// When a limit set at `changed` is in force at the workers: once a leader has served a
+    /// whole heartbeat round (interval plus the slowest round trip) after it.
+    fn in_force_at(&self, changed: Millis) -> Option<Millis> {
+        let round = INTERVAL + 2 * 400;
+        self.leaders
+            .iter()
+            .filter_map(|&(start, stop)| {
+                let from = start.max(changed);
+                let ready = from + round;
+                stop.is_none_or(|s| s >= ready).then_some(ready)
+            })
+            .min()
+    }
+
+    /// The largest limit that was in force at the workers at any time within `window` before
+    /// now (a decrease counts from when it is in force, see [`World::in_force_at`]).
     fn bound(&self, window: Millis) -> u32 {
         let since = self.now.saturating_sub(window);
         let mut bound = 0;
-        let mut in_force = self.limits.first().map_or(0, |l| l.1);
-        for &(t, l) in &self.limits {
-            if t <= since {
-                in_force = l;
-            } else {
+        for (i, &(_, l)) in self.limits.iter().enumerate() {
+            let superseded = self.limits.get(i + 1).map(|&(t, next)| {
+                // An increase holds at once; a decrease only once in force.
+                if next >= l { t } else { self.in_force_at(t).unwrap_or(Millis::MAX) }
+            });
+            if superseded.is_none_or(|end| end > since) {
                 bound = bound.max(l);
             }
         }
-        bound.max(in_force)
+        bound
     }
+}
+
+/// Runs one scenario; the first instant at which the shares in force exceed the bound, if any.
+fn simulate(ops: &[(Millis, Op)], latency: Vec<Millis>) -> Result<(), String> {
+    let t0: Millis = 1_000_000;
+    let mut world = World {
+        now: t0,
+        queue: BTreeMap::new(),
+        seq: 0,
+        workers: Vec::new(),
+        leader: None,
+        term: 0,
+        limit: 200,
+        limits: vec![(t0, 200)],
+        leaders: Vec::new(),
+        generation: 1,
+        latency,
+        next_latency: 0,
+    };
+    world.start_leader();
+    let mut t = t0;
+    for (gap, op) in ops {
+        t += gap;
+        world.at(t, Event::Op(*op));
+    }
+    let end = t + 30_000;
+    while let Some(((at, _), e)) = world.queue.pop_first() {
+        if at > end {
+            break;
+        }
+        world.now = at;
+        world.step(e);
+        let enforced: u32 = world.workers.iter().map(|w| w.enforced(at)).sum();
+        let bound = world.bound(TTL + CLOCK_MARGIN_MS);
+        if enforced > bound {
+            return Err(format!(
+                "at {} ms shares add up to {enforced} > limit {bound}: {:?}",
+                at - t0,
+                world.workers.iter().map(|w| (w.name.as_str(), w.enforced(at), w.alive)).collect::<Vec<_>>()
+            ));
+        }
+    }
+    Ok(())
 }
 
 proptest! {
@@ -285,44 +358,45 @@ proptest! {
         ops in prop::collection::vec((200u64..4_000, op()), 5..60),
         latency in prop::collection::vec(0u64..400, 1..16),
     ) {
-        let t0: Millis = 1_000_000;
-        let mut world = World {
-            now: t0,
-            queue: BTreeMap::new(),
-            seq: 0,
-            workers: Vec::new(),
-            leader: None,
-            term: 0,
-            limit: 200,
-            limits: vec![(t0, 200)],
-            generation: 1,
-            latency,
-            next_latency: 0,
-        };
-        world.start_leader();
-        let mut t = t0;
-        for (gap, op) in &ops {
-            t += gap;
-            world.at(t, Event::Op(*op));
+        if let Err(e) = simulate(&ops, latency) {
+            prop_assert!(false, "{}", e);
         }
-        let end = t + 30_000;
-        let mut worst = 0u32;
-        while let Some(((at, _), e)) = world.queue.pop_first() {
-            if at > end {
-                break;
-            }
-            world.now = at;
-            world.step(e);
-            let enforced: u32 = world.workers.iter().map(|w| w.enforced(at)).sum();
-            let bound = world.bound(TTL + CLOCK_MARGIN_MS);
-            worst = worst.max(enforced);
-            prop_assert!(
-                enforced <= bound,
-                "at {} ms shares add up to {enforced} > limit {bound}: {:?}",
-                at - t0,
-                world.workers.iter().map(|w| (w.name.as_str(), w.enforced(at), w.alive)).collect::<Vec<_>>()
-            );
-        }
-        let _ = worst;
     }
+}
+
+#[test]
+fn a_limit_lowered_while_no_leader_leads() {
+    use Op::*;
+    let ops = [
+        (200, Join),
+        (1465, Join),
+        (2194, Join),
+        (1182, Join),
+        (720, LeaderChange(8568)),
+        (2880, Limit(50)),
+        (658, Join),
+        (2288, Join),
+        (2276, Kill(6)),
+        (1417, LeaderChange(7694)),
+        (200, Terminate(6)),
+        (2461, Join),
+        (3661, Join),
+    ];
+    let latency = vec![173, 100, 27, 72, 47, 368, 215, 0, 16, 319, 304, 72, 204, 285];
+    assert_eq!(simulate(&ops, latency), Ok(()));
+}
+
+#[test]
+fn a_worker_joining_while_no_leader_leads_gets_nothing_from_the_next_until_earlier_grants_lapse() {
+    use Op::*;
+    let ops = [
+        (200, Join),
+        (2518, Kill(1)),
+        (558, LeaderChange(7139)),
+        (3052, Join),
+        (2109, Limit(50)),
+        (1979, Limit(51)),
+        (200, Terminate(2)),
+    ];
+    assert_eq!(simulate(&ops, vec![0, 5, 42]), Ok(()));
 }

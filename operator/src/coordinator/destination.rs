@@ -40,12 +40,9 @@ pub(super) struct Observed {
 /// leader granted. See [`DestinationState::begin_warm_up`].
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(super) struct WarmUp {
-    /// Requests/s of earlier grants not reported yet.
-    pub amount: u32,
     /// When every earlier grant has lapsed for sure.
     pub until: Millis,
-    /// Workers that reported in this term (their first report took their share out of
-    /// `amount`, and their leases are known).
+    /// Workers that reported in this term (their shares and leases are known).
     pub reported: std::collections::BTreeSet<String>,
     /// The worker pods that existed when the term began (and still do), once the Destination
     /// controller said: when all of them have reported, nothing is unknown any more.
@@ -88,13 +85,14 @@ impl DestinationState {
 
     /// A new leader does not know which shares and leases the last one granted: they stay in
     /// force at the workers until their time-to-live runs out (`until`). Until then, or until
-    /// every worker pod that existed has reported, the whole limit is held back less what each
-    /// worker reports enforcing at its first heartbeat — so the sum of shares in force never
-    /// exceeds the limit across the leader change, while workers that report keep their shares
-    /// and go on sending — and no lease is granted, since a shard that looks pending may still
-    /// be leased to a worker that has not reported yet.
+    /// every worker pod that existed has reported, no share grows: a worker keeps what it
+    /// reports enforcing (or less, if its target is smaller) and a new one gets nothing — so
+    /// the sum of shares in force never exceeds the limit across the leader change, even if
+    /// the limit was lowered meanwhile, while workers that report go on sending — and no lease
+    /// is granted, since a shard that looks pending may still be leased to a worker that has
+    /// not reported yet.
     pub fn begin_warm_up(&mut self, until: Millis) {
-        self.warm_up = Some(WarmUp { amount: spec_rps(&self.spec), until, ..WarmUp::default() });
+        self.warm_up = Some(WarmUp { until, ..WarmUp::default() });
     }
 
     /// The worker pods that exist now (names); those not reported yet are what the warm-up
@@ -129,9 +127,9 @@ impl DestinationState {
         }
     }
 
-    /// What is still held back at `now`.
+    /// What is held back at `now` for grants not known yet: everything while warming up.
     pub fn reserved(&mut self, now: Millis) -> u32 {
-        if self.warming_up(now) { self.warm_up.as_ref().map_or(0, |w| w.amount) } else { 0 }
+        if self.warming_up(now) { self.aimd.effective() } else { 0 }
     }
 
     /// Takes a new spec; the limit re-bases at once.
@@ -151,12 +149,9 @@ impl DestinationState {
     /// Records what the worker said about itself: whether it is new, and whether it is a new
     /// process under a known name (the one before has ended: its share is void).
     pub fn observe_worker(&mut self, req: &HeartbeatRequest, now: Millis) -> Observed {
-        if let Some(r) = &mut self.warm_up
-            && r.reported.insert(req.worker.clone())
-        {
-            // Its share, granted by an earlier leader, is known now: it is counted as the
-            // worker's own from here on.
-            r.amount = r.amount.saturating_sub(req.applied_share);
+        if let Some(r) = &mut self.warm_up {
+            // Its share and leases, granted by an earlier leader, are known now.
+            r.reported.insert(req.worker.clone());
         }
         let previous = self.workers.get(&req.worker);
         let restarted = previous.is_some_and(|p| p.incarnation != 0 && p.incarnation != req.incarnation);
@@ -182,8 +177,11 @@ impl DestinationState {
         }
     }
 
-    /// Decides `worker`'s share (to be sent to it now) and records it as sent.
-    pub fn share_of(&mut self, worker: &str, now: Millis) -> RateShare {
+    /// Decides `worker`'s share (to be sent to it now) and records it as sent. The flag says
+    /// whether its share is in transition: it differs from what the worker enforces, or the
+    /// worker waits for others to give capacity up — then a quick next heartbeat hands
+    /// capacity over sooner.
+    pub fn share_of(&mut self, worker: &str, now: Millis) -> (RateShare, bool) {
         let names: Vec<String> = self.workers.keys().cloned().collect();
         let ws: Vec<WorkerShare> = self
             .workers
@@ -192,13 +190,15 @@ impl DestinationState {
             .map(|(w, demand)| WorkerShare { demand, granted: w.granted, applied: w.applied })
             .collect();
         let effective = self.aimd.effective();
-        let Some(i) = names.iter().position(|n| n == worker) else { return RateShare::default() };
-        // Earlier grants not reported yet (a new leader's warm-up) are held back.
+        let Some(i) = names.iter().position(|n| n == worker) else { return (RateShare::default(), false) };
+        // While grants of an earlier leader may be unknown (warm-up), no share grows.
         let reserved = self.reserved(now);
         let draining = self.workers.get(worker).is_some_and(|w| w.draining);
         // A draining worker starts no new attempt: it gets nothing, and what it had is free as
         // soon as it reports enforcing nothing (it stops at once).
         let grant = if draining { 0 } else { shares::grant_for(effective, &ws, i, reserved) };
+        let target = if draining { 0 } else { shares::targets(effective, &ws)[i] };
+        let transition = grant != ws[i].applied || grant < target;
         if let Some(w) = self.workers.get_mut(worker) {
             w.granted = grant;
         }
@@ -218,13 +218,14 @@ impl DestinationState {
         };
         let bytes_per_second =
             rl.bytes_per_second.map(|b| shares::split_with_floor(scaled(b.max(1) as u64), &demands, 1)[i]);
-        RateShare {
+        let share = RateShare {
             requests_per_second: grant,
             burst: burst.min(u64::from(u32::MAX)) as u32,
             bytes_per_second,
             requests_today: None,
             max_in_flight: max_in_flight.min(u64::from(u32::MAX)) as u32,
-        }
+        };
+        (share, transition)
     }
 
     /// The runtime view, with the autoscaling decision (updates the cooldown clock).

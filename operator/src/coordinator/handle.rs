@@ -37,6 +37,9 @@ impl Default for CoordinatorConfig {
     }
 }
 
+/// Heartbeat interval asked of a worker whose share is in transition.
+pub const TRANSITION_HEARTBEAT_MS: u32 = 200;
+
 /// Slack added to every time-to-live the coordinator counts, for the difference in rate
 /// between its clock and a worker's (both monotonic in practice) and for scheduling delays.
 pub const CLOCK_MARGIN_MS: Millis = 1_000;
@@ -402,7 +405,7 @@ impl Coordinator {
             }
             // While the Destination warms up, a shard that looks pending may still be leased to
             // a worker that has not reported yet: nothing is granted or pre-empted. A worker of an
-            // older protocol version may not read every shard kind: it gets no new lease.
+            // older protocol version may not read every shard kind.
             let grantable = !req.draining
                 && !dest.spec.suspend
                 && !dest.warming_up(now)
@@ -429,7 +432,7 @@ impl Coordinator {
                 });
             };
             dest.set_holds_leases(&req.worker, holds_leases);
-            let share = dest.share_of(&req.worker, now);
+            let (share, transition) = dest.share_of(&req.worker, now);
             let destination = (req.destination_generation != dest.generation)
                 .then(|| DestinationConfig { generation: dest.generation, spec: (&dest.spec).into() });
             HeartbeatResponse {
@@ -439,7 +442,13 @@ impl Coordinator {
                 destination,
                 revoked,
                 granted,
-                heartbeat_interval_ms: config.heartbeat_interval_ms,
+                // A share in transition is settled sooner: the worker reports what it enforces
+                // (or asks for the capacity others gave up) after a short interval.
+                heartbeat_interval_ms: if transition {
+                    config.heartbeat_interval_ms.min(TRANSITION_HEARTBEAT_MS)
+                } else {
+                    config.heartbeat_interval_ms
+                },
                 lease_ttl_ms: config.lease_ttl_ms,
                 term: term.unwrap_or(0),
             }

@@ -72,9 +72,11 @@ fn a_first_heartbeat_gets_the_config_the_whole_limit_and_leases() {
     assert_eq!(r.share.burst, 11);
     assert_eq!(r.share.max_in_flight, 16);
     assert_eq!(r.granted.len(), 2);
-    assert_eq!((r.lease_ttl_ms, r.heartbeat_interval_ms), (15_000, 1_000));
+    assert_eq!(r.lease_ttl_ms, 15_000);
+    assert_eq!(r.heartbeat_interval_ms, 200, "a share in transition (granted 100, enforcing 0) is settled sooner");
     let r = c.heartbeat(&hb("w1", 1, 50, 100, 0), 2_000).expect("known destination");
     assert!(r.destination.is_none(), "the worker's config is current");
+    assert_eq!(r.heartbeat_interval_ms, 1_000, "settled: the regular interval");
     assert!(r.granted.is_empty(), "no free slot");
 }
 
@@ -285,18 +287,6 @@ fn a_report_about_another_destinations_package_is_revoked_and_ignored() {
     assert_eq!(c.package_snapshot("ns", "other").map(|p| (p.counters.sent, p.active.len())), Some((0, 0)));
 }
 
-#[test]
-fn a_worker_of_an_older_protocol_version_gets_no_new_lease_until_a_current_one_asks() {
-    let c = coordinator();
-    c.upsert_package(plan("p", "d", 0, 0, 2));
-    let old = HeartbeatRequest { protocol_version: 1, ..hb("w-old", 1, 10, 0, 2) };
-    let r = c.heartbeat(&old, 0).expect("an old worker is still answered");
-    assert!(r.granted.is_empty(), "it may not read every shard kind");
-    assert_eq!(r.protocol_version, PROTOCOL_VERSION);
-    let r = c.heartbeat(&hb("w-new", 1, 10, 0, 2), 100).expect("ok");
-    assert_eq!(r.granted.len(), 2);
-}
-
 /// A coordinator in term 1 that began at `t0` (its warm-up runs to `t0` + TTL + margin).
 fn new_term(t0: u64) -> Coordinator {
     let c = Coordinator::new(CoordinatorConfig::default());
@@ -438,4 +428,16 @@ fn a_lease_given_back_by_a_draining_worker_goes_to_another_worker_at_once() {
     let r = c.heartbeat(&hb("w2", 1, 100, 0, 1), 200).expect("ok");
     assert_eq!(r.granted.len(), 1, "not after the lease TTL: at once");
     assert_eq!((r.granted[0].checkpoint, r.granted[0].counters.sent), (40, 4));
+}
+
+#[test]
+fn a_worker_of_an_older_protocol_version_gets_no_new_lease_until_a_current_one_asks() {
+    let c = coordinator();
+    c.upsert_package(plan("p", "d", 0, 0, 2));
+    let old = HeartbeatRequest { protocol_version: 1, ..hb("w-old", 1, 10, 0, 2) };
+    let r = c.heartbeat(&old, 0).expect("an old worker is still answered");
+    assert!(r.granted.is_empty(), "it may not read every shard kind");
+    assert_eq!(r.protocol_version, PROTOCOL_VERSION);
+    let r = c.heartbeat(&hb("w-new", 1, 10, 0, 2), 100).expect("ok");
+    assert_eq!(r.granted.len(), 2);
 }

@@ -1,10 +1,11 @@
-//! The common start of a delivery test: the operator for a fresh namespace, a partner
-//! simulator, JSON-lines records on disk, Destination `partner` and Datum `users` applied.
+//! The common start of a delivery test: the operator pod for a fresh namespace, a partner
+//! simulator on the node IP, JSON-lines records in MiniDFS, Destination `partner` and Datum
+//! `users` applied.
 
 use courier_e2e::cluster::Cluster;
 use courier_e2e::sim::{SimConfig, Simulator};
 
-use super::{Operator, apply_yaml, datum_yaml, package_yaml, setup, simulator, write_records};
+use super::{Operator, Records, apply_yaml, datum_yaml, package_yaml, setup, simulator};
 
 /// Everything a delivery test works with; no package applied yet.
 pub struct Ground {
@@ -14,7 +15,7 @@ pub struct Ground {
     pub operator: Operator,
     pub sim: Simulator,
     /// Holds `files` files of records `r-<file>-<n>`.
-    pub data: tempfile::TempDir,
+    pub data: Records,
     /// Every record's id (its idempotency key at the partner).
     pub ids: Vec<String>,
 }
@@ -31,8 +32,8 @@ pub async fn start_ground(
     let client = cluster.client().await;
     let operator = Operator::start(&cluster, &ns);
     let sim = simulator(sim_config).await;
-    let data = tempfile::tempdir().expect("tempdir");
-    let ids = write_records(data.path(), files, per_file, "r");
+    let data = Records::new(prefix).await;
+    let ids = data.write("", files, per_file, "r").await;
     apply_yaml(&client, &ns, &destination(&sim.url())).await;
     apply_yaml(&client, &ns, &datum_yaml("users")).await;
     Ground { cluster, ns, client, operator, sim, data, ids }
@@ -41,7 +42,7 @@ pub async fn start_ground(
 impl Ground {
     /// Applies package `name` of every record, for `partner` and `users`, with `extra` spec lines.
     pub async fn apply_package(&self, name: &str, extra: &str) {
-        let pattern = format!("{}/*.jsonl", self.data.path().display());
+        let pattern = self.data.pattern("");
         apply_yaml(&self.client, &self.ns, &package_yaml(name, "partner", "users", &pattern, extra)).await;
     }
 }

@@ -15,9 +15,10 @@ use super::Operator;
 /// How long a whole test delivery may take.
 pub const DELIVERY: Duration = Duration::from_secs(180);
 
-/// The partner simulator on a free loopback port.
+/// The partner simulator on a free port of the node IP, where worker pods reach it.
 pub async fn simulator(config: SimConfig) -> Simulator {
-    Simulator::start("127.0.0.1:0", config).await.expect("start the partner simulator")
+    let addr = format!("{}:0", courier_e2e::cluster::node_ip());
+    Simulator::start(&addr, config).await.expect("start the partner simulator")
 }
 
 /// The package as the API server has it.

@@ -12,7 +12,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::progress::{FailureTally, LeaseProgress};
 use super::{LeaseWork, Shared};
-use crate::ack::{AckTracker, Completion};
+use crate::ack::{AckTracker, Completion, Resume};
 use crate::deadletter::{AnySink, DeadLetter, DeadLetterError, DeadLetterWriter, dead_letter_file_name};
 use crate::protocol::LeaseCounters;
 use crate::record::{Decoded, Record};
@@ -118,7 +118,7 @@ fn open_books(shared: &Shared, work: &LeaseWork) -> Result<Books, DeadLetterErro
     let name = dead_letter_file_name(&shard_id, &shared.worker, work.key.package_attempt);
     let sink = AnySink::open(&work.dead_letter_dir, &name)?;
     Ok(Books {
-        tracker: AckTracker::resuming(work.checkpoint, work.frontier),
+        tracker: AckTracker::resuming(work.checkpoint, work.frontier, &work.pending),
         own: LeaseCounters::default(),
         failures: FailureTally::default(),
         dead_letters: DeadLetterWriter::new(sink),
@@ -184,12 +184,8 @@ async fn deliver(
         (!work.only_offsets.is_empty()).then(|| work.only_offsets.iter().copied().collect());
     // Records an earlier lease read: between the checkpoint and its frontier, only those it
     // left pending are sent again.
-    let resend: HashSet<u64> = work.pending.iter().copied().collect();
-    let skip = |offset: u64| {
-        offset < work.checkpoint
-            || (offset < work.frontier && !resend.contains(&offset))
-            || only.as_ref().is_some_and(|o| !o.contains(&offset))
-    };
+    let resume = Resume::new(work.checkpoint, work.frontier, &work.pending);
+    let skip = |offset: u64| resume.skips(offset) || only.as_ref().is_some_and(|o| !o.contains(&offset));
     let key_header = work.builder.key_header().clone();
     let mut gate = shared.gate.clone();
     let mut in_flight = FuturesUnordered::new();
@@ -238,7 +234,7 @@ async fn deliver(
                     if skip(offset) {
                         continue;
                     }
-                    let resent = resend.contains(&offset);
+                    let resent = resume.resends(offset);
                     shared.metrics.records_read.inc();
                     books.own.read += 1;
                     books.tracker.register(offset)?;

@@ -11,7 +11,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::auth::Auth;
-use super::client::{Gated, HttpClient, Outgoing, Response};
+use super::client::{Gate, Gated, HttpClient, Outgoing, Response};
 use super::config::SendConfig;
 use super::observer::{AttemptReport, SendObserver, Throttle};
 use super::retry::{RetryConfig, RetryLogic, Verdict};
@@ -120,43 +120,50 @@ impl Sender {
             }
             attempt += 1;
             let counted = attempt - throttled;
-            let auth = match self.auth.header().await {
-                Ok(h) => h,
-                Err(e) => {
-                    // No credentials: retried like a connect error, without touching the partner.
-                    if counted >= max_attempts {
-                        return Delivery::Failed(Failure { attempts: attempt, response: None, error: e.to_string() });
-                    }
-                    pause(self.retry.backoff(counted), stop).await;
-                    continue;
-                }
-            };
-            let used_auth = auth.as_ref().map(|(_, v)| v.clone());
             let outgoing = Outgoing {
                 method: &request.method,
                 uri: &request.uri,
                 headers: &request.headers,
-                extra: [key.as_ref().map(|v| (key_header, v)), auth.as_ref().map(|(n, v)| (n, v))],
+                extra: [key.as_ref().map(|v| (key_header, v)), None],
                 body: &request.body,
             };
             // The limiter is passed with a connection in hand, right before the request is
-            // written: a slow connect never bunches requests the limiter spaced out. When the
-            // limiter admits at once (the usual case) the stop signal is not even registered
-            // with, which costs a lock per attempt.
+            // written, and the auth header is taken after it (so a token never expires while
+            // the request waits): a slow connect never bunches requests the limiter spaced
+            // out. When the limiter admits at once (the usual case) the stop signal is not even
+            // registered with, which costs a lock per attempt.
             let mut limiter_wait = std::time::Duration::ZERO;
+            let mut used_auth = None;
             let gate = async {
                 let waited = tokio::select! {
                     biased;
                     waited = self.limiter.acquire(bytes) => waited,
-                    () = stop.cancelled() => return false,
+                    () = stop.cancelled() => return Gate::Hold,
                 };
                 limiter_wait = waited;
-                !stop.is_cancelled()
+                if stop.is_cancelled() {
+                    return Gate::Hold;
+                }
+                match self.auth.header().await {
+                    Ok(header) => {
+                        used_auth = header.as_ref().map(|(_, v)| v.clone());
+                        Gate::Go(header)
+                    }
+                    Err(e) => Gate::Fail(e.to_string()),
+                }
             };
             let started = Instant::now();
             let result = match self.client.execute_gated(outgoing, self.config.timeout, gate).await {
                 Gated::Sent(result) => result,
                 Gated::Held => return Delivery::Abandoned { attempts: attempt - 1 },
+                Gated::Failed(error) => {
+                    // No credentials: retried like a connect error, without touching the partner.
+                    if counted >= max_attempts {
+                        return Delivery::Failed(Failure { attempts: attempt, response: None, error });
+                    }
+                    pause(self.retry.backoff(counted), stop).await;
+                    continue;
+                }
             };
             self.observer.attempt(&AttemptReport {
                 attempt,

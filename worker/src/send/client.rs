@@ -66,7 +66,15 @@ pub struct Outgoing<'a> {
     pub body: &'a Bytes,
 }
 
-impl Outgoing<'_> {
+impl<'a> Outgoing<'a> {
+    /// The same request with `header` as its second per-attempt header.
+    fn with_header(self, header: Option<&'a (HeaderName, HeaderValue)>) -> Outgoing<'a> {
+        match header {
+            Some((n, v)) => Outgoing { extra: [self.extra[0], Some((n, v))], ..self },
+            None => self,
+        }
+    }
+
     fn extras(&self) -> impl Iterator<Item = (&HeaderName, &HeaderValue)> + Clone {
         self.extra.iter().flatten().map(|(n, v)| (*n, *v))
     }
@@ -127,22 +135,23 @@ impl HttpClient {
 
     /// Sends `request` and reads the response, all within `timeout`.
     pub async fn execute(&self, request: Outgoing<'_>, timeout: Duration) -> Result<Response, AttemptError> {
-        match self.execute_gated(request, timeout, std::future::ready(true)).await {
+        match self.execute_gated(request, timeout, std::future::ready(Gate::Go(None))).await {
             Gated::Sent(result) => result,
-            Gated::Held => unreachable_hold(),
+            Gated::Held | Gated::Failed(_) => unreachable_hold(),
         }
     }
 
-    /// Like [`HttpClient::execute`], but the request goes on the wire only once `gate` says
-    /// `true` — awaited with a connection ready (a pooled one, or one just opened), so the
-    /// instant the limiter admits a request is the instant it is written, however long
-    /// connecting took. `false` sends nothing ([`Gated::Held`]). Connecting and the exchange
-    /// each get `timeout`; waiting at the gate does not count against it.
+    /// Like [`HttpClient::execute`], but the request goes on the wire only once `gate` lets
+    /// it — awaited with a connection ready (a pooled one, or one just opened), so the instant
+    /// the limiter admits a request is the instant it is written, however long connecting
+    /// took. The gate may add one header (the auth header, fetched after the wait so it is
+    /// fresh) or stop the request ([`Gated::Held`], [`Gated::Failed`]). Connecting and the
+    /// exchange each get `timeout`; waiting at the gate does not count against it.
     pub async fn execute_gated(
         &self,
         request: Outgoing<'_>,
         timeout: Duration,
-        gate: impl std::future::Future<Output = bool>,
+        gate: impl std::future::Future<Output = Gate>,
     ) -> Gated {
         let timed_out = || AttemptError {
             kind: TransportError::Timeout,
@@ -150,9 +159,12 @@ impl HttpClient {
         };
         let Some(pool) = self.lean(request.uri) else {
             // hyper-util connects inside the request: the gate is passed first.
-            if !gate.await {
-                return Gated::Held;
-            }
+            let header = match gate.await {
+                Gate::Go(header) => header,
+                Gate::Hold => return Gated::Held,
+                Gate::Fail(e) => return Gated::Failed(e),
+            };
+            let request = request.with_header(header.as_ref());
             let exchange = async {
                 let response = self.inner.request(request.to_hyper()).await.map_err(|e| connect_error(&e))?;
                 read_response(response).await
@@ -164,10 +176,17 @@ impl HttpClient {
             Ok(Err(e)) => return Gated::Sent(Err(connect_error(&e))),
             Err(_) => return Gated::Sent(Err(timed_out())),
         };
-        if !gate.await {
-            pool.checkin(checkout);
-            return Gated::Held;
-        }
+        let header = match gate.await {
+            Gate::Go(header) => header,
+            stop => {
+                pool.checkin(checkout);
+                return match stop {
+                    Gate::Fail(e) => Gated::Failed(e),
+                    _ => Gated::Held,
+                };
+            }
+        };
+        let request = request.with_header(header.as_ref());
         let exchange = self.exchange_on(pool, checkout, request);
         Gated::Sent(tokio::time::timeout(timeout, exchange).await.unwrap_or_else(|_| Err(timed_out())))
     }
@@ -216,13 +235,26 @@ impl HttpClient {
     }
 }
 
+/// What a gate lets through.
+#[derive(Debug)]
+pub enum Gate {
+    /// Send now, with this header added (replacing one of the same name).
+    Go(Option<(HeaderName, HeaderValue)>),
+    /// Send nothing (the record is given up on for now).
+    Hold,
+    /// Send nothing: this went wrong before the request could go (no credentials).
+    Fail(String),
+}
+
 /// What became of a gated attempt.
 #[derive(Debug)]
 pub enum Gated {
     /// It went out (or failed trying): the exchange's result.
     Sent(Result<Response, AttemptError>),
-    /// The gate said no: nothing was sent.
+    /// The gate said hold: nothing was sent.
     Held,
+    /// The gate failed: nothing was sent.
+    Failed(String),
 }
 
 fn unreachable_hold() -> Result<Response, AttemptError> {

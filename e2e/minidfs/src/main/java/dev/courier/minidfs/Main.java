@@ -9,27 +9,26 @@ import java.util.concurrent.CountDownLatch;
 import org.apache.hadoop.conf.Configuration;
 import org.apache.hadoop.hdfs.DFSConfigKeys;
 import org.apache.hadoop.hdfs.HdfsConfiguration;
-import org.apache.hadoop.hdfs.MiniDFSCluster;
 import sun.misc.Signal;
 
 /**
- * Starts a MiniDFSCluster (one NameNode, N DataNodes) on fixed loopback ports,
- * prints one line {@code MINIDFS READY <uri>} on stdout once it accepts
- * reads and writes, and shuts it down on stdin EOF (unless
- * {@code --no-stdin}) or on SIGTERM/SIGINT.
+ * Starts a small HDFS (one NameNode, N DataNodes, see {@link LocalDfs}) on
+ * fixed ports of one address, prints one line {@code MINIDFS READY <uri>} on
+ * stdout once it accepts reads and writes, and shuts it down on stdin EOF
+ * (unless {@code --no-stdin}) or on SIGTERM/SIGINT.
  */
 public final class Main {
   /** The line prefix scripts and tests wait for. */
   public static final String READY_PREFIX = "MINIDFS READY ";
 
   private static final String USAGE =
-      "usage: Main --data-dir DIR [--port 9000] [--http-port 9870] [--datanodes 1]"
-          + " [--no-stdin] [--conf key=value]...";
+      "usage: Main --data-dir DIR [--host 127.0.0.1] [--port 9000] [--http-port 9870]"
+          + " [--datanodes 1] [--no-stdin] [--conf key=value]...";
 
-  private final MiniDFSCluster cluster;
+  private final LocalDfs cluster;
   private boolean stopped;
 
-  private Main(MiniDFSCluster cluster) {
+  private Main(LocalDfs cluster) {
     this.cluster = cluster;
   }
 
@@ -44,7 +43,14 @@ public final class Main {
       return;
     }
 
-    MiniDFSCluster cluster = start(options);
+    LocalDfs cluster;
+    try {
+      cluster = start(options);
+    } catch (IOException e) {
+      e.printStackTrace();
+      System.exit(1);
+      return;
+    }
     Main main = new Main(cluster);
     CountDownLatch done = new CountDownLatch(1);
 
@@ -66,8 +72,7 @@ public final class Main {
       watcher.start();
     }
 
-    // Report the loopback address we bound (getURI() says "localhost").
-    System.out.println(READY_PREFIX + "hdfs://127.0.0.1:" + cluster.getNameNodePort());
+    System.out.println(READY_PREFIX + cluster.uri());
     System.out.flush();
 
     done.await();
@@ -75,7 +80,7 @@ public final class Main {
     System.exit(0);
   }
 
-  private static MiniDFSCluster start(Options options) throws IOException {
+  private static LocalDfs start(Options options) throws IOException, InterruptedException {
     File dataDir = new File(options.dataDir).getAbsoluteFile();
     Configuration conf = new HdfsConfiguration();
     // Any user may write anywhere: tests run as whoever runs them.
@@ -85,21 +90,10 @@ public final class Main {
     // so that multi-block reads can be exercised with small fixtures.
     conf.setLong(DFSConfigKeys.DFS_NAMENODE_MIN_BLOCK_SIZE_KEY, 4096);
     conf.set("hadoop.tmp.dir", new File(dataDir, "tmp").getPath());
-    // Only loopback: MiniDFSCluster already uses 127.0.0.1 for its own
-    // addresses; pin the bind hosts too so nothing listens on 0.0.0.0.
-    conf.set(DFSConfigKeys.DFS_NAMENODE_RPC_BIND_HOST_KEY, "127.0.0.1");
-    conf.set(DFSConfigKeys.DFS_NAMENODE_HTTP_BIND_HOST_KEY, "127.0.0.1");
     for (String[] kv : options.conf) {
       conf.set(kv[0], kv[1]);
     }
-
-    return new MiniDFSCluster.Builder(conf, dataDir)
-        .nameNodePort(options.port)
-        .nameNodeHttpPort(options.httpPort)
-        .numDataNodes(options.dataNodes)
-        .format(true)
-        .waitSafeMode(true)
-        .build();
+    return LocalDfs.start(conf, dataDir, options.host, options.port, options.httpPort, options.dataNodes);
   }
 
   private synchronized void stop() {
@@ -126,6 +120,7 @@ public final class Main {
   /** Command-line options. */
   private static final class Options {
     String dataDir;
+    String host = "127.0.0.1";
     int port = 9000;
     int httpPort = 9870;
     int dataNodes = 1;
@@ -138,6 +133,7 @@ public final class Main {
         String arg = args[i];
         switch (arg) {
           case "--data-dir" -> o.dataDir = value(args, ++i, arg);
+          case "--host" -> o.host = value(args, ++i, arg);
           case "--port" -> o.port = intValue(args, ++i, arg);
           case "--http-port" -> o.httpPort = intValue(args, ++i, arg);
           case "--datanodes" -> o.dataNodes = intValue(args, ++i, arg);

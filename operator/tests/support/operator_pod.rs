@@ -1,0 +1,258 @@
+//! The operator under test as pods on the local node: the `courier/operator:dev` image with a
+//! ServiceAccount bound to the ClusterRole of config/rbac, watching only the test's namespace.
+
+use std::time::Duration;
+
+use courier_e2e::cluster::{Cluster, repo_root};
+use courier_e2e::pods::{self, Node};
+
+use super::teardown;
+
+/// The operator image the local node has (e2e/images/build.sh).
+pub const OPERATOR_IMAGE: &str = "courier/operator:dev";
+/// The worker image the operator gives worker pods.
+pub const WORKER_IMAGE: &str = "courier/worker:dev";
+/// Coordinator and metrics ports of the operator container.
+const COORDINATOR_PORT: u16 = 8443;
+const METRICS_PORT: u16 = 8080;
+/// How long an operator pod may take to be Ready.
+const READY: Duration = Duration::from_secs(90);
+
+/// One operator pod; the namespace goes with the first replica dropped.
+pub struct Operator {
+    cluster: Cluster,
+    namespace: String,
+    /// The pod's name; an elected replica's Lease identity is this plus `_` and a random suffix.
+    pub pod: String,
+    /// The same as `pod` (the name main's tests use).
+    pub name: String,
+    /// The pod's IP.
+    pub ip: String,
+    pub coordinator_url: String,
+    pub metrics_url: String,
+    owns_namespace: bool,
+}
+
+/// ServiceAccount, its ClusterRoleBinding to `courier-operator` (owned by the namespace, so the
+/// garbage collector removes it with the namespace) and the leader-election Role.
+fn rbac_yaml(namespace: &str, namespace_uid: &str) -> String {
+    format!(
+        r#"apiVersion: v1
+kind: ServiceAccount
+metadata: {{ name: courier-operator, namespace: {namespace} }}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata:
+  name: courier-e2e-{namespace}
+  ownerReferences: [{{ apiVersion: v1, kind: Namespace, name: {namespace}, uid: {namespace_uid} }}]
+roleRef: {{ apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: courier-operator }}
+subjects: [{{ kind: ServiceAccount, name: courier-operator, namespace: {namespace} }}]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: Role
+metadata: {{ name: courier-operator-leader-election, namespace: {namespace} }}
+rules:
+  - {{ apiGroups: [coordination.k8s.io], resources: [leases], verbs: [get, list, watch, create, update, patch, delete] }}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata: {{ name: courier-operator-leader-election, namespace: {namespace} }}
+roleRef: {{ apiGroup: rbac.authorization.k8s.io, kind: Role, name: courier-operator-leader-election }}
+subjects: [{{ kind: ServiceAccount, name: courier-operator, namespace: {namespace} }}]
+"#
+    )
+}
+
+/// The operator pod: non-root, read-only root filesystem, no capabilities, the probes of
+/// config/operator/deployment.yaml. `election` is `None` (off) or the coordinator URLs the
+/// workers are told.
+fn pod_yaml(namespace: &str, name: &str, election: Option<&str>, restart: &str, extra: &[&str]) -> String {
+    let mut election_args = match election {
+        None => "--leader-election=off".to_owned(),
+        Some(urls) => format!("--leader-election=on\", \"--lease-namespace={namespace}\", \"--coordinator-url={urls}"),
+    };
+    for flag in extra {
+        election_args.push_str(&format!("\", \"{flag}"));
+    }
+    format!(
+        r#"apiVersion: v1
+kind: Pod
+metadata:
+  name: {name}
+  namespace: {namespace}
+  labels: {{ app.kubernetes.io/name: courier-operator, courier.dev/replica: {name} }}
+spec:
+  serviceAccountName: courier-operator
+  restartPolicy: {restart}
+  terminationGracePeriodSeconds: 10
+  securityContext: {{ runAsNonRoot: true, seccompProfile: {{ type: RuntimeDefault }} }}
+  containers:
+    - name: operator
+      image: {OPERATOR_IMAGE}
+      imagePullPolicy: IfNotPresent
+      args: ["--namespace={namespace}", "--worker-image={WORKER_IMAGE}", "--log-format=json", "{election_args}",
+             "--shard-target-bytes=8192", "--status-interval-ms=1000"]
+      env:
+        - {{ name: RUST_LOG, value: "info,courier_operator=debug,kube_runtime=warn" }}
+        - {{ name: POD_IP, valueFrom: {{ fieldRef: {{ fieldPath: status.podIP }} }} }}
+        - {{ name: POD_NAME, valueFrom: {{ fieldRef: {{ fieldPath: metadata.name }} }} }}
+        - {{ name: POD_NAMESPACE, valueFrom: {{ fieldRef: {{ fieldPath: metadata.namespace }} }} }}
+      ports:
+        - {{ name: coordinator, containerPort: {COORDINATOR_PORT} }}
+        - {{ name: metrics, containerPort: {METRICS_PORT} }}
+      resources: {{ requests: {{ cpu: 100m, memory: 64Mi }}, limits: {{ memory: 512Mi }} }}
+      readinessProbe: {{ httpGet: {{ path: /healthz, port: {METRICS_PORT} }}, periodSeconds: 2 }}
+      livenessProbe: {{ httpGet: {{ path: /healthz, port: {METRICS_PORT} }}, periodSeconds: 10, failureThreshold: 3 }}
+      securityContext:
+        allowPrivilegeEscalation: false
+        readOnlyRootFilesystem: true
+        capabilities: {{ drop: [ALL] }}
+"#
+    )
+}
+
+/// A Service in front of one replica, so workers can be told a stable name for it.
+fn service_yaml(namespace: &str, name: &str) -> String {
+    format!(
+        "apiVersion: v1\nkind: Service\nmetadata: {{ name: {name}, namespace: {namespace} }}\nspec:\n  selector: {{ courier.dev/replica: {name} }}\n  ports: [{{ name: coordinator, port: {COORDINATOR_PORT} }}]\n"
+    )
+}
+
+fn apply(cluster: &Cluster, yaml: &str) {
+    cluster.kubectl_ok(&["apply", "--server-side", "--field-manager=courier-e2e", "-f", "-"], Some(yaml));
+}
+
+fn install_rbac(cluster: &Cluster, namespace: &str) {
+    let role = repo_root().join("config/rbac/cluster_role.yaml");
+    cluster.kubectl_ok(
+        &["apply", "--server-side", "--force-conflicts", "--field-manager=courier-e2e", "-f", &role.to_string_lossy()],
+        None,
+    );
+    let uid = cluster.kubectl_ok(&["get", "namespace", namespace, "-o", "jsonpath={.metadata.uid}"], None);
+    apply(cluster, &rbac_yaml(namespace, uid.trim()));
+}
+
+impl Operator {
+    /// One operator pod `courier-operator` watching `namespace`, without leader election (it
+    /// tells workers its own pod IP); returns once the kubelet reports it Ready.
+    pub fn start(cluster: &Cluster, namespace: &str) -> Operator {
+        install_rbac(cluster, namespace);
+        apply(cluster, &pod_yaml(namespace, "courier-operator", None, "Always", &[]));
+        Operator::ready(cluster, namespace, "courier-operator", true)
+    }
+
+    /// Two elected replicas, pods `operator-a` and `operator-b` (never restarted: a killed one
+    /// stays dead), each behind a Service of its name; workers are told both Service names, so
+    /// the worker Deployment is the same whichever replica leads.
+    pub fn start_pair(cluster: &Cluster, namespace: &str) -> [Operator; 2] {
+        Operator::start_pair_with(cluster, namespace, &[])
+    }
+
+    /// [`Operator::start_pair`] with `extra` flags (`--flag=value`) for both replicas.
+    pub fn start_pair_with(cluster: &Cluster, namespace: &str, extra: &[&str]) -> [Operator; 2] {
+        install_rbac(cluster, namespace);
+        let urls = ["operator-a", "operator-b"]
+            .map(|n| format!("http://{n}.{namespace}.svc.cluster.local:{COORDINATOR_PORT}"))
+            .join(",");
+        for name in ["operator-a", "operator-b"] {
+            apply(cluster, &service_yaml(namespace, name));
+            apply(cluster, &pod_yaml(namespace, name, Some(&urls), "Never", extra));
+        }
+        [
+            Operator::ready(cluster, namespace, "operator-a", true),
+            Operator::ready(cluster, namespace, "operator-b", false),
+        ]
+    }
+
+    fn ready(cluster: &Cluster, namespace: &str, pod: &str, owns_namespace: bool) -> Operator {
+        let ip = pods::wait_ready(cluster, namespace, pod, READY);
+        Operator {
+            cluster: cluster.clone(),
+            namespace: namespace.to_owned(),
+            pod: pod.to_owned(),
+            name: pod.to_owned(),
+            coordinator_url: format!("http://{ip}:{COORDINATOR_PORT}"),
+            metrics_url: format!("http://{ip}:{METRICS_PORT}/metrics"),
+            ip,
+            owns_namespace,
+        }
+    }
+
+    /// Whether `holder` (a Lease's holder identity) is this replica.
+    pub fn holds(&self, holder: &str) -> bool {
+        holder.strip_prefix(self.pod.as_str()).is_some_and(|rest| rest.starts_with('_'))
+    }
+
+    /// `IP:port` of the coordinator.
+    pub fn coordinator_addr(&self) -> String {
+        format!("{}:{COORDINATOR_PORT}", self.ip)
+    }
+
+    /// `kubectl delete pod --force --grace-period=0`: the kubelet sends SIGTERM, then SIGKILL
+    /// after its minimum grace period.
+    pub fn force_delete(&mut self) {
+        self.cluster.kubectl_ok(
+            &["-n", &self.namespace, "delete", "pod", &self.pod, "--force", "--grace-period=0", "--wait=false"],
+            None,
+        );
+    }
+
+    /// `kubectl delete pod` (SIGTERM from the kubelet and the pod's grace period; the operator
+    /// releases the Lease if it holds it), waited for.
+    pub fn terminate(&mut self) {
+        self.cluster.kubectl_ok(&["-n", &self.namespace, "delete", "pod", &self.pod, "--wait=true"], None);
+    }
+
+    /// SIGKILL of the operator's process in its container (no Lease release, no drain).
+    pub fn kill(&mut self) {
+        let pid = Node::new().kill_container(&self.namespace, &self.pod, "operator");
+        eprintln!("killed operator {} (pid {pid})", self.pod);
+    }
+
+    /// The coordinator's `/healthz` body (`ok (leader)` or `ok (standby)`), empty when unreachable.
+    pub fn health(&self) -> String {
+        let reply = http_get(&format!("{}:{COORDINATOR_PORT}", self.ip), "/healthz");
+        reply.split_once("\r\n\r\n").map(|(_, body)| body.trim().to_owned()).unwrap_or_default()
+    }
+
+    /// The operator's `/metrics` text.
+    pub fn metrics(&self) -> String {
+        http_get(&format!("{}:{METRICS_PORT}", self.ip), "/metrics")
+    }
+
+    /// Whether the operator container runs and was never restarted.
+    pub fn is_running(&mut self) -> bool {
+        Node::new().running_container(&self.namespace, &self.pod, "operator").is_some()
+            && pods::restart_count(&self.cluster, &self.namespace, &self.pod, "operator") == 0
+    }
+
+    /// The operator's log so far (`kubectl logs`, for assertion messages).
+    pub fn log_tail(&self) -> String {
+        pods::logs(&self.cluster, &self.namespace, &self.pod, "operator", 40, false)
+    }
+}
+
+/// The whole reply (head and body) of a plain HTTP/1.0 GET over TCP; empty when unreachable.
+fn http_get(addr: &str, path: &str) -> String {
+    use std::io::{Read, Write};
+    let Ok(addr) = addr.parse::<std::net::SocketAddr>() else { return String::new() };
+    let Ok(mut stream) = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(5)) else {
+        return String::new();
+    };
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+    let _ = stream.write_all(format!("GET {path} HTTP/1.0\r\nHost: operator\r\n\r\n").as_bytes());
+    let mut out = String::new();
+    let _ = stream.read_to_string(&mut out);
+    out
+}
+
+impl Drop for Operator {
+    fn drop(&mut self) {
+        // The test's namespace goes with its operator, passed or failed, so no pod outlives the
+        // test.
+        if self.owns_namespace {
+            teardown(&self.cluster, &self.namespace);
+        }
+    }
+}
