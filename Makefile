@@ -7,9 +7,8 @@ demo: ## build everything, start the local cluster, MiniDFS and the partner simu
 test: ## every test, against the real local cluster, MiniDFS and the partner simulator
 	e2e/scripts/test.sh
 
-lint:
-	cargo clippy --workspace --all-targets -- -D warnings
-	cargo fmt --all -- --check
+lint: ## clippy -D warnings, rustfmt, cargo deny (licenses, sources, duplicate versions; advisories when the database is here)
+	e2e/scripts/lint.sh
 
 crds: ## regenerate crds/generated/*.yaml and docs/api.md from the API types
 	cargo run -q -p courier-api --bin crdgen

@@ -2,15 +2,22 @@
 //! server-side apply, debounced — at most one write per object per `interval`, except urgent
 //! ones (a condition or the phase changed), which go out at once. Writes happen only while this
 //! replica leads.
+//!
+//! Callers hand it typed statuses ([`Tracked::Status`] of the object's kind); it keeps them as
+//! JSON only to fingerprint and write them.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use courier_api::{Datum, DeliveryPackage, Destination, FIELD_MANAGER};
+use courier_api::{
+    Datum, DatumStatus, DeliveryPackage, DeliveryPackageStatus, Destination, DestinationStatus, FIELD_MANAGER,
+};
 use futures::StreamExt;
 use kube::api::{Patch, PatchParams};
 use kube::{Api, Client, Resource};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 use tokio::sync::Notify;
 
@@ -37,6 +44,29 @@ impl Kind {
             Kind::Package => "package",
         }
     }
+}
+
+/// A kind of object whose status the writer writes, and the type of that status.
+pub trait Tracked {
+    /// The status type.
+    type Status: Serialize + DeserializeOwned;
+    /// Which kind it is.
+    const KIND: Kind;
+}
+
+impl Tracked for Destination {
+    type Status = DestinationStatus;
+    const KIND: Kind = Kind::Destination;
+}
+
+impl Tracked for Datum {
+    type Status = DatumStatus;
+    const KIND: Kind = Kind::Datum;
+}
+
+impl Tracked for DeliveryPackage {
+    type Status = DeliveryPackageStatus;
+    const KIND: Kind = Kind::Package;
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -104,8 +134,33 @@ impl StatusWriter {
         self.entries.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Queues `status` for the object; `urgent` writes it without waiting for the interval.
-    pub fn submit(&self, kind: Kind, namespace: &str, name: &str, status: Value, urgent: bool) {
+    /// Queues `status` for the object `namespace/name` of kind `K`; `urgent` writes it without
+    /// waiting for the interval.
+    pub fn submit_status<K: Tracked>(&self, namespace: &str, name: &str, status: &K::Status, urgent: bool) {
+        match serde_json::to_value(status) {
+            Ok(value) => self.submit(K::KIND, namespace, name, value, urgent),
+            Err(err) => tracing::error!(%err, namespace, name, "a status does not serialize"),
+        }
+    }
+
+    /// Records the status an object of kind `K` carries (see [`StatusWriter::observed`]).
+    pub fn observed_status<K: Tracked>(&self, namespace: &str, name: &str, status: &K::Status) {
+        if let Ok(value) = serde_json::to_value(status) {
+            self.observed(K::KIND, namespace, name, &value);
+        }
+    }
+
+    /// The newest status queued or written for the object of kind `K`, if any.
+    pub fn latest_status<K: Tracked>(&self, namespace: &str, name: &str) -> Option<K::Status> {
+        self.latest(K::KIND, namespace, name).and_then(|v| serde_json::from_value(v).ok())
+    }
+
+    /// Drops what is known about a deleted object of kind `K`.
+    pub fn forget_status<K: Tracked>(&self, namespace: &str, name: &str) {
+        self.forget(K::KIND, namespace, name);
+    }
+
+    fn submit(&self, kind: Kind, namespace: &str, name: &str, status: Value, urgent: bool) {
         let key = Key::new(kind, namespace, name);
         let mut entries = self.lock();
         let entry = entries.entry(key).or_default();
@@ -124,7 +179,7 @@ impl StatusWriter {
     /// Records the status the object carries as already written, unless this replica knows a
     /// newer one: after a restart or a leader change, an unchanged status is then not written
     /// again.
-    pub fn observed(&self, kind: Kind, namespace: &str, name: &str, status: &Value) {
+    fn observed(&self, kind: Kind, namespace: &str, name: &str, status: &Value) {
         let key = Key::new(kind, namespace, name);
         let print = fingerprint(status);
         let mut entries = self.lock();
@@ -137,13 +192,13 @@ impl StatusWriter {
 
     /// The newest status queued or written for the object, if any (fresher than the watch
     /// cache right after a debounced write).
-    pub fn latest(&self, kind: Kind, namespace: &str, name: &str) -> Option<Value> {
+    fn latest(&self, kind: Kind, namespace: &str, name: &str) -> Option<Value> {
         let key = Key::new(kind, namespace, name);
         self.lock().get(&key).and_then(|e| e.pending.clone().or_else(|| e.written.clone()))
     }
 
     /// Drops what is known about a deleted object.
-    pub fn forget(&self, kind: Kind, namespace: &str, name: &str) {
+    fn forget(&self, kind: Kind, namespace: &str, name: &str) {
         let key = Key::new(kind, namespace, name);
         self.lock().remove(&key);
     }

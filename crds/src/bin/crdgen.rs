@@ -1,3 +1,4 @@
+#![forbid(unsafe_code)]
 //! Writes the CRD YAML under crds/generated/ and docs/api.md from the API types.
 //! `crdgen --check` only compares and exits 1 when a file is stale.
 

@@ -1,3 +1,4 @@
+#![forbid(unsafe_code)]
 //! Writes synthetic user records as JSON-lines files, to HDFS or a local directory — sample data
 //! for the demo and benchmarks.
 //!

@@ -1,3 +1,4 @@
+#![forbid(unsafe_code)]
 //! `partner-sim`: the partner simulator as a standalone server.
 
 use std::net::SocketAddr;

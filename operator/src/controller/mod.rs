@@ -7,7 +7,7 @@ mod events;
 pub mod package;
 pub mod triggers;
 
-pub use events::publish;
+pub use events::{EventPolicy, publish, publish_condition_changes};
 
 use std::time::Duration;
 

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::fmt::Debug;
 use std::hash::{Hash, Hasher};
 
-use courier_api::conditions::find_condition;
+use courier_api::conditions::{DestinationConditionType, find_condition};
 use courier_api::{Datum, DeliveryPackage, Destination};
 use futures::{Stream, StreamExt as _};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
@@ -102,7 +102,8 @@ fn hash_of(parts: impl Hash) -> u64 {
 /// What a package depends on in an object it refers to: the spec (by generation) and whether
 /// the object is `Ready`.
 fn readiness_fingerprint(generation: Option<i64>, conditions: Option<&[Condition]>) -> u64 {
-    let ready = conditions.and_then(|c| find_condition(c, "Ready")).map(|c| c.status.as_str());
+    // Destinations and Datums both call their readiness condition `Ready`.
+    let ready = conditions.and_then(|c| find_condition(c, DestinationConditionType::Ready)).map(|c| c.status.as_str());
     hash_of((generation, ready))
 }
 

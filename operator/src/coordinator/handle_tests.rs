@@ -193,7 +193,9 @@ fn a_suspended_package_lease_is_revoked_in_the_next_heartbeat() {
     c.upsert_package(plan("p", "d", 0, 0, 1));
     let r = c.heartbeat(&hb("w1", 1, 10, 0, 1), 0).expect("ok");
     c.set_package_suspended("ns", "p", true);
-    let r2 = c.heartbeat(&hb("w1", 1, 10, 0, 0), 100).expect("ok");
+    let mut next = hb("w1", 1, 10, 0, 0);
+    next.leases = vec![progress(&r.granted[0], 0, 0, false)];
+    let r2 = c.heartbeat(&next, 100).expect("ok");
     assert_eq!(r2.revoked, vec![r.granted[0].key.clone()]);
 }
 
@@ -229,7 +231,9 @@ fn a_suspended_destination_revokes_its_workers_leases_and_grants_none() {
     let mut spec = dest_spec(100);
     spec.suspend = true;
     c.upsert_destination("ns", "d", &spec, 2);
-    let r2 = c.heartbeat(&hb("w1", 2, 10, 0, 1), 100).expect("ok");
+    let mut next = hb("w1", 2, 10, 0, 1);
+    next.leases = vec![progress(&r.granted[0], 0, 0, false)];
+    let r2 = c.heartbeat(&next, 100).expect("ok");
     assert_eq!(r2.revoked, vec![r.granted[0].key.clone()]);
     assert!(r2.granted.is_empty());
 }
@@ -247,13 +251,16 @@ fn only_workers_holding_leases_share_the_limit() {
     let r = c.heartbeat(&hb("w2", 1, 0, 0, 1), 100).expect("ok");
     assert_eq!(r.granted.len(), 1);
     assert_eq!(r.share.requests_per_second, 0, "w1 was sent 100 and may be sending at it");
+    let w2_lease = progress(&r.granted[0], 0, 0, false);
     assert_eq!(
         c.heartbeat(&hb("w1", 1, 40, 100, 0), 200).map(|r| r.share.requests_per_second),
         Ok(0),
         "no lease, no share"
     );
     c.heartbeat(&hb("w1", 1, 40, 0, 0), 300).expect("ok");
-    let r = c.heartbeat(&hb("w2", 1, 0, 0, 0), 400).expect("ok");
+    let mut w2 = hb("w2", 1, 0, 0, 0);
+    w2.leases = vec![w2_lease];
+    let r = c.heartbeat(&w2, 400).expect("ok");
     assert_eq!(r.share.requests_per_second, 100, "w2 holds the work; no demand reported yet still counts");
 }
 
@@ -339,13 +346,18 @@ fn an_answer_of_another_term_is_refused() {
 fn a_draining_worker_gives_its_share_back_at_once() {
     let c = coordinator();
     c.upsert_package(plan("p", "d", 0, 0, 4));
-    c.heartbeat(&hb("w1", 1, 100, 0, 1), 0).expect("ok");
-    c.heartbeat(&hb("w1", 1, 100, 100, 0), 100).expect("ok");
-    c.heartbeat(&hb("w2", 1, 100, 0, 1), 200).expect("ok");
+    let w1 = c.heartbeat(&hb("w1", 1, 100, 0, 1), 0).expect("ok").granted;
+    let mut again = hb("w1", 1, 100, 100, 0);
+    again.leases = vec![progress(&w1[0], 0, 0, false)];
+    c.heartbeat(&again, 100).expect("ok");
+    let w2 = c.heartbeat(&hb("w2", 1, 100, 0, 1), 200).expect("ok").granted;
     let mut bye = hb("w1", 1, 0, 0, 0);
     bye.draining = true;
+    bye.leases = vec![progress(&w1[0], 0, 0, false)];
     assert_eq!(c.heartbeat(&bye, 300).map(|r| r.share.requests_per_second), Ok(0));
-    assert_eq!(c.heartbeat(&hb("w2", 1, 100, 0, 0), 400).map(|r| r.share.requests_per_second), Ok(100));
+    let mut next = hb("w2", 1, 100, 0, 0);
+    next.leases = vec![progress(&w2[0], 0, 0, false)];
+    assert_eq!(c.heartbeat(&next, 400).map(|r| r.share.requests_per_second), Ok(100));
 }
 
 #[test]
@@ -454,4 +466,15 @@ fn the_warm_up_waits_only_for_pods_of_the_earlier_leaders_time() {
     c.heartbeat_in_term(&hb("w1", 1, 100, 0, 1), t0 + 200, 1).expect("ok");
     let r = c.heartbeat_in_term(&hb("w3", 1, 100, 0, 1), t0 + 300, 1).expect("ok");
     assert_eq!(r.granted.len(), 1, "every pod of the earlier leader's time reported: warm-up over");
+}
+
+#[test]
+fn a_lease_the_worker_does_not_report_is_freed_at_once() {
+    let c = coordinator();
+    c.upsert_package(plan("p", "d", 0, 0, 1));
+    let lost = c.heartbeat(&hb("w1", 1, 100, 0, 1), 0).expect("ok");
+    assert_eq!(lost.granted.len(), 1, "granted, but say the answer never reached the worker");
+    let r = c.heartbeat(&hb("w1", 1, 100, 0, 1), 100).expect("ok");
+    assert_eq!(r.granted.len(), 1, "not held for the lease TTL: granted again");
+    assert!(r.granted[0].key.lease_epoch > lost.granted[0].key.lease_epoch);
 }

@@ -129,7 +129,9 @@ async fn suspending_a_package_revokes_its_lease_at_the_next_heartbeat() {
     let s = server_with_package(10_000, 1).await;
     let first = s.heartbeat(&hb("w1", 1, 10, 0, 1)).await.expect("200");
     s.coordinator.set_package_suspended("ns", "p", true);
-    let next = s.heartbeat(&hb("w1", 1, 10, 0, 1)).await.expect("200");
+    let mut req = hb("w1", 1, 10, 0, 1);
+    req.leases = vec![progress(&first.granted[0], 0, 0, false)];
+    let next = s.heartbeat(&req).await.expect("200");
     assert_eq!(next.revoked, vec![first.granted[0].key.clone()]);
     assert!(next.granted.is_empty());
 }

@@ -8,6 +8,7 @@
 //! 0.5 % of the requests the window carries. A `Retry-After` of at least
 //! [`SHORTEST_SPREAD_PAUSE_MS`] always pauses the Destination.
 
+use courier_api::conditions::DestinationReason;
 use courier_core::protocol::{SHORTEST_SPREAD_PAUSE_MS, THROTTLE_WINDOW_MS};
 
 use super::Millis;
@@ -152,11 +153,11 @@ impl AimdState {
     /// `RateLimited` while below spec after a 429 (or within a window of one).
     pub fn throttled_reason(&self, config: &AimdConfig, now: Millis) -> Option<&'static str> {
         if self.paused_until(now).is_some() {
-            return Some("RetryAfter");
+            return Some(DestinationReason::RetryAfter.as_str());
         }
         let recent = self.last_throttled.is_some_and(|t| now.saturating_sub(t) < config.window_ms);
         if recent || self.effective() < self.spec {
-            return Some("RateLimited");
+            return Some(DestinationReason::RateLimited.as_str());
         }
         None
     }

@@ -17,11 +17,10 @@ use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
-use rustls::pki_types::CertificateDer;
-use rustls::pki_types::pem::PemObject;
 
 use super::{Coordinator, CoordinatorError};
 use crate::protocol::{HEARTBEAT_PATH, HeartbeatRequest, HeartbeatResponse};
+use crate::send::{TlsConfig, client_config};
 
 /// Where Kubernetes mounts the pod's service-account token.
 pub const SERVICE_ACCOUNT_TOKEN: &str = "/var/run/secrets/kubernetes.io/serviceaccount/token";
@@ -60,21 +59,10 @@ impl HttpCoordinator {
                 message: "no coordinator URL given".to_owned(),
             });
         }
-        let mut roots = rustls::RootCertStore::empty();
-        for cert in rustls_native_certs::load_native_certs().certs {
-            let _ = roots.add(cert);
-        }
-        if let Ok(pem) = std::fs::read(SERVICE_ACCOUNT_CA) {
-            for cert in CertificateDer::pem_slice_iter(&pem).flatten() {
-                let _ = roots.add(cert);
-            }
-        }
-        let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
-        let tls = rustls::ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .map_err(|e| CoordinatorError::Invalid { url: base_urls.to_owned(), message: e.to_string() })?
-            .with_root_certificates(roots)
-            .with_no_client_auth();
+        // The same TLS set-up as towards partners, trusting the cluster's CA besides the system's.
+        let settings = TlsConfig { extra_ca_pem: std::fs::read(SERVICE_ACCOUNT_CA).ok(), insecure_skip_verify: false };
+        let tls = client_config(&settings)
+            .map_err(|e| CoordinatorError::Invalid { url: base_urls.to_owned(), message: e.to_string() })?;
         let mut http = HttpConnector::new();
         http.enforce_http(false);
         http.set_nodelay(true);

@@ -171,15 +171,15 @@ impl HttpClient {
             };
             return Gated::Sent(tokio::time::timeout(timeout, exchange).await.unwrap_or_else(|_| Err(timed_out())));
         };
-        let lease = match tokio::time::timeout(timeout, pool.checkout(request.uri)).await {
-            Ok(Ok(lease)) => lease,
+        let checkout = match tokio::time::timeout(timeout, pool.checkout(request.uri)).await {
+            Ok(Ok(checkout)) => checkout,
             Ok(Err(e)) => return Gated::Sent(Err(connect_error(&e))),
             Err(_) => return Gated::Sent(Err(timed_out())),
         };
         let header = match gate.await {
             Gate::Go(header) => header,
             stop => {
-                pool.checkin(lease);
+                pool.checkin(checkout);
                 return match stop {
                     Gate::Fail(e) => Gated::Failed(e),
                     _ => Gated::Held,
@@ -187,7 +187,7 @@ impl HttpClient {
             }
         };
         let request = request.with_header(header.as_ref());
-        let exchange = self.exchange_on(pool, lease, request);
+        let exchange = self.exchange_on(pool, checkout, request);
         Gated::Sent(tokio::time::timeout(timeout, exchange).await.unwrap_or_else(|_| Err(timed_out())))
     }
 
@@ -201,17 +201,17 @@ impl HttpClient {
     async fn exchange_on(
         &self,
         pool: &Http1Pool,
-        mut lease: super::pool::Lease,
+        mut checkout: super::pool::Checkout,
         request: Outgoing<'_>,
     ) -> Result<Response, AttemptError> {
         let target = request.uri.path_and_query().map_or("/", |p| p.as_str());
         loop {
-            let conn = &mut lease.conn;
+            let conn = &mut checkout.conn;
             encode_request(
                 &mut conn.out,
                 request.method,
                 target,
-                &lease.host,
+                &checkout.host,
                 request.headers,
                 request.extras(),
                 request.body,
@@ -219,15 +219,15 @@ impl HttpClient {
             match conn.exchange(request.method, BODY_KEEP, BODY_DRAIN_MAX).await {
                 Ok(Answer { response, reusable }) => {
                     if reusable {
-                        pool.checkin(lease);
+                        pool.checkin(checkout);
                     }
                     return Ok(response);
                 }
                 // The partner dropped an idle keep-alive connection as the request went out:
                 // once more on a fresh one (any duplicate carries the same idempotency key).
-                Err(e) if lease.reused && e.is_stale_connection() => {
+                Err(e) if checkout.reused && e.is_stale_connection() => {
                     tracing::debug!(error = %e, "reused connection was closed; sending again on a new one");
-                    pool.reconnect(&mut lease).await.map_err(|e| connect_error(&e))?;
+                    pool.reconnect(&mut checkout).await.map_err(|e| connect_error(&e))?;
                 }
                 Err(e) => return Err(connect_error(&e)),
             }

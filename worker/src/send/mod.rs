@@ -22,4 +22,4 @@ pub use config::{AuthConfig, HttpVersion, OAuth2Config, SendConfig, TlsConfig};
 pub use from_api::{FromApiError, SecretLookup, auth_config, retry_config, send_config};
 pub use observer::{AttemptReport, Both, NoopObserver, SendObserver, Throttle, ThrottleSummary, ThrottleTracker};
 pub use retry::{InvalidRetryOn, Jitter, RetryConfig, RetryLogic, RetryOn, TransportError, Verdict, retry_after};
-pub use tls::TlsError;
+pub use tls::{TlsError, client_config};

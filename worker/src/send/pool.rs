@@ -40,7 +40,7 @@ impl std::fmt::Debug for OriginState {
 }
 
 /// A connection taken from the pool, with what the request needs to use it.
-pub struct Lease {
+pub struct Checkout {
     pub conn: Conn,
     /// The `Host` header value of the origin.
     pub host: Bytes,
@@ -66,25 +66,25 @@ impl Http1Pool {
     }
 
     /// A usable connection to `uri`'s origin: an idle one if any is still open, else a new one.
-    pub async fn checkout(&self, uri: &Uri) -> Result<Lease, PoolError> {
+    pub async fn checkout(&self, uri: &Uri) -> Result<Checkout, PoolError> {
         let (Some(scheme), Some(authority)) = (uri.scheme(), uri.authority()) else {
             return Err(PoolError::Url(uri.to_string()));
         };
         let origin = (scheme.clone(), authority.clone());
         let (host, idle) = self.take_idle(&origin);
         if let Some(conn) = idle {
-            return Ok(Lease { conn, host, reused: true, origin });
+            return Ok(Checkout { conn, host, reused: true, origin });
         }
         // Boxed: connecting is rare, and its future (a TLS stream in the making) would otherwise
         // be part of every request's future, copied whole each time one is queued.
         let conn = Box::pin(self.connect(&origin)).await?;
-        Ok(Lease { conn, host, reused: false, origin })
+        Ok(Checkout { conn, host, reused: false, origin })
     }
 
-    /// A new connection to the lease's origin in place of its current one.
-    pub async fn reconnect(&self, lease: &mut Lease) -> Result<(), PoolError> {
-        lease.conn = Box::pin(self.connect(&lease.origin)).await?;
-        lease.reused = false;
+    /// A new connection to the checkout's origin in place of its current one.
+    pub async fn reconnect(&self, checkout: &mut Checkout) -> Result<(), PoolError> {
+        checkout.conn = Box::pin(self.connect(&checkout.origin)).await?;
+        checkout.reused = false;
         Ok(())
     }
 
@@ -105,18 +105,18 @@ impl Http1Pool {
     }
 
     /// Returns a connection whose response was read to the end.
-    pub fn checkin(&self, mut lease: Lease) {
+    pub fn checkin(&self, mut checkout: Checkout) {
         let now = tokio::time::Instant::now();
-        lease.conn.idle_since = now;
+        checkout.conn.idle_since = now;
         let mut origins = self.origins.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some((_, state)) = origins.iter_mut().find(|(o, _)| *o == lease.origin) {
+        if let Some((_, state)) = origins.iter_mut().find(|(o, _)| *o == checkout.origin) {
             // The least recently used one is at the bottom: drop it once it is too old, so a
             // pool that shrank does not hold sockets the partner has long closed.
             if state.idle.first().is_some_and(|c| now.duration_since(c.idle_since) > self.idle_timeout) {
                 state.idle.remove(0);
             }
             if state.idle.len() < self.max_idle {
-                state.idle.push(lease.conn);
+                state.idle.push(checkout.conn);
             }
         }
     }

@@ -6,7 +6,7 @@ pub mod validate;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use courier_api::conditions::{DatumConditionType, DatumReason, find_condition, set_condition};
+use courier_api::conditions::{ConditionStatus, DatumConditionType, DatumReason, set_condition};
 use courier_api::{Datum, DatumStatus};
 use futures::StreamExt;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
@@ -14,9 +14,8 @@ use kube::runtime::controller::{Action, Controller};
 use kube::runtime::watcher;
 use kube::{Api, ResourceExt};
 
-use super::{Error, Result, publish};
+use super::{Error, EventPolicy, Result, publish_condition_changes};
 use crate::context::Context;
-use crate::status_writer::Kind;
 
 const CONTROLLER: &str = "datum";
 
@@ -67,6 +66,13 @@ pub fn build_status(datum: &Datum, outcome: Result<(), &validate::Invalid>, now:
     status
 }
 
+/// Events of a Datum: every change of Ready (its message too), a warning unless it is True.
+const EVENTS: EventPolicy = EventPolicy {
+    message_matters: true,
+    warning: |c| c.status != ConditionStatus::True.as_str(),
+    announce_new: |_| true,
+};
+
 /// Reconciles one Datum.
 #[tracing::instrument(skip_all, fields(namespace = datum.namespace(), name = datum.name_any()))]
 pub async fn reconcile(datum: Arc<Datum>, ctx: Arc<Context>) -> Result<Action> {
@@ -76,22 +82,17 @@ pub async fn reconcile(datum: Arc<Datum>, ctx: Arc<Context>) -> Result<Action> {
     let outcome = validate::validate(&datum);
     let now = Time(jiff::Timestamp::now());
     let new_status = build_status(&datum, outcome.as_ref().map(|_| ()), &now);
-    let old = datum.status.as_ref().and_then(|s| find_condition(&s.conditions, "Ready")).cloned();
-    let new = find_condition(&new_status.conditions, "Ready").cloned();
-    let changed = old.as_ref().map(|c| (&c.status, &c.reason, &c.message))
-        != new.as_ref().map(|c| (&c.status, &c.reason, &c.message));
-    if changed && let Some(c) = &new {
-        publish(&ctx.recorder, datum.as_ref(), c.status != "True", &c.reason, c.message.clone()).await;
-    }
-    if let Ok(value) = serde_json::to_value(&new_status) {
-        ctx.status.submit(Kind::Datum, &ns, &name, value, true);
-    }
+    let old = datum.status.as_ref().map_or(&[][..], |s| s.conditions.as_slice());
+    publish_condition_changes(&ctx.recorder, datum.as_ref(), old, &new_status.conditions, &EVENTS).await;
+    ctx.status.submit_status::<Datum>(&ns, &name, &new_status, true);
     ctx.metrics.reconciled(CONTROLLER, "ok", started.elapsed());
     Ok(Action::requeue(Duration::from_secs(300)))
 }
 
 #[cfg(test)]
 mod tests {
+    use courier_api::conditions::find_condition;
+
     use super::*;
 
     #[test]

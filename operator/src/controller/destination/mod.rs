@@ -10,13 +10,13 @@ pub mod validate;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use courier_api::conditions::find_condition;
+use courier_api::conditions::{ConditionStatus, DestinationConditionType, DestinationReason, find_condition};
 use courier_api::destination::Backlog;
 use courier_api::{Destination, DestinationStatus};
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Pod;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::api::ListParams;
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::reflector::{ObjectRef, Store};
@@ -24,11 +24,10 @@ use kube::runtime::watcher;
 use kube::{Api, ResourceExt};
 
 use self::status::{DestinationFigures, Throttle};
-use super::{Error, Result, publish};
+use super::{Error, EventPolicy, Result, publish_condition_changes};
 use crate::context::Context;
 use crate::coordinator::{DestinationRuntime, ObjectKey};
 use crate::metrics::DestinationLabels;
-use crate::status_writer::Kind;
 
 const CONTROLLER: &str = "destination";
 /// How often a Destination is looked at even without events (autoscaling, status figures).
@@ -65,7 +64,7 @@ pub fn collect_garbage(ctx: &Context, store: &Store<Destination>) {
         tracing::info!(namespace = %key.namespace, name = %key.name, "destination deleted");
         ctx.coordinator.remove_destination(&key.namespace, &key.name);
         ctx.destinations().remove(&key);
-        ctx.status.forget(Kind::Destination, &key.namespace, &key.name);
+        ctx.status.forget_status::<Destination>(&key.namespace, &key.name);
     }
 }
 
@@ -137,11 +136,9 @@ async fn reconcile_inner(dest: &Destination, ctx: &Context) -> Result<Action> {
     let old_status = dest.status.clone().unwrap_or_default();
     let urgent = conditions_changed(&old_status, &new_status);
     if urgent {
-        emit_events(ctx, dest, &old_status, &new_status).await;
+        publish_condition_changes(&ctx.recorder, dest, &old_status.conditions, &new_status.conditions, &EVENTS).await;
     }
-    if let Ok(value) = serde_json::to_value(&new_status) {
-        ctx.status.submit(Kind::Destination, &ns, &name, value, urgent);
-    }
+    ctx.status.submit_status::<Destination>(&ns, &name, &new_status, urgent);
     Ok(Action::requeue(RESYNC))
 }
 
@@ -167,7 +164,7 @@ fn figures(
     };
     let throttle = match (r.throttled, r.throttled_reason) {
         (false, _) => None,
-        (true, Some("RetryAfter")) => Some(Throttle::RetryAfter),
+        (true, Some(reason)) if reason == DestinationReason::RetryAfter.as_str() => Some(Throttle::RetryAfter),
         (true, _) => Some(Throttle::RateLimited),
     };
     let paused_until = r
@@ -211,25 +208,29 @@ fn conditions_changed(old: &DestinationStatus, new: &DestinationStatus) -> bool 
         || old.workers != new.workers
 }
 
-async fn emit_events(ctx: &Context, dest: &Destination, old: &DestinationStatus, new: &DestinationStatus) {
-    for c in &new.conditions {
-        let before = find_condition(&old.conditions, &c.type_);
-        if before.is_some_and(|o| o.status == c.status && o.reason == c.reason) {
-            continue;
-        }
-        let warning = match c.type_.as_str() {
-            "Ready" => c.status != "True",
-            "Degraded" | "Throttled" => c.status == "True",
-            _ => false,
-        };
-        // A new object starts with several False conditions nobody needs an Event for.
-        if before.is_none() && !warning && c.type_ != "Ready" {
-            continue;
-        }
-        let note = if c.message.is_empty() { format!("{} is {}", c.type_, c.status) } else { c.message.clone() };
-        publish(&ctx.recorder, dest, warning, &c.reason, note).await;
+fn is_true(c: &Condition) -> bool {
+    c.status == ConditionStatus::True.as_str()
+}
+
+fn is_ready_type(c: &Condition) -> bool {
+    c.type_ == DestinationConditionType::Ready.as_str()
+}
+
+/// A Destination's condition is a warning when it is Ready=False, or Degraded or Throttled True.
+fn is_warning(c: &Condition) -> bool {
+    if is_ready_type(c) {
+        !is_true(c)
+    } else {
+        (c.type_ == DestinationConditionType::Degraded.as_str()
+            || c.type_ == DestinationConditionType::Throttled.as_str())
+            && is_true(c)
     }
 }
+
+/// Events of a Destination. A new object starts with several False conditions nobody needs an
+/// Event for: of those only Ready and warnings are announced.
+const EVENTS: EventPolicy =
+    EventPolicy { message_matters: false, warning: is_warning, announce_new: |c| is_warning(c) || is_ready_type(c) };
 
 #[cfg(test)]
 mod tests {

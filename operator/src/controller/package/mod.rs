@@ -9,12 +9,12 @@ pub mod validate;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use courier_api::conditions::find_condition;
+use courier_api::conditions::{ConditionStatus, PackageConditionType};
 use courier_api::package::RetryScope;
 use courier_api::{Datum, DeliveryPackage, DeliveryPackageStatus, Destination};
 use courier_core::format::FormatSpec;
 use futures::StreamExt;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::api::DeleteParams;
 use kube::runtime::WatchStreamExt as _;
 use kube::runtime::controller::{Action, Controller};
@@ -24,10 +24,9 @@ use kube::{Api, ResourceExt};
 use self::plan::PlanError;
 use self::status::{AttemptInfo, Verdict};
 use super::triggers::{datum_fingerprint, destination_fingerprint, lean_watcher, relevant_changes};
-use super::{Error, Result, api, publish};
+use super::{Error, EventPolicy, Result, api, publish_condition_changes};
 use crate::context::{Context, LookupWriters};
 use crate::coordinator::{ObjectKey, PackagePlan, PlannedShard, RestoredProgress};
-use crate::status_writer::Kind;
 
 const CONTROLLER: &str = "package";
 /// How often a running package is looked at without any change (deadline, status refresh).
@@ -108,11 +107,7 @@ pub async fn reconcile(pkg: Arc<DeliveryPackage>, ctx: Arc<Context>) -> Result<A
 /// The freshest status known: queued by this replica, or else the object's.
 fn prior_status(ctx: &Context, pkg: &DeliveryPackage, ns: &str, name: &str) -> DeliveryPackageStatus {
     let from_object = pkg.status.clone().unwrap_or_default();
-    match ctx
-        .status
-        .latest(Kind::Package, ns, name)
-        .and_then(|v| serde_json::from_value::<DeliveryPackageStatus>(v).ok())
-    {
+    match ctx.status.latest_status::<DeliveryPackage>(ns, name) {
         // A status queued here is newer unless the object moved to a later attempt meanwhile.
         Some(queued) if queued.attempt >= from_object.attempt => queued,
         _ => from_object,
@@ -258,29 +253,32 @@ fn with_only_offsets(shard: PlannedShard, only_offsets: Vec<u64>) -> PlannedShar
     PlannedShard { only_offsets, ..shard }
 }
 
+fn is_true(c: &Condition) -> bool {
+    c.status == ConditionStatus::True.as_str()
+}
+
+/// Events of a package: failures and planning trouble are warnings; a condition the package did
+/// not have is announced once it is True.
+const EVENTS: EventPolicy = EventPolicy {
+    message_matters: false,
+    warning: |c| {
+        c.type_ == PackageConditionType::Failed.as_str()
+            || (c.type_ == PackageConditionType::Planned.as_str() && !is_true(c))
+    },
+    announce_new: is_true,
+};
+
 /// Queues the status; urgent (and with Events) when the phase or a condition changed.
 async fn write_status(ctx: &Context, pkg: &DeliveryPackage, prior: &DeliveryPackageStatus, new: DeliveryPackageStatus) {
     let (Some(ns), name) = (pkg.namespace(), pkg.name_any()) else { return };
     let urgent = status::significant_change(prior, &new);
     if urgent {
-        for c in &new.conditions {
-            let before = find_condition(&prior.conditions, &c.type_);
-            if before.is_some_and(|o| o.status == c.status && o.reason == c.reason)
-                || (before.is_none() && c.status != "True")
-            {
-                continue;
-            }
-            let warning = c.type_ == "Failed" || (c.type_ == "Planned" && c.status != "True");
-            let note = if c.message.is_empty() { format!("{} is {}", c.type_, c.status) } else { c.message.clone() };
-            publish(&ctx.recorder, pkg, warning, &c.reason, note).await;
-        }
+        publish_condition_changes(&ctx.recorder, pkg, &prior.conditions, &new.conditions, &EVENTS).await;
     }
-    if let Some(Ok(on_object)) = pkg.status.as_ref().map(serde_json::to_value) {
-        ctx.status.observed(Kind::Package, &ns, &name, &on_object);
+    if let Some(on_object) = &pkg.status {
+        ctx.status.observed_status::<DeliveryPackage>(&ns, &name, on_object);
     }
-    if let Ok(value) = serde_json::to_value(&new) {
-        ctx.status.submit(Kind::Package, &ns, &name, value, urgent);
-    }
+    ctx.status.submit_status::<DeliveryPackage>(&ns, &name, &new, urgent);
 }
 
 fn forget(ctx: &Context, key: &ObjectKey) {
@@ -304,7 +302,7 @@ async fn finished(pkg: &DeliveryPackage, ctx: &Context, status: &DeliveryPackage
         .delete(&name, &DeleteParams::background())
         .await
         .map_err(|source| Error::Delete { what: format!("DeliveryPackage {ns}/{name}"), source })?;
-    ctx.status.forget(Kind::Package, &ns, &name);
+    ctx.status.forget_status::<DeliveryPackage>(&ns, &name);
     tracing::info!("deleted after ttlSecondsAfterFinished");
     Ok(Action::await_change())
 }
@@ -337,6 +335,6 @@ pub fn collect_garbage(ctx: &Context, store: &Store<DeliveryPackage>) {
     for key in gone {
         tracing::info!(namespace = %key.namespace, name = %key.name, "package deleted");
         forget(ctx, &key);
-        ctx.status.forget(Kind::Package, &key.namespace, &key.name);
+        ctx.status.forget_status::<DeliveryPackage>(&key.namespace, &key.name);
     }
 }

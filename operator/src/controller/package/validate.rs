@@ -1,6 +1,6 @@
 //! Validate (pure): is the package blocked on its Destination or Datum?
 
-use courier_api::conditions::{PackageReason, is_condition_true};
+use courier_api::conditions::{DatumConditionType, DestinationConditionType, PackageReason, is_condition_true};
 use courier_api::{Datum, DeliveryPackage, Destination};
 
 /// Why a package waits, with a message naming the object.
@@ -22,14 +22,16 @@ pub fn waiting_for(pkg: &DeliveryPackage, dest: Option<&Destination>, datum: Opt
     if dest.spec.suspend {
         return wait(PackageReason::DestinationSuspended, format!("Destination {dest_name:?} is suspended"));
     }
-    let dest_ready = dest.status.as_ref().is_some_and(|s| is_condition_true(&s.conditions, "Ready"));
+    let dest_ready =
+        dest.status.as_ref().is_some_and(|s| is_condition_true(&s.conditions, DestinationConditionType::Ready));
     if !dest_ready {
         return wait(PackageReason::DestinationNotReady, format!("Destination {dest_name:?} is not Ready"));
     }
     let Some(datum) = datum else {
         return wait(PackageReason::DatumNotFound, format!("Datum {datum_name:?} not found"));
     };
-    let datum_ready = datum.status.as_ref().is_some_and(|s| is_condition_true(&s.conditions, "Ready"));
+    let datum_ready =
+        datum.status.as_ref().is_some_and(|s| is_condition_true(&s.conditions, DatumConditionType::Ready));
     if !datum_ready {
         return wait(PackageReason::DatumNotReady, format!("Datum {datum_name:?} is not Ready"));
     }
