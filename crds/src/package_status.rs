@@ -145,7 +145,8 @@ pub struct ShardsStatus {
     /// Finished shard ids as run-length ranges, e.g. `0-41,43,45-60`.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub completed: String,
-    /// Shards leased to workers right now, with their checkpoints.
+    /// Shards under way: leased to a worker now, or started and waiting for their next lease
+    /// (no worker), with where each resumes and what it has counted.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub active: Vec<ActiveShard>,
     /// Shards that failed as a whole and will be retried (or ran out of attempts).
@@ -159,7 +160,8 @@ pub struct ShardsStatus {
 pub struct ActiveShard {
     /// Shard id (index in the plan).
     pub id: i32,
-    /// Pod holding the lease.
+    /// Pod holding the lease; empty while the shard waits for its next lease.
+    #[serde(default)]
     pub worker: String,
     /// Every record before this position is acknowledged; a new lease resumes here.
     pub checkpoint: i64,

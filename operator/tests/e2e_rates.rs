@@ -25,7 +25,7 @@ fn unix_ms() -> u64 {
 /// The distinct workers holding shards of the package, as its status shows them.
 async fn delivering_workers(client: &kube::Client, ns: &str, name: &str) -> BTreeSet<String> {
     let status = package(client, ns, name).await.status.unwrap_or_default();
-    status.shards.active.into_iter().map(|a| a.worker).collect()
+    status.shards.active.into_iter().map(|a| a.worker).filter(|w| !w.is_empty()).collect()
 }
 
 /// The Destination's effective limit and its `Throttled` condition (status, reason).

@@ -54,9 +54,6 @@ pub struct ShardEntry {
     /// Highest cumulative counters reported for this shard (in the workers' frame: a new
     /// lease continues from them).
     pub counters: LeaseCounters,
-    /// Part of `counters` already included in the package's base counters (leases adopted
-    /// after a restart whose counters the status did not hold).
-    pub baseline: LeaseCounters,
     /// Highest epoch granted or adopted.
     pub epoch: u64,
     /// Times leased (1 for the first lease).
@@ -81,7 +78,6 @@ impl ShardEntry {
             frontier: 0,
             pending: Vec::new(),
             counters: LeaseCounters::default(),
-            baseline: LeaseCounters::default(),
             epoch: 0,
             leases: 0,
             errors: 0,
@@ -93,7 +89,7 @@ impl ShardEntry {
 
     /// Counters this shard adds to the package's base.
     pub fn contribution(&self) -> LeaseCounters {
-        self.counters.saturating_sub(&self.baseline)
+        self.counters.clone()
     }
 
     /// Prepares the counters for a new lease from the checkpoint: it reads again the records
@@ -161,6 +157,11 @@ impl ShardEntry {
         }
     }
 
+    /// Whether the shard has been leased and has progress to resume from.
+    pub fn started(&self) -> bool {
+        self.leases > 0 && (self.frontier > 0 || self.checkpoint > 0 || self.counters != LeaseCounters::default())
+    }
+
     /// True while the shard can still be leased or is leased.
     pub fn is_open(&self) -> bool {
         matches!(self.state, ShardState::Pending | ShardState::Leased(_))
@@ -184,8 +185,6 @@ pub struct PackageEntry {
     /// Counters restored from status that no shard accounts for.
     pub base_counters: LeaseCounters,
     pub base_reasons: Vec<Reason>,
-    /// Shards whose restored counters were unknown: their first adopted report is the baseline.
-    pub unknown_counters: Vec<bool>,
     pub rate: RateWindow,
 }
 
@@ -209,7 +208,6 @@ impl PackageEntry {
         } = plan;
         let mut shards: Vec<ShardEntry> =
             shards.into_iter().map(|s| ShardEntry::new(s.spec, s.bytes, s.only_offsets)).collect();
-        let mut unknown_counters = vec![true; shards.len()];
         for id in &restored.completed {
             if let Some(s) = shards.get_mut(*id as usize) {
                 s.state = ShardState::Completed;
@@ -232,12 +230,11 @@ impl PackageEntry {
             }
             s.take_resume(a.checkpoint, a.frontier, &a.pending);
             s.leases = a.attempt;
-            if a.counters != LeaseCounters::default() {
-                s.counters = a.counters.clone();
-                base = base.saturating_sub(&a.counters);
-                unknown_counters[a.id as usize] = false;
-            }
-            if !suspended {
+            s.counters = a.counters.clone();
+            base = base.saturating_sub(&a.counters);
+            // A shard waiting for its next lease (no worker) resumes where it was, leased to
+            // nobody; a leased one stays its worker's until it reports or the lease runs out.
+            if !suspended && !a.worker.is_empty() {
                 s.state = ShardState::Leased(LeaseState {
                     worker: a.worker.clone(),
                     epoch: None,
@@ -265,7 +262,6 @@ impl PackageEntry {
             shards,
             base_counters: base,
             base_reasons,
-            unknown_counters,
             rate: RateWindow::new(30_000),
         }
     }
@@ -309,21 +305,27 @@ impl PackageEntry {
     /// The progress snapshot.
     pub fn snapshot(&self) -> PackageSnapshot {
         let completed: Vec<u32> = ids(&self.shards, |s| s.state == ShardState::Completed);
+        // Every shard under way: leased now, or started and waiting for its next lease (its
+        // resume point and counters must survive a leader change either way).
         let active = self
             .shards
             .iter()
             .enumerate()
-            .filter_map(|(id, s)| match &s.state {
-                ShardState::Leased(l) => Some(ActiveShardState {
+            .filter_map(|(id, s)| {
+                let worker = match &s.state {
+                    ShardState::Leased(l) => l.worker.clone(),
+                    ShardState::Pending if s.started() => String::new(),
+                    _ => return None,
+                };
+                Some(ActiveShardState {
                     id: id as u32,
-                    worker: l.worker.clone(),
+                    worker,
                     checkpoint: s.checkpoint,
                     frontier: s.frontier,
                     pending: s.pending.clone(),
                     attempt: s.leases.max(1),
-                    counters: s.contribution(),
-                }),
-                _ => None,
+                    counters: s.counters.clone(),
+                })
             })
             .collect();
         let failed = self

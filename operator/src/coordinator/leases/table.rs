@@ -133,7 +133,6 @@ impl LeaseTable {
         let backoff_limit = p.backoff_limit;
         let suspended = p.suspended;
         let Some(shard) = p.shards.get_mut(key.shard as usize) else { return ReportOutcome::Revoke };
-        let adopt_unknown = p.unknown_counters.get(key.shard as usize).copied().unwrap_or(true);
         let (revoking, adopting) = match &mut shard.state {
             ShardState::Leased(l) if l.worker == worker && l.epoch == Some(key.lease_epoch) => (l.revoking, false),
             ShardState::Leased(l) if l.worker == worker && l.epoch.is_none() => {
@@ -152,16 +151,13 @@ impl LeaseTable {
             _ => return ReportOutcome::Revoke,
         };
         if adopting {
+            // A lease of an earlier leader: its cumulative counters are the shard's whole count.
+            // The status lists every started shard with its counters (and the package's base
+            // leaves them out), so a shard it does not list had counted nothing then.
             shard.epoch = shard.epoch.max(key.lease_epoch);
-            if adopt_unknown {
-                // The status did not know this lease: its base (what the shard had when it was
-                // granted) is in the package's restored counters, what it did since is not.
-                shard.baseline = report.base.clone();
-                shard.counters = report.base.clone();
-            }
-            if let Some(u) = p.unknown_counters.get_mut(key.shard as usize) {
-                *u = false;
-            }
+            // It was leased at least once, whatever the status knew: once started it stays in
+            // the status's active list, with its counters, until it completes.
+            shard.leases = shard.leases.max(1);
         }
         shard.merge_counters(&report.counters);
         shard.take_resume(report.checkpoint, report.frontier, &report.pending);

@@ -255,7 +255,10 @@ fn suspension_revokes_the_package_leases_and_resuming_grants_again() {
     assert_eq!(t.report("w1", &report(&g[0], 30, 3), 100), ReportOutcome::Revoke);
     assert!(t.grant("w2", "ns", "d", 5, 200).is_empty(), "a suspended package grants nothing");
     t.expire(20_000);
-    assert!(t.package(&key("p")).is_some_and(|p| p.snapshot().active.is_empty()));
+    assert!(
+        t.package(&key("p")).is_some_and(|p| p.snapshot().active.iter().all(|a| a.worker.is_empty())),
+        "no shard of a suspended package is leased (started ones wait, leased to nobody)"
+    );
     t.set_suspended(&key("p"), false);
     let again = t.grant("w2", "ns", "d", 5, 21_000);
     assert_eq!(
@@ -310,7 +313,7 @@ fn a_new_leader_restores_completed_shards_checkpoints_and_counters_from_status()
             frontier: 0,
             pending: vec![],
             attempt: 1,
-            counters: LeaseCounters::default(),
+            counters: LeaseCounters { read: 2, sent: 2, bytes: 20, ..Default::default() },
         }],
         failed: vec![FailedShardState { id: 3, attempts: 1, message: "boom".into(), exhausted: false }],
         counters: LeaseCounters { read: 25, sent: 25, bytes: 250, ..Default::default() },
@@ -320,9 +323,8 @@ fn a_new_leader_restores_completed_shards_checkpoints_and_counters_from_status()
     // Shard 2 stays reserved for w1 for one TTL; shards 3 and 4 are free.
     let g = t.grant("w2", "ns", "d", 5, 1_000);
     assert_eq!(granted_ids(&g), vec![("p".into(), 3), ("p".into(), 4)]);
-    // w1 reports its lease from before the restart: adopted. The status knew the shard but not
-    // this lease's progress (zero counters): the 2 records the shard had when the lease was
-    // granted (its base) are in the restored totals, everything the lease did since is not.
+    // w1 reports its lease from before the restart: adopted. The status held the shard's 2
+    // records (part of the restored totals); the lease's cumulative counters replace them.
     let old = LeaseReport {
         key: LeaseKey {
             namespace: "ns".into(),
@@ -350,7 +352,7 @@ fn a_new_leader_restores_completed_shards_checkpoints_and_counters_from_status()
     };
     assert_eq!(t.report("w1", &later, 2_500), ReportOutcome::Renewed);
     let snap = t.package(&key("p")).map(|p| p.snapshot()).expect("known");
-    assert_eq!(snap.counters.sent, 25 + 8 - 2, "nothing sent after the last status write is lost");
+    assert_eq!(snap.counters.sent, 25 - 2 + 8, "nothing sent after the last status write is lost, nothing twice");
     assert_eq!(snap.completed_ranges, "0-1");
     assert_eq!(snap.active.iter().find(|a| a.id == 2).map(|a| a.checkpoint), Some(280));
     assert_eq!(snap.failure_reasons[0].code, "400");
