@@ -223,8 +223,10 @@ pub struct RateLimit {
     /// Requests per second across all workers, retries included.
     #[x_kube(validation = kube::core::Rule::new("self > 0 && self <= 1000000").message("rateLimit.requestsPerSecond must be between 1 and 1000000"))]
     pub requests_per_second: i32,
-    /// How many requests may be sent at once above the steady rate. Default: 1/50 of
-    /// requestsPerSecond (20 ms worth), at least 1.
+    /// The partner's burst: how many requests it takes at once above the steady rate. Default:
+    /// 1/50 of requestsPerSecond (20 ms worth), at least 1. Courier's workers together send at
+    /// most half of it ahead of the steady rate; the other half absorbs the network delivering
+    /// evenly sent requests in clumps.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[x_kube(validation = kube::core::Rule::new("self > 0").message("rateLimit.burst must be positive"))]
     pub burst: Option<i32>,

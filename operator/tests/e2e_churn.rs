@@ -36,35 +36,11 @@ fn strict_partner() -> SimConfig {
     }
 }
 
-/// Polls both replicas' `/healthz` until `stop`; counts polls where both said leader.
-fn watch_leaders(
-    replicas: [Arc<String>; 2],
-    stop: Arc<AtomicBool>,
-    both: Arc<AtomicU64>,
-) -> std::thread::JoinHandle<u64> {
-    std::thread::spawn(move || {
-        let mut polls = 0;
-        while !stop.load(Ordering::Relaxed) {
-            let leading = replicas.iter().filter(|addr| health(addr) == "ok (leader)").count();
-            if leading > 1 {
-                both.fetch_add(1, Ordering::Relaxed);
-            }
-            polls += 1;
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        polls
-    })
-}
-
-fn health(addr: &str) -> String {
-    use std::io::{Read, Write};
-    let Ok(addr) = addr.parse::<std::net::SocketAddr>() else { return String::new() };
-    let Ok(mut s) = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(2)) else { return String::new() };
-    let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
-    let _ = s.write_all(b"GET /healthz HTTP/1.0\r\nHost: operator\r\n\r\n");
-    let mut out = String::new();
-    let _ = s.read_to_string(&mut out);
-    out.split_once("\r\n\r\n").map(|(_, b)| b.trim().to_owned()).unwrap_or_default()
+fn now_micros() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -76,7 +52,7 @@ async fn worker_kills_and_a_leader_change_lose_nothing_stay_under_the_limit_and_
     // production, so workers keep sending while no operator leads.
     let extra = ["--shard-target-bytes=262144"];
     let mut replicas = Operator::start_pair_with(&cluster, &ns, &extra);
-    let addrs = [0, 1].map(|i| Arc::new(replicas[i].coordinator_addr()));
+    let addrs: Vec<String> = replicas.iter().map(Operator::coordinator_addr).collect();
     let stop = Arc::new(AtomicBool::new(false));
     let both = Arc::new(AtomicU64::new(0));
     let watcher = watch_leaders(addrs.clone(), stop.clone(), both.clone());
@@ -130,17 +106,20 @@ async fn worker_kills_and_a_leader_change_lose_nothing_stay_under_the_limit_and_
         })
     };
     let mut kills = Vec::new();
+    let mut events: Vec<(String, u64)> = Vec::new();
     for k in 0..WORKER_KILLS {
         tokio::time::sleep(KILL_SPACING).await;
         if k == 2 {
             let name = replicas[leader].name.clone();
             replicas[leader].force_delete();
+            events.push((format!("leader {name}"), now_micros()));
             eprintln!("force-deleted the leading operator {name} (SIGTERM, SIGKILL 2 s later)");
         }
         let pods = worker_pods(&cluster, &ns, "partner");
         let Some(victim) = pods.first() else { continue };
         cluster.kubectl_ok(&["-n", &ns, "delete", victim, "--force", "--grace-period=0", "--wait=false"], None);
         kills.push(victim.clone());
+        events.push((victim.clone(), now_micros()));
         eprintln!("force-deleted {victim}");
     }
 
@@ -183,6 +162,19 @@ async fn worker_kills_and_a_leader_change_lose_nothing_stay_under_the_limit_and_
     let limited_per_second = courier_e2e::sim::bins(&limited, base, Duration::from_secs(1));
     eprintln!("accepted per second: {per_second:?}");
     eprintln!("429 per second: {limited_per_second:?}");
+    let at = |micros: u64| micros.saturating_sub(base) as f64 / 1e6;
+    for (what, t) in &events {
+        eprintln!("event {:7.3}s {what}", at(*t));
+    }
+    for c in courier_e2e::sim::rejection_clusters(&arrivals, Duration::from_millis(200), Duration::from_millis(100)) {
+        eprintln!(
+            "429 run {:7.3}s..{:7.3}s: {} refused; requests by sender from 100 ms before: {:?}",
+            at(c.first_micros),
+            at(c.last_micros),
+            c.rejected,
+            c.senders
+        );
+    }
     let per_kill_bound = IN_FLIGHT + u64::from(LIMIT);
     // The same partner against an evenly paced sender, on this machine now.
     let (paced, paced_429) = paced_baseline(strict_partner(), LIMIT, Duration::from_secs(10)).await;
@@ -219,5 +211,4 @@ async fn worker_kills_and_a_leader_change_lose_nothing_stay_under_the_limit_and_
         "{duplicates} duplicates for {} kills (bound {per_kill_bound} per kill)",
         kills.len()
     );
-    let _ = addrs;
 }

@@ -108,6 +108,49 @@ pub fn longest_gap(sorted_micros: &[u64]) -> Duration {
     Duration::from_micros(gap)
 }
 
+/// A run of 429s close together, with who was sending around it: the way to tell a clump of
+/// one sender from two senders whose shares overlapped.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RejectionCluster {
+    /// Unix microseconds of the first and last 429 of the run.
+    pub first_micros: u64,
+    pub last_micros: u64,
+    pub rejected: usize,
+    /// Requests per sender from `lookback` before the first 429 to the last, busiest first.
+    pub senders: Vec<(Option<std::net::IpAddr>, usize)>,
+}
+
+/// Groups the 429s of `arrivals` (in arrival order) into runs whose neighbours are less than
+/// `gap` apart, and counts each sender's requests from `lookback` before each run to its end.
+pub fn rejection_clusters(arrivals: &[Arrival], gap: Duration, lookback: Duration) -> Vec<RejectionCluster> {
+    let gap = u64::try_from(gap.as_micros()).unwrap_or(u64::MAX);
+    let lookback = u64::try_from(lookback.as_micros()).unwrap_or(u64::MAX);
+    let mut runs: Vec<(u64, u64, usize)> = Vec::new();
+    for a in arrivals.iter().filter(|a| a.rate_limited) {
+        match runs.last_mut() {
+            Some((_, last, n)) if a.at_unix_micros.saturating_sub(*last) < gap => {
+                *last = a.at_unix_micros;
+                *n += 1;
+            }
+            _ => runs.push((a.at_unix_micros, a.at_unix_micros, 1)),
+        }
+    }
+    runs.into_iter()
+        .map(|(first, last, rejected)| {
+            let from = first.saturating_sub(lookback);
+            let mut senders: Vec<(Option<std::net::IpAddr>, usize)> = Vec::new();
+            for a in arrivals.iter().filter(|a| (from..=last).contains(&a.at_unix_micros)) {
+                match senders.iter_mut().find(|(p, _)| *p == a.peer) {
+                    Some((_, n)) => *n += 1,
+                    None => senders.push((a.peer, 1)),
+                }
+            }
+            senders.sort_by_key(|s| std::cmp::Reverse(s.1));
+            RejectionCluster { first_micros: first, last_micros: last, rejected, senders }
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -135,6 +178,32 @@ mod tests {
         assert_eq!(bins(&[5, 100_000, 150_000, 350_000], 0, bin), vec![1, 2, 0, 1]);
         assert_eq!(bins(&[5, 100_000, 150_000], 100_000, bin), vec![2]);
         assert!(bins(&[], 0, bin).is_empty());
+    }
+
+    #[test]
+    fn rejections_are_grouped_into_runs_with_the_senders_around_them() {
+        let a = |ms: u64, limited: bool, peer: u8| Arrival {
+            at_unix_micros: ms * 1_000,
+            accepted: !limited,
+            rate_limited: limited,
+            peer: Some(std::net::IpAddr::from([10, 0, 0, peer])),
+        };
+        let log = [
+            a(0, false, 1),
+            a(90, false, 2),
+            a(95, false, 2),
+            a(100, true, 2),
+            a(150, true, 1),
+            a(900, false, 1),
+            a(1_000, true, 1),
+        ];
+        let got = rejection_clusters(&log, Duration::from_millis(100), Duration::from_millis(50));
+        assert_eq!(got.len(), 2, "{got:?}");
+        assert_eq!((got[0].first_micros, got[0].last_micros, got[0].rejected), (100_000, 150_000, 2));
+        let ip = |n: u8| Some(std::net::IpAddr::from([10, 0, 0, n]));
+        assert_eq!(got[0].senders, vec![(ip(2), 3), (ip(1), 1)], "from 50 ms to 150 ms");
+        assert_eq!(got[1].senders, vec![(ip(1), 1)]);
+        assert!(rejection_clusters(&log[..3], Duration::from_millis(100), Duration::ZERO).is_empty());
     }
 
     #[test]

@@ -19,7 +19,7 @@ mod state;
 mod stats;
 pub mod tls;
 
-pub use arrivals::{Arrival, bins, busiest_window, longest_gap};
+pub use arrivals::{Arrival, RejectionCluster, bins, busiest_window, longest_gap, rejection_clusters};
 pub use config::{Auth, BurstWindow, InjectStatus, Latency, LimitKey, RateLimit, SimConfig, SlowBody};
 pub use server::{SimError, Simulator};
 pub use state::ConfigError;

@@ -212,10 +212,11 @@ impl DestinationState {
         let spec = u64::from(spec_rps(&self.spec));
         let scaled = |v: u64| (u128::from(v) * u128::from(effective) / u128::from(spec.max(1))) as u64;
         // The burst follows the share actually granted, so the bursts of all workers add up to
-        // (about) the Destination's burst whatever the workers' shares are in transition.
-        let burst = (u128::from(scaled(rl.effective_burst().max(1) as u64)) * u128::from(grant)
-            / u128::from(effective.max(1)))
-        .max(1) as u64;
+        // (about) half the Destination's burst whatever the workers' shares are in transition:
+        // the other half is left for the network, which delivers evenly paced requests in
+        // clumps now and then (a partner counts arrivals, not departures).
+        let own_burst = own_burst(rl.effective_burst());
+        let burst = (u128::from(scaled(own_burst)) * u128::from(grant) / u128::from(effective.max(1))).max(1) as u64;
         let per_worker = self.spec.workers.max_in_flight_per_worker.max(1) as u64;
         let max_in_flight = match rl.max_in_flight {
             Some(total) => shares::split_with_floor(total.max(1) as u64, &demands, 1)[i].min(per_worker),
@@ -359,4 +360,9 @@ fn measured(workers: &BTreeMap<String, WorkerEntry>) -> (Option<u64>, Option<u64
         .map(|w| w.stats.requests_per_second)
         .max();
     (latency, cpu)
+}
+
+/// The part of a Destination's `burst` its workers use together: half, at least one request.
+pub(crate) fn own_burst(burst: i32) -> u64 {
+    u64::try_from(burst).unwrap_or(1).max(1).div_ceil(2)
 }

@@ -69,7 +69,7 @@ fn a_first_heartbeat_gets_the_config_the_whole_limit_and_leases() {
     let r = c.heartbeat(&hb("w1", 0, 0, 0, 2), 1_000).expect("known destination");
     assert_eq!(r.destination.as_ref().map(|d| d.generation), Some(1));
     assert_eq!(r.share.requests_per_second, 100);
-    assert_eq!(r.share.burst, 11);
+    assert_eq!(r.share.burst, 6, "half the Destination's burst of 11, rounded up: the rest is the network's");
     assert_eq!(r.share.max_in_flight, 16);
     assert_eq!(r.granted.len(), 2);
     assert_eq!(r.lease_ttl_ms, 15_000);
@@ -477,4 +477,12 @@ fn a_lease_the_worker_does_not_report_is_freed_at_once() {
     let r = c.heartbeat(&hb("w1", 1, 100, 0, 1), 100).expect("ok");
     assert_eq!(r.granted.len(), 1, "not held for the lease TTL: granted again");
     assert!(r.granted[0].key.lease_epoch > lost.granted[0].key.lease_epoch);
+}
+
+#[test]
+fn workers_use_half_the_destinations_burst_together_and_at_least_one_request() {
+    use super::destination::own_burst;
+    for (burst, own) in [(20, 10), (21, 11), (2, 1), (1, 1), (0, 1), (-3, 1), (300, 150)] {
+        assert_eq!(own_burst(burst), own, "burst {burst}");
+    }
 }

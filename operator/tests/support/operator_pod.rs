@@ -150,13 +150,24 @@ impl Operator {
 
     /// [`Operator::start_pair`] with `extra` flags (`--flag=value`) for both replicas.
     pub fn start_pair_with(cluster: &Cluster, namespace: &str, extra: &[&str]) -> [Operator; 2] {
+        Operator::pair(cluster, namespace, extra, "Never")
+    }
+
+    /// [`Operator::start_pair_with`], but the kubelet restarts a replica's container when its
+    /// process ends (`restartPolicy: Always`): the same pod, IP and Service come back as a
+    /// standby, so the leader can be killed again and again.
+    pub fn start_restarting_pair_with(cluster: &Cluster, namespace: &str, extra: &[&str]) -> [Operator; 2] {
+        Operator::pair(cluster, namespace, extra, "Always")
+    }
+
+    fn pair(cluster: &Cluster, namespace: &str, extra: &[&str], restart: &str) -> [Operator; 2] {
         install_rbac(cluster, namespace);
         let urls = ["operator-a", "operator-b"]
             .map(|n| format!("http://{n}.{namespace}.svc.cluster.local:{COORDINATOR_PORT}"))
             .join(",");
         for name in ["operator-a", "operator-b"] {
             apply(cluster, &service_yaml(namespace, name));
-            apply(cluster, &pod_yaml(namespace, name, Some(&urls), "Never", extra));
+            apply(cluster, &pod_yaml(namespace, name, Some(&urls), restart, extra));
         }
         [
             Operator::ready(cluster, namespace, "operator-a", true),
@@ -203,6 +214,13 @@ impl Operator {
         self.cluster.kubectl_ok(&["-n", &self.namespace, "delete", "pod", &self.pod, "--wait=true"], None);
     }
 
+    /// SIGTERM to the operator's container, SIGKILL `grace_secs` later (`crictl stop`): the
+    /// operator releases the Lease if it holds it.
+    pub fn stop(&mut self, grace_secs: u32) {
+        Node::new().stop_container(&self.namespace, &self.pod, "operator", grace_secs);
+        eprintln!("stopped operator {} (SIGTERM)", self.pod);
+    }
+
     /// SIGKILL of the operator's process in its container (no Lease release, no drain).
     pub fn kill(&mut self) {
         let pid = Node::new().kill_container(&self.namespace, &self.pod, "operator");
@@ -211,8 +229,7 @@ impl Operator {
 
     /// The coordinator's `/healthz` body (`ok (leader)` or `ok (standby)`), empty when unreachable.
     pub fn health(&self) -> String {
-        let reply = http_get(&format!("{}:{COORDINATOR_PORT}", self.ip), "/healthz");
-        reply.split_once("\r\n\r\n").map(|(_, body)| body.trim().to_owned()).unwrap_or_default()
+        coordinator_health(&self.coordinator_addr())
     }
 
     /// The operator's `/metrics` text.
@@ -230,6 +247,35 @@ impl Operator {
     pub fn log_tail(&self) -> String {
         pods::logs(&self.cluster, &self.namespace, &self.pod, "operator", 40, false)
     }
+}
+
+/// The body of `/healthz` of the coordinator at `addr` (`IP:port`): `ok (leader)`,
+/// `ok (standby)`, or empty when unreachable.
+pub fn coordinator_health(addr: &str) -> String {
+    let reply = http_get(addr, "/healthz");
+    reply.split_once("\r\n\r\n").map(|(_, body)| body.trim().to_owned()).unwrap_or_default()
+}
+
+/// Polls the coordinators at `addrs` every 50 ms until `stop`; counts in `both` the polls where
+/// more than one said it leads. Returns the number of polls.
+pub fn watch_leaders(
+    addrs: Vec<String>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    both: std::sync::Arc<std::sync::atomic::AtomicU64>,
+) -> std::thread::JoinHandle<u64> {
+    use std::sync::atomic::Ordering;
+    std::thread::spawn(move || {
+        let mut polls = 0;
+        while !stop.load(Ordering::Relaxed) {
+            let leading = addrs.iter().filter(|addr| coordinator_health(addr) == "ok (leader)").count();
+            if leading > 1 {
+                both.fetch_add(1, Ordering::Relaxed);
+            }
+            polls += 1;
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        polls
+    })
 }
 
 /// The whole reply (head and body) of a plain HTTP/1.0 GET over TCP; empty when unreachable.
