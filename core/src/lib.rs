@@ -5,6 +5,7 @@
 //!
 //! It depends on the API types and never on `courier-operator` or `courier-worker`.
 
+pub mod aimd;
 pub mod datum;
 pub mod destination;
 pub mod format;

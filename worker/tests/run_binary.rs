@@ -156,8 +156,9 @@ async fn retry_after_from_the_partner_pauses_the_run_and_every_record_still_arri
     assert!(limited > 0, "the partner throttled");
     assert!(summary["pausedSeconds"].as_f64().unwrap_or(0.0) >= 0.5, "Retry-After paused sending: {summary}");
     assert!(count(&summary, "retries") >= limited, "each 429 was retried");
-    // Without pausing, 1000/s against 100/s would draw hundreds of 429s per second. A few
-    // 429s per 2 s window are tolerated before a short Retry-After pauses the run (they are
-    // the odd early request at a strict partner), so some dozens get through in all.
-    assert!(limited < 300, "the pause held sending back: {limited} 429s");
+    // Without pausing and lowering its rate, 150/s against 100/s would draw dozens of 429s
+    // per second. A few per 2 s window are tolerated (the odd early request at a strict
+    // partner); more pause the run and cut its rate, as the operator's AIMD does.
+    eprintln!("429s: {limited}, paused {} s", summary["pausedSeconds"]);
+    assert!(limited < 100, "the pause and the lower rate held sending back: {limited} 429s");
 }

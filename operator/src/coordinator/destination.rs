@@ -8,7 +8,7 @@ use courier_core::protocol::{HeartbeatRequest, RateShare, WorkerStats};
 use super::leases::{LeaseTable, ShardState};
 use super::types::{DestinationRuntime, ObjectKey, WorkerRuntime};
 use crate::planner::Millis;
-use crate::planner::aimd::{AimdConfig, AimdState};
+use courier_core::aimd::{AimdConfig, AimdState};
 use crate::planner::autoscale::{self, AutoscaleInput};
 use crate::planner::shares::{self, WorkerShare};
 

@@ -14,7 +14,7 @@ use super::destination::DestinationState;
 use super::leases::{LeaseTable, ReportOutcome};
 use super::types::{Change, DestinationRuntime, ObjectKey, PackagePlan, PackageSnapshot};
 use crate::planner::Millis;
-use crate::planner::aimd::AimdConfig;
+use courier_core::aimd::AimdConfig;
 
 /// Tunables of the coordinator.
 #[derive(Debug, Clone)]

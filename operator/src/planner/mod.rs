@@ -1,7 +1,6 @@
 //! Pure planning functions: rate shares, the adaptive (AIMD) limit, autoscaling decisions and
 //! status roll-ups. No I/O, no clock: time is passed in as Unix milliseconds.
 
-pub mod aimd;
 pub mod autoscale;
 pub mod rollup;
 pub mod shares;

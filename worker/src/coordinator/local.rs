@@ -1,9 +1,11 @@
 //! The coordinator of `courier-worker run`: the whole package is planned locally, every shard is
-//! leased to this worker, and the share is the Destination's full rate. Progress can be kept in
-//! a checkpoint file, so a stopped run resumes where it was.
+//! leased to this worker, and the share is the Destination's rate as the operator would set it:
+//! the same AIMD (`courier_core::aimd`) lowers it on sustained 429s and pauses on `Retry-After`.
+//! Progress can be kept in a checkpoint file, so a stopped run resumes where it was.
 
 use std::path::PathBuf;
 
+use courier_core::aimd::{AimdConfig, AimdState, Millis};
 use courier_core::datum::DatumSettings;
 use serde::{Deserialize, Serialize};
 
@@ -83,6 +85,8 @@ pub struct LocalCoordinator {
     states: Vec<ShardState>,
     epoch: u64,
     dirty: bool,
+    aimd: AimdState,
+    aimd_config: AimdConfig,
 }
 
 impl LocalCoordinator {
@@ -104,7 +108,8 @@ impl LocalCoordinator {
             }
             states = file.shards.into_iter().map(|s| ShardState { error: None, ..s }).collect();
         }
-        Ok(Self { plan, states, epoch: 0, dirty: true })
+        let aimd = AimdState::new(plan.share.requests_per_second, 0);
+        Ok(Self { plan, states, epoch: 0, dirty: true, aimd, aimd_config: AimdConfig::default() })
     }
 
     /// Shard states (checkpoints and counters).
@@ -236,15 +241,41 @@ impl LocalCoordinator {
     }
 }
 
+impl LocalCoordinator {
+    /// The share at `now` after this heartbeat's throttle report: the rate (and its burst) as
+    /// the AIMD has it, and the pause it asks for.
+    fn throttled_share(&mut self, request: &HeartbeatRequest, now: Millis) -> (RateShare, Option<u64>) {
+        let t = &request.throttle;
+        self.aimd.observe(&self.aimd_config, t.too_many_requests, t.retry_after_until_unix_ms, now);
+        let spec = self.plan.share.requests_per_second.max(1);
+        let effective = self.aimd.effective().min(spec);
+        let burst = (u64::from(self.plan.share.burst) * u64::from(effective) / u64::from(spec)).max(1);
+        let share = RateShare {
+            requests_per_second: effective,
+            burst: u32::try_from(burst).unwrap_or(u32::MAX),
+            ..self.plan.share
+        };
+        (share, self.aimd.paused_until(now))
+    }
+}
+
+fn unix_ms() -> Millis {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}
+
 impl Coordinator for LocalCoordinator {
     async fn heartbeat(&mut self, request: HeartbeatRequest) -> Result<HeartbeatResponse, CoordinatorError> {
         self.apply_reports(&request);
         let granted = if request.draining { Vec::new() } else { self.grant(request.free_slots) };
         self.save()?;
+        let (share, pause_until_unix_ms) = self.throttled_share(&request, unix_ms());
         Ok(HeartbeatResponse {
             protocol_version: PROTOCOL_VERSION,
-            share: self.plan.share,
-            pause_until_unix_ms: None,
+            share,
+            pause_until_unix_ms,
             destination: None,
             revoked: Vec::new(),
             granted,
@@ -256,5 +287,60 @@ impl Coordinator for LocalCoordinator {
 
     fn finished(&self) -> bool {
         self.states.iter().all(|s| s.done || s.error.is_some())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use courier_core::protocol::{ThrottleReport, WorkerStats};
+
+    use super::*;
+
+    fn plan(rps: u32, burst: u32) -> LocalPlan {
+        LocalPlan {
+            source: "file:///in".into(),
+            shards: Vec::new(),
+            datum: serde_json::from_value(serde_json::json!({"format": {"type": "JsonLines"}})).expect("datum"),
+            namespace: "local".into(),
+            package: "p".into(),
+            dead_letter_dir: "file:///dl".into(),
+            share: RateShare { requests_per_second: rps, burst, max_in_flight: 8, ..RateShare::default() },
+            checkpoint_file: None,
+            heartbeat_interval_ms: 1_000,
+        }
+    }
+
+    fn beat(too_many: u64, retry_after_until_unix_ms: Option<u64>) -> HeartbeatRequest {
+        HeartbeatRequest {
+            protocol_version: PROTOCOL_VERSION,
+            worker: "local".into(),
+            incarnation: 1,
+            namespace: "local".into(),
+            destination: "d".into(),
+            destination_generation: 0,
+            applied_share: 0,
+            demand: 1,
+            free_slots: 0,
+            draining: false,
+            leases: Vec::new(),
+            throttle: ThrottleReport { too_many_requests: too_many, retry_after_until_unix_ms },
+            stats: WorkerStats::default(),
+        }
+    }
+
+    #[test]
+    fn a_local_run_lowers_its_rate_on_sustained_429s_and_pauses_on_retry_after() {
+        let mut c = LocalCoordinator::new(plan(150, 10)).expect("plan");
+        let t0 = 1_000_000;
+        let (share, pause) = c.throttled_share(&beat(0, None), t0);
+        assert_eq!((share.requests_per_second, share.burst, pause), (150, 10, None), "the spec rate at first");
+        let (share, _) = c.throttled_share(&beat(2, None), t0 + 100);
+        assert_eq!(share.requests_per_second, 150, "a couple of 429s are jitter, not a lower limit");
+        let (share, pause) = c.throttled_share(&beat(40, Some(t0 + 1_200)), t0 + 200);
+        assert!(share.requests_per_second < 150, "sustained 429s cut the rate: {share:?}");
+        assert!(share.burst < 10 && share.burst >= 1, "the burst follows the rate: {share:?}");
+        assert_eq!(pause, Some(t0 + 1_200), "Retry-After pauses the run");
+        let (later, pause) = c.throttled_share(&beat(0, None), t0 + 60_000);
+        assert_eq!((later.requests_per_second, pause), (150, None), "back at the spec once it is quiet");
     }
 }

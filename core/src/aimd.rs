@@ -7,11 +7,16 @@
 //! only when the 429s of one window are more than [`AimdConfig::tolerated`] — at least 3, or
 //! 0.5 % of the requests the window carries. A `Retry-After` of at least
 //! [`SHORTEST_SPREAD_PAUSE_MS`] always pauses the Destination.
+//!
+//! The operator runs it per Destination on the workers' throttle reports; a worker run alone
+//! (`courier-worker run`) runs the same on its own.
 
 use courier_api::conditions::DestinationReason;
-use courier_core::protocol::{SHORTEST_SPREAD_PAUSE_MS, THROTTLE_WINDOW_MS};
 
-use super::Millis;
+use crate::protocol::{SHORTEST_SPREAD_PAUSE_MS, THROTTLE_WINDOW_MS};
+
+/// Milliseconds on the caller's clock.
+pub type Millis = u64;
 
 /// AIMD tunables.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -265,7 +270,7 @@ mod tests {
         assert_eq!(c.tolerated(100), 3, "at least three");
         assert_eq!(c.tolerated(1_000), 10, "0.5 % of the 2,000 requests of a 2 s window");
         for rate in [1, 100, 1_000, 15_000] {
-            assert_eq!(c.tolerated(rate), courier_core::protocol::tolerated_429s(rate), "workers count alike");
+            assert_eq!(c.tolerated(rate), crate::protocol::tolerated_429s(rate), "workers count alike");
         }
         type Case = (&'static [(u64, Millis)], u32, &'static str);
         let cases: &[Case] = &[
