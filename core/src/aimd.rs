@@ -5,15 +5,20 @@
 //! request that arrived a millisecond early (network jitter) with 429, which says nothing about
 //! its limit being lower. The limit is cut, and a short `Retry-After` spread to every worker,
 //! only when the 429s of one window are more than [`AimdConfig::tolerated`] — at least 3, or
-//! 0.5 % of the requests the window carries. A `Retry-After` of at least
-//! [`SHORTEST_SPREAD_PAUSE_MS`] always pauses the Destination.
+//! 0.5 % of the requests the window carries — and only when they are spread over more than
+//! one clump ([`CLUMP_MS`]): requests sent evenly that a stalled process or link delivered
+//! together are refused together, within milliseconds, and say nothing about the partner's
+//! limit either. A `Retry-After` of at least [`SHORTEST_SPREAD_PAUSE_MS`] always pauses the
+//! Destination.
 //!
 //! The operator runs it per Destination on the workers' throttle reports; a worker run alone
 //! (`courier-worker run`) runs the same on its own.
 
 use courier_api::conditions::DestinationReason;
 
-use crate::protocol::{SHORTEST_SPREAD_PAUSE_MS, THROTTLE_WINDOW_MS};
+#[cfg(doc)]
+use crate::protocol::CLUMP_MS;
+use crate::protocol::{SHORTEST_SPREAD_PAUSE_MS, THROTTLE_WINDOW_MS, ThrottleReport, spread_beyond_a_clump};
 
 /// Milliseconds on the caller's clock.
 pub type Millis = u64;
@@ -69,6 +74,8 @@ pub struct AimdState {
     last_throttled: Option<Millis>,
     /// 429s of the current window and when it began.
     window: (Millis, u64),
+    /// Whether any report of the current window had its 429s spread beyond one clump.
+    window_spread: bool,
 }
 
 impl AimdState {
@@ -82,6 +89,7 @@ impl AimdState {
             pause_until: None,
             last_throttled: None,
             window: (now, 0),
+            window_spread: false,
         }
     }
 
@@ -120,17 +128,22 @@ impl AimdState {
         self.effective_milli = (self.effective_milli + step.max(1)).min(spec_milli);
     }
 
-    /// Takes in a heartbeat's throttle report: `too_many` 429s and an optional `Retry-After`
-    /// instant. Once the window's 429s exceed the tolerance the limit is cut (at most once per
-    /// window) and any `Retry-After` pauses the Destination; a long `Retry-After` always does.
-    /// The pause is the latest asked, capped.
-    pub fn observe(&mut self, config: &AimdConfig, too_many: u64, retry_until: Option<Millis>, now: Millis) {
+    /// Takes in a heartbeat's throttle report: its 429s and an optional `Retry-After`
+    /// instant. Once the window's 429s exceed the tolerance, spread over more than one clump,
+    /// the limit is cut (at most once per window) and any `Retry-After` pauses the Destination;
+    /// a long `Retry-After` always does. The pause is the latest asked, capped.
+    pub fn observe(&mut self, config: &AimdConfig, report: &ThrottleReport, now: Millis) {
+        let (too_many, retry_until) = (report.too_many_requests, report.retry_after_until_unix_ms);
         self.advance(config, now);
         if now.saturating_sub(self.window.0) >= config.window_ms {
             self.window = (now, 0);
+            self.window_spread = false;
         }
         self.window.1 += too_many;
-        let sustained = self.window.1 > config.tolerated(self.effective());
+        if too_many > 0 {
+            self.window_spread |= spread_beyond_a_clump(report.spread_ms);
+        }
+        let sustained = self.window_spread && self.window.1 > config.tolerated(self.effective());
         if too_many > 0 && sustained {
             self.last_throttled = Some(now);
             let can_cut = self.last_cut.is_none_or(|t| now.saturating_sub(t) >= config.window_ms);
@@ -172,6 +185,11 @@ impl AimdState {
 mod tests {
     use super::*;
 
+    /// A report of `n` 429s spread as an older worker's (unknown, so spread).
+    fn report(n: u64, retry_until: Option<Millis>) -> ThrottleReport {
+        ThrottleReport { too_many_requests: n, retry_after_until_unix_ms: retry_until, spread_ms: None }
+    }
+
     /// The defaults, but no 429 tolerated (the rules of cutting alone).
     const C: AimdConfig = AimdConfig {
         decrease_permille: 700,
@@ -201,7 +219,7 @@ mod tests {
         for (reports, expected) in cases {
             let mut s = AimdState::new(100, 0);
             for &(n, t) in *reports {
-                s.observe(&C, n, None, t);
+                s.observe(&C, &report(n, None), t);
             }
             assert_eq!(s.effective(), *expected, "{reports:?}");
         }
@@ -211,7 +229,7 @@ mod tests {
     fn the_limit_never_drops_below_one() {
         let mut s = AimdState::new(2, 0);
         for i in 0..20 {
-            s.observe(&C, 1, None, i * 2_000);
+            s.observe(&C, &report(1, None), i * 2_000);
         }
         assert_eq!(s.effective(), 1);
     }
@@ -219,7 +237,7 @@ mod tests {
     #[test]
     fn after_a_quiet_window_the_limit_climbs_back_additively_to_the_spec_and_no_further() {
         let mut s = AimdState::new(100, 0);
-        s.observe(&C, 1, None, 0);
+        s.observe(&C, &report(1, None), 0);
         assert_eq!(s.effective(), 70);
         let points: &[(Millis, u32)] =
             &[(1_000, 70), (2_000, 70), (3_000, 75), (4_000, 80), (6_000, 90), (8_000, 100), (60_000, 100)];
@@ -232,7 +250,7 @@ mod tests {
     #[test]
     fn a_spec_change_re_bases_at_once_both_up_and_down() {
         let mut s = AimdState::new(100, 0);
-        s.observe(&C, 1, None, 0);
+        s.observe(&C, &report(1, None), 0);
         s.set_spec(200, 100);
         assert_eq!(s.effective(), 200);
         s.set_spec(20, 200);
@@ -244,21 +262,21 @@ mod tests {
     #[test]
     fn retry_after_pauses_until_the_latest_instant_asked_capped() {
         let mut s = AimdState::new(100, 0);
-        s.observe(&C, 0, Some(5_000), 1_000);
-        s.observe(&C, 0, Some(3_000), 1_000);
+        s.observe(&C, &report(0, Some(5_000)), 1_000);
+        s.observe(&C, &report(0, Some(3_000)), 1_000);
         assert_eq!(s.paused_until(1_000), Some(5_000));
         assert_eq!(s.throttled_reason(&C, 1_000), Some("RetryAfter"));
         assert_eq!(s.paused_until(5_000), None, "over once reached");
-        s.observe(&C, 0, Some(10_000_000), 6_000);
+        s.observe(&C, &report(0, Some(10_000_000)), 6_000);
         assert_eq!(s.paused_until(6_000), Some(606_000), "capped at ten minutes");
-        s.observe(&C, 0, Some(100), 700_000);
+        s.observe(&C, &report(0, Some(100)), 700_000);
         assert_eq!(s.paused_until(700_000), None, "an instant in the past does not pause");
     }
 
     #[test]
     fn it_counts_as_rate_limited_while_below_spec() {
         let mut s = AimdState::new(100, 0);
-        s.observe(&C, 1, None, 0);
+        s.observe(&C, &report(1, None), 0);
         assert_eq!(s.throttled_reason(&C, 3_000), Some("RateLimited"));
         s.advance(&C, 20_000);
         assert_eq!(s.throttled_reason(&C, 20_000), None);
@@ -283,7 +301,7 @@ mod tests {
         for (reports, expected, what) in cases {
             let mut s = AimdState::new(1_000, 0);
             for &(n, t) in *reports {
-                s.observe(&c, n, None, t);
+                s.observe(&c, &report(n, None), t);
             }
             assert_eq!(s.effective(), *expected, "{what}");
         }
@@ -293,13 +311,46 @@ mod tests {
     fn a_short_retry_after_pauses_only_when_the_429s_are_more_than_a_few() {
         let c = AimdConfig::default();
         let mut s = AimdState::new(1_000, 0);
-        s.observe(&c, 1, Some(1_000), 0);
+        s.observe(&c, &report(1, Some(1_000)), 0);
         assert_eq!(s.paused_until(0), None, "one early request's Retry-After: 1 is not spread");
         assert_eq!(s.throttled_reason(&c, 0), None);
-        s.observe(&c, 0, Some(2_000), 0);
+        s.observe(&c, &report(0, Some(2_000)), 0);
         assert_eq!(s.paused_until(0), Some(2_000), "two seconds or more always are");
         let mut s = AimdState::new(1_000, 0);
-        s.observe(&c, 50, Some(1_000), 0);
+        s.observe(&c, &report(50, Some(1_000)), 0);
         assert_eq!(s.paused_until(0), Some(1_000), "a storm's short Retry-After is spread");
+    }
+
+    #[test]
+    fn a_clump_of_429s_is_jitter_and_429s_spread_over_time_are_pushback() {
+        let c = AimdConfig::default();
+        let clump = |n, ms| ThrottleReport {
+            too_many_requests: n,
+            retry_after_until_unix_ms: Some(1_000),
+            spread_ms: Some(ms),
+        };
+        type Case = (&'static str, &'static [(u64, u64, Millis)], u32, Option<Millis>);
+        let cases: &[Case] = &[
+            ("two workers each refused 30 within 9 ms", &[(30, 9, 0), (30, 4, 300)], 1_000, None),
+            ("a clump of 500 is still one clump", &[(500, 20, 0)], 1_000, None),
+            ("30 spread over 150 ms", &[(30, 150, 0)], 700, Some(1_000)),
+            ("exactly one clump's span counts as spread", &[(30, 100, 0)], 700, Some(1_000)),
+            (
+                "a clump, then a worker refused over 400 ms in the same window",
+                &[(8, 2, 0), (8, 400, 900)],
+                700,
+                Some(1_000),
+            ),
+            ("spread, but within the tolerance", &[(10, 900, 0)], 1_000, None),
+            ("clumps in two windows are two clumps", &[(30, 5, 0), (30, 5, 2_000)], 1_000, None),
+        ];
+        for (what, reports, effective, paused) in cases {
+            let mut s = AimdState::new(1_000, 0);
+            for &(n, ms, t) in *reports {
+                s.observe(&c, &clump(n, ms), t);
+            }
+            assert_eq!(s.effective(), *effective, "{what}");
+            assert_eq!(s.paused_until(0).map(|_| 1_000), *paused, "{what}");
+        }
     }
 }

@@ -44,6 +44,18 @@ pub const SHORTEST_SPREAD_PAUSE_MS: u64 = 2_000;
 /// Window over which 429s are counted (worker and coordinator alike).
 pub const THROTTLE_WINDOW_MS: u64 = 2_000;
 
+/// 429s that all came within this span are one clump of early arrivals: a process or link
+/// stalled and requests sent evenly reached the partner together. A partner whose limit is
+/// really below ours answers 429 all along, so its 429s spread over more than this within a
+/// fraction of a second; only then are they the partner pushing back.
+pub const CLUMP_MS: u64 = 100;
+
+/// Whether 429s spread over `spread_ms` (first to last; `None`: not known, as from a worker
+/// older than the field) are more than one clump.
+pub fn spread_beyond_a_clump(spread_ms: Option<u64>) -> bool {
+    spread_ms.is_none_or(|ms| ms >= CLUMP_MS)
+}
+
 /// 429s tolerated in one [`THROTTLE_WINDOW_MS`] at `rate` requests/s before they count as the
 /// partner pushing back: 0.5 % of the window's requests, at least 3. Fewer are the odd request
 /// that arrived a little early (jitter); they are retried, nothing else.
@@ -177,6 +189,10 @@ pub struct ThrottleReport {
     /// The latest instant a `Retry-After`/`RateLimit-Reset` asked us to wait until (Unix ms).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retry_after_until_unix_ms: Option<u64>,
+    /// Milliseconds from the first to the last of those 429s ([`CLUMP_MS`]); absent from
+    /// workers older than the field, which count as spread.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spread_ms: Option<u64>,
 }
 
 /// Throughput and latency figures the autoscaler uses.

@@ -8,9 +8,9 @@ use courier_core::protocol::{HeartbeatRequest, RateShare, WorkerStats};
 use super::leases::{LeaseTable, ShardState};
 use super::types::{DestinationRuntime, ObjectKey, WorkerRuntime};
 use crate::planner::Millis;
-use courier_core::aimd::{AimdConfig, AimdState};
 use crate::planner::autoscale::{self, AutoscaleInput};
 use crate::planner::shares::{self, WorkerShare};
+use courier_core::aimd::{AimdConfig, AimdState};
 
 /// A worker as last heard.
 #[derive(Debug, Clone, PartialEq)]

@@ -354,12 +354,7 @@ impl Coordinator {
                 }
             }
             let before = (dest.aimd.effective(), dest.aimd.paused_until(now));
-            dest.aimd.observe(
-                &config.aimd,
-                req.throttle.too_many_requests,
-                req.throttle.retry_after_until_unix_ms,
-                now,
-            );
+            dest.aimd.observe(&config.aimd, &req.throttle, now);
             if before != (dest.aimd.effective(), dest.aimd.paused_until(now)) {
                 changes.insert(Change::Destination(dkey.clone()));
             }

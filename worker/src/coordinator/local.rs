@@ -246,7 +246,7 @@ impl LocalCoordinator {
     /// the AIMD has it, and the pause it asks for.
     fn throttled_share(&mut self, request: &HeartbeatRequest, now: Millis) -> (RateShare, Option<u64>) {
         let t = &request.throttle;
-        self.aimd.observe(&self.aimd_config, t.too_many_requests, t.retry_after_until_unix_ms, now);
+        self.aimd.observe(&self.aimd_config, t, now);
         let spec = self.plan.share.requests_per_second.max(1);
         let effective = self.aimd.effective().min(spec);
         let burst = (u64::from(self.plan.share.burst) * u64::from(effective) / u64::from(spec)).max(1);
@@ -323,7 +323,7 @@ mod tests {
             free_slots: 0,
             draining: false,
             leases: Vec::new(),
-            throttle: ThrottleReport { too_many_requests: too_many, retry_after_until_unix_ms },
+            throttle: ThrottleReport { too_many_requests: too_many, retry_after_until_unix_ms, spread_ms: None },
             stats: WorkerStats::default(),
         }
     }

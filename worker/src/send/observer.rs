@@ -3,7 +3,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use super::retry::TransportError;
 
@@ -65,6 +65,8 @@ impl SendObserver for Both {
 #[derive(Debug, Default)]
 pub struct ThrottleTracker {
     count: AtomicU64,
+    /// When the first and the latest of them came.
+    span: Mutex<Option<(Instant, Instant)>>,
     latest_until: Mutex<Option<SystemTime>>,
     /// Signalled when a throttle names an instant: a pause the coordinator should spread to
     /// every worker of the Destination without waiting for the next regular heartbeat.
@@ -78,6 +80,8 @@ pub struct ThrottleSummary {
     pub count: u64,
     /// The latest instant any of them named.
     pub until: Option<SystemTime>,
+    /// Milliseconds from the first to the last of them (`None` when there were none).
+    pub spread_ms: Option<u64>,
 }
 
 impl ThrottleTracker {
@@ -85,7 +89,10 @@ impl ThrottleTracker {
     pub fn take(&self) -> ThrottleSummary {
         let count = self.count.swap(0, Ordering::AcqRel);
         let until = self.latest_until.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
-        ThrottleSummary { count, until }
+        let span = self.span.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
+        let spread_ms =
+            span.map(|(first, last)| u64::try_from(last.duration_since(first).as_millis()).unwrap_or(u64::MAX));
+        ThrottleSummary { count, until, spread_ms }
     }
 
     /// Resolves once a throttle named a Retry-After instant since the last time it resolved
@@ -97,6 +104,11 @@ impl ThrottleTracker {
 
 impl SendObserver for ThrottleTracker {
     fn throttled(&self, throttle: Throttle) {
+        let now = Instant::now();
+        {
+            let mut span = self.span.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            *span = Some(span.map_or((now, now), |(first, _)| (first, now)));
+        }
         self.count.fetch_add(1, Ordering::AcqRel);
         if let Some(until) = throttle.until {
             let mut latest = self.latest_until.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
@@ -123,6 +135,9 @@ mod tests {
         tracker.throttled(Throttle { status: 429, until: Some(until) });
         let waited = tokio::time::timeout(Duration::from_millis(50), tracker.pause_signalled()).await;
         assert!(waited.is_ok(), "the signal given before anyone waited is delivered");
-        assert_eq!(tracker.take(), ThrottleSummary { count: 2, until: Some(until) });
+        let taken = tracker.take();
+        assert_eq!((taken.count, taken.until), (2, Some(until)));
+        assert!(taken.spread_ms.is_some_and(|ms| ms < 1_000), "first to last of the two: {taken:?}");
+        assert_eq!(tracker.take(), ThrottleSummary::default());
     }
 }
