@@ -27,6 +27,10 @@ pub struct DeliveryPackageStatus {
     /// When delivery of the current attempt started.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub start_time: Option<Time>,
+    /// When the last record was acknowledged (or the attempt started, or the package was
+    /// resumed): `progressDeadlineSeconds` counts from here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_progress_time: Option<Time>,
     /// When the package finished (Complete or Failed).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub completion_time: Option<Time>,
@@ -92,24 +96,32 @@ pub struct Progress {
     pub eta: Option<String>,
 }
 
-/// Record counters, exact after any fault: every record is counted once, by the lease whose
-/// report acknowledged it. `read == sent + deadLettered` once the package is finished, and
-/// records sent again after a lease ended early (a killed worker, a revoked lease) are counted
-/// once in `sent` and also in `resent`.
+/// Record counters, exact after any fault (killed workers, leader changes, revoked leases):
+/// every record is counted once, by the lease whose report acknowledged it, so once the
+/// package is finished `read == sent + deadLettered` and `deadLettered == failed + malformed`.
+/// Records a lease had read but not seen answered when it ended are sent again by the next
+/// lease (with the same idempotency key) and counted in `resent` as well.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default, KubeSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RecordCounts {
-    /// Records read from the files.
+    /// Distinct records read from the files, each once however often it was re-read (a
+    /// record that could not be decoded counts here and in `malformed`; an unreadable rest of
+    /// a file counts as one record).
     pub read: i64,
-    /// Distinct records the partner accepted (2xx), each counted once.
+    /// Distinct records the partner accepted (2xx), each once, even when a re-send after a
+    /// fault reached the partner twice.
     pub sent: i64,
-    /// Records the partner refused, or whose attempts ran out.
+    /// Records the partner refused (a status not in `retryOn`) or whose attempts ran out;
+    /// each is in the dead-letter files with the answer.
     pub failed: i64,
-    /// Records that could not be decoded or turned into a request.
+    /// Records that could not be decoded or turned into a request (their template did not
+    /// render, their key field is missing), and unreadable rests of files; each is in the
+    /// dead-letter files with the reason.
     pub malformed: i64,
     /// Records written to the dead-letter files: `failed + malformed`.
     pub dead_lettered: i64,
-    /// Extra attempts (retries) made.
+    /// Attempts beyond a record's first, of every kind (after a 429, a 5xx, a timeout, during
+    /// a partner outage): requests the partner saw that did not settle a record.
     pub retried: i64,
     /// Records sent again because the lease that had them in flight ended before their
     /// answer was known (they may have reached the partner twice; the partner sees the same

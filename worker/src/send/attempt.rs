@@ -14,6 +14,7 @@ use super::auth::Auth;
 use super::client::{Gate, Gated, HttpClient, Outgoing, Response};
 use super::config::SendConfig;
 use super::observer::{AttemptReport, SendObserver, Throttle};
+use super::partner::{self, PartnerWatch};
 use super::retry::{RetryConfig, RetryLogic, Verdict};
 use super::throttle;
 use crate::limiter::Limiter;
@@ -53,6 +54,7 @@ pub struct Sender {
     observer: Arc<dyn SendObserver>,
     config: SendConfig,
     throttles: throttle::ThrottleWindow,
+    partner: Arc<PartnerWatch>,
 }
 
 impl std::fmt::Debug for Sender {
@@ -72,7 +74,20 @@ impl Sender {
     ) -> Self {
         let retry = config.retry.clone();
         let logic: Arc<dyn RetryLogic> = Arc::new(retry.clone());
-        Self { client, auth, limiter, retry, logic, observer, config, throttles: throttle::ThrottleWindow::default() }
+        let throttles = throttle::ThrottleWindow::default();
+        let partner = Arc::default();
+        Self { client, auth, limiter, retry, logic, observer, config, throttles, partner }
+    }
+
+    /// Shares `partner` (kept across rebuilt senders) instead of a watch of its own.
+    pub fn with_partner(mut self, partner: Arc<PartnerWatch>) -> Self {
+        self.partner = partner;
+        self
+    }
+
+    /// Whether the partner answers, as this sender saw it.
+    pub fn partner(&self) -> &Arc<PartnerWatch> {
+        &self.partner
     }
 
     /// Replaces the retry classifier (the back-off settings stay those of the config).
@@ -109,17 +124,18 @@ impl Sender {
         // A key that is no valid header value is left out (the builder refuses such keys).
         let key = HeaderValue::from_str(&request.idempotency_key).ok();
         let max_attempts = self.retry.max_attempts.max(1);
-        // Every attempt made; of those, the ones answered 429, which do not count against
-        // `max_attempts`.
+        // Every attempt made; of those, the ones answered 429 and those that failed during a
+        // partner-wide outage, which do not count against `max_attempts`.
         let mut attempt = 0u32;
         let mut throttled = 0u32;
+        let mut in_outage = 0u32;
         let mut refreshed_auth = false;
         loop {
             if stop.is_cancelled() {
                 return Delivery::Abandoned { attempts: attempt };
             }
             attempt += 1;
-            let counted = attempt - throttled;
+            let counted = attempt - throttled - in_outage;
             let outgoing = Outgoing {
                 method: &request.method,
                 uri: &request.uri,
@@ -177,6 +193,17 @@ impl Sender {
                 Ok(r) => (self.logic.classify_response(r.status, &r.headers), Some(r), None),
                 Err(e) => (self.logic.classify_error(e.kind), None, Some(e.message)),
             };
+            let outage = match verdict {
+                Verdict::Retry { .. } => {
+                    let status = response.as_ref().map(|r| r.status.as_u16());
+                    let detail = error.clone().unwrap_or_else(|| status.map(|s| s.to_string()).unwrap_or_default());
+                    self.partner.failed(partner::failure_kind(status), &detail)
+                }
+                _ => {
+                    self.partner.answered();
+                    false
+                }
+            };
             match verdict {
                 Verdict::Success => {
                     let status = response.map_or(200, |r| r.status.as_u16());
@@ -207,6 +234,14 @@ impl Sender {
                         // and the Destination's lower limit, and does not use up an attempt.
                         throttled += 1;
                         pause(self.retry.backoff(throttled).max(asked), stop).await;
+                        continue;
+                    }
+                    if outage {
+                        // The partner fails every request, not this record: wait for it (the
+                        // package's progress deadline reports the stall) without using up an
+                        // attempt.
+                        in_outage += 1;
+                        pause(self.retry.backoff(in_outage).max(asked), stop).await;
                         continue;
                     }
                     if counted >= max_attempts {
