@@ -96,32 +96,24 @@ pub struct Progress {
     pub eta: Option<String>,
 }
 
-/// Record counters, exact after any fault (killed workers, leader changes, revoked leases):
-/// every record is counted once, by the lease whose report acknowledged it, so once the
-/// package is finished `read == sent + deadLettered` and `deadLettered == failed + malformed`.
-/// Records a lease had read but not seen answered when it ended are sent again by the next
-/// lease (with the same idempotency key) and counted in `resent` as well.
+/// Record counters, exact after any fault: every record is counted once, by the lease whose
+/// report acknowledged it. `read == sent + deadLettered` once the package is finished, and
+/// records sent again after a lease ended early (a killed worker, a revoked lease) are counted
+/// once in `sent` and also in `resent`.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default, KubeSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RecordCounts {
-    /// Distinct records read from the files, each once however often it was re-read (a
-    /// record that could not be decoded counts here and in `malformed`; an unreadable rest of
-    /// a file counts as one record).
+    /// Records read from the files.
     pub read: i64,
-    /// Distinct records the partner accepted (2xx), each once, even when a re-send after a
-    /// fault reached the partner twice.
+    /// Distinct records the partner accepted (2xx), each counted once.
     pub sent: i64,
-    /// Records the partner refused (a status not in `retryOn`) or whose attempts ran out;
-    /// each is in the dead-letter files with the answer.
+    /// Records the partner refused, or whose attempts ran out.
     pub failed: i64,
-    /// Records that could not be decoded or turned into a request (their template did not
-    /// render, their key field is missing), and unreadable rests of files; each is in the
-    /// dead-letter files with the reason.
+    /// Records that could not be decoded or turned into a request.
     pub malformed: i64,
     /// Records written to the dead-letter files: `failed + malformed`.
     pub dead_lettered: i64,
-    /// Attempts beyond a record's first, of every kind (after a 429, a 5xx, a timeout, during
-    /// a partner outage): requests the partner saw that did not settle a record.
+    /// Extra attempts (retries) made.
     pub retried: i64,
     /// Records sent again because the lease that had them in flight ended before their
     /// answer was known (they may have reached the partner twice; the partner sees the same
