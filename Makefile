@@ -1,5 +1,5 @@
 # The two commands of a fresh machine: `make demo` and `make test`.
-.PHONY: demo test lint crds bench cluster-up cluster-down
+.PHONY: demo test lint crds bench fuzz cluster-up cluster-down
 
 demo: ## build everything, start the local cluster, MiniDFS and the partner simulator, deliver the samples
 	e2e/scripts/demo.sh
@@ -12,6 +12,9 @@ lint: ## clippy -D warnings, rustfmt, cargo deny (licenses, sources, duplicate v
 
 crds: ## regenerate crds/generated/*.yaml and docs/api.md from the API types
 	cargo run -q -p courier-api --bin crdgen
+
+fuzz: ## every cargo-fuzz target under libFuzzer (nightly), FUZZ_SECONDS each (60 by default)
+	e2e/scripts/fuzz.sh
 
 bench: ## benchmarks (results under docs/)
 	e2e/bench/simulator.sh
