@@ -125,11 +125,13 @@ impl Sender {
         let key = HeaderValue::from_str(&request.idempotency_key).ok();
         let max_attempts = self.retry.max_attempts.max(1);
         // Every attempt made; of those, the ones answered 429 and those that failed during a
-        // partner-wide outage, which do not count against `max_attempts`.
+        // partner-wide outage, which do not count against `max_attempts` (`max_retry` bounds
+        // every retry, when set).
         let mut attempt = 0u32;
         let mut throttled = 0u32;
         let mut in_outage = 0u32;
         let mut refreshed_auth = false;
+        let first = Instant::now();
         loop {
             if stop.is_cancelled() {
                 return Delivery::Abandoned { attempts: attempt };
@@ -193,16 +195,13 @@ impl Sender {
                 Ok(r) => (self.logic.classify_response(r.status, &r.headers), Some(r), None),
                 Err(e) => (self.logic.classify_error(e.kind), None, Some(e.message)),
             };
-            let outage = match verdict {
-                Verdict::Retry { .. } => {
-                    let status = response.as_ref().map(|r| r.status.as_u16());
-                    let detail = error.clone().unwrap_or_else(|| status.map(|s| s.to_string()).unwrap_or_default());
-                    self.partner.failed(partner::failure_kind(status), &detail)
-                }
-                _ => {
-                    self.partner.answered();
-                    false
-                }
+            let outage = if let Verdict::Retry { .. } = verdict {
+                let status = response.as_ref().map(|r| r.status.as_u16());
+                let detail = error.clone().unwrap_or_else(|| status.map(|s| s.to_string()).unwrap_or_default());
+                self.partner.failed(partner::failure_kind(status), &detail)
+            } else {
+                self.partner.answered();
+                false
             };
             match verdict {
                 Verdict::Success => {
@@ -222,6 +221,19 @@ impl Sender {
                 Verdict::Retry { not_before } => {
                     if let Some(r) = &response {
                         self.report_throttle(r, not_before);
+                    }
+                    if let Some(limit) = self.retry.max_retry
+                        && first.elapsed() >= limit
+                    {
+                        // `retryPolicy.maxRetrySeconds`: the record has been retried long
+                        // enough, 429s included; it is dead-lettered with the last answer.
+                        let mut failed = failure(attempt, response, error);
+                        failed.error = format!(
+                            "gave up after {}s of retries (retryPolicy.maxRetrySeconds): {}",
+                            limit.as_secs(),
+                            failed.error
+                        );
+                        return Delivery::Failed(failed);
                     }
                     // The record itself never goes again before the instant the partner named.
                     let asked = if self.retry.respect_retry_after {

@@ -1,11 +1,13 @@
 //! Is the partner answering at all? Retryable failures in a row, across every record this
-//! worker sends, tell a partner-wide outage (down, black-holed, failing every request) from a
-//! failure of one record. During an outage a failed attempt does not use up the record's
-//! attempts — the record is not at fault, and dead-lettering every record of a package
-//! because the partner was down for a minute would turn an outage into data to replay — so
-//! records wait (their back-off, every attempt still through the limiter) and the package
-//! keeps its place; the coordinator hears of it (`PartnerView`, for the package's progress
-//! deadline) and `activeDeadlineSeconds` still bounds the whole.
+//! worker sends, tell a partner-wide outage (down, black-holed, failing or throttling every
+//! request) from a failure of one record. The worker reports it to the coordinator
+//! (`PartnerView` in its heartbeat), whose package status names the cause when a package
+//! makes no progress for its `progressDeadlineSeconds`. During an outage a failed attempt does
+//! not use up the record's `maxAttempts` — the record is not at fault, and dead-lettering every
+//! record read while the partner is down for a minute would turn an outage into data to
+//! replay — so records wait (their back-off, every attempt still through the limiter) and the
+//! package keeps its place. `retryPolicy.maxRetrySeconds`, when set, bounds every retry (429s
+//! and outages included); `activeDeadlineSeconds` bounds the whole package.
 
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU32, Ordering};
