@@ -250,7 +250,8 @@ async fn a_partner_down_forever_dead_letters_records_after_max_retry_seconds() {
     let stats = sim.stats();
     assert_eq!((run.counters().sent, run.counters().dead_lettered), (0, 12), "{stats:?}");
     assert!(took >= limit, "the outage held records for the whole limit ({took:?})");
-    let held = run.dead_letters.iter().filter(|dl| dl["error"].as_str().unwrap_or_default().contains("maxRetrySeconds"));
+    let held =
+        run.dead_letters.iter().filter(|dl| dl["error"].as_str().unwrap_or_default().contains("maxRetrySeconds"));
     assert!(held.count() >= 1, "records held by the outage end by maxRetrySeconds: {:?}", run.dead_letters);
     assert!(run.dead_letters.iter().all(|dl| dl["status"] == 503));
 }
