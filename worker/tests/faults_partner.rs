@@ -187,8 +187,8 @@ async fn run(fault: &Fault, n: u64) -> Figures {
     for dl in &run.dead_letters {
         assert!(!dl["error"].as_str().unwrap_or_default().is_empty(), "{}: a dead letter says why: {dl}", fault.name);
     }
-    if fault.malformed_every > 0 {
-        assert_eq!(c.dead_lettered, n / fault.malformed_every, "{}: the malformed records, no more", fault.name);
+    if let Some(bad) = n.checked_div(fault.malformed_every) {
+        assert_eq!(c.dead_lettered, bad, "{}: the malformed records, no more", fault.name);
     } else {
         assert_eq!(c.dead_lettered, 0, "{}: a partner fault dead-letters nothing: {:?}", fault.name, run.dead_letters);
     }
