@@ -1,5 +1,5 @@
 # The two commands of a fresh machine: `make demo` and `make test`.
-.PHONY: demo test lint crds bench cluster-up cluster-down
+.PHONY: demo test lint crds bench fuzz faults cluster-up cluster-down
 
 demo: ## build everything, start the local cluster, MiniDFS and the partner simulator, deliver the samples
 	e2e/scripts/demo.sh
@@ -12,6 +12,12 @@ lint: ## clippy -D warnings, rustfmt, cargo deny (licenses, sources, duplicate v
 
 crds: ## regenerate crds/generated/*.yaml and docs/api.md from the API types
 	cargo run -q -p courier-api --bin crdgen
+
+fuzz: ## every cargo-fuzz target under libFuzzer (nightly), FUZZ_SECONDS each (60 by default)
+	e2e/scripts/fuzz.sh
+
+faults: ## the long fault suite's partner and bad-data rows (40,000 records per fault, a 60 s outage); table in docs/faults.md
+	COURIER_FAULTS_LONG=1 COURIER_FAULTS_DOC=1 cargo test -p courier-worker --test faults_partner -- --nocapture
 
 bench: ## benchmarks (results under docs/)
 	e2e/bench/simulator.sh

@@ -160,6 +160,9 @@ pub struct RetrySettings {
     /// `"503"`, `"5xx"`, `"timeout"`, `"connect"`, ….
     pub retry_on: Vec<String>,
     pub respect_retry_after: bool,
+    /// Longest a record is retried, from its first attempt; `None`: no limit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_retry_seconds: Option<i32>,
 }
 
 /// Exponential back-off between attempts.
@@ -251,6 +254,7 @@ impl From<&api::DestinationSpec> for DestinationSettings {
             },
             retry_on: p.retry_on.clone(),
             respect_retry_after: p.respect_retry_after,
+            max_retry_seconds: p.max_retry_seconds,
         };
         let workers = WorkerSettings { max_in_flight_per_worker: spec.workers.max_in_flight_per_worker };
         DestinationSettings { endpoint, auth, rate_limit, retry_policy, workers }

@@ -211,6 +211,51 @@ pub struct WorkerStats {
     pub limiter_wait_permille: u32,
     /// Share of the last interval the CPU was busy, in per mille (of one core).
     pub cpu_permille: u32,
+    /// How the partner has been answering this worker (why a package may have stalled).
+    #[serde(default, skip_serializing_if = "PartnerView::is_answering")]
+    pub partner: PartnerView,
+}
+
+/// How the partner has been answering one worker: failing in a row, or not.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PartnerView {
+    /// Attempts in a row that ended with a retryable failure (429, 5xx, no connection,
+    /// timeout) since the partner last answered one usefully; 0: it answers.
+    #[serde(default)]
+    pub consecutive_failures: u32,
+    /// The latest of those failures.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_failure: Option<PartnerFailure>,
+}
+
+impl PartnerView {
+    /// The partner answers (no failure in a row).
+    pub fn is_answering(&self) -> bool {
+        self.consecutive_failures == 0
+    }
+}
+
+/// One retryable failure of an attempt.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PartnerFailure {
+    pub kind: PartnerFailureKind,
+    /// When it happened (Unix ms).
+    pub at_unix_ms: u64,
+    /// The status (`"503"`) or the error, shortened.
+    pub detail: String,
+}
+
+/// What kind of retryable failure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum PartnerFailureKind {
+    /// 429 Too Many Requests.
+    Throttled,
+    /// A 5xx answer (or another status listed in `retryOn`).
+    ServerError,
+    /// No answer: the connection failed, was reset, or the attempt timed out.
+    Unreachable,
 }
 
 /// `POST /v1/heartbeat` body.

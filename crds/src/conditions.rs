@@ -126,6 +126,14 @@ string_enum!(
         Resumed,
         RetryRequested,
         Ready,
+        /// No progress for `progressDeadlineSeconds`: the partner answers 429.
+        PartnerThrottling,
+        /// No progress for `progressDeadlineSeconds`: the partner answers 5xx.
+        PartnerFailing,
+        /// No progress for `progressDeadlineSeconds`: no connection, resets or timeouts.
+        PartnerUnreachable,
+        /// No progress for `progressDeadlineSeconds`, for no reason the operator can tell.
+        ProgressDeadlineExceeded,
     }
 );
 

@@ -257,8 +257,13 @@ impl RateLimit {
 pub struct RetryPolicy {
     /// Attempts per record, the first included. After the last, the record is dead-lettered.
     /// A 429 does not use one up: it is the partner asking to slow down (the pause and the lower
-    /// effective limit answer it), so a partner that keeps answering 429 holds records, never
-    /// dead-letters them; `activeDeadlineSeconds` of the package bounds that.
+    /// effective limit answer it). Nor does a failure during a partner-wide outage (10 retryable
+    /// failures in a row across a worker's records: down, black-holed, failing every request):
+    /// the record is not at fault. A partner that keeps answering 429 or stays down holds
+    /// records; the package reports it (`Progressing=False`, `PartnerThrottling`,
+    /// `PartnerFailing` or `PartnerUnreachable`, after its `progressDeadlineSeconds`),
+    /// `maxRetrySeconds` dead-letters such records and `activeDeadlineSeconds` of the package
+    /// fails it.
     #[serde(default = "default_max_attempts")]
     #[x_kube(validation = kube::core::Rule::new("self >= 1 && self <= 100").message("retryPolicy.maxAttempts must be between 1 and 100"))]
     pub max_attempts: i32,
@@ -274,6 +279,15 @@ pub struct RetryPolicy {
     /// Honour `Retry-After` and `RateLimit-Reset`: pause the whole Destination until then.
     #[serde(default = "default_true")]
     pub respect_retry_after: bool,
+    /// Longest a record is retried, counted from its first attempt, 429s and outages included.
+    /// A record still failing after that long is dead-lettered (counted in `failed`) with the
+    /// partner's last answer, and the package goes on with the next records; its
+    /// `failurePolicy` decides whether it ends Failed. Unset (the default): no limit, a partner
+    /// answering 429 forever (or down) holds its records until the package's
+    /// `activeDeadlineSeconds`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = kube::core::Rule::new("self >= 1 && self <= 604800").message("retryPolicy.maxRetrySeconds must be between 1 and 604800"))]
+    pub max_retry_seconds: Option<i32>,
 }
 
 impl Default for RetryPolicy {
@@ -283,6 +297,7 @@ impl Default for RetryPolicy {
             backoff: Backoff::default(),
             retry_on: default_retry_on(),
             respect_retry_after: true,
+            max_retry_seconds: None,
         }
     }
 }

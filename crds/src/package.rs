@@ -71,6 +71,15 @@ pub struct DeliveryPackageSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[x_kube(validation = kube::core::Rule::new("self > 0").message("activeDeadlineSeconds must be positive"))]
     pub active_deadline_seconds: Option<i64>,
+    /// Seconds without progress (no record acknowledged) after which the package reports
+    /// `Progressing=False` with why: `PartnerThrottling` (the partner answers 429),
+    /// `PartnerFailing` (5xx), `PartnerUnreachable` (no connection, resets, timeouts),
+    /// `DestinationSuspended` or another waiting reason, else `ProgressDeadlineExceeded`. The
+    /// package keeps its place and goes on once the partner recovers; only
+    /// `activeDeadlineSeconds` fails it. As Deployment's field of the same name, 600 by default.
+    #[serde(default = "default_progress_deadline_seconds")]
+    #[x_kube(validation = kube::core::Rule::new("self > 0").message("progressDeadlineSeconds must be positive"))]
+    pub progress_deadline_seconds: i32,
     /// Delete the package this many seconds after it finished.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[x_kube(validation = kube::core::Rule::new("self >= 0").message("ttlSecondsAfterFinished must not be negative"))]
@@ -98,6 +107,13 @@ pub struct DeliveryPackageSpec {
 
 fn default_backoff_limit() -> i32 {
     3
+}
+
+/// Deployment's default `progressDeadlineSeconds`.
+pub const DEFAULT_PROGRESS_DEADLINE_SECONDS: i32 = 600;
+
+fn default_progress_deadline_seconds() -> i32 {
+    DEFAULT_PROGRESS_DEADLINE_SECONDS
 }
 
 /// Exactly one of `hdfs` or `file`.

@@ -27,6 +27,10 @@ pub struct DeliveryPackageStatus {
     /// When delivery of the current attempt started.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub start_time: Option<Time>,
+    /// When the last record was acknowledged (or the attempt started, or the package was
+    /// resumed): `progressDeadlineSeconds` counts from here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_progress_time: Option<Time>,
     /// When the package finished (Complete or Failed).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub completion_time: Option<Time>,

@@ -50,6 +50,8 @@ pub struct Metrics {
     pub latencies: LatencyHistogram,
     /// 429s and Retry-After instants since the last heartbeat.
     pub throttles: ThrottleTracker,
+    /// Whether the partner answers at all (shared by every sender the worker builds).
+    pub partner: std::sync::Arc<crate::send::PartnerWatch>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -133,6 +135,7 @@ impl Metrics {
             active_leases,
             latencies: LatencyHistogram::default(),
             throttles: ThrottleTracker::default(),
+            partner: std::sync::Arc::default(),
         }
     }
 

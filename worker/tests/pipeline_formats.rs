@@ -76,3 +76,38 @@ async fn every_format_from_minidfs_is_delivered_exactly_once() {
         check_file(&sim, &url, file).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_truncated_gzip_file_delivers_what_precedes_the_cut_and_dead_letters_the_rest_once() {
+    let sim = Simulator::start("127.0.0.1:0", SimConfig::default()).await.expect("simulator starts");
+    let set = FixtureSet::standard(RECORDS).expect("fixtures render");
+    let gz = set.file("users.jsonl.gz").expect("gzip fixture");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("cut.jsonl.gz");
+    std::fs::write(&path, &gz.bytes[..gz.bytes.len() / 2]).expect("write the cut file");
+    let dead = tempfile::tempdir().expect("tempdir");
+    let dead_url = format!("file://{}", dead.path().display());
+    let summary = deliver_locally(
+        &format!("file://{}", path.display()),
+        &datum_yaml(gz.format),
+        &destination_yaml(&sim.url(), 20_000, 64, ""),
+        "cut-gz",
+        &dead_url,
+        8_000,
+    )
+    .await;
+    let c = &summary.counters;
+    assert!(summary.shard_errors.is_empty(), "the shard does not fail: {:?}", summary.shard_errors);
+    assert!(c.sent > 0 && c.sent < RECORDS as u64, "the records before the cut are delivered: {c:?}");
+    assert_eq!(sim.stats().unique_keys, c.sent, "sent == distinct keys accepted");
+    assert_eq!(sim.stats().duplicates, 0);
+    // The fixture's own malformed lines before the cut, and one dead letter for the rest.
+    let letters = dead_letters(dead.path());
+    let reason = |l: &serde_json::Value| l["error"].as_str().unwrap_or_default().to_owned();
+    let rest: Vec<_> = letters.iter().filter(|l| reason(l).starts_with("unreadable rest of the file: ")).collect();
+    assert_eq!(rest.len(), 1, "one dead letter for the rest of the file: {letters:?}");
+    assert!(reason(rest[0]).contains("Gzip"), "{}", reason(rest[0]));
+    assert!(letters.iter().all(|l| reason(l).starts_with("malformed record: ") || reason(l).starts_with("unreadable")));
+    assert_eq!(letters.len() as u64, c.dead_lettered, "one line per dead-lettered record");
+    assert_eq!(c.sent + c.dead_lettered, c.read, "every record accounted for: {c:?}");
+}

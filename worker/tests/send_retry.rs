@@ -5,7 +5,7 @@ mod send_support;
 use std::sync::Arc;
 use std::time::Duration;
 
-use courier_e2e::sim::{InjectStatus, RateLimit, SimConfig, Simulator};
+use courier_e2e::sim::{BurstWindow, InjectStatus, RateLimit, SimConfig, Simulator};
 use courier_worker::send::{RetryConfig, SendConfig};
 use send_support::*;
 
@@ -88,11 +88,13 @@ async fn persistent_5xx_is_retried_then_dead_lettered_after_max_attempts() {
     let config = SendConfig { max_in_flight: 4, retry: quick_retry(3), ..SendConfig::default() };
     let delivery = sender(&sim.url(), "5xx", config, None, Arc::default());
 
-    let run = deliver(&delivery, records("file:///data/5xx.jsonl", 4)).await;
+    // 3 records × 3 attempts: 9 failures in a row, fewer than a partner outage
+    // (`OUTAGE_AFTER`, 10), so every attempt counts against maxAttempts.
+    let run = deliver(&delivery, records("file:///data/5xx.jsonl", 3)).await;
 
-    assert_eq!(run.counters().dead_lettered, 4);
-    assert_eq!(run.counters().retried, 8);
-    assert_eq!(sim.stats().rejected.injected_5xx, 12, "three attempts per record");
+    assert_eq!(run.counters().dead_lettered, 3);
+    assert_eq!(run.counters().retried, 6);
+    assert_eq!(sim.stats().rejected.injected_5xx, 9, "three attempts per record");
     for dl in &run.dead_letters {
         assert_eq!(dl["status"], 503);
         assert_eq!(dl["attempts"], 3);
@@ -186,4 +188,70 @@ async fn a_stop_during_a_back_off_leaves_the_record_for_the_next_lease_instead_o
     assert_eq!(run.progress.checkpoint, 0, "the first record is still to be sent");
     assert_eq!(run.counters().dead_lettered, 0, "nothing dead-lettered by a stop");
     assert_eq!(run.counters().retried, 0, "only first attempts were made");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_partner_answering_429_forever_dead_letters_records_after_max_retry_seconds() {
+    let sim = Simulator::start("127.0.0.1:0", SimConfig::default()).await.expect("simulator");
+    // Every request answered 429 (Retry-After: 0): a partner that never lets anything through.
+    sim.throttle_next(u64::MAX, 0);
+    let limit = Duration::from_millis(400);
+    let retry = RetryConfig { max_retry: Some(limit), ..quick_retry(2) };
+    let config = SendConfig { max_in_flight: 4, retry, ..SendConfig::default() };
+    let delivery = sender(&sim.url(), "forever-429", config, None, Arc::default());
+
+    let started = std::time::Instant::now();
+    let run = deliver(&delivery, records("file:///data/forever.jsonl", 4)).await;
+    let took = started.elapsed();
+
+    let stats = sim.stats();
+    assert_eq!((run.counters().sent, run.counters().dead_lettered), (0, 4), "{:?}", run.dead_letters);
+    assert!(stats.rejected.rate_limited > 8, "429s do not use up maxAttempts (2): {stats:?}");
+    assert!(took >= limit, "records were retried for the whole limit ({took:?})");
+    for dl in &run.dead_letters {
+        assert_eq!(dl["status"], 429);
+        let error = dl["error"].as_str().unwrap_or_default();
+        assert!(error.contains("maxRetrySeconds"), "the dead letter says why: {error}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_partner_down_for_a_while_holds_records_past_max_attempts_and_delivers_them_all_after() {
+    // Every request answered 503 for the first 1.5 s (a partner down), then all accepted.
+    let window = BurstWindow { every_ms: 3_600_000, duration_ms: 1_500 };
+    let sim_config = SimConfig { burst_window: Some(window), ..SimConfig::default() };
+    let sim = Simulator::start("127.0.0.1:0", sim_config).await.expect("simulator");
+    // The first failures, before ten in a row make an outage, still count: 4 records in flight
+    // use up at most 9 of their 4 × 5 attempts before the outage is known.
+    let config = SendConfig { max_in_flight: 4, retry: quick_retry(5), ..SendConfig::default() };
+    let delivery = sender(&sim.url(), "down", config, None, Arc::default());
+
+    let run = deliver(&delivery, records("file:///data/down.jsonl", 20)).await;
+
+    let stats = sim.stats();
+    assert!(stats.rejected.injected_5xx > 40, "far more failures than maxAttempts (5) allows: {stats:?}");
+    assert_eq!(run.counters().dead_lettered, 0, "an outage dead-letters nothing: {:?}", run.dead_letters);
+    assert_eq!((run.counters().sent, stats.accepted, stats.duplicates), (20, 20, 0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_partner_down_forever_dead_letters_records_after_max_retry_seconds() {
+    let sim_config = SimConfig { error_rate: 1.0, error_status: 503, ..SimConfig::default() };
+    let sim = Simulator::start("127.0.0.1:0", sim_config).await.expect("simulator");
+    let limit = Duration::from_millis(400);
+    let retry = RetryConfig { max_retry: Some(limit), ..quick_retry(2) };
+    let config = SendConfig { max_in_flight: 4, retry, ..SendConfig::default() };
+    let delivery = sender(&sim.url(), "forever-503", config, None, Arc::default());
+
+    let started = std::time::Instant::now();
+    let run = deliver(&delivery, records("file:///data/forever503.jsonl", 12)).await;
+    let took = started.elapsed();
+
+    let stats = sim.stats();
+    assert_eq!((run.counters().sent, run.counters().dead_lettered), (0, 12), "{stats:?}");
+    assert!(took >= limit, "the outage held records for the whole limit ({took:?})");
+    let held =
+        run.dead_letters.iter().filter(|dl| dl["error"].as_str().unwrap_or_default().contains("maxRetrySeconds"));
+    assert!(held.count() >= 1, "records held by the outage end by maxRetrySeconds: {:?}", run.dead_letters);
+    assert!(run.dead_letters.iter().all(|dl| dl["status"] == 503));
 }

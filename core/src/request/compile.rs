@@ -15,6 +15,11 @@ pub const PATH_TEMPLATE: &str = "path";
 /// Name of the compiled body template.
 pub const BODY_TEMPLATE: &str = "body";
 
+/// Template instructions one render may run (a loop over a record's fields takes a few per
+/// field): a template that runs longer fails that record, which is dead-lettered, instead of
+/// holding a worker.
+pub const RENDER_FUEL: u64 = 100_000;
+
 /// A request spec that cannot be used at all (reported on the Datum, not per record).
 #[derive(Debug, thiserror::Error)]
 pub enum SpecError {
@@ -63,6 +68,7 @@ impl CompiledRequest {
         let base_uri: Uri = spec.url.parse().map_err(|source| SpecError::Url { url: spec.url.clone(), source })?;
         let mut env = Environment::new();
         env.set_undefined_behavior(UndefinedBehavior::SemiStrict);
+        env.set_fuel(Some(RENDER_FUEL));
         let mut add = |name: String, source: &str| {
             env.add_template_owned(name.clone(), source.to_owned())
                 .map_err(|source| SpecError::Template { what: name, source })

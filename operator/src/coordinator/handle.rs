@@ -293,6 +293,17 @@ impl Coordinator {
         Some(d.runtime(&state.leases, &self.inner.config.aimd, now))
     }
 
+    /// How the partner answers each worker of Destination `namespace/name` (for a stalled
+    /// package's reason); empty when the Destination has no worker known.
+    pub fn partner_views(&self, namespace: &str, name: &str) -> Vec<courier_core::protocol::PartnerView> {
+        let state = self.lock();
+        state
+            .destinations
+            .get(&ObjectKey::new(namespace, name))
+            .map(|d| d.workers.values().map(|w| w.stats.partner.clone()).collect())
+            .unwrap_or_default()
+    }
+
     /// A counter bumped on every change; `changed().await` on it to wake up.
     pub fn changes(&self) -> watch::Receiver<u64> {
         self.inner.version.subscribe()

@@ -8,11 +8,24 @@ pub use courier_core::secrets::env_names;
 
 use super::ConfigError;
 
-/// Secret values by Secret name and key, with an environment fallback per use.
-#[derive(Debug, Clone, Default)]
+/// Secret values by Secret name and key, with an environment fallback per use. `Debug` lists
+/// the Secrets' keys and the variables' names, never a value.
+#[derive(Clone, Default)]
 pub struct SecretStore {
     secrets: BTreeMap<String, BTreeMap<String, Vec<u8>>>,
     env: BTreeMap<String, String>,
+}
+
+impl std::fmt::Debug for SecretStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let secrets: BTreeMap<&str, Vec<&str>> = self
+            .secrets
+            .iter()
+            .map(|(name, values)| (name.as_str(), values.keys().map(String::as_str).collect()))
+            .collect();
+        let env: Vec<&str> = self.env.keys().map(String::as_str).collect();
+        f.debug_struct("SecretStore").field("secrets", &secrets).field("env", &env).finish()
+    }
 }
 
 impl SecretStore {
@@ -65,5 +78,20 @@ impl SecretStore {
     /// The value of `key` in the Secret `name` (fixed key names, e.g. basic auth), or `env`.
     pub fn named(&self, name: &str, key: &str, env: &str) -> Result<String, ConfigError> {
         self.value(name, key, env)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_output_lists_names_and_keys_but_no_value() {
+        let mut store = SecretStore::empty();
+        store.add_secret("partner-auth".into(), BTreeMap::from([("token".into(), b"tok-SECRET-1".to_vec())]));
+        store.set_env("COURIER_SECRET_X", "env-SECRET-2");
+        let text = format!("{store:?} {store:#?}");
+        assert!(text.contains("partner-auth") && text.contains("token") && text.contains("COURIER_SECRET_X"), "{text}");
+        assert!(!text.contains("SECRET-1") && !text.contains("SECRET-2"), "a value was printed: {text}");
     }
 }

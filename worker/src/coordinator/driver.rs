@@ -273,6 +273,7 @@ impl<C: Coordinator> Driver<C> {
                 max_in_flight,
                 limiter_wait_permille: (wait_share.clamp(0.0, 1.0) * 1000.0) as u32,
                 cpu_permille: 0,
+                partner: metrics.partner.view(),
             },
         };
         (request, reported)

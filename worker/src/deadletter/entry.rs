@@ -87,6 +87,17 @@ impl DeadLetter {
         )
     }
 
+    /// The rest of file `url` from `offset` on, which cannot be decoded (`message` says why):
+    /// no record, the file and the position to look at.
+    pub fn unreadable(url: &str, offset: u64, message: &str) -> Self {
+        Self::never_sent(
+            serde_json::Value::Null,
+            url.to_owned(),
+            offset,
+            format!("unreadable rest of the file: {message}"),
+        )
+    }
+
     /// A record given up on before any request went out: no key, no attempt, no response.
     fn never_sent(record: serde_json::Value, file: String, offset: u64, error: String) -> Self {
         Self {

@@ -4,6 +4,7 @@
 //! out on every checkpoint, before the checkpoint is reported.
 
 mod entry;
+mod hdfs;
 mod sink;
 mod writer;
 

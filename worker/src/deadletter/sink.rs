@@ -7,6 +7,8 @@ use std::path::PathBuf;
 use bytes::Bytes;
 use tokio::io::AsyncWriteExt as _;
 
+pub use super::hdfs::HdfsSink;
+
 /// A dead-letter sink failed; the shard must not report records past it as done.
 #[derive(Debug, thiserror::Error)]
 pub enum DeadLetterError {
@@ -94,77 +96,6 @@ impl DeadLetterSink for FileSink {
         self.flush().await?;
         self.file = None;
         Ok(())
-    }
-}
-
-/// An HDFS file, created on the first write (or appended to if it exists).
-pub struct HdfsSink {
-    client: hdfs_native::Client,
-    path: String,
-    writer: Option<hdfs_native::file::FileWriter>,
-}
-
-impl std::fmt::Debug for HdfsSink {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("HdfsSink").field("path", &self.path).finish_non_exhaustive()
-    }
-}
-
-impl HdfsSink {
-    /// A sink writing `path` (absolute, inside the cluster) through `client`.
-    pub fn new(client: hdfs_native::Client, path: impl Into<String>) -> Self {
-        Self { client, path: path.into(), writer: None }
-    }
-
-    /// A sink for the full URL `hdfs://namenode:port/dir/file.jsonl`.
-    pub fn from_url(url: &str) -> Result<Self, DeadLetterError> {
-        let rest = url.strip_prefix("hdfs://").ok_or_else(|| DeadLetterError::Scheme(url.to_owned()))?;
-        let (authority, path) = rest.split_once('/').ok_or_else(|| DeadLetterError::Scheme(url.to_owned()))?;
-        let client = hdfs_native::ClientBuilder::new()
-            .with_url(format!("hdfs://{authority}"))
-            .build()
-            .map_err(|source| DeadLetterError::Hdfs { path: url.to_owned(), source })?;
-        Ok(Self::new(client, format!("/{path}")))
-    }
-
-    fn err(&self, source: hdfs_native::HdfsError) -> DeadLetterError {
-        DeadLetterError::Hdfs { path: self.path.clone(), source }
-    }
-
-    async fn open(&mut self) -> Result<(), DeadLetterError> {
-        if self.writer.is_some() {
-            return Ok(());
-        }
-        let created = self.client.create(&self.path, hdfs_native::WriteOptions::default()).await;
-        let writer = match created {
-            Ok(w) => w,
-            Err(hdfs_native::HdfsError::AlreadyExists(_)) => {
-                self.client.append(&self.path).await.map_err(|e| self.err(e))?
-            }
-            Err(e) => return Err(self.err(e)),
-        };
-        self.writer = Some(writer);
-        Ok(())
-    }
-}
-
-impl DeadLetterSink for HdfsSink {
-    async fn write(&mut self, data: Bytes) -> Result<(), DeadLetterError> {
-        self.open().await?;
-        let Some(writer) = self.writer.as_mut() else { return Ok(()) };
-        let result = writer.write_bytes(data).await;
-        result.map(drop).map_err(|e| self.err(e))
-    }
-
-    async fn flush(&mut self) -> Result<(), DeadLetterError> {
-        let Some(writer) = self.writer.as_mut() else { return Ok(()) };
-        let result = writer.hsync().await;
-        result.map_err(|e| self.err(e))
-    }
-
-    async fn close(&mut self) -> Result<(), DeadLetterError> {
-        let Some(mut writer) = self.writer.take() else { return Ok(()) };
-        writer.close().await.map_err(|e| self.err(e))
     }
 }
 

@@ -192,6 +192,8 @@ async fn deliver(
     let mut slot: Option<OwnedSemaphorePermit> = None;
     let mut reading = true;
     let mut stopped = false;
+    // The offset of the last record the reader produced (skipped or not).
+    let mut last_seen: Option<u64> = None;
     let mut ticker = tokio::time::interval(shared.checkpoint_interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     ticker.tick().await;
@@ -225,12 +227,30 @@ async fn deliver(
             },
             item = records.next(), if reading && open && slot.is_some() => match item {
                 None => reading = false,
+                Some(Err(ShardError::Unreadable { url, message })) => {
+                    // The rest of the file cannot be decoded (truncated gzip, corrupt Parquet
+                    // footer, bad Avro block): the same on every read, so retrying the shard
+                    // cannot help. It becomes one dead letter, right after the last record read.
+                    reading = false;
+                    let offset = last_seen.map_or(work.checkpoint, |o| o + 1);
+                    if !skip(offset) {
+                        shared.metrics.records_read.inc();
+                        shared.metrics.records_malformed.inc();
+                        books.own.read += 1;
+                        books.own.malformed += 1;
+                        books.tracker.register(offset)?;
+                        books.dead_letters.append(&DeadLetter::unreadable(&url, offset, &message)).await?;
+                        books.failures.add("unreadable", || Some(message.clone()));
+                        dead_lettered(shared, books, offset)?;
+                    }
+                }
                 Some(Err(e)) => return Err(e.into()),
                 Some(Ok(decoded)) => {
                     let offset = match &decoded {
                         Ok(r) => r.offset,
                         Err(m) => m.offset,
                     };
+                    last_seen = Some(offset);
                     if skip(offset) {
                         continue;
                     }

@@ -147,10 +147,11 @@ fn build_sender(
     config: &SendConfig,
     limiter: &Arc<Limiter>,
     observer: Arc<dyn SendObserver>,
+    metrics: &Metrics,
 ) -> Result<Sender, PipelineError> {
     let client = HttpClient::new(config)?;
     let auth = Auth::new(&config.auth, client.clone())?;
-    Ok(Sender::new(config.clone(), client, auth, limiter.clone(), observer))
+    Ok(Sender::new(config.clone(), client, auth, limiter.clone(), observer).with_partner(metrics.partner.clone()))
 }
 
 impl Pipeline {
@@ -166,7 +167,7 @@ impl Pipeline {
         limiter.set_rate(rate);
         metrics.share.set(rate.map_or(0, |r| i64::try_from(r.per_second).unwrap_or(i64::MAX)));
         let observer: Arc<dyn SendObserver> = metrics.clone();
-        let sender = build_sender(config, &limiter, observer.clone())?;
+        let sender = build_sender(config, &limiter, observer.clone(), &metrics)?;
         let slots = config.max_in_flight.max(1);
         let (gate_tx, gate_rx) = watch::channel(true);
         let shared = Arc::new(Shared {
@@ -204,7 +205,7 @@ impl Pipeline {
     /// attempt from now on (attempts already running finish with the old ones); same limiter.
     pub fn set_send_config(&self, config: &SendConfig) -> Result<(), PipelineError> {
         let observer = self.shared.observer.read().unwrap_or_else(PoisonError::into_inner).clone();
-        let sender = build_sender(config, &self.shared.limiter, observer)?;
+        let sender = build_sender(config, &self.shared.limiter, observer, &self.shared.metrics)?;
         *self.shared.sender.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(sender);
         self.set_max_in_flight(config.max_in_flight);
         Ok(())

@@ -14,6 +14,7 @@ use super::auth::Auth;
 use super::client::{Gate, Gated, HttpClient, Outgoing, Response};
 use super::config::SendConfig;
 use super::observer::{AttemptReport, SendObserver, Throttle};
+use super::partner::{self, PartnerWatch};
 use super::retry::{RetryConfig, RetryLogic, Verdict};
 use super::throttle;
 use crate::limiter::Limiter;
@@ -53,6 +54,7 @@ pub struct Sender {
     observer: Arc<dyn SendObserver>,
     config: SendConfig,
     throttles: throttle::ThrottleWindow,
+    partner: Arc<PartnerWatch>,
 }
 
 impl std::fmt::Debug for Sender {
@@ -72,7 +74,20 @@ impl Sender {
     ) -> Self {
         let retry = config.retry.clone();
         let logic: Arc<dyn RetryLogic> = Arc::new(retry.clone());
-        Self { client, auth, limiter, retry, logic, observer, config, throttles: throttle::ThrottleWindow::default() }
+        let throttles = throttle::ThrottleWindow::default();
+        let partner = Arc::default();
+        Self { client, auth, limiter, retry, logic, observer, config, throttles, partner }
+    }
+
+    /// Shares `partner` (kept across rebuilt senders) instead of a watch of its own.
+    pub fn with_partner(mut self, partner: Arc<PartnerWatch>) -> Self {
+        self.partner = partner;
+        self
+    }
+
+    /// Whether the partner answers, as this sender saw it.
+    pub fn partner(&self) -> &Arc<PartnerWatch> {
+        &self.partner
     }
 
     /// Replaces the retry classifier (the back-off settings stay those of the config).
@@ -109,17 +124,20 @@ impl Sender {
         // A key that is no valid header value is left out (the builder refuses such keys).
         let key = HeaderValue::from_str(&request.idempotency_key).ok();
         let max_attempts = self.retry.max_attempts.max(1);
-        // Every attempt made; of those, the ones answered 429, which do not count against
-        // `max_attempts`.
+        // Every attempt made; of those, the ones answered 429 and those that failed during a
+        // partner-wide outage, which do not count against `max_attempts` (`max_retry` bounds
+        // every retry, when set).
         let mut attempt = 0u32;
         let mut throttled = 0u32;
+        let mut in_outage = 0u32;
         let mut refreshed_auth = false;
+        let first = Instant::now();
         loop {
             if stop.is_cancelled() {
                 return Delivery::Abandoned { attempts: attempt };
             }
             attempt += 1;
-            let counted = attempt - throttled;
+            let counted = attempt - throttled - in_outage;
             let outgoing = Outgoing {
                 method: &request.method,
                 uri: &request.uri,
@@ -177,6 +195,14 @@ impl Sender {
                 Ok(r) => (self.logic.classify_response(r.status, &r.headers), Some(r), None),
                 Err(e) => (self.logic.classify_error(e.kind), None, Some(e.message)),
             };
+            let outage = if let Verdict::Retry { .. } = verdict {
+                let status = response.as_ref().map(|r| r.status.as_u16());
+                let detail = error.clone().unwrap_or_else(|| status.map(|s| s.to_string()).unwrap_or_default());
+                self.partner.failed(partner::failure_kind(status), &detail)
+            } else {
+                self.partner.answered();
+                false
+            };
             match verdict {
                 Verdict::Success => {
                     let status = response.map_or(200, |r| r.status.as_u16());
@@ -196,6 +222,19 @@ impl Sender {
                     if let Some(r) = &response {
                         self.report_throttle(r, not_before);
                     }
+                    if let Some(limit) = self.retry.max_retry
+                        && first.elapsed() >= limit
+                    {
+                        // `retryPolicy.maxRetrySeconds`: the record has been retried long
+                        // enough, 429s included; it is dead-lettered with the last answer.
+                        let mut failed = failure(attempt, response, error);
+                        failed.error = format!(
+                            "gave up after {}s of retries (retryPolicy.maxRetrySeconds): {}",
+                            limit.as_secs(),
+                            failed.error
+                        );
+                        return Delivery::Failed(failed);
+                    }
                     // The record itself never goes again before the instant the partner named.
                     let asked = if self.retry.respect_retry_after {
                         not_before.and_then(|t| t.duration_since(SystemTime::now()).ok()).unwrap_or_default()
@@ -207,6 +246,14 @@ impl Sender {
                         // and the Destination's lower limit, and does not use up an attempt.
                         throttled += 1;
                         pause(self.retry.backoff(throttled).max(asked), stop).await;
+                        continue;
+                    }
+                    if outage {
+                        // The partner fails every request, not this record: wait for it (the
+                        // package's progress deadline reports the stall) without using up an
+                        // attempt.
+                        in_outage += 1;
+                        pause(self.retry.backoff(in_outage).max(asked), stop).await;
                         continue;
                     }
                     if counted >= max_attempts {

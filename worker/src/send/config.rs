@@ -26,8 +26,11 @@ pub struct TlsConfig {
     pub insecure_skip_verify: bool,
 }
 
-/// OAuth2 client-credentials settings, secrets resolved.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// What `Debug` prints in place of a secret value.
+pub const REDACTED: &str = "<redacted>";
+
+/// OAuth2 client-credentials settings, secrets resolved. `Debug` leaves the client secret out.
+#[derive(Clone, PartialEq, Eq)]
 pub struct OAuth2Config {
     pub token_url: String,
     pub client_id: String,
@@ -35,8 +38,20 @@ pub struct OAuth2Config {
     pub scopes: Vec<String>,
 }
 
-/// How requests authenticate, secrets resolved.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+impl std::fmt::Debug for OAuth2Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OAuth2Config")
+            .field("token_url", &self.token_url)
+            .field("client_id", &self.client_id)
+            .field("client_secret", &REDACTED)
+            .field("scopes", &self.scopes)
+            .finish()
+    }
+}
+
+/// How requests authenticate, secrets resolved. `Debug` names the method and leaves every
+/// secret value out.
+#[derive(Clone, Default, PartialEq, Eq)]
 pub enum AuthConfig {
     #[default]
     None,
@@ -50,7 +65,24 @@ pub enum AuthConfig {
     OAuth2(OAuth2Config),
 }
 
-/// Everything the send stack needs besides the request builder.
+impl std::fmt::Debug for AuthConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::None => f.write_str("None"),
+            Self::Bearer { .. } => f.debug_struct("Bearer").field("token", &REDACTED).finish(),
+            Self::Basic { username, .. } => {
+                f.debug_struct("Basic").field("username", username).field("password", &REDACTED).finish()
+            }
+            Self::Header { name, .. } => {
+                f.debug_struct("Header").field("name", name).field("value", &REDACTED).finish()
+            }
+            Self::OAuth2(config) => f.debug_tuple("OAuth2").field(config).finish(),
+        }
+    }
+}
+
+/// Everything the send stack needs besides the request builder. `Debug` redacts the auth
+/// secrets (through [`AuthConfig`]'s).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SendConfig {
     /// Timeout of one attempt, from sending the request to the end of the response body.
@@ -76,5 +108,34 @@ impl Default for SendConfig {
             retry: RetryConfig::default(),
             pool_idle_timeout: Duration::from_secs(90),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_output_of_every_auth_method_names_it_but_never_shows_a_secret() {
+        let secret = "s3cr3t-VALUE";
+        let configs = [
+            AuthConfig::Bearer { token: secret.into() },
+            AuthConfig::Basic { username: "user".into(), password: secret.into() },
+            AuthConfig::Header { name: "X-Api-Key".into(), value: secret.into() },
+            AuthConfig::OAuth2(OAuth2Config {
+                token_url: "https://idp.invalid/token".into(),
+                client_id: "client".into(),
+                client_secret: secret.into(),
+                scopes: vec!["send".into()],
+            }),
+        ];
+        for auth in configs {
+            let send = SendConfig { auth: auth.clone(), ..SendConfig::default() };
+            for text in [format!("{auth:?}"), format!("{auth:#?}"), format!("{send:?}")] {
+                assert!(!text.contains(secret), "secret printed: {text}");
+                assert!(text.contains(REDACTED), "no redaction marker: {text}");
+            }
+        }
+        assert_eq!(format!("{:?}", AuthConfig::None), "None");
     }
 }

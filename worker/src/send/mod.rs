@@ -9,11 +9,12 @@ mod config;
 mod conn;
 mod from_api;
 mod observer;
+pub mod partner;
 mod pool;
 mod retry;
 pub mod throttle;
 mod tls;
-mod wire;
+pub mod wire;
 
 pub use attempt::{Delivery, Failure, Sender};
 pub use auth::{Auth, AuthError, TokenSource};
@@ -21,5 +22,6 @@ pub use client::{AttemptError, BODY_KEEP, ClientError, HttpClient, Outgoing, Res
 pub use config::{AuthConfig, HttpVersion, OAuth2Config, SendConfig, TlsConfig};
 pub use from_api::{FromApiError, SecretLookup, auth_config, retry_config, send_config};
 pub use observer::{AttemptReport, Both, NoopObserver, SendObserver, Throttle, ThrottleSummary, ThrottleTracker};
+pub use partner::PartnerWatch;
 pub use retry::{InvalidRetryOn, Jitter, RetryConfig, RetryLogic, RetryOn, TransportError, Verdict, retry_after};
 pub use tls::{TlsError, client_config};

@@ -71,6 +71,9 @@ pub struct RetryConfig {
     pub retry_on: Vec<RetryOn>,
     /// Pause the limiter until a 429/503's Retry-After (or RateLimit-Reset) instant.
     pub respect_retry_after: bool,
+    /// Longest a record is retried, from its first attempt (429s included); past it the
+    /// record fails with its last answer. `None`: no limit.
+    pub max_retry: Option<Duration>,
 }
 
 impl Default for RetryConfig {
@@ -89,6 +92,7 @@ impl Default for RetryConfig {
                 RetryOn::Timeout,
             ],
             respect_retry_after: true,
+            max_retry: None,
         }
     }
 }

@@ -9,10 +9,14 @@ use bytes::{Buf as _, Bytes, BytesMut};
 use http::header::{CONNECTION, CONTENT_LENGTH, HOST, HeaderName, HeaderValue, TRANSFER_ENCODING};
 use http::{HeaderMap, Method, StatusCode};
 
-/// Headers of a response head at most.
-const MAX_HEADERS: usize = 100;
+/// Headers of a response head at most (more: [`WireError::Head`] with `TooManyHeaders`).
+pub const MAX_HEADERS: usize = 100;
 /// A response head larger than this is refused.
 pub const MAX_HEAD: usize = 64 * 1024;
+/// A chunk-size line (size and extensions) longer than this is refused.
+pub const MAX_CHUNK_LINE: usize = 4 * 1024;
+/// Trailer section of a chunked body: at most this many bytes and [`MAX_HEADERS`] lines.
+pub const MAX_TRAILERS: usize = 16 * 1024;
 
 /// The response did not follow HTTP/1.1.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -23,8 +27,16 @@ pub enum WireError {
     HeadTooLarge,
     #[error("invalid Content-Length {0:?}")]
     ContentLength(String),
+    /// RFC 9112 §6.3: both framings at once may be a smuggling attempt; the answer is an
+    /// error and its connection is closed.
+    #[error("response has both Content-Length and Transfer-Encoding")]
+    AmbiguousLength,
     #[error("invalid chunk size in a chunked response body")]
     ChunkSize,
+    #[error("chunk-size line longer than {MAX_CHUNK_LINE} bytes")]
+    ChunkLineTooLong,
+    #[error("trailer section larger than {MAX_TRAILERS} bytes or {MAX_HEADERS} lines")]
+    TrailersTooLarge,
     #[error("chunked response body: expected CRLF after a chunk")]
     ChunkEnd,
     #[error("the partner switched protocols (101), which Courier does not speak")]
@@ -109,6 +121,7 @@ pub fn parse_head(buf: &[u8], method: &Method) -> Result<Option<(Head, usize)>, 
     let mut slots = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut response = httparse::Response::new(&mut slots);
     let len = match response.parse(buf).map_err(WireError::Head)? {
+        httparse::Status::Complete(len) if len > MAX_HEAD => return Err(WireError::HeadTooLarge),
         httparse::Status::Complete(len) => len,
         httparse::Status::Partial if buf.len() >= MAX_HEAD => return Err(WireError::HeadTooLarge),
         httparse::Status::Partial => return Ok(None),
@@ -131,10 +144,7 @@ pub fn parse_head(buf: &[u8], method: &Method) -> Result<Option<(Head, usize)>, 
         let name = h.name.as_bytes();
         if name.eq_ignore_ascii_case(b"content-length") {
             let text = || String::from_utf8_lossy(h.value).into_owned();
-            let n: u64 = std::str::from_utf8(h.value)
-                .ok()
-                .and_then(|t| t.trim().parse().ok())
-                .ok_or_else(|| WireError::ContentLength(text()))?;
+            let n = content_length(h.value).ok_or_else(|| WireError::ContentLength(text()))?;
             if length.is_some_and(|l| l != n) {
                 return Err(WireError::ContentLength(text()));
             }
@@ -156,6 +166,9 @@ pub fn parse_head(buf: &[u8], method: &Method) -> Result<Option<(Head, usize)>, 
             headers.append(name, value);
         }
     }
+    if encoded && length.is_some() {
+        return Err(WireError::AmbiguousLength);
+    }
     let bodiless = *method == Method::HEAD
         || status.is_informational()
         || status == StatusCode::NO_CONTENT
@@ -170,6 +183,16 @@ pub fn parse_head(buf: &[u8], method: &Method) -> Result<Option<(Head, usize)>, 
     let http11 = response.version == Some(1);
     let keep_alive = framing != Framing::UntilClose && !close && (http11 || keep_alive_token);
     Ok(Some((Head { status, headers, framing, keep_alive }, len)))
+}
+
+/// A Content-Length value: decimal digits only (no sign, no list, no spaces inside), at most
+/// `u64::MAX`; surrounding whitespace is allowed.
+fn content_length(value: &[u8]) -> Option<u64> {
+    let digits = value.trim_ascii();
+    if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    digits.iter().try_fold(0u64, |n, d| n.checked_mul(10)?.checked_add(u64::from(d - b'0')))
 }
 
 fn last_token(value: &[u8]) -> &[u8] {
@@ -196,6 +219,9 @@ pub struct BodyDecoder {
     kept: BytesMut,
     keep: usize,
     read: u64,
+    /// Bytes and lines of the trailer section so far.
+    trailer_bytes: usize,
+    trailer_lines: usize,
 }
 
 impl BodyDecoder {
@@ -207,7 +233,7 @@ impl BodyDecoder {
             Framing::Chunked => State::ChunkSize,
             Framing::UntilClose => State::UntilClose,
         };
-        Self { state, kept: BytesMut::new(), keep, read: 0 }
+        Self { state, kept: BytesMut::new(), keep, read: 0, trailer_bytes: 0, trailer_lines: 0 }
     }
 
     /// True once the whole body was read.
@@ -246,6 +272,9 @@ impl BodyDecoder {
                     return Ok(());
                 }
                 State::ChunkSize => match httparse::parse_chunk_size(buf).map_err(|_| WireError::ChunkSize)? {
+                    httparse::Status::Partial if buf.len() > MAX_CHUNK_LINE => {
+                        return Err(WireError::ChunkLineTooLong);
+                    }
                     httparse::Status::Partial => return Ok(()),
                     httparse::Status::Complete((used, 0)) => {
                         buf.advance(used);
@@ -269,9 +298,17 @@ impl BodyDecoder {
                 State::Trailers => {
                     // Trailer lines until an empty one; their content is not used.
                     let Some(end) = memchr::memchr(b'\n', buf) else {
+                        if self.trailer_bytes + buf.len() > MAX_TRAILERS {
+                            return Err(WireError::TrailersTooLarge);
+                        }
                         return Ok(());
                     };
                     let empty = buf[..end].iter().all(|b| *b == b'\r');
+                    self.trailer_bytes += end + 1;
+                    self.trailer_lines += 1;
+                    if self.trailer_bytes > MAX_TRAILERS || self.trailer_lines > MAX_HEADERS + 1 {
+                        return Err(WireError::TrailersTooLarge);
+                    }
                     buf.advance(end + 1);
                     if empty {
                         self.state = State::Done;

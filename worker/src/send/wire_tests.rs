@@ -2,7 +2,9 @@ use bytes::BytesMut;
 use http::header::{AUTHORIZATION, CONTENT_TYPE, HeaderName, HeaderValue};
 use http::{HeaderMap, Method, StatusCode};
 
-use super::{BodyDecoder, Framing, MAX_HEAD, WireError, encode_request, parse_head};
+use super::{
+    BodyDecoder, Framing, MAX_CHUNK_LINE, MAX_HEAD, MAX_HEADERS, MAX_TRAILERS, WireError, encode_request, parse_head,
+};
 
 fn encode(method: Method, target: &str, headers: &[(&str, &str)], extra: &[(&str, &str)], body: &str) -> String {
     let mut map = HeaderMap::new();
@@ -92,14 +94,7 @@ fn heads_give_status_framing_and_keep_alive() {
         ("HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n", Method::POST, 200, Framing::Length(0), true),
         ("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n", Method::POST, 200, Framing::Chunked, true),
         ("HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n", Method::POST, 200, Framing::Chunked, true),
-        // Transfer-Encoding wins over Content-Length (RFC 9112 §6.3).
-        (
-            "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n",
-            Method::POST,
-            200,
-            Framing::Chunked,
-            true,
-        ),
+        ("HTTP/1.1 200 OK\r\nContent-Length:  7 \r\n\r\n", Method::POST, 200, Framing::Length(7), true),
         ("HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n", Method::POST, 200, Framing::UntilClose, false),
         ("HTTP/1.1 200 OK\r\n\r\n", Method::POST, 200, Framing::UntilClose, false),
         ("HTTP/1.1 204 No Content\r\n\r\n", Method::POST, 204, Framing::Empty, true),
@@ -180,6 +175,53 @@ fn an_incomplete_head_asks_for_more_and_a_bad_one_is_an_error() {
     );
     let huge = format!("HTTP/1.1 200 OK\r\nX-Big: {}", "a".repeat(MAX_HEAD));
     assert_eq!(head(&huge, &Method::POST).err(), Some(WireError::HeadTooLarge));
+}
+
+/// RFC 9112 §6.3 and §8.6: framing a peer could read two ways is an error (the connection is then
+/// dropped, never reused); sizes are bounded.
+#[test]
+fn ambiguous_or_malformed_framing_and_oversized_heads_are_refused() {
+    let post = &Method::POST;
+    let cases: &[(&str, WireError)] = &[
+        ("HTTP/1.1 200 OK\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n", WireError::AmbiguousLength),
+        ("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\ncontent-length: 0\r\n\r\n", WireError::AmbiguousLength),
+        ("HTTP/1.1 503 Busy\r\nTransfer-Encoding: gzip\r\nContent-Length: 2\r\n\r\n", WireError::AmbiguousLength),
+        ("HTTP/1.1 200 OK\r\nContent-Length: +5\r\n\r\n", WireError::ContentLength("+5".into())),
+        ("HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n", WireError::ContentLength("-1".into())),
+        ("HTTP/1.1 200 OK\r\nContent-Length: 5, 5\r\n\r\n", WireError::ContentLength("5, 5".into())),
+        ("HTTP/1.1 200 OK\r\nContent-Length: 0x10\r\n\r\n", WireError::ContentLength("0x10".into())),
+        ("HTTP/1.1 200 OK\r\nContent-Length: 1 2\r\n\r\n", WireError::ContentLength("1 2".into())),
+        ("HTTP/1.1 200 OK\r\nContent-Length: \r\n\r\n", WireError::ContentLength(String::new())),
+        (
+            "HTTP/1.1 200 OK\r\nContent-Length: 18446744073709551616\r\n\r\n",
+            WireError::ContentLength("18446744073709551616".into()),
+        ),
+    ];
+    for (text, want) in cases {
+        assert_eq!(head(text, post).err().as_ref(), Some(want), "{text:?}");
+    }
+    let max = "HTTP/1.1 200 OK\r\nContent-Length: 18446744073709551615\r\n\r\n";
+    assert_eq!(head(max, post).expect("valid").expect("complete").0.framing, Framing::Length(u64::MAX));
+
+    let many: String = (0..=MAX_HEADERS).map(|i| format!("X-{i}: v\r\n")).collect();
+    let too_many = format!("HTTP/1.1 200 OK\r\n{many}\r\n");
+    assert_eq!(head(&too_many, post).err(), Some(WireError::Head(httparse::Error::TooManyHeaders)));
+    // A complete head over the bound is refused too, not only one still arriving.
+    let big = format!("HTTP/1.1 200 OK\r\nX-Big: {}\r\nContent-Length: 0\r\n\r\n", "a".repeat(MAX_HEAD));
+    assert_eq!(head(&big, post).err(), Some(WireError::HeadTooLarge));
+}
+
+#[test]
+fn endless_chunk_lines_and_trailers_are_refused_before_they_fill_memory() {
+    let long_ext = format!("5;{}", "e".repeat(MAX_CHUNK_LINE + 1));
+    assert_eq!(decode(Framing::Chunked, long_ext.as_bytes(), 1000, 10).err(), Some(WireError::ChunkLineTooLong));
+    let endless_trailer = format!("0\r\nX-T: {}", "t".repeat(MAX_TRAILERS + 1));
+    assert_eq!(decode(Framing::Chunked, endless_trailer.as_bytes(), 1000, 10).err(), Some(WireError::TrailersTooLarge));
+    let many: String = (0..=MAX_HEADERS + 1).map(|i| format!("T{i}: v\r\n")).collect();
+    let many_trailers = format!("0\r\n{many}\r\n");
+    assert_eq!(decode(Framing::Chunked, many_trailers.as_bytes(), 1000, 10).err(), Some(WireError::TrailersTooLarge));
+    // A few trailers are fine.
+    assert!(decode(Framing::Chunked, b"0\r\nA: 1\r\nB: 2\r\n\r\n", 3, 10).expect("valid").0);
 }
 
 /// Feeds `wire` to a decoder in pieces of `step` bytes; returns (done, kept, read, leftover).

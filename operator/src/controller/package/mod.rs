@@ -3,6 +3,7 @@
 
 pub mod dereference;
 pub mod plan;
+pub mod progress;
 pub mod status;
 pub mod validate;
 
@@ -207,7 +208,9 @@ async fn reconcile_inner(pkg: &DeliveryPackage, ctx: &Context) -> Result<Action>
         ctx.registered().remove(&key);
         return Ok(Action::requeue(RUNNING_RESYNC));
     };
-    let new = status::build_status(pkg, &prior, Verdict::Running { snapshot: &snapshot, files }, &attempt, &now);
+    let partner = ctx.coordinator.partner_views(&ns, &pkg.spec.destination_ref.name);
+    let verdict = Verdict::Running { snapshot: &snapshot, files, partner: &partner };
+    let new = status::build_status(pkg, &prior, verdict, &attempt, &now);
     let done = status::is_finished(&new);
     write_status(ctx, pkg, &prior, new).await;
     if done {
@@ -257,6 +260,26 @@ fn is_true(c: &Condition) -> bool {
     c.status == ConditionStatus::True.as_str()
 }
 
+/// A `Progressing=False` past the progress deadline (not the end of a finished package, nor a
+/// pause the user asked for).
+fn is_stall(c: &Condition) -> bool {
+    use courier_api::conditions::PackageReason as R;
+    !is_true(c)
+        && [
+            R::PartnerThrottling,
+            R::PartnerFailing,
+            R::PartnerUnreachable,
+            R::ProgressDeadlineExceeded,
+            R::DestinationSuspended,
+            R::DestinationNotFound,
+            R::DestinationNotReady,
+            R::DatumNotFound,
+            R::DatumNotReady,
+        ]
+        .iter()
+        .any(|r| r.as_str() == c.reason)
+}
+
 /// Events of a package: failures and planning trouble are warnings; a condition the package did
 /// not have is announced once it is True.
 const EVENTS: EventPolicy = EventPolicy {
@@ -264,6 +287,7 @@ const EVENTS: EventPolicy = EventPolicy {
     warning: |c| {
         c.type_ == PackageConditionType::Failed.as_str()
             || (c.type_ == PackageConditionType::Planned.as_str() && !is_true(c))
+            || (c.type_ == PackageConditionType::Progressing.as_str() && is_stall(c))
     },
     announce_new: is_true,
 };

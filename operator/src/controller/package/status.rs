@@ -6,9 +6,10 @@ use courier_api::package::{
     ActiveShard, FailedShard, FailureReason, PackagePhase, Progress, RecordCounts, ShardsStatus,
 };
 use courier_api::{DeliveryPackage, DeliveryPackageStatus};
-use courier_core::protocol::LeaseCounters;
+use courier_core::protocol::{LeaseCounters, PartnerView};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
+use super::progress::{ProgressFacts, Stall, stall};
 use super::validate::Waiting;
 use crate::coordinator::PackageSnapshot;
 use crate::planner::rollup::{human_duration, percent};
@@ -24,8 +25,9 @@ pub enum Verdict<'a> {
     SourceUnreachable(&'a str),
     /// A path or glob matched nothing.
     SourceNotFound(&'a str),
-    /// Registered with the coordinator; this is its progress.
-    Running { snapshot: &'a PackageSnapshot, files: Option<i32> },
+    /// Registered with the coordinator; this is its progress, and how the partner answers
+    /// each worker of the Destination.
+    Running { snapshot: &'a PackageSnapshot, files: Option<i32>, partner: &'a [PartnerView] },
 }
 
 /// The attempt this status describes.
@@ -185,6 +187,7 @@ pub fn build_status(
         status.failure_reasons.clear();
         status.start_time = None;
         status.completion_time = None;
+        status.last_progress_time = None;
         for t in [Type::Complete, Type::Failed] {
             if find_condition(&status.conditions, t).is_some() {
                 set_condition(
@@ -211,6 +214,14 @@ pub fn build_status(
     if let Verdict::Waiting(w) = verdict {
         set_condition(&mut status.conditions, Type::Waiting, true, w.reason, w.message.clone(), generation, now);
         status.phase = Some(PackagePhase::Waiting);
+        // A package that had started keeps its place while it waits; past its progress
+        // deadline it says so.
+        if status.start_time.is_some()
+            && !suspended
+            && let Some(s) = stalled(pkg, &status, Some(w.reason), &[], now)
+        {
+            set_condition(&mut status.conditions, Type::Progressing, false, s.reason, s.message, generation, now);
+        }
         return status;
     }
     if find_condition(&status.conditions, Type::Waiting).is_some() {
@@ -243,9 +254,14 @@ pub fn build_status(
             set_condition(&mut status.conditions, Type::Planned, false, Reason::SourceNotFound, msg, generation, now);
             finish(&mut status, false, Reason::SourceNotFound, msg.to_owned(), generation, now);
         }
-        Verdict::Running { snapshot, files } => {
+        Verdict::Running { snapshot, files, partner } => {
             let files = files.unwrap_or(status.progress.files);
             let (progress, shards, reasons) = progress_of(snapshot, files);
+            let progressed = progress.records.acknowledged() > status.progress.records.acknowledged()
+                || progress.bytes_done > status.progress.bytes_done;
+            if progressed || suspended || status.last_progress_time.is_none() {
+                status.last_progress_time = Some(now.clone());
+            }
             let planned_msg = format!("{} shards in {} files", shards.total, files);
             set_condition(&mut status.conditions, Type::Planned, true, Reason::Planned, planned_msg, generation, now);
             status.progress = progress;
@@ -265,6 +281,9 @@ pub fn build_status(
                     now,
                 );
                 status.phase = Some(PackagePhase::Suspended);
+            } else if let Some(s) = stalled(pkg, &status, None, partner, now) {
+                set_condition(&mut status.conditions, Type::Progressing, false, s.reason, s.message, generation, now);
+                status.phase = Some(PackagePhase::Running);
             } else {
                 let msg = format!("{}% of {} bytes", status.progress.percent, status.progress.bytes_total);
                 set_condition(
@@ -281,6 +300,24 @@ pub fn build_status(
         }
     }
     status
+}
+
+/// The package's stall, when it has made no progress for `progressDeadlineSeconds`.
+fn stalled(
+    pkg: &DeliveryPackage,
+    status: &DeliveryPackageStatus,
+    waiting: Option<Reason>,
+    partner: &[PartnerView],
+    now: &Time,
+) -> Option<Stall> {
+    let last = status.last_progress_time.as_ref().or(status.start_time.as_ref())?;
+    stall(&ProgressFacts {
+        now: now.0.as_second(),
+        last_progress: last.0.as_second(),
+        deadline_seconds: i64::from(pkg.spec.progress_deadline_seconds),
+        waiting,
+        partner,
+    })
 }
 
 /// Whether the phase or any condition's status or reason differs (an urgent write and an Event).

@@ -85,7 +85,7 @@ fn leaving_waiting_sets_waiting_false() {
     let running = build_status(
         &package(""),
         &waiting,
-        Verdict::Running { snapshot: &snapshot(), files: Some(3) },
+        Verdict::Running { snapshot: &snapshot(), files: Some(3), partner: &[] },
         &attempt(),
         &at(11),
     );
@@ -98,7 +98,7 @@ fn a_running_snapshot_fills_progress_shards_and_failure_reasons() {
     let s = build_status(
         &package(""),
         &DeliveryPackageStatus::default(),
-        Verdict::Running { snapshot: &snapshot(), files: Some(3) },
+        Verdict::Running { snapshot: &snapshot(), files: Some(3), partner: &[] },
         &attempt(),
         &at(10),
     );
@@ -122,7 +122,7 @@ fn every_shard_done_is_complete_with_completion_time() {
     let s = build_status(
         &package(""),
         &DeliveryPackageStatus::default(),
-        Verdict::Running { snapshot: &snap, files: Some(1) },
+        Verdict::Running { snapshot: &snap, files: Some(1), partner: &[] },
         &attempt(),
         &at(20),
     );
@@ -141,7 +141,7 @@ fn complete_beyond_the_failure_policy_is_failed_too_many_failed_records() {
     let s = build_status(
         &pkg,
         &DeliveryPackageStatus::default(),
-        Verdict::Running { snapshot: &snap, files: None },
+        Verdict::Running { snapshot: &snap, files: None, partner: &[] },
         &attempt(),
         &at(20),
     );
@@ -160,7 +160,7 @@ fn an_exhausted_shard_is_failed_backoff_limit_exceeded() {
     let s = build_status(
         &package(""),
         &DeliveryPackageStatus::default(),
-        Verdict::Running { snapshot: &snap, files: None },
+        Verdict::Running { snapshot: &snap, files: None, partner: &[] },
         &attempt(),
         &at(20),
     );
@@ -174,13 +174,18 @@ fn running_past_the_active_deadline_is_failed_deadline_exceeded() {
     let first = build_status(
         &pkg,
         &DeliveryPackageStatus::default(),
-        Verdict::Running { snapshot: &snapshot(), files: None },
+        Verdict::Running { snapshot: &snapshot(), files: None, partner: &[] },
         &attempt(),
         &at(100),
     );
     assert_eq!(first.phase, Some(PackagePhase::Running));
-    let later =
-        build_status(&pkg, &first, Verdict::Running { snapshot: &snapshot(), files: None }, &attempt(), &at(131));
+    let later = build_status(
+        &pkg,
+        &first,
+        Verdict::Running { snapshot: &snapshot(), files: None, partner: &[] },
+        &attempt(),
+        &at(131),
+    );
     assert_eq!(cond(&later, "Failed"), Some(("True", "DeadlineExceeded")));
 }
 
@@ -218,15 +223,20 @@ fn a_suspended_package_is_paused_and_says_so() {
     let s = build_status(
         &pkg,
         &DeliveryPackageStatus::default(),
-        Verdict::Running { snapshot: &snapshot(), files: None },
+        Verdict::Running { snapshot: &snapshot(), files: None, partner: &[] },
         &attempt(),
         &at(5),
     );
     assert_eq!(cond(&s, "Suspended"), Some(("True", "Suspended")));
     assert_eq!(cond(&s, "Progressing"), Some(("False", "Paused")));
     assert_eq!(s.phase, Some(PackagePhase::Suspended));
-    let resumed =
-        build_status(&package(""), &s, Verdict::Running { snapshot: &snapshot(), files: None }, &attempt(), &at(6));
+    let resumed = build_status(
+        &package(""),
+        &s,
+        Verdict::Running { snapshot: &snapshot(), files: None, partner: &[] },
+        &attempt(),
+        &at(6),
+    );
     assert_eq!(cond(&resumed, "Suspended"), Some(("False", "Resumed")));
     assert!(is_condition_true(&resumed.conditions, "Progressing"));
 }
@@ -236,7 +246,7 @@ fn a_new_attempt_drops_the_old_progress_and_outcome() {
     let done = build_status(
         &package(""),
         &DeliveryPackageStatus::default(),
-        Verdict::Running { snapshot: &PackageSnapshot { complete: true, ..snapshot() }, files: None },
+        Verdict::Running { snapshot: &PackageSnapshot { complete: true, ..snapshot() }, files: None, partner: &[] },
         &attempt(),
         &at(5),
     );
@@ -273,4 +283,82 @@ fn active_shard_counters_survive_a_status_round_trip_so_a_new_leader_counts_exac
     let restored = super::super::plan::restored_from(&status);
     assert_eq!(restored.active[0].counters, counters);
     assert_eq!(restored.active[0].checkpoint, 4096);
+}
+
+/// A package run through reconciles at the given instants with the same snapshot (no
+/// progress), a partner answering `partner`, returning each status.
+fn run_without_progress(
+    extra: &str,
+    times: &[i64],
+    partner: &[courier_core::protocol::PartnerView],
+) -> Vec<DeliveryPackageStatus> {
+    let pkg = package(extra);
+    let snap = snapshot();
+    let mut prior = DeliveryPackageStatus::default();
+    let mut out = Vec::new();
+    for t in times {
+        prior = build_status(
+            &pkg,
+            &prior,
+            Verdict::Running { snapshot: &snap, files: Some(3), partner },
+            &attempt(),
+            &at(*t),
+        );
+        out.push(prior.clone());
+    }
+    out
+}
+
+#[test]
+fn no_progress_for_the_deadline_is_progressing_false_with_the_partners_reason_and_progress_ends_it() {
+    use courier_core::protocol::{PartnerFailure, PartnerFailureKind, PartnerView};
+    let throttled = [PartnerView {
+        consecutive_failures: 40,
+        last_failure: Some(PartnerFailure { kind: PartnerFailureKind::Throttled, at_unix_ms: 1, detail: "429".into() }),
+    }];
+    let s = run_without_progress("  progressDeadlineSeconds: 30\n", &[100, 129, 130, 400], &throttled);
+    assert_eq!(s[0].last_progress_time, Some(at(100)), "the start counts as progress");
+    assert_eq!(cond(&s[1], "Progressing"), Some(("True", "Delivering")));
+    assert_eq!(cond(&s[2], "Progressing"), Some(("False", "PartnerThrottling")));
+    assert_eq!(s[2].phase, Some(PackagePhase::Running), "it keeps its place");
+    assert!(cond(&s[3], "Failed").is_none(), "a stall never fails the package");
+    assert_eq!(s[3].last_progress_time, Some(at(100)));
+    // Records acknowledged again: Delivering, and the clock restarts.
+    let pkg = package("  progressDeadlineSeconds: 30\n");
+    let mut moved = snapshot();
+    moved.counters.sent += 5;
+    let recovered = build_status(
+        &pkg,
+        &s[3],
+        Verdict::Running { snapshot: &moved, files: Some(3), partner: &[] },
+        &attempt(),
+        &at(401),
+    );
+    assert_eq!(cond(&recovered, "Progressing"), Some(("True", "Delivering")));
+    assert_eq!(recovered.last_progress_time, Some(at(401)));
+}
+
+#[test]
+fn the_default_deadline_is_ten_minutes_and_the_active_deadline_still_fails() {
+    let s = run_without_progress("", &[100, 699, 700], &[]);
+    assert_eq!(cond(&s[1], "Progressing"), Some(("True", "Delivering")));
+    assert_eq!(cond(&s[2], "Progressing"), Some(("False", "ProgressDeadlineExceeded")));
+    let s = run_without_progress("  progressDeadlineSeconds: 30\n  activeDeadlineSeconds: 60\n", &[100, 130, 160], &[]);
+    assert_eq!(cond(&s[1], "Progressing"), Some(("False", "ProgressDeadlineExceeded")));
+    assert_eq!(cond(&s[2], "Failed"), Some(("True", "DeadlineExceeded")));
+}
+
+#[test]
+fn a_suspended_package_does_not_stall_and_a_started_one_waiting_for_its_destination_does() {
+    let s = run_without_progress("  progressDeadlineSeconds: 30\n  suspend: true\n", &[100, 200], &[]);
+    assert_eq!(cond(&s[1], "Progressing"), Some(("False", "Paused")));
+    assert_eq!(s[1].last_progress_time, Some(at(200)), "a pause is not a stall");
+    let started = run_without_progress("  progressDeadlineSeconds: 30\n", &[100], &[]).remove(0);
+    let w = Waiting { reason: PackageReason::DestinationSuspended, message: "suspended".into() };
+    let pkg = package("  progressDeadlineSeconds: 30\n");
+    let early = build_status(&pkg, &started, Verdict::Waiting(&w), &attempt(), &at(120));
+    assert_eq!(cond(&early, "Progressing"), Some(("True", "Delivering")));
+    let late = build_status(&pkg, &early, Verdict::Waiting(&w), &attempt(), &at(131));
+    assert_eq!(cond(&late, "Progressing"), Some(("False", "DestinationSuspended")));
+    assert_eq!(late.phase, Some(PackagePhase::Waiting));
 }
