@@ -323,7 +323,11 @@ mod tests {
             free_slots: 0,
             draining: false,
             leases: Vec::new(),
-            throttle: ThrottleReport { too_many_requests: too_many, retry_after_until_unix_ms, spread_ms: None },
+            throttle: ThrottleReport {
+                too_many_requests: too_many,
+                retry_after_until_unix_ms,
+                clumps_unix_ms: Vec::new(),
+            },
             stats: WorkerStats::default(),
         }
     }

@@ -53,7 +53,6 @@ pub struct Sender {
     logic: Arc<dyn RetryLogic>,
     observer: Arc<dyn SendObserver>,
     config: SendConfig,
-    throttles: throttle::ThrottleWindow,
     partner: Arc<PartnerWatch>,
 }
 
@@ -74,9 +73,8 @@ impl Sender {
     ) -> Self {
         let retry = config.retry.clone();
         let logic: Arc<dyn RetryLogic> = Arc::new(retry.clone());
-        let throttles = throttle::ThrottleWindow::default();
         let partner = Arc::default();
-        Self { client, auth, limiter, retry, logic, observer, config, throttles, partner }
+        Self { client, auth, limiter, retry, logic, observer, config, partner }
     }
 
     /// Shares `partner` (kept across rebuilt senders) instead of a watch of its own.
@@ -272,13 +270,11 @@ impl Sender {
         }
         // A Retry-After long enough to be worth spreading pauses this worker at once (and, via
         // the coordinator, every worker of the Destination); a short one only delays the record
-        // it answered (see `throttle::worth_pausing`).
+        // it answered (see `throttle::worth_pausing`) — unless the coordinator (or a local
+        // run's own AIMD) finds the 429s sustained and spreads it.
         let until = not_before.filter(|_| self.retry.respect_retry_after);
-        let rate =
-            self.limiter.snapshot().requests.map_or(u32::MAX, |r| u32::try_from(r.per_second).unwrap_or(u32::MAX));
-        let sustained = status == 429 && self.throttles.sustained(Instant::now(), rate);
         if let Some(at) = until
-            && (sustained || throttle::worth_pausing(at, SystemTime::now()))
+            && throttle::worth_pausing(at, SystemTime::now())
         {
             let ahead = at.duration_since(SystemTime::now()).unwrap_or_default();
             self.limiter.pause_until(Instant::now() + ahead);
