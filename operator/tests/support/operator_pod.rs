@@ -1,5 +1,7 @@
 //! The operator under test as pods on the local node: the `courier/operator:dev` image with a
 //! ServiceAccount bound to the ClusterRole of config/rbac, watching only the test's namespace.
+//! The coordinator speaks HTTPS with a certificate the operator generates into a Secret, and
+//! workers reach it through one Service that selects the leading replica's pod only.
 
 use std::time::Duration;
 
@@ -15,6 +17,9 @@ pub const WORKER_IMAGE: &str = "courier/worker:dev";
 /// Coordinator and metrics ports of the operator container.
 const COORDINATOR_PORT: u16 = 8443;
 const METRICS_PORT: u16 = 8080;
+/// The Service in front of the leading replica, and the coordinator's TLS Secret.
+const COORDINATOR_SERVICE: &str = "courier-coordinator";
+const COORDINATOR_TLS_SECRET: &str = "courier-coordinator-tls";
 /// How long an operator pod may take to be Ready.
 const READY: Duration = Duration::from_secs(90);
 
@@ -28,13 +33,15 @@ pub struct Operator {
     pub name: String,
     /// The pod's IP.
     pub ip: String,
+    /// The one coordinator URL workers are told (the leader Service, HTTPS).
     pub coordinator_url: String,
     pub metrics_url: String,
     owns_namespace: bool,
 }
 
 /// ServiceAccount, its ClusterRoleBinding to `courier-operator` (owned by the namespace, so the
-/// garbage collector removes it with the namespace) and the leader-election Role.
+/// garbage collector removes it with the namespace) and the Role of config/rbac in its own
+/// namespace (leader Lease, the leader label on its pod, its TLS Secret).
 fn rbac_yaml(namespace: &str, namespace_uid: &str) -> String {
     format!(
         r#"apiVersion: v1
@@ -54,6 +61,8 @@ kind: Role
 metadata: {{ name: courier-operator-leader-election, namespace: {namespace} }}
 rules:
   - {{ apiGroups: [coordination.k8s.io], resources: [leases], verbs: [get, list, watch, create, update, patch, delete] }}
+  - {{ apiGroups: [""], resources: [pods], verbs: [patch] }}
+  - {{ apiGroups: [""], resources: [secrets], verbs: [create] }}
 ---
 apiVersion: rbac.authorization.k8s.io/v1
 kind: RoleBinding
@@ -64,13 +73,14 @@ subjects: [{{ kind: ServiceAccount, name: courier-operator, namespace: {namespac
     )
 }
 
-/// The operator pod: non-root, read-only root filesystem, no capabilities, the probes of
-/// config/operator/deployment.yaml. `election` is `None` (off) or the coordinator URLs the
-/// workers are told.
-fn pod_yaml(namespace: &str, name: &str, election: Option<&str>, restart: &str, extra: &[&str]) -> String {
-    let election_args = match election {
-        None => "--leader-election=off".to_owned(),
-        Some(urls) => format!("--leader-election=on\", \"--lease-namespace={namespace}\", \"--coordinator-url={urls}"),
+/// The operator pod under the `restricted` profile (non-root 65532, read-only root filesystem,
+/// no capabilities, RuntimeDefault seccomp), the probes of config/operator/deployment.yaml, its
+/// coordinator on HTTPS behind the leader Service.
+fn pod_yaml(namespace: &str, name: &str, election: bool, restart: &str, extra: &[&str]) -> String {
+    let election_args = if election {
+        format!("--leader-election=on\", \"--lease-namespace={namespace}")
+    } else {
+        "--leader-election=off".to_owned()
     };
     // Extra flags come last: they override the defaults above (the last of a flag wins).
     let extra_args: String = extra.iter().map(|flag| format!(", \"{flag}\"")).collect();
@@ -85,12 +95,13 @@ spec:
   serviceAccountName: courier-operator
   restartPolicy: {restart}
   terminationGracePeriodSeconds: 10
-  securityContext: {{ runAsNonRoot: true, seccompProfile: {{ type: RuntimeDefault }} }}
+  securityContext: {{ runAsNonRoot: true, runAsUser: 65532, runAsGroup: 65532, seccompProfile: {{ type: RuntimeDefault }} }}
   containers:
     - name: operator
       image: {OPERATOR_IMAGE}
       imagePullPolicy: IfNotPresent
       args: ["--namespace={namespace}", "--worker-image={WORKER_IMAGE}", "--log-format=json", "{election_args}",
+             "--coordinator-tls-secret={COORDINATOR_TLS_SECRET}", "--coordinator-service={COORDINATOR_SERVICE}",
              "--shard-target-bytes=8192", "--status-interval-ms=1000"{extra_args}]
       env:
         - {{ name: RUST_LOG, value: "info,courier_operator=debug,kube_runtime=warn" }}
@@ -101,9 +112,10 @@ spec:
         - {{ name: coordinator, containerPort: {COORDINATOR_PORT} }}
         - {{ name: metrics, containerPort: {METRICS_PORT} }}
       resources: {{ requests: {{ cpu: 100m, memory: 64Mi }}, limits: {{ memory: 512Mi }} }}
-      readinessProbe: {{ httpGet: {{ path: /healthz, port: {METRICS_PORT} }}, periodSeconds: 2 }}
+      readinessProbe: {{ httpGet: {{ path: /readyz, port: {METRICS_PORT} }}, periodSeconds: 2 }}
       livenessProbe: {{ httpGet: {{ path: /healthz, port: {METRICS_PORT} }}, periodSeconds: 10, failureThreshold: 3 }}
       securityContext:
+        runAsNonRoot: true
         allowPrivilegeEscalation: false
         readOnlyRootFilesystem: true
         capabilities: {{ drop: [ALL] }}
@@ -111,10 +123,10 @@ spec:
     )
 }
 
-/// A Service in front of one replica, so workers can be told a stable name for it.
-fn service_yaml(namespace: &str, name: &str) -> String {
+/// The coordinator Service: the operator pod that leads (it labels itself), only.
+fn service_yaml(namespace: &str) -> String {
     format!(
-        "apiVersion: v1\nkind: Service\nmetadata: {{ name: {name}, namespace: {namespace} }}\nspec:\n  selector: {{ courier.dev/replica: {name} }}\n  ports: [{{ name: coordinator, port: {COORDINATOR_PORT} }}]\n"
+        "apiVersion: v1\nkind: Service\nmetadata: {{ name: {COORDINATOR_SERVICE}, namespace: {namespace} }}\nspec:\n  selector: {{ app.kubernetes.io/name: courier-operator, courier.dev/coordinator-leader: \"true\" }}\n  ports: [{{ name: coordinator, port: {COORDINATOR_PORT} }}]\n"
     )
 }
 
@@ -137,12 +149,13 @@ impl Operator {
     /// tells workers its own pod IP); returns once the kubelet reports it Ready.
     pub fn start(cluster: &Cluster, namespace: &str) -> Operator {
         install_rbac(cluster, namespace);
-        apply(cluster, &pod_yaml(namespace, "courier-operator", None, "Always", &[]));
+        apply(cluster, &service_yaml(namespace));
+        apply(cluster, &pod_yaml(namespace, "courier-operator", false, "Always", &[]));
         Operator::ready(cluster, namespace, "courier-operator", true)
     }
 
     /// Two elected replicas, pods `operator-a` and `operator-b` (never restarted: a killed one
-    /// stays dead), each behind a Service of its name; workers are told both Service names, so
+    /// stays dead); workers are told the one coordinator Service, which selects the leader, so
     /// the worker Deployment is the same whichever replica leads.
     pub fn start_pair(cluster: &Cluster, namespace: &str) -> [Operator; 2] {
         Operator::start_pair_with(cluster, namespace, &[])
@@ -151,12 +164,9 @@ impl Operator {
     /// [`Operator::start_pair`] with `extra` flags (`--flag=value`) for both replicas.
     pub fn start_pair_with(cluster: &Cluster, namespace: &str, extra: &[&str]) -> [Operator; 2] {
         install_rbac(cluster, namespace);
-        let urls = ["operator-a", "operator-b"]
-            .map(|n| format!("http://{n}.{namespace}.svc.cluster.local:{COORDINATOR_PORT}"))
-            .join(",");
+        apply(cluster, &service_yaml(namespace));
         for name in ["operator-a", "operator-b"] {
-            apply(cluster, &service_yaml(namespace, name));
-            apply(cluster, &pod_yaml(namespace, name, Some(&urls), "Never", extra));
+            apply(cluster, &pod_yaml(namespace, name, true, "Never", extra));
         }
         [
             Operator::ready(cluster, namespace, "operator-a", true),
@@ -171,7 +181,7 @@ impl Operator {
             namespace: namespace.to_owned(),
             pod: pod.to_owned(),
             name: pod.to_owned(),
-            coordinator_url: format!("http://{ip}:{COORDINATOR_PORT}"),
+            coordinator_url: format!("https://{COORDINATOR_SERVICE}.{namespace}.svc:{COORDINATOR_PORT}"),
             metrics_url: format!("http://{ip}:{METRICS_PORT}/metrics"),
             ip,
             owns_namespace,
@@ -183,9 +193,14 @@ impl Operator {
         holder.strip_prefix(self.pod.as_str()).is_some_and(|rest| rest.starts_with('_'))
     }
 
-    /// `IP:port` of the coordinator.
+    /// `IP:port` of the coordinator (HTTPS).
     pub fn coordinator_addr(&self) -> String {
         format!("{}:{COORDINATOR_PORT}", self.ip)
+    }
+
+    /// `IP:port` of the plain-HTTP `/metrics` and `/healthz` (which says leader or standby).
+    pub fn health_addr(&self) -> String {
+        format!("{}:{METRICS_PORT}", self.ip)
     }
 
     /// `kubectl delete pod --force --grace-period=0`: the kubelet sends SIGTERM, then SIGKILL
@@ -209,9 +224,9 @@ impl Operator {
         eprintln!("killed operator {} (pid {pid})", self.pod);
     }
 
-    /// The coordinator's `/healthz` body (`ok (leader)` or `ok (standby)`), empty when unreachable.
+    /// The operator's `/healthz` body (`ok (leader)` or `ok (standby)`), empty when unreachable.
     pub fn health(&self) -> String {
-        let reply = http_get(&format!("{}:{COORDINATOR_PORT}", self.ip), "/healthz");
+        let reply = http_get(&self.health_addr(), "/healthz");
         reply.split_once("\r\n\r\n").map(|(_, body)| body.trim().to_owned()).unwrap_or_default()
     }
 
