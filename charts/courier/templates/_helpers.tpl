@@ -1,5 +1,10 @@
+{{- /* `<release>-courier`, or the release's name alone when it already says courier. */ -}}
 {{- define "courier.fullname" -}}
+{{- if contains "courier" .Release.Name -}}
+{{- .Release.Name | trunc 50 | trimSuffix "-" -}}
+{{- else -}}
 {{- printf "%s-courier" .Release.Name | trunc 50 | trimSuffix "-" -}}
+{{- end -}}
 {{- end -}}
 
 {{- define "courier.operator" -}}{{ include "courier.fullname" . }}-operator{{- end -}}

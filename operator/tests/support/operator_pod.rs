@@ -1,5 +1,5 @@
 //! The operator under test as pods on the local node: the `courier/operator:dev` image with a
-//! ServiceAccount bound to the ClusterRole of config/rbac, watching only the test's namespace.
+//! ServiceAccount bound to a ClusterRole with the chart's rules, watching only the test's namespace.
 //! The coordinator speaks HTTPS with a certificate the operator generates into a Secret, and
 //! workers reach it through one Service that selects the leading replica's pod only.
 
@@ -40,7 +40,7 @@ pub struct Operator {
 }
 
 /// ServiceAccount, its ClusterRoleBinding to `courier-operator` (owned by the namespace, so the
-/// garbage collector removes it with the namespace) and the Role of config/rbac in its own
+/// garbage collector removes it with the namespace) and the chart's Role in its own
 /// namespace (leader Lease, the leader label on its pod, its TLS Secret).
 fn rbac_yaml(namespace: &str, namespace_uid: &str) -> String {
     format!(
@@ -74,7 +74,7 @@ subjects: [{{ kind: ServiceAccount, name: courier-operator, namespace: {namespac
 }
 
 /// The operator pod under the `restricted` profile (non-root 65532, read-only root filesystem,
-/// no capabilities, RuntimeDefault seccomp), the probes of config/operator/deployment.yaml, its
+/// no capabilities, RuntimeDefault seccomp), the probes of the chart's Deployment, its
 /// coordinator on HTTPS behind the leader Service.
 fn pod_yaml(namespace: &str, name: &str, election: bool, restart: &str, extra: &[&str]) -> String {
     let election_args = if election {
@@ -135,10 +135,17 @@ fn apply(cluster: &Cluster, yaml: &str) {
 }
 
 fn install_rbac(cluster: &Cluster, namespace: &str) {
-    let role = repo_root().join("config/rbac/cluster_role.yaml");
+    // The ClusterRole `courier-operator` with the chart's rules (charts/courier/files), the one
+    // source of what the operator may do.
+    let rules_path = repo_root().join("charts/courier/files/cluster_role_rules.yaml");
+    let rules = std::fs::read_to_string(&rules_path).unwrap_or_else(|e| panic!("{}: {e}", rules_path.display()));
+    let rules: String = rules.lines().map(|l| format!("  {l}\n")).collect();
+    let role = format!(
+        "apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRole\nmetadata: {{ name: courier-operator }}\nrules:\n{rules}"
+    );
     cluster.kubectl_ok(
-        &["apply", "--server-side", "--force-conflicts", "--field-manager=courier-e2e", "-f", &role.to_string_lossy()],
-        None,
+        &["apply", "--server-side", "--force-conflicts", "--field-manager=courier-e2e", "-f", "-"],
+        Some(&role),
     );
     let uid = cluster.kubectl_ok(&["get", "namespace", namespace, "-o", "jsonpath={.metadata.uid}"], None);
     apply(cluster, &rbac_yaml(namespace, uid.trim()));
