@@ -233,8 +233,9 @@ fn the_rendered_manifests_are_accepted_by_the_real_apiserver() {
         let values = format!("watchNamespace: {n}\n");
         rendered.push(template_text(&format!("dry-{i}"), n, Some(&values), &["--include-crds"]));
     }
-    let non_default =
-        NON_DEFAULT_VALUES.replace("team-a", &ns[0]).replace("serviceMonitor: { enabled: true", "serviceMonitor: { enabled: false");
+    let non_default = NON_DEFAULT_VALUES
+        .replace("team-a", &ns[0])
+        .replace("serviceMonitor: { enabled: true", "serviceMonitor: { enabled: false");
     rendered.push(template_text("dry-nd", &ns[1], Some(&non_default), &[]));
     let mut failures = Vec::new();
     for text in &rendered {

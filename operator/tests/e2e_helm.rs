@@ -61,7 +61,10 @@ async fn helm_install_delivers_an_upgrade_mid_package_loses_nothing_and_uninstal
     eventually(Duration::from_secs(90), "delivery under way", || async { (sim.stats().accepted >= 200).then_some(()) })
         .await;
     // A changed value rolls the operator Deployment while the package runs.
-    helm(&cluster, &["upgrade", release, &chart, "-n", &ns, "--reuse-values", "--set", "logLevel=debug", "--wait", "--timeout=3m"]);
+    helm(
+        &cluster,
+        &["upgrade", release, &chart, "-n", &ns, "--reuse-values", "--set", "logLevel=debug", "--wait", "--timeout=3m"],
+    );
     let env = cluster.kubectl_ok(
         &["-n", &ns, "get", "deploy", deployment, "-o", "jsonpath={.spec.template.spec.containers[0].env[0].value}"],
         None,
@@ -85,10 +88,8 @@ async fn helm_install_delivers_an_upgrade_mid_package_loses_nothing_and_uninstal
     let gone = cluster.kubectl(&["-n", &ns, "get", "deploy", deployment], None);
     assert!(!gone.status.success(), "the operator Deployment is gone");
     eventually(Duration::from_secs(60), "operator pods gone", || async {
-        let pods = cluster.kubectl_ok(
-            &["-n", &ns, "get", "pods", "-l", "app.kubernetes.io/instance=it", "-o", "name"],
-            None,
-        );
+        let pods =
+            cluster.kubectl_ok(&["-n", &ns, "get", "pods", "-l", "app.kubernetes.io/instance=it", "-o", "name"], None);
         pods.trim().is_empty().then_some(())
     })
     .await;

@@ -400,10 +400,8 @@ const TOKEN_SECRET: &str = "partner-token";
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rotated_mounted_secret_is_used_from_the_next_heartbeat_without_a_restart() {
     let world = Arc::new(world(1200).await);
-    let with_token = |token: &str| SimConfig {
-        auth: courier_e2e::sim::Auth::Bearer { token: token.into() },
-        ..world.sim.config()
-    };
+    let with_token =
+        |token: &str| SimConfig { auth: courier_e2e::sim::Auth::Bearer { token: token.into() }, ..world.sim.config() };
     world.sim.set_config(with_token("old-token")).expect("simulator takes the old token");
     let mounts = world._dir.path().join("mounts");
     std::fs::create_dir_all(mounts.join(TOKEN_SECRET)).expect("mount dir");
