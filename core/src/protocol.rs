@@ -36,6 +36,10 @@ fn unversioned() -> u32 {
 /// Path of the heartbeat endpoint.
 pub const HEARTBEAT_PATH: &str = "/v1/heartbeat";
 
+/// Environment variable of worker pods carrying the CA certificate (PEM, public) the
+/// coordinator's serving certificate chains to.
+pub const COORDINATOR_CA_ENV: &str = "COURIER_COORDINATOR_CA_PEM";
+
 /// A partner's `Retry-After` shorter than this (about two heartbeats, the time it takes to
 /// spread a pause to every worker of a Destination) only delays the record it answered; a
 /// longer one pauses the worker at once and, through the coordinator, the whole Destination.

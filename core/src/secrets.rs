@@ -1,6 +1,9 @@
-//! The Secret keys a Destination refers to, and the environment variable that carries each one
-//! into worker pods: the operator sets them (`secretKeyRef`), the worker reads them. Secret
-//! values never travel through the operator or the coordination protocol.
+//! The Secret keys a Destination refers to and where worker pods find them: the operator mounts
+//! each referenced Secret as a volume at [`mount_dir`] (only the keys the Destination uses), and
+//! the worker reads the files, again whenever the partner refuses its credentials, so a rotated
+//! Secret is used without a restart. The environment variables of [`env_names`] are the fallback
+//! of `courier-worker run` and of worker pods made by older operators. Secret values never
+//! travel through the operator or the coordination protocol.
 
 use crate::destination::{AuthSettings, DestinationSettings};
 
@@ -20,6 +23,14 @@ pub mod env_names {
     pub const OAUTH2_CLIENT_SECRET: &str = "COURIER_OAUTH2_CLIENT_SECRET";
     /// Extra CA certificates (PEM) for the partner's TLS.
     pub const TLS_CA_PEM: &str = "COURIER_TLS_CA_PEM";
+}
+
+/// Where worker pods find the Secrets their Destination references, one directory per Secret.
+pub const MOUNT_ROOT: &str = "/var/run/secrets/courier.dev/secrets";
+
+/// The directory worker pods find Secret `secret` in (each used key is a file there).
+pub fn mount_dir(secret: &str) -> String {
+    format!("{MOUNT_ROOT}/{secret}")
 }
 
 /// Key of a basic-auth Secret holding the user name.
@@ -112,6 +123,11 @@ mod tests {
             want.push(("ca".to_owned(), "pem".to_owned(), "COURIER_TLS_CA_PEM"));
             assert_eq!(got, want, "{auth}");
         }
+    }
+
+    #[test]
+    fn each_secret_is_mounted_in_a_directory_of_its_own() {
+        assert_eq!(mount_dir("partner-token"), "/var/run/secrets/courier.dev/secrets/partner-token");
     }
 
     #[test]

@@ -56,6 +56,7 @@ string_enum!(
         Available,
         SecretNotFound,
         SecretKeyMissing,
+        SecretUnreadable,
         InvalidCaBundle,
         RateLimited,
         RetryAfter,

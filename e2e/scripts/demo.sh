@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The demo: builds everything (Courier's images included), starts the local cluster (control
-# plane and a real node) and MiniDFS, deploys the operator image with config/, runs the partner
+# plane and a real node) and MiniDFS, installs Courier with its Helm chart (helm upgrade --install), runs the partner
 # simulator as a pod, writes sample data, applies the samples and shows the delivery until it is
 # Complete, then the simulator's totals. Everything stays running afterwards so you can look
 # around; `make cluster-down` and `e2e/minidfs/minidfs.sh stop` stop it.
@@ -19,9 +19,14 @@ step "building the sample data writer"
 cargo build --locked -p courier-e2e --bin courier-fixtures
 start_ground
 
-step "installing the CRDs, RBAC and the operator (image courier/operator:dev)"
-kubectl apply --server-side --force-conflicts --field-manager=courier-demo -k config/
+step "installing Courier with Helm (release courier in courier-system; images courier/*:dev)"
+# The namespace enforces Pod Security `restricted`: the apiserver refuses any pod that regresses.
+kubectl create namespace courier-system --dry-run=client -o yaml | kubectl apply -f - >/dev/null
+kubectl label namespace courier-system --overwrite pod-security.kubernetes.io/enforce=restricted >/dev/null
+# Helm installs crds/ on the first install only; applying them keeps them current on upgrades.
+kubectl apply --server-side --force-conflicts --field-manager=courier-demo -f charts/courier/crds/
 kubectl wait --for=condition=Established --timeout=60s crd/destinations.courier.dev crd/datums.courier.dev crd/deliverypackages.courier.dev
+helm upgrade --install courier charts/courier --namespace courier-system --wait --timeout 5m
 # make test scales it to zero while it runs; the images may have been rebuilt since.
 kubectl -n courier-system scale deploy/courier-operator --replicas=2 >/dev/null
 kubectl -n courier-system rollout restart deploy/courier-operator >/dev/null

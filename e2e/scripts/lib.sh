@@ -17,6 +17,9 @@ ensure_toolchains() {
   command -v cargo >/dev/null || [ -x "$HOME/.cargo/bin/cargo" ] || die "cargo not found: install Rust (rustup) first"
   export PATH="$HOME/.cargo/bin:/usr/local/go/bin:$PATH"
   command -v go >/dev/null || die "go not found: install Go 1.26+ (the local cluster is built from Kubernetes' Go modules)"
+  # Helm v4, how Courier is installed: built from its Go module, cached under $COURIER_CACHE.
+  "$ROOT/e2e/helm/build.sh" build
+  PATH="$("$ROOT/e2e/helm/build.sh" bin):$PATH"
   local missing=()
   command -v openssl >/dev/null || missing+=(openssl)
   command -v curl >/dev/null || missing+=(curl)

@@ -13,6 +13,9 @@ use std::process::{Command, Output};
 /// Version of the Kubernetes binaries the cluster is built from.
 pub const KUBERNETES_VERSION: &str = "v1.34.4";
 
+/// Namespace label making the apiserver enforce a Pod Security level.
+pub const ENFORCE_LABEL: &str = "pod-security.kubernetes.io/enforce";
+
 /// The node IP of the local cluster (e2e/scripts/node-ip.sh): the apiserver, the kubelet,
 /// MiniDFS and the servers tests start on the host listen on it, and pods route to it.
 pub const NODE_IP: Ipv4Addr = Ipv4Addr::new(10, 87, 0, 1);
@@ -142,7 +145,8 @@ impl Cluster {
         }
     }
 
-    /// Creates a namespace with a unique name starting with `prefix`.
+    /// Creates a namespace with a unique name starting with `prefix`, enforcing Pod Security
+    /// `restricted`.
     ///
     /// # Panics
     /// When the apiserver refuses it.
@@ -150,7 +154,12 @@ impl Cluster {
         let nanos =
             std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
         let name = format!("{prefix}-{}-{}", std::process::id(), nanos % 1_000_000);
-        self.kubectl_ok(&["create", "namespace", &name], None);
+        // Pod Security `restricted` is enforced: the apiserver refuses any pod of the test (the
+        // operator's, the workers') that regresses from the restricted profile.
+        let manifest = format!(
+            "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {name}\n  labels: {{ {ENFORCE_LABEL}: restricted }}\n"
+        );
+        self.kubectl_ok(&["create", "-f", "-"], Some(&manifest));
         name
     }
 }

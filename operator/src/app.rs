@@ -12,9 +12,10 @@ use kube::Client;
 use tokio_util::sync::CancellationToken;
 
 use crate::context::{self, Context, LookupWriters, Settings};
-use crate::controller::destination::build::WorkerDefaults;
+use crate::controller::destination::build::{CoordinatorToken, WorkerDefaults, WorkerPodDefaults};
 use crate::controller::{api, datum, destination, package, triggers};
 use crate::coordinator::server::{self, AuthMode};
+use crate::coordinator::tls;
 use crate::coordinator::{Coordinator, CoordinatorConfig};
 use crate::metrics::Metrics;
 use crate::status_writer::StatusWriter;
@@ -42,9 +43,33 @@ pub struct Args {
     /// Address the coordinator listens on [default: $POD_IP:8443, else 0.0.0.0:8443].
     #[arg(long)]
     pub coordinator_addr: Option<SocketAddr>,
-    /// URL workers are told to call [default: http://$POD_IP:<port>, else http://127.0.0.1:<port>].
+    /// URL workers are told to call [default: https://<coordinator-service>.$POD_NAMESPACE.svc:<port>
+    /// with --coordinator-tls-secret, else http://$POD_IP:<port>, else http://127.0.0.1:<port>].
     #[arg(long)]
     pub coordinator_url: Option<String>,
+    /// Serve the coordinator over HTTPS with the certificate in this Secret of the operator's
+    /// namespace (`tls.crt`, `tls.key`, `ca.crt`, as cert-manager writes them); a self-signed CA
+    /// and serving certificate are generated into it when it does not exist. Plain HTTP when
+    /// unset.
+    #[arg(long)]
+    pub coordinator_tls_secret: Option<String>,
+    /// The Service in front of the leading replica (pods labelled
+    /// `courier.dev/coordinator-leader=true`): the names of a generated certificate and of the
+    /// default coordinator URL.
+    #[arg(long, default_value = "courier-coordinator")]
+    pub coordinator_service: String,
+    /// Label this replica's pod `courier.dev/coordinator-leader=true` while it leads (needs
+    /// $POD_NAME and $POD_NAMESPACE), so the coordinator Service selects the leader only.
+    #[arg(long, default_value = "on", value_parser = ["on", "off"])]
+    pub leader_label: String,
+    /// Audience of the projected token worker pods present; the coordinator's TokenReview asks
+    /// for it and refuses tokens for any other audience.
+    #[arg(long, default_value = "courier-coordinator")]
+    pub worker_token_audience: String,
+    /// Scheduling and resource defaults of worker pods, as YAML (`nodeSelector`, `tolerations`,
+    /// `affinity`, `resources`, `imagePullPolicy`); a Destination's own settings win.
+    #[arg(long, value_parser = parse_worker_pod_defaults)]
+    pub worker_pod_defaults: Option<WorkerPodDefaults>,
     /// Address of /metrics and /healthz [default: $POD_IP:8080, else 0.0.0.0:8080].
     #[arg(long)]
     pub metrics_addr: Option<SocketAddr>,
@@ -91,6 +116,16 @@ pub enum AppError {
     Leader(#[from] leader::LeaderError),
     #[error(transparent)]
     Coordinator(#[from] server::ServerError),
+    #[error(transparent)]
+    TlsSecret(#[from] tls::SecretError),
+    #[error("the coordinator's TLS configuration is unusable: {0}")]
+    Tls(#[source] rustls::Error),
+    #[error("the coordinator's certificate is unusable: {0}")]
+    TlsMaterial(#[from] tls::MaterialError),
+}
+
+fn parse_worker_pod_defaults(yaml: &str) -> Result<WorkerPodDefaults, String> {
+    serde_yaml::from_str(yaml).map_err(|e| format!("invalid worker pod defaults: {e}"))
 }
 
 fn pod_ip() -> Option<IpAddr> {
@@ -110,9 +145,35 @@ impl Args {
             return url.clone();
         }
         let addr = self.coordinator_addr();
+        if self.coordinator_tls_secret.is_some() {
+            return format!("https://{}.{}.svc:{}", self.coordinator_service, self.own_namespace(), addr.port());
+        }
         let ip =
             if addr.ip().is_unspecified() { pod_ip().unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST)) } else { addr.ip() };
         format!("http://{}", SocketAddr::new(ip, addr.port()))
+    }
+
+    /// The operator's own namespace: the Lease's, the TLS Secret's and the Service's.
+    pub fn own_namespace(&self) -> String {
+        self.lease_namespace
+            .clone()
+            .or_else(|| std::env::var("POD_NAMESPACE").ok().filter(|n| !n.is_empty()))
+            .unwrap_or_else(|| "default".to_owned())
+    }
+
+    /// Names a generated certificate is issued for: the Service's, and the host of an explicit
+    /// coordinator URL.
+    fn certificate_names(&self) -> Vec<String> {
+        let mut names = tls::service_dns_names(&self.coordinator_service, &self.own_namespace());
+        let host = self
+            .coordinator_url
+            .as_deref()
+            .and_then(|u| u.parse::<http::Uri>().ok())
+            .and_then(|u| u.host().map(str::to_owned));
+        if let Some(host) = host.filter(|h| h.parse::<IpAddr>().is_err() && !names.contains(h)) {
+            names.push(host);
+        }
+        names
     }
 }
 
@@ -134,18 +195,8 @@ pub async fn run(args: Args) -> Result<(), AppError> {
     let metrics_addr = args
         .metrics_addr
         .unwrap_or_else(|| SocketAddr::new(pod_ip().unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED)), 8080));
-    let m = metrics.clone();
-    tokio::spawn(async move {
-        if let Err(err) = metrics::serve(metrics_addr, m).await {
-            tracing::error!(%err, "metrics server failed");
-        }
-    });
 
-    let lease_ns = args
-        .lease_namespace
-        .clone()
-        .or_else(|| std::env::var("POD_NAMESPACE").ok())
-        .unwrap_or_else(|| "default".to_owned());
+    let lease_ns = args.own_namespace();
     let identity = leader::identity();
     let stop = CancellationToken::new();
     spawn_signal_handler(stop.clone());
@@ -164,15 +215,52 @@ pub async fn run(args: Args) -> Result<(), AppError> {
         (leader::Leadership::always(), None)
     };
 
+    let m = metrics.clone();
+    let l = leadership.clone();
+    tokio::spawn(async move {
+        if let Err(err) = metrics::serve(metrics_addr, m, l).await {
+            tracing::error!(%err, "metrics server failed");
+        }
+    });
+
     let coordinator = Coordinator::new(CoordinatorConfig::default());
     let listener = server::bind(args.coordinator_addr()).await?;
     tracing::info!(addr = %args.coordinator_addr(), url = %args.coordinator_url(), "coordinator listening");
-    let auth =
-        if args.insecure_skip_worker_auth { AuthMode::InsecureSkipAuth } else { AuthMode::TokenReview(client.clone()) };
+    let auth = if args.insecure_skip_worker_auth {
+        AuthMode::InsecureSkipAuth
+    } else {
+        AuthMode::TokenReview { client: client.clone(), audiences: vec![args.worker_token_audience.clone()] }
+    };
+    let (tls, coordinator_ca_pem) = match &args.coordinator_tls_secret {
+        None => (None, None),
+        Some(name) => {
+            let secret = tls::TlsSecret::new(client.clone(), &lease_ns, name, args.certificate_names());
+            let serving = tls::ServingCert::new(secret.load_or_generate().await?)?;
+            let acceptor = serving.acceptor().map_err(AppError::Tls)?;
+            tokio::spawn(secret.keep_current(serving.clone(), stop.clone()));
+            (Some(acceptor), serving.ca_pem())
+        }
+    };
+    let options = server::ServeOptions { auth, tls, refusals: metrics.heartbeat_refusals.clone() };
     let server_stop = stop.clone();
-    let server = tokio::spawn(server::serve(listener, coordinator.clone(), leadership.clone(), auth, async move {
-        server_stop.cancelled().await
-    }));
+    let server =
+        tokio::spawn(server::serve_with(listener, coordinator.clone(), leadership.clone(), options, async move {
+            server_stop.cancelled().await
+        }));
+    if args.leader_label == "on" {
+        match std::env::var("POD_NAME").ok().filter(|n| !n.is_empty()) {
+            Some(pod) => {
+                tokio::spawn(leader::label::run(
+                    client.clone(),
+                    lease_ns.clone(),
+                    pod,
+                    leadership.clone(),
+                    stop.clone(),
+                ));
+            }
+            None => tracing::warn!("no $POD_NAME: the coordinator Service cannot select this replica when it leads"),
+        }
+    }
     let ticker = coordinator.clone();
     tokio::spawn(async move {
         loop {
@@ -185,7 +273,13 @@ pub async fn run(args: Args) -> Result<(), AppError> {
     tokio::spawn(status.clone().run(client.clone(), leadership.clone(), metrics.clone()));
 
     let settings = Settings {
-        worker: WorkerDefaults { image: args.worker_image.clone(), coordinator_url: args.coordinator_url() },
+        worker: WorkerDefaults {
+            image: args.worker_image.clone(),
+            coordinator_url: args.coordinator_url(),
+            coordinator_ca_pem,
+            token: CoordinatorToken { audience: args.worker_token_audience.clone(), ..CoordinatorToken::default() },
+            pod: args.worker_pod_defaults.clone().unwrap_or_default(),
+        },
         shard_target_bytes: args.shard_target_bytes,
     };
     let mut leader_rx = leadership.clone();

@@ -18,6 +18,8 @@ use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 use tokio::net::TcpListener;
 
+use crate::leader::Leadership;
+
 /// Labels of reconcile counters.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ReconcileLabels {
@@ -63,6 +65,8 @@ pub struct Metrics {
     pub effective_limit: Family<DestinationLabels, Gauge>,
     pub status_writes: Family<ControllerLabel, Counter>,
     pub is_leader: Gauge,
+    /// Heartbeats the coordinator refused by authentication (401) or authorization (403).
+    pub heartbeat_refusals: Family<crate::coordinator::server::RefusalLabels, Counter>,
     registry: Registry,
 }
 
@@ -82,6 +86,7 @@ impl Metrics {
         let effective_limit = Family::<DestinationLabels, Gauge>::default();
         let status_writes = Family::<ControllerLabel, Counter>::default();
         let is_leader = Gauge::default();
+        let heartbeat_refusals = Family::<crate::coordinator::server::RefusalLabels, Counter>::default();
         registry.register("reconciles", "Reconciles by controller and result", reconciles.clone());
         registry.register("reconcile_errors", "Reconcile errors by controller and kind", errors.clone());
         registry.register("reconcile_duration_seconds", "Reconcile duration", reconcile_seconds.clone());
@@ -96,6 +101,11 @@ impl Metrics {
         );
         registry.register("status_writes", "Status writes by kind", status_writes.clone());
         registry.register("leader", "1 while this replica holds the lease", is_leader.clone());
+        registry.register(
+            "heartbeat_refusals",
+            "Worker heartbeats refused by the coordinator, by HTTP status (401 token, 403 pod)",
+            heartbeat_refusals.clone(),
+        );
         Metrics {
             reconciles,
             errors,
@@ -107,6 +117,7 @@ impl Metrics {
             effective_limit,
             status_writes,
             is_leader,
+            heartbeat_refusals,
             registry,
         }
     }
@@ -148,8 +159,10 @@ pub struct BindError {
     source: std::io::Error,
 }
 
-/// Binds `addr` and serves `/metrics` and `/healthz` until the process ends.
-pub async fn serve(addr: SocketAddr, metrics: Arc<Metrics>) -> Result<(), BindError> {
+/// Binds `addr` and serves `/metrics` and `/healthz` until the process ends. `/healthz` says
+/// whether this replica leads (`ok (leader)`, `ok (standby)`): the coordinator's own port may
+/// speak TLS only, this one is plain HTTP for probes and tests.
+pub async fn serve(addr: SocketAddr, metrics: Arc<Metrics>, leader: Leadership) -> Result<(), BindError> {
     let listener = TcpListener::bind(addr).await.map_err(|source| BindError { addr, source })?;
     tracing::info!(%addr, "metrics server listening");
     loop {
@@ -162,10 +175,12 @@ pub async fn serve(addr: SocketAddr, metrics: Arc<Metrics>) -> Result<(), BindEr
             }
         };
         let metrics = metrics.clone();
+        let leader = leader.clone();
         tokio::spawn(async move {
             let service = hyper::service::service_fn(move |req: Request<Incoming>| {
                 let metrics = metrics.clone();
-                async move { Ok::<_, Infallible>(respond(&req, &metrics)) }
+                let leading = leader.is_leading();
+                async move { Ok::<_, Infallible>(respond(&req, &metrics, leading)) }
             });
             let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
             if let Err(err) = builder.serve_connection(TokioIo::new(stream), service).await {
@@ -175,10 +190,11 @@ pub async fn serve(addr: SocketAddr, metrics: Arc<Metrics>) -> Result<(), BindEr
     }
 }
 
-fn respond(req: &Request<Incoming>, metrics: &Metrics) -> Response<Full<Bytes>> {
+fn respond(req: &Request<Incoming>, metrics: &Metrics, leading: bool) -> Response<Full<Bytes>> {
+    let role = if leading { "leader" } else { "standby" };
     let (status, body, content_type) = match req.uri().path() {
         "/metrics" => (StatusCode::OK, metrics.encode(), "application/openmetrics-text; version=1.0.0; charset=utf-8"),
-        "/healthz" | "/readyz" => (StatusCode::OK, "ok\n".to_owned(), "text/plain"),
+        "/healthz" | "/readyz" => (StatusCode::OK, format!("ok ({role})\n"), "text/plain"),
         _ => (StatusCode::NOT_FOUND, "not found\n".to_owned(), "text/plain"),
     };
     let mut resp = Response::new(Full::new(Bytes::from(body)));

@@ -52,7 +52,7 @@ async fn worker_kills_and_a_leader_change_lose_nothing_stay_under_the_limit_and_
     // production, so workers keep sending while no operator leads.
     let extra = ["--shard-target-bytes=262144"];
     let mut replicas = Operator::start_pair_with(&cluster, &ns, &extra);
-    let addrs: Vec<String> = replicas.iter().map(Operator::coordinator_addr).collect();
+    let addrs: Vec<String> = replicas.iter().map(Operator::health_addr).collect();
     let stop = Arc::new(AtomicBool::new(false));
     let both = Arc::new(AtomicU64::new(0));
     let watcher = watch_leaders(addrs.clone(), stop.clone(), both.clone());

@@ -44,7 +44,7 @@ async fn the_leader_taken_away_four_times_never_leaves_two_leaders_and_resends_n
     let (cluster, ns) = setup("op-leaders");
     let client = cluster.client().await;
     let mut replicas = Operator::start_restarting_pair_with(&cluster, &ns, &["--shard-target-bytes=262144"]);
-    let addrs: Vec<String> = replicas.iter().map(Operator::coordinator_addr).collect();
+    let addrs: Vec<String> = replicas.iter().map(Operator::health_addr).collect();
     let stop = Arc::new(AtomicBool::new(false));
     let both = Arc::new(AtomicU64::new(0));
     let watcher = watch_leaders(addrs, stop.clone(), both.clone());

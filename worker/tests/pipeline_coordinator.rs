@@ -166,6 +166,11 @@ impl World {
     }
 
     fn driver(&self, url: &str) -> Driver<HttpCoordinator> {
+        self.driver_with(url, SecretStore::empty())
+    }
+
+    /// A driver finding the Destination's Secrets in `secrets`.
+    fn driver_with(&self, url: &str, secrets: SecretStore) -> Driver<HttpCoordinator> {
         let metrics = Arc::new(Metrics::new("partner"));
         let pipeline = Pipeline::new(
             "worker-1",
@@ -180,7 +185,7 @@ impl World {
             namespace: NAMESPACE.into(),
             destination: "partner".into(),
             destination_spec: None,
-            secrets: SecretStore::empty(),
+            secrets,
             max_leases: 2,
             drain: Duration::from_secs(5),
         };
@@ -387,4 +392,65 @@ async fn a_lease_with_only_offsets_sends_just_those_records() {
         .collect();
     let accepted: std::collections::HashSet<String> = world.sim.keys().into_keys().collect();
     assert_eq!(accepted, expected);
+}
+
+/// The Secret a Destination's bearer auth names, as the kubelet mounts it in worker pods.
+const TOKEN_SECRET: &str = "partner-token";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rotated_mounted_secret_is_used_from_the_next_heartbeat_without_a_restart() {
+    let world = Arc::new(world(1200).await);
+    let with_token =
+        |token: &str| SimConfig { auth: courier_e2e::sim::Auth::Bearer { token: token.into() }, ..world.sim.config() };
+    world.sim.set_config(with_token("old-token")).expect("simulator takes the old token");
+    let mounts = world._dir.path().join("mounts");
+    std::fs::create_dir_all(mounts.join(TOKEN_SECRET)).expect("mount dir");
+    std::fs::write(mounts.join(TOKEN_SECRET).join("token"), "old-token").expect("old token");
+    let auth = format!("  auth:\n    bearer:\n      secretRef: {{name: {TOKEN_SECRET}, key: token}}\n");
+    let path = write(world._dir.path(), "d-auth.yaml", &destination_yaml(&world.sim.url(), 100_000, 32, &auth));
+    let destination =
+        DestinationConfig { generation: 3, spec: (&config::load_destination(&path).expect("Destination").spec).into() };
+
+    // The coordinator's share: 400/s, 0 while the Secret rotates.
+    let rps = Arc::new(std::sync::atomic::AtomicU32::new(400));
+    let seen = Arc::new(Mutex::new(Seen::default()));
+    let (w, r) = (world.clone(), rps.clone());
+    let respond = move |_: &HeartbeatRequest, n: usize| {
+        let mut answer = w.answer(r.load(Ordering::Relaxed), n == 0, 10_000);
+        answer.destination = (n == 0).then(|| destination.clone());
+        Some(answer)
+    };
+    let url = fake_coordinator(seen.clone(), Arc::new(respond)).await;
+    let mut driver = world.driver_with(&url, SecretStore::empty().with_mounts(&mounts));
+    let shutdown = CancellationToken::new();
+    let stop = shutdown.clone();
+    let running = tokio::spawn(async move { driver.run(stop).await });
+
+    wait_for(&seen, "a third of the records sent", |b| b.leases.iter().any(|l| l.counters.sent >= 400)).await;
+    rps.store(0, Ordering::Relaxed);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let before = world.sim.stats().accepted;
+    // The kubelet swaps the mounted file; the partner takes only the new token from now on.
+    std::fs::write(mounts.join(TOKEN_SECRET).join("token"), "new-token").expect("rotated token");
+    world.sim.set_config(with_token("new-token")).expect("simulator takes the new token");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    rps.store(400, Ordering::Relaxed);
+
+    let done = wait_for(&seen, "the lease is done", |b| b.leases.iter().any(|l| l.done)).await;
+    shutdown.cancel();
+    let _ = tokio::time::timeout(Duration::from_secs(10), running).await.expect("stops");
+    let stats = world.sim.stats();
+    let report = seen.lock().expect("lock").beats[done].1.leases.iter().find(|l| l.done).cloned().expect("report");
+    assert!(before >= 400 && before < world.records, "rotated mid-delivery: {before} of {}", world.records);
+    eprintln!("401s {}, counters {:?}, unique {}", stats.rejected.unauthorized, report.counters, stats.unique_keys);
+    // Attempts already waiting for the limiter when the token changed were prepared with the
+    // old one (at most the 16 in flight): they are refused and dead-lettered. Known gap: a 401
+    // does not yet re-read the Secret and retry (docs/install.md says so).
+    assert!(stats.rejected.unauthorized <= 16, "only attempts in flight at the swap carry the old token");
+    // Dead letters: those, and the fixture's malformed lines.
+    assert_eq!(report.counters.dead_lettered, stats.rejected.unauthorized + world.malformed);
+    assert_eq!(report.counters.sent + stats.rejected.unauthorized, world.records, "nothing lost unaccounted");
+    assert_eq!(stats.unique_keys, report.counters.sent, "every record sent was accepted once");
+    assert_eq!(stats.duplicates, 0);
+    assert!(report.counters.sent > before + 600, "the rest went with the new token, no restart");
 }

@@ -1,5 +1,7 @@
-//! Who is calling: the worker's projected service-account token, checked with a TokenReview,
-//! and the pod it is bound to, which must be a worker of the Destination it claims.
+//! Who is calling: the worker's projected service-account token, checked with a TokenReview
+//! for the coordinator's audience (`courier-coordinator`: a token meant for the apiserver or
+//! anyone else is refused), and the pod it is bound to, which must be a worker of the
+//! Destination it claims.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -30,9 +32,16 @@ pub struct Identity {
 }
 
 impl Identity {
-    fn from_review(review: &TokenReview) -> Option<Identity> {
+    /// The caller a review vouches for, if it authenticated the token for one of `audiences`
+    /// (any audience when empty). The apiserver answers with the audiences the token is valid
+    /// for among those asked; an authenticator that ignores audiences answers none, and is not
+    /// trusted for them.
+    fn from_review(review: &TokenReview, audiences: &[String]) -> Option<Identity> {
         let status = review.status.as_ref()?;
         if status.authenticated != Some(true) {
+            return None;
+        }
+        if !audiences.is_empty() && !status.audiences.iter().flatten().any(|a| audiences.contains(a)) {
             return None;
         }
         let user = status.user.as_ref()?;
@@ -70,7 +79,8 @@ pub struct TokenAuthenticator {
 type PodKey = (String, String);
 
 impl TokenAuthenticator {
-    /// Reviews tokens with `client`; `audiences` empty accepts the apiserver's default audience.
+    /// Reviews tokens with `client` for `audiences`; empty accepts the apiserver's default
+    /// audience (tests only).
     pub fn new(client: kube::Client, audiences: Vec<String>) -> Self {
         TokenAuthenticator { client, audiences, tokens: Mutex::new(HashMap::new()), pods: Mutex::new(HashMap::new()) }
     }
@@ -89,7 +99,7 @@ impl TokenAuthenticator {
         };
         let api: Api<TokenReview> = Api::all(self.client.clone());
         let answer = api.create(&PostParams::default(), &review).await.map_err(AuthError::Unavailable)?;
-        let identity = Identity::from_review(&answer);
+        let identity = Identity::from_review(&answer, &self.audiences);
         store(&self.tokens, token.to_owned(), identity.clone());
         identity.ok_or_else(|| AuthError::Unauthenticated("token not valid".into()))
     }
@@ -193,7 +203,7 @@ mod tests {
         }))
         .expect("review");
         assert_eq!(
-            Identity::from_review(&review),
+            Identity::from_review(&review, &[]),
             Some(Identity {
                 username: "system:serviceaccount:team-a:courier-worker".into(),
                 namespace: Some("team-a".into()),
@@ -205,6 +215,30 @@ mod tests {
             "status": {"authenticated": false, "error": "invalid bearer token"}
         }))
         .expect("review");
-        assert_eq!(Identity::from_review(&refused), None);
+        assert_eq!(Identity::from_review(&refused, &[]), None);
+    }
+
+    #[test]
+    fn a_review_counts_only_for_the_audiences_asked_for() {
+        let review = |audiences: serde_json::Value| -> TokenReview {
+            serde_json::from_value(serde_json::json!({
+                "apiVersion": "authentication.k8s.io/v1", "kind": "TokenReview", "spec": {},
+                "status": {"authenticated": true, "audiences": audiences, "user": {
+                    "username": "system:serviceaccount:team-a:courier-worker"}}
+            }))
+            .expect("review")
+        };
+        let ours = vec!["courier-coordinator".to_owned()];
+        let cases = [
+            (serde_json::json!(["courier-coordinator"]), true),
+            (serde_json::json!(["https://kubernetes.default.svc.cluster.local"]), false),
+            (serde_json::json!([]), false),
+            (serde_json::Value::Null, false),
+        ];
+        for (audiences, accepted) in cases {
+            let label = audiences.to_string();
+            assert_eq!(Identity::from_review(&review(audiences), &ours).is_some(), accepted, "{label}");
+        }
+        assert!(Identity::from_review(&review(serde_json::Value::Null), &[]).is_some(), "no audience asked for");
     }
 }

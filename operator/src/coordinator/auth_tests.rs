@@ -9,7 +9,7 @@ use k8s_openapi::api::core::v1::{Namespace, Pod, ServiceAccount};
 use kube::api::{Api, DeleteParams, PostParams};
 
 use super::handle_tests::{dest_spec, hb};
-use super::server::AuthMode;
+use super::server::{AuthMode, RefusalLabels};
 use super::server_tests::TestServer;
 use super::*;
 
@@ -29,10 +29,15 @@ async fn worker_pod(pods: &Api<Pod>, name: &str, destination: &str) -> Pod {
     pods.create(&PostParams::default(), &pod).await.expect("pod created")
 }
 
-async fn token(accounts: &Api<ServiceAccount>, bound_to: Option<&Pod>) -> String {
+/// The audience worker pods' projected tokens are issued for.
+const AUDIENCE: &str = "courier-coordinator";
+
+/// A token of the ServiceAccount `worker`, for `audience` (the apiserver's own when `None`),
+/// bound to `bound_to` if given.
+async fn token(accounts: &Api<ServiceAccount>, bound_to: Option<&Pod>, audience: Option<&str>) -> String {
     let request = TokenRequest {
         spec: TokenRequestSpec {
-            audiences: Vec::new(),
+            audiences: audience.map(|a| vec![a.to_owned()]).unwrap_or_default(),
             expiration_seconds: Some(600),
             bound_object_ref: bound_to.map(|p| BoundObjectReference {
                 api_version: Some("v1".into()),
@@ -49,7 +54,7 @@ async fn token(accounts: &Api<ServiceAccount>, bound_to: Option<&Pod>) -> String
 
 #[tokio::test]
 #[ignore = "needs the local cluster: make test runs it with --include-ignored"]
-async fn only_a_pod_bound_token_of_one_of_the_destination_workers_may_heartbeat() {
+async fn only_a_pod_bound_token_for_the_coordinator_of_one_of_the_destination_workers_may_heartbeat() {
     let cluster = Cluster::from_env();
     let client = cluster.client().await;
     let ns = format!("coord-auth-{}", now_ms() % 1_000_000_000);
@@ -66,11 +71,14 @@ async fn only_a_pod_bound_token_of_one_of_the_destination_workers_may_heartbeat(
     let pods: Api<Pod> = Api::namespaced(client.clone(), &ns);
     let mine = worker_pod(&pods, "w-1", "d").await;
     let theirs = worker_pod(&pods, "w-other", "other").await;
-    let bound = token(&accounts, Some(&mine)).await;
-    let bound_other = token(&accounts, Some(&theirs)).await;
-    let unbound = token(&accounts, None).await;
+    let bound = token(&accounts, Some(&mine), Some(AUDIENCE)).await;
+    let bound_default_audience = token(&accounts, Some(&mine), None).await;
+    let bound_other_audience = token(&accounts, Some(&mine), Some("https://partner.example")).await;
+    let bound_other = token(&accounts, Some(&theirs), Some(AUDIENCE)).await;
+    let unbound = token(&accounts, None, Some(AUDIENCE)).await;
 
-    let server = TestServer::start(CoordinatorConfig::default(), AuthMode::TokenReview(client.clone())).await;
+    let auth = AuthMode::TokenReview { client: client.clone(), audiences: vec![AUDIENCE.to_owned()] };
+    let server = TestServer::start(CoordinatorConfig::default(), auth).await;
     server.coordinator.upsert_destination(&ns, "d", &dest_spec(100), 1);
     let beat = |worker: &str| {
         let mut req = hb(worker, 1, 0, 0, 0);
@@ -80,6 +88,13 @@ async fn only_a_pod_bound_token_of_one_of_the_destination_workers_may_heartbeat(
     let cases: Vec<(&str, Option<&str>, &str, StatusCode)> = vec![
         ("no token", None, "w-1", StatusCode::UNAUTHORIZED),
         ("a forged token", Some("not-a-token"), "w-1", StatusCode::UNAUTHORIZED),
+        (
+            "the pod's token for the apiserver's audience",
+            Some(&bound_default_audience),
+            "w-1",
+            StatusCode::UNAUTHORIZED,
+        ),
+        ("the pod's token for another audience", Some(&bound_other_audience), "w-1", StatusCode::UNAUTHORIZED),
         ("the pod's own token", Some(&bound), "w-1", StatusCode::OK),
         ("the same token again (cached)", Some(&bound), "w-1", StatusCode::OK),
         ("a token claiming another pod", Some(&bound), "w-2", StatusCode::FORBIDDEN),
@@ -95,4 +110,6 @@ async fn only_a_pod_bound_token_of_one_of_the_destination_workers_may_heartbeat(
     }
     let _ = namespaces.delete(&ns, &DeleteParams::default()).await;
     assert!(failures.is_empty(), "{failures:#?}");
+    let refused = |code: &str| server.refusals.get_or_create(&RefusalLabels { code: code.into() }).get();
+    assert_eq!((refused("401"), refused("403")), (4, 3), "every refusal is counted by its code");
 }

@@ -10,6 +10,7 @@ mod destination;
 mod handle;
 pub mod leases;
 pub mod server;
+pub mod tls;
 mod types;
 
 pub use handle::{CLOCK_MARGIN_MS, Coordinator, CoordinatorConfig, HeartbeatError, now_ms};

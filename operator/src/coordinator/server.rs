@@ -1,9 +1,11 @@
-//! The heartbeat HTTP server: `POST /v1/heartbeat` (protocol types as JSON) and `GET /healthz`.
+//! The heartbeat server: `POST /v1/heartbeat` (protocol types as JSON) and `GET /healthz`, over
+//! HTTPS when a serving certificate is given (the chart's default), else plain HTTP.
 //!
 //! Only the leader coordinates: while the leadership flag is false, heartbeats get
-//! `503 Service Unavailable` so workers retry (against whichever replica leads next). While
-//! serving, the coordinator is ticked once a second so leases and workers expire without
-//! heartbeats.
+//! `503 Service Unavailable` with `Connection: close`, so a worker that reached a standby
+//! through the leader Service (whose selector may briefly match a replica that led before)
+//! connects anew and lands on the leader. While serving, the coordinator is ticked once a
+//! second so leases and workers expire without heartbeats.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -19,7 +21,10 @@ use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
 use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
 
 use super::auth::{self, AuthError, TokenAuthenticator};
 use super::{Coordinator, HeartbeatError, now_ms};
@@ -27,15 +32,41 @@ use crate::leader::Leadership;
 
 /// Largest heartbeat body accepted.
 const MAX_BODY: usize = 4 << 20;
+/// A TLS handshake that takes longer is given up.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// How callers are authenticated.
 #[derive(Clone)]
 pub enum AuthMode {
     /// No check at all: for unit tests only.
     InsecureSkipAuth,
-    /// TokenReview of the bearer token (default audience, cached ~60 s), then the pod the
-    /// token is bound to must be a worker of the Destination (cached ~10 s).
-    TokenReview(kube::Client),
+    /// TokenReview of the bearer token for `audiences` (cached ~60 s; a token issued for any
+    /// other audience is refused, 401), then the pod the token is bound to must be a worker of
+    /// the Destination (cached ~10 s; 403 otherwise). No audience accepts the apiserver's own.
+    TokenReview { client: kube::Client, audiences: Vec<String> },
+}
+
+/// The status code of a refused heartbeat, the label of the refusals counter.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, prometheus_client::encoding::EncodeLabelSet)]
+pub struct RefusalLabels {
+    pub code: String,
+}
+
+/// Everything besides the coordinator and the leadership flag.
+#[derive(Clone)]
+pub struct ServeOptions {
+    pub auth: AuthMode,
+    /// HTTPS when set.
+    pub tls: Option<TlsAcceptor>,
+    /// Heartbeats refused by authentication (401) or authorization (403), by code.
+    pub refusals: Family<RefusalLabels, Counter>,
+}
+
+impl ServeOptions {
+    /// Plain HTTP with `auth`, refusals counted in a family of its own.
+    pub fn plain(auth: AuthMode) -> Self {
+        ServeOptions { auth, tls: None, refusals: Family::default() }
+    }
 }
 
 /// The checker in force.
@@ -62,10 +93,11 @@ struct Shared {
     coordinator: Coordinator,
     leader: Leadership,
     auth: Checker,
+    refusals: Family<RefusalLabels, Counter>,
 }
 
-/// Serves heartbeats on `listener` until `shutdown` completes. Answers 503 while `leader` is
-/// false; ticks the coordinator every second while it is true.
+/// Serves heartbeats over plain HTTP on `listener` until `shutdown` completes (see
+/// [`serve_with`]).
 pub async fn serve(
     listener: TcpListener,
     coordinator: Coordinator,
@@ -73,11 +105,26 @@ pub async fn serve(
     auth: AuthMode,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), ServerError> {
-    let auth = match auth {
+    serve_with(listener, coordinator, leader, ServeOptions::plain(auth), shutdown).await
+}
+
+/// Serves heartbeats on `listener` until `shutdown` completes. Answers 503 while `leader` is
+/// false; ticks the coordinator every second while it is true.
+pub async fn serve_with(
+    listener: TcpListener,
+    coordinator: Coordinator,
+    leader: Leadership,
+    options: ServeOptions,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), ServerError> {
+    let auth = match options.auth {
         AuthMode::InsecureSkipAuth => Checker::None,
-        AuthMode::TokenReview(client) => Checker::Token(Arc::new(TokenAuthenticator::new(client, Vec::new()))),
+        AuthMode::TokenReview { client, audiences } => {
+            Checker::Token(Arc::new(TokenAuthenticator::new(client, audiences)))
+        }
     };
-    let shared = Shared { coordinator, leader, auth };
+    let tls = options.tls;
+    let shared = Shared { coordinator, leader, auth, refusals: options.refusals };
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     tokio::pin!(shutdown);
@@ -99,12 +146,27 @@ pub async fn serve(
                     }
                 };
                 let shared = shared.clone();
+                let tls = tls.clone();
                 tokio::spawn(async move {
                     let service = service_fn(move |req| {
                         let shared = shared.clone();
                         async move { Ok::<_, Infallible>(handle(&shared, req).await) }
                     });
-                    if let Err(err) = http1::Builder::new().serve_connection(TokioIo::new(stream), service).await {
+                    let served = match tls {
+                        None => http1::Builder::new().serve_connection(TokioIo::new(stream), service).await,
+                        Some(acceptor) => match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+                            Ok(Ok(stream)) => http1::Builder::new().serve_connection(TokioIo::new(stream), service).await,
+                            Ok(Err(err)) => {
+                                tracing::debug!(error = %err, "TLS handshake of a heartbeat connection failed");
+                                return;
+                            }
+                            Err(_) => {
+                                tracing::debug!("TLS handshake of a heartbeat connection timed out");
+                                return;
+                            }
+                        },
+                    };
+                    if let Err(err) = served {
                         tracing::debug!(error = %err, "heartbeat connection ended with an error");
                     }
                 });
@@ -138,7 +200,15 @@ fn not_the_leader() -> Response<Full<Bytes>> {
         "not the leader: this operator replica does not coordinate workers now; retry\n",
     );
     resp.headers_mut().insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
+    // A new connection may reach another replica (the leader) through the Service.
+    resp.headers_mut().insert(header::CONNECTION, header::HeaderValue::from_static("close"));
     resp
+}
+
+fn refused(shared: &Shared, status: StatusCode, err: &AuthError) -> Response<Full<Bytes>> {
+    shared.refusals.get_or_create(&RefusalLabels { code: status.as_u16().to_string() }).inc();
+    tracing::debug!(code = status.as_u16(), error = %err, "heartbeat refused");
+    text(status, format!("{err}\n"))
 }
 
 async fn heartbeat(shared: &Shared, req: Request<Incoming>) -> Response<Full<Bytes>> {
@@ -156,7 +226,8 @@ async fn heartbeat(shared: &Shared, req: Request<Incoming>) -> Response<Full<Byt
     };
     if let Checker::Token(authn) = &shared.auth {
         let Some(token) = auth::bearer_token(authorization.as_deref()) else {
-            return text(StatusCode::UNAUTHORIZED, "missing Authorization: Bearer <service-account token>\n");
+            let err = AuthError::Unauthenticated("missing Authorization: Bearer <service-account token>".into());
+            return refused(shared, StatusCode::UNAUTHORIZED, &err);
         };
         let checked = match authn.authenticate(token).await {
             Ok(identity) => authn.authorize(&identity, &hb.namespace, &hb.destination, &hb.worker).await,
@@ -164,8 +235,8 @@ async fn heartbeat(shared: &Shared, req: Request<Incoming>) -> Response<Full<Byt
         };
         match checked {
             Ok(()) => {}
-            Err(err @ AuthError::Unauthenticated(_)) => return text(StatusCode::UNAUTHORIZED, format!("{err}\n")),
-            Err(err @ AuthError::Forbidden(_)) => return text(StatusCode::FORBIDDEN, format!("{err}\n")),
+            Err(err @ AuthError::Unauthenticated(_)) => return refused(shared, StatusCode::UNAUTHORIZED, &err),
+            Err(err @ AuthError::Forbidden(_)) => return refused(shared, StatusCode::FORBIDDEN, &err),
             Err(err @ AuthError::Unavailable(_)) => {
                 tracing::warn!(error = %err, "heartbeat authentication unavailable");
                 return text(StatusCode::SERVICE_UNAVAILABLE, format!("{err}\n"));

@@ -14,13 +14,16 @@ use tokio::sync::{oneshot, watch};
 
 use super::handle_tests::{dest_spec, hb, progress};
 use super::leases::tests::plan;
-use super::server::{AuthMode, bind, serve};
+use super::server::{AuthMode, RefusalLabels, ServeOptions, bind, serve_with};
 use super::*;
 
 pub(crate) struct TestServer {
     pub addr: SocketAddr,
     pub coordinator: Coordinator,
     pub leader: watch::Sender<crate::leader::LeaderState>,
+    /// Heartbeats refused, by status code.
+    pub refusals:
+        prometheus_client::metrics::family::Family<RefusalLabels, prometheus_client::metrics::counter::Counter>,
     stop: Option<oneshot::Sender<()>>,
     client: Client<HttpConnector, Full<Bytes>>,
 }
@@ -34,11 +37,13 @@ impl TestServer {
         let listener = bind("127.0.0.1:0".parse().expect("loopback")).await.expect("binds");
         let addr = listener.local_addr().expect("bound address");
         let (stop, stopped) = oneshot::channel::<()>();
-        tokio::spawn(serve(listener, coordinator.clone(), leader_rx, auth, async move {
+        let options = ServeOptions::plain(auth);
+        let refusals = options.refusals.clone();
+        tokio::spawn(serve_with(listener, coordinator.clone(), leader_rx, options, async move {
             let _ = stopped.await;
         }));
         let client = Client::builder(TokioExecutor::new()).build_http();
-        TestServer { addr, coordinator, leader, stop: Some(stop), client }
+        TestServer { addr, coordinator, leader, refusals, stop: Some(stop), client }
     }
 
     pub(crate) async fn post(&self, body: Vec<u8>, token: Option<&str>) -> (StatusCode, Bytes) {

@@ -12,6 +12,7 @@
 
 mod decide;
 mod elector;
+pub mod label;
 
 pub use decide::{ConfigError, ElectionConfig, LeaseRecord, Observation, Step, decide};
 pub use elector::{LeaderError, start};

@@ -1,5 +1,7 @@
 //! The operator under test as pods on the local node: the `courier/operator:dev` image with a
-//! ServiceAccount bound to the ClusterRole of config/rbac, watching only the test's namespace.
+//! ServiceAccount bound to a ClusterRole with the chart's rules, watching only the test's namespace.
+//! The coordinator speaks HTTPS with a certificate the operator generates into a Secret, and
+//! workers reach it through one Service that selects the leading replica's pod only.
 
 use std::time::Duration;
 
@@ -15,6 +17,9 @@ pub const WORKER_IMAGE: &str = "courier/worker:dev";
 /// Coordinator and metrics ports of the operator container.
 const COORDINATOR_PORT: u16 = 8443;
 const METRICS_PORT: u16 = 8080;
+/// The Service in front of the leading replica, and the coordinator's TLS Secret.
+const COORDINATOR_SERVICE: &str = "courier-coordinator";
+const COORDINATOR_TLS_SECRET: &str = "courier-coordinator-tls";
 /// How long an operator pod may take to be Ready.
 const READY: Duration = Duration::from_secs(90);
 
@@ -28,13 +33,15 @@ pub struct Operator {
     pub name: String,
     /// The pod's IP.
     pub ip: String,
+    /// The one coordinator URL workers are told (the leader Service, HTTPS).
     pub coordinator_url: String,
     pub metrics_url: String,
     owns_namespace: bool,
 }
 
 /// ServiceAccount, its ClusterRoleBinding to `courier-operator` (owned by the namespace, so the
-/// garbage collector removes it with the namespace) and the leader-election Role.
+/// garbage collector removes it with the namespace) and the chart's Role in its own
+/// namespace (leader Lease, the leader label on its pod, its TLS Secret).
 fn rbac_yaml(namespace: &str, namespace_uid: &str) -> String {
     format!(
         r#"apiVersion: v1
@@ -54,6 +61,8 @@ kind: Role
 metadata: {{ name: courier-operator-leader-election, namespace: {namespace} }}
 rules:
   - {{ apiGroups: [coordination.k8s.io], resources: [leases], verbs: [get, list, watch, create, update, patch, delete] }}
+  - {{ apiGroups: [""], resources: [pods], verbs: [patch] }}
+  - {{ apiGroups: [""], resources: [secrets], verbs: [create] }}
 ---
 apiVersion: rbac.authorization.k8s.io/v1
 kind: RoleBinding
@@ -64,13 +73,14 @@ subjects: [{{ kind: ServiceAccount, name: courier-operator, namespace: {namespac
     )
 }
 
-/// The operator pod: non-root, read-only root filesystem, no capabilities, the probes of
-/// config/operator/deployment.yaml. `election` is `None` (off) or the coordinator URLs the
-/// workers are told.
-fn pod_yaml(namespace: &str, name: &str, election: Option<&str>, restart: &str, extra: &[&str]) -> String {
-    let election_args = match election {
-        None => "--leader-election=off".to_owned(),
-        Some(urls) => format!("--leader-election=on\", \"--lease-namespace={namespace}\", \"--coordinator-url={urls}"),
+/// The operator pod under the `restricted` profile (non-root 65532, read-only root filesystem,
+/// no capabilities, RuntimeDefault seccomp), the probes of the chart's Deployment, its
+/// coordinator on HTTPS behind the leader Service.
+fn pod_yaml(namespace: &str, name: &str, election: bool, restart: &str, extra: &[&str]) -> String {
+    let election_args = if election {
+        format!("--leader-election=on\", \"--lease-namespace={namespace}")
+    } else {
+        "--leader-election=off".to_owned()
     };
     // Extra flags come last: they override the defaults above (the last of a flag wins).
     let extra_args: String = extra.iter().map(|flag| format!(", \"{flag}\"")).collect();
@@ -85,12 +95,13 @@ spec:
   serviceAccountName: courier-operator
   restartPolicy: {restart}
   terminationGracePeriodSeconds: 10
-  securityContext: {{ runAsNonRoot: true, seccompProfile: {{ type: RuntimeDefault }} }}
+  securityContext: {{ runAsNonRoot: true, runAsUser: 65532, runAsGroup: 65532, seccompProfile: {{ type: RuntimeDefault }} }}
   containers:
     - name: operator
       image: {OPERATOR_IMAGE}
       imagePullPolicy: IfNotPresent
       args: ["--namespace={namespace}", "--worker-image={WORKER_IMAGE}", "--log-format=json", "{election_args}",
+             "--coordinator-tls-secret={COORDINATOR_TLS_SECRET}", "--coordinator-service={COORDINATOR_SERVICE}",
              "--shard-target-bytes=8192", "--status-interval-ms=1000"{extra_args}]
       env:
         - {{ name: RUST_LOG, value: "info,courier_operator=debug,kube_runtime=warn" }}
@@ -101,9 +112,10 @@ spec:
         - {{ name: coordinator, containerPort: {COORDINATOR_PORT} }}
         - {{ name: metrics, containerPort: {METRICS_PORT} }}
       resources: {{ requests: {{ cpu: 100m, memory: 64Mi }}, limits: {{ memory: 512Mi }} }}
-      readinessProbe: {{ httpGet: {{ path: /healthz, port: {METRICS_PORT} }}, periodSeconds: 2 }}
+      readinessProbe: {{ httpGet: {{ path: /readyz, port: {METRICS_PORT} }}, periodSeconds: 2 }}
       livenessProbe: {{ httpGet: {{ path: /healthz, port: {METRICS_PORT} }}, periodSeconds: 10, failureThreshold: 3 }}
       securityContext:
+        runAsNonRoot: true
         allowPrivilegeEscalation: false
         readOnlyRootFilesystem: true
         capabilities: {{ drop: [ALL] }}
@@ -111,10 +123,10 @@ spec:
     )
 }
 
-/// A Service in front of one replica, so workers can be told a stable name for it.
-fn service_yaml(namespace: &str, name: &str) -> String {
+/// The coordinator Service: the operator pod that leads (it labels itself), only.
+fn service_yaml(namespace: &str) -> String {
     format!(
-        "apiVersion: v1\nkind: Service\nmetadata: {{ name: {name}, namespace: {namespace} }}\nspec:\n  selector: {{ courier.dev/replica: {name} }}\n  ports: [{{ name: coordinator, port: {COORDINATOR_PORT} }}]\n"
+        "apiVersion: v1\nkind: Service\nmetadata: {{ name: {COORDINATOR_SERVICE}, namespace: {namespace} }}\nspec:\n  selector: {{ app.kubernetes.io/name: courier-operator, courier.dev/coordinator-leader: \"true\" }}\n  ports: [{{ name: coordinator, port: {COORDINATOR_PORT} }}]\n"
     )
 }
 
@@ -123,10 +135,17 @@ fn apply(cluster: &Cluster, yaml: &str) {
 }
 
 fn install_rbac(cluster: &Cluster, namespace: &str) {
-    let role = repo_root().join("config/rbac/cluster_role.yaml");
+    // The ClusterRole `courier-operator` with the chart's rules (charts/courier/files), the one
+    // source of what the operator may do.
+    let rules_path = repo_root().join("charts/courier/files/cluster_role_rules.yaml");
+    let rules = std::fs::read_to_string(&rules_path).unwrap_or_else(|e| panic!("{}: {e}", rules_path.display()));
+    let rules: String = rules.lines().map(|l| format!("  {l}\n")).collect();
+    let role = format!(
+        "apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRole\nmetadata: {{ name: courier-operator }}\nrules:\n{rules}"
+    );
     cluster.kubectl_ok(
-        &["apply", "--server-side", "--force-conflicts", "--field-manager=courier-e2e", "-f", &role.to_string_lossy()],
-        None,
+        &["apply", "--server-side", "--force-conflicts", "--field-manager=courier-e2e", "-f", "-"],
+        Some(&role),
     );
     let uid = cluster.kubectl_ok(&["get", "namespace", namespace, "-o", "jsonpath={.metadata.uid}"], None);
     apply(cluster, &rbac_yaml(namespace, uid.trim()));
@@ -137,12 +156,13 @@ impl Operator {
     /// tells workers its own pod IP); returns once the kubelet reports it Ready.
     pub fn start(cluster: &Cluster, namespace: &str) -> Operator {
         install_rbac(cluster, namespace);
-        apply(cluster, &pod_yaml(namespace, "courier-operator", None, "Always", &[]));
+        apply(cluster, &service_yaml(namespace));
+        apply(cluster, &pod_yaml(namespace, "courier-operator", false, "Always", &[]));
         Operator::ready(cluster, namespace, "courier-operator", true)
     }
 
     /// Two elected replicas, pods `operator-a` and `operator-b` (never restarted: a killed one
-    /// stays dead), each behind a Service of its name; workers are told both Service names, so
+    /// stays dead); workers are told the one coordinator Service, which selects the leader, so
     /// the worker Deployment is the same whichever replica leads.
     pub fn start_pair(cluster: &Cluster, namespace: &str) -> [Operator; 2] {
         Operator::start_pair_with(cluster, namespace, &[])
@@ -162,12 +182,9 @@ impl Operator {
 
     fn pair(cluster: &Cluster, namespace: &str, extra: &[&str], restart: &str) -> [Operator; 2] {
         install_rbac(cluster, namespace);
-        let urls = ["operator-a", "operator-b"]
-            .map(|n| format!("http://{n}.{namespace}.svc.cluster.local:{COORDINATOR_PORT}"))
-            .join(",");
+        apply(cluster, &service_yaml(namespace));
         for name in ["operator-a", "operator-b"] {
-            apply(cluster, &service_yaml(namespace, name));
-            apply(cluster, &pod_yaml(namespace, name, Some(&urls), restart, extra));
+            apply(cluster, &pod_yaml(namespace, name, true, restart, extra));
         }
         [
             Operator::ready(cluster, namespace, "operator-a", true),
@@ -182,7 +199,7 @@ impl Operator {
             namespace: namespace.to_owned(),
             pod: pod.to_owned(),
             name: pod.to_owned(),
-            coordinator_url: format!("http://{ip}:{COORDINATOR_PORT}"),
+            coordinator_url: format!("https://{COORDINATOR_SERVICE}.{namespace}.svc:{COORDINATOR_PORT}"),
             metrics_url: format!("http://{ip}:{METRICS_PORT}/metrics"),
             ip,
             owns_namespace,
@@ -194,9 +211,14 @@ impl Operator {
         holder.strip_prefix(self.pod.as_str()).is_some_and(|rest| rest.starts_with('_'))
     }
 
-    /// `IP:port` of the coordinator.
+    /// `IP:port` of the coordinator (HTTPS).
     pub fn coordinator_addr(&self) -> String {
         format!("{}:{COORDINATOR_PORT}", self.ip)
+    }
+
+    /// `IP:port` of the plain-HTTP `/metrics` and `/healthz` (which says leader or standby).
+    pub fn health_addr(&self) -> String {
+        format!("{}:{METRICS_PORT}", self.ip)
     }
 
     /// `kubectl delete pod --force --grace-period=0`: the kubelet sends SIGTERM, then SIGKILL
@@ -227,9 +249,9 @@ impl Operator {
         eprintln!("killed operator {} (pid {pid})", self.pod);
     }
 
-    /// The coordinator's `/healthz` body (`ok (leader)` or `ok (standby)`), empty when unreachable.
+    /// The operator's `/healthz` body (`ok (leader)` or `ok (standby)`), empty when unreachable.
     pub fn health(&self) -> String {
-        coordinator_health(&self.coordinator_addr())
+        operator_health(&self.health_addr())
     }
 
     /// The operator's `/metrics` text.
@@ -249,14 +271,14 @@ impl Operator {
     }
 }
 
-/// The body of `/healthz` of the coordinator at `addr` (`IP:port`): `ok (leader)`,
-/// `ok (standby)`, or empty when unreachable.
-pub fn coordinator_health(addr: &str) -> String {
+/// The body of `/healthz` at `addr` (an operator's plain-HTTP health address, `IP:port`):
+/// `ok (leader)`, `ok (standby)`, or empty when unreachable.
+pub fn operator_health(addr: &str) -> String {
     let reply = http_get(addr, "/healthz");
     reply.split_once("\r\n\r\n").map(|(_, body)| body.trim().to_owned()).unwrap_or_default()
 }
 
-/// Polls the coordinators at `addrs` every 50 ms until `stop`; counts in `both` the polls where
+/// Polls the operators' health addresses `addrs` every 50 ms until `stop`; counts in `both` the polls where
 /// more than one said it leads. Returns the number of polls.
 pub fn watch_leaders(
     addrs: Vec<String>,
@@ -267,7 +289,7 @@ pub fn watch_leaders(
     std::thread::spawn(move || {
         let mut polls = 0;
         while !stop.load(Ordering::Relaxed) {
-            let leading = addrs.iter().filter(|addr| coordinator_health(addr) == "ok (leader)").count();
+            let leading = addrs.iter().filter(|addr| operator_health(addr) == "ok (leader)").count();
             if leading > 1 {
                 both.fetch_add(1, Ordering::Relaxed);
             }

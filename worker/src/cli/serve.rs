@@ -67,7 +67,7 @@ pub async fn serve(args: ServeArgs, log_format: Option<LogFormat>) -> ExitCode {
         namespace: args.namespace.clone(),
         destination: args.destination.clone(),
         destination_spec: None,
-        secrets: SecretStore::from_env(),
+        secrets: SecretStore::from_env().with_mounts(crate::config::MOUNT_ROOT),
         max_leases: args.max_leases.max(1),
         drain: Duration::from_secs(args.drain_seconds),
     };

@@ -9,7 +9,7 @@ mod secrets;
 
 pub use convert::{format_spec, rate_of, request_spec, send_config};
 pub use manifest::{Manifest, load_datum, load_destination, load_secret};
-pub use secrets::{SecretStore, env_names};
+pub use secrets::{MOUNT_ROOT, SecretStore, env_names};
 
 /// A manifest or setting the worker cannot use.
 #[derive(Debug, thiserror::Error)]

@@ -1,19 +1,25 @@
-//! Secret values the Destination refers to: from Secret manifests (`courier-worker run`) or from
-//! the environment variables the operator sets on worker pods.
+//! Secret values the Destination refers to: from Secret manifests (`courier-worker run`), from
+//! the Secret volumes the operator mounts in worker pods (one directory per Secret under
+//! [`MOUNT_ROOT`], one file per key, read each time a value is needed so a rotated Secret is
+//! seen), or from environment variables (the fallback of `run` and of older worker pods).
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 
 use courier_core::destination::SecretKeyRef;
-pub use courier_core::secrets::env_names;
+pub use courier_core::secrets::{MOUNT_ROOT, env_names};
 
 use super::ConfigError;
 
-/// Secret values by Secret name and key, with an environment fallback per use. `Debug` lists
-/// the Secrets' keys and the variables' names, never a value.
+/// Secret values by Secret name and key, from mounted files first, with an environment
+/// fallback per use. `Debug` lists the Secrets' keys, the variables' names and the mount root,
+/// never a value.
 #[derive(Clone, Default)]
 pub struct SecretStore {
     secrets: BTreeMap<String, BTreeMap<String, Vec<u8>>>,
     env: BTreeMap<String, String>,
+    /// Where mounted Secrets are looked for (`<root>/<secret>/<key>`).
+    mounts: Option<PathBuf>,
 }
 
 impl std::fmt::Debug for SecretStore {
@@ -24,7 +30,11 @@ impl std::fmt::Debug for SecretStore {
             .map(|(name, values)| (name.as_str(), values.keys().map(String::as_str).collect()))
             .collect();
         let env: Vec<&str> = self.env.keys().map(String::as_str).collect();
-        f.debug_struct("SecretStore").field("secrets", &secrets).field("env", &env).finish()
+        f.debug_struct("SecretStore")
+            .field("secrets", &secrets)
+            .field("env", &env)
+            .field("mounts", &self.mounts)
+            .finish()
     }
 }
 
@@ -32,7 +42,31 @@ impl SecretStore {
     /// A store with the current process environment as fallback.
     pub fn from_env() -> Self {
         let env = std::env::vars().filter(|(k, _)| k.starts_with("COURIER_")).collect();
-        Self { secrets: BTreeMap::new(), env }
+        Self { secrets: BTreeMap::new(), env, mounts: None }
+    }
+
+    /// Looks for Secrets mounted under `root` (before the environment).
+    #[must_use]
+    pub fn with_mounts(mut self, root: impl Into<PathBuf>) -> Self {
+        self.mounts = Some(root.into());
+        self
+    }
+
+    /// The value of `key` in the Secret mounted as `name`, if the file is there. A name or key
+    /// that is not a plain path segment is never looked up.
+    fn mounted(&self, name: &str, key: &str) -> Result<Option<Vec<u8>>, ConfigError> {
+        let Some(root) = &self.mounts else { return Ok(None) };
+        let plain = |s: &str| !s.is_empty() && s != "." && s != ".." && !s.contains('/');
+        if !plain(name) || !plain(key) {
+            return Ok(None);
+        }
+        match std::fs::read(root.join(name).join(key)) {
+            Ok(bytes) => Ok(Some(bytes)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => {
+                Err(ConfigError::BadSecret { name: name.to_owned(), key: key.to_owned(), message: e.to_string() })
+            }
+        }
     }
 
     /// A store without environment fallback (tests).
@@ -51,7 +85,8 @@ impl SecretStore {
     }
 
     fn value(&self, name: &str, key: &str, env: &str) -> Result<String, ConfigError> {
-        if let Some(bytes) = self.secrets.get(name).and_then(|s| s.get(key)) {
+        let mounted = self.mounted(name, key)?;
+        if let Some(bytes) = self.secrets.get(name).and_then(|s| s.get(key)).or(mounted.as_ref()) {
             return String::from_utf8(bytes.clone()).map_err(|e| ConfigError::BadSecret {
                 name: name.to_owned(),
                 key: key.to_owned(),
@@ -93,5 +128,39 @@ mod tests {
         let text = format!("{store:?} {store:#?}");
         assert!(text.contains("partner-auth") && text.contains("token") && text.contains("COURIER_SECRET_X"), "{text}");
         assert!(!text.contains("SECRET-1") && !text.contains("SECRET-2"), "a value was printed: {text}");
+    }
+
+    #[test]
+    fn mounted_files_come_before_the_environment_and_are_read_anew_each_time() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut store = SecretStore::empty().with_mounts(dir.path());
+        store.set_env("COURIER_AUTH_TOKEN", "from-env");
+        assert_eq!(store.named("tok", "token", "COURIER_AUTH_TOKEN").expect("env"), "from-env");
+        std::fs::create_dir(dir.path().join("tok")).expect("dir");
+        std::fs::write(dir.path().join("tok/token"), "first").expect("write");
+        assert_eq!(store.named("tok", "token", "COURIER_AUTH_TOKEN").expect("file"), "first");
+        std::fs::write(dir.path().join("tok/token"), "rotated").expect("write");
+        assert_eq!(store.named("tok", "token", "COURIER_AUTH_TOKEN").expect("file"), "rotated");
+    }
+
+    #[test]
+    fn names_that_would_leave_the_mount_are_never_looked_up() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        std::fs::write(dir.path().join("outside"), "x").expect("write");
+        let sub = dir.path().join("root");
+        std::fs::create_dir(&sub).expect("dir");
+        let store = SecretStore::empty().with_mounts(&sub);
+        for (name, key) in [("..", "outside"), ("a/..", "x"), ("", "k"), ("s", "../x")] {
+            assert!(store.named(name, key, "").is_err(), "{name}/{key}");
+        }
+    }
+
+    #[test]
+    fn a_store_never_prints_values() {
+        let mut store = SecretStore::empty();
+        store.add_secret("s".into(), [("k".to_owned(), b"hunter2".to_vec())].into());
+        store.set_env("COURIER_AUTH_TOKEN", "sekrit");
+        let printed = format!("{store:?}");
+        assert!(!printed.contains("hunter2") && !printed.contains("sekrit"), "{printed}");
     }
 }

@@ -279,6 +279,24 @@ impl<C: Coordinator> Driver<C> {
         (request, reported)
     }
 
+    /// Re-reads the Destination's Secrets (the mounted files the kubelet updates when a Secret
+    /// changes) once a heartbeat and uses changed credentials at once: attempts from now on
+    /// carry them, attempts already running finish with the old ones. A Secret unreadable for
+    /// a moment keeps the credentials in use.
+    fn refresh_credentials(&self) {
+        let Some((_, spec)) = &self.config.destination_spec else { return };
+        let Ok(fresh) = config::send_config(spec, &self.config.secrets) else { return };
+        let current = self.pipeline.send_config();
+        if fresh.auth == current.auth && fresh.tls == current.tls {
+            return;
+        }
+        let next = crate::send::SendConfig { auth: fresh.auth, tls: fresh.tls, ..current };
+        match self.pipeline.set_send_config(&next) {
+            Ok(()) => tracing::info!("a Secret of the Destination changed: its new credentials are in use"),
+            Err(e) => tracing::error!(error = %e, "cannot use the changed Secret of the Destination"),
+        }
+    }
+
     fn destination_missing(&self) -> bool {
         self.config.destination_spec.is_none()
     }
@@ -312,6 +330,8 @@ impl<C: Coordinator> Driver<C> {
                 },
                 Err(e) => tracing::error!(error = %e, "cannot apply the Destination configuration"),
             }
+        } else {
+            self.refresh_credentials();
         }
         let share = response.share;
         let rate = if draining { 0 } else { u64::from(share.requests_per_second) };

@@ -19,7 +19,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 
 use super::{Coordinator, CoordinatorError};
-use crate::protocol::{HEARTBEAT_PATH, HeartbeatRequest, HeartbeatResponse};
+use crate::protocol::{COORDINATOR_CA_ENV, HEARTBEAT_PATH, HeartbeatRequest, HeartbeatResponse};
 use crate::send::{TlsConfig, client_config};
 
 /// Where Kubernetes mounts the pod's service-account token.
@@ -59,8 +59,15 @@ impl HttpCoordinator {
                 message: "no coordinator URL given".to_owned(),
             });
         }
-        // The same TLS set-up as towards partners, trusting the cluster's CA besides the system's.
-        let settings = TlsConfig { extra_ca_pem: std::fs::read(SERVICE_ACCOUNT_CA).ok(), insecure_skip_verify: false };
+        // The same TLS set-up as towards partners, trusting the coordinator's CA (the operator
+        // sets it in the pod's environment) and the cluster's besides the system's.
+        let mut extra_ca_pem = std::env::var(COORDINATOR_CA_ENV).unwrap_or_default().into_bytes();
+        if let Ok(cluster_ca) = std::fs::read(SERVICE_ACCOUNT_CA) {
+            extra_ca_pem.push(b'\n');
+            extra_ca_pem.extend(cluster_ca);
+        }
+        let extra_ca_pem = extra_ca_pem.iter().any(|b| !b.is_ascii_whitespace()).then_some(extra_ca_pem);
+        let settings = TlsConfig { extra_ca_pem, insecure_skip_verify: false };
         let tls = client_config(&settings)
             .map_err(|e| CoordinatorError::Invalid { url: base_urls.to_owned(), message: e.to_string() })?;
         let mut http = HttpConnector::new();

@@ -1,7 +1,8 @@
 //! Dereference: fetch the Secrets a Destination names, and check every referenced key exists.
 //!
 //! Only the presence of keys is checked; values never leave the apiserver through the operator:
-//! workers read them as environment variables via `secretKeyRef`.
+//! workers read them from the Secret volumes their pods mount. A Secret the operator may not
+//! read (403) is a verdict on the Destination, like a missing one, not a failed reconcile.
 
 use std::collections::BTreeMap;
 
@@ -28,8 +29,19 @@ pub fn needed_keys(dest: &Destination) -> Vec<NeededKey> {
         .collect()
 }
 
-/// The key names present in each fetched Secret; `None` for a Secret that does not exist.
-pub type SecretKeys = BTreeMap<String, Option<Vec<String>>>;
+/// What the apiserver said about one Secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SecretState {
+    /// It exists, with these key names.
+    Keys(Vec<String>),
+    /// It does not exist.
+    Missing,
+    /// The operator may not read it (the apiserver's message).
+    Unreadable(String),
+}
+
+/// The state of each fetched Secret, by name.
+pub type SecretKeys = BTreeMap<String, SecretState>;
 
 /// Fetches every Secret the Destination names (each once).
 pub async fn fetch_secret_keys(
@@ -43,12 +55,17 @@ pub async fn fetch_secret_keys(
         if out.contains_key(&n.secret) {
             continue;
         }
-        let keys = api.get_opt(&n.secret).await?.map(|s| {
-            let mut keys: Vec<String> = s.data.unwrap_or_default().into_keys().collect();
-            keys.extend(s.string_data.unwrap_or_default().into_keys());
-            keys
-        });
-        out.insert(n.secret.clone(), keys);
+        let state = match api.get_opt(&n.secret).await {
+            Ok(Some(s)) => {
+                let mut keys: Vec<String> = s.data.unwrap_or_default().into_keys().collect();
+                keys.extend(s.string_data.unwrap_or_default().into_keys());
+                SecretState::Keys(keys)
+            }
+            Ok(None) => SecretState::Missing,
+            Err(kube::Error::Api(status)) if status.code == 403 => SecretState::Unreadable(status.message),
+            Err(e) => return Err(e),
+        };
+        out.insert(n.secret.clone(), state);
     }
     Ok(out)
 }

@@ -2,7 +2,7 @@
 
 use courier_api::conditions::DestinationReason;
 
-use super::dereference::{NeededKey, SecretKeys};
+use super::dereference::{NeededKey, SecretKeys, SecretState};
 
 /// Why the Destination cannot get workers yet.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -17,19 +17,25 @@ pub struct Invalid {
 pub fn check_secrets(needed: &[NeededKey], found: &SecretKeys) -> Result<(), Invalid> {
     for n in needed {
         match found.get(&n.secret) {
-            None | Some(None) => {
+            None | Some(SecretState::Missing) => {
                 return Err(Invalid {
                     reason: DestinationReason::SecretNotFound,
                     message: format!("Secret {:?} not found", n.secret),
                 });
             }
-            Some(Some(keys)) if !keys.iter().any(|k| k == &n.key) => {
+            Some(SecretState::Unreadable(why)) => {
+                return Err(Invalid {
+                    reason: DestinationReason::SecretUnreadable,
+                    message: format!("Secret {:?} cannot be read by the operator: {why}", n.secret),
+                });
+            }
+            Some(SecretState::Keys(keys)) if !keys.iter().any(|k| k == &n.key) => {
                 return Err(Invalid {
                     reason: DestinationReason::SecretKeyMissing,
                     message: format!("Secret {:?} has no key {:?}", n.secret, n.key),
                 });
             }
-            Some(Some(_)) => {}
+            Some(SecretState::Keys(_)) => {}
         }
     }
     Ok(())
@@ -45,7 +51,7 @@ mod tests {
 
     #[test]
     fn a_missing_secret_is_reported_as_secret_not_found() {
-        let found = SecretKeys::from([("tok".to_owned(), None)]);
+        let found = SecretKeys::from([("tok".to_owned(), SecretState::Missing)]);
         let err = check_secrets(&[need("tok", "token")], &found).expect_err("invalid");
         assert_eq!(err.reason, DestinationReason::SecretNotFound);
         assert!(err.message.contains("tok"));
@@ -53,15 +59,23 @@ mod tests {
 
     #[test]
     fn a_missing_key_is_reported_as_secret_key_missing() {
-        let found = SecretKeys::from([("tok".to_owned(), Some(vec!["other".to_owned()]))]);
+        let found = SecretKeys::from([("tok".to_owned(), SecretState::Keys(vec!["other".to_owned()]))]);
         let err = check_secrets(&[need("tok", "token")], &found).expect_err("invalid");
         assert_eq!(err.reason, DestinationReason::SecretKeyMissing);
         assert!(err.message.contains("token"));
     }
 
     #[test]
+    fn a_secret_the_operator_may_not_read_is_reported_as_secret_unreadable() {
+        let found = SecretKeys::from([("tok".to_owned(), SecretState::Unreadable("forbidden".into()))]);
+        let err = check_secrets(&[need("tok", "token")], &found).expect_err("invalid");
+        assert_eq!(err.reason, DestinationReason::SecretUnreadable);
+        assert!(err.message.contains("tok") && err.message.contains("forbidden"), "{}", err.message);
+    }
+
+    #[test]
     fn present_keys_pass() {
-        let found = SecretKeys::from([("tok".to_owned(), Some(vec!["token".to_owned()]))]);
+        let found = SecretKeys::from([("tok".to_owned(), SecretState::Keys(vec!["token".to_owned()]))]);
         assert_eq!(check_secrets(&[need("tok", "token")], &found), Ok(()));
         assert_eq!(check_secrets(&[], &SecretKeys::new()), Ok(()));
     }
