@@ -34,6 +34,8 @@ case "$PROFILE" in
   release) PROFILE_DIR=release; PROFILE_ARGS=(--release) ;;
   *) printf '[images] error: COURIER_IMAGE_PROFILE must be dev or release, not %s\n' "$PROFILE" >&2; exit 2 ;;
 esac
+# Where cargo puts the binaries (a shared CARGO_TARGET_DIR too).
+TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
 VERSION="$(sed -n 's/^version = "\(.*\)"/\1/p' "$ROOT/Cargo.toml" | head -n1)"
 
 # name|Dockerfile|target|binaries (cargo package:bin ...)
@@ -168,7 +170,7 @@ content_key() {
   {
     printf '%s %s %s %s %s\n' "$name" "$target" "$BASE_IMAGE" "$VERSION" "$PROFILE"
     sha256sum "$ROOT/$file"
-    for pair in $bins; do sha256sum "$ROOT/target/$PROFILE_DIR/${pair##*:}"; done
+    for pair in $bins; do sha256sum "$TARGET_DIR/$PROFILE_DIR/${pair##*:}"; done
   } | sha256sum | cut -c1-16
 }
 
@@ -192,7 +194,7 @@ build_image() {
   context="$(mktemp -d)"
   mkdir -p "$context/prebuilt"
   # As the Dockerfile's build stage does: symbols kept, line tables dropped.
-  for pair in $bins; do strip --strip-debug -o "$context/prebuilt/${pair##*:}" "$ROOT/target/$PROFILE_DIR/${pair##*:}"; done
+  for pair in $bins; do strip --strip-debug -o "$context/prebuilt/${pair##*:}" "$TARGET_DIR/$PROFILE_DIR/${pair##*:}"; done
   log "$ref: buildah bud --target $target -f $file (BINARIES=prebuilt, BASE_IMAGE=$BASE_IMAGE)"
   local start=$SECONDS before
   before="$(buildah_ containers -q)"
