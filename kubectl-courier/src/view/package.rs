@@ -202,7 +202,7 @@ mod tests {
         assert_eq!((row.phase.as_str(), row.reason.as_str()), ("Running", "Delivering"));
         assert_eq!((row.percent, row.rate_per_second, row.eta_seconds), (42, 198, Some(31)));
         assert_eq!((row.sent, row.dead_lettered, row.failed), (2520, 4, 3));
-        let lines = status_table(&[row.clone()], false, false).lines(false);
+        let lines = status_table(std::slice::from_ref(&row), false, false).lines(false);
         assert_eq!(lines.len(), 2);
         for part in ["users", "partner", "########------------  42%", "198/s", "31s", "2,520", "Running", "Delivering"]
         {
