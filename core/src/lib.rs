@@ -1,7 +1,8 @@
 #![forbid(unsafe_code)]
 //! courier-core: what the operator and the worker share, and nothing else — the coordination
 //! protocol, shard planning, the one conversion of the API into what a worker needs (format,
-//! request, Destination settings) and the names of the secrets a Destination uses.
+//! request, Destination settings) and the names of the secrets a Destination uses, and
+//! the logging setup of both binaries (`telemetry`).
 //!
 //! It depends on the API types and never on `courier-operator` or `courier-worker`.
 
@@ -14,3 +15,4 @@ pub mod request;
 pub mod secrets;
 pub mod shard;
 pub mod source;
+pub mod telemetry;

@@ -59,3 +59,13 @@ fn the_shared_crates_link_neither_binary_crate() {
 fn the_core_crate_reads_no_files_itself() {
     assert_never_links("courier-core", "normal,build", &["courier-source", "hdfs-native", "parquet", "apache-avro"]);
 }
+
+#[test]
+fn the_kubectl_plugin_links_neither_binary_crate() {
+    // It reads the API objects and the dead-letter files; it never runs operator or worker code.
+    assert_never_links(
+        "kubectl-courier",
+        "normal,build",
+        &["courier-operator", "courier-worker", "parquet", "apache-avro"],
+    );
+}

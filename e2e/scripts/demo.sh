@@ -69,3 +69,7 @@ echo
 echo "Everything is still running. Try: kubectl -n $NS get dp,dest,pods; kubectl get courier -A;"
 echo "  kubectl -n courier-system logs deploy/courier-operator; crictl ps"
 echo "(eval \"\$(e2e/cluster/cluster.sh env)\" sets KUBECONFIG, PATH and crictl's endpoint)"
+echo "Watch and steer with the plugin: cargo install --path kubectl-courier --locked, then"
+echo "  kubectl courier status -n $NS; kubectl courier describe $PKG -n $NS; kubectl courier top -n $NS"
+echo "Prometheus with Courier's alerts and the dashboard's queries: e2e/prometheus/prometheus.sh start"
+echo "  (dashboard: charts/courier/monitoring/dashboard.json, docs/guide/src/operations/monitoring.md)"

@@ -30,6 +30,17 @@ ensure_toolchains() {
   fi
 }
 
+# promtool (Debian's prometheus package) for the rules' and dashboard's tests
+# (e2e/tests/monitoring.rs), mdbook (crates.io) for the user guide's (e2e/tests/guide.rs).
+MDBOOK_VERSION=0.5.4
+ensure_test_tools() {
+  "$ROOT/e2e/prometheus/prometheus.sh" install
+  if ! command -v mdbook >/dev/null || ! mdbook --version | grep -q "v$MDBOOK_VERSION"; then
+    step "installing mdbook $MDBOOK_VERSION (crates.io)"
+    cargo install mdbook --locked --version "$MDBOOK_VERSION" --no-default-features
+  fi
+}
+
 # Builds (or takes from the cache) the Kubernetes binaries, etcd, the node's binaries, the
 # MiniDFS classpath, and Courier's images (release binaries in the Dockerfiles' runtime stages).
 build_ground() {

@@ -10,6 +10,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$ROOT"
 
 ensure_toolchains
+ensure_test_tools
 build_ground
 
 export CARGO_INCREMENTAL=0 # CI builds once; incremental state only costs disk

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
 use courier_api::{Datum, Destination};
+use courier_core::telemetry::{self, LogLevelError};
 use k8s_openapi::api::apps::v1::Deployment;
 use kube::Client;
 use tokio_util::sync::CancellationToken;
@@ -24,6 +25,8 @@ use crate::{leader, metrics};
 /// Log output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum LogFormat {
+    /// JSON unless stderr is a terminal.
+    Auto,
     Text,
     Json,
 }
@@ -92,9 +95,13 @@ pub struct Args {
     /// Milliseconds between two renewals (leader) or two looks at the Lease (others).
     #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(10..=60_000))]
     pub leader_retry_period_ms: u64,
-    /// Log format.
-    #[arg(long, value_enum, default_value = "text")]
+    /// Log format: JSON in the cluster, text on a terminal.
+    #[arg(long, value_enum, default_value = "auto")]
     pub log_format: LogFormat,
+    /// Log filter (`info`, `debug`, `info,courier_operator=debug`) [default: $RUST_LOG, else
+    /// info]; changeable while running with `PUT /log-level` on the metrics port.
+    #[arg(long)]
+    pub log_level: Option<String>,
     /// Target shard size in bytes.
     #[arg(long, default_value_t = 64 * 1024 * 1024)]
     pub shard_target_bytes: u64,
@@ -177,15 +184,16 @@ impl Args {
     }
 }
 
-/// Sets up logging.
-pub fn init_tracing(format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,kube_runtime=warn,hyper=warn"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter);
-    match format {
-        LogFormat::Json => builder.json().init(),
-        LogFormat::Text => builder.init(),
-    }
+/// Sets up logging (`courier_core::telemetry`): the `--log-level` filter, else `RUST_LOG`.
+pub fn init_tracing(format: LogFormat, level: Option<&str>) -> Result<(), LogLevelError> {
+    let rust_log = std::env::var("RUST_LOG").ok();
+    let directive = telemetry::initial_directive(level, rust_log.as_deref(), "info,kube_runtime=warn,hyper=warn");
+    let format = match format {
+        LogFormat::Auto => telemetry::LogFormat::Auto,
+        LogFormat::Text => telemetry::LogFormat::Text,
+        LogFormat::Json => telemetry::LogFormat::Json,
+    };
+    telemetry::init(format, &directive)
 }
 
 /// Runs the operator until SIGINT/SIGTERM.
@@ -312,6 +320,7 @@ pub async fn run(args: Args) -> Result<(), AppError> {
         watcher.abort();
         term.cancel();
         metrics.is_leader.set(0);
+        metrics.clear_leader_series();
         status.clear();
         tracing::info!("controllers stopped");
     }

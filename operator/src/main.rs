@@ -21,7 +21,10 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    app::init_tracing(args.log_format);
+    if let Err(err) = app::init_tracing(args.log_format, args.log_level.as_deref()) {
+        eprintln!("courier-operator: {err}");
+        return ExitCode::from(2);
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(err) => {

@@ -1,8 +1,10 @@
 //! Operator metrics (prometheus-client) and the small HTTP server for `/metrics` and `/healthz`.
 
+use std::collections::BTreeSet;
 use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -53,6 +55,85 @@ pub struct DestinationLabels {
     pub destination: String,
 }
 
+/// Labels of per-package series.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, PartialOrd, Ord, EncodeLabelSet)]
+pub struct PackageLabels {
+    pub namespace: String,
+    pub package: String,
+    pub destination: String,
+}
+
+/// Labels of a package's record counters.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PackageOutcomeLabels {
+    pub namespace: String,
+    pub package: String,
+    pub destination: String,
+    pub outcome: String,
+}
+
+/// Labels of a package's phase series (1 for its phase, 0 for the others).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PackagePhaseLabels {
+    pub namespace: String,
+    pub package: String,
+    pub destination: String,
+    pub phase: String,
+}
+
+/// The phases a package can be in, as the `phase` label writes them.
+pub const PHASES: [&str; 6] = ["Pending", "Waiting", "Running", "Suspended", "Complete", "Failed"];
+
+/// What the per-package series say about one package (from its status).
+#[derive(Clone, Debug, PartialEq)]
+pub struct PackageFigures {
+    pub labels: PackageLabels,
+    pub phase: String,
+    /// `bytesDone / bytesTotal`, 0..=1.
+    pub progress: f64,
+    pub remaining_bytes: i64,
+    /// `None` while the package does not move.
+    pub eta_seconds: Option<i64>,
+    /// (outcome, records): read, sent, failed, malformed, dead_lettered, retried.
+    pub records: [(&'static str, i64); 6],
+}
+
+impl PackageFigures {
+    /// The figures of `pkg`'s status.
+    pub fn of(pkg: &courier_api::DeliveryPackage) -> PackageFigures {
+        use kube::ResourceExt as _;
+        let status = pkg.status.clone().unwrap_or_default();
+        let p = &status.progress;
+        let phase = status.phase.map_or_else(|| "Pending".to_owned(), |ph| format!("{ph:?}"));
+        let finished = status.phase.is_some_and(courier_api::package::PackagePhase::is_finished);
+        let progress = if finished || p.bytes_total <= 0 {
+            if finished || phase == "Running" { 1.0 } else { 0.0 }
+        } else {
+            (p.bytes_done as f64 / p.bytes_total as f64).clamp(0.0, 1.0)
+        };
+        let r = &p.records;
+        PackageFigures {
+            labels: PackageLabels {
+                namespace: pkg.namespace().unwrap_or_default(),
+                package: pkg.name_any(),
+                destination: pkg.spec.destination_ref.name.clone(),
+            },
+            phase,
+            progress,
+            remaining_bytes: if finished { 0 } else { (p.bytes_total - p.bytes_done).max(0) },
+            eta_seconds: if finished { Some(0) } else { p.eta_seconds },
+            records: [
+                ("read", r.read),
+                ("sent", r.sent),
+                ("failed", r.failed),
+                ("malformed", r.malformed),
+                ("dead_lettered", r.dead_lettered),
+                ("retried", r.retried),
+            ],
+        }
+    }
+}
+
 /// Every operator metric.
 pub struct Metrics {
     pub reconciles: Family<ReconcileLabels, Counter>,
@@ -63,10 +144,21 @@ pub struct Metrics {
     pub workers_desired: Family<DestinationLabels, Gauge>,
     pub workers_ready: Family<DestinationLabels, Gauge>,
     pub effective_limit: Family<DestinationLabels, Gauge>,
+    /// `spec.rateLimit.requestsPerSecond` per Destination.
+    pub limit: Family<DestinationLabels, Gauge>,
+    /// 1 while a Destination's `Throttled` condition is True.
+    pub throttled: Family<DestinationLabels, Gauge>,
     pub status_writes: Family<ControllerLabel, Counter>,
     pub is_leader: Gauge,
     /// Heartbeats the coordinator refused by authentication (401) or authorization (403).
     pub heartbeat_refusals: Family<crate::coordinator::server::RefusalLabels, Counter>,
+    package_progress: Family<PackageLabels, Gauge<f64, AtomicU64>>,
+    package_remaining_bytes: Family<PackageLabels, Gauge>,
+    package_eta: Family<PackageLabels, Gauge>,
+    package_records: Family<PackageOutcomeLabels, Gauge>,
+    package_phase: Family<PackagePhaseLabels, Gauge>,
+    /// Packages with series now, so those deleted since lose theirs.
+    packages_seen: Mutex<BTreeSet<PackageLabels>>,
     registry: Registry,
 }
 
@@ -84,9 +176,16 @@ impl Metrics {
         let workers_desired = Family::<DestinationLabels, Gauge>::default();
         let workers_ready = Family::<DestinationLabels, Gauge>::default();
         let effective_limit = Family::<DestinationLabels, Gauge>::default();
+        let limit = Family::<DestinationLabels, Gauge>::default();
+        let throttled = Family::<DestinationLabels, Gauge>::default();
         let status_writes = Family::<ControllerLabel, Counter>::default();
         let is_leader = Gauge::default();
         let heartbeat_refusals = Family::<crate::coordinator::server::RefusalLabels, Counter>::default();
+        let package_progress = Family::<PackageLabels, Gauge<f64, AtomicU64>>::default();
+        let package_remaining_bytes = Family::<PackageLabels, Gauge>::default();
+        let package_eta = Family::<PackageLabels, Gauge>::default();
+        let package_records = Family::<PackageOutcomeLabels, Gauge>::default();
+        let package_phase = Family::<PackagePhaseLabels, Gauge>::default();
         registry.register("reconciles", "Reconciles by controller and result", reconciles.clone());
         registry.register("reconcile_errors", "Reconcile errors by controller and kind", errors.clone());
         registry.register("reconcile_duration_seconds", "Reconcile duration", reconcile_seconds.clone());
@@ -99,6 +198,12 @@ impl Metrics {
             "Effective rate limit per Destination",
             effective_limit.clone(),
         );
+        registry.register(
+            "limit_requests_per_second",
+            "Rate limit of the Destination's spec (rateLimit.requestsPerSecond)",
+            limit.clone(),
+        );
+        registry.register("throttled", "1 while the Destination's Throttled condition is True", throttled.clone());
         registry.register("status_writes", "Status writes by kind", status_writes.clone());
         registry.register("leader", "1 while this replica holds the lease", is_leader.clone());
         registry.register(
@@ -106,6 +211,27 @@ impl Metrics {
             "Worker heartbeats refused by the coordinator, by HTTP status (401 token, 403 pod)",
             heartbeat_refusals.clone(),
         );
+        registry.register(
+            "package_progress_ratio",
+            "Share of a package's bytes delivered (0 to 1)",
+            package_progress.clone(),
+        );
+        registry.register(
+            "package_remaining_bytes",
+            "Bytes of a package not yet delivered",
+            package_remaining_bytes.clone(),
+        );
+        registry.register(
+            "package_eta_seconds",
+            "Estimated seconds until a package is delivered (absent while it does not move)",
+            package_eta.clone(),
+        );
+        registry.register(
+            "package_records",
+            "A package's record counters from its status, by outcome",
+            package_records.clone(),
+        );
+        registry.register("package_phase", "1 for a package's phase, 0 for the other phases", package_phase.clone());
         Metrics {
             reconciles,
             errors,
@@ -115,11 +241,98 @@ impl Metrics {
             workers_desired,
             workers_ready,
             effective_limit,
+            limit,
+            throttled,
             status_writes,
             is_leader,
             heartbeat_refusals,
+            package_progress,
+            package_remaining_bytes,
+            package_eta,
+            package_records,
+            package_phase,
+            packages_seen: Mutex::new(BTreeSet::new()),
             registry,
         }
+    }
+
+    /// Sets the per-package series of `packages` (every package this replica watches) and
+    /// removes those of packages no longer among them.
+    pub fn record_packages(&self, packages: &[PackageFigures]) {
+        let mut seen = self.packages_seen.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let now: BTreeSet<PackageLabels> = packages.iter().map(|p| p.labels.clone()).collect();
+        for gone in seen.difference(&now) {
+            self.remove_package(gone);
+        }
+        for p in packages {
+            let l = &p.labels;
+            self.package_progress.get_or_create(l).set(p.progress);
+            self.package_remaining_bytes.get_or_create(l).set(p.remaining_bytes);
+            match p.eta_seconds {
+                Some(eta) => {
+                    self.package_eta.get_or_create(l).set(eta);
+                }
+                None => {
+                    self.package_eta.remove(l);
+                }
+            }
+            for (outcome, n) in p.records {
+                self.package_records.get_or_create(&outcome_labels(l, outcome)).set(n);
+            }
+            for phase in PHASES {
+                self.package_phase.get_or_create(&phase_labels(l, phase)).set(i64::from(p.phase == phase));
+            }
+        }
+        *seen = now;
+    }
+
+    fn remove_package(&self, l: &PackageLabels) {
+        self.package_progress.remove(l);
+        self.package_remaining_bytes.remove(l);
+        self.package_eta.remove(l);
+        for outcome in ["read", "sent", "failed", "malformed", "dead_lettered", "retried"] {
+            self.package_records.remove(&outcome_labels(l, outcome));
+        }
+        for phase in PHASES {
+            self.package_phase.remove(&phase_labels(l, phase));
+        }
+    }
+
+    /// Removes a deleted Destination's series.
+    pub fn forget_destination(&self, namespace: &str, destination: &str) {
+        let labels = DestinationLabels { namespace: namespace.to_owned(), destination: destination.to_owned() };
+        for family in [
+            &self.backlog_records,
+            &self.workers_desired,
+            &self.workers_ready,
+            &self.effective_limit,
+            &self.limit,
+            &self.throttled,
+        ] {
+            family.remove(&labels);
+        }
+    }
+
+    /// Drops every series only the leader keeps up to date (Destinations, packages), when this
+    /// replica stops leading: a standby must not report what it no longer knows.
+    pub fn clear_leader_series(&self) {
+        for family in [
+            &self.backlog_records,
+            &self.workers_desired,
+            &self.workers_ready,
+            &self.effective_limit,
+            &self.limit,
+            &self.throttled,
+        ] {
+            family.clear();
+        }
+        self.packages_by_phase.clear();
+        self.package_progress.clear();
+        self.package_remaining_bytes.clear();
+        self.package_eta.clear();
+        self.package_records.clear();
+        self.package_phase.clear();
+        self.packages_seen.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clear();
     }
 
     /// Counts one reconcile and its duration.
@@ -142,6 +355,24 @@ impl Metrics {
             out.clear();
         }
         out
+    }
+}
+
+fn outcome_labels(l: &PackageLabels, outcome: &str) -> PackageOutcomeLabels {
+    PackageOutcomeLabels {
+        namespace: l.namespace.clone(),
+        package: l.package.clone(),
+        destination: l.destination.clone(),
+        outcome: outcome.to_owned(),
+    }
+}
+
+fn phase_labels(l: &PackageLabels, phase: &str) -> PackagePhaseLabels {
+    PackagePhaseLabels {
+        namespace: l.namespace.clone(),
+        package: l.package.clone(),
+        destination: l.destination.clone(),
+        phase: phase.to_owned(),
     }
 }
 
@@ -180,7 +411,12 @@ pub async fn serve(addr: SocketAddr, metrics: Arc<Metrics>, leader: Leadership) 
             let service = hyper::service::service_fn(move |req: Request<Incoming>| {
                 let metrics = metrics.clone();
                 let leading = leader.is_leading();
-                async move { Ok::<_, Infallible>(respond(&req, &metrics, leading)) }
+                async move {
+                    if req.uri().path() == "/log-level" {
+                        return Ok::<_, Infallible>(log_level(req).await);
+                    }
+                    Ok::<_, Infallible>(respond(&req, &metrics, leading))
+                }
             });
             let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
             if let Err(err) = builder.serve_connection(TokioIo::new(stream), service).await {
@@ -188,6 +424,20 @@ pub async fn serve(addr: SocketAddr, metrics: Arc<Metrics>, leader: Leadership) 
             }
         });
     }
+}
+
+/// `GET`/`PUT /log-level` (courier_core::telemetry), bodies of at most 4 KiB.
+async fn log_level(req: Request<Incoming>) -> Response<Full<Bytes>> {
+    use http_body_util::BodyExt as _;
+    let method = req.method().clone();
+    let (status, text) = match http_body_util::Limited::new(req.into_body(), 4096).collect().await {
+        Ok(body) => courier_core::telemetry::log_level_endpoint(&method, &body.to_bytes()),
+        Err(_) => (StatusCode::PAYLOAD_TOO_LARGE, "body too large\n".to_owned()),
+    };
+    let mut resp = Response::new(Full::new(Bytes::from(text)));
+    *resp.status_mut() = status;
+    resp.headers_mut().insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("text/plain"));
+    resp
 }
 
 fn respond(req: &Request<Incoming>, metrics: &Metrics, leading: bool) -> Response<Full<Bytes>> {
@@ -221,5 +471,73 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("courier_operator_reconcile_duration_seconds_count{controller=\"package\"} 1"), "{text}");
+    }
+
+    fn package(name: &str, status: &str) -> courier_api::DeliveryPackage {
+        serde_yaml::from_str(&format!(
+            "apiVersion: courier.dev/v1alpha1\nkind: DeliveryPackage\nmetadata: {{ name: {name}, namespace: ns }}\nspec:\n  destinationRef: {{ name: partner }}\n  datumRef: {{ name: users }}\n  source: {{ file: {{ paths: [\"/x\"] }} }}\n{status}"
+        ))
+        .expect("package")
+    }
+
+    #[test]
+    fn package_series_follow_the_status_and_leave_with_the_package() {
+        let m = Metrics::new();
+        let running = package(
+            "p",
+            "status:\n  phase: Running\n  progress: { files: 1, bytesTotal: 1000, bytesDone: 250, percent: 25, ratePerSecond: 5, etaSeconds: 30, records: { read: 10, sent: 8, failed: 1, malformed: 1, deadLettered: 2, retried: 3 } }\n",
+        );
+        let figures = PackageFigures::of(&running);
+        assert_eq!((figures.progress, figures.remaining_bytes, figures.eta_seconds), (0.25, 750, Some(30)));
+        let stalled = PackageFigures { eta_seconds: None, ..PackageFigures::of(&package("q", "")) };
+        m.record_packages(&[figures, stalled]);
+        let text = m.encode();
+        let l = r#"namespace="ns",package="p",destination="partner""#;
+        for line in [
+            format!("courier_operator_package_progress_ratio{{{l}}} 0.25"),
+            format!("courier_operator_package_remaining_bytes{{{l}}} 750"),
+            format!("courier_operator_package_eta_seconds{{{l}}} 30"),
+            format!("courier_operator_package_records{{{l},outcome=\"dead_lettered\"}} 2"),
+            format!("courier_operator_package_phase{{{l},phase=\"Running\"}} 1"),
+            format!("courier_operator_package_phase{{{l},phase=\"Complete\"}} 0"),
+        ] {
+            assert!(text.contains(&line), "{line} in\n{text}");
+        }
+        assert!(!text.contains(r#"courier_operator_package_eta_seconds{namespace="ns",package="q""#), "{text}");
+        m.record_packages(&[]);
+        assert!(!m.encode().contains("package=\"p\""), "a deleted package's series are gone");
+    }
+
+    #[test]
+    fn a_standby_drops_what_only_the_leader_knows() {
+        let m = Metrics::new();
+        let labels = DestinationLabels { namespace: "ns".into(), destination: "d".into() };
+        m.limit.get_or_create(&labels).set(100);
+        m.record_packages(&[PackageFigures::of(&package("p", ""))]);
+        m.clear_leader_series();
+        let text = m.encode();
+        assert!(!text.contains("destination=\"d\"") && !text.contains("package=\"p\""), "{text}");
+    }
+
+    #[test]
+    fn the_metrics_table_of_docs_metrics_md_is_the_exposition() {
+        let m = Metrics::new();
+        m.reconciled("package", "ok", Duration::from_millis(3));
+        m.failed("package", "source");
+        m.packages_by_phase.get_or_create(&PhaseLabel { phase: "Running".into() }).set(1);
+        let labels = DestinationLabels { namespace: "ns".into(), destination: "d".into() };
+        for family in
+            [&m.backlog_records, &m.workers_desired, &m.workers_ready, &m.effective_limit, &m.limit, &m.throttled]
+        {
+            family.get_or_create(&labels).set(1);
+        }
+        m.status_writes.get_or_create(&ControllerLabel { controller: "package".into() }).inc();
+        m.is_leader.set(1);
+        let running = package(
+            "p",
+            "status:\n  phase: Running\n  progress: { files: 1, bytesTotal: 10, bytesDone: 5, percent: 50, ratePerSecond: 1, etaSeconds: 3, records: { read: 1, sent: 1, failed: 0, malformed: 0, deadLettered: 0, retried: 0 } }\n",
+        );
+        m.record_packages(&[PackageFigures::of(&running)]);
+        courier_e2e::metrics_doc::assert_documented(&m.encode(), "courier_operator_");
     }
 }

@@ -1,5 +1,6 @@
 //! The worker's small HTTP server: `/metrics` (Prometheus text), `/healthz` (alive) and
-//! `/readyz` (the coordinator answered, or the local run started).
+//! `/readyz` (the coordinator answered, or the local run started), and `/log-level` (GET the
+//! log filter, PUT a new one).
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -37,9 +38,14 @@ pub async fn serve(addr: SocketAddr, state: HealthState, shutdown: CancellationT
             let Ok((stream, _)) = accepted else { continue };
             let state = state.clone();
             tokio::spawn(async move {
-                let service = service_fn(move |req| {
+                let service = service_fn(move |req: Request<Incoming>| {
                     let state = state.clone();
-                    async move { Ok::<_, Infallible>(answer(&state, &req)) }
+                    async move {
+                        if req.uri().path() == "/log-level" {
+                            return Ok::<_, Infallible>(log_level(req).await);
+                        }
+                        Ok::<_, Infallible>(answer(&state, &req))
+                    }
                 });
                 let _ =
                     hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), service).await;
@@ -47,6 +53,20 @@ pub async fn serve(addr: SocketAddr, state: HealthState, shutdown: CancellationT
         }
     });
     Ok(bound)
+}
+
+/// `GET`/`PUT /log-level` (courier_core::telemetry), bodies of at most 4 KiB.
+async fn log_level(req: Request<Incoming>) -> Response<Full<Bytes>> {
+    use http_body_util::BodyExt as _;
+    let method = req.method().clone();
+    let (status, text) = match http_body_util::Limited::new(req.into_body(), 4096).collect().await {
+        Ok(body) => courier_core::telemetry::log_level_endpoint(&method, &body.to_bytes()),
+        Err(_) => (StatusCode::PAYLOAD_TOO_LARGE, "body too large\n".to_owned()),
+    };
+    let mut response = Response::new(Full::new(Bytes::from(text)));
+    *response.status_mut() = status;
+    response.headers_mut().insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("text/plain"));
+    response
 }
 
 fn answer(state: &HealthState, req: &Request<Incoming>) -> Response<Full<Bytes>> {

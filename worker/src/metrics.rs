@@ -35,6 +35,8 @@ pub struct Metrics {
     pub records_abandoned: Counter,
     /// Attempts beyond a record's first.
     pub retries: Counter,
+    /// Attempts answered 429 Too Many Requests.
+    throttled_requests: Counter,
     /// Requests in flight (including waiting for the limiter or a back-off).
     pub in_flight: Gauge,
     limiter_wait: Counter<f64, AtomicU64>,
@@ -96,14 +98,20 @@ impl Metrics {
         let records_abandoned = record("abandoned");
         registry.register("records", "Records by outcome", records);
         let retries = counter(&mut registry, "retries", "Attempts beyond a record's first");
+        let throttled_requests =
+            counter(&mut registry, "throttled_requests", "Attempts answered 429 Too Many Requests");
         let gauge = |registry: &mut Registry, name: &str, help: &str| {
             let family = Family::<Labels, Gauge>::default();
             let handle = family.get_or_create(&dest()).clone();
             registry.register(name, help, family);
             handle
         };
-        let in_flight = gauge(&mut registry, "in_flight", "Requests in flight");
-        let share = gauge(&mut registry, "rate_share", "Requests per second this worker may send (0 = unlimited)");
+        let in_flight = gauge(&mut registry, "in_flight_requests", "Requests in flight");
+        let share = gauge(
+            &mut registry,
+            "rate_share_requests_per_second",
+            "Requests per second this worker may send (0 = unlimited)",
+        );
         let shard_lag_bytes = gauge(&mut registry, "shard_lag_bytes", "Bytes of leased shards not yet acknowledged");
         let active_leases = gauge(&mut registry, "active_leases", "Shard leases being delivered");
         let float_counter = |registry: &mut Registry, name: &str, help: &str| {
@@ -126,6 +134,7 @@ impl Metrics {
             records_malformed,
             records_abandoned,
             retries,
+            throttled_requests,
             in_flight,
             limiter_wait,
             share,
@@ -182,6 +191,9 @@ impl SendObserver for Metrics {
             (None, _) => 6,
         };
         self.requests[class].inc();
+        if report.status == Some(429) {
+            self.throttled_requests.inc();
+        }
         self.latency.observe(report.latency.as_secs_f64());
         self.latencies.record(report.latency);
         self.request_bytes.inc_by(report.bytes);
@@ -283,6 +295,13 @@ mod tests {
         let text = m.encode();
         assert!(text.contains(r#"courier_worker_requests_total{destination="partner",class="2xx"} 1"#), "{text}");
         assert!(text.contains(r#"courier_worker_requests_total{destination="partner",class="4xx"} 1"#), "{text}");
+        assert!(text.contains(r#"courier_worker_throttled_requests_total{destination="partner"} 1"#), "{text}");
         assert!(text.contains("courier_worker_request_duration_seconds_bucket"), "{text}");
+    }
+
+    #[test]
+    fn the_metrics_table_of_docs_metrics_md_is_the_exposition() {
+        // Every worker series exists from the start (one Destination per worker).
+        courier_e2e::metrics_doc::assert_documented(&Metrics::new("partner").encode(), "courier_worker_");
     }
 }

@@ -402,7 +402,7 @@ impl Coordinator {
             // Whatever lease of this worker it did not report, it does not hold.
             let reported: Vec<_> = req.leases.iter().map(|r| r.key.clone()).collect();
             for key in state.leases.release_unreported(&req.worker, &req.namespace, &req.destination, &reported) {
-                tracing::debug!(worker = %req.worker, package = %key.package, shard = key.shard, "lease not reported: released");
+                tracing::debug!(worker = %req.worker, namespace = %key.namespace, package = %key.package, destination = %req.destination, shard = key.shard, "lease not reported: released");
                 changes.insert(Change::Package(ObjectKey::new(&key.namespace, &key.package)));
             }
             let revoking = if dest.spec.suspend {

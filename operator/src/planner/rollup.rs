@@ -27,7 +27,10 @@ impl RateWindow {
     }
 
     /// Records cumulative totals at `now`, dropping samples older than the window (keeping
-    /// one just outside it as the baseline).
+    /// one just outside it as the baseline). Leading samples with the records count of the
+    /// next one are dropped too: time before the first record of the window was acknowledged
+    /// (workers starting, a pause that ended) is not delivery time, and counting it made the
+    /// rate of a starting package climb for a whole window.
     pub fn record(&mut self, now: Millis, records: u64, bytes: u64) {
         if let Some(&(t, _, _)) = self.samples.back()
             && t >= now
@@ -37,6 +40,11 @@ impl RateWindow {
         self.samples.push_back((now, records, bytes));
         while self.samples.len() > 2
             && self.samples.get(1).is_some_and(|&(t, _, _)| now.saturating_sub(t) >= self.window_ms)
+        {
+            self.samples.pop_front();
+        }
+        while self.samples.len() > 1
+            && self.samples.get(1).is_some_and(|s| Some(s.1) == self.samples.front().map(|f| f.1))
         {
             self.samples.pop_front();
         }
@@ -68,6 +76,30 @@ pub fn eta_seconds(remaining: u64, rate: u64) -> Option<u64> {
         return Some(0);
     }
     (rate > 0).then(|| remaining.div_ceil(rate))
+}
+
+/// Records a package still has to deliver, estimated from its bytes: the records
+/// acknowledged so far per byte done, times the bytes left. `None` before any byte is done
+/// (nothing to estimate from).
+pub fn remaining_records(acknowledged: u64, bytes_done: u64, bytes_total: u64) -> Option<u64> {
+    let left = bytes_total.saturating_sub(bytes_done);
+    if left == 0 {
+        return Some(0);
+    }
+    if bytes_done == 0 || acknowledged == 0 {
+        return None;
+    }
+    let estimate = u128::from(acknowledged) * u128::from(left) / u128::from(bytes_done);
+    Some(u64::try_from(estimate).unwrap_or(u64::MAX))
+}
+
+/// A package's ETA: the records left at the windowed records rate, so RATE and ETA agree;
+/// before any byte is done, the bytes left at the bytes rate.
+pub fn package_eta(acknowledged: u64, bytes_done: u64, bytes_total: u64, window: &RateWindow) -> Option<u64> {
+    match remaining_records(acknowledged, bytes_done, bytes_total) {
+        Some(records) => eta_seconds(records, window.records_per_second()),
+        None => eta_seconds(bytes_total.saturating_sub(bytes_done), window.bytes_per_second()),
+    }
 }
 
 /// A short human duration: `45s`, `3m20s`, `1h2m`, `2d5h`.
@@ -185,6 +217,56 @@ mod tests {
         assert_eq!(w.records_per_second(), 10, "old fast samples left the window");
         w.record(30_000, 500, 0);
         assert!(w.records_per_second() > 10, "a sample at the same instant replaces the last");
+    }
+
+    #[test]
+    fn time_before_the_first_acknowledgement_is_not_delivery_time() {
+        // Registered at 0; workers start and the first records are acknowledged at 8 s, then
+        // 100 records/s: the rate is 100/s at once, not an average that includes the start.
+        let mut w = RateWindow::new(15_000);
+        for t in 0..=8 {
+            w.record(t * 1_000, 0, 0);
+        }
+        for t in 9..=12 {
+            w.record(t * 1_000, (t - 8) * 100, (t - 8) * 1_000);
+        }
+        assert_eq!(w.records_per_second(), 100);
+        assert_eq!(w.bytes_per_second(), 1_000);
+        // A pause: no records for 5 s, then delivery again; a stall inside the window counts.
+        for t in 13..=17 {
+            w.record(t * 1_000, 400, 4_000);
+        }
+        assert!(w.records_per_second() < 100, "{}", w.records_per_second());
+        // A window that saw nothing move says 0.
+        for t in 18..=40 {
+            w.record(t * 1_000, 400, 4_000);
+        }
+        assert_eq!(w.records_per_second(), 0);
+    }
+
+    #[test]
+    fn the_eta_is_the_estimated_records_left_at_the_records_rate() {
+        let cases = [
+            // acknowledged, bytes done, bytes total, expected remaining records
+            (100, 1_000, 10_000, Some(900)),
+            (0, 0, 10_000, None),
+            (50, 0, 10_000, None),
+            (100, 10_000, 10_000, Some(0)),
+            (7, 3, 0, Some(0)),
+            (u64::MAX, 1, u64::MAX, Some(u64::MAX)),
+        ];
+        for (acked, done, total, expected) in cases {
+            assert_eq!(remaining_records(acked, done, total), expected, "{acked} {done}/{total}");
+        }
+        let mut w = RateWindow::new(15_000);
+        w.record(0, 0, 0);
+        w.record(10_000, 1_000, 10_000);
+        // 1,000 records in 10,000 bytes; 90,000 bytes left: 9,000 records at 100/s.
+        assert_eq!(package_eta(1_000, 10_000, 100_000, &w), Some(90));
+        // Nothing done yet: bytes left at the bytes rate.
+        assert_eq!(package_eta(0, 0, 100_000, &w), Some(100));
+        let idle = RateWindow::new(15_000);
+        assert_eq!(package_eta(1_000, 10_000, 100_000, &idle), None);
     }
 
     #[test]

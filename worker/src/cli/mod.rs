@@ -27,6 +27,10 @@ pub struct Cli {
     /// Log format: text, or json (default json in serve mode off a terminal).
     #[arg(long, global = true, value_enum)]
     pub log_format: Option<LogFormat>,
+    /// Log filter (`info`, `debug`, `courier_worker=debug,warn`) [default: $RUST_LOG]; while
+    /// running, `PUT /log-level` on the metrics port changes it.
+    #[arg(long, global = true)]
+    pub log_level: Option<String>,
     /// Threads sending and reading (0: one per CPU this process may use, after affinity and
     /// cgroup quota). With one, everything runs on a single-threaded runtime, which is the
     /// fastest way to use one core.
@@ -152,6 +156,11 @@ pub struct ServeArgs {
 /// Parses the command line and runs it; the process exit code.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Some(level) = &cli.log_level
+        && let Err(e) = courier_core::telemetry::check_directive(level)
+    {
+        return fail(EXIT_USAGE, e);
+    }
     let available = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
     let mut builder = match runtime_threads(cli.threads, available) {
         1 => tokio::runtime::Builder::new_current_thread(),
@@ -168,10 +177,10 @@ pub fn main() -> ExitCode {
             return ExitCode::from(EXIT_FAILED);
         }
     };
-    let log_format = cli.log_format;
+    let logs = Logs { format: cli.log_format, level: cli.log_level };
     match cli.command {
-        Command::Run(args) => runtime.block_on(run::run(args, log_format)),
-        Command::Serve(args) => runtime.block_on(serve::serve(args, log_format)),
+        Command::Run(args) => runtime.block_on(run::run(args, logs)),
+        Command::Serve(args) => runtime.block_on(serve::serve(args, logs)),
     }
 }
 
@@ -180,18 +189,28 @@ fn runtime_threads(requested: usize, available: usize) -> usize {
     if requested > 0 { requested } else { available.max(1) }
 }
 
-/// Installs the tracing subscriber (RUST_LOG or `default_level`).
-pub(crate) fn init_logs(format: LogFormat, default_level: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
-    let _ = match format {
-        LogFormat::Json => builder.json().try_init(),
-        LogFormat::Text => builder.try_init(),
+/// The logging flags.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Logs {
+    pub format: Option<LogFormat>,
+    pub level: Option<String>,
+}
+
+/// Installs the tracing subscriber (courier_core::telemetry): `--log-level`, else RUST_LOG,
+/// else `default_level`; the level can be changed later through `/log-level`.
+pub(crate) fn init_logs(format: LogFormat, level: Option<&str>, default_level: &str) {
+    use courier_core::telemetry;
+    let rust_log = std::env::var("RUST_LOG").ok();
+    let mut directive = telemetry::initial_directive(level, rust_log.as_deref(), default_level);
+    if telemetry::check_directive(&directive).is_err() {
+        // A bad RUST_LOG (the flag was checked already) falls back to the default.
+        directive = default_level.to_owned();
+    }
+    let format = match format {
+        LogFormat::Json => telemetry::LogFormat::Json,
+        LogFormat::Text => telemetry::LogFormat::Text,
     };
+    let _ = telemetry::init(format, &directive);
 }
 
 /// Prints a one-line error and returns `code`.

@@ -13,7 +13,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::{
-    EXIT_FAILED, EXIT_USAGE, LogFormat, ProgressMode, RunArgs, Summary, fail, init_logs, progress, terminated,
+    EXIT_FAILED, EXIT_USAGE, LogFormat, Logs, ProgressMode, RunArgs, Summary, fail, init_logs, progress, terminated,
 };
 use crate::config::{self, SecretStore};
 use crate::coordinator::{Driver, DriverConfig, DriverEnd, LocalCoordinator, LocalPlan};
@@ -74,8 +74,8 @@ fn default_dead_letter_dir(package: &str) -> String {
 }
 
 /// Runs `courier-worker run`.
-pub async fn run(args: RunArgs, log_format: Option<LogFormat>) -> ExitCode {
-    init_logs(log_format.unwrap_or(LogFormat::Text), "courier_worker=info,warn");
+pub(crate) async fn run(args: RunArgs, logs: Logs) -> ExitCode {
+    init_logs(logs.format.unwrap_or(LogFormat::Text), logs.level.as_deref(), "courier_worker=info,warn");
     let prepared = match prepare(&args) {
         Ok(p) => p,
         Err(e) => return fail(EXIT_USAGE, e),

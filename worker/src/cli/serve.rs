@@ -8,8 +8,9 @@ use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument as _;
 
-use super::{EXIT_FAILED, EXIT_USAGE, LogFormat, ServeArgs, fail, init_logs, terminated};
+use super::{EXIT_FAILED, EXIT_USAGE, LogFormat, Logs, ServeArgs, fail, init_logs, terminated};
 use crate::config::SecretStore;
 use crate::coordinator::{Driver, DriverConfig, HttpCoordinator};
 use crate::health::{self, HealthState};
@@ -27,9 +28,9 @@ fn metrics_addr(args: &ServeArgs) -> SocketAddr {
 }
 
 /// Runs `courier-worker serve` until SIGTERM, then drains and exits 0.
-pub async fn serve(args: ServeArgs, log_format: Option<LogFormat>) -> ExitCode {
-    let format = log_format.unwrap_or(if std::io::stderr().is_terminal() { LogFormat::Text } else { LogFormat::Json });
-    init_logs(format, "courier_worker=info,warn");
+pub(crate) async fn serve(args: ServeArgs, logs: Logs) -> ExitCode {
+    let format = logs.format.unwrap_or(if std::io::stderr().is_terminal() { LogFormat::Text } else { LogFormat::Json });
+    init_logs(format, logs.level.as_deref(), "courier_worker=info,warn");
     let coordinator = match HttpCoordinator::new(&args.coordinator_url, &args.token_path) {
         Ok(c) => c,
         Err(e) => return fail(EXIT_USAGE, e),
@@ -73,7 +74,10 @@ pub async fn serve(args: ServeArgs, log_format: Option<LogFormat>) -> ExitCode {
     };
     tracing::info!(coordinator = %args.coordinator_url, destination = %args.destination, "worker starting");
     let mut driver = Driver::new(coordinator, pipeline, config, ready);
-    let end = driver.run(shutdown).await;
+    // Every line of this worker carries its Destination; lease tasks add namespace, package
+    // and shard (pipeline::Pipeline::start).
+    let span = tracing::info_span!("worker", destination = %args.destination, worker = %args.worker_name);
+    let end = driver.run(shutdown).instrument(span).await;
     servers.cancel();
     match end {
         Ok(end) => {

@@ -16,6 +16,7 @@ use std::time::Duration;
 use tokio::sync::{Notify, Semaphore, watch};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument as _;
 
 use crate::decode::FormatSpec;
 use crate::limiter::{Limiter, Rate};
@@ -288,7 +289,16 @@ impl Pipeline {
         let key = work.key.clone();
         let base = work.base.clone();
         self.shared.metrics.active_leases.inc();
-        let task = tokio::spawn(lease::run(self.shared.clone(), work, records, stop.clone(), tx));
+        // Every line about this lease carries its package and shard (and, from the caller's
+        // span, the Destination).
+        let span = tracing::info_span!(
+            "lease",
+            namespace = %key.namespace,
+            package = %key.package,
+            shard = key.shard,
+            attempt = key.package_attempt
+        );
+        let task = tokio::spawn(lease::run(self.shared.clone(), work, records, stop.clone(), tx).instrument(span));
         LeaseHandle { key, base, stop, progress: rx, task }
     }
 }

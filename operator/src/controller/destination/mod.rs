@@ -65,6 +65,7 @@ pub fn collect_garbage(ctx: &Context, store: &Store<Destination>) {
         ctx.coordinator.remove_destination(&key.namespace, &key.name);
         ctx.destinations().remove(&key);
         ctx.status.forget_status::<Destination>(&key.namespace, &key.name);
+        ctx.metrics.forget_destination(&key.namespace, &key.name);
     }
 }
 
@@ -130,7 +131,7 @@ async fn reconcile_inner(dest: &Destination, ctx: &Context) -> Result<Action> {
 
     // status
     let figures = figures(dest, runtime.as_ref(), deployment.as_ref());
-    record_metrics(ctx, &ns, &name, &figures);
+    record_metrics(ctx, &ns, &name, dest.spec.rate_limit.requests_per_second, &figures);
     let now = Time(jiff::Timestamp::now());
     let new_status = status::build_status(dest, invalid.as_ref(), &figures, &now);
     let old_status = dest.status.clone().unwrap_or_default();
@@ -188,7 +189,7 @@ fn figures(
     }
 }
 
-fn record_metrics(ctx: &Context, ns: &str, name: &str, f: &DestinationFigures) {
+fn record_metrics(ctx: &Context, ns: &str, name: &str, limit: i32, f: &DestinationFigures) {
     let labels = DestinationLabels { namespace: ns.to_owned(), destination: name.to_owned() };
     ctx.metrics.workers_desired.get_or_create(&labels).set(i64::from(f.desired));
     ctx.metrics.workers_ready.get_or_create(&labels).set(i64::from(f.ready));
@@ -197,6 +198,8 @@ fn record_metrics(ctx: &Context, ns: &str, name: &str, f: &DestinationFigures) {
         .effective_limit
         .get_or_create(&labels)
         .set(i64::from(f.effective_requests_per_second.unwrap_or_default()));
+    ctx.metrics.limit.get_or_create(&labels).set(i64::from(limit));
+    ctx.metrics.throttled.get_or_create(&labels).set(i64::from(f.throttle.is_some()));
 }
 
 /// Whether any condition's status or reason changed (an urgent status write).

@@ -97,7 +97,7 @@ fn error_policy(_pkg: Arc<DeliveryPackage>, err: &Error, ctx: Arc<Context>) -> A
 }
 
 /// Reconciles one DeliveryPackage.
-#[tracing::instrument(skip_all, fields(namespace = pkg.namespace(), name = pkg.name_any()))]
+#[tracing::instrument(skip_all, fields(namespace = pkg.namespace(), package = pkg.name_any(), destination = %pkg.spec.destination_ref.name))]
 pub async fn reconcile(pkg: Arc<DeliveryPackage>, ctx: Arc<Context>) -> Result<Action> {
     let started = Instant::now();
     let result = reconcile_inner(&pkg, &ctx).await;
@@ -331,8 +331,10 @@ async fn finished(pkg: &DeliveryPackage, ctx: &Context, status: &DeliveryPackage
     Ok(Action::await_change())
 }
 
-/// Sets the packages-by-phase gauge from the watch cache.
+/// Sets the packages-by-phase gauge and the per-package series from the watch cache.
 pub fn record_phases(ctx: &Context, store: &Store<DeliveryPackage>) {
+    let figures: Vec<_> = store.state().iter().map(|p| crate::metrics::PackageFigures::of(p)).collect();
+    ctx.metrics.record_packages(&figures);
     let mut counts: std::collections::BTreeMap<String, i64> =
         ["Pending", "Waiting", "Running", "Suspended", "Complete", "Failed"]
             .into_iter()

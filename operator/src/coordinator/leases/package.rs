@@ -12,6 +12,9 @@ use crate::coordinator::types::{
 use crate::planner::Millis;
 use crate::planner::rollup::{self, RateWindow, Reason};
 
+/// The window of a package's RATE (records acknowledged per second) and so of its ETA.
+pub const RATE_WINDOW_MS: Millis = 15_000;
+
 /// How many failure reasons a snapshot keeps.
 pub const TOP_REASONS: usize = 5;
 
@@ -262,7 +265,7 @@ impl PackageEntry {
             shards,
             base_counters: base,
             base_reasons,
-            rate: RateWindow::new(30_000),
+            rate: RateWindow::new(RATE_WINDOW_MS),
         }
     }
 
@@ -353,11 +356,14 @@ impl PackageEntry {
         let bytes_total = self.bytes_total();
         let bytes_done = self.bytes_done();
         let complete = self.complete();
+        let counters = self.counters();
+        let eta_seconds =
+            rollup::package_eta(counters.sent + counters.dead_lettered, bytes_done, bytes_total, &self.rate);
         PackageSnapshot {
             key: self.key.clone(),
             uid: self.uid.clone(),
             attempt: self.attempt,
-            counters: self.counters(),
+            counters,
             shards_total: self.shards.len() as u32,
             completed_ranges: rollup::encode_ranges(&completed),
             completed,
@@ -367,7 +373,7 @@ impl PackageEntry {
             bytes_total,
             bytes_done,
             records_per_second: self.rate.records_per_second(),
-            eta_seconds: rollup::eta_seconds(bytes_total.saturating_sub(bytes_done), self.rate.bytes_per_second()),
+            eta_seconds,
             complete,
             failed_permanently: self.finished() && !complete,
             suspended: self.suspended,
