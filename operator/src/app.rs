@@ -13,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::context::{self, Context, LookupWriters, Settings};
 use crate::controller::destination::build::WorkerDefaults;
-use crate::controller::{api, datum, destination, package, triggers};
+use crate::controller::{api, datum, destination, landing, package, triggers};
 use crate::coordinator::server::{self, AuthMode};
 use crate::coordinator::{Coordinator, CoordinatorConfig};
 use crate::metrics::Metrics;
@@ -281,6 +281,7 @@ async fn run_term(
         triggers::package_changes(coordinator),
         shutdown(&term),
     );
+    let land = landing::run(ctx.clone(), client.clone(), namespace, term.clone());
     let gc_ctx = ctx.clone();
     let gc_term = term.clone();
     let gc = async move {
@@ -294,5 +295,5 @@ async fn run_term(
             destination::collect_garbage(&gc_ctx, &dest_store);
         }
     };
-    let _: ((), (), (), ()) = tokio::join!(dest, dat, pkg, gc);
+    let _: ((), (), (), (), ()) = tokio::join!(dest, dat, pkg, land, gc);
 }

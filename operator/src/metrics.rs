@@ -63,6 +63,8 @@ pub struct Metrics {
     pub effective_limit: Family<DestinationLabels, Gauge>,
     pub status_writes: Family<ControllerLabel, Counter>,
     pub is_leader: Gauge,
+    /// Continuous delivery (`courier_operator_landing_…`).
+    pub landing: crate::controller::landing::metrics::LandingMetrics,
     registry: Registry,
 }
 
@@ -96,6 +98,7 @@ impl Metrics {
         );
         registry.register("status_writes", "Status writes by kind", status_writes.clone());
         registry.register("leader", "1 while this replica holds the lease", is_leader.clone());
+        let landing = crate::controller::landing::metrics::LandingMetrics::register(&mut registry);
         Metrics {
             reconciles,
             errors,
@@ -107,6 +110,7 @@ impl Metrics {
             effective_limit,
             status_writes,
             is_leader,
+            landing,
             registry,
         }
     }
