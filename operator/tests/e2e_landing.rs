@@ -1,10 +1,13 @@
-//! e2e against the local cluster and MiniDFS: continuous delivery. Files land in waves while a
-//! Datum with `landing` and two Destinations is live; one file is held open for write across
-//! several polls, one lands late with an old modification time, temporary names land too, and
-//! the operator process is killed (the kubelet restarts it) while batches are under way. Every
-//! record of every landed file must be accepted exactly once by each Destination's simulator,
-//! and the Datum's landing status must agree. Ignored by a plain `cargo test`; `make test`
-//! runs it.
+//! e2e against the local cluster and MiniDFS: continuous delivery. Files land in five waves
+//! while a Datum with `landing` and two Destinations is live: one file is held open for write
+//! across several polls, temporary names land too, the operator process is killed (the kubelet
+//! restarts it) while batches are under way, one file lands late with a day-old modification
+//! time, and one file is removed after its package for partner-b was created but before that
+//! package read it (partner-b suspended meanwhile): it is recorded failed with the reason, the
+//! other file of its package goes into a later batch. Every record of every delivered file must
+//! be accepted exactly once by each Destination's simulator, and the Datum's status, the
+//! packages' counters and the ledger in HDFS must agree. Ignored by a plain `cargo test`;
+//! `make test` runs it.
 
 mod support;
 
@@ -161,7 +164,7 @@ async fn landed_files_are_delivered_exactly_once_per_destination_across_an_opera
     hdfs.set_times(&late, day_ago, day_ago + 1).await.expect("set an old mtime");
 
     let files = ids.len() / PER_FILE;
-    let status = eventually(LANDING, "every landed file delivered to both Destinations", || async {
+    let status = eventually(LANDING, "waves 1 to 4 delivered to both Destinations", || async {
         let s = datum(&client, &ns).await.status?.landing?;
         let done = s.files_delivered == files as i64
             && s.files_pending == 0
@@ -169,8 +172,144 @@ async fn landed_files_are_delivered_exactly_once_per_destination_across_an_opera
         done.then_some(s)
     })
     .await;
+    print_status("after wave 4", &status);
+    assert_exactly_once(&sim_a, &ids);
+    assert_exactly_once(&sim_b, &ids);
+    assert_eq!((status.files_seen, status.files_failed), (files as i64, 0), "temporary names are not counted");
+    let packages = landing_packages(&client, &ns).await;
+    assert!(packaged_paths(&packages, "partner-a").iter().any(|p| p.ends_with("w4-late.jsonl")), "the late file");
+
+    // Wave 5: a file removed after its package for partner-b was created and before that
+    // package read it (partner-b is suspended meanwhile; partner-a delivers it first). The
+    // package fails unplanned, its other file goes into a later batch and is delivered, the
+    // removed one is recorded failed with the reason once out of attempts.
+    set_suspended(&client, &ns, "partner-b", true).await;
+    let keep_ids = land(&hdfs, &format!("{in_dir}/w5-keep.jsonl"), "w5-keep").await;
+    let gone = format!("{in_dir}/w5-gone.jsonl");
+    let gone_ids = land(&hdfs, &gone, "w5-gone").await;
+    eventually(LANDING, "wave 5 delivered to partner-a and packaged for partner-b", || async {
+        let packages = landing_packages(&client, &ns).await;
+        let in_b = packaged_paths(&packages, "partner-b").iter().any(|p| p.ends_with("w5-gone.jsonl"));
+        let a_done = packages
+            .iter()
+            .filter(|p| p.spec.destination_ref.name == "partner-a")
+            .all(|p| p.status.as_ref().and_then(|s| s.phase) == Some(courier_api::package::PackagePhase::Complete));
+        (in_b && a_done && packaged_paths(&packages, "partner-a").iter().any(|p| p.ends_with("w5-gone.jsonl")))
+            .then_some(())
+    })
+    .await;
+    hdfs.delete(&gone, false).await.expect("remove w5-gone.jsonl");
+    set_suspended(&client, &ns, "partner-b", false).await;
+    let mut ids_a = ids.clone();
+    ids_a.extend(keep_ids.iter().cloned());
+    ids_a.extend(gone_ids.iter().cloned());
+    let mut ids_b = ids.clone();
+    ids_b.extend(keep_ids.iter().cloned());
+    let status = eventually(LANDING, "w5-keep delivered to partner-b and w5-gone recorded failed", || async {
+        let s = datum(&client, &ns).await.status?.landing?;
+        let b = s.destinations.iter().find(|d| d.name == "partner-b")?;
+        (b.files_failed == 1 && b.records_delivered == ids_b.len() as i64 && s.files_pending == 0).then_some(s)
+    })
+    .await;
+    print_status("after wave 5", &status);
+    let (stats_a, stats_b) = (sim_a.stats(), sim_b.stats());
     eprintln!(
-        "landing status: seen {} pending {} delivered {} failed {} lag {} s, last batch {:?}; per destination {:?}",
+        "simulator a accepted {} (duplicates {}), b accepted {} (duplicates {}); records a {} b {}",
+        stats_a.accepted,
+        stats_a.duplicates,
+        stats_b.accepted,
+        stats_b.duplicates,
+        ids_a.len(),
+        ids_b.len()
+    );
+    assert_exactly_once(&sim_a, &ids_a);
+    assert_exactly_once(&sim_b, &ids_b);
+    let a = status.destinations.iter().find(|d| d.name == "partner-a").expect("partner-a in the status");
+    let b = status.destinations.iter().find(|d| d.name == "partner-b").expect("partner-b in the status");
+    let all_files = files as i64 + 2;
+    assert_eq!((a.files_packaged, a.files_delivered, a.files_failed), (all_files, all_files, 0), "partner-a");
+    assert_eq!(a.records_delivered, ids_a.len() as i64, "partner-a records");
+    assert_eq!((b.files_packaged, b.files_delivered, b.files_failed), (all_files, all_files - 1, 1), "partner-b");
+    assert_eq!(b.records_delivered, ids_b.len() as i64, "partner-b records");
+    let failed = b.failed_files.first().expect("the failed file with its reason");
+    assert!(failed.url.ends_with("w5-gone.jsonl") && !failed.reason.is_empty(), "{failed:?}");
+    assert!(failed.attempts >= 1, "{failed:?}");
+    assert_eq!(status.files_failed, 1);
+
+    // The packages: partner-a has each file in exactly one package; partner-b has w5-keep and
+    // w5-gone in more than one (the retry), every other file in one. Their counters agree with
+    // the simulators and the status.
+    let packages = landing_packages(&client, &ns).await;
+    for (dest, expected, retried) in [("partner-a", &ids_a, false), ("partner-b", &ids_b, true)] {
+        let paths = packaged_paths(&packages, dest);
+        let mut counts = std::collections::BTreeMap::<&str, usize>::new();
+        for p in &paths {
+            *counts.entry(p.as_str()).or_default() += 1;
+        }
+        let repeated: Vec<_> = counts.iter().filter(|(_, n)| **n > 1).map(|(p, _)| *p).collect();
+        assert_eq!(counts.len(), files + 2, "{dest}: every file packaged: {counts:?}");
+        if !retried {
+            assert!(repeated.is_empty(), "{dest}: each file in one package: {repeated:?}");
+        } else {
+            assert!(
+                repeated.iter().all(|p| p.ends_with("w5-keep.jsonl")),
+                "{dest}: only w5-keep packaged again: {repeated:?}"
+            );
+            // w5-keep shared w5-gone's package: that package failed unplanned, so w5-keep went
+            // into a later batch (w5-gone, no longer listed, was not packaged again).
+            let shared = packages.iter().filter(|p| p.spec.destination_ref.name == dest).any(|p| {
+                let paths: Vec<String> = p.spec.source.hdfs.iter().flat_map(|h| h.paths.clone()).collect();
+                paths.iter().any(|x| x.ends_with("w5-gone.jsonl")) && paths.iter().any(|x| x.ends_with("w5-keep.jsonl"))
+            });
+            eprintln!("{dest}: w5-keep shared w5-gone's package: {shared}; packaged again: {repeated:?}");
+            if shared {
+                assert_eq!(repeated.len(), 1, "{dest}: w5-keep retried in a later batch: {counts:?}");
+            }
+        }
+        let sent: i64 = packages
+            .iter()
+            .filter(|p| p.spec.destination_ref.name == dest)
+            .filter_map(|p| p.status.as_ref().map(|s| s.progress.records.sent))
+            .sum();
+        assert_eq!(sent, expected.len() as i64, "{dest}: the packages' counters");
+    }
+
+    // The ledger in HDFS (what a user reads with `hdfs dfs -cat`) agrees: every file in one
+    // batch per Destination (w5 files again for partner-b), outcomes summing to the records.
+    let ledger = read_ledger(&hdfs, &format!("{dir}/ledger")).await;
+    for (dest, expected) in [("partner-a", &ids_a), ("partner-b", &ids_b)] {
+        let sent: u64 = ledger
+            .iter()
+            .filter(|e| e["kind"] == "outcome" && e["destination"] == dest)
+            .filter_map(|e| e["recordsSent"].as_u64())
+            .sum();
+        assert_eq!(sent, expected.len() as u64, "{dest}: the ledger's outcomes");
+        let batched: usize = ledger
+            .iter()
+            .filter(|e| e["kind"] == "batch")
+            .flat_map(|e| e["packages"].as_array().cloned().unwrap_or_default())
+            .filter(|p| p["destination"] == dest)
+            .map(|p| p["files"].as_array().map_or(0, Vec::len))
+            .sum();
+        assert!(batched >= files + 2, "{dest}: the ledger's batches list every file ({batched})");
+        if dest == "partner-a" {
+            assert_eq!(batched, files + 2, "{dest}: each file in one batch");
+        }
+    }
+    assert!(
+        ledger.iter().any(|e| e["kind"] == "outcome"
+            && e["failed"]
+                .as_array()
+                .is_some_and(|f| f.iter().any(|u| u["url"].as_str().is_some_and(|s| s.ends_with("w5-gone.jsonl"))))),
+        "the ledger records w5-gone as failed"
+    );
+    assert!(!pods_restarted_never(&cluster, &ns, "courier-operator"), "the operator was restarted once");
+    drop(operator);
+}
+
+fn print_status(when: &str, status: &courier_api::datum::LandingStatus) {
+    eprintln!(
+        "{when}: seen {} pending {} delivered {} failed {} lag {} s, last batch {:?}; per destination (packaged, delivered, records, failed) {:?}",
         status.files_seen,
         status.files_pending,
         status.files_delivered,
@@ -183,46 +322,35 @@ async fn landed_files_are_delivered_exactly_once_per_destination_across_an_opera
             .map(|d| (d.name.clone(), d.files_packaged, d.files_delivered, d.records_delivered, d.files_failed))
             .collect::<Vec<_>>()
     );
-    let (stats_a, stats_b) = (sim_a.stats(), sim_b.stats());
-    eprintln!(
-        "simulator a accepted {} (duplicates {}), b accepted {} (duplicates {}); {} files, {} records",
-        stats_a.accepted,
-        stats_a.duplicates,
-        stats_b.accepted,
-        stats_b.duplicates,
-        files,
-        ids.len()
-    );
-    assert_exactly_once(&sim_a, &ids);
-    assert_exactly_once(&sim_b, &ids);
-    assert_eq!(status.files_failed, 0);
-    assert_eq!(status.files_seen, files as i64, "temporary names are not counted");
-    for d in &status.destinations {
-        assert_eq!(
-            (d.files_packaged, d.files_delivered, d.files_failed),
-            (files as i64, files as i64, 0),
-            "{}",
-            d.name
-        );
-        assert_eq!(d.records_delivered, ids.len() as i64, "{}", d.name);
+}
+
+async fn set_suspended(client: &kube::Client, ns: &str, dest: &str, suspend: bool) {
+    use kube::api::{Patch, PatchParams};
+    Api::<courier_api::Destination>::namespaced(client.clone(), ns)
+        .patch(dest, &PatchParams::default(), &Patch::Merge(serde_json::json!({ "spec": { "suspend": suspend } })))
+        .await
+        .unwrap_or_else(|e| panic!("suspend {dest}: {e}"));
+}
+
+/// The ledger's entries (`<12 digits>.json`) in order, as JSON.
+async fn read_ledger(hdfs: &HdfsClient, dir: &str) -> Vec<serde_json::Value> {
+    let mut names: Vec<String> = hdfs
+        .list_status(dir, false)
+        .await
+        .unwrap_or_else(|e| panic!("list the ledger {dir}: {e}"))
+        .into_iter()
+        .map(|s| s.path)
+        .filter(|p| p.rsplit('/').next().is_some_and(|n| n.len() == 17 && n.ends_with(".json")))
+        .collect();
+    names.sort();
+    let mut entries = Vec::new();
+    for path in names {
+        let reader = hdfs.read(&path).await.unwrap_or_else(|e| panic!("open {path}: {e}"));
+        let bytes = reader.read_range(0, reader.file_length()).await.unwrap_or_else(|e| panic!("read {path}: {e}"));
+        entries.push(serde_json::from_slice(&bytes).unwrap_or_else(|e| panic!("parse {path}: {e}")));
     }
-    // Each file is in exactly one package per Destination, and the packages' counters agree.
-    let packages = landing_packages(&client, &ns).await;
-    for dest in ["partner-a", "partner-b"] {
-        let mut paths = packaged_paths(&packages, dest);
-        let all = paths.len();
-        paths.sort();
-        paths.dedup();
-        assert_eq!((all, paths.len()), (files, files), "{dest}: each file in one package: {paths:?}");
-        let sent: i64 = packages
-            .iter()
-            .filter(|p| p.spec.destination_ref.name == dest)
-            .filter_map(|p| p.status.as_ref().map(|s| s.progress.records.sent))
-            .sum();
-        assert_eq!(sent, ids.len() as i64, "{dest}: the packages' counters");
-    }
-    assert!(!pods_restarted_never(&cluster, &ns, "courier-operator"), "the operator was restarted once");
-    drop(operator);
+    eprintln!("ledger {dir}: {} entries", entries.len());
+    entries
 }
 
 /// Whether the pod's containers are all ready.
