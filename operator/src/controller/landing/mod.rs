@@ -83,11 +83,11 @@ async fn turn(
 ) {
     let landing: Vec<Arc<Datum>> = datums.state().into_iter().filter(|d| d.spec.landing.is_some()).collect();
     let keys: HashSet<ObjectKey> =
-        landing.iter().map(|d| ObjectKey::new(&d.namespace().unwrap_or_default(), &d.name_any())).collect();
+        landing.iter().map(|d| ObjectKey::new(d.namespace().unwrap_or_default(), d.name_any())).collect();
     states.retain(|k, _| keys.contains(k));
     let all_packages = packages.state();
     for datum in landing {
-        let key = ObjectKey::new(&datum.namespace().unwrap_or_default(), &datum.name_any());
+        let key = ObjectKey::new(datum.namespace().unwrap_or_default(), datum.name_any());
         let state = states.entry(key).or_default();
         let own: Vec<Arc<DeliveryPackage>> = all_packages
             .iter()
@@ -107,7 +107,7 @@ async fn release_orphans(client: &Client, packages: &[Arc<DeliveryPackage>], lan
             continue;
         }
         let datum = p.annotations().get(DATUM_ANNOTATION).cloned().unwrap_or_default();
-        let key = ObjectKey::new(&p.namespace().unwrap_or_default(), &datum);
+        let key = ObjectKey::new(p.namespace().unwrap_or_default(), &datum);
         if landing.contains(&key) || (outcome::end_of(p).is_none()) {
             continue;
         }

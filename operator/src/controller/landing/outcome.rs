@@ -80,13 +80,11 @@ pub fn outcome(
             }
         }
         PackageEnd::Deleted => {
-            drop(again);
             failed = everything_failed("the package was deleted before it finished");
         }
         PackageEnd::Failed => {
             // The failure policy or the deadline ended it (or an older status does not name
             // the failed shards' files): records may have been sent, nothing is sent again.
-            drop(again);
             failed = everything_failed(&format!("{failed_reason}: {failed_message}"));
         }
     }

@@ -83,7 +83,8 @@ fn per_file_outcomes_of_finished_packages() {
     };
     let policy = || vec![condition("Failed", "TooManyFailedRecords", "5 of 10 records dead-lettered")];
     // (package, end, attempts before, retried, failed)
-    let cases: Vec<(DeliveryPackage, PackageEnd, u32, Vec<&str>, Vec<&str>)> = vec![
+    type Case<'a> = (DeliveryPackage, PackageEnd, u32, Vec<&'a str>, Vec<&'a str>);
+    let cases: Vec<Case> = vec![
         (package(Some(PackagePhase::Complete), 3, &[], vec![]), PackageEnd::Complete, 0, vec![], vec![]),
         (package(Some(PackagePhase::Failed), 3, &[("b", "gone")], backoff()), PackageEnd::Failed, 0, vec!["b"], vec![]),
         (

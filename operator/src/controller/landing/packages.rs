@@ -61,7 +61,7 @@ pub fn beyond_history<'a>(
     let mut out = Vec::new();
     for ((_, complete), mut list) in by_dest {
         // Names end in the zero-padded batch (and part): newest last.
-        list.sort_by(|a, b| a.name_any().cmp(&b.name_any()));
+        list.sort_by_key(|p| p.name_any());
         let keep = if complete { successful } else { failed };
         let extra = list.len().saturating_sub(keep);
         out.extend(list.into_iter().take(extra));
