@@ -168,7 +168,7 @@ content_key() {
   {
     printf '%s %s %s %s %s\n' "$name" "$target" "$BASE_IMAGE" "$VERSION" "$PROFILE"
     sha256sum "$ROOT/$file"
-    for pair in $bins; do sha256sum "$ROOT/target/$PROFILE_DIR/${pair##*:}"; done
+    for pair in $bins; do sha256sum "${CARGO_TARGET_DIR:-$ROOT/target}/$PROFILE_DIR/${pair##*:}"; done
   } | sha256sum | cut -c1-16
 }
 
@@ -192,7 +192,7 @@ build_image() {
   context="$(mktemp -d)"
   mkdir -p "$context/prebuilt"
   # As the Dockerfile's build stage does: symbols kept, line tables dropped.
-  for pair in $bins; do strip --strip-debug -o "$context/prebuilt/${pair##*:}" "$ROOT/target/$PROFILE_DIR/${pair##*:}"; done
+  for pair in $bins; do strip --strip-debug -o "$context/prebuilt/${pair##*:}" "${CARGO_TARGET_DIR:-$ROOT/target}/$PROFILE_DIR/${pair##*:}"; done
   log "$ref: buildah bud --target $target -f $file (BINARIES=prebuilt, BASE_IMAGE=$BASE_IMAGE)"
   local start=$SECONDS before
   before="$(buildah_ containers -q)"
