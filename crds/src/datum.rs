@@ -246,7 +246,9 @@ pub struct Landing {
     pub batch_window_seconds: i32,
     /// Destinations each new batch is delivered to.
     #[x_kube(validation = kube::core::Rule::new("size(self) > 0").message("landing.destinations must name at least one Destination"))]
-    #[x_kube(validation = kube::core::Rule::new("self.all(d, self.exists_one(e, e.name == d.name))").message("landing.destinations must not name a Destination twice"))]
+    // A list map keyed by name: the API server refuses a Destination named twice (a CEL rule
+    // comparing every pair exceeded the cost budget).
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["name"]))]
     #[schemars(length(max = 20))]
     pub destinations: Vec<LocalRef>,
     /// Take a file only once its directory holds this marker file (e.g. `_SUCCESS`, written by
