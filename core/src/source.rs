@@ -15,6 +15,31 @@ pub struct FileInfo {
     pub size: u64,
 }
 
+/// Whether a file may still be written to, as far as its filesystem says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+pub enum WriteState {
+    /// The filesystem says the file was closed after it was created.
+    Closed,
+    /// The filesystem says the file has not been closed since it was created (HDFS: it may
+    /// be under construction).
+    NeverClosed,
+    /// The filesystem does not say (local files).
+    Unknown,
+}
+
+/// A listed file with what deciding whether it is complete needs.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+pub struct FileStatus {
+    /// Full URL, as in [`FileInfo`].
+    pub url: String,
+    /// Length in bytes.
+    pub size: u64,
+    /// Modification time, Unix milliseconds.
+    pub modified_ms: u64,
+    /// Whether it may still be written to.
+    pub write: WriteState,
+}
+
 /// Lists the files a pattern stands for.
 pub trait FileLister {
     /// Why listing failed.
@@ -23,6 +48,13 @@ pub trait FileLister {
     /// The files matching `pattern` (a URL, possibly with a glob in its path), sorted by URL.
     /// A pattern matching nothing is an error.
     fn list(&self, pattern: &str) -> impl Future<Output = Result<Vec<FileInfo>, Self::Error>> + Send;
+
+    /// The files matching `pattern` with their modification times and write states, sorted by
+    /// URL; a pattern matching nothing yields no file (a landing directory may be empty).
+    fn list_status(&self, pattern: &str) -> impl Future<Output = Result<Vec<FileStatus>, Self::Error>> + Send;
+
+    /// Whether a file (not a directory) exists at `url`.
+    fn exists(&self, url: &str) -> impl Future<Output = Result<bool, Self::Error>> + Send;
 }
 
 /// Every file matching any of `patterns`, each once, sorted by URL. Stops at the first
@@ -47,6 +79,20 @@ mod tests {
 
         async fn list(&self, pattern: &str) -> Result<Vec<FileInfo>, String> {
             self.0.iter().find(|(p, _)| *p == pattern).map(|(_, f)| f.clone()).ok_or_else(|| pattern.to_owned())
+        }
+
+        async fn list_status(&self, pattern: &str) -> Result<Vec<FileStatus>, String> {
+            Ok(self
+                .list(pattern)
+                .await
+                .unwrap_or_default()
+                .into_iter()
+                .map(|f| FileStatus { url: f.url, size: f.size, modified_ms: 0, write: WriteState::Unknown })
+                .collect())
+        }
+
+        async fn exists(&self, url: &str) -> Result<bool, String> {
+            Ok(self.0.iter().any(|(_, files)| files.iter().any(|f| f.url == url)))
         }
     }
 

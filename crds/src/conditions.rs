@@ -73,6 +73,11 @@ string_enum!(
     DatumConditionType {
         /// Templates compile and the format settings are consistent.
         Ready,
+        /// The landing path is listed and the ledger is written (only with `landing`).
+        Landing,
+        /// A file changed (size or modification time) after it was packaged; it is not sent
+        /// again (only with `landing`).
+        FilesChanged,
     }
 );
 
@@ -83,6 +88,11 @@ string_enum!(
         TemplateInvalid,
         FormatInvalid,
         LandingPathInvalid,
+        Watching,
+        ListingFailed,
+        LedgerUnavailable,
+        Unchanged,
+        ChangedAfterPackaging,
     }
 );
 

@@ -234,7 +234,8 @@ pub struct RateLimit {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[x_kube(validation = kube::core::Rule::new("self > 0").message("rateLimit.bytesPerSecond must be positive"))]
     pub bytes_per_second: Option<i64>,
-    /// Optional daily quota (UTC days).
+    /// Optional daily quota (UTC days). Enforced by `courier-worker run`; in the cluster the
+    /// coordinator does not yet share it among workers, so it is not enforced there.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[x_kube(validation = kube::core::Rule::new("self > 0").message("rateLimit.requestsPerDay must be positive"))]
     pub requests_per_day: Option<i64>,

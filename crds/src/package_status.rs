@@ -202,6 +202,9 @@ pub struct FailedShard {
     pub attempts: i32,
     /// Last error.
     pub message: String,
+    /// The file the shard belongs to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file: Option<String>,
 }
 
 /// One kind of failure answer, counted.

@@ -14,7 +14,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::context::{self, Context, LookupWriters, Settings};
 use crate::controller::destination::build::{CoordinatorToken, WorkerDefaults, WorkerPodDefaults};
-use crate::controller::{api, datum, destination, package, triggers};
+use crate::controller::{api, datum, destination, landing, package, triggers};
 use crate::coordinator::server::{self, AuthMode};
 use crate::coordinator::tls;
 use crate::coordinator::{Coordinator, CoordinatorConfig};
@@ -384,6 +384,7 @@ async fn run_term(
         triggers::package_changes(coordinator),
         shutdown(&term),
     );
+    let land = landing::run(ctx.clone(), client.clone(), namespace, term.clone());
     let gc_ctx = ctx.clone();
     let gc_term = term.clone();
     let gc = async move {
@@ -397,5 +398,5 @@ async fn run_term(
             destination::collect_garbage(&gc_ctx, &dest_store);
         }
     };
-    let _: ((), (), (), ()) = tokio::join!(dest, dat, pkg, gc);
+    let _: ((), (), (), (), ()) = tokio::join!(dest, dat, pkg, land, gc);
 }

@@ -159,6 +159,8 @@ pub struct Metrics {
     package_phase: Family<PackagePhaseLabels, Gauge>,
     /// Packages with series now, so those deleted since lose theirs.
     packages_seen: Mutex<BTreeSet<PackageLabels>>,
+    /// Continuous delivery (`courier_operator_landing_…`).
+    pub landing: crate::controller::landing::metrics::LandingMetrics,
     registry: Registry,
 }
 
@@ -232,6 +234,7 @@ impl Metrics {
             package_records.clone(),
         );
         registry.register("package_phase", "1 for a package's phase, 0 for the other phases", package_phase.clone());
+        let landing = crate::controller::landing::metrics::LandingMetrics::register(&mut registry);
         Metrics {
             reconciles,
             errors,
@@ -252,6 +255,7 @@ impl Metrics {
             package_records,
             package_phase,
             packages_seen: Mutex::new(BTreeSet::new()),
+            landing,
             registry,
         }
     }

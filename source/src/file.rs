@@ -23,10 +23,20 @@ fn io_error(path: &str, err: std::io::Error) -> SourceError {
     }
 }
 
+/// A directory entry from local metadata (a local file's write state is unknown).
+fn entry(path: String, meta: &std::fs::Metadata) -> Entry {
+    let modified_ms = meta
+        .modified()
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+    Entry { path, is_dir: meta.is_dir(), size: meta.len(), modified_ms, never_closed: None }
+}
+
 impl FileSource {
     pub(crate) async fn stat(&self, path: &str) -> Result<Option<Entry>, SourceError> {
         match tokio::fs::metadata(path).await {
-            Ok(meta) => Ok(Some(Entry { path: path.to_owned(), is_dir: meta.is_dir(), size: meta.len() })),
+            Ok(meta) => Ok(Some(entry(path.to_owned(), &meta))),
             Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
             Err(e) => Err(io_error(path, e)),
         }
@@ -42,12 +52,39 @@ impl FileSource {
             };
             // Follow symlinks; skip dangling ones.
             match tokio::fs::metadata(&child_path).await {
-                Ok(meta) => entries.push(Entry { path: child_str.to_owned(), is_dir: meta.is_dir(), size: meta.len() }),
+                Ok(meta) => entries.push(entry(child_str.to_owned(), &meta)),
                 Err(e) if e.kind() == ErrorKind::NotFound => {}
                 Err(e) => return Err(io_error(child_str, e)),
             }
         }
         Ok(entries)
+    }
+
+    /// Writes `content` to `tmp` and links it to `path` unless `path` exists.
+    pub(crate) async fn create_new(
+        &self,
+        dir: &str,
+        tmp: &str,
+        path: &str,
+        content: &[u8],
+    ) -> Result<bool, SourceError> {
+        tokio::fs::create_dir_all(dir).await.map_err(|e| io_error(dir, e))?;
+        tokio::fs::write(tmp, content).await.map_err(|e| io_error(tmp, e))?;
+        let linked = tokio::fs::hard_link(tmp, path).await;
+        let _ = tokio::fs::remove_file(tmp).await;
+        match linked {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == ErrorKind::AlreadyExists => Ok(false),
+            Err(e) => Err(io_error(path, e)),
+        }
+    }
+
+    pub(crate) async fn delete(&self, path: &str) -> Result<(), SourceError> {
+        match tokio::fs::remove_file(path).await {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(io_error(path, e)),
+        }
     }
 
     pub(crate) async fn open_range(

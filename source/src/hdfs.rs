@@ -92,8 +92,20 @@ impl HdfsSource {
         }
     }
 
+    /// hdfs-native's file status carries neither the under-construction flag nor a way to ask
+    /// `isFileClosed`; what the namenode does report is the times: it sets both the access and
+    /// the modification time to the creation time and moves the modification time on every
+    /// close (`completeFile`), so a file whose two times are equal has not been closed since it
+    /// was created.
     fn entry(status: hdfs_native::client::FileStatus) -> Entry {
-        Entry { path: status.path, is_dir: status.isdir, size: status.length as u64 }
+        let never_closed = (!status.isdir).then_some(status.modification_time == status.access_time);
+        Entry {
+            path: status.path,
+            is_dir: status.isdir,
+            size: status.length as u64,
+            modified_ms: status.modification_time,
+            never_closed,
+        }
     }
 
     pub(crate) async fn stat(&self, path: &str) -> Result<Option<Entry>, SourceError> {
@@ -110,6 +122,38 @@ impl HdfsSource {
     pub(crate) async fn list_dir(&self, path: &str) -> Result<Vec<Entry>, SourceError> {
         let statuses = self.client.list_status(path, false).await.map_err(|e| self.error(path, e))?;
         Ok(statuses.into_iter().map(Self::entry).collect())
+    }
+
+    /// Writes `content` to `tmp` and renames it to `path` unless `path` exists.
+    pub(crate) async fn create_new(&self, tmp: &str, path: &str, content: bytes::Bytes) -> Result<bool, SourceError> {
+        let options = hdfs_native::WriteOptions::default().create_parent(true).overwrite(false);
+        let mut writer = self.client.create(tmp, options).await.map_err(|e| self.error(tmp, e))?;
+        writer.write_bytes(content).await.map_err(|e| self.error(tmp, e))?;
+        writer.close().await.map_err(|e| self.error(tmp, e))?;
+        let renamed = self.client.rename(tmp, path, false).await;
+        if renamed.is_err() {
+            let _ = self.client.delete(tmp, false).await;
+        }
+        match renamed {
+            Ok(()) => Ok(true),
+            Err(HdfsError::AlreadyExists(_)) => Ok(false),
+            Err(HdfsError::RPCError(class, _) | HdfsError::FatalRPCError(class, _))
+                if class.contains("FileAlreadyExists") =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(self.error(path, e)),
+        }
+    }
+
+    pub(crate) async fn delete(&self, path: &str) -> Result<(), SourceError> {
+        match self.client.delete(path, false).await {
+            Ok(_) => Ok(()),
+            Err(e) => match self.error(path, e) {
+                SourceError::NotFound { .. } => Ok(()),
+                other => Err(other),
+            },
+        }
     }
 
     pub(crate) async fn open_range(

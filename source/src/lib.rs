@@ -10,6 +10,9 @@ pub mod glob;
 pub mod hdfs;
 mod io;
 mod walk;
+mod write;
+
+pub use write::DirEntry;
 
 pub use io::{ByteStream, into_async_read, source_error_of};
 
@@ -19,7 +22,7 @@ use futures::TryStreamExt;
 /// Size of each read from the underlying filesystem.
 pub const READ_CHUNK: usize = 1 << 20;
 
-pub use courier_core::source::{FileInfo, FileLister};
+pub use courier_core::source::{FileInfo, FileLister, FileStatus, WriteState};
 
 /// Failure to list or read.
 #[derive(Debug, thiserror::Error)]
@@ -152,6 +155,36 @@ impl Source {
         Ok(files)
     }
 
+    /// The files matching `pattern` with modification times and write states, sorted by URL;
+    /// nothing matching is an empty list, not an error.
+    pub async fn list_status(&self, pattern: &str) -> Result<Vec<FileStatus>, SourceError> {
+        let path = self.path_of(pattern)?;
+        let base = self.base_url();
+        let mut files: Vec<FileStatus> = walk::expand(self, path)
+            .await?
+            .into_iter()
+            .map(|e| FileStatus {
+                url: format!("{base}{}", e.path),
+                size: e.size,
+                modified_ms: e.modified_ms,
+                write: match e.never_closed {
+                    Some(true) => WriteState::NeverClosed,
+                    Some(false) => WriteState::Closed,
+                    None => WriteState::Unknown,
+                },
+            })
+            .collect();
+        files.sort_by(|a, b| a.url.cmp(&b.url));
+        files.dedup_by(|a, b| a.url == b.url);
+        Ok(files)
+    }
+
+    /// Whether a file (not a directory) exists at `url`.
+    pub async fn exists(&self, url: &str) -> Result<bool, SourceError> {
+        let path = self.path_of(url)?;
+        Ok(self.stat(path).await?.is_some_and(|e| !e.is_dir))
+    }
+
     /// Size of the file at `url`.
     pub async fn size(&self, url: &str) -> Result<u64, SourceError> {
         let path = self.path_of(url)?;
@@ -202,6 +235,14 @@ impl FileLister for Source {
 
     async fn list(&self, pattern: &str) -> Result<Vec<FileInfo>, SourceError> {
         Source::list(self, pattern).await
+    }
+
+    async fn list_status(&self, pattern: &str) -> Result<Vec<FileStatus>, SourceError> {
+        Source::list_status(self, pattern).await
+    }
+
+    async fn exists(&self, url: &str) -> Result<bool, SourceError> {
+        Source::exists(self, url).await
     }
 }
 

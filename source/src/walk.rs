@@ -10,6 +10,11 @@ pub(crate) struct Entry {
     pub path: String,
     pub is_dir: bool,
     pub size: u64,
+    /// Modification time, Unix milliseconds (0: unknown).
+    pub modified_ms: u64,
+    /// HDFS: the namenode reports a file never closed since it was created (see
+    /// [`courier_core::source::WriteState`]).
+    pub never_closed: Option<bool>,
 }
 
 impl Entry {
@@ -55,7 +60,7 @@ async fn walk_alternative(
     source: &Source,
     components: &[super::glob::ComponentPattern],
 ) -> Result<Vec<Entry>, SourceError> {
-    let mut frontier = vec![Entry { path: "/".to_owned(), is_dir: true, size: 0 }];
+    let mut frontier = vec![Entry { path: "/".to_owned(), is_dir: true, size: 0, modified_ms: 0, never_closed: None }];
     for component in components {
         let mut next = Vec::new();
         for dir in frontier.iter().filter(|e| e.is_dir) {

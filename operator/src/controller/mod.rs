@@ -4,6 +4,7 @@
 pub mod datum;
 pub mod destination;
 mod events;
+pub mod landing;
 pub mod package;
 pub mod triggers;
 

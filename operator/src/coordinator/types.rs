@@ -40,6 +40,8 @@ pub struct FailedShardState {
     pub message: String,
     /// True once attempts exceed the package's backoffLimit: never leased again.
     pub exhausted: bool,
+    /// The file of the shard (empty when restored from a status that did not name it).
+    pub url: String,
 }
 
 /// An active shard of a package as the status records it.

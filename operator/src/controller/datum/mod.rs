@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use courier_api::conditions::{ConditionStatus, DatumConditionType, DatumReason, set_condition};
 use courier_api::{Datum, DatumStatus};
 use futures::StreamExt;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::watcher;
 use kube::{Api, ResourceExt};
@@ -39,9 +39,14 @@ fn error_policy(_datum: Arc<Datum>, err: &Error, ctx: Arc<Context>) -> Action {
 }
 
 /// The status of `datum` after validation.
-pub fn build_status(datum: &Datum, outcome: Result<(), &validate::Invalid>, now: &Time) -> DatumStatus {
+pub fn build_status(
+    datum: &Datum,
+    prior: Option<DatumStatus>,
+    outcome: Result<(), &validate::Invalid>,
+    now: &Time,
+) -> DatumStatus {
     let generation = datum.metadata.generation;
-    let mut status = datum.status.clone().unwrap_or_default();
+    let mut status = prior.or_else(|| datum.status.clone()).unwrap_or_default();
     status.observed_generation = generation;
     match outcome {
         Ok(()) => set_condition(
@@ -81,9 +86,15 @@ pub async fn reconcile(datum: Arc<Datum>, ctx: Arc<Context>) -> Result<Action> {
     let name = datum.name_any();
     let outcome = validate::validate(&datum);
     let now = Time(jiff::Timestamp::now());
-    let new_status = build_status(&datum, outcome.as_ref().map(|_| ()), &now);
-    let old = datum.status.as_ref().map_or(&[][..], |s| s.conditions.as_slice());
-    publish_condition_changes(&ctx.recorder, datum.as_ref(), old, &new_status.conditions, &EVENTS).await;
+    // The landing loop writes the same status (its section and conditions): start from the
+    // freshest one queued here.
+    let prior = ctx.status.latest_status::<Datum>(&ns, &name);
+    let new_status = build_status(&datum, prior, outcome.as_ref().map(|_| ()), &now);
+    let ready = |s: &[Condition]| {
+        s.iter().filter(|c| c.type_ == DatumConditionType::Ready.as_str()).cloned().collect::<Vec<_>>()
+    };
+    let old = ready(datum.status.as_ref().map_or(&[][..], |s| s.conditions.as_slice()));
+    publish_condition_changes(&ctx.recorder, datum.as_ref(), &old, &ready(&new_status.conditions), &EVENTS).await;
     ctx.status.submit_status::<Datum>(&ns, &name, &new_status, true);
     ctx.metrics.reconciled(CONTROLLER, "ok", started.elapsed());
     Ok(Action::requeue(Duration::from_secs(300)))
@@ -103,7 +114,7 @@ mod tests {
         .expect("valid YAML");
         let outcome = validate::validate(&datum);
         let now = Time(jiff::Timestamp::from_second(5).expect("ts"));
-        let s = build_status(&datum, outcome.as_ref().map(|_| ()), &now);
+        let s = build_status(&datum, None, outcome.as_ref().map(|_| ()), &now);
         let c = find_condition(&s.conditions, "Ready").expect("Ready");
         assert_eq!((c.status.as_str(), c.reason.as_str()), ("False", "TemplateInvalid"));
         assert!(!c.message.is_empty());

@@ -130,6 +130,7 @@ pub fn restored_from(status: &DeliveryPackageStatus) -> RestoredProgress {
                 attempts: to_u32(f.attempts),
                 message: f.message.clone(),
                 exhausted: false,
+                url: f.file.clone().unwrap_or_default(),
             })
             .collect(),
         counters: LeaseCounters {

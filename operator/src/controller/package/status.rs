@@ -99,7 +99,12 @@ pub fn progress_of(snapshot: &PackageSnapshot, files: i32) -> (Progress, ShardsS
         failed: snapshot
             .failed
             .iter()
-            .map(|f| FailedShard { id: to_i32(f.id), attempts: to_i32(f.attempts), message: f.message.clone() })
+            .map(|f| FailedShard {
+                id: to_i32(f.id),
+                attempts: to_i32(f.attempts),
+                message: f.message.clone(),
+                file: (!f.url.is_empty()).then(|| f.url.clone()),
+            })
             .collect(),
     };
     let reasons = snapshot

@@ -154,7 +154,13 @@ fn complete_beyond_the_failure_policy_is_failed_too_many_failed_records() {
 fn an_exhausted_shard_is_failed_backoff_limit_exceeded() {
     let snap = PackageSnapshot {
         failed_permanently: true,
-        failed: vec![FailedShardState { id: 7, attempts: 4, message: "unreadable".into(), exhausted: true }],
+        failed: vec![FailedShardState {
+            id: 7,
+            attempts: 4,
+            message: "unreadable".into(),
+            exhausted: true,
+            url: String::new(),
+        }],
         ..snapshot()
     };
     let s = build_status(

@@ -341,6 +341,7 @@ impl PackageEntry {
                 attempts: s.errors,
                 message: s.last_error.clone().unwrap_or_default(),
                 exhausted: s.state == ShardState::Failed,
+                url: s.spec.url.clone(),
             })
             .collect();
         let shard_reasons: Vec<Reason> = self

@@ -215,7 +215,13 @@ fn a_failing_shard_is_retried_up_to_the_backoff_limit_then_failed() {
     let snap = t.package(&key("p")).map(|p| p.snapshot()).expect("known");
     assert_eq!(
         snap.failed,
-        vec![FailedShardState { id: 0, attempts: 3, message: "unreadable #3".into(), exhausted: true }]
+        vec![FailedShardState {
+            id: 0,
+            attempts: 3,
+            message: "unreadable #3".into(),
+            exhausted: true,
+            url: "file:///data/p.jsonl".into()
+        }]
     );
     assert!(snap.failed_permanently);
     assert!(!snap.complete);
@@ -315,7 +321,13 @@ fn a_new_leader_restores_completed_shards_checkpoints_and_counters_from_status()
             attempt: 1,
             counters: LeaseCounters { read: 2, sent: 2, bytes: 20, ..Default::default() },
         }],
-        failed: vec![FailedShardState { id: 3, attempts: 1, message: "boom".into(), exhausted: false }],
+        failed: vec![FailedShardState {
+            id: 3,
+            attempts: 1,
+            message: "boom".into(),
+            exhausted: false,
+            url: String::new(),
+        }],
         counters: LeaseCounters { read: 25, sent: 25, bytes: 250, ..Default::default() },
         failure_reasons: vec![FailureCount { code: "400".into(), count: 2, sample: Some("bad".into()) }],
     };
