@@ -5,10 +5,10 @@
 //! request that arrived a millisecond early (network jitter) with 429, which says nothing about
 //! its limit being lower. The limit is cut, and a short `Retry-After` spread to every worker,
 //! only when the 429s of one window are more than [`AimdConfig::tolerated`] — at least 3, or
-//! 0.5 % of the requests the window carries — and only when they came in at least
-//! [`MIN_CLUMPS`] distinct clumps ([`CLUMP_MS`]): requests sent evenly that a stalled process
-//! or link delivered together are refused together, within milliseconds, and say nothing about
-//! the partner's limit either. A `Retry-After` of at least [`SHORTEST_SPREAD_PAUSE_MS`] always pauses the
+//! 0.5 % of the requests the window carries — and only when they are spread over more than
+//! one clump ([`CLUMP_MS`]): requests sent evenly that a stalled process or link delivered
+//! together are refused together, within milliseconds, and say nothing about the partner's
+//! limit either. A `Retry-After` of at least [`SHORTEST_SPREAD_PAUSE_MS`] always pauses the
 //! Destination.
 //!
 //! The operator runs it per Destination on the workers' throttle reports; a worker run alone
@@ -16,7 +16,9 @@
 
 use courier_api::conditions::DestinationReason;
 
-use crate::protocol::{CLUMP_MS, MIN_CLUMPS, SHORTEST_SPREAD_PAUSE_MS, THROTTLE_WINDOW_MS, ThrottleReport};
+#[cfg(doc)]
+use crate::protocol::CLUMP_MS;
+use crate::protocol::{SHORTEST_SPREAD_PAUSE_MS, THROTTLE_WINDOW_MS, ThrottleReport, spread_beyond_a_clump};
 
 /// Milliseconds on the caller's clock.
 pub type Millis = u64;
@@ -37,8 +39,6 @@ pub struct AimdConfig {
     pub tolerated_permille: u64,
     /// ... and at least this many.
     pub tolerated_min: u64,
-    /// 429s beyond the tolerance cut only when they came in this many distinct clumps.
-    pub min_clumps: usize,
 }
 
 impl Default for AimdConfig {
@@ -50,7 +50,6 @@ impl Default for AimdConfig {
             max_pause_ms: 600_000,
             tolerated_permille: 5,
             tolerated_min: 3,
-            min_clumps: MIN_CLUMPS,
         }
     }
 }
@@ -75,9 +74,8 @@ pub struct AimdState {
     last_throttled: Option<Millis>,
     /// 429s of the current window and when it began.
     window: (Millis, u64),
-    /// The distinct clumps of 429s of the current window: the instants they began (one clump
-    /// seen by two workers is one), and those of reports that do not say when.
-    window_clumps: (Vec<Millis>, usize),
+    /// Whether any report of the current window had its 429s spread beyond one clump.
+    window_spread: bool,
 }
 
 impl AimdState {
@@ -91,7 +89,7 @@ impl AimdState {
             pause_until: None,
             last_throttled: None,
             window: (now, 0),
-            window_clumps: (Vec::new(), 0),
+            window_spread: false,
         }
     }
 
@@ -131,7 +129,7 @@ impl AimdState {
     }
 
     /// Takes in a heartbeat's throttle report: its 429s and an optional `Retry-After`
-    /// instant. Once the window's 429s exceed the tolerance, in at least [`MIN_CLUMPS`] clumps,
+    /// instant. Once the window's 429s exceed the tolerance, spread over more than one clump,
     /// the limit is cut (at most once per window) and any `Retry-After` pauses the Destination;
     /// a long `Retry-After` always does. The pause is the latest asked, capped.
     pub fn observe(&mut self, config: &AimdConfig, report: &ThrottleReport, now: Millis) {
@@ -139,12 +137,13 @@ impl AimdState {
         self.advance(config, now);
         if now.saturating_sub(self.window.0) >= config.window_ms {
             self.window = (now, 0);
-            self.window_clumps = (Vec::new(), 0);
+            self.window_spread = false;
         }
         self.window.1 += too_many;
-        self.count_clumps(report);
-        let clumps = self.window_clumps.0.len() + self.window_clumps.1;
-        let sustained = clumps >= config.min_clumps && self.window.1 > config.tolerated(self.effective());
+        if too_many > 0 {
+            self.window_spread |= spread_beyond_a_clump(report.spread_ms);
+        }
+        let sustained = self.window_spread && self.window.1 > config.tolerated(self.effective());
         if too_many > 0 && sustained {
             self.last_throttled = Some(now);
             let can_cut = self.last_cut.is_none_or(|t| now.saturating_sub(t) >= config.window_ms);
@@ -160,26 +159,6 @@ impl AimdState {
             let until = until.min(now + config.max_pause_ms);
             self.pause_until = Some(self.pause_until.map_or(until, |p| p.max(until)));
             self.last_throttled = Some(now);
-        }
-    }
-
-    /// Adds a report's clumps to the window's, a clump within [`CLUMP_MS`] of one already
-    /// counted being the same one.
-    fn count_clumps(&mut self, report: &ThrottleReport) {
-        // Past MIN_CLUMPS nothing changes; the cap keeps the window small whatever arrives.
-        if report.clumps_unix_ms.is_empty() {
-            let unknown = usize::try_from(report.too_many_requests).unwrap_or(usize::MAX);
-            self.window_clumps.1 = self.window_clumps.1.saturating_add(unknown).min(MIN_CLUMPS);
-            return;
-        }
-        let known = &mut self.window_clumps.0;
-        for &at in &report.clumps_unix_ms {
-            if known.len() >= MIN_CLUMPS {
-                return;
-            }
-            if !known.iter().any(|&k| k.abs_diff(at) < CLUMP_MS) {
-                known.push(at);
-            }
         }
     }
 
@@ -206,9 +185,9 @@ impl AimdState {
 mod tests {
     use super::*;
 
-    /// A report of `n` 429s as an older worker's (not saying when: a clump each).
+    /// A report of `n` 429s spread as an older worker's (unknown, so spread).
     fn report(n: u64, retry_until: Option<Millis>) -> ThrottleReport {
-        ThrottleReport { too_many_requests: n, retry_after_until_unix_ms: retry_until, clumps_unix_ms: Vec::new() }
+        ThrottleReport { too_many_requests: n, retry_after_until_unix_ms: retry_until, spread_ms: None }
     }
 
     /// The defaults, but no 429 tolerated (the rules of cutting alone).
@@ -219,7 +198,6 @@ mod tests {
         max_pause_ms: 600_000,
         tolerated_permille: 0,
         tolerated_min: 0,
-        min_clumps: 0,
     };
 
     #[test]
@@ -344,31 +322,35 @@ mod tests {
     }
 
     #[test]
-    fn clumps_of_429s_are_jitter_and_429s_in_clump_after_clump_are_pushback() {
+    fn a_clump_of_429s_is_jitter_and_429s_spread_over_time_are_pushback() {
         let c = AimdConfig::default();
-        let clumps = |n, at: &[u64]| ThrottleReport {
+        let clump = |n, ms| ThrottleReport {
             too_many_requests: n,
             retry_after_until_unix_ms: Some(1_000),
-            clumps_unix_ms: at.to_vec(),
+            spread_ms: Some(ms),
         };
-        type Case = (&'static str, &'static [(u64, &'static [u64], Millis)], u32, bool);
+        type Case = (&'static str, &'static [(u64, u64, Millis)], u32, Option<Millis>);
         let cases: &[Case] = &[
-            ("one clump seen by two workers", &[(30, &[10], 0), (30, &[40], 300)], 1_000, false),
-            ("a clump of 500 is still one clump", &[(500, &[0], 0)], 1_000, false),
-            ("two clumps a second apart", &[(20, &[0], 0), (20, &[1_000], 1_000)], 1_000, false),
-            ("three clumps", &[(12, &[0, 300, 600], 0)], 700, true),
-            ("three clumps from three workers", &[(4, &[0], 0), (4, &[200], 200), (4, &[400], 400)], 700, true),
-            ("three clumps within the tolerance", &[(10, &[0, 300, 600], 0)], 1_000, false),
-            ("clumps in two windows count apart", &[(30, &[0, 500], 0), (30, &[2_100], 2_100)], 1_000, false),
-            ("a report that does not say when: each 429 a clump", &[(30, &[], 0)], 700, true),
+            ("two workers each refused 30 within 9 ms", &[(30, 9, 0), (30, 4, 300)], 1_000, None),
+            ("a clump of 500 is still one clump", &[(500, 20, 0)], 1_000, None),
+            ("30 spread over 150 ms", &[(30, 150, 0)], 700, Some(1_000)),
+            ("exactly one clump's span counts as spread", &[(30, 100, 0)], 700, Some(1_000)),
+            (
+                "a clump, then a worker refused over 400 ms in the same window",
+                &[(8, 2, 0), (8, 400, 900)],
+                700,
+                Some(1_000),
+            ),
+            ("spread, but within the tolerance", &[(10, 900, 0)], 1_000, None),
+            ("clumps in two windows are two clumps", &[(30, 5, 0), (30, 5, 2_000)], 1_000, None),
         ];
         for (what, reports, effective, paused) in cases {
             let mut s = AimdState::new(1_000, 0);
-            for &(n, at, t) in *reports {
-                s.observe(&c, &clumps(n, at), t);
+            for &(n, ms, t) in *reports {
+                s.observe(&c, &clump(n, ms), t);
             }
             assert_eq!(s.effective(), *effective, "{what}");
-            assert_eq!(s.paused_until(0).is_some(), *paused, "{what}");
+            assert_eq!(s.paused_until(0).map(|_| 1_000), *paused, "{what}");
         }
     }
 }

@@ -48,19 +48,17 @@ pub const SHORTEST_SPREAD_PAUSE_MS: u64 = 2_000;
 /// Window over which 429s are counted (worker and coordinator alike).
 pub const THROTTLE_WINDOW_MS: u64 = 2_000;
 
-/// 429s within this span of the first of them are one **clump** of early arrivals: a process
-/// or link stalled and requests sent evenly reached the partner together, and the partner
-/// refused what its bucket could not hold. However many, a clump says nothing about the
-/// partner's limit being lower than ours.
+/// 429s that all came within this span are one clump of early arrivals: a process or link
+/// stalled and requests sent evenly reached the partner together. A partner whose limit is
+/// really below ours answers 429 all along, so its 429s spread over more than this within a
+/// fraction of a second; only then are they the partner pushing back.
 pub const CLUMP_MS: u64 = 100;
 
-/// A partner whose limit is really below ours refuses all along, in clump after clump (at
-/// 1,000/s against 990/s, one every 100 ms); 429s beyond the tolerance count as the partner
-/// pushing back only when they came in at least this many distinct clumps of one window.
-pub const MIN_CLUMPS: usize = 3;
-
-/// Most clump instants one heartbeat carries (more say nothing more).
-pub const MAX_REPORTED_CLUMPS: usize = 16;
+/// Whether 429s spread over `spread_ms` (first to last; `None`: not known, as from a worker
+/// older than the field) are more than one clump.
+pub fn spread_beyond_a_clump(spread_ms: Option<u64>) -> bool {
+    spread_ms.is_none_or(|ms| ms >= CLUMP_MS)
+}
 
 /// 429s tolerated in one [`THROTTLE_WINDOW_MS`] at `rate` requests/s before they count as the
 /// partner pushing back: 0.5 % of the window's requests, at least 3. Fewer are the odd request
@@ -195,11 +193,10 @@ pub struct ThrottleReport {
     /// The latest instant a `Retry-After`/`RateLimit-Reset` asked us to wait until (Unix ms).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retry_after_until_unix_ms: Option<u64>,
-    /// When each clump of those 429s began (Unix ms; [`CLUMP_MS`]), at most
-    /// [`MAX_REPORTED_CLUMPS`]. Empty from workers older than the field, whose 429s then count
-    /// as a clump each.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub clumps_unix_ms: Vec<u64>,
+    /// Milliseconds from the first to the last of those 429s ([`CLUMP_MS`]); absent from
+    /// workers older than the field, which count as spread.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spread_ms: Option<u64>,
 }
 
 /// Throughput and latency figures the autoscaler uses.

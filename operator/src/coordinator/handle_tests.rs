@@ -116,7 +116,7 @@ fn a_429_cuts_every_share_and_retry_after_pauses_the_destination() {
     c.heartbeat(&hb("w1", 1, 10, 100, 0), 0).expect("ok");
     let mut throttled = hb("w1", 1, 10, 100, 0);
     throttled.throttle =
-        ThrottleReport { too_many_requests: 4, retry_after_until_unix_ms: Some(5_000), clumps_unix_ms: Vec::new() };
+        ThrottleReport { too_many_requests: 4, retry_after_until_unix_ms: Some(5_000), spread_ms: None };
     let r = c.heartbeat(&throttled, 1_000).expect("ok");
     assert_eq!(r.share.requests_per_second, 70);
     assert_eq!(r.pause_until_unix_ms, Some(5_000));

@@ -263,7 +263,7 @@ impl<C: Coordinator> Driver<C> {
             throttle: ThrottleReport {
                 too_many_requests: throttle.count,
                 retry_after_until_unix_ms: throttle.until.map(unix_ms),
-                clumps_unix_ms: throttle.clumps_unix_ms,
+                spread_ms: throttle.spread_ms,
             },
             stats: WorkerStats {
                 requests_per_second: rps,

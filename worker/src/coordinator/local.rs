@@ -323,11 +323,7 @@ mod tests {
             free_slots: 0,
             draining: false,
             leases: Vec::new(),
-            throttle: ThrottleReport {
-                too_many_requests: too_many,
-                retry_after_until_unix_ms,
-                clumps_unix_ms: Vec::new(),
-            },
+            throttle: ThrottleReport { too_many_requests: too_many, retry_after_until_unix_ms, spread_ms: None },
             stats: WorkerStats::default(),
         }
     }

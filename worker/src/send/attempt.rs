@@ -53,6 +53,7 @@ pub struct Sender {
     logic: Arc<dyn RetryLogic>,
     observer: Arc<dyn SendObserver>,
     config: SendConfig,
+    throttles: throttle::ThrottleWindow,
     partner: Arc<PartnerWatch>,
 }
 
@@ -73,8 +74,9 @@ impl Sender {
     ) -> Self {
         let retry = config.retry.clone();
         let logic: Arc<dyn RetryLogic> = Arc::new(retry.clone());
+        let throttles = throttle::ThrottleWindow::default();
         let partner = Arc::default();
-        Self { client, auth, limiter, retry, logic, observer, config, partner }
+        Self { client, auth, limiter, retry, logic, observer, config, throttles, partner }
     }
 
     /// Shares `partner` (kept across rebuilt senders) instead of a watch of its own.
@@ -270,11 +272,13 @@ impl Sender {
         }
         // A Retry-After long enough to be worth spreading pauses this worker at once (and, via
         // the coordinator, every worker of the Destination); a short one only delays the record
-        // it answered (see `throttle::worth_pausing`) — unless the coordinator (or a local
-        // run's own AIMD) finds the 429s sustained and spreads it.
+        // it answered (see `throttle::worth_pausing`).
         let until = not_before.filter(|_| self.retry.respect_retry_after);
+        let rate =
+            self.limiter.snapshot().requests.map_or(u32::MAX, |r| u32::try_from(r.per_second).unwrap_or(u32::MAX));
+        let sustained = status == 429 && self.throttles.sustained(Instant::now(), rate);
         if let Some(at) = until
-            && throttle::worth_pausing(at, SystemTime::now())
+            && (sustained || throttle::worth_pausing(at, SystemTime::now()))
         {
             let ahead = at.duration_since(SystemTime::now()).unwrap_or_default();
             self.limiter.pause_until(Instant::now() + ahead);

@@ -3,11 +3,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime};
-
-use crate::protocol::{CLUMP_MS, MAX_REPORTED_CLUMPS};
-
-const CLUMP: Duration = Duration::from_millis(CLUMP_MS);
+use std::time::{Duration, Instant, SystemTime};
 
 use super::retry::TransportError;
 
@@ -69,31 +65,23 @@ impl SendObserver for Both {
 #[derive(Debug, Default)]
 pub struct ThrottleTracker {
     count: AtomicU64,
-    /// The clumps of them ([`CLUMP_MS`]).
-    clumps: Mutex<Clumps>,
+    /// When the first and the latest of them came.
+    span: Mutex<Option<(Instant, Instant)>>,
     latest_until: Mutex<Option<SystemTime>>,
     /// Signalled when a throttle names an instant: a pause the coordinator should spread to
     /// every worker of the Destination without waiting for the next regular heartbeat.
     pause: tokio::sync::Notify,
 }
 
-/// When the clump under way began (it outlives a heartbeat), and the clumps begun since the
-/// last heartbeat (Unix ms, at most [`MAX_REPORTED_CLUMPS`]).
-#[derive(Debug, Default)]
-struct Clumps {
-    current: Option<SystemTime>,
-    begun: Vec<u64>,
-}
-
 /// Throttle signals since the last [`ThrottleTracker::take`].
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ThrottleSummary {
     /// 429s (and 503s with Retry-After) seen.
     pub count: u64,
     /// The latest instant any of them named.
     pub until: Option<SystemTime>,
-    /// When each clump of them began (Unix ms), at most [`MAX_REPORTED_CLUMPS`].
-    pub clumps_unix_ms: Vec<u64>,
+    /// Milliseconds from the first to the last of them (`None` when there were none).
+    pub spread_ms: Option<u64>,
 }
 
 impl ThrottleTracker {
@@ -101,9 +89,10 @@ impl ThrottleTracker {
     pub fn take(&self) -> ThrottleSummary {
         let count = self.count.swap(0, Ordering::AcqRel);
         let until = self.latest_until.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
-        let clumps_unix_ms =
-            std::mem::take(&mut self.clumps.lock().unwrap_or_else(std::sync::PoisonError::into_inner).begun);
-        ThrottleSummary { count, until, clumps_unix_ms }
+        let span = self.span.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
+        let spread_ms =
+            span.map(|(first, last)| u64::try_from(last.duration_since(first).as_millis()).unwrap_or(u64::MAX));
+        ThrottleSummary { count, until, spread_ms }
     }
 
     /// Resolves once a throttle named a Retry-After instant since the last time it resolved
@@ -115,17 +104,10 @@ impl ThrottleTracker {
 
 impl SendObserver for ThrottleTracker {
     fn throttled(&self, throttle: Throttle) {
-        let now = SystemTime::now();
+        let now = Instant::now();
         {
-            let mut clumps = self.clumps.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-            let within = clumps.current.and_then(|c| now.duration_since(c).ok()).is_some_and(|d| d < CLUMP);
-            if !within {
-                clumps.current = Some(now);
-                if clumps.begun.len() < MAX_REPORTED_CLUMPS {
-                    let unix = now.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
-                    clumps.begun.push(u64::try_from(unix.as_millis()).unwrap_or(u64::MAX));
-                }
-            }
+            let mut span = self.span.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            *span = Some(span.map_or((now, now), |(first, _)| (first, now)));
         }
         self.count.fetch_add(1, Ordering::AcqRel);
         if let Some(until) = throttle.until {
@@ -155,27 +137,7 @@ mod tests {
         assert!(waited.is_ok(), "the signal given before anyone waited is delivered");
         let taken = tracker.take();
         assert_eq!((taken.count, taken.until), (2, Some(until)));
-        assert!((1..=2).contains(&taken.clumps_unix_ms.len()), "two 429s ~50 ms apart: {taken:?}");
+        assert!(taken.spread_ms.is_some_and(|ms| ms < 1_000), "first to last of the two: {taken:?}");
         assert_eq!(tracker.take(), ThrottleSummary::default());
-    }
-
-    #[tokio::test]
-    async fn throttles_within_100_ms_of_the_first_are_one_clump_and_a_clump_outlives_a_heartbeat() {
-        let tracker = ThrottleTracker::default();
-        for _ in 0..40 {
-            tracker.throttled(Throttle { status: 429, until: None });
-        }
-        let first = tracker.take();
-        assert_eq!((first.count, first.clumps_unix_ms.len()), (40, 1), "{first:?}");
-        tracker.throttled(Throttle { status: 429, until: None });
-        let same = tracker.take();
-        assert_eq!((same.count, same.clumps_unix_ms.len()), (1, 0), "still the clump begun before: {same:?}");
-        tokio::time::sleep(Duration::from_millis(150)).await;
-        tracker.throttled(Throttle { status: 429, until: None });
-        tokio::time::sleep(Duration::from_millis(150)).await;
-        tracker.throttled(Throttle { status: 429, until: None });
-        let later = tracker.take();
-        assert_eq!((later.count, later.clumps_unix_ms.len()), (2, 2), "{later:?}");
-        assert!(later.clumps_unix_ms[1] >= later.clumps_unix_ms[0] + CLUMP_MS, "{later:?}");
     }
 }
