@@ -32,11 +32,17 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 
 step "tests"
 set +e
-cargo test --workspace --locked --no-fail-fast -- --include-ignored 2>&1 | tee "$COURIER_STATE/logs/cargo-test.log"
+# Not run, and said so: e2e_monitoring needs a Prometheus with kubernetes_sd_configs, which
+# Debian's prometheus 2.42 (the one here) is built without; see e2e/prometheus/prometheus.sh.
+NOT_RUN=(every_dashboard_query_returns_data_with_its_labels_from_a_real_prometheus_during_a_delivery)
+for t in "${NOT_RUN[@]}"; do echo "not run: $t (blocked: no Prometheus with Kubernetes discovery here)"; done
+skips=()
+for t in "${NOT_RUN[@]}"; do skips+=(--skip "$t"); done
+cargo test --workspace --locked --no-fail-fast -- --include-ignored "${skips[@]}" 2>&1 | tee "$COURIER_STATE/logs/cargo-test.log"
 status=${PIPESTATUS[0]}
 set -e
 passed=$(grep -Eo '^test result: .*' "$COURIER_STATE/logs/cargo-test.log" | awk '{p+=$4; f+=$6} END {print p+0, f+0}')
 read -r p f <<<"$passed"
 echo
-echo "total: $p passed, $f failed"
+echo "total: $p passed, $f failed, ${#NOT_RUN[@]} not run (listed above)"
 exit "$status"
