@@ -46,3 +46,18 @@ impl LocalRef {
 pub(crate) fn is_false(b: &bool) -> bool {
     !*b
 }
+
+/// A short human duration, as status fields such as a package's `eta` are written: `45s`,
+/// `3m20s`, `1h2m`, `2d5h` (the two largest units, like kubectl's ages).
+pub fn human_duration(seconds: u64) -> String {
+    let (d, h, m, s) = (seconds / 86_400, seconds / 3_600 % 24, seconds / 60 % 60, seconds % 60);
+    match (d, h, m) {
+        (0, 0, 0) => format!("{s}s"),
+        (0, 0, _) if s == 0 => format!("{m}m"),
+        (0, 0, _) => format!("{m}m{s}s"),
+        (0, _, _) if m == 0 => format!("{h}h"),
+        (0, _, _) => format!("{h}h{m}m"),
+        _ if h == 0 => format!("{d}d"),
+        _ => format!("{d}d{h}h"),
+    }
+}

@@ -302,17 +302,22 @@ impl Metrics {
         }
     }
 
-    /// Removes a deleted Destination's series.
-    pub fn forget_destination(&self, namespace: &str, destination: &str) {
-        let labels = DestinationLabels { namespace: namespace.to_owned(), destination: destination.to_owned() };
-        for family in [
+    /// Every per-Destination family: what a deleted Destination and a lost leadership drop.
+    fn destination_families(&self) -> [&Family<DestinationLabels, Gauge>; 6] {
+        [
             &self.backlog_records,
             &self.workers_desired,
             &self.workers_ready,
             &self.effective_limit,
             &self.limit,
             &self.throttled,
-        ] {
+        ]
+    }
+
+    /// Removes a deleted Destination's series.
+    pub fn forget_destination(&self, namespace: &str, destination: &str) {
+        let labels = DestinationLabels { namespace: namespace.to_owned(), destination: destination.to_owned() };
+        for family in self.destination_families() {
             family.remove(&labels);
         }
     }
@@ -320,14 +325,7 @@ impl Metrics {
     /// Drops every series only the leader keeps up to date (Destinations, packages), when this
     /// replica stops leading: a standby must not report what it no longer knows.
     pub fn clear_leader_series(&self) {
-        for family in [
-            &self.backlog_records,
-            &self.workers_desired,
-            &self.workers_ready,
-            &self.effective_limit,
-            &self.limit,
-            &self.throttled,
-        ] {
+        for family in self.destination_families() {
             family.clear();
         }
         self.packages_by_phase.clear();

@@ -6,19 +6,8 @@ pub mod describe;
 pub mod package;
 pub mod top;
 
-/// A short human duration: `45s`, `3m20s`, `1h2m`, `2d5h` (as the operator writes `eta`).
-pub fn human_duration(seconds: u64) -> String {
-    let (d, h, m, s) = (seconds / 86_400, seconds / 3_600 % 24, seconds / 60 % 60, seconds % 60);
-    match (d, h, m) {
-        (0, 0, 0) => format!("{s}s"),
-        (0, 0, _) if s == 0 => format!("{m}m"),
-        (0, 0, _) => format!("{m}m{s}s"),
-        (0, _, _) if m == 0 => format!("{h}h"),
-        (0, _, _) => format!("{h}h{m}m"),
-        _ if h == 0 => format!("{d}d"),
-        _ => format!("{d}d{h}h"),
-    }
-}
+/// The operator's duration format (`eta` in status), for figures the plugin computes itself.
+pub use courier_api::common::human_duration;
 
 /// A count with thousands separators: `12,345`.
 pub fn count(n: i64) -> String {

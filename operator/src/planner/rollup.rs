@@ -102,19 +102,7 @@ pub fn package_eta(acknowledged: u64, bytes_done: u64, bytes_total: u64, window:
     }
 }
 
-/// A short human duration: `45s`, `3m20s`, `1h2m`, `2d5h`.
-pub fn human_duration(seconds: u64) -> String {
-    let (d, h, m, s) = (seconds / 86_400, seconds / 3_600 % 24, seconds / 60 % 60, seconds % 60);
-    match (d, h, m) {
-        (0, 0, 0) => format!("{s}s"),
-        (0, 0, _) if s == 0 => format!("{m}m"),
-        (0, 0, _) => format!("{m}m{s}s"),
-        (0, _, _) if m == 0 => format!("{h}h"),
-        (0, _, _) => format!("{h}h{m}m"),
-        _ if h == 0 => format!("{d}d"),
-        _ => format!("{d}d{h}h"),
-    }
-}
+pub use courier_api::common::human_duration;
 
 /// Encodes shard ids as run-length ranges: `0-41,43,45-60` (input in any order, duplicates ok).
 pub fn encode_ranges(ids: &[u32]) -> String {
