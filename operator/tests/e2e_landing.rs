@@ -296,13 +296,26 @@ async fn landed_files_are_delivered_exactly_once_per_destination_across_an_opera
             assert_eq!(batched, files + 2, "{dest}: each file in one batch");
         }
     }
-    assert!(
-        ledger.iter().any(|e| e["kind"] == "outcome"
-            && e["failed"]
-                .as_array()
-                .is_some_and(|f| f.iter().any(|u| u["url"].as_str().is_some_and(|s| s.ends_with("w5-gone.jsonl"))))),
-        "the ledger records w5-gone as failed"
-    );
+    // w5-gone's package failed unplanned (outcome: retry w5-gone); the file was then missing
+    // from the listing at every later cut, counted an attempt each time, and recorded failed in
+    // the batch whose cut ran out of attempts (its `missing` entry, `failed: true`, for
+    // partner-b only).
+    let is_gone = |u: &serde_json::Value| u["url"].as_str().is_some_and(|s| s.ends_with("w5-gone.jsonl"));
+    let retried = ledger.iter().any(|e| {
+        e["kind"] == "outcome"
+            && e["destination"] == "partner-b"
+            && e["retry"].as_array().is_some_and(|r| r.iter().any(is_gone))
+    });
+    assert!(retried, "the ledger records w5-gone's failed package: retry w5-gone");
+    let failed: Vec<_> = ledger
+        .iter()
+        .filter(|e| e["kind"] == "batch")
+        .flat_map(|e| e["missing"].as_array().cloned().unwrap_or_default())
+        .filter(|m| is_gone(m) && m["failed"] == true)
+        .collect();
+    assert_eq!(failed.len(), 1, "the ledger records w5-gone failed once: {failed:?}");
+    assert_eq!(failed[0]["destination"], "partner-b", "{failed:?}");
+    assert!(failed[0]["reason"].as_str().is_some_and(|r| r.contains("not in the landing listing")), "{failed:?}");
     assert!(!pods_restarted_never(&cluster, &ns, "courier-operator"), "the operator was restarted once");
     drop(operator);
 }

@@ -20,11 +20,31 @@ pub(super) struct WorkerEntry {
     pub applied: u32,
     pub last_seen: Millis,
     pub draining: bool,
+    /// Capacity this worker gave up lately, still counted until `released_until`
+    /// (see [`RELEASE_SETTLE_MS`]).
+    pub released: u32,
+    pub released_until: Millis,
     /// The worker process's random incarnation (0: unknown).
     pub incarnation: u64,
     /// Holds at least one live lease (weighs in even before it reports a demand).
     pub holds_leases: bool,
     pub stats: WorkerStats,
+}
+
+/// How long capacity a worker gave up (a smaller share applied, or draining) stays counted
+/// against the limit before another worker may take it. The requests it sent just before may
+/// still be on their way or queued at the partner, which counts arrivals: handing the capacity
+/// over at once lets the two overlap by a network's or a stalled process's worth of requests,
+/// more than a strict partner's small burst absorbs. A tenth of a second costs at most a tenth
+/// of a second of the released share, and only at a handover.
+pub const RELEASE_SETTLE_MS: Millis = 100;
+
+impl WorkerEntry {
+    /// What the planner counts as applied at `now`: the share it reports enforcing, or what it
+    /// gave up within [`RELEASE_SETTLE_MS`].
+    fn applied_at(&self, now: Millis) -> u32 {
+        if now < self.released_until { self.applied.max(self.released) } else { self.applied }
+    }
 }
 
 /// What a heartbeat told about its worker.
@@ -161,10 +181,20 @@ impl DestinationState {
         let previous = self.workers.get(&req.worker);
         let restarted = previous.is_some_and(|p| p.incarnation != 0 && p.incarnation != req.incarnation);
         let granted = if restarted { 0 } else { previous.map_or(0, |w| w.granted) };
+        // Capacity it gives up now (or gave up lately) stays counted for a moment.
+        let (released, released_until) = match previous {
+            Some(p) if !restarted => {
+                let held = p.applied_at(now).max(p.granted);
+                if req.applied_share < held { (held, now + RELEASE_SETTLE_MS) } else { (p.released, p.released_until) }
+            }
+            _ => (0, 0),
+        };
         let entry = WorkerEntry {
             demand: if req.draining { 0 } else { req.demand },
             granted,
             applied: req.applied_share,
+            released,
+            released_until,
             last_seen: now,
             draining: req.draining,
             incarnation: req.incarnation,
@@ -192,7 +222,7 @@ impl DestinationState {
             .workers
             .values()
             .zip(weights(&self.workers))
-            .map(|(w, demand)| WorkerShare { demand, granted: w.granted, applied: w.applied })
+            .map(|(w, demand)| WorkerShare { demand, granted: w.granted, applied: w.applied_at(now) })
             .collect();
         let effective = self.aimd.effective();
         let Some(i) = names.iter().position(|n| n == worker) else { return (RateShare::default(), false) };
@@ -203,7 +233,8 @@ impl DestinationState {
         // soon as it reports enforcing nothing (it stops at once).
         let grant = if draining { 0 } else { shares::grant_for(effective, &ws, i, reserved) };
         let target = if draining { 0 } else { shares::targets(effective, &ws)[i] };
-        let transition = grant != ws[i].applied || grant < target;
+        let applied = self.workers.get(worker).map_or(0, |w| w.applied);
+        let transition = grant != applied || grant < target;
         if let Some(w) = self.workers.get_mut(worker) {
             w.granted = grant;
         }

@@ -276,7 +276,7 @@ impl Coordinator {
     pub fn package_snapshot(&self, namespace: &str, name: &str) -> Option<PackageSnapshot> {
         let mut state = self.lock();
         let p = state.leases.package_mut(&ObjectKey::new(namespace, name))?;
-        p.sample_rate(now_ms());
+        p.sample_rate_clock(now_ms());
         Some(p.snapshot())
     }
 

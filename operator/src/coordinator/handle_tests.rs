@@ -322,8 +322,26 @@ fn a_new_leader_holds_back_what_it_does_not_know_was_granted_until_earlier_grant
     for w in ["w1", "w3"] {
         c.heartbeat_in_term(&hb(w, 1, 100, 0, 0), after, 1).expect("ok");
     }
-    let r = c.heartbeat_in_term(&hb("w2", 1, 100, 0, 0), after + 1, 1).expect("ok");
+    let r = c.heartbeat_in_term(&hb("w2", 1, 100, 0, 0), after + RELEASE_SETTLE_MS, 1).expect("ok");
     assert!(r.share.requests_per_second > 0);
+}
+
+#[test]
+fn capacity_a_worker_gives_up_goes_to_another_only_after_it_settled() {
+    let c = Coordinator::new(CoordinatorConfig::default());
+    c.upsert_destination_at("ns", "d", &dest_spec(100), 1, 0);
+    // w1 alone holds the whole limit.
+    assert_eq!(c.heartbeat(&hb("w1", 1, 100, 0, 0), 0).expect("ok").share.requests_per_second, 100);
+    assert_eq!(c.heartbeat(&hb("w1", 1, 100, 100, 0), 1_000).expect("ok").share.requests_per_second, 100);
+    // w2 joins: w1's share shrinks at once, w2's grows only from what w1 gave up.
+    assert_eq!(c.heartbeat(&hb("w2", 1, 100, 0, 0), 1_100).expect("ok").share.requests_per_second, 0);
+    assert_eq!(c.heartbeat(&hb("w1", 1, 100, 100, 0), 1_200).expect("ok").share.requests_per_second, 50);
+    // w1 reports enforcing 50: the 50 it gave up stay counted while its last requests arrive.
+    c.heartbeat(&hb("w1", 1, 100, 50, 0), 1_300).expect("ok");
+    let r = c.heartbeat(&hb("w2", 1, 100, 0, 0), 1_300 + RELEASE_SETTLE_MS - 1).expect("ok");
+    assert_eq!(r.share.requests_per_second, 0, "not yet settled");
+    let r = c.heartbeat(&hb("w2", 1, 100, 0, 0), 1_300 + RELEASE_SETTLE_MS).expect("ok");
+    assert_eq!(r.share.requests_per_second, 50, "settled");
 }
 
 #[test]

@@ -13,6 +13,7 @@ pub mod server;
 pub mod tls;
 mod types;
 
+pub use destination::RELEASE_SETTLE_MS;
 pub use handle::{CLOCK_MARGIN_MS, Coordinator, CoordinatorConfig, HeartbeatError, now_ms};
 pub use types::{
     ActiveShardState, Change, DestinationRuntime, FailedShardState, FailureCount, ObjectKey, PackagePlan,

@@ -14,10 +14,18 @@ pub fn percent(done: u64, total: u64) -> i32 {
 }
 
 /// Cumulative (records, bytes) samples over a sliding window, for rates.
+///
+/// Two kinds of sample: a *report* (workers' counters just taken in: the records they had sent
+/// by then) and a *clock* sample (a reading between reports, so a rate decays when reports stop
+/// moving). Only the latest clock sample is kept, at the back: it never becomes the baseline a
+/// rate is measured from. A clock sample taken just before a report that shows the first
+/// records moved is an instant at which records had already been sent but not reported, and as
+/// a baseline it made a starting package's rate read far above the limit for a whole window.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RateWindow {
     window_ms: Millis,
-    samples: VecDeque<(Millis, u64, u64)>,
+    /// (at, records, bytes, reported)
+    samples: VecDeque<(Millis, u64, u64, bool)>,
 }
 
 impl RateWindow {
@@ -26,31 +34,42 @@ impl RateWindow {
         RateWindow { window_ms, samples: VecDeque::new() }
     }
 
-    /// Records cumulative totals at `now`, dropping samples older than the window (keeping
-    /// one just outside it as the baseline). Leading samples with the records count of the
-    /// next one are dropped too: time before the first record of the window was acknowledged
-    /// (workers starting, a pause that ended) is not delivery time, and counting it made the
-    /// rate of a starting package climb for a whole window.
+    /// Records cumulative totals just reported at `now`, dropping samples older than the
+    /// window (keeping one just outside it as the baseline). Leading samples with the records
+    /// count of the next one are dropped too: time before the first record of the window was
+    /// acknowledged (workers starting, a pause that ended) is not delivery time, and counting
+    /// it made the rate of a starting package climb for a whole window.
     pub fn record(&mut self, now: Millis, records: u64, bytes: u64) {
-        if let Some(&(t, _, _)) = self.samples.back()
-            && t >= now
+        self.push(now, records, bytes, true);
+    }
+
+    /// Records the totals at `now` between reports: the last point of the window until the
+    /// next sample replaces it, never a baseline.
+    pub fn record_clock(&mut self, now: Millis, records: u64, bytes: u64) {
+        self.push(now, records, bytes, false);
+    }
+
+    fn push(&mut self, now: Millis, records: u64, bytes: u64, reported: bool) {
+        while let Some(&(t, _, _, was_reported)) = self.samples.back()
+            && (t >= now || !was_reported)
         {
             self.samples.pop_back();
         }
-        self.samples.push_back((now, records, bytes));
+        self.samples.push_back((now, records, bytes, reported));
         while self.samples.len() > 2
-            && self.samples.get(1).is_some_and(|&(t, _, _)| now.saturating_sub(t) >= self.window_ms)
+            && self.samples.get(1).is_some_and(|&(t, ..)| now.saturating_sub(t) >= self.window_ms)
         {
             self.samples.pop_front();
         }
+        // (Only ever down to a report: a reading never becomes the baseline.)
         while self.samples.len() > 1
-            && self.samples.get(1).is_some_and(|s| Some(s.1) == self.samples.front().map(|f| f.1))
+            && self.samples.get(1).is_some_and(|s| s.3 && Some(s.1) == self.samples.front().map(|f| f.1))
         {
             self.samples.pop_front();
         }
     }
 
-    fn per_second(&self, pick: impl Fn(&(Millis, u64, u64)) -> u64) -> u64 {
+    fn per_second(&self, pick: impl Fn(&(Millis, u64, u64, bool)) -> u64) -> u64 {
         match (self.samples.front(), self.samples.back()) {
             (Some(first), Some(last)) if last.0 > first.0 => {
                 pick(last).saturating_sub(pick(first)) * 1000 / (last.0 - first.0)
@@ -205,6 +224,30 @@ mod tests {
         assert_eq!(w.records_per_second(), 10, "old fast samples left the window");
         w.record(30_000, 500, 0);
         assert!(w.records_per_second() > 10, "a sample at the same instant replaces the last");
+    }
+
+    #[test]
+    fn a_reading_between_reports_is_never_the_baseline_of_a_rate() {
+        // Leased at 0; the worker sends 150/s from 0 and reports every second. Readings between
+        // reports (status writes) see 0 until the first report at 1 s says 150.
+        let mut w = RateWindow::new(15_000);
+        w.record(0, 0, 0);
+        w.record_clock(400, 0, 0);
+        w.record_clock(950, 0, 0);
+        w.record(1_000, 150, 0);
+        assert_eq!(w.records_per_second(), 150, "measured from the report at 0, not the reading at 0.95 s");
+        for t in 2..=5u64 {
+            w.record_clock(t * 1_000 - 10, (t - 1) * 150, 0);
+            w.record(t * 1_000, t * 150, 0);
+        }
+        assert_eq!(w.records_per_second(), 150);
+        // Reports stop: the readings make the rate decay.
+        w.record_clock(10_000, 750, 0);
+        assert_eq!(w.records_per_second(), 75);
+        w.record_clock(12_000, 750, 0);
+        assert_eq!(w.records_per_second(), 62, "only the latest reading is kept");
+        w.record_clock(30_000, 750, 0);
+        assert_eq!(w.records_per_second(), 0, "nothing moved within the window");
     }
 
     #[test]

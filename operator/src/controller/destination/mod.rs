@@ -123,10 +123,12 @@ async fn reconcile_inner(dest: &Destination, ctx: &Context) -> Result<Action> {
         let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), &ns);
         let selector = format!("{}={}", build::DESTINATION_LABEL, name);
         let list = pods
-            .list_metadata(&ListParams::default().labels(&selector))
+            .list(&ListParams::default().labels(&selector))
             .await
             .map_err(|source| Error::Dereference { what: format!("worker pods of {ns}/{name}"), source })?;
-        ctx.coordinator.set_prior_workers(&ns, &name, list.items.into_iter().filter_map(|p| p.metadata.name).collect());
+        let prior =
+            list.items.iter().filter(|p| may_have_heard_an_earlier_leader(p)).filter_map(|p| p.metadata.name.clone());
+        ctx.coordinator.set_prior_workers(&ns, &name, prior.collect());
     }
 
     // status
@@ -141,6 +143,14 @@ async fn reconcile_inner(dest: &Destination, ctx: &Context) -> Result<Action> {
     }
     ctx.status.submit_status::<Destination>(&ns, &name, &new_status, urgent);
     Ok(Action::requeue(RESYNC))
+}
+
+/// Whether a worker pod, listed by a leader whose term has begun, may hold a share or lease
+/// granted by an earlier leader. A pod without an IP address has never sent a heartbeat, and
+/// the earlier leader grants nothing any more: it cannot (so a replacement pod still starting
+/// does not hold the warm-up up). A pod that is terminating may still be sending.
+pub fn may_have_heard_an_earlier_leader(pod: &Pod) -> bool {
+    pod.status.as_ref().and_then(|s| s.pod_ip.as_deref()).is_some_and(|ip| !ip.is_empty())
 }
 
 /// Replicas to run: none while suspended, otherwise what the autoscaler wants within bounds.
@@ -276,5 +286,32 @@ mod tests {
         assert_eq!(desired_replicas(&dest(false), Some(&runtime(2))), 2);
         assert_eq!(desired_replicas(&dest(false), Some(&runtime(9))), 3);
         assert_eq!(desired_replicas(&dest(false), None), 1, "min until the coordinator knows better");
+    }
+
+    #[test]
+    fn only_pods_with_an_address_may_hold_an_earlier_leaders_grants() {
+        use k8s_openapi::api::core::v1::PodStatus;
+        let pod = |ip: Option<&str>, terminating: bool| Pod {
+            metadata: kube::api::ObjectMeta {
+                name: Some("w".into()),
+                deletion_timestamp: terminating.then(|| Time(jiff::Timestamp::UNIX_EPOCH)),
+                ..Default::default()
+            },
+            status: ip.map(|ip| PodStatus { pod_ip: Some(ip.into()), ..Default::default() }),
+            ..Default::default()
+        };
+        for (ip, terminating, may) in [
+            (Some("10.88.0.7"), false, true),
+            (Some("10.88.0.7"), true, true),
+            (Some(""), false, false),
+            (None, false, false),
+            (None, true, false),
+        ] {
+            assert_eq!(
+                may_have_heard_an_earlier_leader(&pod(ip, terminating)),
+                may,
+                "{ip:?} terminating {terminating}"
+            );
+        }
     }
 }

@@ -298,11 +298,18 @@ impl PackageEntry {
         self.shards.iter().map(ShardEntry::bytes_done).sum()
     }
 
-    /// Adds a rate sample at `now`.
+    /// Adds a rate sample at `now`, right after a report was taken in.
     pub fn sample_rate(&mut self, now: Millis) {
         let c = self.counters();
         let done = self.bytes_done();
         self.rate.record(now, c.sent + c.dead_lettered, done);
+    }
+
+    /// Adds a reading at `now` between reports (the rate decays when reports stop moving).
+    pub fn sample_rate_clock(&mut self, now: Millis) {
+        let c = self.counters();
+        let done = self.bytes_done();
+        self.rate.record_clock(now, c.sent + c.dead_lettered, done);
     }
 
     /// The progress snapshot.

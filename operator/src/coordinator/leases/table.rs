@@ -206,7 +206,7 @@ impl LeaseTable {
                 }
             }
             if touched {
-                p.sample_rate(now);
+                p.sample_rate_clock(now);
             }
         }
         expired
