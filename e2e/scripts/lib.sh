@@ -31,10 +31,13 @@ ensure_toolchains() {
 }
 
 # promtool (Debian's prometheus package) for the rules' and dashboard's tests
-# (e2e/tests/monitoring.rs), mdbook (crates.io) for the user guide's (e2e/tests/guide.rs).
+# (e2e/tests/monitoring.rs), krew for the plugin's manifest, mdbook (crates.io) for the user
+# guide's (e2e/tests/guide.rs).
 MDBOOK_VERSION=0.5.4
 ensure_test_tools() {
   "$ROOT/e2e/prometheus/prometheus.sh" install
+  # krew and its manifest validator (kubectl-courier/tests/krew.rs), from their Go module.
+  "$ROOT/e2e/krew/build.sh" build
   if ! command -v mdbook >/dev/null || ! mdbook --version | grep -q "v$MDBOOK_VERSION"; then
     step "installing mdbook $MDBOOK_VERSION (crates.io)"
     cargo install mdbook --locked --version "$MDBOOK_VERSION" --no-default-features

@@ -132,6 +132,19 @@ async fn killing_the_leading_operator_mid_package_hands_over_to_the_standby_with
         sim.stats().accepted,
         keys.len(),
     );
+    if extra_requests > 0 {
+        // Evidence for the record: which keys, and what the new leader and the workers said.
+        let mut repeated: Vec<&String> = keys.iter().filter(|(_, n)| **n > 1).map(|(k, _)| k).collect();
+        repeated.sort();
+        eprintln!("repeated keys (first and last): {:?} .. {:?}", repeated.first(), repeated.last());
+        eprintln!(
+            "new leader log:\n{}",
+            courier_e2e::pods::logs(&cluster, &ns, &new_leader.pod, "operator", 200, false)
+        );
+        let workers = cluster
+            .kubectl(&["logs", "-n", &ns, "-l", "courier.dev/destination=partner", "--tail=80", "--prefix"], None);
+        eprintln!("worker logs:\n{}", String::from_utf8_lossy(&workers.stdout));
+    }
     assert!(missing.is_empty(), "keys lost: {} (first {:?})", missing.len(), missing.first());
     assert_eq!(status.progress.records.dead_lettered, 0, "nothing dead-lettered");
     assert_eq!(status.progress.records.sent, records, "sent counts every record once: {:?}", status.progress.records);
