@@ -15,7 +15,8 @@
 //! which a version 1 worker cannot read, so the operator grants no new leases to workers older
 //! than [`OLDEST_LEASED_VERSION`] (a rollout replaces them). The Destination and Datum travel
 //! as the protocol's own [`DestinationSettings`] and [`DatumSettings`], whose JSON keeps the
-//! resources' shape, so either side still reads the other's version 1 messages.
+//! resources' shape, so either side still reads the other's version 1 messages. Version 3 adds
+//! [`HeartbeatResponse::settled`] (see [`SETTLED_VERSION`]); a version 2 side ignores it.
 
 use serde::{Deserialize, Serialize};
 
@@ -24,7 +25,11 @@ use crate::destination::DestinationSettings;
 use crate::shard::ShardSpec;
 
 /// The protocol version this build speaks.
-pub const PROTOCOL_VERSION: u32 = 2;
+pub const PROTOCOL_VERSION: u32 = 3;
+/// From this version on the operator answers [`HeartbeatResponse::settled`]: a worker keeps
+/// reporting a completed lease until it is named there (from an older operator, it forgets a
+/// completion once answered, as before).
+pub const SETTLED_VERSION: u32 = 3;
 /// Workers speaking an older version get no new leases: they cannot read every shard kind.
 pub const OLDEST_LEASED_VERSION: u32 = 2;
 
@@ -369,6 +374,12 @@ pub struct HeartbeatResponse {
     /// It reports their final checkpoint in the next heartbeat and forgets them.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub revoked: Vec<LeaseKey>,
+    /// Completed leases whose completion the package's status in the API now records: the
+    /// worker forgets them. Until then it reports each completion again in every heartbeat, so
+    /// a completion answered by a leader that died before its status write reaches the next
+    /// leader, which would otherwise lease the shard again and send it twice.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub settled: Vec<LeaseKey>,
     /// New leases.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub granted: Vec<ShardLease>,

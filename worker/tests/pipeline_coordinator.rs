@@ -158,6 +158,7 @@ impl World {
             pause_until_unix_ms: None,
             destination: first.then(|| self.destination()),
             revoked: Vec::new(),
+            settled: Vec::new(),
             granted: if first { vec![self.lease()] } else { Vec::new() },
             heartbeat_interval_ms: 50,
             lease_ttl_ms,
@@ -202,6 +203,55 @@ impl World {
     }
 }
 
+/// `answer`, naming every completion `beat` reports settled.
+fn settling_done(mut answer: HeartbeatResponse, beat: &HeartbeatRequest) -> HeartbeatResponse {
+    answer.settled = beat.leases.iter().filter(|l| l.done).map(|l| l.key.clone()).collect();
+    answer
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_completion_is_reported_in_every_heartbeat_until_the_coordinator_settles_it() {
+    for (version, settle_from, expected) in [
+        // Settled at the fourth heartbeat that reports it: reported four times.
+        (PROTOCOL_VERSION, 3, 4),
+        // An operator before settlement: forgotten once answered, as before.
+        (2, usize::MAX, 1),
+    ] {
+        let world = Arc::new(world(50).await);
+        let seen = Arc::new(Mutex::new(Seen::default()));
+        let (w, s) = (world.clone(), seen.clone());
+        let url = fake_coordinator(
+            seen.clone(),
+            Arc::new(move |beat, n| {
+                let mut answer = w.answer(5000, n == 0, 10_000);
+                answer.protocol_version = version;
+                let reports =
+                    s.lock().expect("lock").beats.iter().filter(|(_, b)| b.leases.iter().any(|l| l.done)).count();
+                Some(if reports > settle_from { settling_done(answer, beat) } else { answer })
+            }),
+        )
+        .await;
+        let (shutdown, running) = world.spawn_driver(&url);
+        let done = wait_for(&seen, "the lease is done", |b| b.leases.iter().any(|l| l.done)).await;
+        while seen.lock().expect("lock").beats.len() <= done + expected + 3 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        shutdown.cancel();
+        let end = tokio::time::timeout(Duration::from_secs(10), running).await.expect("stops").expect("task");
+        assert_eq!(end.expect("driver ok"), DriverEnd::Drained { abandoned: false });
+        let seen = seen.lock().expect("lock");
+        let reporting: Vec<usize> =
+            (0..seen.beats.len()).filter(|&i| seen.beats[i].1.leases.iter().any(|l| l.done)).collect();
+        let expected_beats: Vec<usize> = (done..done + expected).collect();
+        assert_eq!(reporting, expected_beats, "protocol {version}: reported in consecutive heartbeats until settled");
+        let first = seen.beats[done].1.leases.iter().find(|l| l.done).expect("done");
+        for i in &reporting {
+            assert_eq!(seen.beats[*i].1.leases.iter().find(|l| l.done), Some(first), "the same final report");
+        }
+        assert_eq!(world.sim.stats().unique_keys, world.records);
+    }
+}
+
 async fn wait_for(seen: &Mutex<Seen>, what: &str, test: impl Fn(&HeartbeatRequest) -> bool) -> usize {
     for _ in 0..400 {
         if let Some(i) = seen.lock().expect("lock").beats.iter().position(|(_, b)| test(b)) {
@@ -217,7 +267,12 @@ async fn a_worker_delivers_a_granted_lease_reports_it_done_and_drains_on_shutdow
     let world = Arc::new(world(300).await);
     let seen = Arc::new(Mutex::new(Seen::default()));
     let w = world.clone();
-    let url = fake_coordinator(seen.clone(), Arc::new(move |_, n| Some(w.answer(5000, n == 0, 10_000)))).await;
+    // A coordinator whose status already records every completion it is told of.
+    let url = fake_coordinator(
+        seen.clone(),
+        Arc::new(move |beat, n| Some(settling_done(w.answer(5000, n == 0, 10_000), beat))),
+    )
+    .await;
     let (shutdown, running) = world.spawn_driver(&url);
 
     let done = wait_for(&seen, "the lease is done", |b| b.leases.iter().any(|l| l.done)).await;

@@ -121,8 +121,9 @@ async fn no_secret_of_any_auth_method_appears_in_a_trace_log() {
             "{}: every record delivered with its credentials",
             method.name
         );
-        let lines = printed.lines().count();
-        assert!(lines > 30, "{}: a trace log has lines ({lines})", method.name);
+        // The log really is at trace level (how many lines it has depends on timing).
+        let traced = printed.lines().filter(|l| l.contains("TRACE") || l.contains("\"level\":\"TRACE\"")).count();
+        assert!(traced > 0, "{}: a trace log has trace lines:\n{}", method.name, tail(&printed));
         for secret in &method.secrets {
             let leaks: Vec<&str> = printed.lines().filter(|l| l.contains(secret.as_str())).collect();
             assert!(
@@ -135,7 +136,7 @@ async fn no_secret_of_any_auth_method_appears_in_a_trace_log() {
         }
         let tokens = issued_tokens(&printed);
         assert!(tokens.is_empty(), "{}: OAuth2 tokens printed: {tokens:?}", method.name);
-        eprintln!("{}: {lines} trace lines, {valid} records sent, no secret printed", method.name);
+        eprintln!("{}: {traced} trace lines, {valid} records sent, no secret printed", method.name);
     }
 }
 

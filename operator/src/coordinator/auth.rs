@@ -11,8 +11,8 @@ use k8s_openapi::api::authentication::v1::{TokenReview, TokenReviewSpec};
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, PostParams};
 
-/// Label that marks a pod as a worker of a Destination.
-pub const DESTINATION_LABEL: &str = "courier.dev/destination";
+use crate::controller::destination::build::DESTINATION_LABEL;
+
 /// TokenReview extra field holding the name of the pod a token is bound to.
 pub const POD_NAME_EXTRA: &str = "authentication.kubernetes.io/pod-name";
 

@@ -267,6 +267,12 @@ impl Coordinator {
         self.answer(req, now, Some(term))
     }
 
+    /// The package's status as the API holds it lists `completed` shards (of attempt
+    /// `attempt` of `uid`): workers that reported those completions are told they are settled.
+    pub fn persist_completions(&self, namespace: &str, name: &str, uid: &str, attempt: u32, completed: &[u32]) {
+        self.lock().leases.persist_completions(&ObjectKey::new(namespace, name), uid, attempt, completed);
+    }
+
     /// True when the package is known.
     pub fn has_package(&self, namespace: &str, name: &str) -> bool {
         self.lock().leases.package(&ObjectKey::new(namespace, name)).is_some()
@@ -370,6 +376,7 @@ impl Coordinator {
                 changes.insert(Change::Destination(dkey.clone()));
             }
             let mut revoked = Vec::new();
+            let mut settled = Vec::new();
             for report in &req.leases {
                 let pkey = ObjectKey::new(&report.key.namespace, &report.key.package);
                 if warming_up && report.key.namespace == req.namespace && state.leases.package(&pkey).is_none() {
@@ -391,12 +398,15 @@ impl Coordinator {
                 if state.leases.package(&pkey).is_some() {
                     changes.insert(Change::Package(pkey));
                 }
+                if report.done && state.leases.completion_persisted(&report.key) {
+                    settled.push(report.key.clone());
+                }
                 match outcome {
                     ReportOutcome::Revoke => revoked.push(report.key.clone()),
                     ReportOutcome::Completed | ReportOutcome::ShardFailed { .. } | ReportOutcome::Released => {
                         changes.insert(Change::Destination(dkey.clone()));
                     }
-                    ReportOutcome::Renewed => {}
+                    ReportOutcome::Renewed | ReportOutcome::AlreadyCompleted => {}
                 }
             }
             // Whatever lease of this worker it did not report, it does not hold.
@@ -453,6 +463,7 @@ impl Coordinator {
                 pause_until_unix_ms: dest.aimd.paused_until(now),
                 destination,
                 revoked,
+                settled,
                 granted,
                 // A share in transition is settled sooner: the worker reports what it enforces
                 // (or asks for the capacity others gave up) after a short interval.

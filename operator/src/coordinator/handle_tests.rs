@@ -505,3 +505,75 @@ fn workers_use_half_the_destinations_burst_together_and_at_least_one_request() {
         assert_eq!(own_burst(burst), own, "burst {burst}");
     }
 }
+
+#[test]
+fn a_completion_is_settled_once_the_status_in_the_api_records_it() {
+    let c = coordinator();
+    c.upsert_package(plan("p", "d", 0, 0, 2));
+    let r = c.heartbeat(&hb("w1", 1, 100, 0, 1), 1_000).expect("ok");
+    let lease = r.granted[0].clone();
+    let mut beat = hb("w1", 1, 100, 100, 0);
+    beat.leases = vec![progress(&lease, 100, 10, true)];
+    let r = c.heartbeat(&beat, 2_000).expect("ok");
+    assert!(r.settled.is_empty() && r.revoked.is_empty(), "complete, but only in this leader's memory");
+    // Reported again (the worker keeps it until settled): nothing changes, nothing counted twice.
+    let r = c.heartbeat(&beat, 3_000).expect("ok");
+    assert!(r.settled.is_empty() && r.revoked.is_empty());
+    assert_eq!(c.package_snapshot("ns", "p").map(|p| p.counters.sent), Some(10));
+    // A status of another attempt, or not listing the shard, settles nothing.
+    c.persist_completions("ns", "p", "uid-p", 2, &[0]);
+    c.persist_completions("ns", "p", "uid-p", 1, &[1]);
+    assert!(c.heartbeat(&beat, 4_000).expect("ok").settled.is_empty());
+    c.persist_completions("ns", "p", "uid-p", 1, &[0]);
+    let r = c.heartbeat(&beat, 5_000).expect("ok");
+    assert_eq!(r.settled, vec![lease.key.clone()]);
+    assert_eq!(c.package_snapshot("ns", "p").map(|p| p.counters.sent), Some(10));
+}
+
+#[test]
+fn a_completion_answered_by_a_leader_that_died_before_its_status_write_reaches_the_next() {
+    // The status as the dead leader last wrote it: shard 0 leased to w1, 4 records sent.
+    let t0 = 1_000_000;
+    let c = new_term(t0);
+    let mut p = plan("p", "d", 0, 0, 2);
+    p.restored.active = vec![ActiveShardState {
+        id: 0,
+        worker: "w1".into(),
+        checkpoint: 40,
+        frontier: 0,
+        pending: vec![],
+        attempt: 1,
+        counters: LeaseCounters { read: 4, sent: 4, bytes: 40, ..Default::default() },
+    }];
+    c.upsert_package_at(p, t0);
+    // w1 completed shard 0 (10 records) and was answered by the dead leader; it reports the
+    // completion again to the new one.
+    let key = LeaseKey {
+        namespace: "ns".into(),
+        package: "p".into(),
+        package_uid: "uid-p".into(),
+        package_attempt: 1,
+        shard: 0,
+        lease_epoch: 1,
+    };
+    let mut beat = hb("w1", 1, 100, 0, 0);
+    beat.leases = vec![LeaseReport {
+        key: key.clone(),
+        checkpoint: 100,
+        frontier: 0,
+        pending: vec![],
+        counters: LeaseCounters { read: 10, sent: 10, bytes: 100, ..Default::default() },
+        base: LeaseCounters::default(),
+        failures: vec![],
+        done: true,
+        error: None,
+        released: false,
+    }];
+    let r = c.heartbeat_in_term(&beat, t0 + 100, 1).expect("ok");
+    assert!(r.revoked.is_empty(), "taken in: {r:?}");
+    let snapshot = c.package_snapshot("ns", "p").expect("known");
+    assert_eq!(snapshot.completed, vec![0], "complete, not pending again: nobody sends it twice");
+    assert_eq!(snapshot.counters.sent, 10);
+    c.persist_completions("ns", "p", "uid-p", 1, &[0]);
+    assert_eq!(c.heartbeat_in_term(&beat, t0 + 1_100, 1).expect("ok").settled, vec![key]);
+}

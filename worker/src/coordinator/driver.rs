@@ -15,10 +15,13 @@ use crate::config::{self, SecretStore};
 use crate::limiter::Rate;
 use crate::pipeline::{LeaseHandle, LeaseWork, Pipeline};
 use crate::protocol::{
-    HeartbeatRequest, HeartbeatResponse, LeaseKey, LeaseReport, PROTOCOL_VERSION, ShardLease, ThrottleReport,
-    WorkerStats,
+    HeartbeatRequest, HeartbeatResponse, LeaseKey, LeaseReport, PROTOCOL_VERSION, SETTLED_VERSION, ShardLease,
+    ThrottleReport, WorkerStats,
 };
 use crate::request::RequestBuilder;
+
+/// How long a completion is reported again at most while no coordinator settles it.
+const SETTLING_MAX: Duration = Duration::from_secs(600);
 
 /// The shortest spacing between a heartbeat and one sent early to report a Retry-After.
 const PAUSE_REPORT_SPACING: Duration = Duration::from_millis(200);
@@ -64,6 +67,10 @@ pub struct Driver<C> {
     revoked: BTreeSet<LeaseKey>,
     /// Leases that could not even start, reported once.
     failed: Vec<LeaseReport>,
+    /// Completions answered but not yet settled (recorded in the package's status): reported
+    /// again in every heartbeat until the coordinator names them settled, so a leader that
+    /// dies between answering and writing its status does not lose them.
+    settling: BTreeMap<LeaseKey, (LeaseReport, Instant)>,
     interval: Duration,
     ttl: Duration,
     last_ok: Instant,
@@ -87,6 +94,7 @@ impl<C: Coordinator> Driver<C> {
             leases: BTreeMap::new(),
             revoked: BTreeSet::new(),
             failed: Vec::new(),
+            settling: BTreeMap::new(),
             interval: Duration::from_secs(1),
             ttl: Duration::from_secs(10),
             last_ok: Instant::now(),
@@ -132,7 +140,7 @@ impl<C: Coordinator> Driver<C> {
                 abandoned = true;
             }
             let all_finished = self.leases.values().all(LeaseHandle::is_finished);
-            let (request, reported) = self.request(draining);
+            let (request, reported, completed) = self.request(draining);
             let sent_at = Instant::now();
             // A shutdown does not wait for a heartbeat under way (a coordinator that is gone may
             // take its whole timeout): the heartbeat is dropped and draining starts at once.
@@ -149,6 +157,7 @@ impl<C: Coordinator> Driver<C> {
                         self.leases.remove(&key);
                         self.revoked.remove(&key);
                     }
+                    self.settle(&response, completed);
                     self.failed.clear();
                     self.apply(response, draining, sent_at);
                 }
@@ -164,7 +173,10 @@ impl<C: Coordinator> Driver<C> {
                     }
                 }
             }
-            if draining && all_finished && self.leases.is_empty() {
+            // A draining worker also waits (until the drain deadline) for its completions to
+            // be settled: once it is gone nobody could report them to a next leader.
+            let settled_or_late = self.settling.is_empty() || drain_deadline.is_some_and(|d| Instant::now() >= d);
+            if draining && all_finished && self.leases.is_empty() && settled_or_late {
                 return Ok(DriverEnd::Drained { abandoned });
             }
             if !draining && self.coordinator.finished() && self.leases.is_empty() {
@@ -189,10 +201,34 @@ impl<C: Coordinator> Driver<C> {
         }
     }
 
-    /// The heartbeat to send, and the leases it reports for the last time.
-    fn request(&mut self, draining: bool) -> (HeartbeatRequest, Vec<LeaseKey>) {
+    /// Keeps the completions just answered until they are settled; forgets those the answer
+    /// settles, those it revokes (the package or its attempt is gone) and, as a bound, those
+    /// unsettled for [`SETTLING_MAX`].
+    fn settle(&mut self, response: &HeartbeatResponse, completed: Vec<LeaseReport>) {
+        if response.protocol_version >= SETTLED_VERSION {
+            let now = Instant::now();
+            for report in completed {
+                self.settling.entry(report.key.clone()).or_insert((report, now));
+            }
+        }
+        for key in response.settled.iter().chain(&response.revoked) {
+            self.settling.remove(key);
+        }
+        self.settling.retain(|key, (_, since)| {
+            let keep = since.elapsed() < SETTLING_MAX;
+            if !keep {
+                tracing::warn!(package = %key.package, shard = key.shard, "a completion was never settled: forgotten");
+            }
+            keep
+        });
+    }
+
+    /// The heartbeat to send, the leases it reports for the last time, and the completions
+    /// among them.
+    fn request(&mut self, draining: bool) -> (HeartbeatRequest, Vec<LeaseKey>, Vec<LeaseReport>) {
         let mut leases = self.failed.clone();
         let mut reported = Vec::new();
+        let mut completed = Vec::new();
         let mut lag = 0u64;
         for (key, handle) in &self.leases {
             let p = handle.progress();
@@ -215,8 +251,15 @@ impl<C: Coordinator> Driver<C> {
             });
             if finished {
                 reported.push(key.clone());
+                if p.done
+                    && let Some(report) = leases.last()
+                {
+                    completed.push(report.clone());
+                }
             }
         }
+        leases
+            .extend(self.settling.values().filter(|(r, _)| !self.leases.contains_key(&r.key)).map(|(r, _)| r.clone()));
         let metrics = self.pipeline.metrics();
         metrics.shard_lag_bytes.set(i64::try_from(lag).unwrap_or(i64::MAX));
         let throttle = metrics.throttles.take();
@@ -276,7 +319,7 @@ impl<C: Coordinator> Driver<C> {
                 partner: metrics.partner.view(),
             },
         };
-        (request, reported)
+        (request, reported, completed)
     }
 
     /// Re-reads the Destination's Secrets (the mounted files the kubelet updates when a Secret

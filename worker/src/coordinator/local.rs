@@ -271,6 +271,8 @@ impl Coordinator for LocalCoordinator {
         self.apply_reports(&request);
         let granted = if request.draining { Vec::new() } else { self.grant(request.free_slots) };
         self.save()?;
+        // Saved: every completion reported is durable now.
+        let settled = request.leases.iter().filter(|r| r.done).map(|r| r.key.clone()).collect();
         let (share, pause_until_unix_ms) = self.throttled_share(&request, unix_ms());
         Ok(HeartbeatResponse {
             protocol_version: PROTOCOL_VERSION,
@@ -278,6 +280,7 @@ impl Coordinator for LocalCoordinator {
             pause_until_unix_ms,
             destination: None,
             revoked: Vec::new(),
+            settled,
             granted,
             heartbeat_interval_ms: self.plan.heartbeat_interval_ms,
             lease_ttl_ms: u32::MAX,

@@ -28,6 +28,7 @@ use super::triggers::{datum_fingerprint, destination_fingerprint, lean_watcher, 
 use super::{Error, EventPolicy, Result, api, publish_condition_changes};
 use crate::context::{Context, LookupWriters};
 use crate::coordinator::{ObjectKey, PackagePlan, PlannedShard, RestoredProgress};
+use crate::planner::rollup::decode_ranges;
 
 const CONTROLLER: &str = "package";
 /// How often a running package is looked at without any change (deadline, status refresh).
@@ -201,6 +202,13 @@ async fn reconcile_inner(pkg: &DeliveryPackage, ctx: &Context) -> Result<Action>
         ctx.registered().insert(key.clone(), (uid.clone(), attempt_no));
     } else {
         ctx.coordinator.set_package_suspended(&ns, &name, pkg.spec.suspend);
+    }
+
+    // Completions the object's status records (what the API holds, not a write still queued
+    // here) are durable: their workers may forget them.
+    if let Some(status) = pkg.status.as_ref().filter(|s| u32::try_from(s.attempt).ok() == Some(attempt_no)) {
+        let completed = decode_ranges(&status.shards.completed).unwrap_or_default();
+        ctx.coordinator.persist_completions(&ns, &name, &uid, attempt_no, &completed);
     }
 
     let Some(snapshot) = ctx.coordinator.package_snapshot(&ns, &name) else {

@@ -68,6 +68,9 @@ pub struct ShardEntry {
     pub reasons_closed: BTreeMap<String, (u64, Option<String>)>,
     /// Failure reasons of the current lease (cumulative, highest seen).
     pub reasons_current: BTreeMap<String, (u64, Option<String>)>,
+    /// The package's status in the API lists the shard completed: its completion outlives this
+    /// leader, and the worker that reported it may forget it (`HeartbeatResponse::settled`).
+    pub completion_persisted: bool,
 }
 
 impl ShardEntry {
@@ -87,6 +90,7 @@ impl ShardEntry {
             last_error: None,
             reasons_closed: BTreeMap::new(),
             reasons_current: BTreeMap::new(),
+            completion_persisted: false,
         }
     }
 

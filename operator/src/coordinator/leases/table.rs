@@ -32,6 +32,9 @@ pub enum ReportOutcome {
     Revoke,
     /// The worker gave the lease back unfinished (it drains); the shard is pending again.
     Released,
+    /// A completion reported again (the worker keeps reporting it until it is settled, see
+    /// [`LeaseTable::completion_persisted`]); nothing changes.
+    AlreadyCompleted,
 }
 
 impl LeaseTable {
@@ -121,6 +124,35 @@ impl LeaseTable {
         self.packages.values().filter(move |p| p.key.namespace == namespace && p.destination == destination)
     }
 
+    /// The package's status in the API (as last observed) lists `completed` shards of its
+    /// attempt `attempt` of `uid`: those completions are durable.
+    pub fn persist_completions(&mut self, key: &ObjectKey, uid: &str, attempt: u32, completed: &[u32]) {
+        let Some(p) = self.packages.get_mut(key) else { return };
+        if p.uid != uid || p.attempt != attempt {
+            return;
+        }
+        for id in completed {
+            if let Some(s) = p.shards.get_mut(*id as usize)
+                && s.state == ShardState::Completed
+            {
+                s.completion_persisted = true;
+            }
+        }
+    }
+
+    /// Whether the shard of `key` is complete and its status in the API says so: the worker
+    /// that completed it may forget its final report.
+    pub fn completion_persisted(&self, key: &LeaseKey) -> bool {
+        let pkey = ObjectKey::new(&key.namespace, &key.package);
+        self.packages.get(&pkey).is_some_and(|p| {
+            p.uid == key.package_uid
+                && p.attempt == key.package_attempt
+                && p.shards
+                    .get(key.shard as usize)
+                    .is_some_and(|s| s.state == ShardState::Completed && s.completion_persisted)
+        })
+    }
+
     /// Takes in one lease report from `worker` at `now`.
     pub fn report(&mut self, worker: &str, report: &LeaseReport, now: Millis) -> ReportOutcome {
         let ttl = self.ttl;
@@ -133,6 +165,9 @@ impl LeaseTable {
         let backoff_limit = p.backoff_limit;
         let suspended = p.suspended;
         let Some(shard) = p.shards.get_mut(key.shard as usize) else { return ReportOutcome::Revoke };
+        if report.done && shard.state == ShardState::Completed {
+            return ReportOutcome::AlreadyCompleted;
+        }
         let (revoking, adopting) = match &mut shard.state {
             ShardState::Leased(l) if l.worker == worker && l.epoch == Some(key.lease_epoch) => (l.revoking, false),
             ShardState::Leased(l) if l.worker == worker && l.epoch.is_none() => {

@@ -197,7 +197,11 @@ fn every_shard_done_completes_the_package() {
     assert_eq!(snap.completed_ranges, "0-2");
     assert_eq!(snap.counters.sent, 30);
     assert_eq!(snap.bytes_done, snap.bytes_total);
-    assert_eq!(t.report("w1", &done(&g[1], 10), 3_000), ReportOutcome::Revoke, "a repeated done is ignored");
+    assert_eq!(
+        t.report("w1", &done(&g[1], 10), 3_000),
+        ReportOutcome::AlreadyCompleted,
+        "a repeated done changes nothing"
+    );
     assert_eq!(t.package(&key("p")).map(|p| p.counters().sent), Some(30));
 }
 
