@@ -11,6 +11,8 @@ install_tools() {
   command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || missing+=(nginx-light)
   [ "${1:-}" != with-time ] || [ -x /usr/bin/time ] || missing+=(time)
   command -v taskset >/dev/null || missing+=(util-linux)
+  # matplotlib for the plots (e2e/bench/plot.py), from Debian: the system python3 has it.
+  /usr/bin/python3 -c "import matplotlib" 2>/dev/null || missing+=(python3-matplotlib)
   if [ ${#missing[@]} -gt 0 ]; then
     log "installing ${missing[*]} via apt"
     apt-get update -qq

@@ -31,6 +31,10 @@ METRICS_PORT=${METRICS_PORT:-18092}
 WORKER_CPU=${WORKER_CPU:-0}
 SINK_CPU=${SINK_CPU:-1}
 REPORT="$ROOT/docs/benchmarks-worker.md"
+# The measurements behind the report's tables (CSV) and its plots (PNG, e2e/bench/plot.py).
+DATA_DIR="$ROOT/docs/data"
+IMG_DIR="$ROOT/docs/img"
+PLOT_PYTHON=${PLOT_PYTHON:-/usr/bin/python3}
 LUA="$ROOT/worker/bench/post256.lua"
 
 # shellcheck source=e2e/bench/lib.sh
@@ -142,12 +146,42 @@ limit_run() {
   echo "$summary" >>"$WORK/limit.log"
   curl -s "http://127.0.0.1:$SIM_PORT/stats" | python3 -c '
 import json, statistics, sys
+rate, csv_path = int(sys.argv[1]), sys.argv[2]
 s = json.load(sys.stdin)["series"]["accepted"]
 busy = [i for i, v in enumerate(s) if v > 0]
 full = s[busy[0] + 1 : busy[-1]]  # drop the partial first and last seconds
+with open(csv_path, "a") as f:
+    for second, accepted in enumerate(full, start=1):
+        f.write("%d,%d,%d\n" % (rate, second, accepted))
 mean = statistics.mean(full)
 cv = 100 * statistics.pstdev(full) / mean
-print("%.0f %.2f %d" % (mean, cv, len(full)))'
+print("%.0f %.2f %d" % (mean, cv, len(full)))' "$rate" "$WORK/rate.csv"
+}
+
+# throughput_csv: one row per round and client, for the plot.
+throughput_csv() {
+  local i
+  echo "sink,client,round,requests_per_second"
+  for i in "${!W[@]}"; do
+    echo "nginx return 200,wrk -t1 -c64,$((i + 1)),${W[$i]}"
+    echo "nginx return 200,courier-worker,$((i + 1)),${N[$i]}"
+    echo "partner-sim --threads 1,wrk -t1 -c64,$((i + 1)),${WS[$i]}"
+    echo "partner-sim --threads 1,courier-worker,$((i + 1)),${S[$i]}"
+    if [ ${#BN[@]} -gt 0 ]; then
+      echo "nginx return 200,${BASELINE_LABEL:-baseline},$((i + 1)),${BN[$i]}"
+      echo "partner-sim --threads 1,${BASELINE_LABEL:-baseline},$((i + 1)),${BS[$i]}"
+    fi
+  done
+}
+
+# plots: the CSVs into docs/data, the PNGs into docs/img.
+plots() {
+  mkdir -p "$DATA_DIR" "$IMG_DIR"
+  throughput_csv >"$DATA_DIR/worker-throughput.csv"
+  cp "$WORK/rate.csv" "$DATA_DIR/worker-rate.csv"
+  "$PLOT_PYTHON" "$ROOT/e2e/bench/plot.py" throughput "$DATA_DIR/worker-throughput.csv" "$IMG_DIR/worker-throughput.png"
+  "$PLOT_PYTHON" "$ROOT/e2e/bench/plot.py" rate "$DATA_DIR/worker-rate.csv" "$IMG_DIR/worker-rate.png"
+  log "wrote $IMG_DIR/worker-throughput.png and $IMG_DIR/worker-rate.png"
 }
 
 main() {
@@ -160,7 +194,7 @@ main() {
   LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
   taskset -c "$WORKER_CPU" wrk -t1 -c64 -d1s -s "$LUA" "http://127.0.0.1:$NGINX_PORT/ingest" >/dev/null
 
-  local W=() WS=() N=() NW=() S=() SW=() NR=() SR=() BN=() BS=()
+  W=() WS=() N=() NW=() S=() SW=() NR=() SR=() BN=() BS=()
   for round in $(seq "$ROUNDS"); do
     W+=("$(wrk_rate "$NGINX_PORT")")
     WS+=("$(wrk_rate "$SIM_PORT")")
@@ -198,6 +232,7 @@ main() {
   fi
   echo "$throughput"
 
+  echo "limit,second,accepted" >"$WORK/rate.csv"
   local limits="| limit req/s | achieved req/s (mean of full seconds) | error | per-second CV | full seconds |
 |---|---|---|---|---|"
   for rate in $LIMITS; do
@@ -217,6 +252,7 @@ main() {
   echo "$memory"
   LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
 
+  plots
   local cpu
   cpu=$(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)
   mkdir -p "$(dirname "$REPORT")"
@@ -238,6 +274,8 @@ main() {
     echo
     echo "$throughput"
     echo
+    echo "![Requests per second of wrk and courier-worker into each sink, by round](img/worker-throughput.png)"
+    echo
     echo "## Rate-limit accuracy"
     echo
     echo "courier-worker --rate-override R on core $WORKER_CPU, 256 in flight, R x $LIMIT_SECONDS records, into partner-sim"
@@ -245,6 +283,10 @@ main() {
     echo "per-second accepted counts, first and last (partial) seconds dropped. Goal: within +-2%, CV < 5%."
     echo
     echo "$limits"
+    echo
+    echo "![Per-second accepted requests as a percentage of each limit](img/worker-rate.png)"
+    echo
+    echo "The measurements behind both plots: \`docs/data/worker-throughput.csv\`, \`docs/data/worker-rate.csv\`."
     echo
     echo "## Memory"
     echo
