@@ -38,7 +38,7 @@ impl Default for CoordinatorConfig {
 }
 
 /// Heartbeat interval asked of a worker whose share is in transition.
-pub const TRANSITION_HEARTBEAT_MS: u32 = 200;
+pub const TRANSITION_HEARTBEAT_MS: u32 = 100;
 
 /// Slack added to every time-to-live the coordinator counts, for the difference in rate
 /// between its clock and a worker's (both monotonic in practice) and for scheduling delays.

@@ -73,7 +73,7 @@ fn a_first_heartbeat_gets_the_config_the_whole_limit_and_leases() {
     assert_eq!(r.share.max_in_flight, 16);
     assert_eq!(r.granted.len(), 2);
     assert_eq!(r.lease_ttl_ms, 15_000);
-    assert_eq!(r.heartbeat_interval_ms, 200, "a share in transition (granted 100, enforcing 0) is settled sooner");
+    assert_eq!(r.heartbeat_interval_ms, 100, "a share in transition (granted 100, enforcing 0) is settled sooner");
     let r = c.heartbeat(&hb("w1", 1, 50, 100, 0), 2_000).expect("known destination");
     assert!(r.destination.is_none(), "the worker's config is current");
     assert_eq!(r.heartbeat_interval_ms, 1_000, "settled: the regular interval");
