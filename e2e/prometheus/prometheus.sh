@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# A real Prometheus for the local ground (Debian's prometheus 2.42, with promtool), scraping
+# A real Prometheus for the local ground (3.16, with promtool, built from its Go module by
+# e2e/prometheus/build.sh and cached under $COURIER_CACHE), scraping
 # Courier's operator and worker pods found through kubernetes_sd_configs against the local
 # apiserver, as a user's Prometheus would, and evaluating Courier's alerts
 # (charts/courier/monitoring/rules.yaml).
 #
-#   prometheus.sh install   apt-get install prometheus (with promtool) unless both are there
+#   prometheus.sh install   build prometheus and promtool unless they are cached (build.sh build)
 #   prometheus.sh start     write the configuration, start it (or reload a running one); idempotent
 #   prometheus.sh status    exit 0 iff it answers /-/ready
 #   prometheus.sh url       print its base URL
@@ -13,11 +14,6 @@
 #
 # State (configuration, rules, TSDB, log, pid) under $COURIER_STATE/prometheus; it listens on
 # 127.0.0.1:19090 only. Scrapes every 5 s so a test sees rates within seconds.
-#
-# KNOWN GAP: Debian's prometheus 2.42.0+ds is built without the Kubernetes service discovery
-# (promtool check config: "field kubernetes_sd_configs not found in type config.ScrapeConfig"),
-# so `start` fails on this machine; `check` (promtool rules) works. A Prometheus built from its
-# Go module (github.com/prometheus/prometheus/cmd/prometheus) has it and is the way forward.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -27,25 +23,20 @@ ADDR="${COURIER_PROMETHEUS_ADDR:-127.0.0.1:19090}"
 KUBECONFIG_FILE="$COURIER_STATE/cluster/admin.kubeconfig"
 RULES_SRC="$ROOT/charts/courier/monitoring/rules.yaml"
 TESTS="$ROOT/e2e/prometheus/rules_test.yaml"
+BUILD="$ROOT/e2e/prometheus/build.sh"
+BIN="$("$BUILD" bin)"
 
 log() { printf '[prometheus] %s\n' "$*" >&2; }
 die() { printf '[prometheus] error: %s\n' "$*" >&2; exit 1; }
 
 cmd_install() {
-  if command -v prometheus >/dev/null && command -v promtool >/dev/null; then
-    return 0
-  fi
-  log "installing Debian's prometheus (with promtool)"
-  # RUNLEVEL=1: the package's own service is not started (we run our own instance).
-  apt-get update -qq
-  RUNLEVEL=1 DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null
-  command -v promtool >/dev/null || die "promtool missing after installing prometheus"
+  "$BUILD" build
 }
 
 cmd_check() {
   cmd_install
-  promtool check rules "$RULES_SRC"
-  promtool test rules "$TESTS"
+  "$BIN/promtool" check rules "$RULES_SRC"
+  "$BIN/promtool" test rules "$TESTS"
 }
 
 write_config() {
@@ -91,7 +82,7 @@ YAML
 YAML
     done
   } >"$DIR/prometheus.yml.new"
-  promtool check config "$DIR/prometheus.yml.new" >/dev/null || die "generated configuration is invalid"
+  "$BIN/promtool" check config "$DIR/prometheus.yml.new" >/dev/null || die "generated configuration is invalid"
   mv "$DIR/prometheus.yml.new" "$DIR/prometheus.yml"
 }
 
@@ -112,7 +103,7 @@ cmd_start() {
     log "running (pid $pid); configuration reloaded"
   else
     log "starting on $ADDR (state in $DIR)"
-    setsid prometheus \
+    setsid "$BIN/prometheus" \
       --config.file="$DIR/prometheus.yml" \
       --storage.tsdb.path="$DIR/data" \
       --storage.tsdb.retention.time=6h \

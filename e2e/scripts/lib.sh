@@ -30,13 +30,14 @@ ensure_toolchains() {
   fi
 }
 
-# promtool (Debian's prometheus package) for the rules' and dashboard's tests
-# (e2e/tests/monitoring.rs), krew for the plugin's manifest, mdbook (crates.io) for the user
-# guide's (e2e/tests/guide.rs).
+# Prometheus and promtool (built from their Go module, cached under $COURIER_CACHE) for the
+# rules' and dashboard's tests (e2e/tests/monitoring.rs, promtool on PATH) and the real
+# Prometheus of operator/tests/e2e_monitoring.rs; krew for the plugin's manifest
+# (kubectl-courier/tests/krew.rs); mdbook (crates.io) for the user guide's (e2e/tests/guide.rs).
 MDBOOK_VERSION=0.5.4
 ensure_test_tools() {
-  "$ROOT/e2e/prometheus/prometheus.sh" install
-  # krew and its manifest validator (kubectl-courier/tests/krew.rs), from their Go module.
+  "$ROOT/e2e/prometheus/build.sh" build
+  PATH="$("$ROOT/e2e/prometheus/build.sh" bin):$PATH"
   "$ROOT/e2e/krew/build.sh" build
   if ! command -v mdbook >/dev/null || ! mdbook --version | grep -q "v$MDBOOK_VERSION"; then
     step "installing mdbook $MDBOOK_VERSION (crates.io)"

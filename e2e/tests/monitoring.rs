@@ -1,12 +1,13 @@
 //! The monitoring Courier ships (charts/courier/monitoring): the rules pass `promtool check
 //! rules` and their unit tests (`promtool test rules`), and the Grafana dashboard is a
 //! well-formed dashboard whose every query parses as PromQL (promtool) and reads only metrics
-//! of docs/metrics.md or series the rules record. Needs promtool (Debian's `prometheus`
-//! package; `e2e/prometheus/prometheus.sh install`, which make test runs): without it these
-//! tests fail, they never pass unchecked.
+//! of docs/metrics.md or series the rules record. Needs the promtool that
+//! `e2e/prometheus/build.sh build` builds from Prometheus' Go module (make test runs it; the
+//! same version as the local ground's Prometheus): without it these tests fail, they never pass
+//! unchecked.
 
 use std::collections::BTreeSet;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use courier_e2e::cluster::repo_root;
@@ -17,10 +18,21 @@ const RULES: &str = "charts/courier/monitoring/rules.yaml";
 const RULE_TESTS: &str = "e2e/prometheus/rules_test.yaml";
 const DASHBOARD: &str = "charts/courier/monitoring/dashboard.json";
 
+/// The promtool of e2e/prometheus/build.sh (its cache directory, whatever its version).
+fn promtool_path() -> PathBuf {
+    let build = repo_root().join("e2e/prometheus/build.sh");
+    let out = Command::new(&build).arg("bin").output().unwrap_or_else(|e| panic!("{}: {e}", build.display()));
+    assert!(out.status.success(), "{} bin: {}", build.display(), String::from_utf8_lossy(&out.stderr));
+    Path::new(String::from_utf8_lossy(&out.stdout).trim()).join("promtool")
+}
+
 fn promtool(args: &[&str]) -> String {
-    let out = Command::new("promtool").args(args).current_dir(repo_root()).output().unwrap_or_else(|e| {
-        panic!("promtool {args:?}: {e} (install it: e2e/prometheus/prometheus.sh install, Debian package prometheus)")
-    });
+    let tool = promtool_path();
+    let out = Command::new(&tool)
+        .args(args)
+        .current_dir(repo_root())
+        .output()
+        .unwrap_or_else(|e| panic!("{} {args:?}: {e} (build it: e2e/prometheus/build.sh build)", tool.display()));
     let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     assert!(out.status.success(), "promtool {args:?} failed:\n{text}");
     text

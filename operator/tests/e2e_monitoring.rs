@@ -1,8 +1,9 @@
-//! e2e against the local cluster: a real Prometheus (e2e/prometheus/prometheus.sh, Debian's
-//! 2.42) discovers the operator and worker pods through kubernetes_sd_configs against the local
-//! apiserver, as a user's would, and during a delivery every query of the Grafana dashboard
-//! (charts/courier/monitoring/dashboard.json) returns data with the labels it groups by — so
-//! the dashboard cannot silently rot. Ignored by a plain `cargo test`; `make test` runs it.
+//! e2e against the local cluster: a real Prometheus (e2e/prometheus/prometheus.sh, 3.16 built
+//! from its Go module by e2e/prometheus/build.sh) discovers the operator and worker pods
+//! through kubernetes_sd_configs against the local apiserver, as a user's would, and during a
+//! delivery every query of the Grafana dashboard (charts/courier/monitoring/dashboard.json)
+//! returns data with the labels it groups by — so the dashboard cannot silently rot. Ignored by
+//! a plain `cargo test`; `make test` runs it.
 
 mod support;
 
