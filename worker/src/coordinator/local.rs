@@ -11,8 +11,8 @@ use serde::{Deserialize, Serialize};
 
 use super::{Coordinator, CoordinatorError};
 use crate::protocol::{
-    FailureSample, HeartbeatRequest, HeartbeatResponse, LeaseCounters, LeaseKey, PROTOCOL_VERSION, QuotaAllowance, RateShare,
-    ShardLease,
+    FailureSample, HeartbeatRequest, HeartbeatResponse, LeaseCounters, LeaseKey, PROTOCOL_VERSION, QuotaAllowance,
+    RateShare, ShardLease,
 };
 use crate::shard::ShardSpec;
 

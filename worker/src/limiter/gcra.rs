@@ -237,7 +237,6 @@ impl LimiterState {
     pub fn bytes_rate(&self) -> Option<Rate> {
         self.bytes.as_ref().map(|g| g.rate)
     }
-
 }
 
 fn set(slot: &mut Option<Gcra>, rate: Option<Rate>, now: u64) {

@@ -185,8 +185,11 @@ fn an_allowance_admits_exactly_its_requests_in_its_period_and_a_new_period_count
     use courier_core::protocol::{QuotaAllowance, QuotaReport};
     // Epoch at Unix second 1000.
     let mut state = LimiterState::unlimited(1_000 * S);
-    let allowance =
-        |start_s: u64, end_s: u64, requests| QuotaAllowance { period_start_unix_ms: start_s * 1000, period_end_unix_ms: end_s * 1000, requests };
+    let allowance = |start_s: u64, end_s: u64, requests| QuotaAllowance {
+        period_start_unix_ms: start_s * 1000,
+        period_end_unix_ms: end_s * 1000,
+        requests,
+    };
     state.set_allowance(Some(allowance(990, 1_010, 2)));
     assert_eq!(decide(&mut state, 0, 0, 0), Decision::Allow);
     assert_eq!(decide(&mut state, 0, 0, 0), Decision::Allow);
@@ -201,7 +204,11 @@ fn an_allowance_admits_exactly_its_requests_in_its_period_and_a_new_period_count
     assert_eq!(decide(&mut state, S, S, 0), Decision::Blocked);
     // Past the period's end nothing starts, whatever is left.
     state.set_allowance(Some(allowance(990, 1_010, 100)));
-    assert_eq!(decide(&mut state, 10 * S - 100_000_000, 10 * S - 100_000_000, 0), Decision::Blocked, "it ends 100 ms early");
+    assert_eq!(
+        decide(&mut state, 10 * S - 100_000_000, 10 * S - 100_000_000, 0),
+        Decision::Blocked,
+        "it ends 100 ms early"
+    );
     assert_eq!(decide(&mut state, 10 * S, 10 * S, 0), Decision::Blocked, "the period is over");
     // The next period counts from zero; an answer about the older one changes nothing.
     state.set_allowance(Some(allowance(1_010, 1_030, 1)));
