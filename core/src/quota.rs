@@ -36,8 +36,12 @@ pub enum QuotaError {
     },
 }
 
-/// The time zone named `name` (IANA, `UTC`).
+/// The time zone named `name` (IANA, `UTC`). `UTC` needs no time zone database (a minimal
+/// image may have none); any other name is looked up in the system's (`/usr/share/zoneinfo`).
 pub fn time_zone(name: &str) -> Result<TimeZone, QuotaError> {
+    if matches!(name, "UTC" | "Etc/UTC") {
+        return Ok(TimeZone::UTC);
+    }
     TimeZone::get(name).map_err(|source| QuotaError::UnknownTimeZone { name: name.to_owned(), source })
 }
 

@@ -32,12 +32,23 @@ async fn three_workers_send_exactly_the_quota_per_period_and_the_rest_waits_for_
 
     // While the quota is used up, the Destination says so and when it resets.
     let destinations: Api<Destination> = Api::namespaced(client.clone(), ns);
-    let (message, quota) = eventually(Duration::from_secs(120), "Throttled=True QuotaExhausted", || async {
-        let status = destinations.get_opt("partner").await.ok()??.status?;
-        let c = courier_api::conditions::find_condition(&status.conditions, "Throttled")?;
-        (c.status == "True" && c.reason == "QuotaExhausted").then(|| (c.message.clone(), status.quota.clone()))
-    })
-    .await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    let (message, quota) = loop {
+        let status = destinations.get_opt("partner").await.ok().flatten().and_then(|d| d.status);
+        let throttled = status
+            .as_ref()
+            .and_then(|s| courier_api::conditions::find_condition(&s.conditions, "Throttled"))
+            .filter(|c| c.status == "True" && c.reason == "QuotaExhausted");
+        if let (Some(c), Some(s)) = (throttled, status.as_ref()) {
+            break (c.message.clone(), s.quota.clone());
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no Throttled=True QuotaExhausted within 120 s; accepted {}; Destination status {status:#?}",
+            sim.stats().accepted
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
     eprintln!("Throttled: {message}; status.quota {quota:?}");
     let quota = quota.expect("status.quota while exhausted");
     assert_eq!((quota.limit, quota.remaining), (QUOTA as i64, 0));
