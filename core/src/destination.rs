@@ -134,10 +134,24 @@ pub struct RateSettings {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub requests_per_day: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quota_reset_time_zone: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quota_window_seconds: Option<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_in_flight: Option<i32>,
 }
 
 impl RateSettings {
+    /// The time zone of the quota periods (`UTC` unless set).
+    pub fn quota_time_zone(&self) -> &str {
+        self.quota_reset_time_zone.as_deref().unwrap_or("UTC")
+    }
+
+    /// The length of a quota period in seconds (a day unless set).
+    pub fn quota_window(&self) -> i64 {
+        self.quota_window_seconds.map_or(86_400, i64::from)
+    }
+
     /// The burst in force (the API's rule when an older operator left it out).
     pub fn effective_burst(&self) -> i32 {
         let api = api::RateLimit {
@@ -145,6 +159,8 @@ impl RateSettings {
             burst: self.burst,
             bytes_per_second: None,
             requests_per_day: None,
+            quota_reset_time_zone: None,
+            quota_window_seconds: None,
             max_in_flight: None,
         };
         api.effective_burst()
@@ -237,6 +253,8 @@ impl From<&api::DestinationSpec> for DestinationSettings {
             burst: Some(r.effective_burst()),
             bytes_per_second: r.bytes_per_second,
             requests_per_day: r.requests_per_day,
+            quota_reset_time_zone: r.quota_reset_time_zone.clone(),
+            quota_window_seconds: r.quota_window_seconds,
             max_in_flight: r.max_in_flight,
         };
         let p = &spec.retry_policy;

@@ -11,6 +11,7 @@ pub mod datum;
 pub mod destination;
 pub mod format;
 pub mod protocol;
+pub mod quota;
 pub mod request;
 pub mod secrets;
 pub mod shard;

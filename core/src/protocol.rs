@@ -15,8 +15,14 @@
 //! which a version 1 worker cannot read, so the operator grants no new leases to workers older
 //! than [`OLDEST_LEASED_VERSION`] (a rollout replaces them). The Destination and Datum travel
 //! as the protocol's own [`DestinationSettings`] and [`DatumSettings`], whose JSON keeps the
-//! resources' shape, so either side still reads the other's version 1 messages. Version 3 adds
-//! [`HeartbeatResponse::settled`] (see [`SETTLED_VERSION`]); a version 2 side ignores it.
+//! resources' shape, so either side still reads the other's version 1 messages.
+//!
+//! Version 3 shares a quota (`rateLimit.requestsPerDay`) as allowances: the answer's
+//! [`RateShare::quota`] and the heartbeat's [`HeartbeatRequest::quota`]. A version 2 worker
+//! knows neither; on a Destination with a quota the operator sends it `requestsToday: 0`, which
+//! it enforces as a daily quota used up, so it starts no request it could not account for.
+//! Version 3 also answers [`HeartbeatResponse::settled`] (see [`SETTLED_VERSION`]); a version 2
+//! worker ignores it and forgets a completion once answered.
 
 use serde::{Deserialize, Serialize};
 
@@ -26,6 +32,8 @@ use crate::shard::ShardSpec;
 
 /// The protocol version this build speaks.
 pub const PROTOCOL_VERSION: u32 = 3;
+/// The first version that takes quota allowances ([`QuotaAllowance`]).
+pub const QUOTA_VERSION: u32 = 3;
 /// From this version on the operator answers [`HeartbeatResponse::settled`]: a worker keeps
 /// reporting a completed lease until it is named there (from an older operator, it forgets a
 /// completion once answered, as before).
@@ -302,6 +310,35 @@ pub struct HeartbeatRequest {
     pub throttle: ThrottleReport,
     #[serde(default)]
     pub stats: WorkerStats,
+    /// Where the worker's quota allowance stands (version 3, when it has one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quota: Option<QuotaReport>,
+}
+
+/// A worker's quota allowance as it enforces it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct QuotaReport {
+    /// The period the allowance is of ([`QuotaAllowance::period_start_unix_ms`]).
+    pub period_start_unix_ms: u64,
+    /// The allowance in force (requests in the period, cumulative).
+    pub allowed: u64,
+    /// Requests started in the period, as counted when the heartbeat was sent.
+    pub used: u64,
+}
+
+/// The requests a worker may start in one quota period, cumulative: `requests` is the total
+/// for the period, so a repeated or lost answer changes nothing (the coordinator grows it, or
+/// lowers it to what the worker has used when the worker has no work).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct QuotaAllowance {
+    /// Start of the period (Unix ms); a new value starts a new count at 0.
+    pub period_start_unix_ms: u64,
+    /// End of the period: from then on nothing is started until a newer allowance comes.
+    pub period_end_unix_ms: u64,
+    /// Requests the worker may start in the period, all together.
+    pub requests: u64,
 }
 
 /// A worker's part of its Destination's rate limit.
@@ -312,9 +349,14 @@ pub struct RateShare {
     pub burst: u32,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bytes_per_second: Option<u64>,
-    /// Requests per day left to this worker, when the Destination has a daily quota.
+    /// Version 2's daily quota: a version 3 operator only sends `0` here, to a version 2
+    /// worker of a Destination with a quota (it cannot take allowances). Version 3 workers
+    /// ignore it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub requests_today: Option<u64>,
+    /// The worker's quota allowance, when the Destination has a quota (version 3).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quota: Option<QuotaAllowance>,
     /// Most requests in flight for this worker.
     pub max_in_flight: u32,
 }
@@ -475,10 +517,12 @@ mod tests {
             }],
             throttle: ThrottleReport::default(),
             stats: WorkerStats::default(),
+            quota: Some(QuotaReport { period_start_unix_ms: 1_000, allowed: 40, used: 12 }),
         };
         let json = serde_json::to_value(&req).expect("serializes");
         assert_eq!(json["appliedShare"], 100);
         assert_eq!(json["leases"][0]["key"]["leaseEpoch"], 2);
+        assert_eq!(json["quota"]["periodStartUnixMs"], 1_000);
         let back: HeartbeatRequest = serde_json::from_value(json).expect("deserializes");
         assert_eq!(back, req);
     }

@@ -66,3 +66,15 @@ fn a_version_1_answer_has_no_term_and_leases_without_a_frontier() {
     assert_eq!(resp.term, 0);
     assert_eq!((resp.granted[0].frontier, resp.granted[0].pending.len()), (0, 0));
 }
+
+#[test]
+fn version_2_messages_have_no_quota_and_a_version_2_worker_reads_a_zero_daily_quota() {
+    let req: HeartbeatRequest = serde_json::from_str(V1_HEARTBEAT).expect("parses");
+    assert_eq!(req.quota, None);
+    let resp: HeartbeatResponse = serde_json::from_str(V1_RESPONSE).expect("parses");
+    assert_eq!((resp.share.quota, resp.share.requests_today), (None, None));
+    let share = RateShare { requests_today: Some(0), ..RateShare::default() };
+    let json = serde_json::to_value(share).expect("serializes");
+    assert_eq!(json["requestsToday"], 0, "what a version 2 worker reads as its daily quota");
+    assert!(json.get("quota").is_none());
+}

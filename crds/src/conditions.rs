@@ -41,7 +41,8 @@ string_enum!(
     DestinationConditionType {
         /// Secrets resolved, workers can be created.
         Ready,
-        /// The partner is pushing back (429 or Retry-After); the effective limit is lowered.
+        /// The partner is pushing back (429 or Retry-After; the effective limit is lowered), or
+        /// the quota (`requestsPerDay`) is used up until its period resets.
         Throttled,
         /// `spec.suspend` is true.
         Suspended,
@@ -60,6 +61,10 @@ string_enum!(
         InvalidCaBundle,
         RateLimited,
         RetryAfter,
+        /// `rateLimit.requestsPerDay` is used up until the period resets.
+        QuotaExhausted,
+        /// `rateLimit.quotaResetTimeZone` names no known time zone.
+        InvalidTimeZone,
         NotThrottled,
         Suspended,
         Active,
@@ -145,6 +150,8 @@ string_enum!(
         PartnerUnreachable,
         /// No progress for `progressDeadlineSeconds`, for no reason the operator can tell.
         ProgressDeadlineExceeded,
+        /// The Destination's quota (`requestsPerDay`) is used up: records wait for its reset.
+        QuotaExhausted,
     }
 );
 

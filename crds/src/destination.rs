@@ -234,11 +234,26 @@ pub struct RateLimit {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[x_kube(validation = kube::core::Rule::new("self > 0").message("rateLimit.bytesPerSecond must be positive"))]
     pub bytes_per_second: Option<i64>,
-    /// Optional daily quota (UTC days). Enforced by `courier-worker run`; in the cluster the
-    /// coordinator does not yet share it among workers, so it is not enforced there.
+    /// Optional quota: requests (attempts, retries included) per quota period across all
+    /// workers. The period is the calendar day in `quotaResetTimeZone`, or a part of it when
+    /// `quotaWindowSeconds` is shorter. The coordinator hands each worker an allowance out of
+    /// what is left (a worker never starts a request beyond it); what was used survives
+    /// operator restarts in `status.quota`. Records beyond the quota wait for the next period.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[x_kube(validation = kube::core::Rule::new("self > 0").message("rateLimit.requestsPerDay must be positive"))]
     pub requests_per_day: Option<i64>,
+    /// The IANA time zone whose midnight starts a quota period (`Europe/Berlin`, `UTC`).
+    /// Default `UTC`. An unknown zone is reported as `Ready=False` (`InvalidTimeZone`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 64))]
+    #[x_kube(validation = kube::core::Rule::new("self.matches('^[A-Za-z][A-Za-z0-9_+-]*(/[A-Za-z0-9_+-]+)*$')").message("rateLimit.quotaResetTimeZone must be an IANA time zone name such as UTC or Europe/Berlin"))]
+    pub quota_reset_time_zone: Option<String>,
+    /// Length of a quota period in seconds. Default 86400: the quota is per calendar day.
+    /// Shorter periods divide the day from midnight on (`3600`: hourly quotas); the last one
+    /// of a day ends at the next midnight (days of 23 or 25 hours). Must divide 86400.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = kube::core::Rule::new("self > 0 && self <= 86400 && 86400 % self == 0").message("rateLimit.quotaWindowSeconds must divide 86400 (a day) evenly"))]
+    pub quota_window_seconds: Option<i32>,
     /// Optional cap on requests in flight across all workers.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[x_kube(validation = kube::core::Rule::new("self > 0").message("rateLimit.maxInFlight must be positive"))]
@@ -249,6 +264,16 @@ impl RateLimit {
     /// The burst in force: the configured one, or 1/50 of the rate (at least 1).
     pub fn effective_burst(&self) -> i32 {
         self.burst.unwrap_or((self.requests_per_second / 50).max(1))
+    }
+
+    /// The time zone of the quota periods (`UTC` unless set).
+    pub fn quota_time_zone(&self) -> &str {
+        self.quota_reset_time_zone.as_deref().unwrap_or("UTC")
+    }
+
+    /// The length of a quota period in seconds (a day unless set).
+    pub fn quota_window(&self) -> i64 {
+        self.quota_window_seconds.map_or(86_400, i64::from)
     }
 }
 
@@ -460,6 +485,31 @@ pub struct DestinationStatus {
     /// Packages being delivered now.
     #[serde(default)]
     pub active_packages: i32,
+    /// The quota period under way, when `rateLimit.requestsPerDay` is set. A leader that
+    /// starts restores the period's usage from here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quota: Option<QuotaStatus>,
+}
+
+/// Where a Destination's quota stands in the current period.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct QuotaStatus {
+    /// Start of the period (the day, or the part of it).
+    pub period_start: Time,
+    /// When the period ends and the quota is whole again.
+    pub resets_at: Time,
+    /// Requests the period allows (`rateLimit.requestsPerDay`).
+    pub limit: i64,
+    /// Requests started in the period, as far as the workers have reported.
+    pub used: i64,
+    /// Requests not granted to any worker yet: `limit` minus what was used and what workers
+    /// hold as allowances (a worker that vanished counts as having used all of its own).
+    pub remaining: i64,
+    /// The most the coordinator may have granted in the period (used plus allowances, and a
+    /// little ahead). It never grants beyond what it has read back from here, so a new leader
+    /// starts from this figure and no restart lets the period exceed its limit.
+    pub reserved: i64,
 }
 
 /// Worker pods wanted and ready.

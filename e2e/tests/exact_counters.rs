@@ -254,6 +254,7 @@ impl World {
             leases: worker.runs.iter().map(|r| r.report(draining)).collect(),
             throttle: ThrottleReport::default(),
             stats: WorkerStats::default(),
+            quota: None,
         };
         self.leader.tick(self.now);
         let answer = self.leader.heartbeat_in_term(&req, self.now, self.term);

@@ -153,6 +153,7 @@ impl World {
                 burst: 1,
                 bytes_per_second: None,
                 requests_today: None,
+                quota: None,
                 max_in_flight: 16,
             },
             pause_until_unix_ms: None,

@@ -157,6 +157,7 @@ impl World {
                 .collect(),
             throttle: ThrottleReport::default(),
             stats: WorkerStats::default(),
+            quota: None,
         }
     }
 

@@ -3,9 +3,11 @@
 use std::collections::BTreeMap;
 
 use courier_api::DestinationSpec;
-use courier_core::protocol::{HeartbeatRequest, RateShare, WorkerStats};
+use courier_core::protocol::{HeartbeatRequest, QUOTA_VERSION, RateShare, WorkerStats};
+use courier_core::quota::Period;
 
 use super::leases::{LeaseTable, ShardState};
+use super::quota::QuotaLedger;
 use super::types::{DestinationRuntime, ObjectKey, WorkerRuntime};
 use crate::planner::Millis;
 use crate::planner::autoscale::{self, AutoscaleInput};
@@ -29,6 +31,8 @@ pub(super) struct WorkerEntry {
     /// Holds at least one live lease (weighs in even before it reports a demand).
     pub holds_leases: bool,
     pub stats: WorkerStats,
+    /// The protocol version it speaks (quota allowances need [`QUOTA_VERSION`]).
+    pub protocol_version: u32,
 }
 
 /// How long capacity a worker gave up (a smaller share applied, or draining) stays counted
@@ -86,6 +90,8 @@ pub(super) struct DestinationState {
     pub idle_since: Option<Millis>,
     pub last_desired: i32,
     pub warm_up: Option<WarmUp>,
+    /// The quota's ledger, when the spec has `requestsPerDay`.
+    pub quota: Option<QuotaLedger>,
 }
 
 impl DestinationState {
@@ -100,7 +106,40 @@ impl DestinationState {
             idle_since: None,
             last_desired: 0,
             warm_up: None,
+            quota: None,
         }
+    }
+
+    /// The quota period holding `now`, when the spec has a quota. An unknown time zone counts
+    /// as UTC here (the controller reports it and runs no workers for such a Destination).
+    pub fn quota_period(&self, now: Millis) -> Option<(u64, Period)> {
+        let rl = &self.spec.rate_limit;
+        let limit = u64::try_from(rl.requests_per_day?).ok()?;
+        let tz = courier_core::quota::time_zone(rl.quota_time_zone()).unwrap_or(jiff::tz::TimeZone::UTC);
+        let period = courier_core::quota::period_at(now, rl.quota_window(), &tz).ok()?;
+        Some((limit, period))
+    }
+
+    /// Brings the quota's ledger to `now`: created, rolled to a new period, or dropped.
+    pub fn advance_quota(&mut self, now: Millis) -> Option<&mut QuotaLedger> {
+        match (self.quota_period(now), &mut self.quota) {
+            (None, q) => *q = None,
+            (Some((limit, period)), Some(q)) => q.roll(limit, period),
+            (Some((limit, period)), q @ None) => *q = Some(QuotaLedger::new(limit, period)),
+        }
+        self.quota.as_mut()
+    }
+
+    /// Takes `status.quota` as read: (period start, reserved, used).
+    pub fn observe_quota_status(&mut self, status: Option<(u64, u64, u64)>, now: Millis) {
+        if let Some(q) = self.advance_quota(now) {
+            q.observe_persisted(status);
+        }
+    }
+
+    /// Whether the quota's ledger has not been restored from status yet.
+    pub fn needs_quota_restore(&mut self, now: Millis) -> bool {
+        self.advance_quota(now).is_some_and(|q| q.base.is_none())
     }
 
     /// A new leader does not know which shares and leases the last one granted: they stay in
@@ -167,7 +206,20 @@ impl DestinationState {
     /// Forgets workers not heard from within `ttl`: their shares lapse with their leases.
     pub fn expire_workers(&mut self, now: Millis, ttl: Millis) -> bool {
         let before = self.workers.len();
-        self.workers.retain(|_, w| w.last_seen + ttl > now);
+        let mut gone = Vec::new();
+        self.workers.retain(|name, w| {
+            let alive = w.last_seen + ttl > now;
+            if !alive {
+                gone.push((name.clone(), w.incarnation));
+            }
+            alive
+        });
+        if let Some(q) = self.quota.as_mut() {
+            // What they held stays counted for the rest of the period.
+            for (name, incarnation) in gone {
+                q.gone(&name, incarnation);
+            }
+        }
         before != self.workers.len()
     }
 
@@ -180,6 +232,14 @@ impl DestinationState {
         }
         let previous = self.workers.get(&req.worker);
         let restarted = previous.is_some_and(|p| p.incarnation != 0 && p.incarnation != req.incarnation);
+        let before = previous.map(|p| p.incarnation).filter(|_| restarted);
+        if let Some(q) = self.advance_quota(now) {
+            if let Some(old) = before {
+                q.gone(&req.worker, old);
+            }
+            q.observe(&req.worker, req.incarnation, req.quota);
+        }
+        let previous = self.workers.get(&req.worker);
         let granted = if restarted { 0 } else { previous.map_or(0, |w| w.granted) };
         // Capacity it gives up now (or gave up lately) stays counted for a moment.
         let (released, released_until) = match previous {
@@ -200,6 +260,7 @@ impl DestinationState {
             incarnation: req.incarnation,
             holds_leases: false,
             stats: req.stats.clone(),
+            protocol_version: req.protocol_version,
         };
         let new = self.workers.insert(req.worker.clone(), entry).is_none();
         Observed { new, restarted }
@@ -255,11 +316,20 @@ impl DestinationState {
         };
         let bytes_per_second =
             rl.bytes_per_second.map(|b| shares::split_with_floor(scaled(b.max(1) as u64), &demands, 1)[i]);
+        let working = !draining && ws[i].demand > 0;
+        let (version, incarnation) = self.workers.get(worker).map_or((0, 0), |w| (w.protocol_version, w.incarnation));
+        let (requests_today, quota) = match self.advance_quota(now) {
+            None => (None, None),
+            // A worker that cannot take allowances starts nothing (a used-up daily quota to it).
+            Some(_) if version < QUOTA_VERSION => (Some(0), None),
+            Some(q) => (None, Some(q.allowance(worker, incarnation, grant, working))),
+        };
         let share = RateShare {
             requests_per_second: grant,
             burst: burst.min(u64::from(u32::MAX)) as u32,
             bytes_per_second,
-            requests_today: None,
+            requests_today,
+            quota,
             max_in_flight: max_in_flight.min(u64::from(u32::MAX)) as u32,
         };
         (share, transition)
@@ -318,6 +388,8 @@ impl DestinationState {
         let decision = autoscale::desired_replicas(&input);
         self.last_desired = decision.replicas;
         let throttled_reason = self.aimd.throttled_reason(config, now);
+        let rps = self.aimd.effective();
+        let quota = self.advance_quota(now).map(|q| q.figures(rps));
         let workers = self
             .workers
             .iter()
@@ -347,6 +419,7 @@ impl DestinationState {
             leasable_shards: leasable,
             desired_replicas: decision.replicas,
             desired_reason: decision.reason,
+            quota,
         }
     }
 }

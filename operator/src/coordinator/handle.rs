@@ -85,7 +85,7 @@ struct State {
 
 /// The parts of a Destination's runtime whose change is announced: effective limit, pause,
 /// throttled, desired replicas, backlog packages, workers.
-type RuntimeSignature = (u32, Option<Millis>, bool, i32, u32, usize);
+type RuntimeSignature = (u32, Option<Millis>, bool, i32, u32, usize, Option<(u64, u64, bool)>);
 
 /// The current time in Unix milliseconds.
 pub fn now_ms() -> Millis {
@@ -185,6 +185,24 @@ impl Coordinator {
     /// Whether the Destination is warming up (the controller then names its worker pods).
     pub fn needs_prior_workers(&self, namespace: &str, name: &str) -> bool {
         self.lock().destinations.get_mut(&ObjectKey::new(namespace, name)).is_some_and(|d| d.warming_up(now_ms()))
+    }
+
+    /// Takes the Destination's `status.quota` as read — (period start, reserved, used) in Unix
+    /// ms and requests. The first reading of a term must be fresh from the API server (see
+    /// [`Self::needs_quota_restore`]): the ledger restores the period from it.
+    pub fn observe_quota_status(&self, namespace: &str, name: &str, status: Option<(u64, u64, u64)>) {
+        let now = now_ms();
+        if let Some(d) = self.lock().destinations.get_mut(&ObjectKey::new(namespace, name)) {
+            d.observe_quota_status(status, now);
+        }
+    }
+
+    /// Whether the Destination's quota has not been restored from status yet in this term.
+    pub fn needs_quota_restore(&self, namespace: &str, name: &str) -> bool {
+        self.lock()
+            .destinations
+            .get_mut(&ObjectKey::new(namespace, name))
+            .is_some_and(|d| d.needs_quota_restore(now_ms()))
     }
 
     /// Forgets a Destination; its workers' heartbeats are refused from now on.
@@ -499,6 +517,7 @@ impl Coordinator {
                     r.desired_replicas,
                     r.backlog_packages,
                     r.workers.len(),
+                    r.quota.map(|q| (q.period.start_unix_ms, q.reserved, q.exhausted)),
                 );
                 if state.last_runtime.get(key) != Some(&sig) {
                     state.last_runtime.insert(key.clone(), sig);

@@ -32,6 +32,7 @@ pub(crate) fn hb(worker: &str, generation: i64, demand: u32, applied: u32, free_
         leases: vec![],
         throttle: ThrottleReport::default(),
         stats: WorkerStats::default(),
+        quota: None,
     }
 }
 

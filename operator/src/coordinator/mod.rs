@@ -9,6 +9,7 @@ pub mod auth;
 mod destination;
 mod handle;
 pub mod leases;
+pub mod quota;
 pub mod server;
 pub mod tls;
 mod types;

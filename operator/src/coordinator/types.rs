@@ -179,6 +179,8 @@ pub struct DestinationRuntime {
     pub leasable_shards: u32,
     pub desired_replicas: i32,
     pub desired_reason: String,
+    /// The quota's period and figures, when the Destination has `requestsPerDay`.
+    pub quota: Option<super::quota::QuotaFigures>,
 }
 
 /// What changed, so a controller requeues only that object.

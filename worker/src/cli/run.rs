@@ -16,7 +16,7 @@ use super::{
     EXIT_FAILED, EXIT_USAGE, LogFormat, Logs, ProgressMode, RunArgs, Summary, fail, init_logs, progress, terminated,
 };
 use crate::config::{self, SecretStore};
-use crate::coordinator::{Driver, DriverConfig, DriverEnd, LocalCoordinator, LocalPlan};
+use crate::coordinator::{Driver, DriverConfig, DriverEnd, LocalCoordinator, LocalPlan, LocalQuota};
 use crate::health::{self, HealthState};
 use crate::limiter::Rate;
 use crate::metrics::Metrics;
@@ -98,11 +98,19 @@ pub(crate) async fn run(args: RunArgs, logs: Logs) -> ExitCode {
         Err(e) => return fail(EXIT_USAGE, e),
     };
     let rl = &prepared.destination.rate_limit;
+    let quota = match rl.requests_per_day.and_then(|r| u64::try_from(r).ok()) {
+        None => None,
+        Some(requests) => match courier_core::quota::time_zone(rl.quota_time_zone()) {
+            Ok(time_zone) => Some(LocalQuota { requests, window_seconds: rl.quota_window(), time_zone }),
+            Err(e) => return fail(EXIT_USAGE, e),
+        },
+    };
     let share = RateShare {
         requests_per_second: u32::try_from(prepared.rate.per_second).unwrap_or(u32::MAX),
         burst: u32::try_from(prepared.rate.burst).unwrap_or(u32::MAX),
         bytes_per_second: rl.bytes_per_second.and_then(|b| u64::try_from(b).ok()),
-        requests_today: rl.requests_per_day.and_then(|b| u64::try_from(b).ok()),
+        requests_today: None,
+        quota: None,
         max_in_flight: u32::try_from(prepared.send.max_in_flight).unwrap_or(u32::MAX),
     };
     let shard_count = shards.len();
@@ -116,6 +124,7 @@ pub(crate) async fn run(args: RunArgs, logs: Logs) -> ExitCode {
         share,
         checkpoint_file: args.checkpoint_file.clone(),
         heartbeat_interval_ms: 250,
+        quota,
     };
     let coordinator = match LocalCoordinator::new(local) {
         Ok(c) => c,

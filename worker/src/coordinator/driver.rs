@@ -318,6 +318,7 @@ impl<C: Coordinator> Driver<C> {
                 cpu_permille: 0,
                 partner: metrics.partner.view(),
             },
+            quota: self.pipeline.limiter().quota_report(),
         };
         (request, reported, completed)
     }
@@ -381,7 +382,7 @@ impl<C: Coordinator> Driver<C> {
         self.pipeline.set_rate(Some(Rate::new(rate, u64::from(share.burst))));
         self.pipeline.limiter().set_valid_until(Some(sent_at + self.ttl));
         self.pipeline.limiter().set_bytes_rate(share.bytes_per_second.map(|b| Rate::new(b, b.div_ceil(10).max(1))));
-        self.pipeline.limiter().set_daily_quota(share.requests_today);
+        self.pipeline.limiter().set_allowance(share.quota);
         if share.max_in_flight > 0 && share.max_in_flight as usize != self.pipeline.max_in_flight() {
             self.pipeline.set_max_in_flight(share.max_in_flight as usize);
         }

@@ -11,8 +11,8 @@ use serde::{Deserialize, Serialize};
 
 use super::{Coordinator, CoordinatorError};
 use crate::protocol::{
-    FailureSample, HeartbeatRequest, HeartbeatResponse, LeaseCounters, LeaseKey, PROTOCOL_VERSION, RateShare,
-    ShardLease,
+    FailureSample, HeartbeatRequest, HeartbeatResponse, LeaseCounters, LeaseKey, PROTOCOL_VERSION, QuotaAllowance,
+    RateShare, ShardLease,
 };
 use crate::shard::ShardSpec;
 
@@ -66,6 +66,16 @@ pub struct LocalPlan {
     pub checkpoint_file: Option<PathBuf>,
     /// Heartbeat interval (how often progress is collected).
     pub heartbeat_interval_ms: u32,
+    /// The Destination's quota, all of it this worker's allowance in each period.
+    pub quota: Option<LocalQuota>,
+}
+
+/// `rateLimit.requestsPerDay` of a local run, with its periods.
+#[derive(Debug, Clone)]
+pub struct LocalQuota {
+    pub requests: u64,
+    pub window_seconds: i64,
+    pub time_zone: jiff::tz::TimeZone,
 }
 
 /// Totals of a local run.
@@ -250,9 +260,19 @@ impl LocalCoordinator {
         let spec = self.plan.share.requests_per_second.max(1);
         let effective = self.aimd.effective().min(spec);
         let burst = (u64::from(self.plan.share.burst) * u64::from(effective) / u64::from(spec)).max(1);
+        // The whole quota of the current period (a new run starts counting at 0 again).
+        let quota = self.plan.quota.as_ref().and_then(|q| {
+            let period = courier_core::quota::period_at(now, q.window_seconds, &q.time_zone).ok()?;
+            Some(QuotaAllowance {
+                period_start_unix_ms: period.start_unix_ms,
+                period_end_unix_ms: period.end_unix_ms,
+                requests: q.requests,
+            })
+        });
         let share = RateShare {
             requests_per_second: effective,
             burst: u32::try_from(burst).unwrap_or(u32::MAX),
+            quota,
             ..self.plan.share
         };
         (share, self.aimd.paused_until(now))
@@ -310,6 +330,7 @@ mod tests {
             share: RateShare { requests_per_second: rps, burst, max_in_flight: 8, ..RateShare::default() },
             checkpoint_file: None,
             heartbeat_interval_ms: 1_000,
+            quota: None,
         }
     }
 
@@ -328,6 +349,7 @@ mod tests {
             leases: Vec::new(),
             throttle: ThrottleReport { too_many_requests: too_many, retry_after_until_unix_ms, spread_ms: None },
             stats: WorkerStats::default(),
+            quota: None,
         }
     }
 

@@ -9,7 +9,7 @@ mod local;
 
 pub use driver::{Driver, DriverConfig, DriverEnd, DriverError};
 pub use http::{HttpCoordinator, SERVICE_ACCOUNT_TOKEN};
-pub use local::{LocalCoordinator, LocalPlan, LocalSummary, ShardState};
+pub use local::{LocalCoordinator, LocalPlan, LocalQuota, LocalSummary, ShardState};
 
 use std::future::Future;
 

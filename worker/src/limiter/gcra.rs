@@ -19,9 +19,17 @@
 //! A rate may be given an expiry ([`LimiterState::set_valid_until`]): past it nothing is
 //! admitted until the rate is renewed, which is how a worker's share lapses when its
 //! coordinator stops answering.
+//!
+//! A quota allowance ([`LimiterState::set_allowance`]) caps the requests started in one quota
+//! period; used up, or past its period's end, nothing is admitted until a new one comes.
 
 const NANOS_PER_SECOND: u128 = 1_000_000_000;
-const NANOS_PER_DAY: u64 = 86_400 * 1_000_000_000;
+
+use courier_core::protocol::{QuotaAllowance, QuotaReport};
+
+/// No request starts in the last this many milliseconds of a quota period, so one in flight
+/// at the boundary still reaches the partner (who counts arrivals) within the period.
+pub const QUOTA_END_GUARD_MS: u64 = 100;
 
 /// Largest lateness of a wake-up that is credited back to the waiters (2 ms).
 pub const MAX_CATCH_UP_NS: u64 = 2_000_000;
@@ -120,12 +128,15 @@ impl Gcra {
     }
 }
 
-/// A daily request quota, counted per UTC day.
+/// A quota allowance from the coordinator: at most `limit` requests started in the period
+/// that began at `period` (Unix ms), and none from `ends` on (ns since the epoch) until a
+/// newer allowance comes.
 #[derive(Debug, Clone, PartialEq, Eq)]
-struct DailyQuota {
+struct Allowance {
+    period: u64,
+    ends: u64,
     limit: u64,
     used: u64,
-    day: u64,
 }
 
 /// Everything the limiter decides on.
@@ -133,11 +144,11 @@ struct DailyQuota {
 pub struct LimiterState {
     requests: Option<Gcra>,
     bytes: Option<Gcra>,
-    daily: Option<DailyQuota>,
+    allowance: Option<Allowance>,
     pause_until: u64,
     /// Nothing is admitted from this instant on, until it is moved (a lapsed share).
     valid_until: Option<u64>,
-    /// Unix time in nanoseconds at the limiter's epoch, to find UTC day boundaries.
+    /// Unix time in nanoseconds at the limiter's epoch, to place the end of a quota period.
     wall_at_epoch: u64,
 }
 
@@ -155,7 +166,7 @@ pub enum Decision {
 impl LimiterState {
     /// A state with no limit at all; `wall_at_epoch` is the Unix time (ns) of the epoch.
     pub fn unlimited(wall_at_epoch: u64) -> Self {
-        Self { requests: None, bytes: None, daily: None, pause_until: 0, valid_until: None, wall_at_epoch }
+        Self { requests: None, bytes: None, allowance: None, pause_until: 0, valid_until: None, wall_at_epoch }
     }
 
     /// Sets (or removes, with `None`) the requests-per-second rate.
@@ -168,13 +179,26 @@ impl LimiterState {
         set(&mut self.bytes, rate, now);
     }
 
-    /// Sets (or removes) the per-day request quota; the count of the current day is kept.
-    pub fn set_daily(&mut self, limit: Option<u64>) {
-        self.daily = match (limit, self.daily.take()) {
-            (None, _) => None,
-            (Some(limit), Some(q)) => Some(DailyQuota { limit, ..q }),
-            (Some(limit), None) => Some(DailyQuota { limit, used: 0, day: 0 }),
+    /// Sets (or removes) the quota allowance. Within the same period the count goes on (the
+    /// allowance is cumulative); a newer period starts counting at 0; an allowance of an older
+    /// period than the one in force is ignored.
+    pub fn set_allowance(&mut self, allowance: Option<QuotaAllowance>) {
+        let Some(a) = allowance else {
+            self.allowance = None;
+            return;
         };
+        let end_ms = a.period_end_unix_ms.saturating_sub(QUOTA_END_GUARD_MS);
+        let ends = end_ms.saturating_mul(1_000_000).saturating_sub(self.wall_at_epoch);
+        self.allowance = match self.allowance.take() {
+            Some(q) if q.period > a.period_start_unix_ms => Some(q),
+            Some(q) if q.period == a.period_start_unix_ms => Some(Allowance { ends, limit: a.requests, ..q }),
+            _ => Some(Allowance { period: a.period_start_unix_ms, ends, limit: a.requests, used: 0 }),
+        };
+    }
+
+    /// The allowance in force and what was used of it.
+    pub fn quota_report(&self) -> Option<QuotaReport> {
+        self.allowance.as_ref().map(|q| QuotaReport { period_start_unix_ms: q.period, allowed: q.limit, used: q.used })
     }
 
     /// Admits nothing before `until`; after it the request rate resumes smoothly, without a
@@ -213,10 +237,6 @@ impl LimiterState {
     pub fn bytes_rate(&self) -> Option<Rate> {
         self.bytes.as_ref().map(|g| g.rate)
     }
-
-    fn day_of(&self, now: u64) -> u64 {
-        self.wall_at_epoch.saturating_add(now) / NANOS_PER_DAY
-    }
 }
 
 fn set(slot: &mut Option<Gcra>, rate: Option<Rate>, now: u64) {
@@ -236,13 +256,11 @@ pub fn decide(state: &mut LimiterState, arrival: u64, now: u64, cost_bytes: u64)
     if now < state.pause_until {
         return Decision::WaitUntil(state.pause_until);
     }
-    let today = state.day_of(now);
-    if let Some(q) = &state.daily
-        && q.day == today
-        && q.used >= q.limit
+    if let Some(q) = &state.allowance
+        && (q.used >= q.limit || now >= q.ends)
     {
-        let next_day = (today + 1) * NANOS_PER_DAY;
-        return Decision::WaitUntil(next_day.saturating_sub(state.wall_at_epoch));
+        // Used up, or its period is over: only a new allowance admits more.
+        return Decision::Blocked;
     }
     let mut start = 0;
     let mut request_tat = None;
@@ -266,11 +284,7 @@ pub fn decide(state: &mut LimiterState, arrival: u64, now: u64, cost_bytes: u64)
     if let (Some(g), Some(tat)) = (&mut state.bytes, bytes_tat) {
         g.tat = tat;
     }
-    if let Some(q) = &mut state.daily {
-        if q.day != today {
-            q.day = today;
-            q.used = 0;
-        }
+    if let Some(q) = &mut state.allowance {
         q.used += 1;
     }
     Decision::Allow

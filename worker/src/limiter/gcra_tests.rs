@@ -181,15 +181,43 @@ fn both_rates_must_allow_and_neither_is_charged_on_a_wait() {
 }
 
 #[test]
-fn daily_quota_waits_for_the_next_utc_day_and_resets() {
-    let day = 86_400 * S;
-    // Epoch one second before a UTC midnight.
-    let mut state = LimiterState::unlimited(day * 20_000 - S);
-    state.set_daily(Some(2));
+fn an_allowance_admits_exactly_its_requests_in_its_period_and_a_new_period_counts_from_zero() {
+    use courier_core::protocol::{QuotaAllowance, QuotaReport};
+    // Epoch at Unix second 1000.
+    let mut state = LimiterState::unlimited(1_000 * S);
+    let allowance = |start_s: u64, end_s: u64, requests| QuotaAllowance {
+        period_start_unix_ms: start_s * 1000,
+        period_end_unix_ms: end_s * 1000,
+        requests,
+    };
+    state.set_allowance(Some(allowance(990, 1_010, 2)));
     assert_eq!(decide(&mut state, 0, 0, 0), Decision::Allow);
     assert_eq!(decide(&mut state, 0, 0, 0), Decision::Allow);
-    assert_eq!(decide(&mut state, 0, 0, 0), Decision::WaitUntil(S));
+    assert_eq!(decide(&mut state, 0, 0, 0), Decision::Blocked, "used up");
+    // The same period, grown: the count goes on.
+    state.set_allowance(Some(allowance(990, 1_010, 3)));
+    assert_eq!(state.quota_report(), Some(QuotaReport { period_start_unix_ms: 990_000, allowed: 3, used: 2 }));
     assert_eq!(decide(&mut state, S, S, 0), Decision::Allow);
+    assert_eq!(decide(&mut state, S, S, 0), Decision::Blocked);
+    // Lowered below what was used (the worker had no work): still nothing more.
+    state.set_allowance(Some(allowance(990, 1_010, 1)));
+    assert_eq!(decide(&mut state, S, S, 0), Decision::Blocked);
+    // Past the period's end nothing starts, whatever is left.
+    state.set_allowance(Some(allowance(990, 1_010, 100)));
+    assert_eq!(
+        decide(&mut state, 10 * S - 100_000_000, 10 * S - 100_000_000, 0),
+        Decision::Blocked,
+        "it ends 100 ms early"
+    );
+    assert_eq!(decide(&mut state, 10 * S, 10 * S, 0), Decision::Blocked, "the period is over");
+    // The next period counts from zero; an answer about the older one changes nothing.
+    state.set_allowance(Some(allowance(1_010, 1_030, 1)));
+    assert_eq!(decide(&mut state, 10 * S, 10 * S, 0), Decision::Allow);
+    state.set_allowance(Some(allowance(990, 1_010, 100)));
+    assert_eq!(state.quota_report(), Some(QuotaReport { period_start_unix_ms: 1_010_000, allowed: 1, used: 1 }));
+    assert_eq!(decide(&mut state, 10 * S, 10 * S, 0), Decision::Blocked);
+    state.set_allowance(None);
+    assert_eq!(decide(&mut state, 10 * S, 10 * S, 0), Decision::Allow, "no quota");
 }
 
 #[test]

@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use courier_core::protocol::{QuotaAllowance, QuotaReport};
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
@@ -81,10 +82,15 @@ impl Limiter {
         self.changed.notify_waiters();
     }
 
-    /// Sets the per-UTC-day request quota (or removes it).
-    pub fn set_daily_quota(&self, limit: Option<u64>) {
-        self.lock().set_daily(limit);
+    /// Sets the quota allowance (or removes it); see [`LimiterState::set_allowance`].
+    pub fn set_allowance(&self, allowance: Option<QuotaAllowance>) {
+        self.lock().set_allowance(allowance);
         self.changed.notify_waiters();
+    }
+
+    /// The quota allowance in force and what was used of it, for the heartbeat.
+    pub fn quota_report(&self) -> Option<QuotaReport> {
+        self.lock().quota_report()
     }
 
     /// Admits nothing from `until` on, until renewed by another call (`None`: no expiry). A

@@ -163,10 +163,12 @@ pub async fn deliver_locally(
             burst: u32::try_from(rate.burst).unwrap_or(u32::MAX),
             bytes_per_second: None,
             requests_today: None,
+            quota: None,
             max_in_flight: u32::try_from(send.max_in_flight).unwrap_or(64),
         },
         checkpoint_file: None,
         heartbeat_interval_ms: 100,
+        quota: None,
     };
     let coordinator = LocalCoordinator::new(plan).expect("coordinator");
     let driver_config = DriverConfig {

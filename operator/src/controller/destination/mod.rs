@@ -95,7 +95,7 @@ async fn reconcile_inner(dest: &Destination, ctx: &Context) -> Result<Action> {
     let found = dereference::fetch_secret_keys(&ctx.client, &ns, &needed)
         .await
         .map_err(|source| Error::Dereference { what: format!("Secrets of Destination {ns}/{name}"), source })?;
-    let invalid = validate::check_secrets(&needed, &found).err();
+    let invalid = validate::check_secrets(&needed, &found).err().or_else(|| validate::check_time_zone(dest).err());
 
     // The coordinator always knows the spec (shares, pause, suspension).
     ctx.coordinator.upsert_destination(&ns, &name, &dest.spec, generation);
@@ -130,6 +130,26 @@ async fn reconcile_inner(dest: &Destination, ctx: &Context) -> Result<Action> {
             list.items.iter().filter(|p| may_have_heard_an_earlier_leader(p)).filter_map(|p| p.metadata.name.clone());
         ctx.coordinator.set_prior_workers(&ns, &name, prior.collect());
     }
+
+    // The quota: a leader restores the period from status read fresh from the API server (the
+    // earlier leader granted within what it had read back from there); afterwards every
+    // reconcile hands it what status holds, which is how its own reservations come back.
+    let quota_status = if ctx.coordinator.needs_quota_restore(&ns, &name) {
+        let api: Api<Destination> = Api::namespaced(ctx.client.clone(), &ns);
+        let fresh = api
+            .get_status(&name)
+            .await
+            .map_err(|source| Error::Dereference { what: format!("status of Destination {ns}/{name}"), source })?;
+        fresh.status.and_then(|s| s.quota)
+    } else {
+        dest.status.as_ref().and_then(|s| s.quota.clone())
+    };
+    ctx.coordinator.observe_quota_status(&ns, &name, quota_status.as_ref().and_then(status::quota_reading));
+    let runtime = if quota_status.is_some() || dest.spec.rate_limit.requests_per_day.is_some() {
+        ctx.coordinator.destination_snapshot(&ns, &name)
+    } else {
+        runtime
+    };
 
     // status
     let figures = figures(dest, runtime.as_ref(), deployment.as_ref());
@@ -196,6 +216,7 @@ fn figures(
         },
         active_packages: i32::try_from(r.backlog_packages).unwrap_or(i32::MAX),
         throttle,
+        quota: r.quota,
     }
 }
 
@@ -219,6 +240,8 @@ fn conditions_changed(old: &DestinationStatus, new: &DestinationStatus) -> bool 
         .any(|c| find_condition(&old.conditions, &c.type_).is_none_or(|o| o.status != c.status || o.reason != c.reason))
         || old.observed_generation != new.observed_generation
         || old.workers != new.workers
+        || old.quota.as_ref().map(|q| (q.reserved, &q.period_start))
+            != new.quota.as_ref().map(|q| (q.reserved, &q.period_start))
 }
 
 fn is_true(c: &Condition) -> bool {
@@ -272,6 +295,7 @@ mod tests {
             leasable_shards: 0,
             desired_replicas: desired,
             desired_reason: String::new(),
+            quota: None,
         }
     }
 

@@ -1,7 +1,7 @@
 //! Status (pure): the Destination's status from what was applied and what the coordinator knows.
 
 use courier_api::conditions::{DestinationConditionType as Type, DestinationReason as Reason, set_condition};
-use courier_api::destination::{Backlog, WorkerCounts};
+use courier_api::destination::{Backlog, QuotaStatus, WorkerCounts};
 use courier_api::{Destination, DestinationStatus};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
@@ -33,6 +33,22 @@ pub struct DestinationFigures {
     pub active_packages: i32,
     /// Throttling, if any.
     pub throttle: Option<Throttle>,
+    /// The quota's period, when the Destination has one.
+    pub quota: Option<crate::coordinator::quota::QuotaFigures>,
+}
+
+/// `status.quota` as the coordinator reads it: (period start, reserved, used).
+pub fn quota_reading(q: &QuotaStatus) -> Option<(u64, u64, u64)> {
+    let start = u64::try_from(q.period_start.0.as_millisecond()).ok()?;
+    Some((start, u64::try_from(q.reserved).ok()?, u64::try_from(q.used).ok()?))
+}
+
+fn time_of(unix_ms: u64) -> Time {
+    Time(jiff::Timestamp::from_millisecond(i64::try_from(unix_ms).unwrap_or(i64::MAX)).unwrap_or(jiff::Timestamp::MAX))
+}
+
+fn count(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
 }
 
 /// The status to write. `invalid` is the outcome of validation (a missing Secret keeps the
@@ -66,8 +82,16 @@ pub fn build_status(
     let suspended = dest.spec.suspend;
     let (reason, message) = if suspended { (Reason::Suspended, "spec.suspend is true") } else { (Reason::Active, "") };
     set_condition(conds, Type::Suspended, suspended, reason, message, generation, now);
-    match figures.throttle {
-        Some(Throttle::RateLimited) => {
+    match (figures.quota.filter(|q| q.exhausted), figures.throttle) {
+        (Some(q), _) => {
+            let resets = time_of(q.period.end_unix_ms).0;
+            let msg = format!(
+                "quota of {} requests used up ({} started, the rest held by workers); records wait until it resets at {resets}",
+                q.limit, q.used
+            );
+            set_condition(conds, Type::Throttled, true, Reason::QuotaExhausted, msg, generation, now)
+        }
+        (None, Some(Throttle::RateLimited)) => {
             let msg = format!(
                 "partner answered 429; effective limit {} of {} requests/s",
                 figures.effective_requests_per_second.unwrap_or_default(),
@@ -75,10 +99,10 @@ pub fn build_status(
             );
             set_condition(conds, Type::Throttled, true, Reason::RateLimited, msg, generation, now)
         }
-        Some(Throttle::RetryAfter) => {
+        (None, Some(Throttle::RetryAfter)) => {
             set_condition(conds, Type::Throttled, true, Reason::RetryAfter, "partner asked to pause", generation, now)
         }
-        None => set_condition(conds, Type::Throttled, false, Reason::NotThrottled, "", generation, now),
+        (None, None) => set_condition(conds, Type::Throttled, false, Reason::NotThrottled, "", generation, now),
     };
     let degraded = !suspended && figures.desired > 0 && figures.ready < figures.desired;
     if degraded {
@@ -93,6 +117,18 @@ pub fn build_status(
     status.effective_requests_per_second = figures.effective_requests_per_second;
     status.paused_until = figures.paused_until.clone();
     status.active_packages = figures.active_packages;
+    if let Some(q) = figures.quota {
+        status.quota = Some(QuotaStatus {
+            period_start: time_of(q.period.start_unix_ms),
+            resets_at: time_of(q.period.end_unix_ms),
+            limit: count(q.limit),
+            used: count(q.used),
+            remaining: count(q.remaining),
+            reserved: count(q.reserved),
+        });
+    } else if dest.spec.rate_limit.requests_per_day.is_none() {
+        status.quota = None;
+    }
     status
 }
 
@@ -165,5 +201,26 @@ spec:
         let t = find_condition(&s.conditions, "Throttled").expect("Throttled");
         assert_eq!(t.reason, "RateLimited");
         assert!(t.message.contains("50 of 100"));
+    }
+
+    #[test]
+    fn a_used_up_quota_is_throttling_with_when_it_resets_and_the_figures_in_status() {
+        use crate::coordinator::quota::QuotaFigures;
+        use courier_core::quota::Period;
+        let period = Period { start_unix_ms: 1_800_000_000_000, end_unix_ms: 1_800_000_030_000 };
+        let quota = QuotaFigures { period, limit: 300, used: 297, remaining: 0, reserved: 300, exhausted: true };
+        let figures =
+            DestinationFigures { quota: Some(quota), throttle: Some(Throttle::RateLimited), ..Default::default() };
+        let s = build_status(&dest(false), None, &figures, &now());
+        let t = find_condition(&s.conditions, "Throttled").expect("Throttled");
+        assert_eq!((t.status.as_str(), t.reason.as_str()), ("True", "QuotaExhausted"));
+        assert!(t.message.contains("300 requests") && t.message.contains("2027-01-15T08:00:30Z"), "{}", t.message);
+        let q = s.quota.expect("status.quota");
+        assert_eq!((q.limit, q.used, q.remaining, q.reserved), (300, 297, 0, 300));
+        assert_eq!(quota_reading(&q), Some((period.start_unix_ms, 300, 297)));
+        let left = QuotaFigures { remaining: 10, exhausted: false, ..quota };
+        let s =
+            build_status(&dest(false), None, &DestinationFigures { quota: Some(left), ..Default::default() }, &now());
+        assert!(!is_condition_true(&s.conditions, "Throttled"));
     }
 }

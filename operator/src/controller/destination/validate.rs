@@ -13,6 +13,19 @@ pub struct Invalid {
     pub message: String,
 }
 
+/// Checks that `rateLimit.quotaResetTimeZone` names a time zone the operator knows (CEL only
+/// checks its shape).
+pub fn check_time_zone(dest: &courier_api::Destination) -> Result<(), Invalid> {
+    let rl = &dest.spec.rate_limit;
+    match courier_core::quota::time_zone(rl.quota_time_zone()) {
+        Ok(_) => Ok(()),
+        Err(e) => Err(Invalid {
+            reason: DestinationReason::InvalidTimeZone,
+            message: format!("rateLimit.quotaResetTimeZone: {e} (an IANA name such as UTC or Europe/Berlin)"),
+        }),
+    }
+}
+
 /// Checks that every needed Secret exists and holds its key; the first problem wins.
 pub fn check_secrets(needed: &[NeededKey], found: &SecretKeys) -> Result<(), Invalid> {
     for n in needed {

@@ -10,7 +10,9 @@ pub mod validate;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use courier_api::conditions::{ConditionStatus, PackageConditionType};
+use courier_api::conditions::{
+    ConditionStatus, DestinationConditionType, DestinationReason, PackageConditionType, PackageReason, find_condition,
+};
 use courier_api::package::RetryScope;
 use courier_api::{Datum, DeliveryPackage, DeliveryPackageStatus, Destination};
 use courier_core::format::FormatSpec;
@@ -217,7 +219,13 @@ async fn reconcile_inner(pkg: &DeliveryPackage, ctx: &Context) -> Result<Action>
         return Ok(Action::requeue(RUNNING_RESYNC));
     };
     let partner = ctx.coordinator.partner_views(&ns, &pkg.spec.destination_ref.name);
-    let verdict = Verdict::Running { snapshot: &snapshot, files, partner: &partner };
+    // A used-up quota holds the records until it resets: the package waits, it does not fail.
+    let quota_exhausted = dest.as_deref().and_then(|d| d.status.as_ref()).is_some_and(|s| {
+        find_condition(&s.conditions, DestinationConditionType::Throttled)
+            .is_some_and(|c| c.status == "True" && c.reason == DestinationReason::QuotaExhausted.as_str())
+    });
+    let waiting = quota_exhausted.then_some(PackageReason::QuotaExhausted);
+    let verdict = Verdict::Running { snapshot: &snapshot, files, partner: &partner, waiting };
     let new = status::build_status(pkg, &prior, verdict, &attempt, &now);
     let done = status::is_finished(&new);
     write_status(ctx, pkg, &prior, new).await;

@@ -25,9 +25,10 @@ pub enum Verdict<'a> {
     SourceUnreachable(&'a str),
     /// A path or glob matched nothing.
     SourceNotFound(&'a str),
-    /// Registered with the coordinator; this is its progress, and how the partner answers
-    /// each worker of the Destination.
-    Running { snapshot: &'a PackageSnapshot, files: Option<i32>, partner: &'a [PartnerView] },
+    /// Registered with the coordinator; this is its progress, how the partner answers each
+    /// worker of the Destination, and what the package waits for while running (the
+    /// Destination's quota used up): a stall beyond the deadline names it.
+    Running { snapshot: &'a PackageSnapshot, files: Option<i32>, partner: &'a [PartnerView], waiting: Option<Reason> },
 }
 
 /// The attempt this status describes.
@@ -259,7 +260,7 @@ pub fn build_status(
             set_condition(&mut status.conditions, Type::Planned, false, Reason::SourceNotFound, msg, generation, now);
             finish(&mut status, false, Reason::SourceNotFound, msg.to_owned(), generation, now);
         }
-        Verdict::Running { snapshot, files, partner } => {
+        Verdict::Running { snapshot, files, partner, waiting } => {
             let files = files.unwrap_or(status.progress.files);
             let (progress, shards, reasons) = progress_of(snapshot, files);
             let progressed = progress.records.acknowledged() > status.progress.records.acknowledged()
@@ -286,7 +287,7 @@ pub fn build_status(
                     now,
                 );
                 status.phase = Some(PackagePhase::Suspended);
-            } else if let Some(s) = stalled(pkg, &status, None, partner, now) {
+            } else if let Some(s) = stalled(pkg, &status, waiting, partner, now) {
                 set_condition(&mut status.conditions, Type::Progressing, false, s.reason, s.message, generation, now);
                 status.phase = Some(PackagePhase::Running);
             } else {

@@ -85,7 +85,7 @@ fn leaving_waiting_sets_waiting_false() {
     let running = build_status(
         &package(""),
         &waiting,
-        Verdict::Running { snapshot: &snapshot(), files: Some(3), partner: &[] },
+        Verdict::Running { snapshot: &snapshot(), files: Some(3), partner: &[], waiting: None },
         &attempt(),
         &at(11),
     );
@@ -98,7 +98,7 @@ fn a_running_snapshot_fills_progress_shards_and_failure_reasons() {
     let s = build_status(
         &package(""),
         &DeliveryPackageStatus::default(),
-        Verdict::Running { snapshot: &snapshot(), files: Some(3), partner: &[] },
+        Verdict::Running { snapshot: &snapshot(), files: Some(3), partner: &[], waiting: None },
         &attempt(),
         &at(10),
     );
@@ -122,7 +122,7 @@ fn every_shard_done_is_complete_with_completion_time() {
     let s = build_status(
         &package(""),
         &DeliveryPackageStatus::default(),
-        Verdict::Running { snapshot: &snap, files: Some(1), partner: &[] },
+        Verdict::Running { snapshot: &snap, files: Some(1), partner: &[], waiting: None },
         &attempt(),
         &at(20),
     );
@@ -141,7 +141,7 @@ fn complete_beyond_the_failure_policy_is_failed_too_many_failed_records() {
     let s = build_status(
         &pkg,
         &DeliveryPackageStatus::default(),
-        Verdict::Running { snapshot: &snap, files: None, partner: &[] },
+        Verdict::Running { snapshot: &snap, files: None, partner: &[], waiting: None },
         &attempt(),
         &at(20),
     );
@@ -166,7 +166,7 @@ fn an_exhausted_shard_is_failed_backoff_limit_exceeded() {
     let s = build_status(
         &package(""),
         &DeliveryPackageStatus::default(),
-        Verdict::Running { snapshot: &snap, files: None, partner: &[] },
+        Verdict::Running { snapshot: &snap, files: None, partner: &[], waiting: None },
         &attempt(),
         &at(20),
     );
@@ -180,7 +180,7 @@ fn running_past_the_active_deadline_is_failed_deadline_exceeded() {
     let first = build_status(
         &pkg,
         &DeliveryPackageStatus::default(),
-        Verdict::Running { snapshot: &snapshot(), files: None, partner: &[] },
+        Verdict::Running { snapshot: &snapshot(), files: None, partner: &[], waiting: None },
         &attempt(),
         &at(100),
     );
@@ -188,7 +188,7 @@ fn running_past_the_active_deadline_is_failed_deadline_exceeded() {
     let later = build_status(
         &pkg,
         &first,
-        Verdict::Running { snapshot: &snapshot(), files: None, partner: &[] },
+        Verdict::Running { snapshot: &snapshot(), files: None, partner: &[], waiting: None },
         &attempt(),
         &at(131),
     );
@@ -229,7 +229,7 @@ fn a_suspended_package_is_paused_and_says_so() {
     let s = build_status(
         &pkg,
         &DeliveryPackageStatus::default(),
-        Verdict::Running { snapshot: &snapshot(), files: None, partner: &[] },
+        Verdict::Running { snapshot: &snapshot(), files: None, partner: &[], waiting: None },
         &attempt(),
         &at(5),
     );
@@ -239,7 +239,7 @@ fn a_suspended_package_is_paused_and_says_so() {
     let resumed = build_status(
         &package(""),
         &s,
-        Verdict::Running { snapshot: &snapshot(), files: None, partner: &[] },
+        Verdict::Running { snapshot: &snapshot(), files: None, partner: &[], waiting: None },
         &attempt(),
         &at(6),
     );
@@ -252,7 +252,12 @@ fn a_new_attempt_drops_the_old_progress_and_outcome() {
     let done = build_status(
         &package(""),
         &DeliveryPackageStatus::default(),
-        Verdict::Running { snapshot: &PackageSnapshot { complete: true, ..snapshot() }, files: None, partner: &[] },
+        Verdict::Running {
+            snapshot: &PackageSnapshot { complete: true, ..snapshot() },
+            files: None,
+            partner: &[],
+            waiting: None,
+        },
         &attempt(),
         &at(5),
     );
@@ -306,7 +311,7 @@ fn run_without_progress(
         prior = build_status(
             &pkg,
             &prior,
-            Verdict::Running { snapshot: &snap, files: Some(3), partner },
+            Verdict::Running { snapshot: &snap, files: Some(3), partner, waiting: None },
             &attempt(),
             &at(*t),
         );
@@ -336,7 +341,7 @@ fn no_progress_for_the_deadline_is_progressing_false_with_the_partners_reason_an
     let recovered = build_status(
         &pkg,
         &s[3],
-        Verdict::Running { snapshot: &moved, files: Some(3), partner: &[] },
+        Verdict::Running { snapshot: &moved, files: Some(3), partner: &[], waiting: None },
         &attempt(),
         &at(401),
     );
@@ -367,4 +372,24 @@ fn a_suspended_package_does_not_stall_and_a_started_one_waiting_for_its_destinat
     let late = build_status(&pkg, &early, Verdict::Waiting(&w), &attempt(), &at(131));
     assert_eq!(cond(&late, "Progressing"), Some(("False", "DestinationSuspended")));
     assert_eq!(late.phase, Some(PackagePhase::Waiting));
+}
+
+#[test]
+fn a_package_held_by_a_used_up_quota_waits_and_names_it_without_failing() {
+    let pkg = package("  progressDeadlineSeconds: 30\n");
+    let snap = snapshot();
+    let waiting = Some(PackageReason::QuotaExhausted);
+    let mut prior = DeliveryPackageStatus::default();
+    for t in [100, 120, 131, 500] {
+        prior = build_status(
+            &pkg,
+            &prior,
+            Verdict::Running { snapshot: &snap, files: Some(3), partner: &[], waiting },
+            &attempt(),
+            &at(t),
+        );
+    }
+    assert_eq!(cond(&prior, "Progressing"), Some(("False", "QuotaExhausted")));
+    assert!(cond(&prior, "Failed").is_none(), "waiting for the quota is not failing");
+    assert_eq!(prior.phase, Some(PackagePhase::Running));
 }
