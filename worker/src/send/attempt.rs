@@ -14,7 +14,7 @@ use tokio_util::sync::CancellationToken;
 use super::auth::Auth;
 use super::client::{Gate, Gated, HttpClient, Outgoing, Response};
 use super::config::SendConfig;
-use super::credentials::{AuthDecision, CredentialWatch};
+use super::credentials::{AuthDecision, CredentialWatch, Ready};
 use super::observer::{AttemptReport, SendObserver, Throttle};
 use super::partner::{self, PartnerWatch};
 use super::retry::{RetryConfig, RetryLogic, Verdict};
@@ -157,9 +157,11 @@ impl Sender {
             }
             // While the partner refuses the credentials, new attempts wait for rotated ones
             // before drawing from the limiter: no rate budget is spent on refusals.
-            if !self.credentials.ready(grace, stop).await {
-                return Delivery::Abandoned { attempts: attempt };
-            }
+            let probe = match self.credentials.ready(grace, stop).await {
+                Ready::Send => false,
+                Ready::Probe => true,
+                Ready::Stopped => return Delivery::Abandoned { attempts: attempt },
+            };
             attempt += 1;
             let counted = attempt - throttled - in_outage - refused;
             let outgoing = Outgoing {
@@ -176,7 +178,7 @@ impl Sender {
             // registered with, which costs a lock per attempt.
             let mut limiter_wait = std::time::Duration::ZERO;
             let mut used_auth = None;
-            let (auth, generation) = self.credentials.current();
+            let mut used = None;
             let gate = async {
                 let waited = tokio::select! {
                     biased;
@@ -187,7 +189,17 @@ impl Sender {
                 if stop.is_cancelled() {
                     return Gate::Hold;
                 }
-                match auth.header().await {
+                // A refusal that began while this attempt waited for the limiter holds it too
+                // (the records queued at the limiter would otherwise all go out with the
+                // refused credentials); the credentials are taken after the wait, so a rotation
+                // meanwhile is used at once.
+                if !probe && self.credentials.holding() {
+                    return Gate::Again;
+                }
+                let (auth, generation) = self.credentials.current();
+                let header = auth.header().await;
+                used = Some((auth, generation));
+                match header {
                     Ok(header) => {
                         used_auth = header.as_ref().map(|(_, v)| v.clone());
                         Gate::Go(header)
@@ -199,6 +211,11 @@ impl Sender {
             let result = match self.client.execute_gated(outgoing, self.config.timeout, gate).await {
                 Gated::Sent(result) => result,
                 Gated::Held => return Delivery::Abandoned { attempts: attempt - 1 },
+                Gated::Again => {
+                    // Nothing was sent: the record waits with the others for new credentials.
+                    attempt -= 1;
+                    continue;
+                }
                 Gated::Failed(error) => {
                     // No credentials: retried like a connect error, without touching the partner.
                     if counted >= max_attempts {
@@ -238,6 +255,7 @@ impl Sender {
                 Verdict::CredentialsRefused => {
                     // A verdict on the credentials, not on the record: it uses up no attempt.
                     refused += 1;
+                    let Some((auth, generation)) = used.take() else { continue };
                     if !refreshed_auth && auth.unauthorized(used_auth.as_ref()) {
                         // OAuth2: one immediate retry with a fresh token.
                         refreshed_auth = true;

@@ -65,6 +65,17 @@ pub enum AuthDecision {
     GiveUp { waited: Duration },
 }
 
+/// What [`CredentialWatch::ready`] lets an attempt do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ready {
+    /// Nothing holds sends: go.
+    Send,
+    /// Sends are held, but this attempt is the probe that may go now.
+    Probe,
+    /// The stop signal came while waiting.
+    Stopped,
+}
+
 /// A refusal under way: the first refused status and when it came.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Refusal {
@@ -240,34 +251,34 @@ impl CredentialWatch {
 
     /// Waits, before an attempt, while a refusal holds new sends: until other credentials are
     /// in use, the refusal ends, a probe is due (one caller goes), or `grace` has passed since
-    /// the first refusal. False if `stop` was cancelled meanwhile.
-    pub async fn ready(&self, grace: Duration, stop: &CancellationToken) -> bool {
+    /// the first refusal.
+    pub async fn ready(&self, grace: Duration, stop: &CancellationToken) -> Ready {
         if !self.refused.load(Ordering::Relaxed) {
-            return true;
+            return Ready::Send;
         }
         let mut changed = self.changed.subscribe();
         loop {
             let until = {
                 let mut s = self.lock();
                 let now = Instant::now();
-                let Some(refusal) = s.refusal else { return true };
+                let Some(refusal) = s.refusal else { return Ready::Send };
                 let end = refusal.since + grace;
                 if !self.can_change(&s) || now >= end {
                     self.set_held(&mut s, false);
-                    return true;
+                    return Ready::Send;
                 }
                 if now >= s.next_read && self.reload(&mut s, now) {
-                    return true;
+                    return Ready::Send;
                 }
                 if now >= s.next_probe {
                     s.probes += 1;
                     s.next_probe = now + probe_spacing(s.probes);
-                    return true;
+                    return Ready::Probe;
                 }
                 s.next_read.min(s.next_probe).min(end)
             };
             tokio::select! {
-                () = stop.cancelled() => return false,
+                () = stop.cancelled() => return Ready::Stopped,
                 () = tokio::time::sleep_until(until) => {}
                 _ = changed.changed() => {}
             }

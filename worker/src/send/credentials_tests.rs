@@ -122,7 +122,7 @@ async fn an_attempt_with_credentials_replaced_meanwhile_is_retried_without_readi
 async fn without_a_source_a_refusal_is_final_at_once() {
     let (watch, events) = watch("fixed", None);
     assert_eq!(watch.refused(401, 0, GRACE, Instant::now()), AuthDecision::GiveUp { waited: Duration::ZERO });
-    assert!(watch.ready(GRACE, &CancellationToken::new()).await, "nothing holds sends");
+    assert_eq!(watch.ready(GRACE, &CancellationToken::new()).await, Ready::Send, "nothing holds sends");
     assert_eq!(events.take(), ["refused 401"]);
 }
 
@@ -151,6 +151,7 @@ async fn sends_are_held_until_the_kubelet_updates_the_mount() {
     let mount = Mount::new("old");
     let (watch, events) = watch("old", Some(mount.source()));
     assert_eq!(watch.refused(401, 0, GRACE, Instant::now()), AuthDecision::Wait);
+    assert!(watch.holding(), "attempts already past ready() are held at the gate too");
     assert_eq!(events.take(), ["refused 401", "holding true"]);
     let waiter = tokio::spawn({
         let watch = watch.clone();
@@ -160,7 +161,7 @@ async fn sends_are_held_until_the_kubelet_updates_the_mount() {
     assert!(!waiter.is_finished(), "held while the mount is unchanged");
     mount.rotate("new");
     tokio::time::sleep(READ_EVERY).await;
-    assert!(waiter.await.expect("task"), "released by the change");
+    assert_eq!(waiter.await.expect("task"), Ready::Send, "released by the change");
     assert_eq!(bearer(&watch).await, "Bearer new");
     assert_eq!(events.take(), ["holding false", "reloaded"]);
 }
@@ -184,17 +185,18 @@ async fn one_probe_at_a_time_goes_out_while_held_and_the_grace_releases_everyone
     assert!(first.is_finished() ^ second.is_finished(), "exactly one probe is let through");
     let (probe, other) = if first.is_finished() { (first, second) } else { (second, first) };
     let (ok, at) = probe.await.expect("task");
-    assert!(ok);
+    assert_eq!(ok, Ready::Probe);
     assert_eq!(at - start, PROBE_FIRST);
     // The probe is refused again; the other waiter stays held until the next probe or the end
     // of the grace.
     assert_eq!(watch.refused(401, 0, GRACE, Instant::now()), AuthDecision::Wait);
     assert_eq!(probe_spacing(1), PROBE_FIRST * 2);
     let (ok, at) = other.await.expect("task");
-    assert!(ok);
+    assert_eq!(ok, Ready::Probe);
     assert_eq!(at - start, PROBE_FIRST + probe_spacing(1));
     tokio::time::sleep_until(start + GRACE).await;
-    assert!(watch.ready(GRACE, &stop).await, "past the grace nothing is held");
+    assert_eq!(watch.ready(GRACE, &stop).await, Ready::Send, "past the grace nothing is held");
+    assert!(!watch.holding());
     let decision = watch.refused(401, 0, GRACE, Instant::now());
     assert_eq!(decision, AuthDecision::GiveUp { waited: GRACE });
     assert_eq!(events.take(), ["refused 401", "holding true", "refused 401", "holding false", "refused 401"]);
@@ -212,10 +214,10 @@ async fn an_accepted_attempt_ends_a_refusal_and_a_stop_ends_a_wait() {
     });
     tokio::time::sleep(Duration::from_millis(10)).await;
     stop.cancel();
-    assert!(!waiter.await.expect("task"), "a stop ends the wait with false");
+    assert_eq!(waiter.await.expect("task"), Ready::Stopped, "a stop ends the wait");
     watch.accepted();
     assert_eq!(watch.refusal(), None);
-    assert!(watch.ready(GRACE, &CancellationToken::new()).await);
+    assert_eq!(watch.ready(GRACE, &CancellationToken::new()).await, Ready::Send);
 }
 
 #[test]

@@ -21,7 +21,7 @@ pub use attempt::{Delivery, Failure, Sender};
 pub use auth::{Auth, AuthError, TokenSource};
 pub use client::{AttemptError, BODY_KEEP, ClientError, HttpClient, Outgoing, Response};
 pub use config::{AuthConfig, HttpVersion, OAuth2Config, SendConfig, TlsConfig};
-pub use credentials::{AuthDecision, CredentialEvents, CredentialSource, CredentialWatch, Refusal};
+pub use credentials::{AuthDecision, CredentialEvents, CredentialSource, CredentialWatch, Ready, Refusal};
 pub use from_api::{FromApiError, SecretLookup, auth_config, retry_config, send_config};
 pub use observer::{AttemptReport, Both, NoopObserver, SendObserver, Throttle, ThrottleSummary, ThrottleTracker};
 pub use partner::PartnerWatch;
