@@ -38,8 +38,16 @@ fn secrets_rules(rules: &[String]) -> Vec<&String> {
     rules.iter().filter(|r| r.starts_with("secrets |")).collect()
 }
 
+/// What the install's two ServiceAccounts may do: the operator in its own namespace and in
+/// `default` (a namespace it does not watch in the namespaced mode), the worker in `ns`.
+struct Rights {
+    operator: Vec<String>,
+    operator_elsewhere: Vec<String>,
+    worker: Vec<String>,
+}
+
 /// Installs the chart with `values`, lists what both ServiceAccounts may do, uninstalls.
-fn rules_of_install(cluster: &Cluster, ns: &str, values: &[&str]) -> (Vec<String>, Vec<String>) {
+fn rules_of_install(cluster: &Cluster, ns: &str, values: &[&str]) -> Rights {
     let chart = repo_root().join("charts/courier");
     let chart = chart.to_string_lossy();
     let mut args = vec!["install", RELEASE, &chart, "-n", ns];
@@ -47,10 +55,12 @@ fn rules_of_install(cluster: &Cluster, ns: &str, values: &[&str]) -> (Vec<String
         args.extend(["--set", v]);
     }
     helm(cluster, &args);
-    let operator = can_i_list(cluster, ns, &format!("system:serviceaccount:{ns}:{OPERATOR_SA}"));
+    let operator_sa = format!("system:serviceaccount:{ns}:{OPERATOR_SA}");
+    let operator = can_i_list(cluster, ns, &operator_sa);
+    let operator_elsewhere = can_i_list(cluster, "default", &operator_sa);
     let worker = can_i_list(cluster, ns, &format!("system:serviceaccount:{ns}:{WORKER_SA}"));
     helm(cluster, &["uninstall", RELEASE, "-n", ns, "--wait", "--timeout=2m"]);
-    (operator, worker)
+    Rights { operator, operator_elsewhere, worker }
 }
 
 #[test]
@@ -60,25 +70,34 @@ fn the_installed_chart_grants_exactly_the_committed_rules_and_secrets_only_get()
     let watch = format!("watchNamespace={ns}");
     // No operator pod is needed to list the rules (replicas 0): an operator watching every
     // namespace would act on the other tests' objects.
-    let (namespaced, worker_namespaced) = rules_of_install(&cluster, &ns, &[&watch, "replicas=0"]);
-    let (cluster_wide, worker_cluster_wide) = rules_of_install(&cluster, &ns, &["replicas=0"]);
+    let namespaced = rules_of_install(&cluster, &ns, &[&watch, "replicas=0"]);
+    let cluster_wide = rules_of_install(&cluster, &ns, &["replicas=0"]);
     teardown(&cluster, &ns);
 
-    for (mode, rules) in [("namespaced", &namespaced), ("cluster-wide", &cluster_wide)] {
-        eprintln!("operator, {mode}:\n  {}", rules.join("\n  "));
+    for (mode, rights) in [("namespaced", &namespaced), ("cluster-wide", &cluster_wide)] {
+        eprintln!("operator, {mode}, its namespace:\n  {}", rights.operator.join("\n  "));
+        eprintln!("operator, {mode}, namespace default:\n  {}", rights.operator_elsewhere.join("\n  "));
         // Secrets: `get` where it watches; in its own namespace also `create` (the
         // coordinator's TLS Secret when none is given). Never list or watch.
-        for rule in secrets_rules(rules) {
-            assert!(rule.ends_with("| [get]") || rule.ends_with("| [get create]"), "{mode}: {rule}");
+        for rule in secrets_rules(&rights.operator) {
+            assert!(rule.ends_with("| [get create]"), "{mode}: {rule}");
         }
     }
-    eprintln!("worker:\n  {}", worker_namespaced.join("\n  "));
-    assert_eq!(worker_namespaced, worker_cluster_wide, "the worker's rights do not depend on the mode");
-    assert!(secrets_rules(&worker_namespaced).is_empty(), "workers read Secrets from their volumes only");
+    // Elsewhere: nothing on Secrets when it watches one namespace; `get` alone when it
+    // watches all.
+    assert!(secrets_rules(&namespaced.operator_elsewhere).is_empty(), "{:?}", namespaced.operator_elsewhere);
+    let secrets = secrets_rules(&cluster_wide.operator_elsewhere);
+    assert_eq!(secrets.len(), 1, "{secrets:?}");
+    assert!(secrets[0].ends_with("| [get]"), "cluster-wide Secrets rights: {}", secrets[0]);
+    eprintln!("worker:\n  {}", namespaced.worker.join("\n  "));
+    assert_eq!(namespaced.worker, cluster_wide.worker, "the worker's rights do not depend on the mode");
+    assert!(secrets_rules(&namespaced.worker).is_empty(), "workers read Secrets from their volumes only");
     let results = [
-        check("operator-namespaced.txt", &namespaced),
-        check("operator-cluster-wide.txt", &cluster_wide),
-        check("worker.txt", &worker_namespaced),
+        check("operator-namespaced.txt", &namespaced.operator),
+        check("operator-namespaced-elsewhere.txt", &namespaced.operator_elsewhere),
+        check("operator-cluster-wide.txt", &cluster_wide.operator),
+        check("operator-cluster-wide-elsewhere.txt", &cluster_wide.operator_elsewhere),
+        check("worker.txt", &namespaced.worker),
     ];
     let failures: Vec<String> = results.into_iter().filter_map(Result::err).collect();
     assert!(failures.is_empty(), "{}", failures.join("\n"));
