@@ -303,7 +303,7 @@ mod tests {
         let pod = |ip: Option<&str>, terminating: bool| Pod {
             metadata: kube::api::ObjectMeta {
                 name: Some("w".into()),
-                deletion_timestamp: terminating.then(|| Time(jiff::Timestamp::UNIX_EPOCH)),
+                deletion_timestamp: terminating.then_some(Time(jiff::Timestamp::UNIX_EPOCH)),
                 ..Default::default()
             },
             status: ip.map(|ip| PodStatus { pod_ip: Some(ip.into()), ..Default::default() }),
