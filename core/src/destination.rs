@@ -179,6 +179,20 @@ pub struct RetrySettings {
     /// Longest a record is retried, from its first attempt; `None`: no limit.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_retry_seconds: Option<i32>,
+    /// Statuses that mean refused credentials (`401`, `403`); an older operator sends none.
+    #[serde(default = "default_auth_failure_statuses")]
+    pub auth_failure_statuses: Vec<i32>,
+    /// Longest wait for rotated credentials, seconds; an older operator sends none.
+    #[serde(default = "default_auth_grace_seconds")]
+    pub auth_grace_seconds: i32,
+}
+
+fn default_auth_failure_statuses() -> Vec<i32> {
+    api::RetryPolicy::default().auth_failure_statuses
+}
+
+fn default_auth_grace_seconds() -> i32 {
+    api::RetryPolicy::default().auth_grace_seconds
 }
 
 /// Exponential back-off between attempts.
@@ -273,6 +287,8 @@ impl From<&api::DestinationSpec> for DestinationSettings {
             retry_on: p.retry_on.clone(),
             respect_retry_after: p.respect_retry_after,
             max_retry_seconds: p.max_retry_seconds,
+            auth_failure_statuses: p.auth_failure_statuses.clone(),
+            auth_grace_seconds: p.auth_grace_seconds,
         };
         let workers = WorkerSettings { max_in_flight_per_worker: spec.workers.max_in_flight_per_worker };
         DestinationSettings { endpoint, auth, rate_limit, retry_policy, workers }

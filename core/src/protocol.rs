@@ -231,6 +231,23 @@ pub struct WorkerStats {
     /// How the partner has been answering this worker (why a package may have stalled).
     #[serde(default, skip_serializing_if = "PartnerView::is_answering")]
     pub partner: PartnerView,
+    /// The partner refuses this worker's credentials (`retryPolicy.authFailureStatuses`): the
+    /// worker waits for the rotated Secret. Unknown to older operators, which ignore it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credentials_refused: Option<CredentialsRefused>,
+}
+
+/// A refusal of the credentials under way on one worker.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CredentialsRefused {
+    /// The status of the first refusal (401 or 403).
+    pub status: u16,
+    /// Seconds since the first refusal.
+    pub for_seconds: u64,
+    /// Whether new sends are held (within `retryPolicy.authGraceSeconds`); false once the
+    /// grace is over and refused records are dead-lettered.
+    pub holding: bool,
 }
 
 /// How the partner has been answering one worker: failing in a row, or not.

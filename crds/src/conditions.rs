@@ -48,6 +48,9 @@ string_enum!(
         Suspended,
         /// Workers are failing or fewer are ready than wanted.
         Degraded,
+        /// The partner refuses the credentials (`retryPolicy.authFailureStatuses`): workers
+        /// wait for the rotated Secret, then dead-letter refused records.
+        CredentialsRefused,
     }
 );
 
@@ -70,6 +73,12 @@ string_enum!(
         Active,
         WorkersUnavailable,
         WorkersAvailable,
+        /// Refused; new sends held, waiting for the mounted Secret to change.
+        WaitingForRotatedSecret,
+        /// Refused for longer than `retryPolicy.authGraceSeconds`: refused records are
+        /// dead-lettered.
+        CredentialsRejected,
+        CredentialsAccepted,
     }
 );
 
@@ -365,7 +374,7 @@ mod tests {
     #[test]
     fn enum_values_are_written_as_named() {
         assert_eq!(PackageReason::TooManyFailedRecords.to_string(), "TooManyFailedRecords");
-        assert_eq!(DestinationConditionType::ALL.len(), 4);
+        assert_eq!(DestinationConditionType::ALL.len(), 5);
         assert_eq!(PackageConditionType::ALL.len(), 6);
         assert_eq!(ConditionStatus::from(false).as_str(), "False");
     }

@@ -314,6 +314,23 @@ pub struct RetryPolicy {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[x_kube(validation = kube::core::Rule::new("self >= 1 && self <= 604800").message("retryPolicy.maxRetrySeconds must be between 1 and 604800"))]
     pub max_retry_seconds: Option<i32>,
+    /// Statuses that mean the partner refused the credentials, not the record (`401`, and
+    /// `403` if the partner answers 403 to a stale token). Such an answer is not a record
+    /// failure and uses up no attempt: the worker re-reads the mounted Secret at once and
+    /// retries with the new credentials if they changed; if not, it holds new sends of the
+    /// Destination and waits for the kubelet to update the mounted Secret (a rotation) for at
+    /// most `authGraceSeconds`. Empty: such answers are dead-lettered at once.
+    #[serde(default = "default_auth_failure_statuses")]
+    #[x_kube(validation = kube::core::Rule::new("self.all(x, x == 401 || x == 403)").message("retryPolicy.authFailureStatuses entries must be 401 or 403"))]
+    #[schemars(length(max = 2))]
+    pub auth_failure_statuses: Vec<i32>,
+    /// Longest the workers wait for changed credentials while the partner refuses them
+    /// (counted from the first refusal). After it, refused records are dead-lettered with the
+    /// partner's answer. Covers the kubelet's delay in updating a mounted Secret (its sync
+    /// period plus its cache TTL: about a minute by default, up to two).
+    #[serde(default = "default_auth_grace_seconds")]
+    #[x_kube(validation = kube::core::Rule::new("self >= 0 && self <= 3600").message("retryPolicy.authGraceSeconds must be between 0 and 3600"))]
+    pub auth_grace_seconds: i32,
 }
 
 impl Default for RetryPolicy {
@@ -324,8 +341,18 @@ impl Default for RetryPolicy {
             retry_on: default_retry_on(),
             respect_retry_after: true,
             max_retry_seconds: None,
+            auth_failure_statuses: default_auth_failure_statuses(),
+            auth_grace_seconds: default_auth_grace_seconds(),
         }
     }
+}
+
+fn default_auth_failure_statuses() -> Vec<i32> {
+    vec![401]
+}
+
+fn default_auth_grace_seconds() -> i32 {
+    180
 }
 
 fn default_max_attempts() -> i32 {
@@ -466,7 +493,7 @@ pub struct DestinationStatus {
     /// The `metadata.generation` this status describes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
-    /// `Ready`, `Throttled`, `Suspended`, `Degraded`.
+    /// `Ready`, `Throttled`, `Suspended`, `Degraded`, `CredentialsRefused`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
     /// Worker pods wanted and ready.

@@ -1,6 +1,7 @@
 #![forbid(unsafe_code)]
 pub mod cluster;
 pub mod fixtures;
+pub mod helm;
 pub mod metrics_doc;
 pub mod minidfs;
 pub mod pods;

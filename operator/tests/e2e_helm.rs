@@ -5,30 +5,12 @@
 
 mod support;
 
-use std::process::Command;
 use std::time::Duration;
 
-use courier_e2e::cluster::{Cluster, cache_dir, repo_root};
+use courier_e2e::cluster::{Cluster, repo_root};
+use courier_e2e::helm::helm;
 use courier_e2e::sim::SimConfig;
 use support::*;
-
-fn helm(cluster: &Cluster, args: &[&str]) -> String {
-    let bin = cache_dir().join("helm-v4.3.2/bin/helm");
-    assert!(bin.is_file(), "{} is missing: run e2e/helm/build.sh build (make test does)", bin.display());
-    let out = Command::new(&bin)
-        .arg("--kubeconfig")
-        .arg(&cluster.kubeconfig)
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("helm {args:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "helm {args:?} failed:\n{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
 
 fn operator_log(cluster: &Cluster, ns: &str, deployment: &str) -> String {
     let out = cluster.kubectl(&["-n", ns, "logs", &format!("deploy/{deployment}"), "--tail=40"], None);

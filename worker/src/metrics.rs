@@ -37,6 +37,12 @@ pub struct Metrics {
     pub retries: Counter,
     /// Attempts answered 429 Too Many Requests.
     throttled_requests: Counter,
+    /// Attempts whose credentials the partner refused (`retryPolicy.authFailureStatuses`).
+    auth_refused: Counter,
+    /// Changed credentials taken into use after a refusal or a Secret update.
+    credential_reloads: Counter,
+    /// 1 while new sends are held waiting for rotated credentials.
+    auth_holding: Gauge,
     /// Requests in flight (including waiting for the limiter or a back-off).
     pub in_flight: Gauge,
     limiter_wait: Counter<f64, AtomicU64>,
@@ -100,6 +106,13 @@ impl Metrics {
         let retries = counter(&mut registry, "retries", "Attempts beyond a record's first");
         let throttled_requests =
             counter(&mut registry, "throttled_requests", "Attempts answered 429 Too Many Requests");
+        let auth_refused = counter(
+            &mut registry,
+            "auth_refused_requests",
+            "Attempts whose credentials the partner refused (retryPolicy.authFailureStatuses)",
+        );
+        let credential_reloads =
+            counter(&mut registry, "credential_reloads", "Changed credentials taken into use (a rotated Secret)");
         let gauge = |registry: &mut Registry, name: &str, help: &str| {
             let family = Family::<Labels, Gauge>::default();
             let handle = family.get_or_create(&dest()).clone();
@@ -114,6 +127,11 @@ impl Metrics {
         );
         let shard_lag_bytes = gauge(&mut registry, "shard_lag_bytes", "Bytes of leased shards not yet acknowledged");
         let active_leases = gauge(&mut registry, "active_leases", "Shard leases being delivered");
+        let auth_holding = gauge(
+            &mut registry,
+            "auth_holding",
+            "1 while the partner refuses the credentials and new sends wait for the rotated Secret",
+        );
         let float_counter = |registry: &mut Registry, name: &str, help: &str| {
             let family = Family::<Labels, Counter<f64, AtomicU64>>::default();
             let handle = family.get_or_create(&dest()).clone();
@@ -135,6 +153,9 @@ impl Metrics {
             records_abandoned,
             retries,
             throttled_requests,
+            auth_refused,
+            credential_reloads,
+            auth_holding,
             in_flight,
             limiter_wait,
             share,
@@ -180,6 +201,20 @@ impl Metrics {
     /// Seconds paused by Retry-After, in total.
     pub fn paused_seconds(&self) -> f64 {
         self.paused.get()
+    }
+}
+
+impl crate::send::CredentialEvents for Metrics {
+    fn refused(&self, _status: u16) {
+        self.auth_refused.inc();
+    }
+
+    fn reloaded(&self) {
+        self.credential_reloads.inc();
+    }
+
+    fn holding(&self, holding: bool) {
+        self.auth_holding.set(i64::from(holding));
     }
 }
 

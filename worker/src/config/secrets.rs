@@ -52,6 +52,12 @@ impl SecretStore {
         self
     }
 
+    /// Whether values are read from mounted files (which the kubelet updates when a Secret
+    /// changes), so re-reading may find rotated credentials.
+    pub fn reads_mounts(&self) -> bool {
+        self.mounts.is_some()
+    }
+
     /// The value of `key` in the Secret mounted as `name`, if the file is there. A name or key
     /// that is not a plain path segment is never looked up.
     fn mounted(&self, name: &str, key: &str) -> Result<Option<Vec<u8>>, ConfigError> {

@@ -15,7 +15,8 @@ use crate::config::{self, SecretStore};
 use crate::limiter::Rate;
 use crate::pipeline::{LeaseHandle, LeaseWork, Pipeline};
 use crate::protocol::{
-    HeartbeatRequest, HeartbeatResponse, LeaseKey, LeaseReport, PROTOCOL_VERSION, SETTLED_VERSION, ShardLease,
+    CredentialsRefused, HeartbeatRequest, HeartbeatResponse, LeaseKey, LeaseReport, PROTOCOL_VERSION, SETTLED_VERSION,
+    ShardLease,
     ThrottleReport, WorkerStats,
 };
 use crate::request::RequestBuilder;
@@ -87,6 +88,7 @@ pub struct Driver<C> {
 impl<C: Coordinator> Driver<C> {
     /// A driver of `pipeline` against `coordinator`; `ready` turns true on the first answer.
     pub fn new(coordinator: C, pipeline: Pipeline, config: DriverConfig, ready: Arc<AtomicBool>) -> Self {
+        watch_credentials(&pipeline, &config);
         Self {
             coordinator,
             pipeline,
@@ -317,6 +319,11 @@ impl<C: Coordinator> Driver<C> {
                 limiter_wait_permille: (wait_share.clamp(0.0, 1.0) * 1000.0) as u32,
                 cpu_permille: 0,
                 partner: metrics.partner.view(),
+                credentials_refused: self.pipeline.credentials().refusal().map(|r| CredentialsRefused {
+                    status: r.status,
+                    for_seconds: r.since.elapsed().as_secs(),
+                    holding: self.pipeline.credentials().holding(),
+                }),
             },
             quota: self.pipeline.limiter().quota_report(),
         };
@@ -369,6 +376,7 @@ impl<C: Coordinator> Driver<C> {
                     Ok(()) => {
                         tracing::info!(generation = dest.generation, "applied Destination configuration");
                         self.config.destination_spec = Some((dest.generation, dest.spec));
+                        watch_credentials(&self.pipeline, &self.config);
                     }
                     Err(e) => tracing::error!(error = %e, "cannot apply the Destination configuration"),
                 },
@@ -445,6 +453,20 @@ impl<C: Coordinator> Driver<C> {
         let handle = self.pipeline.start(work);
         self.leases.insert(lease.key, handle);
     }
+}
+
+/// On a refusal of the credentials the send stack re-reads them from the mounted Secrets of
+/// the Destination (see `send::credentials`); a store without mounts has nothing new to read.
+fn watch_credentials(pipeline: &Pipeline, config: &DriverConfig) {
+    let source = match &config.destination_spec {
+        Some((_, spec)) if config.secrets.reads_mounts() => {
+            let (spec, secrets) = (spec.clone(), config.secrets.clone());
+            let read = move || config::send_config(&spec, &secrets).map(|c| c.auth).map_err(|e| e.to_string());
+            Some(Arc::new(read) as Arc<dyn crate::send::CredentialSource>)
+        }
+        _ => None,
+    };
+    pipeline.credentials().set_source(source);
 }
 
 fn unix_ms(at: SystemTime) -> u64 {

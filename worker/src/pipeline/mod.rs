@@ -23,7 +23,7 @@ use crate::limiter::{Limiter, Rate};
 use crate::metrics::Metrics;
 use crate::protocol::{LeaseCounters, LeaseKey};
 use crate::request::RequestBuilder;
-use crate::send::{Auth, AuthError, Both, ClientError, HttpClient, SendConfig, SendObserver, Sender};
+use crate::send::{Auth, AuthError, Both, ClientError, CredentialWatch, HttpClient, SendConfig, SendObserver, Sender};
 use crate::shard::ShardSpec;
 use crate::source::{Source, SourceError, parse_url};
 
@@ -61,6 +61,8 @@ pub struct LeaseWork {
 /// What every lease task shares.
 pub(crate) struct Shared {
     sender: RwLock<Arc<Sender>>,
+    /// The credentials in use, kept across rebuilt senders (see `send::credentials`).
+    credentials: Arc<CredentialWatch>,
     /// Told of every attempt and throttle: the metrics, and whatever else watches.
     observer: RwLock<Arc<dyn SendObserver>>,
     slots: Arc<Semaphore>,
@@ -149,10 +151,13 @@ fn build_sender(
     limiter: &Arc<Limiter>,
     observer: Arc<dyn SendObserver>,
     metrics: &Metrics,
+    credentials: &Arc<CredentialWatch>,
 ) -> Result<Sender, PipelineError> {
     let client = HttpClient::new(config)?;
     let auth = Auth::new(&config.auth, client.clone())?;
-    Ok(Sender::new(config.clone(), client, auth, limiter.clone(), observer).with_partner(metrics.partner.clone()))
+    Ok(Sender::new(config.clone(), client, auth, limiter.clone(), observer)
+        .with_partner(metrics.partner.clone())
+        .with_credentials(credentials.clone()))
 }
 
 impl Pipeline {
@@ -168,11 +173,16 @@ impl Pipeline {
         limiter.set_rate(rate);
         metrics.share.set(rate.map_or(0, |r| i64::try_from(r.per_second).unwrap_or(i64::MAX)));
         let observer: Arc<dyn SendObserver> = metrics.clone();
-        let sender = build_sender(config, &limiter, observer.clone(), &metrics)?;
+        let client = HttpClient::new(config)?;
+        let auth = Auth::new(&config.auth, client.clone())?;
+        let credentials =
+            Arc::new(CredentialWatch::new(config.auth.clone(), auth, client).with_events(metrics.clone()));
+        let sender = build_sender(config, &limiter, observer.clone(), &metrics, &credentials)?;
         let slots = config.max_in_flight.max(1);
         let (gate_tx, gate_rx) = watch::channel(true);
         let shared = Arc::new(Shared {
             sender: RwLock::new(Arc::new(sender)),
+            credentials,
             observer: RwLock::new(observer),
             slots: Arc::new(Semaphore::new(slots)),
             slot_count: Mutex::new(slots),
@@ -197,6 +207,11 @@ impl Pipeline {
         &self.shared.metrics
     }
 
+    /// The credentials every attempt uses, and whether the partner refuses them.
+    pub fn credentials(&self) -> &Arc<CredentialWatch> {
+        &self.shared.credentials
+    }
+
     /// The current send settings.
     pub fn send_config(&self) -> SendConfig {
         self.shared.sender().config().clone()
@@ -206,7 +221,8 @@ impl Pipeline {
     /// attempt from now on (attempts already running finish with the old ones); same limiter.
     pub fn set_send_config(&self, config: &SendConfig) -> Result<(), PipelineError> {
         let observer = self.shared.observer.read().unwrap_or_else(PoisonError::into_inner).clone();
-        let sender = build_sender(config, &self.shared.limiter, observer, &self.shared.metrics)?;
+        let sender =
+            build_sender(config, &self.shared.limiter, observer, &self.shared.metrics, &self.shared.credentials)?;
         *self.shared.sender.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(sender);
         self.set_max_in_flight(config.max_in_flight);
         Ok(())

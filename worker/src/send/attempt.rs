@@ -1,7 +1,8 @@
 //! One record's journey through the send stack: limiter → auth → HTTP → classifier, repeated
 //! with back-off until it is accepted, refused, or out of attempts (a 429 does not use one up:
-//! it is the partner's rate signal, not a verdict on the record). Every attempt draws from the
-//! limiter, retries included.
+//! it is the partner's rate signal, not a verdict on the record; nor does a refusal of the
+//! credentials, answered by `credentials`). Every attempt draws from the limiter, retries
+//! included.
 
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -13,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 use super::auth::Auth;
 use super::client::{Gate, Gated, HttpClient, Outgoing, Response};
 use super::config::SendConfig;
+use super::credentials::{AuthDecision, CredentialWatch, Ready};
 use super::observer::{AttemptReport, SendObserver, Throttle};
 use super::partner::{self, PartnerWatch};
 use super::retry::{RetryConfig, RetryLogic, Verdict};
@@ -47,7 +49,7 @@ pub struct Failure {
 /// Everything a send task needs; shared by all of them.
 pub struct Sender {
     client: HttpClient,
-    auth: Auth,
+    credentials: Arc<CredentialWatch>,
     limiter: Arc<Limiter>,
     retry: RetryConfig,
     logic: Arc<dyn RetryLogic>,
@@ -76,7 +78,22 @@ impl Sender {
         let logic: Arc<dyn RetryLogic> = Arc::new(retry.clone());
         let throttles = throttle::ThrottleWindow::default();
         let partner = Arc::default();
-        Self { client, auth, limiter, retry, logic, observer, config, throttles, partner }
+        let credentials = Arc::new(CredentialWatch::new(config.auth.clone(), auth, client.clone()));
+        Self { client, credentials, limiter, retry, logic, observer, config, throttles, partner }
+    }
+
+    /// Takes its credentials from `credentials` (kept across rebuilt senders, re-read on a
+    /// refusal) instead of a fixed set of its own; they are replaced by this sender's.
+    pub fn with_credentials(mut self, credentials: Arc<CredentialWatch>) -> Self {
+        let (auth, _) = self.credentials.current();
+        credentials.install(&self.config.auth, auth, self.client.clone());
+        self.credentials = credentials;
+        self
+    }
+
+    /// The credentials in use and whether the partner refuses them.
+    pub fn credentials(&self) -> &Arc<CredentialWatch> {
+        &self.credentials
     }
 
     /// Shares `partner` (kept across rebuilt senders) instead of a watch of its own.
@@ -130,14 +147,23 @@ impl Sender {
         let mut attempt = 0u32;
         let mut throttled = 0u32;
         let mut in_outage = 0u32;
+        let mut refused = 0u32;
         let mut refreshed_auth = false;
+        let grace = self.retry.auth_grace;
         let first = Instant::now();
         loop {
             if stop.is_cancelled() {
                 return Delivery::Abandoned { attempts: attempt };
             }
+            // While the partner refuses the credentials, new attempts wait for rotated ones
+            // before drawing from the limiter: no rate budget is spent on refusals.
+            let probe = match self.credentials.ready(grace, stop).await {
+                Ready::Send => false,
+                Ready::Probe => true,
+                Ready::Stopped => return Delivery::Abandoned { attempts: attempt },
+            };
             attempt += 1;
-            let counted = attempt - throttled - in_outage;
+            let counted = attempt - throttled - in_outage - refused;
             let outgoing = Outgoing {
                 method: &request.method,
                 uri: &request.uri,
@@ -152,6 +178,7 @@ impl Sender {
             // registered with, which costs a lock per attempt.
             let mut limiter_wait = std::time::Duration::ZERO;
             let mut used_auth = None;
+            let mut used = None;
             let gate = async {
                 let waited = tokio::select! {
                     biased;
@@ -162,7 +189,17 @@ impl Sender {
                 if stop.is_cancelled() {
                     return Gate::Hold;
                 }
-                match self.auth.header().await {
+                // A refusal that began while this attempt waited for the limiter holds it too
+                // (the records queued at the limiter would otherwise all go out with the
+                // refused credentials); the credentials are taken after the wait, so a rotation
+                // meanwhile is used at once.
+                if !probe && self.credentials.holding() {
+                    return Gate::Again;
+                }
+                let (auth, generation) = self.credentials.current();
+                let header = auth.header().await;
+                used = Some((auth, generation));
+                match header {
                     Ok(header) => {
                         used_auth = header.as_ref().map(|(_, v)| v.clone());
                         Gate::Go(header)
@@ -174,6 +211,11 @@ impl Sender {
             let result = match self.client.execute_gated(outgoing, self.config.timeout, gate).await {
                 Gated::Sent(result) => result,
                 Gated::Held => return Delivery::Abandoned { attempts: attempt - 1 },
+                Gated::Again => {
+                    // Nothing was sent: the record waits with the others for new credentials.
+                    attempt -= 1;
+                    continue;
+                }
                 Gated::Failed(error) => {
                     // No credentials: retried like a connect error, without touching the partner.
                     if counted >= max_attempts {
@@ -205,18 +247,38 @@ impl Sender {
             };
             match verdict {
                 Verdict::Success => {
+                    self.credentials.accepted();
                     let status = response.map_or(200, |r| r.status.as_u16());
                     return Delivery::Sent { status, attempts: attempt, bytes };
                 }
-                Verdict::Reject => {
-                    let is_401 = response.as_ref().is_some_and(|r| r.status == StatusCode::UNAUTHORIZED);
-                    if is_401 && !refreshed_auth && self.auth.unauthorized(used_auth.as_ref()) {
-                        // One immediate retry with a fresh token; it does not use up an attempt.
+                Verdict::Reject => return Delivery::Failed(failure(attempt, response, error)),
+                Verdict::CredentialsRefused => {
+                    // A verdict on the credentials, not on the record: it uses up no attempt.
+                    refused += 1;
+                    let Some((auth, generation)) = used.take() else { continue };
+                    if !refreshed_auth && auth.unauthorized(used_auth.as_ref()) {
+                        // OAuth2: one immediate retry with a fresh token.
                         refreshed_auth = true;
-                        attempt -= 1;
                         continue;
                     }
-                    return Delivery::Failed(failure(attempt, response, error));
+                    let status = response.as_ref().map_or(401, |r| r.status.as_u16());
+                    match self.credentials.refused(status, generation, grace, Instant::now()) {
+                        AuthDecision::Retry | AuthDecision::Wait => continue,
+                        AuthDecision::GiveUp { waited } => {
+                            let mut failed = failure(attempt, response, error);
+                            failed.error = if waited.is_zero() {
+                                format!("partner refused the credentials ({status})")
+                            } else {
+                                format!(
+                                    "partner refused the credentials ({status}) for {}s \
+                                     (retryPolicy.authGraceSeconds {}); the mounted Secret did not change",
+                                    waited.as_secs(),
+                                    grace.as_secs()
+                                )
+                            };
+                            return Delivery::Failed(failed);
+                        }
+                    }
                 }
                 Verdict::Retry { not_before } => {
                     if let Some(r) = &response {

@@ -137,7 +137,7 @@ impl HttpClient {
     pub async fn execute(&self, request: Outgoing<'_>, timeout: Duration) -> Result<Response, AttemptError> {
         match self.execute_gated(request, timeout, std::future::ready(Gate::Go(None))).await {
             Gated::Sent(result) => result,
-            Gated::Held | Gated::Failed(_) => unreachable_hold(),
+            Gated::Held | Gated::Failed(_) | Gated::Again => unreachable_hold(),
         }
     }
 
@@ -163,6 +163,7 @@ impl HttpClient {
                 Gate::Go(header) => header,
                 Gate::Hold => return Gated::Held,
                 Gate::Fail(e) => return Gated::Failed(e),
+                Gate::Again => return Gated::Again,
             };
             let request = request.with_header(header.as_ref());
             let exchange = async {
@@ -182,6 +183,7 @@ impl HttpClient {
                 pool.checkin(checkout);
                 return match stop {
                     Gate::Fail(e) => Gated::Failed(e),
+                    Gate::Again => Gated::Again,
                     _ => Gated::Held,
                 };
             }
@@ -244,6 +246,8 @@ pub enum Gate {
     Hold,
     /// Send nothing: this went wrong before the request could go (no credentials).
     Fail(String),
+    /// Send nothing now: the request must wait (credentials refused meanwhile) and try again.
+    Again,
 }
 
 /// What became of a gated attempt.
@@ -255,6 +259,8 @@ pub enum Gated {
     Held,
     /// The gate failed: nothing was sent.
     Failed(String),
+    /// The gate said try again later: nothing was sent.
+    Again,
 }
 
 fn unreachable_hold() -> Result<Response, AttemptError> {

@@ -81,6 +81,8 @@ pub fn retry_config(policy: &api::RetrySettings) -> Result<RetryConfig, FromApiE
         retry_on: policy.retry_on.iter().map(|s| s.parse::<RetryOn>()).collect::<Result<_, _>>()?,
         respect_retry_after: policy.respect_retry_after,
         max_retry: policy.max_retry_seconds.and_then(|s| u64::try_from(s).ok()).map(Duration::from_secs),
+        auth_statuses: policy.auth_failure_statuses.iter().filter_map(|s| u16::try_from(*s).ok()).collect(),
+        auth_grace: Duration::from_secs(u64::try_from(policy.auth_grace_seconds).unwrap_or(0)),
     })
 }
 

@@ -74,6 +74,13 @@ pub struct RetryConfig {
     /// Longest a record is retried, from its first attempt (429s included); past it the
     /// record fails with its last answer. `None`: no limit.
     pub max_retry: Option<Duration>,
+    /// Statuses that refuse the credentials, not the record (`retryPolicy.authFailureStatuses`):
+    /// answered by re-reading the mounted Secret and waiting for a rotation (see
+    /// `send::credentials`), never by using up an attempt.
+    pub auth_statuses: Vec<u16>,
+    /// Longest wait for changed credentials after the first refusal
+    /// (`retryPolicy.authGraceSeconds`).
+    pub auth_grace: Duration,
 }
 
 impl Default for RetryConfig {
@@ -93,6 +100,8 @@ impl Default for RetryConfig {
             ],
             respect_retry_after: true,
             max_retry: None,
+            auth_statuses: vec![401],
+            auth_grace: Duration::from_secs(180),
         }
     }
 }
@@ -144,6 +153,9 @@ pub enum Verdict {
     Retry { not_before: Option<SystemTime> },
     /// Give up: dead-letter the record.
     Reject,
+    /// The partner refused the credentials (a status of `auth_statuses`): a verdict on the
+    /// credentials, not on the record.
+    CredentialsRefused,
 }
 
 /// The classifier, as a trait so a Destination-specific policy can replace it.
@@ -160,6 +172,9 @@ impl RetryLogic for RetryConfig {
             return Verdict::Success;
         }
         let code = status.as_u16();
+        if self.auth_statuses.contains(&code) {
+            return Verdict::CredentialsRefused;
+        }
         let listed = self.retry_on.iter().any(|r| match *r {
             RetryOn::Status(s) => s == code,
             RetryOn::Class(c) => c == code / 100,

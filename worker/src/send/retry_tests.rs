@@ -37,7 +37,8 @@ fn default_policy_classifies_statuses_like_the_design_says() {
         (500, Verdict::Retry { not_before: None }),
         (503, Verdict::Retry { not_before: None }),
         (400, Verdict::Reject),
-        (401, Verdict::Reject),
+        (401, Verdict::CredentialsRefused),
+        (403, Verdict::Reject),
         (404, Verdict::Reject),
         (301, Verdict::Reject),
     ];
@@ -47,6 +48,28 @@ fn default_policy_classifies_statuses_like_the_design_says() {
     }
     assert_eq!(policy.classify_error(TransportError::Connect), Verdict::Retry { not_before: None });
     assert_eq!(policy.classify_error(TransportError::Timeout), Verdict::Retry { not_before: None });
+}
+
+#[test]
+fn auth_failure_statuses_are_a_verdict_on_the_credentials_whatever_retry_on_says() {
+    let none = HeaderMap::new();
+    let with_403 = RetryConfig { auth_statuses: vec![401, 403], ..RetryConfig::default() };
+    let listed = RetryConfig { retry_on: vec![RetryOn::Class(4)], ..RetryConfig::default() };
+    let off = RetryConfig { auth_statuses: Vec::new(), ..RetryConfig::default() };
+    // (policy, status, verdict)
+    let table: [(&RetryConfig, u16, Verdict); 7] = [
+        (&with_403, 401, Verdict::CredentialsRefused),
+        (&with_403, 403, Verdict::CredentialsRefused),
+        (&with_403, 404, Verdict::Reject),
+        (&listed, 401, Verdict::CredentialsRefused),
+        (&listed, 403, Verdict::Retry { not_before: None }),
+        (&off, 401, Verdict::Reject),
+        (&off, 403, Verdict::Reject),
+    ];
+    for (policy, code, expected) in table {
+        let status = StatusCode::from_u16(code).expect("status");
+        assert_eq!(policy.classify_response(status, &none), expected, "status {code} under {:?}", policy.auth_statuses);
+    }
 }
 
 #[test]

@@ -23,7 +23,7 @@ use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::watcher;
 use kube::{Api, ResourceExt};
 
-use self::status::{DestinationFigures, Throttle};
+use self::status::{DestinationFigures, RefusedCredentials, Throttle};
 use super::{Error, EventPolicy, Result, publish_condition_changes};
 use crate::context::Context;
 use crate::coordinator::{DestinationRuntime, ObjectKey};
@@ -204,6 +204,12 @@ fn figures(
         .filter(|t| *t > jiff::Timestamp::now())
         .map(Time);
     let _ = dest;
+    let refused: Vec<_> = r.workers.iter().filter_map(|w| w.stats.credentials_refused.as_ref()).collect();
+    let credentials = refused.first().map(|first| RefusedCredentials {
+        status: first.status,
+        workers: refused.len(),
+        holding: refused.iter().filter(|c| c.holding).count(),
+    });
     DestinationFigures {
         desired,
         ready,
@@ -217,6 +223,7 @@ fn figures(
         active_packages: i32::try_from(r.backlog_packages).unwrap_or(i32::MAX),
         throttle,
         quota: r.quota,
+        credentials,
     }
 }
 
@@ -252,13 +259,15 @@ fn is_ready_type(c: &Condition) -> bool {
     c.type_ == DestinationConditionType::Ready.as_str()
 }
 
-/// A Destination's condition is a warning when it is Ready=False, or Degraded or Throttled True.
+/// A Destination's condition is a warning when it is Ready=False, or Degraded, Throttled or
+/// CredentialsRefused True.
 fn is_warning(c: &Condition) -> bool {
     if is_ready_type(c) {
         !is_true(c)
     } else {
         (c.type_ == DestinationConditionType::Degraded.as_str()
-            || c.type_ == DestinationConditionType::Throttled.as_str())
+            || c.type_ == DestinationConditionType::Throttled.as_str()
+            || c.type_ == DestinationConditionType::CredentialsRefused.as_str())
             && is_true(c)
     }
 }

@@ -35,6 +35,18 @@ pub struct DestinationFigures {
     pub throttle: Option<Throttle>,
     /// The quota's period, when the Destination has one.
     pub quota: Option<crate::coordinator::quota::QuotaFigures>,
+    /// The partner refuses the credentials on some workers, if it does.
+    pub credentials: Option<RefusedCredentials>,
+}
+
+/// The partner refuses the credentials on some workers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RefusedCredentials {
+    /// The status of the refusal (401 or 403).
+    pub status: u16,
+    /// Workers refused, and of those the ones still waiting for the rotated Secret.
+    pub workers: usize,
+    pub holding: usize,
 }
 
 /// `status.quota` as the coordinator reads it: (period start, reserved, used).
@@ -104,6 +116,7 @@ pub fn build_status(
         }
         (None, None) => set_condition(conds, Type::Throttled, false, Reason::NotThrottled, "", generation, now),
     };
+    set_credentials(conds, dest, figures.credentials, generation, now);
     let degraded = !suspended && figures.desired > 0 && figures.ready < figures.desired;
     if degraded {
         let msg = format!("{} of {} workers ready", figures.ready, figures.desired);
@@ -130,6 +143,35 @@ pub fn build_status(
         status.quota = None;
     }
     status
+}
+
+fn set_credentials(
+    conds: &mut Vec<k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition>,
+    dest: &Destination,
+    refused: Option<RefusedCredentials>,
+    generation: Option<i64>,
+    now: &Time,
+) {
+    let grace = dest.spec.retry_policy.auth_grace_seconds;
+    match refused {
+        Some(r) if r.holding > 0 => {
+            let msg = format!(
+                "partner refused credentials ({}) on {} worker(s); waiting for the rotated Secret \
+                 (new sends held, at most retryPolicy.authGraceSeconds = {grace}s)",
+                r.status, r.workers
+            );
+            set_condition(conds, Type::CredentialsRefused, true, Reason::WaitingForRotatedSecret, msg, generation, now)
+        }
+        Some(r) => {
+            let msg = format!(
+                "partner refused credentials ({}) on {} worker(s) for longer than retryPolicy.authGraceSeconds \
+                 ({grace}s): refused records are dead-lettered; check the Secret the Destination's auth names",
+                r.status, r.workers
+            );
+            set_condition(conds, Type::CredentialsRefused, true, Reason::CredentialsRejected, msg, generation, now)
+        }
+        None => set_condition(conds, Type::CredentialsRefused, false, Reason::CredentialsAccepted, "", generation, now),
+    };
 }
 
 #[cfg(test)]
@@ -222,5 +264,33 @@ spec:
         let s =
             build_status(&dest(false), None, &DestinationFigures { quota: Some(left), ..Default::default() }, &now());
         assert!(!is_condition_true(&s.conditions, "Throttled"));
+    }
+
+    #[test]
+    fn refused_credentials_say_what_the_workers_do_about_them() {
+        let refused = |holding| Some(RefusedCredentials { status: 401, workers: 2, holding });
+        // (refusal, status, reason, words in the message)
+        let table = [
+            (
+                refused(2),
+                "True",
+                "WaitingForRotatedSecret",
+                "partner refused credentials (401) on 2 worker(s); waiting for the rotated Secret",
+            ),
+            (
+                refused(0),
+                "True",
+                "CredentialsRejected",
+                "for longer than retryPolicy.authGraceSeconds (180s): refused records are dead-lettered",
+            ),
+            (None, "False", "CredentialsAccepted", ""),
+        ];
+        for (credentials, status, reason, words) in table {
+            let figures = DestinationFigures { credentials, ..Default::default() };
+            let s = build_status(&dest(false), None, &figures, &now());
+            let c = find_condition(&s.conditions, "CredentialsRefused").expect("CredentialsRefused");
+            assert_eq!((c.status.as_str(), c.reason.as_str()), (status, reason), "{credentials:?}");
+            assert!(c.message.contains(words), "{}", c.message);
+        }
     }
 }
