@@ -16,8 +16,7 @@ use crate::limiter::Rate;
 use crate::pipeline::{LeaseHandle, LeaseWork, Pipeline};
 use crate::protocol::{
     CredentialsRefused, HeartbeatRequest, HeartbeatResponse, LeaseKey, LeaseReport, PROTOCOL_VERSION, SETTLED_VERSION,
-    ShardLease,
-    ThrottleReport, WorkerStats,
+    ShardLease, ThrottleReport, WorkerStats,
 };
 use crate::request::RequestBuilder;
 
