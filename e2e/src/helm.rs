@@ -8,14 +8,18 @@ use crate::cluster::{Cluster, cache_dir};
 
 /// Runs `helm <args>` against the cluster; panics with its output when it fails.
 pub fn helm(cluster: &Cluster, args: &[&str]) -> String {
+    let kubeconfig = cluster.kubeconfig.to_string_lossy().into_owned();
+    let mut all = vec!["--kubeconfig", kubeconfig.as_str()];
+    all.extend(args);
+    run(&all)
+}
+
+/// Runs `helm <args>` (no cluster needed: `lint`, `template`); panics with its output when it
+/// fails; returns stdout.
+pub fn run(args: &[&str]) -> String {
     let bin = cache_dir().join("helm-v4.3.2/bin/helm");
     assert!(bin.is_file(), "{} is missing: run e2e/helm/build.sh build (make test does)", bin.display());
-    let out = Command::new(&bin)
-        .arg("--kubeconfig")
-        .arg(&cluster.kubeconfig)
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("helm {args:?}: {e}"));
+    let out = Command::new(&bin).args(args).output().unwrap_or_else(|e| panic!("helm {args:?}: {e}"));
     assert!(
         out.status.success(),
         "helm {args:?} failed:\n{}\n{}",

@@ -3,14 +3,11 @@
 //! `kubectl apply --dry-run=server` to the local cluster's apiserver.
 
 use std::collections::BTreeSet;
-use std::path::PathBuf;
-use std::process::Command;
 
-use courier_e2e::cluster::{Cluster, cache_dir, repo_root};
+use courier_e2e::cluster::{Cluster, repo_root};
+use courier_e2e::helm;
 use serde::Deserialize;
 use serde_json::Value;
-
-const HELM_VERSION: &str = "v4.3.2";
 
 /// Values far from the defaults: one watched namespace, other images, debug logs, no leader
 /// election, a ServiceMonitor, no PodDisruptionBudget, labels and scheduling everywhere.
@@ -38,26 +35,8 @@ podAnnotations: { example.com/scrape: "yes" }
 extraArgs: ["--shard-target-bytes=1048576"]
 "#;
 
-fn helm() -> PathBuf {
-    let helm = cache_dir().join(format!("helm-{HELM_VERSION}/bin/helm"));
-    assert!(helm.is_file(), "{} is missing: run e2e/helm/build.sh build (make test does)", helm.display());
-    helm
-}
-
 fn chart() -> String {
     repo_root().join("charts/courier").to_string_lossy().into_owned()
-}
-
-/// Runs helm with `args`; panics with its output unless it succeeds; returns stdout.
-fn helm_ok(args: &[&str]) -> String {
-    let out = Command::new(helm()).args(args).output().unwrap_or_else(|e| panic!("helm {args:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "helm {args:?} failed:\n{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 fn values_file(yaml: &str) -> tempfile::NamedTempFile {
@@ -76,7 +55,7 @@ fn template_text(release: &str, namespace: &str, values: Option<&str>, extra: &[
         args.extend(["--values", p.as_str()]);
     }
     args.extend(extra);
-    helm_ok(&args)
+    helm::run(&args)
 }
 
 /// The objects of a multi-document YAML stream.
@@ -94,9 +73,9 @@ fn find<'a>(objects: &'a [Value], kind: &str) -> Vec<&'a Value> {
 #[test]
 #[ignore = "needs helm v4 (make test builds it: e2e/helm/build.sh)"]
 fn helm_lint_passes_with_the_default_and_non_default_values() {
-    helm_ok(&["lint", "--strict", &chart()]);
+    helm::run(&["lint", "--strict", &chart()]);
     let values = values_file(NON_DEFAULT_VALUES);
-    helm_ok(&["lint", "--strict", &chart(), "--values", &values.path().to_string_lossy()]);
+    helm::run(&["lint", "--strict", &chart(), "--values", &values.path().to_string_lossy()]);
 }
 
 #[test]
