@@ -12,7 +12,7 @@
 # compile anyway, so images cost no second build of the workspace) or `release` (what a
 # user's `docker build` produces, for benchmarks and releases).
 #   build.sh import    imports the current archives into the node's containerd (k8s.io)
-#   build.sh list      NAME IMAGE ARCHIVE SIZE of each image
+#   build.sh list      NAME IMAGE ARCHIVE SIZE of each image built for this checkout
 #
 # The Rust build stage of the Dockerfile is replaced by binaries built on this
 # host (BINARIES=prebuilt): no registry is reachable here to pull a Rust image.
@@ -36,6 +36,10 @@ case "$PROFILE" in
 esac
 # Where cargo puts the binaries (CARGO_TARGET_DIR is honoured, as cargo does).
 TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
+# What `build` built for this checkout: NAME IMAGE ARCHIVE per line. `list` and `import` read
+# it rather than recomputing the archives' keys from the binaries, which a later `cargo build
+# --workspace` relinks (other features unified) after the images were made.
+MANIFEST="$TARGET_DIR/courier-images-$PROFILE.list"
 VERSION="$(sed -n 's/^version = "\(.*\)"/\1/p' "$ROOT/Cargo.toml" | head -n1)"
 
 # name|Dockerfile|target|binaries (cargo package:bin ...)
@@ -209,7 +213,8 @@ build_image() {
     grep -qx "$c" <<<"$before" || buildah_ rm "$c" >/dev/null 2>&1 || true
   done
   mkdir -p "$IMAGES_CACHE"
-  rm -f "$IMAGES_CACHE/$name"-*.oci.tar
+  # Other checkouts' archives of the last two days stay (their manifests name them).
+  find "$IMAGES_CACHE" -maxdepth 1 -name "$name-*.oci.tar" -mtime +1 -delete
   buildah_ push -q "$ref" "oci-archive:$archive.tmp:docker.io/$ref"
   mv "$archive.tmp" "$archive"
   log "$ref: built in $((SECONDS - start))s, $(du -h "$archive" | cut -f1) ($archive)"
@@ -220,21 +225,31 @@ cmd_build() {
   ensure_base
   cargo_build
   local spec
+  local name
   for spec in "${IMAGES[@]}"; do build_image "$spec"; done
+  mkdir -p "$(dirname "$MANIFEST")"
+  for spec in "${IMAGES[@]}"; do
+    IFS='|' read -r name _ <<<"$spec"
+    printf '%s %s %s\n' "$name" "$(image_ref "$name")" "$(archive_of "$spec")"
+  done >"$MANIFEST.tmp"
+  mv "$MANIFEST.tmp" "$MANIFEST"
   # Untagged leftovers (the prebuilt stages, earlier builds) only take space in vfs storage.
   buildah_ images -q --filter dangling=true | xargs -r buildah --root "$COURIER_CACHE/buildah/storage" \
     --runroot "$COURIER_STATE/buildah/run" --storage-driver vfs rmi >/dev/null 2>&1 || true
 }
 
+# list: the images `build` made for this checkout. Exit code 3 when it never ran here; an
+# error when an archive it made is gone.
 cmd_list() {
-  ensure_base >/dev/null
-  local spec name archive
-  for spec in "${IMAGES[@]}"; do
-    IFS='|' read -r name _ <<<"$spec"
-    archive="$(archive_of "$spec")"
-    [[ -f "$archive" ]] || die "$name is not built: run build.sh build"
-    printf '%s %s %s %s\n' "$name" "$(image_ref "$name")" "$archive" "$(stat -c %s "$archive")"
-  done
+  if [[ ! -f "$MANIFEST" ]]; then
+    printf '[images] not built for this checkout (%s): run build.sh build\n' "$MANIFEST" >&2
+    exit 3
+  fi
+  local name ref archive
+  while read -r name ref archive; do
+    [[ -f "$archive" ]] || die "$ref: $archive is gone: run build.sh build"
+    printf '%s %s %s %s\n' "$name" "$ref" "$archive" "$(stat -c %s "$archive")"
+  done <"$MANIFEST"
 }
 
 # import: every current archive into containerd's k8s.io namespace, where the
@@ -243,11 +258,12 @@ cmd_list() {
 cmd_import() {
   local ctr_bin="${CTR:-}" address="${CONTAINERD_ADDRESS:-}"
   [[ -n "$ctr_bin" && -n "$address" ]] || die "import needs CTR and CONTAINERD_ADDRESS (cluster.sh sets them)"
-  local name ref archive _size
+  local name ref archive _size listing
+  listing="$(cmd_list)"
   while read -r name ref archive _size; do
     "$ctr_bin" --address "$address" -n k8s.io images import "$archive" >/dev/null
     log "imported $ref ($(basename "$archive"))"
-  done < <(cmd_list)
+  done <<<"$listing"
 }
 
 case "${1:-}" in

@@ -239,9 +239,13 @@ import_node_images() {
   fi
 }
 
-# Courier's images (built by e2e/images/build.sh) into containerd, if built.
+# Courier's images (built by e2e/images/build.sh for this checkout) into containerd. Never
+# built here: pods using them wait. Built but an archive gone: an error, since the node would
+# otherwise run whatever images some other checkout imported last.
 import_images() {
-  if ! "$ROOT/e2e/images/build.sh" list >/dev/null 2>&1; then
+  local rc=0
+  "$ROOT/e2e/images/build.sh" list >/dev/null 2>&1 || rc=$?
+  if [[ $rc == 3 ]]; then
     log "Courier's images are not built yet (e2e/images/build.sh build); pods using them will wait"
     return 0
   fi

@@ -173,3 +173,59 @@ pub fn logs(cluster: &Cluster, namespace: &str, pod: &str, container: &str, tail
     let out = cluster.kubectl(&args, None);
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
+
+/// Keeps the logs of every pod matching a label selector, including pods deleted before the
+/// test looks (a scaled-down worker's log is gone with its pod): a thread reads them every
+/// second until dropped.
+pub struct LogKeeper {
+    logs: std::sync::Arc<std::sync::Mutex<std::collections::BTreeMap<String, String>>>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl LogKeeper {
+    /// Starts keeping the logs of container `container` of the pods matching `selector`.
+    pub fn start(cluster: &Cluster, namespace: &str, selector: &str, container: &str) -> LogKeeper {
+        use std::sync::atomic::Ordering;
+        let logs = std::sync::Arc::new(std::sync::Mutex::new(std::collections::BTreeMap::new()));
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (cluster, namespace, selector, container) =
+            (cluster.clone(), namespace.to_owned(), selector.to_owned(), container.to_owned());
+        let (kept, stopping) = (std::sync::Arc::clone(&logs), std::sync::Arc::clone(&stop));
+        let thread = std::thread::spawn(move || {
+            while !stopping.load(Ordering::Relaxed) {
+                let pods = cluster.kubectl(&["-n", &namespace, "get", "pods", "-l", &selector, "-o", "name"], None);
+                for pod in String::from_utf8_lossy(&pods.stdout).lines().filter_map(|l| l.strip_prefix("pod/")) {
+                    let out = cluster.kubectl(&["-n", &namespace, "logs", pod, "-c", &container], None);
+                    if out.status.success() {
+                        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+                        kept.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(pod.to_owned(), text);
+                    }
+                }
+                std::thread::sleep(Duration::from_secs(1));
+            }
+        });
+        LogKeeper { logs, stop, thread: Some(thread) }
+    }
+
+    /// Every pod's log as last read, pod by pod, each line prefixed with the pod's name.
+    pub fn dump(&self) -> String {
+        let logs = self.logs.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut out = String::new();
+        for (pod, text) in logs.iter() {
+            for line in text.lines() {
+                out.push_str(&format!("[{pod}] {line}\n"));
+            }
+        }
+        out
+    }
+}
+
+impl Drop for LogKeeper {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}

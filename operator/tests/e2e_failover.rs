@@ -60,6 +60,7 @@ async fn killing_the_leading_operator_mid_package_hands_over_to_the_standby_with
     apply_yaml(&client, &ns, &datum_yaml("users")).await;
     apply_yaml(&client, &ns, &package_yaml("p", "partner", "users", &pattern, "")).await;
     let started = Instant::now();
+    let worker_logs = courier_e2e::pods::LogKeeper::start(&cluster, &ns, "courier.dev/destination=partner", "worker");
 
     let sent_before = eventually(Duration::from_secs(90), "progress in status", || async {
         let sent = package(&client, &ns, "p").await.status?.progress.records.sent;
@@ -139,11 +140,9 @@ async fn killing_the_leading_operator_mid_package_hands_over_to_the_standby_with
         eprintln!("repeated keys (first and last): {:?} .. {:?}", repeated.first(), repeated.last());
         eprintln!(
             "new leader log:\n{}",
-            courier_e2e::pods::logs(&cluster, &ns, &new_leader.pod, "operator", 200, false)
+            courier_e2e::pods::logs(&cluster, &ns, &new_leader.pod, "operator", 400, false)
         );
-        let workers = cluster
-            .kubectl(&["logs", "-n", &ns, "-l", "courier.dev/destination=partner", "--tail=80", "--prefix"], None);
-        eprintln!("worker logs:\n{}", String::from_utf8_lossy(&workers.stdout));
+        eprintln!("worker logs:\n{}", worker_logs.dump());
     }
     assert!(missing.is_empty(), "keys lost: {} (first {:?})", missing.len(), missing.first());
     assert_eq!(status.progress.records.dead_lettered, 0, "nothing dead-lettered");

@@ -26,12 +26,27 @@ async fn three_workers_send_exactly_the_quota_per_period_and_the_rest_waits_for_
     let workers = "{ min: 3, max: 3, cooldownSeconds: 5 }";
     let destination = |url: &str| destination_yaml_with("partner", url, &rate_limit, workers, "");
     let ground = start_ground("op-quota", SimConfig::default(), destination, (6, 100)).await;
-    ground.apply_package("p", "").await;
     let Ground { cluster, ns, client, operator, sim, ids, .. } = &ground;
+    let destinations: Api<Destination> = Api::namespaced(client.clone(), ns);
+
+    // Before any record: the API server kept the quota (a stale CRD would prune it) and the
+    // operator shows the period with nothing used.
+    let stored = destinations.get("partner").await.expect("the Destination");
+    assert_eq!(
+        stored.spec.rate_limit.requests_per_day,
+        Some(QUOTA as i64),
+        "the API server kept rateLimit.requestsPerDay"
+    );
+    let shown = eventually(Duration::from_secs(60), "status.quota before the package", || async {
+        destinations.get_opt("partner").await.ok().flatten()?.status?.quota
+    })
+    .await;
+    assert!(shown.limit == QUOTA as i64 && shown.used == 0, "nothing used before the package: {shown:?}");
+
+    ground.apply_package("p", "").await;
     let started = now_secs();
 
     // While the quota is used up, the Destination says so and when it resets.
-    let destinations: Api<Destination> = Api::namespaced(client.clone(), ns);
     let deadline = std::time::Instant::now() + Duration::from_secs(120);
     let (message, quota) = loop {
         let status = destinations.get_opt("partner").await.ok().flatten().and_then(|d| d.status);
@@ -44,14 +59,26 @@ async fn three_workers_send_exactly_the_quota_per_period_and_the_rest_waits_for_
         }
         assert!(
             std::time::Instant::now() < deadline,
-            "no Throttled=True QuotaExhausted within 120 s; accepted {}; Destination status {status:#?}",
-            sim.stats().accepted
+            "no Throttled=True QuotaExhausted within 120 s; accepted {}; Destination status {status:#?}\noperator log:\n{}",
+            sim.stats().accepted,
+            operator.log_tail()
         );
         tokio::time::sleep(Duration::from_millis(500)).await;
     };
     eprintln!("Throttled: {message}; status.quota {quota:?}");
     let quota = quota.expect("status.quota while exhausted");
     assert_eq!((quota.limit, quota.remaining), (QUOTA as i64, 0));
+
+    // The period's usage survives the operator: killed while the quota is used up, the
+    // restarted one reads the period back from status and grants nothing more in it (the
+    // per-period count below shows it).
+    ground.kill_operator();
+    eventually(Duration::from_secs(60), "the operator restarted and leading", || async {
+        (courier_e2e::pods::restart_count(cluster, ns, &operator.pod, "operator") == 1
+            && operator.health() == "ok (leader)")
+            .then_some(())
+    })
+    .await;
 
     wait_condition(cluster, client, ns, "p", "Complete", operator).await;
     let finished = now_secs() + 1;

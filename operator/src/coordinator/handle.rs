@@ -235,7 +235,8 @@ impl Coordinator {
             state.leases.upsert_package(plan, now);
             if let Some(orphans) = state.orphans.remove(&pkey) {
                 for (worker, report) in orphans {
-                    state.leases.report(&worker, &report, now);
+                    let outcome = state.leases.report(&worker, &report, now);
+                    tracing::info!(%worker, package = %report.key.package, shard = report.key.shard, epoch = report.key.lease_epoch, done = report.done, ?outcome, "a lease of an earlier leader reported before its package was loaded");
                 }
             }
         }
@@ -420,7 +421,10 @@ impl Coordinator {
                     settled.push(report.key.clone());
                 }
                 match outcome {
-                    ReportOutcome::Revoke => revoked.push(report.key.clone()),
+                    ReportOutcome::Revoke => {
+                        tracing::debug!(worker = %req.worker, package = %report.key.package, shard = report.key.shard, epoch = report.key.lease_epoch, done = report.done, "lease report refused: revoked");
+                        revoked.push(report.key.clone());
+                    }
                     ReportOutcome::Completed | ReportOutcome::ShardFailed { .. } | ReportOutcome::Released => {
                         changes.insert(Change::Destination(dkey.clone()));
                     }
@@ -462,6 +466,7 @@ impl Coordinator {
                 revoked.push(key);
             }
             for g in &granted {
+                tracing::debug!(worker = %req.worker, package = %g.key.package, shard = g.key.shard, epoch = g.key.lease_epoch, checkpoint = g.checkpoint, "lease granted");
                 changes.insert(Change::Package(ObjectKey::new(&g.key.namespace, &g.key.package)));
             }
             let holds_leases = state.leases.leases_of(&req.worker) > 0;

@@ -40,6 +40,12 @@ pub async fn start_ground(
 }
 
 impl Ground {
+    /// SIGKILLs the operator's process; the kubelet restarts its container.
+    pub fn kill_operator(&self) {
+        let pid = courier_e2e::pods::Node::new().kill_container(&self.ns, &self.operator.pod, "operator");
+        eprintln!("killed operator {} (pid {pid})", self.operator.pod);
+    }
+
     /// Applies package `name` of every record, for `partner` and `users`, with `extra` spec lines.
     pub async fn apply_package(&self, name: &str, extra: &str) {
         let pattern = self.data.pattern("");

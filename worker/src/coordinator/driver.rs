@@ -155,6 +155,8 @@ impl<C: Coordinator> Driver<C> {
             match answer {
                 Ok(response) => {
                     for key in reported {
+                        let done = completed.iter().any(|r| r.key == key);
+                        tracing::info!(package = %key.package, shard = key.shard, epoch = key.lease_epoch, done, "lease ended and reported");
                         self.leases.remove(&key);
                         self.revoked.remove(&key);
                     }
@@ -436,7 +438,7 @@ impl<C: Coordinator> Driver<C> {
                 return;
             }
         };
-        tracing::debug!(shard = lease.key.shard, url = %lease.shard.url, checkpoint = lease.checkpoint, "lease granted");
+        tracing::info!(package = %lease.key.package, shard = lease.key.shard, epoch = lease.key.lease_epoch, checkpoint = lease.checkpoint, "lease granted");
         let work = LeaseWork {
             key: lease.key.clone(),
             shard: lease.shard,
