@@ -8,6 +8,9 @@
 #   build.sh build     base + `cargo build` of the binaries + one image per target, each
 #                      cached as $COURIER_CACHE/images/<name>-<content key>.oci.tar
 #
+# COURIER_IMAGES_USE_BUILT=1 takes the binaries already in the target directory (make test
+# builds the whole workspace first; a second build of three binaries alone would unify other
+# features and compile much of the workspace again).
 # COURIER_IMAGE_PROFILE picks the binaries: `dev` (default; the debug build the tests
 # compile anyway, so images cost no second build of the workspace) or `release` (what a
 # user's `docker build` produces, for benchmarks and releases).
@@ -161,6 +164,17 @@ cargo_build() {
       args+=(--bin "${pair##*:}")
     done
   done
+  if [[ "${COURIER_IMAGES_USE_BUILT:-0}" == 1 ]]; then
+    # The caller built the workspace already (make test): its binaries go in as they are.
+    for spec in "${IMAGES[@]}"; do
+      IFS='|' read -r _ _ _ bins <<<"$spec"
+      for pair in $bins; do
+        [[ -x "$TARGET_DIR/$PROFILE_DIR/${pair##*:}" ]] || die "COURIER_IMAGES_USE_BUILT=1 but $TARGET_DIR/$PROFILE_DIR/${pair##*:} is not built"
+      done
+    done
+    log "binaries as built in $TARGET_DIR/$PROFILE_DIR (COURIER_IMAGES_USE_BUILT=1)"
+    return 0
+  fi
   log "cargo build ${PROFILE_ARGS[*]} (${#IMAGES[@]} images, profile $PROFILE)"
   (cd "$ROOT" && cargo build "${PROFILE_ARGS[@]}" --locked "${args[@]}")
 }

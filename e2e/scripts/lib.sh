@@ -47,11 +47,16 @@ ensure_test_tools() {
 
 # Builds (or takes from the cache) the Kubernetes binaries, etcd, the node's binaries, the
 # MiniDFS classpath, and Courier's images (release binaries in the Dockerfiles' runtime stages).
+# `build_ground no-images` leaves the images to build_images.
 build_ground() {
   step "local cluster and node binaries (cached under $COURIER_CACHE)"
   "$CLUSTER" build
   step "MiniDFS classpath (cached under $COURIER_CACHE)"
   "$MINIDFS" build
+  [ "${1:-}" = no-images ] || build_images
+}
+
+build_images() {
   step "Courier's images (buildah; cached under $COURIER_CACHE/images)"
   "$IMAGES" build
 }

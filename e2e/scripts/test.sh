@@ -9,13 +9,15 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$ROOT"
 
+export CARGO_INCREMENTAL=0 # CI builds once; incremental state only costs disk
 ensure_toolchains
 ensure_test_tools
-build_ground
+build_ground no-images
 
-export CARGO_INCREMENTAL=0 # CI builds once; incremental state only costs disk
 step "building the workspace"
 cargo build --workspace --all-targets --locked
+# The images take the binaries just built (one build of the workspace, not two).
+COURIER_IMAGES_USE_BUILT=1 build_images
 
 trap stop_ground EXIT
 start_ground
