@@ -8,6 +8,8 @@
 #                             --purge also deletes state and etcd data
 #   cluster.sh status         one line per component; exit 0 only if all of it runs
 #   cluster.sh env            print the exports for KUBECONFIG and PATH (kubectl, crictl)
+#   cluster.sh restart etcd|kube-apiserver [SECONDS]
+#                             stop one, keep it down SECONDS, start it again (fault tests)
 #
 # etcd, the controller-manager and the scheduler listen on loopback; the
 # apiserver and the kubelet on the node IP 10.87.0.1 (a bridge without ports);
@@ -166,6 +168,24 @@ start() {
   local pid=$!
   echo "$pid $(start_time "$pid")" >"$(pid_file "$name")"
   log "started $name (pid $pid, log $LOGS/$name.log)"
+}
+
+# start_supervised NAME BINARY ARGS...: as start, but the process is started again a second
+# after it exits, as the kubelet restarts a static pod. The controller-manager and the
+# scheduler exit when they cannot renew their leader Lease (an apiserver or etcd outage);
+# without this they would stay down and nothing would update a Service's endpoints again.
+start_supervised() {
+  local name="$1"
+  shift
+  # shellcheck disable=SC2016 # expanded by the supervising shell
+  start "$name" bash -c 'trap '"'"'kill -TERM "$child" 2>/dev/null; wait "$child"; exit 0'"'"' TERM INT
+    while :; do
+      "$@" &
+      child=$!
+      wait "$child" && code=0 || code=$?
+      echo "[supervise] exited with $code; starting again in 1 s" >&2
+      sleep 1
+    done' supervise "$@"
 }
 
 # gone_within TENTHS TARGET: waits up to TENTHS/10 s until no process matches
@@ -385,7 +405,7 @@ start_apiserver() {
 }
 
 start_controller_manager() {
-  start kube-controller-manager "$K8S_BIN/kube-controller-manager" \
+  start_supervised kube-controller-manager "$K8S_BIN/kube-controller-manager" \
     --kubeconfig="$CLUSTER_DIR/kube-controller-manager.kubeconfig" \
     --authentication-kubeconfig="$CLUSTER_DIR/kube-controller-manager.kubeconfig" \
     --authorization-kubeconfig="$CLUSTER_DIR/kube-controller-manager.kubeconfig" \
@@ -403,7 +423,7 @@ start_controller_manager() {
 }
 
 start_scheduler() {
-  start kube-scheduler "$K8S_BIN/kube-scheduler" \
+  start_supervised kube-scheduler "$K8S_BIN/kube-scheduler" \
     --kubeconfig="$CLUSTER_DIR/kube-scheduler.kubeconfig" \
     --authentication-kubeconfig="$CLUSTER_DIR/kube-scheduler.kubeconfig" \
     --authorization-kubeconfig="$CLUSTER_DIR/kube-scheduler.kubeconfig" \
@@ -497,6 +517,26 @@ cmd_env() {
   printf 'export CONTAINERD_ADDRESS=%s\n' "$CONTAINERD_SOCK"
 }
 
+# restart COMPONENT [SECONDS]: stops etcd or kube-apiserver (SIGTERM, as `down` does), keeps
+# it down SECONDS (default 0), starts it again and waits until it is healthy. For fault tests:
+# everything else keeps running and must ride it out.
+cmd_restart() {
+  local name="${1:-}" down="${2:-0}"
+  [[ "$down" =~ ^[0-9]+$ ]] || die "usage: cluster.sh restart etcd|kube-apiserver [SECONDS]"
+  case "$name" in
+    etcd | kube-apiserver) ;;
+    *) die "usage: cluster.sh restart etcd|kube-apiserver [SECONDS]" ;;
+  esac
+  all_running || die "the cluster is not up"
+  stop "$name"
+  sleep "$down"
+  case "$name" in
+    etcd) start_etcd ;;
+    kube-apiserver) start_apiserver ;;
+  esac
+  log "restarted $name after ${down}s down"
+}
+
 main() {
   local cmd="${1:-}"
   shift || true
@@ -506,7 +546,8 @@ main() {
     down) cmd_down "$@" ;;
     status) cmd_status ;;
     env) cmd_env ;;
-    *) die "usage: cluster.sh build|up|down [--purge]|status|env" ;;
+    restart) cmd_restart "$@" ;;
+    *) die "usage: cluster.sh build|up|down [--purge]|status|env|restart etcd|kube-apiserver [SECONDS]" ;;
   esac
 }
 

@@ -4,5 +4,6 @@ pub mod fixtures;
 pub mod helm;
 pub mod metrics_doc;
 pub mod minidfs;
+pub mod paced;
 pub mod pods;
 pub mod sim;

@@ -175,37 +175,36 @@ pub fn logs(cluster: &Cluster, namespace: &str, pod: &str, container: &str, tail
 }
 
 /// Keeps the logs of every pod matching a label selector, including pods deleted before the
-/// test looks (a scaled-down worker's log is gone with its pod): a thread reads them every
-/// second until dropped.
+/// test looks (a scaled-down worker's log is gone with its pod): a task reads them through the
+/// API every 2 s until dropped (in-process, so it costs the machine little beside a run).
 pub struct LogKeeper {
     logs: std::sync::Arc<std::sync::Mutex<std::collections::BTreeMap<String, String>>>,
-    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
-    thread: Option<std::thread::JoinHandle<()>>,
+    task: tokio::task::JoinHandle<()>,
 }
 
 impl LogKeeper {
     /// Starts keeping the logs of container `container` of the pods matching `selector`.
-    pub fn start(cluster: &Cluster, namespace: &str, selector: &str, container: &str) -> LogKeeper {
-        use std::sync::atomic::Ordering;
+    pub async fn start(cluster: &Cluster, namespace: &str, selector: &str, container: &str) -> LogKeeper {
+        use k8s_openapi::api::core::v1::Pod;
+        use kube::api::{ListParams, LogParams};
         let logs = std::sync::Arc::new(std::sync::Mutex::new(std::collections::BTreeMap::new()));
-        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let (cluster, namespace, selector, container) =
-            (cluster.clone(), namespace.to_owned(), selector.to_owned(), container.to_owned());
-        let (kept, stopping) = (std::sync::Arc::clone(&logs), std::sync::Arc::clone(&stop));
-        let thread = std::thread::spawn(move || {
-            while !stopping.load(Ordering::Relaxed) {
-                let pods = cluster.kubectl(&["-n", &namespace, "get", "pods", "-l", &selector, "-o", "name"], None);
-                for pod in String::from_utf8_lossy(&pods.stdout).lines().filter_map(|l| l.strip_prefix("pod/")) {
-                    let out = cluster.kubectl(&["-n", &namespace, "logs", pod, "-c", &container], None);
-                    if out.status.success() {
-                        let text = String::from_utf8_lossy(&out.stdout).into_owned();
-                        kept.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(pod.to_owned(), text);
+        let api: kube::Api<Pod> = kube::Api::namespaced(cluster.client().await, namespace);
+        let (selector, container, kept) = (selector.to_owned(), container.to_owned(), std::sync::Arc::clone(&logs));
+        let task = tokio::spawn(async move {
+            loop {
+                if let Ok(pods) = api.list(&ListParams::default().labels(&selector)).await {
+                    for pod in pods.items {
+                        let Some(name) = pod.metadata.name else { continue };
+                        let params = LogParams { container: Some(container.clone()), ..LogParams::default() };
+                        if let Ok(text) = api.logs(&name, &params).await {
+                            kept.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(name, text);
+                        }
                     }
                 }
-                std::thread::sleep(Duration::from_secs(1));
+                tokio::time::sleep(Duration::from_secs(2)).await;
             }
         });
-        LogKeeper { logs, stop, thread: Some(thread) }
+        LogKeeper { logs, task }
     }
 
     /// Every pod's log as last read, pod by pod, each line prefixed with the pod's name.
@@ -223,9 +222,6 @@ impl LogKeeper {
 
 impl Drop for LogKeeper {
     fn drop(&mut self) {
-        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
+        self.task.abort();
     }
 }

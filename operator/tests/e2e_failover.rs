@@ -60,7 +60,8 @@ async fn killing_the_leading_operator_mid_package_hands_over_to_the_standby_with
     apply_yaml(&client, &ns, &datum_yaml("users")).await;
     apply_yaml(&client, &ns, &package_yaml("p", "partner", "users", &pattern, "")).await;
     let started = Instant::now();
-    let worker_logs = courier_e2e::pods::LogKeeper::start(&cluster, &ns, "courier.dev/destination=partner", "worker");
+    let worker_logs =
+        courier_e2e::pods::LogKeeper::start(&cluster, &ns, "courier.dev/destination=partner", "worker").await;
 
     let sent_before = eventually(Duration::from_secs(90), "progress in status", || async {
         let sent = package(&client, &ns, "p").await.status?.progress.records.sent;

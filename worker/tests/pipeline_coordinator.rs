@@ -253,6 +253,39 @@ async fn a_completion_is_reported_in_every_heartbeat_until_the_coordinator_settl
     }
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_answer_from_an_older_coordinator_term_is_disregarded() {
+    let world = Arc::new(world(50).await);
+    let seen = Arc::new(Mutex::new(Seen::default()));
+    let w = world.clone();
+    // Term 2 answers first (the Destination, no lease); then only a replica of term 1, which
+    // grants a lease and a share: a leader that lost the Lease and does not know it yet.
+    let url = fake_coordinator(
+        seen.clone(),
+        Arc::new(move |_, n| {
+            let mut answer = w.answer(5000, true, 10_000);
+            if n == 0 {
+                answer.term = 2;
+                answer.granted.clear();
+            } else {
+                answer.term = 1;
+            }
+            Some(answer)
+        }),
+    )
+    .await;
+    let (shutdown, running) = world.spawn_driver(&url);
+    while seen.lock().expect("lock").beats.len() < 8 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    shutdown.cancel();
+    let end = tokio::time::timeout(Duration::from_secs(10), running).await.expect("stops").expect("task");
+    end.expect("driver ok");
+    assert_eq!(world.sim.stats().accepted, 0, "nothing sent for an older term's grant");
+    let seen = seen.lock().expect("lock");
+    assert!(seen.beats.iter().all(|(_, b)| b.leases.is_empty()), "no lease taken from an older term");
+}
+
 async fn wait_for(seen: &Mutex<Seen>, what: &str, test: impl Fn(&HeartbeatRequest) -> bool) -> usize {
     for _ in 0..400 {
         if let Some(i) = seen.lock().expect("lock").beats.iter().position(|(_, b)| test(b)) {

@@ -74,6 +74,16 @@ struct Args {
     /// The PEM private key of --tls-cert.
     #[arg(long, requires = "tls_cert")]
     tls_key: Option<PathBuf>,
+    /// Instead of serving: send evenly paced requests to this partner's base URL (a control
+    /// sender on the same network path as the workers), then exit.
+    #[arg(long, requires = "pace_rate")]
+    pace_to: Option<String>,
+    /// Requests a second of --pace-to.
+    #[arg(long, requires = "pace_to", value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pace_rate: Option<u32>,
+    /// Seconds --pace-to sends for.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pace_seconds: u64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -183,6 +193,12 @@ fn run(args: &Args, config: SimConfig) -> Result<(), Error> {
         None => tokio::runtime::Builder::new_multi_thread(),
     };
     let runtime = runtime.enable_all().build().map_err(Error::Runtime)?;
+    if let (Some(url), Some(rate)) = (&args.pace_to, args.pace_rate) {
+        let duration = std::time::Duration::from_secs(args.pace_seconds);
+        let sent = runtime.block_on(courier_e2e::paced::send(url, "paced", rate, duration));
+        println!("partner-sim paced {sent} requests to {url} at {rate}/s");
+        return Ok(());
+    }
     runtime.block_on(async {
         let simulator = match (&args.tls_cert, &args.tls_key) {
             (Some(cert), Some(key)) => {

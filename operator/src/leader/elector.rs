@@ -1,9 +1,11 @@
 //! The election loop: reads the Lease, decides with [`decide`], writes with a
 //! resourceVersion-guarded replace, and publishes [`LeaderState`].
 
+use futures::StreamExt;
 use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
 use kube::api::{Api, PostParams};
+use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, ResourceExt};
 use tokio::sync::watch;
 use tokio::time::Instant;
@@ -74,6 +76,8 @@ fn now_micro() -> MicroTime {
 
 impl Elector {
     async fn run(mut self, stop: CancellationToken) {
+        let released = released(self.api.clone());
+        tokio::pin!(released);
         loop {
             let started = Instant::now();
             self.round(started).await;
@@ -83,6 +87,9 @@ impl Elector {
                 () = stop.cancelled() => break,
                 () = tokio::time::sleep_until(wake) => {}
                 () = sleep_until_opt(deadline) => {}
+                // A follower tries at once when the leader gives the Lease up (it stops), not
+                // at its next retry: the hand-over takes a watch event, not up to a retry period.
+                Some(()) = released.next(), if deadline.is_none() => {}
             }
             self.expire_if_due();
         }
@@ -217,6 +224,21 @@ impl Elector {
             Err(err) => tracing::warn!(%err, "could not release the leader Lease"),
         }
     }
+}
+
+/// An item each time the watched Lease shows no holder (released).
+fn released(api: Api<Lease>) -> impl futures::Stream<Item = ()> {
+    let config = watcher::Config::default().fields(&format!("metadata.name={LEASE_NAME}"));
+    watcher(api, config).default_backoff().applied_objects().filter_map(|lease| {
+        futures::future::ready(match lease {
+            Ok(lease) if record_of(&lease).holder().is_none() => Some(()),
+            Ok(_) => None,
+            Err(err) => {
+                tracing::debug!(%err, "watching the leader Lease");
+                None
+            }
+        })
+    })
 }
 
 async fn sleep_until_opt(deadline: Option<Instant>) {

@@ -106,36 +106,3 @@ fn per_second(series: &[u64], start: u64, from: u64, to: u64) -> Vec<u64> {
         })
         .collect()
 }
-
-/// An evenly paced reference sender: `rate` requests a second for `duration` against a fresh
-/// simulator with `config`, one request per tick of a 1 ms-resolution schedule, over a pool of
-/// keep-alive connections. Returns (requests, answered 429) — what the same partner does to a
-/// sender that never bursts, on this machine now (the yardstick for 429s caused by jitter).
-pub async fn paced_baseline(config: SimConfig, rate: u32, duration: Duration) -> (u64, u64) {
-    use http_body_util::{BodyExt as _, Empty};
-    use hyper_util::client::legacy::Client;
-    use hyper_util::rt::TokioExecutor;
-    let sim = simulator(config).await;
-    let client: Client<_, Empty<bytes::Bytes>> = Client::builder(TokioExecutor::new()).build_http();
-    let uri: http::Uri = format!("{}/records", sim.url()).parse().expect("simulator URL");
-    let total = u64::from(rate) * duration.as_secs();
-    let start = tokio::time::Instant::now();
-    let mut tasks = tokio::task::JoinSet::new();
-    for i in 0..total {
-        let at = start + Duration::from_nanos(i * 1_000_000_000 / u64::from(rate.max(1)));
-        tokio::time::sleep_until(at).await;
-        let (client, uri) = (client.clone(), uri.clone());
-        tasks.spawn(async move {
-            let req = http::Request::post(uri)
-                .header("idempotency-key", format!("paced-{i}"))
-                .body(Empty::new())
-                .expect("request");
-            if let Ok(resp) = client.request(req).await {
-                let _ = resp.into_body().collect().await;
-            }
-        });
-    }
-    while tasks.join_next().await.is_some() {}
-    let stats = sim.stats();
-    (total, stats.rejected.rate_limited)
-}

@@ -82,6 +82,10 @@ pub struct Driver<C> {
     incarnation: u64,
     /// The last leadership term that answered.
     term: u64,
+    /// The share in force (requests/s, burst), to log its changes.
+    share: (u64, u64),
+    /// Since when heartbeats fail (none answered since).
+    failing_since: Option<Instant>,
 }
 
 impl<C: Coordinator> Driver<C> {
@@ -105,6 +109,8 @@ impl<C: Coordinator> Driver<C> {
             last_beat: Instant::now(),
             incarnation: rand::random::<u64>().max(1),
             term: 0,
+            share: (0, 0),
+            failing_since: None,
         }
     }
 
@@ -153,6 +159,15 @@ impl<C: Coordinator> Driver<C> {
                 answer = self.coordinator.heartbeat(request) => answer,
             };
             match answer {
+                Ok(response) if response.term > 0 && response.term < self.term => {
+                    // A replica that led before the one that answered last: nothing it says
+                    // counts (its shares and grants may overlap the newer leader's).
+                    tracing::error!(
+                        term = response.term,
+                        latest = self.term,
+                        "an answer from an older coordinator term"
+                    );
+                }
                 Ok(response) => {
                     for key in reported {
                         let done = completed.iter().any(|r| r.key == key);
@@ -167,6 +182,7 @@ impl<C: Coordinator> Driver<C> {
                 Err(e @ CoordinatorError::Checkpoint { .. }) => return Err(e.into()),
                 Err(e) => {
                     tracing::warn!(error = %e, "heartbeat failed");
+                    self.failing_since.get_or_insert_with(Instant::now);
                     if self.last_ok.elapsed() > self.ttl && self.pipeline.accepting() {
                         tracing::warn!("coordinator unreachable for the lease TTL: holding new records");
                         self.pipeline.set_accepting(false);
@@ -186,7 +202,11 @@ impl<C: Coordinator> Driver<C> {
                 return Ok(DriverEnd::Finished);
             }
             let wake = self.pipeline.lease_ended();
-            let wait = if draining { self.interval.min(Duration::from_millis(100)) } else { self.interval };
+            let wait = if draining {
+                self.interval.min(Duration::from_millis(100))
+            } else {
+                retry_wait(self.interval, self.ttl, self.failing_since.map(|t| t.elapsed()))
+            };
             let metrics = Arc::clone(self.pipeline.metrics());
             // A partner's Retry-After is reported at once (the coordinator pauses every worker
             // of the Destination), but never more often than every PAUSE_REPORT_SPACING.
@@ -358,6 +378,7 @@ impl<C: Coordinator> Driver<C> {
     /// worker stops no later than the coordinator stops counting them.
     fn apply(&mut self, response: HeartbeatResponse, draining: bool, sent_at: Instant) {
         self.last_ok = sent_at;
+        self.failing_since = None;
         self.ready.store(true, Ordering::Relaxed);
         if !self.pipeline.accepting() {
             tracing::info!("coordinator reachable again: taking new records");
@@ -366,8 +387,6 @@ impl<C: Coordinator> Driver<C> {
         if response.term > self.term {
             tracing::info!(term = response.term, previous = self.term, "a new coordinator term answers");
             self.term = response.term;
-        } else if response.term < self.term {
-            tracing::error!(term = response.term, latest = self.term, "an answer from an older coordinator term");
         }
         self.interval = Duration::from_millis(u64::from(response.heartbeat_interval_ms.max(10)));
         self.ttl = Duration::from_millis(u64::from(response.lease_ttl_ms.max(100)));
@@ -388,6 +407,10 @@ impl<C: Coordinator> Driver<C> {
         }
         let share = response.share;
         let rate = if draining { 0 } else { u64::from(share.requests_per_second) };
+        if (rate, u64::from(share.burst)) != self.share {
+            tracing::info!(rps = rate, burst = share.burst, term = response.term, "share");
+            self.share = (rate, u64::from(share.burst));
+        }
         self.pipeline.set_rate(Some(Rate::new(rate, u64::from(share.burst))));
         self.pipeline.limiter().set_valid_until(Some(sent_at + self.ttl));
         self.pipeline.limiter().set_bytes_rate(share.bytes_per_second.map(|b| Rate::new(b, b.div_ceil(10).max(1))));
@@ -472,4 +495,39 @@ fn watch_credentials(pipeline: &Pipeline, config: &DriverConfig) {
 
 fn unix_ms(at: SystemTime) -> u64 {
     u64::try_from(at.duration_since(UNIX_EPOCH).unwrap_or_default().as_millis()).unwrap_or(u64::MAX)
+}
+
+/// How soon to heartbeat again after an answer (`failing` is None) or after failures for that
+/// long. For the lease TTL after the first failure a worker asks every [`FAILING_RETRY`] (a
+/// leader change completes within it, and the sooner the new leader hears from every worker the
+/// sooner its warm-up ends and the shares are whole again); after that, every `interval`.
+fn retry_wait(interval: Duration, ttl: Duration, failing: Option<Duration>) -> Duration {
+    match failing {
+        Some(for_) if for_ < ttl => interval.min(FAILING_RETRY),
+        _ => interval,
+    }
+}
+
+/// The heartbeat interval while a coordinator is being looked for.
+const FAILING_RETRY: Duration = Duration::from_millis(250);
+
+#[cfg(test)]
+mod retry_tests {
+    use super::*;
+
+    #[test]
+    fn a_failing_worker_asks_often_for_a_lease_ttl_then_at_its_interval() {
+        let (interval, ttl) = (Duration::from_secs(1), Duration::from_secs(15));
+        let ms = Duration::from_millis;
+        for (failing, expected) in [
+            (None, ms(1000)),
+            (Some(ms(0)), ms(250)),
+            (Some(ms(14_999)), ms(250)),
+            (Some(ms(15_000)), ms(1000)),
+            (Some(ms(60_000)), ms(1000)),
+        ] {
+            assert_eq!(retry_wait(interval, ttl, failing), expected, "failing for {failing:?}");
+        }
+        assert_eq!(retry_wait(ms(100), ttl, Some(ms(10))), ms(100), "never slower than the interval");
+    }
 }
