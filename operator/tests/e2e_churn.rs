@@ -25,34 +25,16 @@ const WORKER_KILLS: usize = 6;
 const KILL_SPACING: Duration = Duration::from_secs(4);
 /// 429s allowed in all: start-up jitter of a few requests.
 const STARTUP_JITTER: u64 = 5;
-/// The control sender: a pod on the same node and network path as the workers, evenly paced
-/// at a quarter of the limit against its own partner with a quarter of the bucket (the same
-/// 20 ms of slack), all through the package — the kills, the leader change and the stalls of the
-/// node that come with them. What it draws is the path's jitter, not a sender's.
+/// The control sender (`paced_pod`) at a quarter of the limit against its own partner, all
+/// through the package.
 const PACED_RATE: u32 = LIMIT / 4;
 const PACED_SECONDS: u32 = 40;
 
 fn paced_partner() -> SimConfig {
-    SimConfig { rate_limit: Some(RateLimit { rate: f64::from(PACED_RATE), burst: BURST / 4 }), ..strict_partner() }
-}
-
-fn paced_pod(url: &str) -> String {
-    format!(
-        r#"apiVersion: v1
-kind: Pod
-metadata: {{ name: paced-control }}
-spec:
-  restartPolicy: Never
-  securityContext: {{ runAsNonRoot: true, runAsUser: 65532, runAsGroup: 65532, seccompProfile: {{ type: RuntimeDefault }} }}
-  containers:
-    - name: paced
-      image: courier/partner-sim:dev
-      imagePullPolicy: IfNotPresent
-      args: ["--pace-to", "{url}", "--pace-rate", "{PACED_RATE}", "--pace-seconds", "{PACED_SECONDS}"]
-      resources: {{ requests: {{ cpu: 50m, memory: 16Mi }} }}
-      securityContext: {{ allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: {{ drop: [ALL] }} }}
-"#
-    )
+    SimConfig {
+        rate_limit: Some(RateLimit { rate: f64::from(PACED_RATE), burst: paced_burst(LIMIT, BURST, PACED_RATE) }),
+        ..strict_partner()
+    }
 }
 
 fn strict_partner() -> SimConfig {
@@ -109,7 +91,7 @@ async fn worker_kills_and_a_leader_change_lose_nothing_stay_under_the_limit_and_
     })
     .await;
     let control = simulator(paced_partner()).await;
-    apply_yaml(&client, &ns, &paced_pod(&control.url())).await;
+    apply_yaml(&client, &ns, &paced_pod(&control.url(), PACED_RATE, PACED_SECONDS)).await;
     let timeline = {
         let (client, ns, sim_url) = (client.clone(), ns.clone(), sim.url());
         let _ = sim_url;
@@ -211,24 +193,11 @@ async fn worker_kills_and_a_leader_change_lose_nothing_stay_under_the_limit_and_
         );
     }
     // What the operators and workers logged around each 429 run and the leader change.
-    let mut windows: Vec<(u64, u64)> =
-        courier_e2e::sim::rejection_clusters(&arrivals, Duration::from_millis(200), Duration::from_millis(100))
-            .iter()
-            .map(|c| (c.first_micros.saturating_sub(1_500_000), c.last_micros + 200_000))
-            .collect();
+    let mut windows = rejection_windows(&sim);
     windows.extend(events.iter().filter(|(w, _)| w.starts_with("leader")).map(|(_, t)| (t - 200_000, t + 4_000_000)));
     let logs = format!("{}{}", operator_logs.dump(), worker_logs.dump());
-    let mut excerpt: Vec<(u64, &str)> = logs
-        .lines()
-        .filter_map(|line| {
-            let stamp = line.split("\"timestamp\":\"").nth(1)?.split('"').next()?;
-            let micros = u64::try_from(stamp.parse::<jiff::Timestamp>().ok()?.as_microsecond()).ok()?;
-            windows.iter().any(|(a, b)| (*a..=*b).contains(&micros)).then_some((micros, line))
-        })
-        .collect();
-    excerpt.sort();
-    for (micros, line) in excerpt {
-        eprintln!("log {:7.3}s {}", at(micros), line.chars().take(400).collect::<String>());
+    for line in log_excerpt(&logs, &windows, base) {
+        eprintln!("{line}");
     }
     let per_kill_bound = IN_FLIGHT + u64::from(LIMIT);
     let (paced, paced_429) =

@@ -263,11 +263,6 @@ async fn every_partner_and_bad_data_fault_loses_nothing_keeps_counters_exact_and
     let table = table(&rows, long);
     println!("{table}");
     if std::env::var_os("COURIER_FAULTS_DOC").is_some() {
-        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/faults.md");
-        let doc = std::fs::read_to_string(path).expect("docs/faults.md");
-        let (start, end) = ("<!-- faults table: start -->\n", "<!-- faults table: end -->");
-        let (Some(a), Some(b)) = (doc.find(start), doc.find(end)) else { panic!("markers in docs/faults.md") };
-        let updated = format!("{}{start}{table}{}", &doc[..a], &doc[b..]);
-        std::fs::write(path, updated).expect("write docs/faults.md");
+        courier_e2e::metrics_doc::write_table("faults.md", "faults table", &table);
     }
 }

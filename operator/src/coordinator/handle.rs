@@ -364,6 +364,12 @@ impl Coordinator {
             let warming_up = self.warm_up_end(&guard).is_some_and(|end| now < end);
             let state = &mut *guard;
             if !state.destinations.contains_key(&dkey) {
+                // The Destination was deleted (its workers are being stopped with it): their
+                // last reports still count — checkpoints, completions, leases given back — so
+                // the packages resume exactly where they were if it comes back.
+                let taken = take_reports_of_a_gone_destination(state, req, now);
+                drop(guard);
+                self.notify(taken.into_iter().map(Change::Package));
                 return Err(HeartbeatError::UnknownDestination {
                     namespace: req.namespace.clone(),
                     name: req.destination.clone(),
@@ -546,6 +552,28 @@ impl Coordinator {
 }
 
 /// Expires leases and workers, recording what changed.
+
+/// Takes in the lease reports of a worker whose Destination is gone (only those of packages
+/// of that Destination) and frees the leases it no longer reports. Returns the packages
+/// touched.
+fn take_reports_of_a_gone_destination(state: &mut State, req: &HeartbeatRequest, now: Millis) -> BTreeSet<ObjectKey> {
+    let mut touched = BTreeSet::new();
+    for report in &req.leases {
+        let pkey = ObjectKey::new(&report.key.namespace, &report.key.package);
+        let ours = report.key.namespace == req.namespace
+            && state.leases.package(&pkey).is_some_and(|p| p.destination == req.destination);
+        if ours {
+            state.leases.report(&req.worker, report, now);
+            touched.insert(pkey);
+        }
+    }
+    let reported: Vec<_> = req.leases.iter().map(|r| r.key.clone()).collect();
+    for key in state.leases.release_unreported(&req.worker, &req.namespace, &req.destination, &reported) {
+        touched.insert(ObjectKey::new(&key.namespace, &key.package));
+    }
+    touched
+}
+
 fn expire(state: &mut State, now: Millis, ttl: Millis, changes: &mut BTreeSet<Change>) {
     for (_, key) in state.leases.expire(now) {
         let pkey = ObjectKey::new(&key.namespace, &key.package);

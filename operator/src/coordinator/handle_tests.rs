@@ -578,3 +578,22 @@ fn a_completion_answered_by_a_leader_that_died_before_its_status_write_reaches_t
     c.persist_completions("ns", "p", "uid-p", 1, &[0]);
     assert_eq!(c.heartbeat_in_term(&beat, t0 + 1_100, 1).expect("ok").settled, vec![key]);
 }
+
+#[test]
+fn the_last_reports_of_a_deleted_destinations_workers_still_count() {
+    let c = coordinator();
+    c.upsert_package(plan("p", "d", 0, 0, 1));
+    let granted = c.heartbeat(&hb("w1", 1, 100, 0, 1), 0).expect("ok").granted;
+    c.remove_destination("ns", "d");
+    // The worker drains as its pods go with the Destination: its final report gives the lease
+    // back at checkpoint 30 with 3 records sent.
+    let mut last = hb("w1", 1, 0, 0, 0);
+    last.draining = true;
+    last.leases = vec![LeaseReport { released: true, ..progress(&granted[0], 30, 3, false) }];
+    assert!(matches!(c.heartbeat(&last, 100), Err(HeartbeatError::UnknownDestination { .. })));
+    // The Destination comes back: the shard resumes where the report left it, at once.
+    c.upsert_destination("ns", "d", &dest_spec(100), 2);
+    let again = c.heartbeat(&hb("w2", 2, 100, 0, 1), 200).expect("ok").granted;
+    assert_eq!(again.len(), 1, "the lease given back is free at once, not after its TTL");
+    assert_eq!((again[0].checkpoint, again[0].counters.sent), (30, 3), "it resumes at the reported checkpoint");
+}

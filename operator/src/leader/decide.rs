@@ -118,6 +118,12 @@ pub enum ConfigError {
 }
 
 impl ElectionConfig {
+    /// How long one election round (a read and maybe a write) may take before it is given
+    /// up: the retry period, at least 2 s, and never as long as the renew deadline.
+    pub fn round_timeout(&self) -> Duration {
+        self.retry_period.max(Duration::from_secs(2)).min(self.renew_deadline / 2)
+    }
+
     /// Checks the invariants that make election safe.
     pub fn validate(&self) -> Result<(), ConfigError> {
         if self.lease_duration.as_secs() < 1 || self.lease_duration.subsec_nanos() != 0 {

@@ -240,3 +240,14 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn an_election_round_is_given_up_well_before_the_renew_deadline() {
+    let ms = Duration::from_millis;
+    for (renew, retry, expected) in
+        [(secs(7), secs(1), secs(2)), (secs(7), secs(3), secs(3)), (secs(2), ms(200), secs(1))]
+    {
+        let c = ElectionConfig { renew_deadline: renew, retry_period: retry, ..ElectionConfig::default() };
+        assert_eq!(c.round_timeout(), expected, "renew {renew:?}, retry {retry:?}");
+    }
+}

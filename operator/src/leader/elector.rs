@@ -80,7 +80,12 @@ impl Elector {
         tokio::pin!(released);
         loop {
             let started = Instant::now();
-            self.round(started).await;
+            // A request the apiserver never answers (etcd unavailable, a restart under way)
+            // must not hold the election up: the round is given up and the next one tries
+            // again, and leadership lapses at its deadline as it would without an answer.
+            if tokio::time::timeout(self.config.round_timeout(), self.round(started)).await.is_err() {
+                tracing::warn!(identity = %self.identity, "a leader election round got no answer in time");
+            }
             let wake = started + self.config.retry_period;
             let deadline = self.deadline();
             tokio::select! {

@@ -45,6 +45,10 @@ pub async fn apply_yaml(client: &Client, namespace: &str, yaml: &str) {
             .patch(&name, &params, &Patch::Apply(&value))
             .await
             .map(|_| ()),
+        Some("Pod") => Api::<k8s_openapi::api::core::v1::Pod>::namespaced(client.clone(), namespace)
+            .patch(&name, &params, &Patch::Apply(&value))
+            .await
+            .map(|_| ()),
         other => panic!("apply_yaml: unsupported kind {other:?}"),
     }
     .unwrap_or_else(|e| panic!("failed to apply {name}: {e}"));

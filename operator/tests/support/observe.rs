@@ -106,3 +106,64 @@ fn per_second(series: &[u64], start: u64, from: u64, to: u64) -> Vec<u64> {
         })
         .collect()
 }
+
+/// The JSON log lines (operator or worker, as `LogKeeper::dump` gives them) whose timestamp
+/// falls in one of `windows` (Unix µs), in time order, each with its time in seconds after
+/// `base`.
+pub fn log_excerpt(logs: &str, windows: &[(u64, u64)], base: u64) -> Vec<String> {
+    let mut excerpt: Vec<(u64, &str)> = logs
+        .lines()
+        .filter_map(|line| {
+            let stamp = line.split("\"timestamp\":\"").nth(1)?.split('"').next()?;
+            let micros = u64::try_from(stamp.parse::<jiff::Timestamp>().ok()?.as_microsecond()).ok()?;
+            windows.iter().any(|(a, b)| (*a..=*b).contains(&micros)).then_some((micros, line))
+        })
+        .collect();
+    excerpt.sort();
+    excerpt
+        .into_iter()
+        .map(|(micros, line)| {
+            let at = micros.saturating_sub(base) as f64 / 1e6;
+            format!("log {at:7.3}s {}", line.chars().take(400).collect::<String>())
+        })
+        .collect()
+}
+
+/// Windows around each run of 429s at `sim` (1.5 s before it to 0.2 s after), in Unix µs.
+pub fn rejection_windows(sim: &Simulator) -> Vec<(u64, u64)> {
+    courier_e2e::sim::rejection_clusters(&sim.arrivals(), Duration::from_millis(200), Duration::from_millis(100))
+        .iter()
+        .map(|c| (c.first_micros.saturating_sub(1_500_000), c.last_micros + 200_000))
+        .collect()
+}
+
+/// A pod on the node, on the same network path as the workers, that sends `rate` evenly paced
+/// requests a second for `seconds` to the partner at `url` (`partner-sim --pace-to`): the
+/// control for 429s. What it draws from a partner whose bucket gives it the slack the workers
+/// have ([`paced_burst`]) is the jitter of the node and the path, not of a sender.
+pub fn paced_pod(url: &str, rate: u32, seconds: u32) -> String {
+    format!(
+        r#"apiVersion: v1
+kind: Pod
+metadata: {{ name: paced-control }}
+spec:
+  restartPolicy: Never
+  securityContext: {{ runAsNonRoot: true, runAsUser: 65532, runAsGroup: 65532, seccompProfile: {{ type: RuntimeDefault }} }}
+  containers:
+    - name: paced
+      image: courier/partner-sim:dev
+      imagePullPolicy: IfNotPresent
+      args: ["--pace-to", "{url}", "--pace-rate", "{rate}", "--pace-seconds", "{seconds}"]
+      resources: {{ requests: {{ cpu: 50m, memory: 16Mi }} }}
+      securityContext: {{ allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: {{ drop: [ALL] }} }}
+"#
+    )
+}
+
+/// The bucket for the control's partner at `rate` that leaves it the time slack the workers
+/// have at a partner of `limit` with bucket `burst`: the workers together may use half the
+/// bucket, so `burst / 2` tokens are left for jitter, `burst / 2 / limit` seconds; the control
+/// never bursts (it uses one token). Rounded up (a little more slack than the workers have).
+pub fn paced_burst(limit: u32, burst: u32, rate: u32) -> u32 {
+    (u64::from(burst / 2) * u64::from(rate)).div_ceil(u64::from(limit.max(1))) as u32 + 1
+}
