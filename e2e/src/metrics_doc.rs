@@ -102,6 +102,22 @@ pub fn assert_documented(exposition: &str, prefix: &str) {
     }
 }
 
+/// Writes `table` into `docs/<doc>` between the lines `<!-- <marker>: start -->` and
+/// `<!-- <marker>: end -->` (a suite's figures, kept where the prose about them is).
+///
+/// # Panics
+/// When the file cannot be read or written, or lacks the markers.
+pub fn write_table(doc: &str, marker: &str, table: &str) {
+    let path = repo_root().join("docs").join(doc);
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let (start, end) = (format!("<!-- {marker}: start -->\n"), format!("<!-- {marker}: end -->"));
+    let (Some(a), Some(b)) = (text.find(&start), text.find(&end)) else {
+        panic!("{}: no {start:?} … {end:?} markers", path.display())
+    };
+    let updated = format!("{}{start}{table}{}", &text[..a], &text[b..]);
+    std::fs::write(&path, updated).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -120,20 +136,4 @@ mod tests {
         assert_eq!(rows["x_requests_total"].labels, ["destination", "class"]);
         assert_eq!(rows.len(), 3);
     }
-}
-
-/// Writes `table` into `docs/<doc>` between the lines `<!-- <marker>: start -->` and
-/// `<!-- <marker>: end -->` (a suite's figures, kept where the prose about them is).
-///
-/// # Panics
-/// When the file cannot be read or written, or lacks the markers.
-pub fn write_table(doc: &str, marker: &str, table: &str) {
-    let path = repo_root().join("docs").join(doc);
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let (start, end) = (format!("<!-- {marker}: start -->\n"), format!("<!-- {marker}: end -->"));
-    let (Some(a), Some(b)) = (text.find(&start), text.find(&end)) else {
-        panic!("{}: no {start:?} … {end:?} markers", path.display())
-    };
-    let updated = format!("{}{start}{table}{}", &text[..a], &text[b..]);
-    std::fs::write(&path, updated).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
 }

@@ -551,8 +551,6 @@ impl Coordinator {
     }
 }
 
-/// Expires leases and workers, recording what changed.
-
 /// Takes in the lease reports of a worker whose Destination is gone (only those of packages
 /// of that Destination) and frees the leases it no longer reports. Returns the packages
 /// touched.
@@ -574,6 +572,7 @@ fn take_reports_of_a_gone_destination(state: &mut State, req: &HeartbeatRequest,
     touched
 }
 
+/// Expires leases and workers, recording what changed.
 fn expire(state: &mut State, now: Millis, ttl: Millis, changes: &mut BTreeSet<Change>) {
     for (_, key) in state.leases.expire(now) {
         let pkey = ObjectKey::new(&key.namespace, &key.package);
