@@ -98,6 +98,15 @@ fn every_record_decoder_survives_any_file() {
 }
 
 #[test]
+fn inputs_the_fuzzing_found_are_unreadable_files_not_panics() {
+    // A footer with a negative column chunk offset: the parquet crate asserts on it
+    // (found by every_record_decoder_survives_any_file in a make test run).
+    let found = include_bytes!("fuzz_support/parquet-negative-column-chunk.bin");
+    let tally = fuzzing::records(RecordFormat::Parquet, found);
+    assert!(tally.unreadable, "reported as an unreadable file: {tally:?}");
+}
+
+#[test]
 fn the_seeds_read_cleanly_so_the_mutations_start_from_valid_files() {
     let set = FixtureSet::standard(40).expect("fixtures");
     for (format, name) in [(RecordFormat::Parquet, "users.parquet"), (RecordFormat::Avro, "users.avro")] {

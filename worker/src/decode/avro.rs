@@ -145,8 +145,7 @@ impl<R: AsyncBufRead + Unpin> Cursor<R> {
         self.inner.read_exact(&mut sync).await?;
         self.position += 16;
         let schema = schema.ok_or_else(|| invalid("header has no avro.schema".into()))?;
-        let schema = Schema::parse_str(&String::from_utf8_lossy(&schema))
-            .map_err(|e| invalid(format!("bad schema in header: {e}")))?;
+        let schema = parse_schema(&String::from_utf8_lossy(&schema)).map_err(invalid)?;
         let codec = match codec.as_str() {
             "null" => Codec::Null,
             "deflate" => Codec::Deflate(DeflateSettings::default()),
@@ -356,9 +355,34 @@ fn unscaled_decimal(bytes: &[u8]) -> String {
     i128::from_be_bytes(full).to_string()
 }
 
+/// The writer's schema from a file header. apache-avro 0.21 unwraps a name it cannot split
+/// (`Name::parse`), so a corrupt header would panic the reader: the parse runs under
+/// `catch_unwind` and such a header is a bad schema like any other. Found by
+/// `fuzz_bounded::every_record_decoder_survives_any_file`.
+fn parse_schema(text: &str) -> Result<Schema, String> {
+    match std::panic::catch_unwind(|| Schema::parse_str(text)) {
+        Ok(Ok(schema)) => Ok(schema),
+        Ok(Err(e)) => Err(format!("bad schema in header: {e}")),
+        Err(_) => Err("bad schema in header: the Avro library could not parse it".to_owned()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_header_schema_the_library_would_panic_on_is_a_bad_schema() {
+        for text in [
+            r#"{"type":"record","name":"1x","fields":[]}"#,
+            r#"{"type":"record","name":"a..b","fields":[]}"#,
+            r#"{"type":"enum","name":"","symbols":["A"]}"#,
+        ] {
+            let err = parse_schema(text).expect_err(text);
+            assert!(err.starts_with("bad schema in header"), "{text}: {err}");
+        }
+        assert!(parse_schema(r#"{"type":"record","name":"ok.User","fields":[]}"#).is_ok());
+    }
 
     #[test]
     fn avro_values_map_to_json() {

@@ -75,7 +75,26 @@ pub async fn read_footer(source: &Source, url: &str) -> Result<Footer, ShardErro
     let meta_start = tail.len() - needed as usize;
     let metadata = ParquetMetaDataReader::decode_metadata(&tail[meta_start..tail.len() - FOOTER_LEN as usize])
         .map_err(|e| ShardError::unreadable(url, format!("corrupt Parquet footer: {e}")))?;
+    check_column_chunks(&metadata).map_err(|reason| ShardError::unreadable(url, reason))?;
     Ok(Footer { size, tail_offset, tail, metadata })
+}
+
+/// A footer whose column chunks have a negative offset or size is corrupt: refused here, since
+/// the parquet crate asserts on them (`ColumnChunkMetaData::byte_range` panics) rather than
+/// erring. Found by `fuzz_bounded::every_record_decoder_survives_any_file`.
+fn check_column_chunks(metadata: &ParquetMetaData) -> Result<(), String> {
+    for (g, group) in metadata.row_groups().iter().enumerate() {
+        for (c, column) in group.columns().iter().enumerate() {
+            let start = column.dictionary_page_offset().unwrap_or_else(|| column.data_page_offset());
+            if start < 0 || column.compressed_size() < 0 || column.data_page_offset() < 0 {
+                return Err(format!(
+                    "corrupt Parquet footer: row group {g} column {c} starts at {start} with {} bytes",
+                    column.compressed_size()
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// A file of which only some spans are loaded.
