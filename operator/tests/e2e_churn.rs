@@ -183,25 +183,17 @@ async fn worker_kills_and_a_leader_change_lose_nothing_stay_under_the_limit_and_
     for (what, t) in &events {
         eprintln!("event {:7.3}s {what}", at(*t));
     }
-    for c in courier_e2e::sim::rejection_clusters(&arrivals, Duration::from_millis(200), Duration::from_millis(100)) {
-        eprintln!(
-            "429 run {:7.3}s..{:7.3}s: {} refused; requests by sender from 100 ms before: {:?}",
-            at(c.first_micros),
-            at(c.last_micros),
-            c.rejected,
-            c.senders
-        );
-    }
     // What the operators and workers logged around each 429 run and the leader change.
-    let mut windows = rejection_windows(&sim);
+    let mut windows = rejection_runs(&arrivals, base);
     windows.extend(events.iter().filter(|(w, _)| w.starts_with("leader")).map(|(_, t)| (t - 200_000, t + 4_000_000)));
     let logs = format!("{}{}", operator_logs.dump(), worker_logs.dump());
     for line in log_excerpt(&logs, &windows, base) {
         eprintln!("{line}");
     }
     let per_kill_bound = IN_FLIGHT + u64::from(LIMIT);
-    let (paced, paced_429) =
-        (control.stats().accepted + control.stats().rejected.rate_limited, control.stats().rejected.rate_limited);
+    let control_stats = control.stats();
+    let paced_429 = control_stats.rejected.rate_limited;
+    let paced = control_stats.accepted + paced_429;
     eprintln!(
         "paced control (a pod at a quarter of the rate, at the same time): {paced_429} of {paced} requests answered 429"
     );

@@ -250,17 +250,9 @@ async fn run(fault: Fault) -> Row {
         ends: "Complete".into(),
     };
     let base = all.first().copied().unwrap_or(0);
-    for c in courier_e2e::sim::rejection_clusters(&arrivals, Duration::from_millis(200), Duration::from_millis(100)) {
-        eprintln!(
-            "429 run {:7.3}s..{:7.3}s: {} refused; requests by sender from 100 ms before: {:?}",
-            c.first_micros.saturating_sub(base) as f64 / 1e6,
-            c.last_micros.saturating_sub(base) as f64 / 1e6,
-            c.rejected,
-            c.senders
-        );
-    }
+    let windows = rejection_runs(&arrivals, base);
     let logs = format!("{}{}", operator_logs.dump(), worker_logs.dump());
-    for line in log_excerpt(&logs, &rejection_windows(&sim), base) {
+    for line in log_excerpt(&logs, &windows, base) {
         eprintln!("{line}");
     }
     eprintln!("cluster fault figures: {row:?}");

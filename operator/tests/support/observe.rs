@@ -129,11 +129,23 @@ pub fn log_excerpt(logs: &str, windows: &[(u64, u64)], base: u64) -> Vec<String>
         .collect()
 }
 
-/// Windows around each run of 429s at `sim` (1.5 s before it to 0.2 s after), in Unix µs.
-pub fn rejection_windows(sim: &Simulator) -> Vec<(u64, u64)> {
-    courier_e2e::sim::rejection_clusters(&sim.arrivals(), Duration::from_millis(200), Duration::from_millis(100))
+/// Prints each run of 429s in `arrivals` (times in seconds after `base`, with the requests of
+/// each sender from 100 ms before it) and returns a window around each (1.5 s before it to
+/// 0.2 s after, Unix µs) for [`log_excerpt`].
+pub fn rejection_runs(arrivals: &[courier_e2e::sim::Arrival], base: u64) -> Vec<(u64, u64)> {
+    let at = |micros: u64| micros.saturating_sub(base) as f64 / 1e6;
+    courier_e2e::sim::rejection_clusters(arrivals, Duration::from_millis(200), Duration::from_millis(100))
         .iter()
-        .map(|c| (c.first_micros.saturating_sub(1_500_000), c.last_micros + 200_000))
+        .map(|c| {
+            eprintln!(
+                "429 run {:7.3}s..{:7.3}s: {} refused; requests by sender from 100 ms before: {:?}",
+                at(c.first_micros),
+                at(c.last_micros),
+                c.rejected,
+                c.senders
+            );
+            (c.first_micros.saturating_sub(1_500_000), c.last_micros + 200_000)
+        })
         .collect()
 }
 
