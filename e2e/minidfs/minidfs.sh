@@ -93,7 +93,7 @@ running_pid() {
   pid="$(cat "$PID_FILE")"
   [[ $pid =~ ^[0-9]+$ ]] || return 1
   kill -0 "$pid" 2>/dev/null || return 1
-  tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q "$MAIN_CLASS" || return 1
+  tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -F "$MAIN_CLASS" >/dev/null || return 1
   echo "$pid"
 }
 
@@ -138,7 +138,7 @@ cmd_start() {
   pid=$!
   echo "$pid" >"$PID_FILE"
   while ((SECONDS - started < START_TIMEOUT)); do
-    if tail -c +"$((offset + 1))" "$LOG" | grep -q '^MINIDFS READY '; then
+    if tail -c +"$((offset + 1))" "$LOG" | grep '^MINIDFS READY ' >/dev/null; then
       log "ready at $URL after $((SECONDS - started)) s (pid $pid, log $LOG)"
       echo "$URL"
       return 0

@@ -39,7 +39,7 @@ ensure_test_tools() {
   "$ROOT/e2e/prometheus/build.sh" build
   PATH="$("$ROOT/e2e/prometheus/build.sh" bin):$PATH"
   "$ROOT/e2e/krew/build.sh" build
-  if ! command -v mdbook >/dev/null || ! mdbook --version | grep -q "v$MDBOOK_VERSION"; then
+  if ! command -v mdbook >/dev/null || ! mdbook --version | grep "v$MDBOOK_VERSION" >/dev/null; then
     step "installing mdbook $MDBOOK_VERSION (crates.io)"
     cargo install mdbook --locked --version "$MDBOOK_VERSION" --no-default-features
   fi

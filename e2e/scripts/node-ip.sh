@@ -47,7 +47,9 @@ case "${1:-}" in
     }
     guard_up
     ip link show "$BRIDGE" >/dev/null 2>&1 || ip link add "$BRIDGE" type bridge
-    ip addr show dev "$BRIDGE" | grep -q "inet $IP/32" || ip addr add "$IP/32" dev "$BRIDGE"
+    # `replace` is idempotent. (A `ip addr show | grep -q` check under pipefail fails
+    # at random: grep exits at the match, ip dies of SIGPIPE writing the inet6 lines.)
+    ip addr replace "$IP/32" dev "$BRIDGE"
     ip link set "$BRIDGE" up
     ;;
   down)
