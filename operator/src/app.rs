@@ -299,12 +299,19 @@ pub async fn run(args: Args) -> Result<(), AppError> {
         let term_number = leadership.term().unwrap_or_default();
         tracing::info!(%identity, term = term_number, "leading: starting controllers");
         coordinator.begin_term(term_number, now_ms());
+        status.begin_term(term_number);
         metrics.is_leader.set(1);
         let term = stop.child_token();
         let lost = term.clone();
         let mut watch_lost = leadership.clone();
+        let (fence_coordinator, fence_status) = (coordinator.clone(), status.clone());
         let watcher = tokio::spawn(async move {
             watch_lost.wait_for(false).await;
+            // Fenced at once, not when the controllers have stopped (that can take seconds
+            // with the apiserver away): the term's state answers no worker and its statuses
+            // are not written, even if this replica leads again before they have stopped.
+            fence_coordinator.reset();
+            fence_status.end_term();
             lost.cancel();
         });
         let (lookups, writers) = context::lookups();
@@ -321,7 +328,8 @@ pub async fn run(args: Args) -> Result<(), AppError> {
         term.cancel();
         metrics.is_leader.set(0);
         metrics.clear_leader_series();
-        status.clear();
+        coordinator.reset();
+        status.end_term();
         tracing::info!("controllers stopped");
     }
     stop.cancel();

@@ -120,14 +120,38 @@ fn fingerprint(status: &Value) -> u64 {
 #[derive(Clone)]
 pub struct StatusWriter {
     entries: Arc<Mutex<HashMap<Key, Entry>>>,
+    /// The leadership term whose statuses are taken and written (`None` between terms): a
+    /// status computed in a term that ended is never written in the next one.
+    term: Arc<Mutex<Option<u64>>>,
     wake: Arc<Notify>,
     interval: Duration,
 }
 
 impl StatusWriter {
-    /// A writer allowing one non-urgent write per object per `interval`.
+    /// A writer allowing one non-urgent write per object per `interval`. It takes statuses
+    /// only once a term began ([`Self::begin_term`]).
     pub fn new(interval: Duration) -> Self {
-        Self { entries: Arc::default(), wake: Arc::new(Notify::new()), interval }
+        Self { entries: Arc::default(), term: Arc::default(), wake: Arc::new(Notify::new()), interval }
+    }
+
+    /// Starts taking statuses for leadership term `term`, with nothing remembered.
+    pub fn begin_term(&self, term: u64) {
+        let mut current = self.term.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        self.lock().clear();
+        *current = Some(term);
+    }
+
+    /// Ends the term (the lease is lost): drops every status queued or remembered, and takes
+    /// none until the next term begins — the controllers of the term that ended may still be
+    /// winding down, and another replica writes now.
+    pub fn end_term(&self) {
+        let mut current = self.term.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        *current = None;
+        self.lock().clear();
+    }
+
+    fn open_term(&self) -> Option<u64> {
+        *self.term.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     fn lock(&self) -> MutexGuard<'_, HashMap<Key, Entry>> {
@@ -161,6 +185,9 @@ impl StatusWriter {
     }
 
     fn submit(&self, kind: Kind, namespace: &str, name: &str, status: Value, urgent: bool) {
+        if self.open_term().is_none() {
+            return;
+        }
         let key = Key::new(kind, namespace, name);
         let mut entries = self.lock();
         let entry = entries.entry(key).or_default();
@@ -203,11 +230,6 @@ impl StatusWriter {
         self.lock().remove(&key);
     }
 
-    /// Drops every remembered status (on losing the lease: another replica writes now).
-    pub fn clear(&self) {
-        self.lock().clear();
-    }
-
     fn take_due(&self, now: Instant) -> Vec<(Key, Value)> {
         let mut entries = self.lock();
         let mut due = Vec::new();
@@ -244,7 +266,8 @@ impl StatusWriter {
                 _ = self.wake.notified() => {}
                 _ = tokio::time::sleep(tick) => {}
             }
-            if !leader.is_leading() {
+            // Only statuses of the term this replica leads in right now.
+            if leader.term().is_none() || leader.term() != self.open_term() {
                 continue;
             }
             let due = self.take_due(Instant::now());
@@ -301,9 +324,35 @@ where
 mod tests {
     use super::*;
 
+    /// A writer in term 1.
+    fn writer() -> StatusWriter {
+        let w = StatusWriter::new(Duration::from_secs(3));
+        w.begin_term(1);
+        w
+    }
+
+    #[test]
+    fn nothing_is_taken_outside_a_term_and_an_ended_term_leaves_nothing_to_write() {
+        let w = StatusWriter::new(Duration::from_secs(3));
+        let t0 = Instant::now();
+        w.submit(Kind::Package, "ns", "p", json!({"percent": 1}), true);
+        assert!(w.take_due(t0).is_empty(), "no term began: nothing taken");
+        w.begin_term(1);
+        w.submit(Kind::Package, "ns", "p", json!({"percent": 2}), true);
+        w.end_term();
+        assert!(w.take_due(t0).is_empty(), "queued in the term that ended: dropped");
+        // The controllers of the ended term winding down submit still: not taken.
+        w.submit(Kind::Package, "ns", "p", json!({"percent": 3}), true);
+        w.begin_term(2);
+        assert!(w.take_due(t0).is_empty(), "nothing of term 1 is written in term 2");
+        assert_eq!(w.latest(Kind::Package, "ns", "p"), None);
+        w.submit(Kind::Package, "ns", "p", json!({"percent": 4}), true);
+        assert_eq!(w.take_due(t0).len(), 1);
+    }
+
     #[test]
     fn a_second_change_within_the_interval_waits_unless_urgent() {
-        let w = StatusWriter::new(Duration::from_secs(3));
+        let w = writer();
         let t0 = Instant::now();
         w.submit(Kind::Package, "ns", "p", json!({"percent": 1}), false);
         assert_eq!(w.take_due(t0).len(), 1, "the first status is written at once");
@@ -314,7 +363,7 @@ mod tests {
 
     #[test]
     fn an_urgent_change_is_written_immediately() {
-        let w = StatusWriter::new(Duration::from_secs(3));
+        let w = writer();
         let t0 = Instant::now();
         w.submit(Kind::Package, "ns", "p", json!({"phase": "Running"}), false);
         w.take_due(t0);
@@ -326,7 +375,7 @@ mod tests {
 
     #[test]
     fn a_status_equal_to_the_one_observed_on_the_object_is_not_written() {
-        let w = StatusWriter::new(Duration::from_secs(3));
+        let w = writer();
         let t0 = Instant::now();
         w.observed(Kind::Package, "ns", "p", &json!({"phase": "Waiting"}));
         w.submit(Kind::Package, "ns", "p", json!({"phase": "Waiting"}), true);
@@ -338,7 +387,7 @@ mod tests {
 
     #[test]
     fn a_written_status_is_kept_until_the_watch_cache_shows_it_and_a_failed_write_is_queued_again() {
-        let w = StatusWriter::new(Duration::from_secs(3));
+        let w = writer();
         let t0 = Instant::now();
         let key = Key::new(Kind::Package, "ns", "p");
         w.submit(Kind::Package, "ns", "p", json!({"percent": 1}), true);
@@ -354,7 +403,7 @@ mod tests {
 
     #[test]
     fn an_unchanged_status_is_not_written_again() {
-        let w = StatusWriter::new(Duration::from_secs(3));
+        let w = writer();
         let t0 = Instant::now();
         w.submit(Kind::Datum, "ns", "d", json!({"a": 1}), true);
         w.take_due(t0);

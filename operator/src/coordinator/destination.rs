@@ -92,6 +92,8 @@ pub(super) struct DestinationState {
     pub warm_up: Option<WarmUp>,
     /// The quota's ledger, when the spec has `requestsPerDay`.
     pub quota: Option<QuotaLedger>,
+    /// The worker pods that existed when the controller last named them (in this term).
+    pub worker_pods: Option<std::collections::BTreeSet<String>>,
 }
 
 impl DestinationState {
@@ -107,6 +109,7 @@ impl DestinationState {
             last_desired: 0,
             warm_up: None,
             quota: None,
+            worker_pods: None,
         }
     }
 

@@ -173,18 +173,37 @@ impl Coordinator {
         self.notify([Change::Destination(key)]);
     }
 
-    /// Names the Destination's worker pods that exist now. During the warm-up, once each pod
-    /// named the first time has reported (or is gone), nothing granted by an earlier leader is
-    /// unknown any more: the warm-up ends early. With none, it ends at once.
+    /// Names the Destination's worker pods that exist now (of those that may hold an earlier
+    /// leader's grants). During the warm-up, once each pod named the first time has reported
+    /// (or is gone), nothing granted by an earlier leader is unknown any more: the warm-up ends
+    /// early. With none, it ends at once. Leases restored from status stay held for the pods
+    /// named, and end within one TTL for those that are not (see
+    /// [`LeaseTable::hold_restored_for`]).
     pub fn set_prior_workers(&self, namespace: &str, name: &str, pods: Vec<String>) {
-        if let Some(d) = self.lock().destinations.get_mut(&ObjectKey::new(namespace, name)) {
-            d.prior_workers(pods);
-        }
+        self.set_prior_workers_at(namespace, name, pods, now_ms());
     }
 
-    /// Whether the Destination is warming up (the controller then names its worker pods).
+    /// [`Self::set_prior_workers`] at a given instant.
+    pub fn set_prior_workers_at(&self, namespace: &str, name: &str, pods: Vec<String>, now: Millis) {
+        let mut guard = self.lock();
+        let state = &mut *guard;
+        let Some(d) = state.destinations.get_mut(&ObjectKey::new(namespace, name)) else { return };
+        let pods: BTreeSet<String> = pods.into_iter().collect();
+        d.prior_workers(pods.iter().cloned());
+        let cut = state.leases.hold_restored_for(namespace, name, &pods, now);
+        if cut > 0 {
+            tracing::info!(%namespace, destination = %name, leases = cut, "leases of an earlier leader held by worker pods that are gone: granted again after one TTL");
+        }
+        d.worker_pods = Some(pods);
+    }
+
+    /// Whether the Destination is warming up, or has leases restored from status that their
+    /// workers have not reported yet (the controller then names its worker pods).
     pub fn needs_prior_workers(&self, namespace: &str, name: &str) -> bool {
-        self.lock().destinations.get_mut(&ObjectKey::new(namespace, name)).is_some_and(|d| d.warming_up(now_ms()))
+        let mut guard = self.lock();
+        let state = &mut *guard;
+        state.destinations.get_mut(&ObjectKey::new(namespace, name)).is_some_and(|d| d.warming_up(now_ms()))
+            || state.leases.has_restored(namespace, name)
     }
 
     /// Takes the Destination's `status.quota` as read — (period start, reserved, used) in Unix
@@ -232,7 +251,12 @@ impl Coordinator {
         {
             let mut guard = self.lock();
             let state = &mut *guard;
+            let dest = plan.destination.clone();
             state.leases.upsert_package(plan, now);
+            // The worker pods already named: restored leases of those gone end within a TTL.
+            if let Some(pods) = state.destinations.get(&dkey).and_then(|d| d.worker_pods.as_ref()) {
+                state.leases.hold_restored_for(&pkey.namespace, &dest, pods, now);
+            }
             if let Some(orphans) = state.orphans.remove(&pkey) {
                 for (worker, report) in orphans {
                     let outcome = state.leases.report(&worker, &report, now);

@@ -19,7 +19,7 @@ mod table;
 pub(crate) mod tests;
 
 pub use package::{LeaseState, PackageEntry, ShardEntry, ShardState};
-pub use table::{Grant, LeaseTable, ReportOutcome};
+pub use table::{Grant, LeaseTable, RESTORED_HOLD_TTLS, ReportOutcome};
 
 /// Default lease time-to-live.
 pub const DEFAULT_LEASE_TTL_MS: u64 = 10_000;

@@ -59,8 +59,20 @@ pub enum Step {
 }
 
 /// Decides the next step for `me` given the Lease just read (`None`: it does not exist).
+/// `leading` says whether `me` leads right now (its renew deadline has not passed);
 /// `observed` is this replica's memory of the record and is updated here.
-pub fn decide(me: &str, current: Option<&LeaseRecord>, observed: &mut Option<Observation>, now: Instant) -> Step {
+///
+/// A Lease that still names `me` while `me` does not lead (it stepped down when a renewal did
+/// not get through in time, e.g. the apiserver or etcd was away) is taken again as a new
+/// term (`Acquire` counts a transition), not renewed: the work of the term it gave up may
+/// still be winding down, and the new term's state must not be mistaken for it.
+pub fn decide(
+    me: &str,
+    leading: bool,
+    current: Option<&LeaseRecord>,
+    observed: &mut Option<Observation>,
+    now: Instant,
+) -> Step {
     let Some(record) = current else {
         *observed = None;
         return Step::Create;
@@ -71,7 +83,13 @@ pub fn decide(me: &str, current: Option<&LeaseRecord>, observed: &mut Option<Obs
     }
     match record.holder() {
         None => Step::Acquire,
-        Some(holder) if holder == me => Step::Renew,
+        Some(holder) if holder == me => {
+            if leading {
+                Step::Renew
+            } else {
+                Step::Acquire
+            }
+        }
         Some(holder) => {
             let seen = observed.as_ref().map_or(now, |o| o.at);
             let duration = Duration::from_secs(u64::try_from(record.duration_seconds.max(1)).unwrap_or(1));

@@ -17,15 +17,23 @@ fn secs(s: u64) -> Duration {
 fn a_missing_lease_is_created_and_a_released_one_acquired_at_once() {
     let t = Instant::now();
     let mut seen = None;
-    assert_eq!(decide("a", None, &mut seen, t), Step::Create);
-    assert_eq!(decide("a", Some(&record(None, "1")), &mut seen, t), Step::Acquire);
-    assert_eq!(decide("a", Some(&record(Some(""), "2")), &mut seen, t), Step::Acquire, "empty holder = released");
+    assert_eq!(decide("a", false, None, &mut seen, t), Step::Create);
+    assert_eq!(decide("a", false, Some(&record(None, "1")), &mut seen, t), Step::Acquire);
+    assert_eq!(decide("a", false, Some(&record(Some(""), "2")), &mut seen, t), Step::Acquire, "empty holder = released");
 }
 
 #[test]
 fn the_holder_renews_its_own_lease() {
     let mut seen = None;
-    assert_eq!(decide("a", Some(&record(Some("a"), "7")), &mut seen, Instant::now()), Step::Renew);
+    assert_eq!(decide("a", true, Some(&record(Some("a"), "7")), &mut seen, Instant::now()), Step::Renew);
+}
+
+#[test]
+fn a_holder_that_stepped_down_takes_its_lease_again_as_a_new_term() {
+    // It could not renew in time (the apiserver or etcd was away) and stopped leading; the
+    // Lease still names it. Taking it back counts a transition: a new term, not a renewal.
+    let mut seen = None;
+    assert_eq!(decide("a", false, Some(&record(Some("a"), "7")), &mut seen, Instant::now()), Step::Acquire);
 }
 
 #[test]
@@ -34,27 +42,27 @@ fn a_candidate_takes_over_only_after_the_record_stood_still_for_the_lease_durati
     let mut seen = None;
     let held = record(Some("b"), "5");
     assert_eq!(
-        decide("a", Some(&held), &mut seen, t0),
+        decide("a", false, Some(&held), &mut seen, t0),
         Step::Follow { holder: "b".into(), until: t0 + secs(10) },
         "first sight starts the clock, whatever renewTime says"
     );
-    assert!(matches!(decide("a", Some(&held), &mut seen, t0 + secs(9)), Step::Follow { .. }));
+    assert!(matches!(decide("a", false, Some(&held), &mut seen, t0 + secs(9)), Step::Follow { .. }));
     // The holder renewed at 9 s: the clock starts again from when the candidate saw it.
     let renewed = record(Some("b"), "6");
     assert_eq!(
-        decide("a", Some(&renewed), &mut seen, t0 + secs(9)),
+        decide("a", false, Some(&renewed), &mut seen, t0 + secs(9)),
         Step::Follow { holder: "b".into(), until: t0 + secs(19) }
     );
-    assert!(matches!(decide("a", Some(&renewed), &mut seen, t0 + secs(18)), Step::Follow { .. }));
-    assert_eq!(decide("a", Some(&renewed), &mut seen, t0 + secs(19)), Step::Acquire);
+    assert!(matches!(decide("a", false, Some(&renewed), &mut seen, t0 + secs(18)), Step::Follow { .. }));
+    assert_eq!(decide("a", false, Some(&renewed), &mut seen, t0 + secs(19)), Step::Acquire);
 }
 
 #[test]
 fn a_new_holder_restarts_the_observation() {
     let t0 = Instant::now();
     let mut seen = None;
-    decide("a", Some(&record(Some("b"), "5")), &mut seen, t0);
-    let step = decide("a", Some(&record(Some("c"), "9")), &mut seen, t0 + secs(8));
+    decide("a", false, Some(&record(Some("b"), "5")), &mut seen, t0);
+    let step = decide("a", false, Some(&record(Some("c"), "9")), &mut seen, t0 + secs(8));
     assert_eq!(step, Step::Follow { holder: "c".into(), until: t0 + secs(18) });
 }
 
@@ -140,6 +148,10 @@ struct Replica {
     read: Option<LeaseRecord>,
     step: Option<Step>,
     write_ok: bool,
+    /// The end of its current leading interval, if it led.
+    leading_until: Option<Instant>,
+    /// `leaseTransitions` of its last successful write: the term it leads in.
+    term: i32,
 }
 
 proptest! {
@@ -163,6 +175,8 @@ proptest! {
                 read: None,
                 step: None,
                 write_ok: false,
+                leading_until: None,
+                term: 0,
             })
             .collect();
         // (time, replica, event), earliest first.
@@ -171,6 +185,7 @@ proptest! {
             queue.insert((t0 + ms(r[0].latency_ms[0]), i, Event::ReadServed));
         }
         let mut intervals: Vec<(String, Instant, Instant)> = Vec::new();
+        let mut terms: Vec<(String, i32)> = Vec::new();
         while let Some((now, i, event)) = queue.pop_first() {
             let rep = &mut replicas[i];
             let Some(plan) = rounds[i].get(rep.round).copied() else { continue };
@@ -180,7 +195,8 @@ proptest! {
                     queue.insert((now + ms(plan.latency_ms[1]), i, Event::ReadAnswered));
                 }
                 Event::ReadAnswered => {
-                    let step = decide(&rep.name, rep.read.as_ref(), &mut rep.observed, now);
+                    let leading = rep.leading_until.is_some_and(|until| now < until);
+                    let step = decide(&rep.name, leading, rep.read.as_ref(), &mut rep.observed, now);
                     let writes = !matches!(step, Step::Follow { .. });
                     rep.step = Some(step);
                     if writes {
@@ -193,11 +209,15 @@ proptest! {
                 Event::WriteServed => {
                     let current = rep.read.clone();
                     rep.write_ok = match &rep.step {
-                        Some(Step::Create) => server.write(None, &rep.name, 0),
+                        Some(Step::Create) => {
+                            rep.term = 0;
+                            server.write(None, &rep.name, 0)
+                        }
                         Some(step @ (Step::Acquire | Step::Renew)) => {
                             let rv = current.as_ref().map(|l| l.resource_version.clone()).unwrap_or_default();
                             let transitions =
                                 current.as_ref().map_or(0, |l| l.transitions) + i32::from(*step == Step::Acquire);
+                            rep.term = transitions;
                             server.write(Some(&rv), &rep.name, transitions)
                         }
                         _ => false,
@@ -205,12 +225,25 @@ proptest! {
                     queue.insert((now + ms(plan.latency_ms[3]), i, Event::WriteAnswered));
                 }
                 Event::WriteAnswered => {
-                    if rep.write_ok {
+                    let lapsed = rep.step == Some(Step::Renew) && rep.leading_until.is_none_or(|u| now >= u);
+                    if rep.write_ok && lapsed {
+                        // A renewal answered after leading lapsed: not leading; the next round
+                        // takes the Lease as a new term (as the elector does).
+                        rep.leading_until = None;
+                    } else if rep.write_ok {
                         // Leads from now until the deadline counted from the start of the round
                         // (the read before the write), as the elector does.
                         let until = config.leading_until(rep.started);
                         if now < until {
+                            // A renewal within the interval continues the term; a write after
+                            // it ended (the replica stepped down) must begin a new one.
+                            let continues = rep.leading_until.is_some_and(|u| now < u);
+                            if let (false, Some(last)) = (continues, terms.iter().rev().find(|t| t.0 == rep.name)) {
+                                prop_assert!(rep.term > last.1, "{} led again in term {} after term {}", rep.name, rep.term, last.1);
+                            }
+                            terms.push((rep.name.clone(), rep.term));
                             intervals.push((rep.name.clone(), now, until));
+                            rep.leading_until = Some(until);
                         }
                     }
                     // Next round.
@@ -220,6 +253,7 @@ proptest! {
                         rep.incarnation += 1;
                         rep.name = format!("r{i}-{}", rep.incarnation);
                         rep.observed = None;
+                        rep.leading_until = None;
                         next += ms(5_000);
                     }
                     rep.round += 1;

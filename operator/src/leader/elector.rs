@@ -129,7 +129,10 @@ impl Elector {
             }
         };
         let record = current.as_ref().map(record_of);
-        let step = decide(&self.identity, record.as_ref(), &mut self.observed, Instant::now());
+        let now = Instant::now();
+        let leading = self.deadline().is_some_and(|until| now < until);
+        let step = decide(&self.identity, leading, record.as_ref(), &mut self.observed, now);
+        let renewing = step == Step::Renew;
         let result = match step {
             Step::Create => self.create().await,
             Step::Acquire | Step::Renew => match current {
@@ -145,6 +148,13 @@ impl Elector {
             }
         };
         match result {
+            Ok(lease) if renewing && self.deadline().is_none_or(|until| Instant::now() >= until) => {
+                // The renewal got through only after leading had lapsed: the term is over for
+                // everyone who asked meanwhile. The next round takes the Lease as a new term.
+                tracing::warn!(identity = %self.identity, "renewed the leader Lease only after leading lapsed: taking it again as a new term");
+                self.observed = Some(Observation { record: record_of(&lease), at: Instant::now() });
+                self.tx.send_replace(LeaderState::Following);
+            }
             Ok(lease) => {
                 let term =
                     u64::try_from(lease.spec.as_ref().and_then(|s| s.lease_transitions).unwrap_or(0)).unwrap_or(0);

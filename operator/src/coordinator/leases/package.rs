@@ -71,6 +71,11 @@ pub struct ShardEntry {
     /// The package's status in the API lists the shard completed: its completion outlives this
     /// leader, and the worker that reported it may forget it (`HeartbeatResponse::settled`).
     pub completion_persisted: bool,
+    /// The lease that ran out last (worker, epoch; `None` for one restored from status), while
+    /// the shard waits for its next one: if that worker is heard from again before anyone else
+    /// is granted the shard, it resumes its lease with everything it did meanwhile, instead of
+    /// the shard being sent again from the last checkpoint known here.
+    pub lapsed: Option<(String, Option<u64>)>,
 }
 
 impl ShardEntry {
@@ -91,7 +96,13 @@ impl ShardEntry {
             reasons_closed: BTreeMap::new(),
             reasons_current: BTreeMap::new(),
             completion_persisted: false,
+            lapsed: None,
         }
+    }
+
+    /// Whether `worker`'s report of lease `epoch` is of the lease that ran out last.
+    pub fn lapsed_lease_of(&self, worker: &str, epoch: u64) -> bool {
+        self.lapsed.as_ref().is_some_and(|(w, e)| w == worker && e.is_none_or(|e| e == epoch))
     }
 
     /// Counters this shard adds to the package's base.
@@ -197,8 +208,9 @@ pub struct PackageEntry {
 
 impl PackageEntry {
     /// Builds the entry from a plan, restoring its recorded progress. Restored active shards
-    /// stay reserved for their worker until `now + ttl`.
-    pub fn from_plan(plan: PackagePlan, now: Millis, ttl: Millis) -> Self {
+    /// stay reserved for their worker until `now + hold` (or it reports; see
+    /// [`super::LeaseTable::hold_restored_for`] for the workers that are gone).
+    pub fn from_plan(plan: PackagePlan, now: Millis, hold: Millis) -> Self {
         let PackagePlan {
             key,
             uid,
@@ -245,7 +257,7 @@ impl PackageEntry {
                 s.state = ShardState::Leased(LeaseState {
                     worker: a.worker.clone(),
                     epoch: None,
-                    expires: now + ttl,
+                    expires: now + hold,
                     revoking: false,
                 });
             }

@@ -37,6 +37,15 @@ pub enum ReportOutcome {
     AlreadyCompleted,
 }
 
+/// How long a lease restored from status stays its worker's, in TTLs, while its worker pod
+/// exists (see [`LeaseTable::hold_restored_for`]): a new leader may be out of the workers'
+/// reach for longer than one TTL (its Service endpoint moves only once the cluster's
+/// controllers run again after an outage), and a worker that comes back reports everything it
+/// did meanwhile, which the status does not have. A worker that holds its lease longer than
+/// one TTL without a coordinator sends nothing more, so holding the shard for it costs time,
+/// never the limit.
+pub const RESTORED_HOLD_TTLS: u64 = 4;
+
 impl LeaseTable {
     /// An empty table whose leases live `ttl` milliseconds.
     pub fn new(ttl: Millis) -> Self {
@@ -66,9 +75,47 @@ impl LeaseTable {
             }
             _ => {
                 let key = plan.key.clone();
-                self.packages.insert(key, PackageEntry::from_plan(plan, now, ttl));
+                self.packages.insert(key, PackageEntry::from_plan(plan, now, ttl * RESTORED_HOLD_TTLS));
             }
         }
+    }
+
+    /// Restored leases of the Destination (see [`PackageEntry::from_plan`]) whose worker is not
+    /// among `pods` (the worker pods that exist) end one TTL from `now` at the latest, as any
+    /// lease its worker stopped renewing; those of existing pods stay held for them. Returns
+    /// how many were cut short.
+    pub fn hold_restored_for(
+        &mut self,
+        namespace: &str,
+        destination: &str,
+        pods: &std::collections::BTreeSet<String>,
+        now: Millis,
+    ) -> usize {
+        let ttl = self.ttl;
+        let mut cut = 0;
+        for p in self.packages.values_mut().filter(|p| p.key.namespace == namespace && p.destination == destination) {
+            for s in &mut p.shards {
+                if let ShardState::Leased(l) = &mut s.state
+                    && l.epoch.is_none()
+                    && !pods.contains(&l.worker)
+                    && l.expires > now + ttl
+                {
+                    l.expires = now + ttl;
+                    cut += 1;
+                }
+            }
+        }
+        cut
+    }
+
+    /// Whether the Destination has leases restored from status that their workers have not
+    /// reported yet.
+    pub fn has_restored(&self, namespace: &str, destination: &str) -> bool {
+        self.packages
+            .values()
+            .filter(|p| p.key.namespace == namespace && p.destination == destination)
+            .flat_map(|p| &p.shards)
+            .any(|s| matches!(&s.state, ShardState::Leased(l) if l.epoch.is_none()))
     }
 
     /// Forgets a package; its workers learn it at their next report.
@@ -168,13 +215,18 @@ impl LeaseTable {
         if report.done && shard.state == ShardState::Completed {
             return ReportOutcome::AlreadyCompleted;
         }
+        let resumes_lapsed = shard.lapsed_lease_of(worker, key.lease_epoch);
         let (revoking, adopting) = match &mut shard.state {
             ShardState::Leased(l) if l.worker == worker && l.epoch == Some(key.lease_epoch) => (l.revoking, false),
             ShardState::Leased(l) if l.worker == worker && l.epoch.is_none() => {
                 l.epoch = Some(key.lease_epoch);
                 (l.revoking, true)
             }
-            ShardState::Pending if key.lease_epoch > shard.epoch && !suspended => {
+            // A lease of an earlier leader (a newer epoch than any granted here), or the lease
+            // that ran out last, resumed by its worker while nobody else has the shard.
+            ShardState::Pending
+                if !suspended && (key.lease_epoch > shard.epoch || resumes_lapsed) =>
+            {
                 shard.state = ShardState::Leased(LeaseState {
                     worker: worker.to_owned(),
                     epoch: Some(key.lease_epoch),
@@ -185,6 +237,7 @@ impl LeaseTable {
             }
             _ => return ReportOutcome::Revoke,
         };
+        shard.lapsed = None;
         if adopting {
             // A lease of an earlier leader: its cumulative counters are the shard's whole count.
             // The status lists every started shard with its counters (and the package's base
@@ -235,6 +288,7 @@ impl LeaseTable {
                 {
                     let key = lease_key(p_key(&p.key), &p.uid, p.attempt, id as u32, l.epoch.unwrap_or(0));
                     expired.push((l.worker.clone(), key));
+                    s.lapsed = Some((l.worker.clone(), l.epoch));
                     s.state = ShardState::Pending;
                     s.close_failures();
                     touched = true;
@@ -285,6 +339,7 @@ impl LeaseTable {
                 }
                 let epoch = (s.epoch + 1).max(now);
                 s.epoch = epoch;
+                s.lapsed = None;
                 s.leases += 1;
                 s.rebase_for_new_lease();
                 s.state = ShardState::Leased(LeaseState {

@@ -376,7 +376,7 @@ fn a_new_leader_restores_completed_shards_checkpoints_and_counters_from_status()
 }
 
 #[test]
-fn a_restored_lease_not_reported_within_its_ttl_is_granted_again_from_its_checkpoint() {
+fn a_restored_lease_of_a_pod_that_is_gone_is_granted_again_after_one_ttl_from_its_checkpoint() {
     let mut t = LeaseTable::new(TTL);
     let restored = RestoredProgress {
         active: vec![ActiveShardState {
@@ -392,8 +392,12 @@ fn a_restored_lease_not_reported_within_its_ttl_is_granted_again_from_its_checkp
         ..Default::default()
     };
     t.upsert_package(PackagePlan { restored, ..plan("p", "d", 0, 0, 1) }, 0);
+    assert!(t.has_restored("ns", "d"));
+    // The controller names the worker pods that exist: "gone" is not among them.
+    assert_eq!(t.hold_restored_for("ns", "d", &["w2".to_owned()].into(), 0), 1);
     assert!(t.grant("w2", "ns", "d", 1, 5_000).is_empty());
     t.expire(10_000);
+    assert!(!t.has_restored("ns", "d"));
     let g = t.grant("w2", "ns", "d", 1, 10_001).remove(0);
     assert_eq!((g.checkpoint, g.counters.sent), (40, 4));
     t.report("w2", &report(&g, 60, 6), 11_000);
@@ -453,4 +457,95 @@ fn a_shard_restricted_to_some_offsets_carries_them_in_every_lease() {
     let again = t.grant("w2", "ns", "d", 2, 1_000 + TTL + 2);
     let shard1 = again.iter().find(|l| l.key.shard == 1).expect("shard 1 leased again");
     assert_eq!(shard1.only_offsets, vec![120, 160], "a re-lease keeps the restriction");
+}
+
+#[test]
+fn a_worker_heard_from_again_after_its_lease_ran_out_resumes_it_unless_the_shard_went_to_another() {
+    let mut t = LeaseTable::new(TTL);
+    t.upsert_package(plan("p", "d", 0, 0, 2), 0);
+    let g = t.grant("w1", "ns", "d", 2, 0);
+    t.report("w1", &report(&g[0], 10, 1), 1_000);
+    t.report("w1", &report(&g[1], 110, 1), 1_000);
+    // Cut off from the coordinator for longer than the TTL: both leases run out.
+    assert_eq!(t.expire(11_000).len(), 2);
+    // Back before anyone else asked: it finished shard 0 meanwhile, and is still at shard 1.
+    assert_eq!(t.report("w1", &done(&g[0], 9), 12_000), ReportOutcome::Completed, "nothing sent twice");
+    assert_eq!(t.report("w1", &report(&g[1], 170, 7), 12_000), ReportOutcome::Renewed);
+    let snap = t.package(&key("p")).map(|p| p.snapshot()).expect("known");
+    assert_eq!((snap.counters.sent, snap.completed_ranges.as_str()), (16, "0"));
+    assert!(t.grant("w2", "ns", "d", 2, 12_001).is_empty(), "shard 1 is w1's again");
+
+    // Once the shard went to another worker, the lapsed lease stays ended.
+    t.expire(30_000);
+    let g2 = t.grant("w2", "ns", "d", 1, 30_001).remove(0);
+    assert_eq!(g2.checkpoint, 170, "resumes where w1 was");
+    assert_eq!(t.report("w1", &report(&g[1], 190, 9), 30_100), ReportOutcome::Revoke);
+    // And another worker cannot take a lapsed lease over by its epoch.
+    t.expire(50_000);
+    assert_eq!(t.report("w3", &report(&g2, 200, 3), 50_100), ReportOutcome::Revoke);
+}
+
+
+#[test]
+fn a_restored_lease_of_a_pod_that_exists_is_held_for_it_past_one_ttl_and_resumed_with_all_it_did() {
+    let mut t = LeaseTable::new(TTL);
+    let restored = RestoredProgress {
+        active: vec![ActiveShardState {
+            id: 0,
+            worker: "w1".into(),
+            checkpoint: 40,
+            frontier: 0,
+            pending: vec![],
+            attempt: 1,
+            counters: LeaseCounters { sent: 4, ..Default::default() },
+        }],
+        counters: LeaseCounters { sent: 4, ..Default::default() },
+        ..Default::default()
+    };
+    t.upsert_package(PackagePlan { restored, ..plan("p", "d", 0, 0, 1) }, 0);
+    // w1 exists but cannot reach this leader yet (its Service endpoint has not moved).
+    assert_eq!(t.hold_restored_for("ns", "d", &["w1".to_owned(), "w2".to_owned()].into(), 0), 0);
+    t.expire(3 * TTL);
+    assert!(t.grant("w2", "ns", "d", 1, 3 * TTL).is_empty(), "held for w1 beyond one TTL");
+    // w1 gets through and reports its lease of the earlier leader: it finished the shard.
+    let finished = LeaseReport {
+        key: LeaseKey {
+            namespace: "ns".into(),
+            package: "p".into(),
+            package_uid: "uid-p".into(),
+            shard: 0,
+            package_attempt: 1,
+            lease_epoch: 77,
+        },
+        checkpoint: 100,
+        frontier: 0,
+        pending: vec![],
+        counters: LeaseCounters { read: 10, sent: 10, bytes: 100, ..Default::default() },
+        base: LeaseCounters::default(),
+        failures: vec![],
+        done: true,
+        error: None,
+        released: false,
+    };
+    assert_eq!(t.report("w1", &finished, 3 * TTL + 1), ReportOutcome::Completed);
+    let snap = t.package(&key("p")).map(|p| p.snapshot()).expect("known");
+    assert_eq!((snap.counters.sent, snap.completed_ranges.as_str()), (10, "0"), "nothing sent twice");
+
+    // Not for ever: a pod that never gets through loses it after the hold.
+    let mut t = LeaseTable::new(TTL);
+    let restored = RestoredProgress {
+        active: vec![ActiveShardState {
+            id: 0,
+            worker: "w1".into(),
+            checkpoint: 40,
+            frontier: 0,
+            pending: vec![],
+            attempt: 1,
+            counters: LeaseCounters::default(),
+        }],
+        ..Default::default()
+    };
+    t.upsert_package(PackagePlan { restored, ..plan("p", "d", 0, 0, 1) }, 0);
+    t.expire(RESTORED_HOLD_TTLS * TTL);
+    assert_eq!(t.grant("w2", "ns", "d", 1, RESTORED_HOLD_TTLS * TTL).len(), 1);
 }
