@@ -8,6 +8,10 @@
 #   minidfs.sh start    build if needed, start in the background, wait for READY
 #   minidfs.sh stop     SIGTERM, wait, then SIGKILL
 #   minidfs.sh status   print state; exit 0 when running, 3 when not
+#   minidfs.sh classpath
+#                       build if needed, print the launcher's Java classpath on stdout
+#                       (for tests that start an instance of their own, with its own ports
+#                       and data dir, and drive it over stdin: see Control.java)
 #
 # Environment: COURIER_CACHE (default ~/.cache/courier), COURIER_STATE
 # (default /tmp/courier-e2e), MINIDFS_START_TIMEOUT (seconds, default 90),
@@ -188,13 +192,20 @@ cmd_status() {
   return 3
 }
 
+# Build output goes to stderr: stdout carries only the classpath.
+cmd_classpath() {
+  cmd_build >&2
+  printf '%s:%s\n' "$CLASSES" "$(cat "$CLASSPATH_FILE")"
+}
+
 case "${1:-}" in
   build) cmd_build ;;
+  classpath) cmd_classpath ;;
   start) cmd_start ;;
   stop) lock && cmd_stop ;;
   status) cmd_status ;;
   *)
-    echo "usage: $0 build|start|stop|status" >&2
+    echo "usage: $0 build|start|stop|status|classpath" >&2
     exit 2
     ;;
 esac

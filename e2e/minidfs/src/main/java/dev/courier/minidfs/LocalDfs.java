@@ -24,13 +24,19 @@ final class LocalDfs {
   private static final long READY_TIMEOUT_MS = 120_000;
 
   private final String host;
-  private final NameNode nameNode;
+  /** The NameNode's configuration, kept to start it again on the same ports and storage. */
+  private final Configuration nameNodeConf;
+  private NameNode nameNode;
   private final List<DataNode> dataNodes;
+  /** DataNodes stopped for good by {@link #stopDataNode}: no longer counted as live. */
+  private final boolean[] stoppedDataNodes;
 
-  private LocalDfs(String host, NameNode nameNode, List<DataNode> dataNodes) {
+  private LocalDfs(String host, Configuration nameNodeConf, NameNode nameNode, List<DataNode> dataNodes) {
     this.host = host;
+    this.nameNodeConf = nameNodeConf;
     this.nameNode = nameNode;
     this.dataNodes = dataNodes;
+    this.stoppedDataNodes = new boolean[dataNodes.size()];
   }
 
   static LocalDfs start(Configuration base, File dataDir, String host, int port, int httpPort,
@@ -63,23 +69,71 @@ final class LocalDfs {
       dn.set(DFSConfigKeys.DFS_DATANODE_HOST_NAME_KEY, host);
       dataNodes.add(DataNode.createDataNode(new String[0], dn));
     }
-    LocalDfs dfs = new LocalDfs(host, nameNode, dataNodes);
-    dfs.waitReady(dataNodeCount);
+    LocalDfs dfs = new LocalDfs(host, conf, nameNode, dataNodes);
+    dfs.waitReady();
     return dfs;
   }
 
-  String uri() {
+  synchronized String uri() {
     return "hdfs://" + host + ":" + nameNode.getNameNodeAddress().getPort();
   }
 
-  /** Out of safe mode, every DataNode registered and fully started. */
-  private void waitReady(int dataNodeCount) throws IOException, InterruptedException {
+  /**
+   * Stops the NameNode, keeps it down {@code downMillis}, starts it again from the same storage
+   * on the same ports (what MiniDFSCluster.restartNameNode does), and returns once it is out of
+   * safe mode with every running DataNode registered again. DataNodes keep running throughout:
+   * clients that already hold block locations go on reading from them.
+   */
+  synchronized void restartNameNode(long downMillis) throws IOException, InterruptedException {
+    nameNode.stop();
+    nameNode.join();
+    Thread.sleep(downMillis);
+    // The storage is already formatted: no format here, the namespace and blocks are kept.
+    nameNode = NameNode.createNameNode(new String[0], nameNodeConf);
+    waitReady();
+  }
+
+  /**
+   * Shuts DataNode {@code index} down for good, as a machine that dies would: it tells the
+   * NameNode nothing, so the NameNode keeps handing out its replicas until it misses heartbeats
+   * long enough (10 minutes and more by default); readers have to skip it themselves.
+   */
+  synchronized void stopDataNode(int index) {
+    if (index < 0 || index >= dataNodes.size()) {
+      throw new IllegalArgumentException(
+          "no DataNode " + index + " (there are " + dataNodes.size() + ")");
+    }
+    if (stoppedDataNodes[index]) {
+      throw new IllegalStateException("DataNode " + index + " is already stopped");
+    }
+    dataNodes.get(index).shutdown();
+    stoppedDataNodes[index] = true;
+  }
+
+  private int runningDataNodes() {
+    int running = 0;
+    for (boolean stopped : stoppedDataNodes) {
+      running += stopped ? 0 : 1;
+    }
+    return running;
+  }
+
+  /**
+   * Out of safe mode, every running DataNode registered and fully started (a stopped one may
+   * still count as live: the NameNode has not noticed yet).
+   */
+  private void waitReady() throws IOException, InterruptedException {
     long deadline = System.currentTimeMillis() + READY_TIMEOUT_MS;
+    int expected = runningDataNodes();
     while (true) {
-      boolean started = dataNodes.stream().allMatch(DataNode::isDatanodeFullyStarted);
+      boolean started = true;
+      for (int i = 0; i < dataNodes.size(); i++) {
+        started &= stoppedDataNodes[i] || dataNodes.get(i).isDatanodeFullyStarted();
+      }
       if (started
+          && nameNode.isActiveState()
           && !nameNode.isInSafeMode()
-          && nameNode.getNamesystem().getNumLiveDataNodes() == dataNodeCount) {
+          && nameNode.getNamesystem().getNumLiveDataNodes() >= expected) {
         return;
       }
       if (System.currentTimeMillis() > deadline) {
@@ -89,9 +143,11 @@ final class LocalDfs {
     }
   }
 
-  void shutdown() {
-    for (DataNode dn : dataNodes) {
-      dn.shutdown();
+  synchronized void shutdown() {
+    for (int i = 0; i < dataNodes.size(); i++) {
+      if (!stoppedDataNodes[i]) {
+        dataNodes.get(i).shutdown();
+      }
     }
     nameNode.stop();
     nameNode.join();

@@ -2,7 +2,6 @@ package dev.courier.minidfs;
 
 import java.io.File;
 import java.io.IOException;
-import java.io.InputStream;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.CountDownLatch;
@@ -16,6 +15,10 @@ import sun.misc.Signal;
  * fixed ports of one address, prints one line {@code MINIDFS READY <uri>} on
  * stdout once it accepts reads and writes, and shuts it down on stdin EOF
  * (unless {@code --no-stdin}) or on SIGTERM/SIGINT.
+ *
+ * <p>While it watches stdin, each line there is a fault to inject (see {@link Control}),
+ * answered with one line on stdout: {@code OK <command>} once done, or
+ * {@code ERR <command>: <reason>}. Tests that own an instance drive it this way.
  */
 public final class Main {
   /** The line prefix scripts and tests wait for. */
@@ -62,18 +65,18 @@ public final class Main {
         done.countDown();
       });
     }
+    // READY first: a command's answer never comes before it.
+    System.out.println(READY_PREFIX + cluster.uri());
+    System.out.flush();
     if (options.watchStdin) {
       Thread watcher = new Thread(() -> {
-        drain(System.in);
+        Control.serve(cluster, System.in, System.out);
         System.err.println("minidfs: stdin closed, shutting down");
         done.countDown();
       }, "minidfs-stdin");
       watcher.setDaemon(true);
       watcher.start();
     }
-
-    System.out.println(READY_PREFIX + cluster.uri());
-    System.out.flush();
 
     done.await();
     main.stop();
@@ -104,17 +107,6 @@ public final class Main {
     System.err.println("minidfs: stopping");
     cluster.shutdown();
     System.err.println("minidfs: stopped");
-  }
-
-  private static void drain(InputStream in) {
-    byte[] buf = new byte[256];
-    try {
-      while (in.read(buf) >= 0) {
-        // discard; only EOF matters
-      }
-    } catch (IOException e) {
-      // a broken stdin counts as closed
-    }
   }
 
   /** Command-line options. */
