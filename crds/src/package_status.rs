@@ -46,6 +46,24 @@ pub struct DeliveryPackageStatus {
     /// Where this package's dead letters are written.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dead_letter_path: Option<String>,
+    /// The Datum this attempt delivers with, as it was when the attempt was planned. A change
+    /// to the Datum applies to the next attempt (a new `retryNonce`), never halfway through
+    /// one — not even across an operator restart, which plans the attempt again from this.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub datum: Option<PinnedDatum>,
+}
+
+/// The parts of a Datum's spec an attempt delivers with.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PinnedDatum {
+    /// The Datum's `metadata.generation` they were taken from.
+    pub generation: i64,
+    /// How the files are read.
+    pub format: crate::datum::Format,
+    /// How one record becomes one HTTP request.
+    #[serde(default)]
+    pub request: crate::datum::RequestSpec,
 }
 
 /// Lifecycle summary.

@@ -8,7 +8,9 @@
 //! - both elected operator replicas deleted, and created again 30 s later, while the workers
 //!   keep sending what they hold;
 //! - the Destination deleted (its worker Deployment goes with it) and applied again 10 s later;
-//! - the Secret of the Destination's bearer auth deleted, and applied again 10 s later.
+//! - the Secret of the Destination's bearer auth deleted, and applied again 10 s later;
+//! - the Datum changed (its idempotency key to a header the partner does not know), then the
+//!   leader operator pod deleted: the attempt keeps the Datum it was planned with.
 //!
 //! After each: nothing lost (the simulator's key ledger has every record), counters exact
 //! (`read == sent + deadLettered == records`), nothing over the limit (no 429 beyond a few of
@@ -52,11 +54,18 @@ enum Fault {
     OperatorsDown,
     DestinationDeleted,
     SecretDeleted,
+    DatumChanged,
 }
 
 impl Fault {
-    const ALL: [Fault; 5] =
-        [Fault::ApiServerDown, Fault::EtcdDown, Fault::OperatorsDown, Fault::DestinationDeleted, Fault::SecretDeleted];
+    const ALL: [Fault; 6] = [
+        Fault::ApiServerDown,
+        Fault::EtcdDown,
+        Fault::OperatorsDown,
+        Fault::DestinationDeleted,
+        Fault::SecretDeleted,
+        Fault::DatumChanged,
+    ];
 
     fn describe(self) -> &'static str {
         match self {
@@ -65,6 +74,7 @@ impl Fault {
             Fault::OperatorsDown => "both operator replicas gone 30 s",
             Fault::DestinationDeleted => "Destination deleted, applied again 10 s later",
             Fault::SecretDeleted => "auth Secret deleted, applied again 10 s later",
+            Fault::DatumChanged => "Datum changed, then the leader killed",
         }
     }
 
@@ -75,6 +85,7 @@ impl Fault {
             Fault::OperatorsDown => "cf-operators",
             Fault::DestinationDeleted => "cf-destination",
             Fault::SecretDeleted => "cf-secret",
+            Fault::DatumChanged => "cf-datum",
         }
     }
 }
@@ -210,6 +221,17 @@ async fn run(fault: Fault) -> Row {
             tokio::time::sleep(Duration::from_secs(10)).await;
             apply_yaml(&client, &ns, &secret_yaml()).await;
         }
+        Fault::DatumChanged => {
+            // The idempotency key moves to a header the partner does not know: a record sent
+            // with the changed Datum would reach the partner without its key (missing from the
+            // ledger). The running attempt keeps the Datum it pinned — also on the next leader,
+            // which plans it again from status.
+            apply_yaml(&client, &ns, &datum_yaml("users").replace("header: Idempotency-Key", "header: X-Other-Key"))
+                .await;
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            let leader = replicas.iter().position(|r| r.health() == "ok (leader)").expect("a leader");
+            replicas[leader].force_delete();
+        }
     }
     eprintln!("{}: over, {} accepted", fault.describe(), sim.stats().accepted);
 
@@ -239,6 +261,10 @@ async fn run(fault: Fault) -> Row {
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
         status = package(&client, &ns, "p").await.status.expect("status");
+    }
+    if fault == Fault::DatumChanged {
+        let pinned = status.datum.as_ref().map(|d| (d.generation, d.request.idempotency_key.header.as_str()));
+        assert_eq!(pinned, Some((1, "Idempotency-Key")), "the attempt kept the Datum it pinned");
     }
     let r = status.progress.records.clone();
     let keys = sim.keys();

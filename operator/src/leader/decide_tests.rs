@@ -19,7 +19,11 @@ fn a_missing_lease_is_created_and_a_released_one_acquired_at_once() {
     let mut seen = None;
     assert_eq!(decide("a", false, None, &mut seen, t), Step::Create);
     assert_eq!(decide("a", false, Some(&record(None, "1")), &mut seen, t), Step::Acquire);
-    assert_eq!(decide("a", false, Some(&record(Some(""), "2")), &mut seen, t), Step::Acquire, "empty holder = released");
+    assert_eq!(
+        decide("a", false, Some(&record(Some(""), "2")), &mut seen, t),
+        Step::Acquire,
+        "empty holder = released"
+    );
 }
 
 #[test]

@@ -146,14 +146,22 @@ async fn reconcile_inner(pkg: &DeliveryPackage, ctx: &Context) -> Result<Action>
         started_now: retry_requested,
     };
 
-    // dereference + validate
+    // dereference + validate. An attempt delivers with the Datum it pinned when it was planned:
+    // a Datum changed, not Ready or deleted since does not hold it up or change it.
     let (dest, datum) = dereference::referenced(&ctx.lookups, pkg).await?;
-    if let Some(waiting) = validate::waiting_for(pkg, dest.as_deref(), datum.as_deref()) {
+    let kept = plan::datum_for_attempt(&prior, attempt_no, attempt.started_now, None);
+    let waiting = validate::waiting_for_destination(pkg, dest.as_deref())
+        .or_else(|| if kept.is_some() { None } else { validate::waiting_for_datum(pkg, datum.as_deref()) });
+    if let Some(waiting) = waiting {
         let new = status::build_status(pkg, &prior, Verdict::Waiting(&waiting), &attempt, &now);
         write_status(ctx, pkg, &prior, new).await;
         return Ok(Action::requeue(WAITING_RESYNC));
     }
-    let Some(datum) = datum else { return Ok(Action::requeue(WAITING_RESYNC)) };
+    let Some(pinned) =
+        kept.or_else(|| plan::datum_for_attempt(&prior, attempt_no, attempt.started_now, datum.as_deref()))
+    else {
+        return Ok(Action::requeue(WAITING_RESYNC));
+    };
 
     let is_registered = {
         let registered = ctx.registered();
@@ -166,7 +174,16 @@ async fn reconcile_inner(pkg: &DeliveryPackage, ctx: &Context) -> Result<Action>
             write_status(ctx, pkg, &prior, new).await;
             return Ok(Action::await_change());
         }
-        let format = FormatSpec::from(&datum.spec.format);
+        if let Some(current) = datum.as_deref().and_then(|d| d.metadata.generation)
+            && current != pinned.generation
+        {
+            tracing::info!(
+                pinned = pinned.generation,
+                current,
+                "the Datum changed since this attempt was planned: it keeps the Datum it pinned; the next attempt takes the new one"
+            );
+        }
+        let format = FormatSpec::from(&pinned.format);
         let planned = match plan_attempt(pkg, &prior, &attempt, &format, ctx.settings.shard_target_bytes).await {
             Ok(planned) => planned,
             Err(PlanError::NotFound(msg)) => {
@@ -194,7 +211,7 @@ async fn reconcile_inner(pkg: &DeliveryPackage, ctx: &Context) -> Result<Action>
                 .map_or(0, |t| u64::try_from(t.0.as_millisecond()).unwrap_or(0)),
             suspended: pkg.spec.suspend,
             backoff_limit: u32::try_from(pkg.spec.backoff_limit).unwrap_or(0),
-            datum: datum.spec.clone(),
+            datum: plan::pinned_spec(&pinned),
             dead_letter_path: attempt.dead_letter_path.clone(),
             shards: planned.shards,
             restored: planned.restored,
@@ -226,7 +243,8 @@ async fn reconcile_inner(pkg: &DeliveryPackage, ctx: &Context) -> Result<Action>
     });
     let waiting = quota_exhausted.then_some(PackageReason::QuotaExhausted);
     let verdict = Verdict::Running { snapshot: &snapshot, files, partner: &partner, waiting };
-    let new = status::build_status(pkg, &prior, verdict, &attempt, &now);
+    let mut new = status::build_status(pkg, &prior, verdict, &attempt, &now);
+    new.datum = Some(pinned);
     let done = status::is_finished(&new);
     write_status(ctx, pkg, &prior, new).await;
     if done {

@@ -3,7 +3,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use courier_api::{DeliveryPackage, DeliveryPackageStatus};
+use courier_api::package::PinnedDatum;
+use courier_api::{Datum, DatumSpec, DeliveryPackage, DeliveryPackageStatus};
 use courier_core::format::FormatSpec;
 use courier_core::protocol::LeaseCounters;
 use courier_core::shard::{ShardKind, plan_shards, shard_bytes};
@@ -89,6 +90,31 @@ pub async fn list_and_plan(
         .into_iter()
         .map(|spec| PlannedShard { bytes: shard_bytes(&spec, &files), spec, only_offsets: Vec::new() })
         .collect())
+}
+
+/// The Datum the attempt delivers with: the one it pinned when it was planned (in `prior`, the
+/// status of the same attempt), or else the Datum as it is now (`current`), pinned from here
+/// on. `None` while nothing is pinned and the Datum is not there.
+pub fn datum_for_attempt(
+    prior: &DeliveryPackageStatus,
+    attempt: u32,
+    started_now: bool,
+    current: Option<&Datum>,
+) -> Option<PinnedDatum> {
+    let same_attempt = !started_now && u32::try_from(prior.attempt).ok() == Some(attempt);
+    match &prior.datum {
+        Some(pinned) if same_attempt => Some(pinned.clone()),
+        _ => current.map(|d| PinnedDatum {
+            generation: d.metadata.generation.unwrap_or(0),
+            format: d.spec.format.clone(),
+            request: d.spec.request.clone(),
+        }),
+    }
+}
+
+/// The Datum spec a pinned Datum stands for (landing plays no part in delivering a package).
+pub fn pinned_spec(pinned: &PinnedDatum) -> DatumSpec {
+    DatumSpec { format: pinned.format.clone(), request: pinned.request.clone(), landing: None }
 }
 
 /// What a status already records, as the coordinator takes it back.

@@ -77,3 +77,46 @@ fn a_failed_records_retry_keeps_only_shards_with_dead_letters_and_their_offsets(
     let summary: Vec<_> = retry.iter().map(|(s, o)| (s.spec.url.as_str(), o.clone())).collect();
     assert_eq!(summary, vec![("file:///a", vec![5]), ("file:///a", vec![150, 160]), ("file:///b", vec![7])]);
 }
+
+fn datum_at(generation: i64, path: &str) -> Datum {
+    serde_yaml::from_str(&format!(
+        "apiVersion: courier.dev/v1alpha1\nkind: Datum\nmetadata: {{ name: u, namespace: ns, generation: {generation} }}\nspec:\n  format: {{ type: JsonLines }}\n  request: {{ pathTemplate: \"{path}\" }}\n"
+    ))
+    .expect("valid datum")
+}
+
+fn pinned_status(attempt: i32, generation: i64, path: &str) -> DeliveryPackageStatus {
+    let d = datum_at(generation, path);
+    DeliveryPackageStatus {
+        attempt,
+        datum: Some(PinnedDatum { generation, format: d.spec.format, request: d.spec.request }),
+        ..DeliveryPackageStatus::default()
+    }
+}
+
+/// (prior status, attempt being reconciled, started now, current Datum) → (generation, path).
+type PinCase<'a> = (DeliveryPackageStatus, u32, bool, Option<&'a Datum>, Option<(i64, &'a str)>);
+
+#[test]
+fn an_attempt_keeps_the_datum_it_pinned_and_the_next_attempt_takes_the_current_one() {
+    let changed = datum_at(3, "/v2/{{ id }}");
+    let cases: [PinCase; 6] = [
+        // Nothing pinned yet (first reconcile of attempt 1): the Datum as it is now.
+        (DeliveryPackageStatus::default(), 1, true, Some(&changed), Some((3, "/v2/{{ id }}"))),
+        // Same attempt, the Datum changed since: the pinned one.
+        (pinned_status(1, 2, "/v1/{{ id }}"), 1, false, Some(&changed), Some((2, "/v1/{{ id }}"))),
+        // Same attempt, the Datum deleted since: the pinned one still.
+        (pinned_status(1, 2, "/v1/{{ id }}"), 1, false, None, Some((2, "/v1/{{ id }}"))),
+        // A retry (new attempt) takes the Datum as it is now.
+        (pinned_status(1, 2, "/v1/{{ id }}"), 2, true, Some(&changed), Some((3, "/v2/{{ id }}"))),
+        // A status of an older attempt pins nothing for this one.
+        (pinned_status(1, 2, "/v1/{{ id }}"), 2, false, Some(&changed), Some((3, "/v2/{{ id }}"))),
+        // Nothing pinned and no Datum: nothing to deliver with.
+        (DeliveryPackageStatus::default(), 1, true, None, None),
+    ];
+    for (i, (prior, attempt, started_now, current, want)) in cases.into_iter().enumerate() {
+        let got = datum_for_attempt(&prior, attempt, started_now, current);
+        let got = got.as_ref().map(|p| (p.generation, p.request.path_template.as_str()));
+        assert_eq!(got, want, "case {i}");
+    }
+}

@@ -194,6 +194,8 @@ pub fn build_status(
         status.start_time = None;
         status.completion_time = None;
         status.last_progress_time = None;
+        // A new attempt pins the Datum as it is when it is planned.
+        status.datum = None;
         for t in [Type::Complete, Type::Failed] {
             if find_condition(&status.conditions, t).is_some() {
                 set_condition(

@@ -264,8 +264,12 @@ fn a_new_attempt_drops_the_old_progress_and_outcome() {
     let retry =
         AttemptInfo { attempt: 2, nonce: Some("r1".into()), dead_letter_path: "x/attempt-2".into(), started_now: true };
     let w = Waiting { reason: PackageReason::DatumNotReady, message: String::new() };
+    let pinned: courier_api::package::PinnedDatum =
+        serde_json::from_value(serde_json::json!({"generation": 4, "format": {"type": "JsonLines"}})).expect("pinned");
+    let done = DeliveryPackageStatus { datum: Some(pinned), ..done };
     let s = build_status(&package("  retryNonce: r1\n"), &done, Verdict::Waiting(&w), &retry, &at(9));
     assert_eq!(s.attempt, 2);
+    assert_eq!(s.datum, None, "the new attempt pins the Datum anew when it is planned");
     assert_eq!(s.observed_retry_nonce.as_deref(), Some("r1"));
     assert_eq!(cond(&s, "Complete"), Some(("False", "RetryRequested")));
     assert_eq!(s.shards.total, 0);

@@ -13,8 +13,12 @@ pub struct Waiting {
 /// The first thing the package waits for, or `None` when Destination and Datum are both there
 /// and Ready (and the Destination is not suspended).
 pub fn waiting_for(pkg: &DeliveryPackage, dest: Option<&Destination>, datum: Option<&Datum>) -> Option<Waiting> {
+    waiting_for_destination(pkg, dest).or_else(|| waiting_for_datum(pkg, datum))
+}
+
+/// What the package waits for on its Destination: there, not suspended, Ready.
+pub fn waiting_for_destination(pkg: &DeliveryPackage, dest: Option<&Destination>) -> Option<Waiting> {
     let dest_name = &pkg.spec.destination_ref.name;
-    let datum_name = &pkg.spec.datum_ref.name;
     let wait = |reason, message: String| Some(Waiting { reason, message });
     let Some(dest) = dest else {
         return wait(PackageReason::DestinationNotFound, format!("Destination {dest_name:?} not found"));
@@ -27,6 +31,14 @@ pub fn waiting_for(pkg: &DeliveryPackage, dest: Option<&Destination>, datum: Opt
     if !dest_ready {
         return wait(PackageReason::DestinationNotReady, format!("Destination {dest_name:?} is not Ready"));
     }
+    None
+}
+
+/// What the package waits for on its Datum: there and Ready. (An attempt that pinned its Datum
+/// already does not wait for it: see `plan::datum_for_attempt`.)
+pub fn waiting_for_datum(pkg: &DeliveryPackage, datum: Option<&Datum>) -> Option<Waiting> {
+    let datum_name = &pkg.spec.datum_ref.name;
+    let wait = |reason, message: String| Some(Waiting { reason, message });
     let Some(datum) = datum else {
         return wait(PackageReason::DatumNotFound, format!("Datum {datum_name:?} not found"));
     };

@@ -224,9 +224,7 @@ impl LeaseTable {
             }
             // A lease of an earlier leader (a newer epoch than any granted here), or the lease
             // that ran out last, resumed by its worker while nobody else has the shard.
-            ShardState::Pending
-                if !suspended && (key.lease_epoch > shard.epoch || resumes_lapsed) =>
-            {
+            ShardState::Pending if !suspended && (key.lease_epoch > shard.epoch || resumes_lapsed) => {
                 shard.state = ShardState::Leased(LeaseState {
                     worker: worker.to_owned(),
                     epoch: Some(key.lease_epoch),

@@ -485,7 +485,6 @@ fn a_worker_heard_from_again_after_its_lease_ran_out_resumes_it_unless_the_shard
     assert_eq!(t.report("w3", &report(&g2, 200, 3), 50_100), ReportOutcome::Revoke);
 }
 
-
 #[test]
 fn a_restored_lease_of_a_pod_that_exists_is_held_for_it_past_one_ttl_and_resumed_with_all_it_did() {
     let mut t = LeaseTable::new(TTL);
