@@ -4,6 +4,7 @@ pub mod fixtures;
 pub mod helm;
 pub mod metrics_doc;
 pub mod minidfs;
+pub mod own_minidfs;
 pub mod paced;
 pub mod pods;
 pub mod sim;
