@@ -5,9 +5,12 @@
 
 use std::io::ErrorKind;
 
+use bytes::Bytes;
 use futures::StreamExt;
+use futures::stream::BoxStream;
 use hdfs_native::{Client, ClientBuilder, HdfsError};
 
+use super::resume::{RetryPolicy, resuming};
 use super::walk::Entry;
 use super::{ByteStream, SourceError};
 
@@ -26,6 +29,8 @@ pub struct HdfsSource {
     scheme: String,
     authority: String,
     client: Client,
+    /// How reads wait out an outage ([`RetryPolicy::READS`] unless told otherwise).
+    read_retries: RetryPolicy,
 }
 
 impl std::fmt::Debug for HdfsSource {
@@ -47,7 +52,19 @@ impl HdfsSource {
             .with_config(settings)
             .build()
             .map_err(|e| SourceError::InvalidUrl { url: base, reason: e.to_string() })?;
-        Ok(HdfsSource { scheme: scheme.to_owned(), authority: authority.to_owned(), client })
+        Ok(HdfsSource {
+            scheme: scheme.to_owned(),
+            authority: authority.to_owned(),
+            client,
+            read_retries: RetryPolicy::READS,
+        })
+    }
+
+    /// This source with reads that retry by `policy` ([`RetryPolicy::NONE`]: the first error
+    /// fails the read).
+    pub fn with_read_retries(mut self, policy: RetryPolicy) -> HdfsSource {
+        self.read_retries = policy;
+        self
     }
 
     /// `hdfs://authority`.
@@ -156,35 +173,119 @@ impl HdfsSource {
         }
     }
 
+    /// Streams `len` bytes (to the end when `None`) from `offset`, waiting out a passing outage
+    /// of the namenode or the datanodes ([`RetryPolicy::READS`], see [`crate::resume`]).
     pub(crate) async fn open_range(
         &self,
         path: &str,
         offset: u64,
         len: Option<u64>,
     ) -> Result<ByteStream, SourceError> {
-        let reader = self.client.read(path).await.map_err(|e| self.error(path, e))?;
+        let this = self.clone();
+        let owned = path.to_owned();
+        let open = move |offset, len| {
+            let this = this.clone();
+            let path = owned.clone();
+            async move { this.open_once(&path, offset, len).await }
+        };
+        let what = format!("{}{path}", self.base_url());
+        let stream = resuming(what, offset, len, self.read_retries, ReadError::is_transient, open)
+            .await
+            .map_err(|e| e.into_source(self, path))?;
+        let this = self.clone();
+        let path = path.to_owned();
+        Ok(stream.map(move |chunk| chunk.map_err(|e| e.into_source(&this, &path))).boxed())
+    }
+
+    /// One attempt: the block locations from the namenode, then the blocks from the datanodes.
+    async fn open_once(
+        &self,
+        path: &str,
+        offset: u64,
+        len: Option<u64>,
+    ) -> Result<BoxStream<'static, Result<Bytes, ReadError>>, ReadError> {
+        let reader = self.client.read(path).await?;
         let size = reader.file_length() as u64;
+        let out_of_range = || {
+            ReadError::Source(SourceError::OutOfRange {
+                path: format!("{}{path}", self.base_url()),
+                offset,
+                len: len.unwrap_or(0),
+                size,
+            })
+        };
         let len = match len {
             Some(len) if offset.saturating_add(len) <= size => len,
             None if offset <= size => size - offset,
-            _ => {
-                return Err(SourceError::OutOfRange {
-                    path: format!("{}{path}", self.base_url()),
-                    offset,
-                    len: len.unwrap_or(0),
-                    size,
-                });
-            }
+            _ => return Err(out_of_range()),
         };
         if len == 0 {
             return Ok(futures::stream::empty().boxed());
         }
         let (Ok(start), Ok(count)) = (usize::try_from(offset), usize::try_from(len)) else {
-            return Err(SourceError::OutOfRange { path: format!("{}{path}", self.base_url()), offset, len, size });
+            return Err(out_of_range());
         };
-        let this = self.clone();
-        let path = path.to_owned();
-        let stream = reader.read_range_stream(start, count).map(move |chunk| chunk.map_err(|e| this.error(&path, e)));
-        Ok(stream.boxed())
+        Ok(reader.read_range_stream(start, count).map(|chunk| chunk.map_err(ReadError::Hdfs)).boxed())
+    }
+}
+
+/// A failed read attempt: an HDFS error (maybe passing), or one of ours (never passing).
+#[derive(Debug, thiserror::Error)]
+enum ReadError {
+    #[error(transparent)]
+    Hdfs(#[from] HdfsError),
+    #[error(transparent)]
+    Source(SourceError),
+}
+
+impl ReadError {
+    /// Errors another attempt may not meet: the namenode or a datanode not answering (a
+    /// restart, a lost node whose replicas the namenode still lists), a namenode that is
+    /// starting (safe mode, standby, "retriable"). Not: missing files, permissions, checksums.
+    fn is_transient(&self) -> bool {
+        match self {
+            ReadError::Hdfs(HdfsError::IOError(_) | HdfsError::DataTransferError(_)) => true,
+            ReadError::Hdfs(HdfsError::RPCError(class, _) | HdfsError::FatalRPCError(class, _)) => {
+                ["RetriableException", "SafeModeException", "StandbyException"].iter().any(|c| class.ends_with(c))
+            }
+            _ => false,
+        }
+    }
+
+    fn into_source(self, source: &HdfsSource, path: &str) -> SourceError {
+        match self {
+            ReadError::Hdfs(e) => source.error(path, e),
+            ReadError::Source(e) => e,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passing_outages_are_told_from_errors_another_attempt_would_meet_again() {
+        let io = |kind| ReadError::Hdfs(HdfsError::IOError(std::io::Error::from(kind)));
+        let rpc = |class: &str| ReadError::Hdfs(HdfsError::RPCError(class.into(), "m".into()));
+        for e in [
+            io(ErrorKind::ConnectionRefused),
+            io(ErrorKind::UnexpectedEof),
+            ReadError::Hdfs(HdfsError::DataTransferError("All DataNodes failed".into())),
+            rpc("org.apache.hadoop.hdfs.server.namenode.SafeModeException"),
+            rpc("org.apache.hadoop.ipc.RetriableException"),
+            rpc("org.apache.hadoop.ipc.StandbyException"),
+        ] {
+            assert!(e.is_transient(), "{e}");
+        }
+        for e in [
+            ReadError::Hdfs(HdfsError::FileNotFound("/x".into())),
+            ReadError::Hdfs(HdfsError::ChecksumError),
+            rpc("org.apache.hadoop.security.AccessControlException"),
+            rpc("java.io.FileNotFoundException"),
+            ReadError::Source(SourceError::OutOfRange { path: "/x".into(), offset: 9, len: 1, size: 3 }),
+        ] {
+            assert!(!e.is_transient(), "{e}");
+        }
     }
 }

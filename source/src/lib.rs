@@ -9,6 +9,7 @@ pub mod file;
 pub mod glob;
 pub mod hdfs;
 mod io;
+pub mod resume;
 mod walk;
 mod write;
 
