@@ -18,7 +18,35 @@ pub const POD_NAME_EXTRA: &str = "authentication.kubernetes.io/pod-name";
 
 const TOKEN_TTL: Duration = Duration::from_secs(60);
 const POD_TTL: Duration = Duration::from_secs(10);
+/// How long a pod checked as a worker of a Destination is remembered as one after it is gone
+/// from the API (force-deleted pods keep running for their grace period).
+const WORKER_MEMORY: Duration = Duration::from_secs(600);
 const MAX_CACHE: usize = 10_000;
+
+/// What an authorized caller may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Standing {
+    /// A worker pod of the Destination.
+    Worker,
+    /// It was a worker pod of the Destination, and its pod is gone from the API (force-deleted:
+    /// the process runs on until the kubelet kills it). Its reports still count — progress,
+    /// completions, leases given back — but it is drained: it gets no share and no lease, and
+    /// its leases are revoked.
+    Gone,
+    /// Its pod is not in the API and this replica never checked it (it may lead since after
+    /// the pod was deleted): [`Standing::Gone`] if the coordinator has leases of the
+    /// Destination for it (an earlier leader checked it), refused otherwise.
+    Missing,
+}
+
+/// What the API says of a pod.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum PodLook {
+    /// No such pod.
+    Missing,
+    /// The pod, with its worker label if any.
+    Labelled(Option<String>),
+}
 
 /// An authenticated caller.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -72,7 +100,9 @@ pub struct TokenAuthenticator {
     client: kube::Client,
     audiences: Vec<String>,
     tokens: Mutex<HashMap<String, (Instant, Option<Identity>)>>,
-    pods: Mutex<HashMap<PodKey, (Instant, Option<String>)>>,
+    pods: Mutex<HashMap<PodKey, (Instant, PodLook)>>,
+    /// Pods checked as workers, with their Destination (see [`Standing::Gone`]).
+    workers: Mutex<HashMap<PodKey, (Instant, String)>>,
 }
 
 /// Namespace and name of a pod.
@@ -82,7 +112,13 @@ impl TokenAuthenticator {
     /// Reviews tokens with `client` for `audiences`; empty accepts the apiserver's default
     /// audience (tests only).
     pub fn new(client: kube::Client, audiences: Vec<String>) -> Self {
-        TokenAuthenticator { client, audiences, tokens: Mutex::new(HashMap::new()), pods: Mutex::new(HashMap::new()) }
+        TokenAuthenticator {
+            client,
+            audiences,
+            tokens: Mutex::new(HashMap::new()),
+            pods: Mutex::new(HashMap::new()),
+            workers: Mutex::new(HashMap::new()),
+        }
     }
 
     /// Who holds `token` (cached ~60 s, failures included).
@@ -105,14 +141,14 @@ impl TokenAuthenticator {
     }
 
     /// Checks that `identity` is the pod `worker` in `namespace`, labelled as a worker of
-    /// `destination`.
+    /// `destination` — or was one, and is gone from the API since ([`Standing::Gone`]).
     pub async fn authorize(
         &self,
         identity: &Identity,
         namespace: &str,
         destination: &str,
         worker: &str,
-    ) -> Result<(), AuthError> {
+    ) -> Result<Standing, AuthError> {
         if identity.namespace.as_deref() != Some(namespace) {
             return Err(AuthError::Forbidden(format!(
                 "{} is not a service account of namespace {namespace}",
@@ -131,18 +167,35 @@ impl TokenAuthenticator {
             None => {
                 let api: Api<Pod> = Api::namespaced(self.client.clone(), namespace);
                 let found = api.get_opt(pod).await.map_err(AuthError::Unavailable)?;
-                let label = found.and_then(|p| p.metadata.labels.and_then(|mut l| l.remove(DESTINATION_LABEL)));
-                store(&self.pods, key, label.clone());
+                let label = found.map_or(PodLook::Missing, |p| {
+                    PodLook::Labelled(p.metadata.labels.and_then(|mut l| l.remove(DESTINATION_LABEL)))
+                });
+                store(&self.pods, key.clone(), label.clone());
                 label
             }
         };
-        match label {
-            Some(l) if l == destination => Ok(()),
-            Some(l) => {
-                Err(AuthError::Forbidden(format!("pod {namespace}/{pod} is a worker of {l}, not {destination}")))
+        let known = cached(&self.workers, &key, WORKER_MEMORY);
+        match standing(&label, known.as_deref(), destination) {
+            Ok(Standing::Worker) => {
+                store(&self.workers, key, destination.to_owned());
+                Ok(Standing::Worker)
             }
-            None => Err(AuthError::Forbidden(format!("pod {namespace}/{pod} is not a worker of {destination}"))),
+            Ok(gone) => Ok(gone),
+            Err(why) => Err(AuthError::Forbidden(format!("pod {namespace}/{pod} {why}"))),
         }
+    }
+}
+
+/// The standing of a pod as the API shows it (`look`), known as a worker of `known` earlier,
+/// calling as a worker of `destination`; or why it is refused.
+fn standing(look: &PodLook, known: Option<&str>, destination: &str) -> Result<Standing, String> {
+    match (look, known) {
+        (PodLook::Labelled(Some(l)), _) if l == destination => Ok(Standing::Worker),
+        (PodLook::Labelled(Some(l)), _) => Err(format!("is a worker of {l}, not {destination}")),
+        (PodLook::Labelled(None), _) => Err(format!("is not a worker of {destination}")),
+        (PodLook::Missing, Some(k)) if k == destination => Ok(Standing::Gone),
+        (PodLook::Missing, Some(k)) => Err(format!("was a worker of {k}, not {destination}")),
+        (PodLook::Missing, None) => Ok(Standing::Missing),
     }
 }
 
@@ -177,6 +230,25 @@ pub fn bearer_token(header: Option<&str>) -> Option<&str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_pod_gone_from_the_api_keeps_the_standing_it_had_and_nothing_more() {
+        let labelled = |l: Option<&str>| PodLook::Labelled(l.map(str::to_owned));
+        // (the pod now, known as a worker of, calling for) → standing
+        let cases = [
+            (labelled(Some("d")), None, "d", Ok(Standing::Worker)),
+            (labelled(Some("d")), Some("d"), "d", Ok(Standing::Worker)),
+            (labelled(Some("e")), Some("d"), "d", Err("is a worker of e, not d")),
+            (labelled(None), Some("d"), "d", Err("is not a worker of d")),
+            (PodLook::Missing, Some("d"), "d", Ok(Standing::Gone)),
+            (PodLook::Missing, Some("e"), "d", Err("was a worker of e, not d")),
+            (PodLook::Missing, None, "d", Ok(Standing::Missing)),
+        ];
+        for (look, known, destination, want) in cases {
+            let got = standing(&look, known, destination);
+            assert_eq!(got, want.map_err(str::to_owned), "{look:?} {known:?} {destination}");
+        }
+    }
 
     #[test]
     fn bearer_tokens_are_taken_from_the_authorization_header() {

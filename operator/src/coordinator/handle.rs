@@ -14,6 +14,8 @@ use super::destination::DestinationState;
 use super::leases::{LeaseTable, ReportOutcome};
 use super::types::{Change, DestinationRuntime, ObjectKey, PackagePlan, PackageSnapshot};
 use crate::planner::Millis;
+
+mod term;
 use courier_core::aimd::AimdConfig;
 
 /// Tunables of the coordinator.
@@ -117,18 +119,6 @@ impl Coordinator {
         self.inner.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Starts leadership term `term` at `now`: forgets everything of any earlier term (the
-    /// state is rebuilt from the objects' status and the workers' reports) and enters the
-    /// warm-up during which grants of an earlier leader are assumed to be in force.
-    pub fn begin_term(&self, term: u64, now: Millis) {
-        let mut state = self.lock();
-        state.destinations.clear();
-        state.leases = LeaseTable::new(u64::from(self.inner.config.lease_ttl_ms) + CLOCK_MARGIN_MS);
-        state.last_runtime.clear();
-        state.orphans.clear();
-        state.term = Some((term, now));
-    }
-
     /// The end of the current term's warm-up, if a term began.
     fn warm_up_end(&self, state: &State) -> Option<Millis> {
         state.term.map(|(_, started)| started + u64::from(self.inner.config.lease_ttl_ms) + CLOCK_MARGIN_MS)
@@ -171,39 +161,6 @@ impl Coordinator {
             }
         }
         self.notify([Change::Destination(key)]);
-    }
-
-    /// Names the Destination's worker pods that exist now (of those that may hold an earlier
-    /// leader's grants). During the warm-up, once each pod named the first time has reported
-    /// (or is gone), nothing granted by an earlier leader is unknown any more: the warm-up ends
-    /// early. With none, it ends at once. Leases restored from status stay held for the pods
-    /// named, and end within one TTL for those that are not (see
-    /// [`LeaseTable::hold_restored_for`]).
-    pub fn set_prior_workers(&self, namespace: &str, name: &str, pods: Vec<String>) {
-        self.set_prior_workers_at(namespace, name, pods, now_ms());
-    }
-
-    /// [`Self::set_prior_workers`] at a given instant.
-    pub fn set_prior_workers_at(&self, namespace: &str, name: &str, pods: Vec<String>, now: Millis) {
-        let mut guard = self.lock();
-        let state = &mut *guard;
-        let Some(d) = state.destinations.get_mut(&ObjectKey::new(namespace, name)) else { return };
-        let pods: BTreeSet<String> = pods.into_iter().collect();
-        d.prior_workers(pods.iter().cloned());
-        let cut = state.leases.hold_restored_for(namespace, name, &pods, now);
-        if cut > 0 {
-            tracing::info!(%namespace, destination = %name, leases = cut, "leases of an earlier leader held by worker pods that are gone: granted again after one TTL");
-        }
-        d.worker_pods = Some(pods);
-    }
-
-    /// Whether the Destination is warming up, or has leases restored from status that their
-    /// workers have not reported yet (the controller then names its worker pods).
-    pub fn needs_prior_workers(&self, namespace: &str, name: &str) -> bool {
-        let mut guard = self.lock();
-        let state = &mut *guard;
-        state.destinations.get_mut(&ObjectKey::new(namespace, name)).is_some_and(|d| d.warming_up(now_ms()))
-            || state.leases.has_restored(namespace, name)
     }
 
     /// Takes the Destination's `status.quota` as read — (period start, reserved, used) in Unix
@@ -287,16 +244,6 @@ impl Coordinator {
         if self.lock().leases.set_suspended(&key, suspended) {
             self.notify([Change::Package(key)]);
         }
-    }
-
-    /// Forgets every Destination, package and lease, and the term. Announces nothing.
-    pub fn reset(&self) {
-        let mut state = self.lock();
-        state.destinations.clear();
-        state.leases = LeaseTable::new(u64::from(self.inner.config.lease_ttl_ms) + CLOCK_MARGIN_MS);
-        state.last_runtime.clear();
-        state.orphans.clear();
-        state.term = None;
     }
 
     /// [`Self::heartbeat`], answered only when this state belongs to leadership term `term`

@@ -26,7 +26,7 @@ use prometheus_client::metrics::family::Family;
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 
-use super::auth::{self, AuthError, TokenAuthenticator};
+use super::auth::{self, AuthError, Standing, TokenAuthenticator};
 use super::{Coordinator, HeartbeatError, now_ms};
 use crate::leader::Leadership;
 
@@ -224,6 +224,7 @@ async fn heartbeat(shared: &Shared, req: Request<Incoming>) -> Response<Full<Byt
         Ok(hb) => hb,
         Err(err) => return text(StatusCode::BAD_REQUEST, format!("invalid heartbeat: {err}\n")),
     };
+    let mut standing = Standing::Worker;
     if let Checker::Token(authn) = &shared.auth {
         let Some(token) = auth::bearer_token(authorization.as_deref()) else {
             let err = AuthError::Unauthenticated("missing Authorization: Bearer <service-account token>".into());
@@ -234,7 +235,7 @@ async fn heartbeat(shared: &Shared, req: Request<Incoming>) -> Response<Full<Byt
             Err(err) => Err(err),
         };
         match checked {
-            Ok(()) => {}
+            Ok(s) => standing = s,
             Err(err @ AuthError::Unauthenticated(_)) => return refused(shared, StatusCode::UNAUTHORIZED, &err),
             Err(err @ AuthError::Forbidden(_)) => return refused(shared, StatusCode::FORBIDDEN, &err),
             Err(err @ AuthError::Unavailable(_)) => {
@@ -246,7 +247,22 @@ async fn heartbeat(shared: &Shared, req: Request<Incoming>) -> Response<Full<Byt
     // Fencing: checked again right before the answer is decided, since authentication may
     // have taken a while; a replica not sure it still holds the Lease grants nothing.
     let Some(term) = shared.leader.term() else { return not_the_leader() };
-    match shared.coordinator.heartbeat_in_term(&hb, now_ms(), term) {
+    let answered = match standing {
+        Standing::Worker => shared.coordinator.heartbeat_in_term(&hb, now_ms(), term),
+        Standing::Gone => shared.coordinator.farewell_in_term(&hb, now_ms(), term),
+        // Checked by an earlier leader, which leased it shards of this Destination.
+        Standing::Missing if shared.coordinator.holds_leases(&hb.worker, &hb.namespace, &hb.destination) => {
+            shared.coordinator.farewell_in_term(&hb, now_ms(), term)
+        }
+        Standing::Missing => {
+            let err = AuthError::Forbidden(format!(
+                "pod {}/{} is not a worker of {}: no such pod",
+                hb.namespace, hb.worker, hb.destination
+            ));
+            return refused(shared, StatusCode::FORBIDDEN, &err);
+        }
+    };
+    match answered {
         Ok(answer) => match serde_json::to_vec(&answer) {
             Ok(json) => {
                 let mut resp = Response::new(Full::new(Bytes::from(json)));

@@ -479,6 +479,15 @@ impl LeaseTable {
         ended
     }
 
+    /// Whether `worker` holds a lease of a package of the Destination (revoking ones included).
+    pub fn holds(&self, worker: &str, namespace: &str, destination: &str) -> bool {
+        self.packages
+            .values()
+            .filter(|p| p.key.namespace == namespace && p.destination == destination)
+            .flat_map(|p| &p.shards)
+            .any(|s| matches!(&s.state, ShardState::Leased(l) if l.worker == worker))
+    }
+
     /// Live leases of `worker` (not revoking).
     pub fn leases_of(&self, worker: &str) -> u32 {
         self.packages
