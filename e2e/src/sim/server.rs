@@ -34,6 +34,9 @@ pub enum SimError {
     /// The TLS identity could not be used.
     #[error(transparent)]
     Tls(#[from] TlsError),
+    /// A runtime of its own could not be started.
+    #[error("starting the simulator's runtime: {0}")]
+    Runtime(#[source] std::io::Error),
 }
 
 /// A running simulator; dropping it stops the server too.
@@ -44,6 +47,8 @@ pub struct Simulator {
     stop: watch::Sender<bool>,
     accept: Option<JoinHandle<()>>,
     tls: bool,
+    /// The runtime it serves on, when it has one of its own ([`Simulator::start_dedicated`]).
+    runtime: Option<tokio::runtime::Runtime>,
 }
 
 impl Simulator {
@@ -61,6 +66,27 @@ impl Simulator {
         Self::start_with(addr, config, Some(identity.acceptor()?)).await
     }
 
+    /// Like [`Simulator::start`], on a runtime of its own (one thread), which it stops when
+    /// dropped. In a test that also runs kubectl, streams pod logs and polls the API, those
+    /// tasks cannot delay its reading of requests: a delay would bunch the arrivals it times
+    /// and its bucket would refuse requests that were sent evenly. Callable from inside
+    /// another runtime (it starts on a thread of its own).
+    pub fn start_dedicated(addr: SocketAddr, config: SimConfig) -> Result<Self, SimError> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("partner-sim")
+            .enable_all()
+            .build()
+            .map_err(SimError::Runtime)?;
+        let handle = runtime.handle().clone();
+        let started = std::thread::spawn(move || handle.block_on(Self::start_with(addr, config, None)))
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        let mut sim = started?;
+        sim.runtime = Some(runtime);
+        Ok(sim)
+    }
+
     async fn start_with(
         addr: impl ToSocketAddrs,
         config: SimConfig,
@@ -72,7 +98,7 @@ impl Simulator {
         let (stop, stopped) = watch::channel(false);
         let secure = tls.is_some();
         let accept = tokio::spawn(accept_loop(listener, Arc::clone(&shared), stopped, tls));
-        Ok(Self { addr, shared, stop, accept: Some(accept), tls: secure })
+        Ok(Self { addr, shared, stop, accept: Some(accept), tls: secure, runtime: None })
     }
 
     /// The bound address.
@@ -132,6 +158,10 @@ impl Simulator {
 impl Drop for Simulator {
     fn drop(&mut self) {
         let _ = self.stop.send(true);
+        if let Some(runtime) = self.runtime.take() {
+            // Dropping a runtime may block, which is not allowed inside another one.
+            runtime.shutdown_background();
+        }
     }
 }
 
@@ -198,5 +228,25 @@ async fn serve(
     };
     if let Err(error) = served {
         tracing::debug!(%error, "connection ended with an error");
+    }
+}
+
+#[cfg(test)]
+mod dedicated_tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_simulator_on_a_runtime_of_its_own_serves_from_inside_another_and_stops_when_dropped() {
+        let sim = Simulator::start_dedicated(([127, 0, 0, 1], 0).into(), SimConfig::default()).expect("start");
+        let addr = sim.addr();
+        let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        stream.write_all(b"GET /stats HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n").await.expect("write");
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).await.expect("read");
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+        drop(sim);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert!(tokio::net::TcpStream::connect(addr).await.is_err(), "stopped with its runtime");
     }
 }

@@ -17,8 +17,10 @@ pub const DELIVERY: Duration = Duration::from_secs(180);
 
 /// The partner simulator on a free port of the node IP, where worker pods reach it.
 pub async fn simulator(config: SimConfig) -> Simulator {
-    let addr = format!("{}:0", courier_e2e::cluster::node_ip());
-    Simulator::start(&addr, config).await.expect("start the partner simulator")
+    let ip = courier_e2e::cluster::node_ip();
+    // On a runtime of its own: the test's kubectl calls, log streams and polls must not bunch
+    // the arrivals the partner times.
+    Simulator::start_dedicated(std::net::SocketAddr::new(ip, 0), config).expect("start the partner simulator")
 }
 
 /// The package as the API server has it.
