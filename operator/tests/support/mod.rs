@@ -89,7 +89,11 @@ pub fn datum_yaml(name: &str) -> String {
 
 /// A package of the MiniDFS files matching `pattern` (an absolute HDFS path glob).
 pub fn package_yaml(name: &str, dest: &str, datum: &str, pattern: &str, extra: &str) -> String {
-    let url = MiniDfs::url();
+    package_yaml_at(&MiniDfs::url(), name, dest, datum, pattern, extra)
+}
+
+/// [`package_yaml`] of the files on the HDFS at `url` (a test's own MiniDFS).
+pub fn package_yaml_at(url: &str, name: &str, dest: &str, datum: &str, pattern: &str, extra: &str) -> String {
     format!(
         "apiVersion: courier.dev/v1alpha1\nkind: DeliveryPackage\nmetadata: {{ name: {name} }}\nspec:\n  destinationRef: {{ name: {dest} }}\n  datumRef: {{ name: {datum} }}\n  source: {{ hdfs: {{ url: \"{url}\", paths: [\"{pattern}\"] }} }}\n{extra}"
     )
@@ -101,6 +105,8 @@ pub struct Records {
     client: HdfsClient,
     /// The directory (an absolute HDFS path).
     pub dir: String,
+    /// How each file is written (block size, replication).
+    options: WriteOptions,
 }
 
 impl Records {
@@ -109,7 +115,15 @@ impl Records {
         let dfs = MiniDfs::ensure_running().await.expect("MiniDFS");
         let client = dfs.client().expect("an HDFS client");
         let dir = dfs.unique_dir(&client, prefix).await.expect("a test directory");
-        Records { client, dir }
+        Records { client, dir, options: WriteOptions::default() }
+    }
+
+    /// A new directory `/courier-e2e/<prefix>` through `client` (a test's own MiniDFS, whose
+    /// namespace is the test's alone), its files written with `options`.
+    pub async fn in_hdfs(client: HdfsClient, prefix: &str, options: WriteOptions) -> Records {
+        let dir = format!("{}/{prefix}", courier_e2e::minidfs::TEST_ROOT);
+        client.mkdirs(&dir, 0o755, true).await.unwrap_or_else(|e| panic!("mkdir {dir}: {e}"));
+        Records { client, dir, options }
     }
 
     /// The glob of the JSON-lines files directly in `dir` (`sub` empty) or in `dir/sub`.
@@ -133,7 +147,7 @@ impl Records {
             } else {
                 format!("{}/{sub}/part-{f}.jsonl", self.dir)
             };
-            let options = WriteOptions::default().create_parent(true);
+            let options = self.options.clone().create_parent(true);
             courier_e2e::fixtures::write_hdfs_file(&self.client, &path, text.as_bytes(), options)
                 .await
                 .unwrap_or_else(|e| panic!("write {path}: {e}"));
