@@ -47,10 +47,8 @@ fn strict_partner() -> SimConfig {
 
 fn destination(url: &str, workers: (u32, u32)) -> String {
     let rate_limit = format!("{{ requestsPerSecond: {LIMIT}, burst: {BURST} }}");
-    let workers = format!(
-        "{{ min: {}, max: {}, maxInFlightPerWorker: {IN_FLIGHT}, cooldownSeconds: 5 }}",
-        workers.0, workers.1
-    );
+    let workers =
+        format!("{{ min: {}, max: {}, maxInFlightPerWorker: {IN_FLIGHT}, cooldownSeconds: 5 }}", workers.0, workers.1);
     destination_yaml_with("partner", url, &rate_limit, &workers, "")
 }
 
