@@ -96,7 +96,9 @@ pub struct DeliveryPackageSpec {
     /// Where dead-lettered records are written.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dead_letter: Option<DeadLetter>,
-    /// Change this value to start a new attempt (a GitOps-friendly retry button).
+    /// Change this value to start a new attempt (a GitOps-friendly retry button). A change
+    /// while an attempt runs takes effect when it finishes (`status.observedRetryNonce` shows
+    /// the value the current attempt answers).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 63))]
     pub retry_nonce: Option<String>,

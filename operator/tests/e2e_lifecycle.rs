@@ -1,5 +1,5 @@
-//! e2e against the local cluster: suspend/resume, retries of failed records, a worker killed
-//! mid-package, priorities and scale to zero. Ignored by a plain `cargo test`; `make test` runs it.
+//! e2e against the local cluster: suspend/resume, retries of failed records (also asked for
+//! while an attempt runs), a worker killed mid-package, priorities and scale to zero. Ignored by a plain `cargo test`; `make test` runs it.
 
 mod support;
 
@@ -91,6 +91,34 @@ async fn a_new_retry_nonce_with_failed_records_scope_resends_exactly_the_dead_le
     assert!(repeated.is_empty(), "no record sent twice: {}", repeated.len());
     let status = package(&client, &ns, "p").await.status.expect("status");
     assert_eq!(status.observed_retry_nonce.as_deref(), Some("fix-1"));
+    teardown(&cluster, &ns);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the local cluster: make test runs it with --include-ignored"]
+async fn a_new_retry_nonce_while_the_attempt_runs_waits_for_it_to_finish_and_loses_nothing() {
+    let (cluster, ns, client, operator, sim, data, ids) = start("op-nonce", 200, 2, 1000, SimConfig::default()).await;
+    let pattern = data.pattern("");
+    apply_yaml(&client, &ns, &package_yaml("p", "partner", "users", &pattern, "")).await;
+    eventually(Duration::from_secs(60), "delivery under way", || async { (sim.stats().accepted >= 300).then_some(()) })
+        .await;
+    // A retry of the failed records asked for halfway: started at once it would re-send what
+    // attempt 1 dead-lettered so far (nothing) and never the records attempt 1 had not reached.
+    patch_package(&client, &ns, "p", serde_json::json!({ "retryNonce": "early", "retryScope": "FailedRecords" })).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let running = package(&client, &ns, "p").await.status.expect("status");
+    assert_eq!((running.attempt, running.observed_retry_nonce.as_deref()), (1, None), "attempt 1 goes on");
+    // Attempt 1 completes with every record, then attempt 2 re-sends what it dead-lettered: none.
+    let done = eventually(Duration::from_secs(90), "attempt 2 complete", || async {
+        let s = package(&client, &ns, "p").await.status?;
+        (s.attempt == 2 && s.phase == Some(courier_api::package::PackagePhase::Complete)).then_some(s)
+    })
+    .await;
+    assert_eq!(done.observed_retry_nonce.as_deref(), Some("early"));
+    let (missing, repeated) = missing_and_repeated(&sim, &ids);
+    eprintln!("retry asked mid-attempt: {} missing, {} duplicates", missing.len(), repeated.len());
+    assert!(missing.is_empty(), "keys lost: {} (first {:?})", missing.len(), missing.first());
+    assert!(repeated.is_empty(), "no record sent twice: {}", repeated.len());
     teardown(&cluster, &ns);
 }
 

@@ -126,22 +126,19 @@ async fn reconcile_inner(pkg: &DeliveryPackage, ctx: &Context) -> Result<Action>
     let prior = prior_status(ctx, pkg, &ns, &name);
     let now = Time(jiff::Timestamp::now());
 
-    let retry_requested = prior.attempt >= 1 && pkg.spec.retry_nonce != prior.observed_retry_nonce;
-    if status::is_finished(&prior) && !retry_requested {
+    let is_finished = status::is_finished(&prior);
+    let (attempt_no, nonce, retry_requested) = plan::attempt_for(&prior, is_finished, pkg.spec.retry_nonce.as_deref());
+    if is_finished && !retry_requested {
         forget(ctx, &key);
         return finished(pkg, ctx, &prior).await;
     }
     let prior_attempt = u32::try_from(prior.attempt).unwrap_or(0);
-    let attempt_no = if prior_attempt == 0 {
-        1
-    } else if retry_requested {
-        prior_attempt + 1
-    } else {
-        prior_attempt
-    };
+    if nonce.as_deref() != pkg.spec.retry_nonce.as_deref() {
+        tracing::debug!(attempt = attempt_no, "a new retryNonce waits until this attempt finishes");
+    }
     let attempt = AttemptInfo {
         attempt: attempt_no,
-        nonce: pkg.spec.retry_nonce.clone(),
+        nonce,
         dead_letter_path: plan::dead_letter_path(pkg, attempt_no),
         started_now: retry_requested,
     };

@@ -92,6 +92,29 @@ pub async fn list_and_plan(
         .collect())
 }
 
+/// Which attempt a reconcile works on: (attempt number, the `retryNonce` it answers, whether
+/// it starts now). A changed `retryNonce` starts a new attempt once the current one has
+/// finished (Complete or Failed); while it runs, the change waits — `status.observedRetryNonce`
+/// keeps the old value until then. Starting over at once would re-send, with `FailedRecords`,
+/// only what the unfinished attempt had dead-lettered so far, and never the records it had not
+/// reached yet.
+pub fn attempt_for(
+    prior: &DeliveryPackageStatus,
+    finished: bool,
+    spec_nonce: Option<&str>,
+) -> (u32, Option<String>, bool) {
+    let prior_attempt = u32::try_from(prior.attempt).unwrap_or(0);
+    if prior_attempt == 0 {
+        return (1, spec_nonce.map(str::to_owned), false);
+    }
+    let changed = spec_nonce != prior.observed_retry_nonce.as_deref();
+    if changed && finished {
+        (prior_attempt + 1, spec_nonce.map(str::to_owned), true)
+    } else {
+        (prior_attempt, prior.observed_retry_nonce.clone(), false)
+    }
+}
+
 /// The Datum the attempt delivers with: the one it pinned when it was planned (in `prior`, the
 /// status of the same attempt), or else the Datum as it is now (`current`), pinned from here
 /// on. `None` while nothing is pinned and the Datum is not there.

@@ -120,3 +120,31 @@ fn an_attempt_keeps_the_datum_it_pinned_and_the_next_attempt_takes_the_current_o
         assert_eq!(got, want, "case {i}");
     }
 }
+
+#[test]
+fn a_new_retry_nonce_starts_an_attempt_only_once_the_current_one_finished() {
+    let at = |attempt: i32, nonce: Option<&str>| DeliveryPackageStatus {
+        attempt,
+        observed_retry_nonce: nonce.map(str::to_owned),
+        ..DeliveryPackageStatus::default()
+    };
+    // (prior status, finished, spec nonce) → (attempt, nonce answered, starts now)
+    let cases = [
+        (at(0, None), false, None, (1, None, false)),
+        (at(0, None), false, Some("a"), (1, Some("a"), false)),
+        (at(1, None), false, None, (1, None, false)),
+        // Changed while attempt 1 runs: it waits, the status keeps answering the old nonce.
+        (at(1, None), false, Some("a"), (1, None, false)),
+        (at(1, Some("a")), false, Some("b"), (1, Some("a"), false)),
+        // Changed and attempt 1 finished: attempt 2 starts.
+        (at(1, None), true, Some("a"), (2, Some("a"), true)),
+        (at(2, Some("a")), true, Some("b"), (3, Some("b"), true)),
+        // Finished, unchanged: nothing new.
+        (at(2, Some("a")), true, Some("a"), (2, Some("a"), false)),
+        // Removing the nonce is a change too.
+        (at(2, Some("a")), true, None, (3, None, true)),
+    ];
+    for (i, (prior, finished, spec, (n, nonce, starts))) in cases.into_iter().enumerate() {
+        assert_eq!(attempt_for(&prior, finished, spec), (n, nonce.map(str::to_owned), starts), "case {i}");
+    }
+}
