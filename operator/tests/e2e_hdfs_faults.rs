@@ -23,12 +23,11 @@
 
 mod support;
 
-use std::fmt::Write as _;
 use std::time::{Duration, Instant};
 
 use courier_e2e::minidfs::WriteOptions;
 use courier_e2e::own_minidfs::{OwnMiniDfs, OwnMiniDfsConfig};
-use courier_e2e::sim::{Latency, RateLimit, SimConfig, busiest_window};
+use courier_e2e::sim::{Latency, RateLimit, SimConfig};
 use support::*;
 
 const LIMIT: u32 = 500;
@@ -112,18 +111,7 @@ fn destination(url: &str) -> String {
 #[derive(Debug)]
 struct Row {
     fault: Fault,
-    records: i64,
-    sent: i64,
-    dead_lettered: i64,
-    read: i64,
-    lost: usize,
-    duplicates: u64,
-    rate_limited: u64,
-    /// 429s the paced control pod drew at half the rate, at the same time.
-    control_rate_limited: u64,
-    busiest: usize,
-    seconds: f64,
-    ends: String,
+    figures: Figures,
     /// Worker log lines: leases that failed, reads that waited and opened the file again, and
     /// datanodes the HDFS client gave up on for a block (it then reads another replica).
     leases_failed: usize,
@@ -192,47 +180,18 @@ async fn run(fault: Fault) -> Row {
     wait_condition(&cluster, &client, &ns, "p", "Complete", &replicas[leader]).await;
     let seconds = started.elapsed().as_secs_f64();
 
-    // The final counters may trail the Complete condition by one status write.
-    let records = ids.len() as i64;
-    let mut status = package(&client, &ns, "p").await.status.expect("status");
-    for _ in 0..40 {
-        let r = &status.progress.records;
-        if r.sent + r.dead_lettered == records && r.read == records {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-        status = package(&client, &ns, "p").await.status.expect("status");
-    }
-    let r = status.progress.records.clone();
-    let keys = sim.keys();
+    let figures = Figures::measure(fault.describe(), &client, &ns, "p", &ids, &sim, &control, seconds).await;
     let arrivals = sim.arrivals();
-    let all: Vec<u64> = arrivals.iter().map(|a| a.at_unix_micros).collect();
-    let row = Row {
-        fault,
-        records,
-        sent: r.sent,
-        dead_lettered: r.dead_lettered,
-        read: r.read,
-        lost: ids.iter().filter(|id| !keys.contains_key(*id)).count(),
-        duplicates: keys.values().map(|n| u64::from(n.saturating_sub(1))).sum(),
-        rate_limited: sim.stats().rejected.rate_limited,
-        control_rate_limited: control.stats().rejected.rate_limited,
-        busiest: busiest_window(&all, Duration::from_secs(1)),
-        seconds,
-        ends: "Complete".into(),
-        leases_failed: 0,
-        reads_resumed: 0,
-        datanodes_skipped: 0,
-    };
-    let base = all.first().copied().unwrap_or(0);
+    let base = arrivals.first().map_or(0, |a| a.at_unix_micros);
     let windows = rejection_runs(&arrivals, base);
     let workers = worker_logs.dump();
     let count = |needle: &str| workers.lines().filter(|l| l.contains(needle)).count();
     let row = Row {
+        fault,
+        figures,
         leases_failed: count("lease failed"),
         reads_resumed: count("opening again"),
         datanodes_skipped: count("Failed to connect to DataNode"),
-        ..row
     };
     let logs = format!("{}{workers}", operator_logs.dump());
     for line in log_excerpt(&logs, &windows, base) {
@@ -260,31 +219,6 @@ async fn run(fault: Fault) -> Row {
     row
 }
 
-fn table(rows: &[Row]) -> String {
-    let mut out = String::from(
-        "| fault | records | sent | dead-lettered | lost | duplicates | 429s (paced control at half the rate) | busiest second (limit 500 + burst 20) | seconds | ends |\n\
-         |---|---:|---:|---:|---:|---:|---:|---:|---:|---|\n",
-    );
-    for r in rows {
-        let _ = writeln!(
-            out,
-            "| {} | {} | {} | {} | {} | {} | {} ({}) | {} | {:.1} | {} |",
-            r.fault.describe(),
-            r.records,
-            r.sent,
-            r.dead_lettered,
-            r.lost,
-            r.duplicates,
-            r.rate_limited,
-            r.control_rate_limited,
-            r.busiest,
-            r.seconds,
-            r.ends
-        );
-    }
-    out
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs the local cluster: make test runs it with --include-ignored"]
 async fn hdfs_faults_lose_nothing_keep_counters_exact_and_stay_under_the_limit() {
@@ -292,23 +226,12 @@ async fn hdfs_faults_lose_nothing_keep_counters_exact_and_stay_under_the_limit()
     for fault in selected_faults() {
         rows.push(run(fault).await);
     }
-    println!("{}", table(&rows));
-    let in_flight = WORKERS * IN_FLIGHT;
+    let figures: Vec<Figures> = rows.iter().map(|r| r.figures.clone()).collect();
+    println!("{}", figures_table(&figures, LIMIT, BURST, "half the rate"));
     for r in &rows {
-        let what = r.fault.describe();
-        assert_eq!(r.lost, 0, "{what}: every record reached the partner");
-        assert_eq!((r.read, r.sent + r.dead_lettered), (r.records, r.records), "{what}: counters exact: {r:?}");
-        assert_eq!(r.dead_lettered, 0, "{what}: a passing HDFS fault dead-letters nothing");
         // The control's 429s at half the rate, doubled, are the path's jitter at our rate.
-        let jitter = 2 * r.control_rate_limited;
-        assert!(
-            r.rate_limited <= STARTUP_JITTER + jitter,
-            "{what}: {} requests over the limit (429); the paced control drew {} at half the rate",
-            r.rate_limited,
-            r.control_rate_limited
-        );
-        assert!(r.duplicates <= in_flight, "{what}: {} duplicates, more than {in_flight} in flight", r.duplicates);
-        assert_eq!(r.leases_failed, 0, "{what}: a passing HDFS fault fails no lease: {r:?}");
+        r.figures.check(STARTUP_JITTER, 2, WORKERS * IN_FLIGHT);
+        assert_eq!(r.leases_failed, 0, "{}: a passing HDFS fault fails no lease: {r:?}", r.figures.what);
     }
     // The outage met reads (else this tested nothing): opens waited for the namenode.
     if let Some(r) = rows.iter().find(|r| r.fault == Fault::NamenodeRestarted) {

@@ -97,7 +97,7 @@ async fn a_new_retry_nonce_with_failed_records_scope_resends_exactly_the_dead_le
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs the local cluster: make test runs it with --include-ignored"]
 async fn a_new_retry_nonce_while_the_attempt_runs_waits_for_it_to_finish_and_loses_nothing() {
-    let (cluster, ns, client, operator, sim, data, ids) = start("op-nonce", 200, 2, 1000, SimConfig::default()).await;
+    let (cluster, ns, client, _operator, sim, data, ids) = start("op-nonce", 200, 2, 1000, SimConfig::default()).await;
     let pattern = data.pattern("");
     apply_yaml(&client, &ns, &package_yaml("p", "partner", "users", &pattern, "")).await;
     eventually(Duration::from_secs(60), "delivery under way", || async { (sim.stats().accepted >= 300).then_some(()) })

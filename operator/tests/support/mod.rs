@@ -4,10 +4,13 @@
 
 #![allow(dead_code)]
 
+mod figures;
 mod ground;
 mod observe;
 mod operator_pod;
 
+#[allow(unused_imports)]
+pub use figures::*;
 #[allow(unused_imports)]
 pub use ground::*;
 #[allow(unused_imports)]

@@ -55,6 +55,25 @@ fn report(lease: &ShardLease, checkpoint: u64, sent: u64) -> LeaseReport {
     }
 }
 
+/// What a new leader restores of a one-shard package whose shard 0 `worker` held, at
+/// checkpoint 40 with `sent` records counted.
+fn restored_lease(worker: &str, sent: u64) -> RestoredProgress {
+    let counters = LeaseCounters { sent, ..Default::default() };
+    RestoredProgress {
+        active: vec![ActiveShardState {
+            id: 0,
+            worker: worker.into(),
+            checkpoint: 40,
+            frontier: 0,
+            pending: vec![],
+            attempt: 1,
+            counters: counters.clone(),
+        }],
+        counters,
+        ..Default::default()
+    }
+}
+
 fn done(lease: &ShardLease, sent: u64) -> LeaseReport {
     LeaseReport { done: true, ..report(lease, lease.checkpoint, sent) }
 }
@@ -378,19 +397,7 @@ fn a_new_leader_restores_completed_shards_checkpoints_and_counters_from_status()
 #[test]
 fn a_restored_lease_of_a_pod_that_is_gone_is_granted_again_after_one_ttl_from_its_checkpoint() {
     let mut t = LeaseTable::new(TTL);
-    let restored = RestoredProgress {
-        active: vec![ActiveShardState {
-            id: 0,
-            worker: "gone".into(),
-            checkpoint: 40,
-            frontier: 0,
-            pending: vec![],
-            attempt: 1,
-            counters: LeaseCounters { sent: 4, ..Default::default() },
-        }],
-        counters: LeaseCounters { sent: 4, ..Default::default() },
-        ..Default::default()
-    };
+    let restored = restored_lease("gone", 4);
     t.upsert_package(PackagePlan { restored, ..plan("p", "d", 0, 0, 1) }, 0);
     assert!(t.has_restored("ns", "d"));
     // The controller names the worker pods that exist: "gone" is not among them.
@@ -488,19 +495,7 @@ fn a_worker_heard_from_again_after_its_lease_ran_out_resumes_it_unless_the_shard
 #[test]
 fn a_restored_lease_of_a_pod_that_exists_is_held_for_it_past_one_ttl_and_resumed_with_all_it_did() {
     let mut t = LeaseTable::new(TTL);
-    let restored = RestoredProgress {
-        active: vec![ActiveShardState {
-            id: 0,
-            worker: "w1".into(),
-            checkpoint: 40,
-            frontier: 0,
-            pending: vec![],
-            attempt: 1,
-            counters: LeaseCounters { sent: 4, ..Default::default() },
-        }],
-        counters: LeaseCounters { sent: 4, ..Default::default() },
-        ..Default::default()
-    };
+    let restored = restored_lease("w1", 4);
     t.upsert_package(PackagePlan { restored, ..plan("p", "d", 0, 0, 1) }, 0);
     // w1 exists but cannot reach this leader yet (its Service endpoint has not moved).
     assert_eq!(t.hold_restored_for("ns", "d", &["w1".to_owned(), "w2".to_owned()].into(), 0), 0);
@@ -532,18 +527,7 @@ fn a_restored_lease_of_a_pod_that_exists_is_held_for_it_past_one_ttl_and_resumed
 
     // Not for ever: a pod that never gets through loses it after the hold.
     let mut t = LeaseTable::new(TTL);
-    let restored = RestoredProgress {
-        active: vec![ActiveShardState {
-            id: 0,
-            worker: "w1".into(),
-            checkpoint: 40,
-            frontier: 0,
-            pending: vec![],
-            attempt: 1,
-            counters: LeaseCounters::default(),
-        }],
-        ..Default::default()
-    };
+    let restored = restored_lease("w1", 0);
     t.upsert_package(PackagePlan { restored, ..plan("p", "d", 0, 0, 1) }, 0);
     t.expire(RESTORED_HOLD_TTLS * TTL);
     assert_eq!(t.grant("w2", "ns", "d", 1, RESTORED_HOLD_TTLS * TTL).len(), 1);
