@@ -164,3 +164,34 @@ async fn retry_after_from_the_partner_pauses_the_run_and_every_record_still_arri
     eprintln!("429s: {limited}, paused {} s", summary["pausedSeconds"]);
     assert!(limited < 250, "the pause and the lower rate held sending back: {limited} 429s");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_record_whose_template_cannot_render_is_dead_lettered_with_why_and_the_rest_delivered() {
+    let sim = Simulator::start("127.0.0.1:0", SimConfig::default()).await.expect("simulator starts");
+    let mut s = setup(&sim, 1000, 5000, 32);
+    // Records scoring above 900 (about one in ten) name a field no record has: the template
+    // cannot render for them (an undefined value is an error), and only for them.
+    let datum = format!(
+        "{}  request:\n    pathTemplate: \"/users/{{% if score > 900 %}}{{{{ nickname }}}}{{% endif %}}{{{{ id }}}}\"\n",
+        datum_yaml(courier_e2e::fixtures::Format::JsonLines)
+    );
+    s.datum = write(&s.dir, "templated.yaml", &datum);
+    let dead = s.dead_url();
+    let output = run(&s.args(&dead, &["--max-failed-percent", "50"])).await;
+    assert_eq!(output.status.code(), Some(0), "stderr: {}", String::from_utf8_lossy(&output.stderr));
+    let summary = summary(&output);
+    let (read, sent, dead_lettered) =
+        (count(&summary, "recordsRead"), count(&summary, "recordsSent"), count(&summary, "recordsDeadLettered"));
+    assert_eq!((read, sent + dead_lettered), (s.lines as u64, s.lines as u64), "every record accounted for");
+    let letters = dead_letters(&s.dead_letters);
+    let unbuildable: Vec<_> =
+        letters.iter().filter(|l| l["error"].as_str().is_some_and(|e| e.starts_with("request build failed"))).collect();
+    assert_eq!(unbuildable.len() + s.malformed, letters.len(), "only malformed and unrenderable records");
+    assert!(unbuildable.len() > 30, "about a tenth of 1,000 records: {}", unbuildable.len());
+    assert!(
+        unbuildable.iter().all(|l| l["record"]["score"].as_i64().is_some_and(|score| score > 900)),
+        "exactly the records the template cannot render"
+    );
+    assert_eq!(sim.keys().len() as u64, sent, "the rest delivered, once each");
+    assert!(sim.keys().values().all(|n| *n == 1));
+}
