@@ -101,7 +101,8 @@ pub struct TokenAuthenticator {
     audiences: Vec<String>,
     tokens: Mutex<HashMap<String, (Instant, Option<Identity>)>>,
     pods: Mutex<HashMap<PodKey, (Instant, PodLook)>>,
-    /// Pods checked as workers, with their Destination (see [`Standing::Gone`]).
+    /// Pods seen labelled as workers, with their Destination, kept for [`WORKER_MEMORY`] after
+    /// the last time the API showed them (see [`Standing::Gone`]).
     workers: Mutex<HashMap<PodKey, (Instant, String)>>,
 }
 
@@ -170,19 +171,19 @@ impl TokenAuthenticator {
                 let label = found.map_or(PodLook::Missing, |p| {
                     PodLook::Labelled(p.metadata.labels.and_then(|mut l| l.remove(DESTINATION_LABEL)))
                 });
+                // Remembered past the pod (as fetched, not per heartbeat): a worker's last
+                // reports still count once it is force-deleted.
+                if let PodLook::Labelled(Some(worker_of)) = &label {
+                    store(&self.workers, key.clone(), worker_of.clone());
+                }
                 store(&self.pods, key.clone(), label.clone());
                 label
             }
         };
-        let known = cached(&self.workers, &key, WORKER_MEMORY);
-        match standing(&label, known.as_deref(), destination) {
-            Ok(Standing::Worker) => {
-                store(&self.workers, key, destination.to_owned());
-                Ok(Standing::Worker)
-            }
-            Ok(gone) => Ok(gone),
-            Err(why) => Err(AuthError::Forbidden(format!("pod {namespace}/{pod} {why}"))),
-        }
+        // Only a pod gone from the API is judged by what it was.
+        let known = if label == PodLook::Missing { cached(&self.workers, &key, WORKER_MEMORY) } else { None };
+        standing(&label, known.as_deref(), destination)
+            .map_err(|why| AuthError::Forbidden(format!("pod {namespace}/{pod} {why}")))
     }
 }
 

@@ -146,7 +146,7 @@ async fn reconcile_inner(pkg: &DeliveryPackage, ctx: &Context) -> Result<Action>
     // dereference + validate. An attempt delivers with the Datum it pinned when it was planned:
     // a Datum changed, not Ready or deleted since does not hold it up or change it.
     let (dest, datum) = dereference::referenced(&ctx.lookups, pkg).await?;
-    let kept = plan::datum_for_attempt(&prior, attempt_no, attempt.started_now, None);
+    let kept = plan::pinned_by_attempt(&prior, attempt_no, attempt.started_now);
     let waiting = validate::waiting_for_destination(pkg, dest.as_deref())
         .or_else(|| if kept.is_some() { None } else { validate::waiting_for_datum(pkg, datum.as_deref()) });
     if let Some(waiting) = waiting {
@@ -154,9 +154,7 @@ async fn reconcile_inner(pkg: &DeliveryPackage, ctx: &Context) -> Result<Action>
         write_status(ctx, pkg, &prior, new).await;
         return Ok(Action::requeue(WAITING_RESYNC));
     }
-    let Some(pinned) =
-        kept.or_else(|| plan::datum_for_attempt(&prior, attempt_no, attempt.started_now, datum.as_deref()))
-    else {
+    let Some(pinned) = kept.or_else(|| datum.as_deref().map(plan::pin)) else {
         return Ok(Action::requeue(WAITING_RESYNC));
     };
 

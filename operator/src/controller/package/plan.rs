@@ -115,23 +115,20 @@ pub fn attempt_for(
     }
 }
 
-/// The Datum the attempt delivers with: the one it pinned when it was planned (in `prior`, the
-/// status of the same attempt), or else the Datum as it is now (`current`), pinned from here
-/// on. `None` while nothing is pinned and the Datum is not there.
-pub fn datum_for_attempt(
-    prior: &DeliveryPackageStatus,
-    attempt: u32,
-    started_now: bool,
-    current: Option<&Datum>,
-) -> Option<PinnedDatum> {
+/// The Datum the attempt pinned when it was planned, if `prior` is the status of that attempt.
+/// An attempt delivers with that one; with none pinned yet, it pins the Datum as it is now
+/// ([`pin`]).
+pub fn pinned_by_attempt(prior: &DeliveryPackageStatus, attempt: u32, started_now: bool) -> Option<PinnedDatum> {
     let same_attempt = !started_now && u32::try_from(prior.attempt).ok() == Some(attempt);
-    match &prior.datum {
-        Some(pinned) if same_attempt => Some(pinned.clone()),
-        _ => current.map(|d| PinnedDatum {
-            generation: d.metadata.generation.unwrap_or(0),
-            format: d.spec.format.clone(),
-            request: d.spec.request.clone(),
-        }),
+    prior.datum.clone().filter(|_| same_attempt)
+}
+
+/// The parts of `datum` an attempt delivers with, as they are now.
+pub fn pin(datum: &Datum) -> PinnedDatum {
+    PinnedDatum {
+        generation: datum.metadata.generation.unwrap_or(0),
+        format: datum.spec.format.clone(),
+        request: datum.spec.request.clone(),
     }
 }
 

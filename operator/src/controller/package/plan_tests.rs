@@ -115,7 +115,8 @@ fn an_attempt_keeps_the_datum_it_pinned_and_the_next_attempt_takes_the_current_o
         (DeliveryPackageStatus::default(), 1, true, None, None),
     ];
     for (i, (prior, attempt, started_now, current, want)) in cases.into_iter().enumerate() {
-        let got = datum_for_attempt(&prior, attempt, started_now, current);
+        // As the reconcile does: the pinned one, or the Datum as it is now.
+        let got = pinned_by_attempt(&prior, attempt, started_now).or_else(|| current.map(pin));
         let got = got.as_ref().map(|p| (p.generation, p.request.path_template.as_str()));
         assert_eq!(got, want, "case {i}");
     }

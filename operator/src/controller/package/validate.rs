@@ -35,7 +35,7 @@ pub fn waiting_for_destination(pkg: &DeliveryPackage, dest: Option<&Destination>
 }
 
 /// What the package waits for on its Datum: there and Ready. (An attempt that pinned its Datum
-/// already does not wait for it: see `plan::datum_for_attempt`.)
+/// already does not wait for it: see `plan::pinned_by_attempt`.)
 pub fn waiting_for_datum(pkg: &DeliveryPackage, datum: Option<&Datum>) -> Option<Waiting> {
     let datum_name = &pkg.spec.datum_ref.name;
     let wait = |reason, message: String| Some(Waiting { reason, message });
