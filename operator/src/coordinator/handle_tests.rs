@@ -5,7 +5,7 @@ use courier_core::protocol::{
     HeartbeatRequest, LeaseCounters, LeaseKey, LeaseReport, PROTOCOL_VERSION, ShardLease, ThrottleReport, WorkerStats,
 };
 
-use super::leases::tests::plan;
+use super::leases::tests::{earlier_lease_report, plan};
 use super::*;
 
 pub(crate) fn dest_spec(rps: i32) -> DestinationSpec {
@@ -549,27 +549,10 @@ fn a_completion_answered_by_a_leader_that_died_before_its_status_write_reaches_t
     c.upsert_package_at(p, t0);
     // w1 completed shard 0 (10 records) and was answered by the dead leader; it reports the
     // completion again to the new one.
-    let key = LeaseKey {
-        namespace: "ns".into(),
-        package: "p".into(),
-        package_uid: "uid-p".into(),
-        package_attempt: 1,
-        shard: 0,
-        lease_epoch: 1,
-    };
+    let completed = earlier_lease_report(0, 1, 100, 10, true);
+    let key = completed.key.clone();
     let mut beat = hb("w1", 1, 100, 0, 0);
-    beat.leases = vec![LeaseReport {
-        key: key.clone(),
-        checkpoint: 100,
-        frontier: 0,
-        pending: vec![],
-        counters: LeaseCounters { read: 10, sent: 10, bytes: 100, ..Default::default() },
-        base: LeaseCounters::default(),
-        failures: vec![],
-        done: true,
-        error: None,
-        released: false,
-    }];
+    beat.leases = vec![completed];
     let r = c.heartbeat_in_term(&beat, t0 + 100, 1).expect("ok");
     assert!(r.revoked.is_empty(), "taken in: {r:?}");
     let snapshot = c.package_snapshot("ns", "p").expect("known");

@@ -74,6 +74,31 @@ fn restored_lease(worker: &str, sent: u64) -> RestoredProgress {
     }
 }
 
+/// A report by a worker of package `ns/p`'s shard `shard` under lease `epoch`, granted by an
+/// earlier leader (so no grant here to build it from): at `checkpoint`, `sent` records of 10
+/// bytes counted from nothing.
+pub(crate) fn earlier_lease_report(shard: u32, epoch: u64, checkpoint: u64, sent: u64, done: bool) -> LeaseReport {
+    LeaseReport {
+        key: LeaseKey {
+            namespace: "ns".into(),
+            package: "p".into(),
+            package_uid: "uid-p".into(),
+            shard,
+            package_attempt: 1,
+            lease_epoch: epoch,
+        },
+        checkpoint,
+        frontier: 0,
+        pending: vec![],
+        counters: LeaseCounters { read: sent, sent, bytes: sent * 10, ..Default::default() },
+        base: LeaseCounters::default(),
+        failures: vec![],
+        done,
+        error: None,
+        released: false,
+    }
+}
+
 fn done(lease: &ShardLease, sent: u64) -> LeaseReport {
     LeaseReport { done: true, ..report(lease, lease.checkpoint, sent) }
 }
@@ -502,25 +527,7 @@ fn a_restored_lease_of_a_pod_that_exists_is_held_for_it_past_one_ttl_and_resumed
     t.expire(3 * TTL);
     assert!(t.grant("w2", "ns", "d", 1, 3 * TTL).is_empty(), "held for w1 beyond one TTL");
     // w1 gets through and reports its lease of the earlier leader: it finished the shard.
-    let finished = LeaseReport {
-        key: LeaseKey {
-            namespace: "ns".into(),
-            package: "p".into(),
-            package_uid: "uid-p".into(),
-            shard: 0,
-            package_attempt: 1,
-            lease_epoch: 77,
-        },
-        checkpoint: 100,
-        frontier: 0,
-        pending: vec![],
-        counters: LeaseCounters { read: 10, sent: 10, bytes: 100, ..Default::default() },
-        base: LeaseCounters::default(),
-        failures: vec![],
-        done: true,
-        error: None,
-        released: false,
-    };
+    let finished = earlier_lease_report(0, 77, 100, 10, true);
     assert_eq!(t.report("w1", &finished, 3 * TTL + 1), ReportOutcome::Completed);
     let snap = t.package(&key("p")).map(|p| p.snapshot()).expect("known");
     assert_eq!((snap.counters.sent, snap.completed_ranges.as_str()), (10, "0"), "nothing sent twice");
