@@ -30,13 +30,6 @@ const STARTUP_JITTER: u64 = 5;
 const PACED_RATE: u32 = LIMIT / 4;
 const PACED_SECONDS: u32 = 40;
 
-fn paced_partner() -> SimConfig {
-    SimConfig {
-        rate_limit: Some(RateLimit { rate: f64::from(PACED_RATE), burst: paced_burst(LIMIT, BURST, PACED_RATE) }),
-        ..strict_partner()
-    }
-}
-
 fn strict_partner() -> SimConfig {
     SimConfig {
         rate_limit: Some(RateLimit { rate: f64::from(LIMIT), burst: BURST }),
@@ -90,7 +83,7 @@ async fn worker_kills_and_a_leader_change_lose_nothing_stay_under_the_limit_and_
         (sim.stats().accepted > 0).then_some(())
     })
     .await;
-    let control = simulator(paced_partner()).await;
+    let control = simulator(paced_control(strict_partner(), LIMIT, BURST, PACED_RATE)).await;
     apply_yaml(&client, &ns, &paced_pod(&control.url(), PACED_RATE, PACED_SECONDS)).await;
     let timeline = {
         let (client, ns, sim_url) = (client.clone(), ns.clone(), sim.url());

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use courier_api::DeliveryPackage;
 use courier_e2e::cluster::Cluster;
-use courier_e2e::sim::{SimConfig, Simulator};
+use courier_e2e::sim::{RateLimit, SimConfig, Simulator};
 use kube::Api;
 use kube::api::{Patch, PatchParams};
 
@@ -180,4 +180,13 @@ spec:
 /// never bursts (it uses one token). Rounded up (a little more slack than the workers have).
 pub fn paced_burst(limit: u32, burst: u32, rate: u32) -> u32 {
     (u64::from(burst / 2) * u64::from(rate)).div_ceil(u64::from(limit.max(1))) as u32 + 1
+}
+
+/// The control partner beside a strict partner (`strict`, at `limit` with `burst`): the same
+/// partner, limited to the control pod's `rate` with the bucket [`paced_burst`] gives it.
+pub fn paced_control(strict: SimConfig, limit: u32, burst: u32, rate: u32) -> SimConfig {
+    SimConfig {
+        rate_limit: Some(RateLimit { rate: f64::from(rate), burst: paced_burst(limit, burst, rate) }),
+        ..strict
+    }
 }
