@@ -169,6 +169,8 @@ async fn run(fault: Fault) -> Figures {
             let gone = Instant::now();
             for r in &mut replicas {
                 r.force_delete();
+                // The replacements below own the namespace; dropping these must not delete it.
+                r.hand_namespace_over();
             }
             for r in &replicas {
                 cluster

@@ -221,6 +221,12 @@ impl Operator {
         format!("{}:{METRICS_PORT}", self.ip)
     }
 
+    /// Hands the test's namespace over: dropping this replica no longer deletes it (the
+    /// replicas that replace it own it now).
+    pub fn hand_namespace_over(&mut self) {
+        self.owns_namespace = false;
+    }
+
     /// `kubectl delete pod --force --grace-period=0`: the kubelet sends SIGTERM, then SIGKILL
     /// after its minimum grace period.
     pub fn force_delete(&mut self) {
