@@ -206,6 +206,19 @@ impl DestinationState {
         self.generation = generation;
     }
 
+    /// How many workers the open shards are spread over: those the autoscaler last asked
+    /// for, or those that may take leases now (not draining, of a protocol version that is
+    /// granted leases) when more; at least one.
+    pub fn expected_workers(&self) -> usize {
+        let desired = usize::try_from(self.last_desired).unwrap_or(0);
+        let delivering = self
+            .workers
+            .values()
+            .filter(|w| !w.draining && w.protocol_version >= courier_core::protocol::OLDEST_LEASED_VERSION)
+            .count();
+        desired.max(delivering).max(1)
+    }
+
     /// Forgets workers not heard from within `ttl`: their shares lapse with their leases.
     pub fn expire_workers(&mut self, now: Millis, ttl: Millis) -> bool {
         let before = self.workers.len();

@@ -431,8 +431,12 @@ impl Coordinator {
                 && !dest.spec.suspend
                 && !dest.warming_up(now)
                 && req.protocol_version >= OLDEST_LEASED_VERSION;
-            let granted = if grantable && req.free_slots > 0 {
-                state.leases.grant(&req.worker, &req.namespace, &req.destination, req.free_slots, now)
+            // No more than its even share of the open shards, so workers joining a moment
+            // later find work too.
+            let room = state.leases.fair_room(&req.worker, &req.namespace, &req.destination, dest.expected_workers());
+            let slots = req.free_slots.min(room);
+            let granted = if grantable && slots > 0 {
+                state.leases.grant(&req.worker, &req.namespace, &req.destination, slots, now)
             } else {
                 Vec::new()
             };

@@ -580,3 +580,22 @@ fn the_last_reports_of_a_deleted_destinations_workers_still_count() {
     assert_eq!(again.len(), 1, "the lease given back is free at once, not after its TTL");
     assert_eq!((again[0].checkpoint, again[0].counters.sent), (30, 3), "it resumes at the reported checkpoint");
 }
+
+#[test]
+fn workers_the_autoscaler_asked_for_find_work_when_they_join_a_moment_later() {
+    let c = Coordinator::new(CoordinatorConfig::default());
+    let mut spec = dest_spec(3_000);
+    spec.workers.min = 3;
+    spec.workers.max = 3;
+    c.upsert_destination("ns", "d", &spec, 1);
+    c.upsert_package(plan("p", "d", 0, 0, 7));
+    let d = c.destination_snapshot_at("ns", "d", 0).expect("known");
+    assert_eq!(d.desired_replicas, 3, "{}", d.desired_reason);
+    // Each asks for 4 shards; the first two take their even share (7 over 3: 3), not all.
+    let granted: Vec<usize> = ["w1", "w2", "w3"]
+        .iter()
+        .enumerate()
+        .map(|(i, w)| c.heartbeat(&hb(w, 1, 100, 0, 4), 100 + i as u64).expect("ok").granted.len())
+        .collect();
+    assert_eq!(granted, vec![3, 3, 1]);
+}
