@@ -486,3 +486,28 @@ async fn the_binary_serves_https_with_the_given_certificate_and_refuses_a_cert_w
 
     stop_binary(child).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_simulator_started_beside_another_shares_its_thread_and_outlives_it() {
+    let local: std::net::SocketAddr = "127.0.0.1:0".parse().expect("address");
+    let partner = Simulator::start_dedicated(local, limited(1.0, 2)).expect("the partner starts");
+    let control = partner.start_beside(local, limited(1.0, 1)).expect("the control starts beside it");
+    assert_ne!(partner.addr(), control.addr());
+    let statuses = |answers: Vec<Answer>| answers.iter().map(|a| a.status.as_u16()).collect::<Vec<_>>();
+    let (p, c) = (Client::http1(&partner), Client::http1(&control));
+    // Each has its own bucket: two back to back pass the partner, only one the control.
+    let mut answers = Vec::new();
+    for _ in 0..2 {
+        answers.push(p.post("/", &[]).await);
+    }
+    assert_eq!(statuses(answers), vec![200, 200]);
+    let mut answers = Vec::new();
+    for _ in 0..2 {
+        answers.push(c.post("/", &[]).await);
+    }
+    assert_eq!(statuses(answers), vec![200, 429]);
+    // The partner stops; the thread they share keeps serving the control.
+    drop(partner);
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(c.stats().await.accepted, 1);
+}

@@ -83,7 +83,7 @@ async fn worker_kills_and_a_leader_change_lose_nothing_stay_under_the_limit_and_
         (sim.stats().accepted > 0).then_some(())
     })
     .await;
-    let control = simulator(paced_control(strict_partner(), LIMIT, BURST, PACED_RATE)).await;
+    let control = control_beside(&sim, paced_control(strict_partner(), LIMIT, BURST, PACED_RATE));
     apply_yaml(&client, &ns, &paced_pod(&control.url(), PACED_RATE, PACED_SECONDS)).await;
     let timeline = {
         let (client, ns, sim_url) = (client.clone(), ns.clone(), sim.url());

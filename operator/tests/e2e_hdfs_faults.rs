@@ -142,7 +142,7 @@ async fn run(fault: Fault) -> Row {
     let worker_logs =
         courier_e2e::pods::LogKeeper::start(&cluster, &ns, "courier.dev/destination=partner", "worker").await;
     let sim = simulator(strict_partner()).await;
-    let control = simulator(paced_control(strict_partner(), LIMIT, BURST, PACED_RATE)).await;
+    let control = control_beside(&sim, paced_control(strict_partner(), LIMIT, BURST, PACED_RATE));
     let options = WriteOptions::default().block_size(BLOCK).replication(2);
     let data = Records::in_hdfs(dfs.client().expect("an HDFS client"), fault.prefix(), options).await;
     let ids = data.write("", RECORDS.0, RECORDS.1, "h").await;

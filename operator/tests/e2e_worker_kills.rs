@@ -77,7 +77,7 @@ async fn twenty_worker_kills_two_at_once_and_during_scaling_lose_nothing_and_sta
     let worker_logs =
         courier_e2e::pods::LogKeeper::start(&cluster, &ns, "courier.dev/destination=partner", "worker").await;
     let sim = simulator(strict_partner()).await;
-    let control = simulator(paced_control(strict_partner(), LIMIT, BURST, PACED_RATE)).await;
+    let control = control_beside(&sim, paced_control(strict_partner(), LIMIT, BURST, PACED_RATE));
     let data = Records::new("wk-kills").await;
     let ids = data.write("", RECORDS.0, RECORDS.1, "k").await;
     apply_yaml(&client, &ns, &destination(&sim.url(), (2, 2))).await;

@@ -47,8 +47,9 @@ pub struct Simulator {
     stop: watch::Sender<bool>,
     accept: Option<JoinHandle<()>>,
     tls: bool,
-    /// The runtime it serves on, when it has one of its own ([`Simulator::start_dedicated`]).
-    runtime: Option<tokio::runtime::Runtime>,
+    /// The runtime it serves on, when it has one of its own ([`Simulator::start_dedicated`]),
+    /// shared with the simulators started beside it ([`Simulator::start_beside`]).
+    runtime: Option<Arc<tokio::runtime::Runtime>>,
 }
 
 impl Simulator {
@@ -78,6 +79,21 @@ impl Simulator {
             .enable_all()
             .build()
             .map_err(SimError::Runtime)?;
+        Self::start_on(Arc::new(runtime), addr, config)
+    }
+
+    /// Like [`Simulator::start_dedicated`], on the same runtime thread as `self` when it has
+    /// one of its own (else on a new one). A control partner started beside the partner under
+    /// test shares its stalls: when that thread is late reading requests, the arrivals of both
+    /// bunch alike, so the control's refusals measure what the machine did to the partner's.
+    pub fn start_beside(&self, addr: SocketAddr, config: SimConfig) -> Result<Self, SimError> {
+        match &self.runtime {
+            Some(runtime) => Self::start_on(Arc::clone(runtime), addr, config),
+            None => Self::start_dedicated(addr, config),
+        }
+    }
+
+    fn start_on(runtime: Arc<tokio::runtime::Runtime>, addr: SocketAddr, config: SimConfig) -> Result<Self, SimError> {
         let handle = runtime.handle().clone();
         let started = std::thread::spawn(move || handle.block_on(Self::start_with(addr, config, None)))
             .join()
@@ -158,8 +174,9 @@ impl Simulator {
 impl Drop for Simulator {
     fn drop(&mut self) {
         let _ = self.stop.send(true);
-        if let Some(runtime) = self.runtime.take() {
-            // Dropping a runtime may block, which is not allowed inside another one.
+        // The last simulator on a runtime of its own stops it. Dropping a runtime may block,
+        // which is not allowed inside another one.
+        if let Some(runtime) = self.runtime.take().and_then(|r| Arc::try_unwrap(r).ok()) {
             runtime.shutdown_background();
         }
     }

@@ -16,6 +16,13 @@ use super::Operator;
 pub const DELIVERY: Duration = Duration::from_secs(180);
 
 /// The partner simulator on a free port of the node IP, where worker pods reach it.
+/// The paced control's partner ([`paced_control`]) on the same runtime thread as `partner`:
+/// when that thread reads late, both see their arrivals bunched alike.
+pub fn control_beside(partner: &Simulator, config: SimConfig) -> Simulator {
+    let ip = courier_e2e::cluster::node_ip();
+    partner.start_beside(std::net::SocketAddr::new(ip, 0), config).expect("start the control partner")
+}
+
 pub async fn simulator(config: SimConfig) -> Simulator {
     let ip = courier_e2e::cluster::node_ip();
     // On a runtime of its own: the test's kubectl calls, log streams and polls must not bunch
