@@ -116,13 +116,19 @@ fn fingerprint(status: &Value) -> u64 {
     hasher.finish()
 }
 
+/// What the writer knows, under one lock: the term and the statuses taken in it.
+#[derive(Default)]
+struct Book {
+    /// The leadership term whose statuses are taken and written (`None` between terms): a
+    /// status computed in a term that ended is never written in the next one.
+    term: Option<u64>,
+    entries: HashMap<Key, Entry>,
+}
+
 /// Handle on the status writer; cheap to clone.
 #[derive(Clone)]
 pub struct StatusWriter {
-    entries: Arc<Mutex<HashMap<Key, Entry>>>,
-    /// The leadership term whose statuses are taken and written (`None` between terms): a
-    /// status computed in a term that ended is never written in the next one.
-    term: Arc<Mutex<Option<u64>>>,
+    book: Arc<Mutex<Book>>,
     wake: Arc<Notify>,
     interval: Duration,
 }
@@ -131,31 +137,27 @@ impl StatusWriter {
     /// A writer allowing one non-urgent write per object per `interval`. It takes statuses
     /// only once a term began ([`Self::begin_term`]).
     pub fn new(interval: Duration) -> Self {
-        Self { entries: Arc::default(), term: Arc::default(), wake: Arc::new(Notify::new()), interval }
+        Self { book: Arc::default(), wake: Arc::new(Notify::new()), interval }
     }
 
     /// Starts taking statuses for leadership term `term`, with nothing remembered.
     pub fn begin_term(&self, term: u64) {
-        let mut current = self.term.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        self.lock().clear();
-        *current = Some(term);
+        let mut book = self.lock();
+        book.entries.clear();
+        book.term = Some(term);
     }
 
     /// Ends the term (the lease is lost): drops every status queued or remembered, and takes
     /// none until the next term begins — the controllers of the term that ended may still be
     /// winding down, and another replica writes now.
     pub fn end_term(&self) {
-        let mut current = self.term.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        *current = None;
-        self.lock().clear();
+        let mut book = self.lock();
+        book.term = None;
+        book.entries.clear();
     }
 
-    fn open_term(&self) -> Option<u64> {
-        *self.term.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-
-    fn lock(&self) -> MutexGuard<'_, HashMap<Key, Entry>> {
-        self.entries.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    fn lock(&self) -> MutexGuard<'_, Book> {
+        self.book.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Queues `status` for the object `namespace/name` of kind `K`; `urgent` writes it without
@@ -185,12 +187,12 @@ impl StatusWriter {
     }
 
     fn submit(&self, kind: Kind, namespace: &str, name: &str, status: Value, urgent: bool) {
-        if self.open_term().is_none() {
+        let key = Key::new(kind, namespace, name);
+        let mut book = self.lock();
+        if book.term.is_none() {
             return;
         }
-        let key = Key::new(kind, namespace, name);
-        let mut entries = self.lock();
-        let entry = entries.entry(key).or_default();
+        let entry = book.entries.entry(key).or_default();
         if entry.written_print == Some(fingerprint(&status)) {
             // Already on the object (or on its way): nothing to write.
             entry.pending = None;
@@ -199,7 +201,7 @@ impl StatusWriter {
         }
         entry.pending = Some(status);
         entry.urgent |= urgent;
-        drop(entries);
+        drop(book);
         self.wake.notify_one();
     }
 
@@ -209,8 +211,8 @@ impl StatusWriter {
     fn observed(&self, kind: Kind, namespace: &str, name: &str, status: &Value) {
         let key = Key::new(kind, namespace, name);
         let print = fingerprint(status);
-        let mut entries = self.lock();
-        let entry = entries.entry(key).or_insert_with(|| Entry { written_print: Some(print), ..Entry::default() });
+        let mut book = self.lock();
+        let entry = book.entries.entry(key).or_insert_with(|| Entry { written_print: Some(print), ..Entry::default() });
         if entry.written_print == Some(print) {
             // The watch cache caught up with the last write: the object itself is the record now.
             entry.written = None;
@@ -221,19 +223,23 @@ impl StatusWriter {
     /// cache right after a debounced write).
     fn latest(&self, kind: Kind, namespace: &str, name: &str) -> Option<Value> {
         let key = Key::new(kind, namespace, name);
-        self.lock().get(&key).and_then(|e| e.pending.clone().or_else(|| e.written.clone()))
+        self.lock().entries.get(&key).and_then(|e| e.pending.clone().or_else(|| e.written.clone()))
     }
 
     /// Drops what is known about a deleted object.
     fn forget(&self, kind: Kind, namespace: &str, name: &str) {
         let key = Key::new(kind, namespace, name);
-        self.lock().remove(&key);
+        self.lock().entries.remove(&key);
     }
 
-    fn take_due(&self, now: Instant) -> Vec<(Key, Value)> {
-        let mut entries = self.lock();
+    /// The statuses due at `now`, when `term` is the writer's term (none otherwise).
+    fn take_due(&self, now: Instant, term: u64) -> Vec<(Key, Value)> {
+        let mut book = self.lock();
         let mut due = Vec::new();
-        for (key, entry) in entries.iter_mut() {
+        if book.term != Some(term) {
+            return due;
+        }
+        for (key, entry) in book.entries.iter_mut() {
             if entry.is_due(now, self.interval)
                 && let Some(pending) = entry.pending.take()
             {
@@ -251,7 +257,7 @@ impl StatusWriter {
 
     /// A write failed: queue the status again unless a newer one is queued meanwhile.
     fn requeue(&self, key: &Key, value: Value) {
-        if let Some(entry) = self.lock().get_mut(key)
+        if let Some(entry) = self.lock().entries.get_mut(key)
             && entry.pending.is_none()
         {
             entry.pending = Some(value);
@@ -267,10 +273,8 @@ impl StatusWriter {
                 _ = tokio::time::sleep(tick) => {}
             }
             // Only statuses of the term this replica leads in right now.
-            if leader.term().is_none() || leader.term() != self.open_term() {
-                continue;
-            }
-            let due = self.take_due(Instant::now());
+            let Some(term) = leader.term() else { continue };
+            let due = self.take_due(Instant::now(), term);
             let this = &self;
             futures::stream::iter(due)
                 .for_each_concurrent(WRITE_CONCURRENCY, |(key, value)| {
@@ -336,18 +340,19 @@ mod tests {
         let w = StatusWriter::new(Duration::from_secs(3));
         let t0 = Instant::now();
         w.submit(Kind::Package, "ns", "p", json!({"percent": 1}), true);
-        assert!(w.take_due(t0).is_empty(), "no term began: nothing taken");
+        assert!(w.take_due(t0, 1).is_empty(), "no term began: nothing taken");
         w.begin_term(1);
         w.submit(Kind::Package, "ns", "p", json!({"percent": 2}), true);
         w.end_term();
-        assert!(w.take_due(t0).is_empty(), "queued in the term that ended: dropped");
+        assert!(w.take_due(t0, 1).is_empty(), "queued in the term that ended: dropped");
         // The controllers of the ended term winding down submit still: not taken.
         w.submit(Kind::Package, "ns", "p", json!({"percent": 3}), true);
         w.begin_term(2);
-        assert!(w.take_due(t0).is_empty(), "nothing of term 1 is written in term 2");
+        assert!(w.take_due(t0, 2).is_empty(), "nothing of term 1 is written in term 2");
         assert_eq!(w.latest(Kind::Package, "ns", "p"), None);
         w.submit(Kind::Package, "ns", "p", json!({"percent": 4}), true);
-        assert_eq!(w.take_due(t0).len(), 1);
+        assert!(w.take_due(t0, 1).is_empty(), "a leader of another term takes nothing");
+        assert_eq!(w.take_due(t0, 2).len(), 1);
     }
 
     #[test]
@@ -355,10 +360,10 @@ mod tests {
         let w = writer();
         let t0 = Instant::now();
         w.submit(Kind::Package, "ns", "p", json!({"percent": 1}), false);
-        assert_eq!(w.take_due(t0).len(), 1, "the first status is written at once");
+        assert_eq!(w.take_due(t0, 1).len(), 1, "the first status is written at once");
         w.submit(Kind::Package, "ns", "p", json!({"percent": 2}), false);
-        assert!(w.take_due(t0 + Duration::from_secs(1)).is_empty(), "debounced");
-        assert_eq!(w.take_due(t0 + Duration::from_secs(3)).len(), 1, "written after the interval");
+        assert!(w.take_due(t0 + Duration::from_secs(1), 1).is_empty(), "debounced");
+        assert_eq!(w.take_due(t0 + Duration::from_secs(3), 1).len(), 1, "written after the interval");
     }
 
     #[test]
@@ -366,9 +371,9 @@ mod tests {
         let w = writer();
         let t0 = Instant::now();
         w.submit(Kind::Package, "ns", "p", json!({"phase": "Running"}), false);
-        w.take_due(t0);
+        w.take_due(t0, 1);
         w.submit(Kind::Package, "ns", "p", json!({"phase": "Complete"}), true);
-        let due = w.take_due(t0 + Duration::from_millis(10));
+        let due = w.take_due(t0 + Duration::from_millis(10), 1);
         assert_eq!(due.len(), 1);
         assert_eq!(due[0].1, json!({"phase": "Complete"}));
     }
@@ -379,10 +384,10 @@ mod tests {
         let t0 = Instant::now();
         w.observed(Kind::Package, "ns", "p", &json!({"phase": "Waiting"}));
         w.submit(Kind::Package, "ns", "p", json!({"phase": "Waiting"}), true);
-        assert!(w.take_due(t0).is_empty(), "already on the object");
+        assert!(w.take_due(t0, 1).is_empty(), "already on the object");
         assert_eq!(w.latest(Kind::Package, "ns", "p"), None, "the object is the record: nothing kept in full");
         w.submit(Kind::Package, "ns", "p", json!({"phase": "Running"}), true);
-        assert_eq!(w.take_due(t0).len(), 1);
+        assert_eq!(w.take_due(t0, 1).len(), 1);
     }
 
     #[test]
@@ -391,10 +396,10 @@ mod tests {
         let t0 = Instant::now();
         let key = Key::new(Kind::Package, "ns", "p");
         w.submit(Kind::Package, "ns", "p", json!({"percent": 1}), true);
-        let due = w.take_due(t0);
+        let due = w.take_due(t0, 1);
         assert_eq!(w.latest(Kind::Package, "ns", "p"), Some(json!({"percent": 1})), "fresher than the cache");
         w.requeue(&key, due[0].1.clone());
-        assert_eq!(w.take_due(t0 + Duration::from_secs(3)).len(), 1, "the failed write goes out again");
+        assert_eq!(w.take_due(t0 + Duration::from_secs(3), 1).len(), 1, "the failed write goes out again");
         w.observed(Kind::Package, "ns", "p", &json!({"percent": 0}));
         assert_eq!(w.latest(Kind::Package, "ns", "p"), Some(json!({"percent": 1})), "the cache is behind");
         w.observed(Kind::Package, "ns", "p", &json!({"percent": 1}));
@@ -406,9 +411,9 @@ mod tests {
         let w = writer();
         let t0 = Instant::now();
         w.submit(Kind::Datum, "ns", "d", json!({"a": 1}), true);
-        w.take_due(t0);
+        w.take_due(t0, 1);
         w.submit(Kind::Datum, "ns", "d", json!({"a": 1}), true);
-        assert!(w.take_due(t0 + Duration::from_secs(10)).is_empty());
+        assert!(w.take_due(t0 + Duration::from_secs(10), 1).is_empty());
         assert_eq!(w.latest(Kind::Datum, "ns", "d"), Some(json!({"a": 1})));
     }
 }

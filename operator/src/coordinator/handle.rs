@@ -18,6 +18,14 @@ use crate::planner::Millis;
 mod term;
 use courier_core::aimd::AimdConfig;
 
+/// Whether a heartbeat is the farewell of a worker whose pod is gone: its leases are revoked
+/// before it is answered (so its reports are their final ones), under the same lock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Farewell {
+    No,
+    Yes,
+}
+
 /// Tunables of the coordinator.
 #[derive(Debug, Clone)]
 pub struct CoordinatorConfig {
@@ -254,7 +262,7 @@ impl Coordinator {
         now: Millis,
         term: u64,
     ) -> Result<HeartbeatResponse, HeartbeatError> {
-        self.answer(req, now, Some(term))
+        self.answer(req, now, Some(term), Farewell::No)
     }
 
     /// The package's status as the API holds it lists `completed` shards (of attempt
@@ -314,7 +322,7 @@ impl Coordinator {
     /// Handles one heartbeat at `now`: renews and takes in its leases, re-shares the limit,
     /// grants new leases and pre-empts for higher priorities.
     pub fn heartbeat(&self, req: &HeartbeatRequest, now: Millis) -> Result<HeartbeatResponse, HeartbeatError> {
-        self.answer(req, now, None)
+        self.answer(req, now, None, Farewell::No)
     }
 
     fn answer(
@@ -322,6 +330,7 @@ impl Coordinator {
         req: &HeartbeatRequest,
         now: Millis,
         term: Option<u64>,
+        farewell: Farewell,
     ) -> Result<HeartbeatResponse, HeartbeatError> {
         let config = &self.inner.config;
         let ttl = u64::from(config.lease_ttl_ms) + CLOCK_MARGIN_MS;
@@ -331,6 +340,14 @@ impl Coordinator {
             let mut guard = self.lock();
             if term.is_some() && guard.term.map(|(t, _)| t) != term {
                 return Err(HeartbeatError::NotReady);
+            }
+            if farewell == Farewell::Yes {
+                // In the same hold of the lock as the answer: what it reports now is the final
+                // report of each lease.
+                let revoked = guard.leases.revoke_worker(&req.worker, &req.namespace, &req.destination);
+                if !revoked.is_empty() {
+                    tracing::info!(worker = %req.worker, leases = revoked.len(), "a worker whose pod is gone reported: drained, its leases revoked");
+                }
             }
             let warming_up = self.warm_up_end(&guard).is_some_and(|end| now < end);
             let state = &mut *guard;

@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 
 use courier_core::protocol::{HeartbeatRequest, HeartbeatResponse};
 
-use super::{CLOCK_MARGIN_MS, Coordinator, HeartbeatError, now_ms};
+use super::{CLOCK_MARGIN_MS, Coordinator, Farewell, HeartbeatError, now_ms};
 use crate::coordinator::leases::LeaseTable;
 use crate::coordinator::types::ObjectKey;
 use crate::planner::Millis;
@@ -77,16 +77,7 @@ impl Coordinator {
         term: u64,
     ) -> Result<HeartbeatResponse, HeartbeatError> {
         let req = HeartbeatRequest { draining: true, free_slots: 0, ..req.clone() };
-        {
-            let mut state = self.lock();
-            if state.term.map(|(t, _)| t) == Some(term) {
-                let revoked = state.leases.revoke_worker(&req.worker, &req.namespace, &req.destination);
-                if !revoked.is_empty() {
-                    tracing::info!(worker = %req.worker, leases = revoked.len(), "a worker whose pod is gone reported: drained, its leases revoked");
-                }
-            }
-        }
-        self.answer(&req, now, Some(term))
+        self.answer(&req, now, Some(term), Farewell::Yes)
     }
 }
 
