@@ -76,7 +76,6 @@ impl Simulator {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .thread_name("partner-sim")
-            .on_thread_start(raise_priority)
             .enable_all()
             .build()
             .map_err(SimError::Runtime)?;
@@ -181,21 +180,6 @@ impl Drop for Simulator {
             runtime.shutdown_background();
         }
     }
-}
-
-/// Gives the calling thread a higher scheduling priority (nice -10) when allowed (root), so
-/// the partner reads requests when they arrive even while the machine is busy: a real partner
-/// does not share its cores with the cluster that sends to it, and a late read would bunch
-/// requests that arrived evenly (seen on the pod bridge: requests paced, the partner counting
-/// 2x the rate for 100 ms). Where it is not allowed, the thread keeps its priority.
-fn raise_priority() {
-    let Ok(me) = std::fs::read_link("/proc/thread-self") else { return };
-    let Some(tid) = me.file_name().and_then(|t| t.to_str()).map(str::to_owned) else { return };
-    let _ = std::process::Command::new("renice")
-        .args(["-n", "-10", "-p", &tid])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .status();
 }
 
 async fn accept_loop(
