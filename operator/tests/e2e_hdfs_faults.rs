@@ -117,6 +117,8 @@ struct Row {
     leases_failed: usize,
     reads_resumed: usize,
     datanodes_skipped: usize,
+    /// Requests the partner accepted per second while the fault lasted.
+    rate_during: f64,
 }
 
 /// The test's own MiniDFS for `fault`: two DataNodes, files written with replication 2.
@@ -157,12 +159,14 @@ async fn run(fault: Fault) -> Row {
         (sim.stats().accepted >= strike_at).then_some(())
     })
     .await;
-    eprintln!("{}: strikes with {} accepted", fault.describe(), sim.stats().accepted);
+    let accepted_before = sim.stats().accepted;
+    eprintln!("{}: strikes with {accepted_before} accepted", fault.describe());
     let result = match fault {
         Fault::NamenodeRestarted => dfs.restart_namenode(NAMENODE_DOWN).await,
         Fault::DatanodeLost => dfs.stop_datanode(0).await,
     };
     let took = result.unwrap_or_else(|e| panic!("{}: {e:#}", fault.describe()));
+    let rate_during = sim.stats().accepted.saturating_sub(accepted_before) as f64 / took.as_secs_f64().max(0.1);
     eprintln!("{}: over after {:.1} s, {} accepted", fault.describe(), took.as_secs_f64(), sim.stats().accepted);
 
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -188,6 +192,7 @@ async fn run(fault: Fault) -> Row {
         leases_failed: count("lease failed"),
         reads_resumed: count("opening again"),
         datanodes_skipped: count("Failed to connect to DataNode"),
+        rate_during,
     };
     let logs = format!("{}{workers}", operator_logs.dump());
     for line in log_excerpt(&logs, &windows, base) {
@@ -229,8 +234,14 @@ async fn hdfs_faults_lose_nothing_keep_counters_exact_and_stay_under_the_limit()
         r.figures.check(STARTUP_JITTER, 2, WORKERS * IN_FLIGHT);
         assert_eq!(r.leases_failed, 0, "{}: a passing HDFS fault fails no lease: {r:?}", r.figures.what);
     }
-    // The outage met reads (else this tested nothing): opens waited for the namenode.
+    // The outage met reads (else this tested nothing): reads waited for the namenode and
+    // opened the file again, or the HDFS client's own retries held them — delivery then
+    // stalls while the namenode is down (below half the limit over the outage).
     if let Some(r) = rows.iter().find(|r| r.fault == Fault::NamenodeRestarted) {
-        assert!(r.reads_resumed > 0, "no read met the namenode's outage: {r:?}");
+        assert!(
+            r.reads_resumed > 0 || r.rate_during < f64::from(LIMIT) / 2.0,
+            "no read met the namenode's outage (none opened again, delivery went on at {:.0}/s): {r:?}",
+            r.rate_during
+        );
     }
 }
