@@ -330,6 +330,11 @@ pub struct HeartbeatRequest {
     /// Where the worker's quota allowance stands (version 3, when it has one).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub quota: Option<QuotaReport>,
+    /// The worker's own monotonic clock (ms since its process started) when it took this
+    /// heartbeat's counters. The leader stamps progress with it, so a heartbeat held up on its
+    /// way does not read as a lull followed by a burst. Absent from workers that predate it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clock_ms: Option<u64>,
 }
 
 /// A worker's quota allowance as it enforces it.
@@ -535,9 +540,11 @@ mod tests {
             throttle: ThrottleReport::default(),
             stats: WorkerStats::default(),
             quota: Some(QuotaReport { period_start_unix_ms: 1_000, allowed: 40, used: 12 }),
+            clock_ms: Some(1_234),
         };
         let json = serde_json::to_value(&req).expect("serializes");
         assert_eq!(json["appliedShare"], 100);
+        assert_eq!(json["clockMs"], 1_234);
         assert_eq!(json["leases"][0]["key"]["leaseEpoch"], 2);
         assert_eq!(json["quota"]["periodStartUnixMs"], 1_000);
         let back: HeartbeatRequest = serde_json::from_value(json).expect("deserializes");

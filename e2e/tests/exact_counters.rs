@@ -255,6 +255,7 @@ impl World {
             throttle: ThrottleReport::default(),
             stats: WorkerStats::default(),
             quota: None,
+            clock_ms: Some(self.now),
         };
         self.leader.tick(self.now);
         let answer = self.leader.heartbeat_in_term(&req, self.now, self.term);

@@ -158,6 +158,7 @@ impl World {
             throttle: ThrottleReport::default(),
             stats: WorkerStats::default(),
             quota: None,
+            clock_ms: None,
         }
     }
 

@@ -11,6 +11,7 @@ use super::quota::QuotaLedger;
 use super::types::{DestinationRuntime, ObjectKey, WorkerRuntime};
 use crate::planner::Millis;
 use crate::planner::autoscale::{self, AutoscaleInput};
+use crate::planner::rollup::WorkerClock;
 use crate::planner::shares::{self, WorkerShare};
 use courier_core::aimd::{AimdConfig, AimdState};
 
@@ -33,6 +34,8 @@ pub(super) struct WorkerEntry {
     pub stats: WorkerStats,
     /// The protocol version it speaks (quota allowances need [`QUOTA_VERSION`]).
     pub protocol_version: u32,
+    /// Its clock against the leader's, to stamp its reports when they were taken.
+    pub clock: WorkerClock,
 }
 
 /// How long capacity a worker gave up (a smaller share applied, or draining) stays counted
@@ -58,6 +61,8 @@ pub(super) struct Observed {
     pub new: bool,
     /// A new process under a name already known: the previous one has ended.
     pub restarted: bool,
+    /// When the worker took the counters it reports, on the leader's clock (≤ now).
+    pub counted_at: Millis,
 }
 
 /// What a new leader does not know yet about a Destination: which shares and leases an earlier
@@ -257,6 +262,8 @@ impl DestinationState {
         }
         let previous = self.workers.get(&req.worker);
         let granted = if restarted { 0 } else { previous.map_or(0, |w| w.granted) };
+        let mut clock = if restarted { WorkerClock::default() } else { previous.map(|w| w.clock).unwrap_or_default() };
+        let counted_at = clock.stamp(req.clock_ms, now);
         // Capacity it gives up now (or gave up lately) stays counted for a moment.
         let (released, released_until) = match previous {
             Some(p) if !restarted => {
@@ -277,9 +284,10 @@ impl DestinationState {
             holds_leases: false,
             stats: req.stats.clone(),
             protocol_version: req.protocol_version,
+            clock,
         };
         let new = self.workers.insert(req.worker.clone(), entry).is_none();
-        Observed { new, restarted }
+        Observed { new, restarted, counted_at }
     }
 
     /// Records whether `worker` holds leases now.

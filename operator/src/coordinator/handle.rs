@@ -407,7 +407,7 @@ impl Coordinator {
                     revoked.push(report.key.clone());
                     continue;
                 }
-                let outcome = state.leases.report(&req.worker, report, now);
+                let outcome = state.leases.report_counted_at(&req.worker, report, now, observed.counted_at);
                 if state.leases.package(&pkey).is_some() {
                     changes.insert(Change::Package(pkey));
                 }

@@ -33,6 +33,7 @@ pub(crate) fn hb(worker: &str, generation: i64, demand: u32, applied: u32, free_
         throttle: ThrottleReport::default(),
         stats: WorkerStats::default(),
         quota: None,
+        clock_ms: None,
     }
 }
 

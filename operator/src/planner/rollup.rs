@@ -13,6 +13,9 @@ pub fn percent(done: u64, total: u64) -> i32 {
     (u128::from(done.min(total)) * 100 / u128::from(total)) as i32
 }
 
+/// How long after the last report a reading starts to lower the rate (two heartbeats).
+pub const REPORT_GRACE_MS: Millis = 2_000;
+
 /// Cumulative (records, bytes) samples over a sliding window, for rates.
 ///
 /// Two kinds of sample: a *report* (workers' counters just taken in: the records they had sent
@@ -70,7 +73,15 @@ impl RateWindow {
     }
 
     fn per_second(&self, pick: impl Fn(&(Millis, u64, u64, bool)) -> u64) -> u64 {
-        match (self.samples.front(), self.samples.back()) {
+        // A reading soon after the last report is no sign of a stall: the rate is measured to
+        // that report (reports come once a heartbeat; a reading half-way through would lower
+        // the rate of a package moving at full speed by half a heartbeat's worth).
+        let last = if self.report_age() <= REPORT_GRACE_MS {
+            self.samples.iter().rev().find(|s| s.3).or(self.samples.back())
+        } else {
+            self.samples.back()
+        };
+        match (self.samples.front(), last) {
             (Some(first), Some(last)) if last.0 > first.0 => {
                 pick(last).saturating_sub(pick(first)) * 1000 / (last.0 - first.0)
             }
@@ -87,14 +98,81 @@ impl RateWindow {
     pub fn bytes_per_second(&self) -> u64 {
         self.per_second(|s| s.2)
     }
+
+    /// How old the last report is at the last reading (0 when the last sample is a report).
+    pub fn report_age(&self) -> Millis {
+        match self.samples.back() {
+            Some(&(at, _, _, false)) => {
+                self.samples.iter().rev().find(|s| s.3).map_or(0, |&(reported, ..)| at.saturating_sub(reported))
+            }
+            _ => 0,
+        }
+    }
 }
 
-/// Seconds left for `remaining` units at `rate` units per second; `None` when not moving.
-pub fn eta_seconds(remaining: u64, rate: u64) -> Option<u64> {
+/// How much a worker's clock may run slow against the leader's before its stamps lag: the
+/// offset estimate grows by this many milliseconds per second (1,000 ppm), far above real
+/// clock drift and far below the heartbeat delays it filters out.
+pub const CLOCK_AGING_PER_SECOND_MS: i64 = 1;
+
+/// How far back a stamp may ever lie (a guard against a nonsense clock).
+pub const MAX_STAMP_LAG_MS: Millis = 5_000;
+
+/// When a worker took a heartbeat's counters, on the leader's clock.
+///
+/// A heartbeat held up on its way (a connection opened anew, a retransmitted SYN, a stalled
+/// process) arrives late with the counters of when it left. Stamped at arrival, a late one
+/// read as a lull and the next on-time one as a burst: a starting package whose first report
+/// came in 0.7 s late showed RATE 226/s at a limit of 200/s. Each heartbeat carries the
+/// worker's own monotonic clock; the smallest `arrival − clock` seen is the heartbeat that
+/// travelled fastest, and `clock + that offset` is when the counters were taken. The estimate
+/// ages by [`CLOCK_AGING_PER_SECOND_MS`] so a slow worker clock does not drift behind for ever.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WorkerClock {
+    /// (offset = arrival − worker clock, arrival it was seen at) of the fastest heartbeat.
+    fastest: Option<(i64, Millis)>,
+}
+
+impl WorkerClock {
+    /// The leader-clock instant a heartbeat arriving at `now`, sent at `worker_ms` on the
+    /// worker's clock, took its counters; `now` when the worker sends no clock.
+    pub fn stamp(&mut self, worker_ms: Option<u64>, now: Millis) -> Millis {
+        let Some(worker_ms) = worker_ms.and_then(|w| i64::try_from(w).ok()) else { return now };
+        let Ok(arrival) = i64::try_from(now) else { return now };
+        let observed = arrival.saturating_sub(worker_ms);
+        let estimate = match self.fastest {
+            Some((offset, seen)) => {
+                let aged = i64::try_from(now.saturating_sub(seen))
+                    .unwrap_or(i64::MAX)
+                    .saturating_mul(CLOCK_AGING_PER_SECOND_MS)
+                    / 1_000;
+                offset.saturating_add(aged)
+            }
+            None => i64::MAX,
+        };
+        let offset = if observed <= estimate {
+            self.fastest = Some((observed, now));
+            observed
+        } else {
+            estimate
+        };
+        let stamp = u64::try_from(worker_ms.saturating_add(offset)).unwrap_or(now);
+        stamp.clamp(now.saturating_sub(MAX_STAMP_LAG_MS), now)
+    }
+}
+
+/// Seconds left for `remaining` units at `rate` units per second, counted as the units were
+/// `age_ms` ago (the last report): that time has gone by already. Rounded to the nearest
+/// second, and at least 1 while anything remains; `None` when not moving.
+pub fn eta_seconds(remaining: u64, rate: u64, age_ms: Millis) -> Option<u64> {
     if remaining == 0 {
         return Some(0);
     }
-    (rate > 0).then(|| remaining.div_ceil(rate))
+    if rate == 0 {
+        return None;
+    }
+    let left_ms = (u128::from(remaining) * 1_000 / u128::from(rate)).saturating_sub(u128::from(age_ms));
+    Some(u64::try_from(left_ms.saturating_add(500) / 1_000).unwrap_or(u64::MAX).max(1))
 }
 
 /// Records a package still has to deliver, estimated from its bytes: the records
@@ -116,8 +194,8 @@ pub fn remaining_records(acknowledged: u64, bytes_done: u64, bytes_total: u64) -
 /// before any byte is done, the bytes left at the bytes rate.
 pub fn package_eta(acknowledged: u64, bytes_done: u64, bytes_total: u64, window: &RateWindow) -> Option<u64> {
     match remaining_records(acknowledged, bytes_done, bytes_total) {
-        Some(records) => eta_seconds(records, window.records_per_second()),
-        None => eta_seconds(bytes_total.saturating_sub(bytes_done), window.bytes_per_second()),
+        Some(records) => eta_seconds(records, window.records_per_second(), window.report_age()),
+        None => eta_seconds(bytes_total.saturating_sub(bytes_done), window.bytes_per_second(), window.report_age()),
     }
 }
 
@@ -241,6 +319,9 @@ mod tests {
             w.record(t * 1_000, t * 150, 0);
         }
         assert_eq!(w.records_per_second(), 150);
+        // A reading within the grace after a report: still the reported rate.
+        w.record_clock(6_900, 750, 0);
+        assert_eq!(w.records_per_second(), 150);
         // Reports stop: the readings make the rate decay.
         w.record_clock(10_000, 750, 0);
         assert_eq!(w.records_per_second(), 75);
@@ -301,11 +382,44 @@ mod tests {
     }
 
     #[test]
+    fn the_age_of_the_last_report_is_measured_at_the_last_reading() {
+        let mut w = RateWindow::new(15_000);
+        assert_eq!(w.report_age(), 0, "empty");
+        w.record(1_000, 10, 0);
+        assert_eq!(w.report_age(), 0, "the last sample is a report");
+        w.record_clock(1_700, 10, 0);
+        assert_eq!(w.report_age(), 700);
+        w.record_clock(2_300, 10, 0);
+        assert_eq!(w.report_age(), 1_300, "a later reading replaces the one before");
+        w.record(2_400, 30, 0);
+        assert_eq!(w.report_age(), 0);
+        // 1,000 records in 10,000 bytes, 90,000 bytes left: 9,000 records at 100/s, counted
+        // 1.6 s before this reading.
+        let mut w = RateWindow::new(15_000);
+        w.record(0, 0, 0);
+        w.record(10_000, 1_000, 10_000);
+        w.record_clock(11_600, 1_000, 10_000);
+        assert_eq!(w.records_per_second(), 100, "a reading within the grace does not lower the rate");
+        assert_eq!(package_eta(1_000, 10_000, 100_000, &w), Some(88), "9,000 at 100/s, less 1.6 s");
+    }
+
+    #[test]
     fn eta_is_remaining_over_rate_and_unknown_when_stalled() {
-        assert_eq!(eta_seconds(100, 10), Some(10));
-        assert_eq!(eta_seconds(101, 10), Some(11));
-        assert_eq!(eta_seconds(0, 0), Some(0));
-        assert_eq!(eta_seconds(5, 0), None);
+        // (remaining, rate, age of the counts in ms, expected)
+        let cases = [
+            (100, 10, 0, Some(10)),
+            (101, 10, 0, Some(10)),
+            (105, 10, 0, Some(11)),
+            (100, 10, 1_400, Some(9)),
+            (100, 10, 1_600, Some(8)),
+            (1, 10, 5_000, Some(1)),
+            (0, 0, 0, Some(0)),
+            (5, 0, 0, None),
+            (u64::MAX, 1, 0, Some(u64::MAX)),
+        ];
+        for (remaining, rate, age, expected) in cases {
+            assert_eq!(eta_seconds(remaining, rate, age), expected, "{remaining} at {rate}/s, {age} ms old");
+        }
     }
 
     #[test]
@@ -366,5 +480,75 @@ mod tests {
         let b = [r("400", 4, Some("bad json")), r("timeout", 1, None), r("422", 7, None)];
         let merged = merge_reasons(a.iter().chain(&b), 3);
         assert_eq!(merged, vec![r("503", 10, Some("busy")), r("400", 7, Some("bad json")), r("422", 7, None)]);
+    }
+
+    #[test]
+    fn a_heartbeat_held_up_on_its_way_is_stamped_when_its_counters_were_taken() {
+        // The worker's clock starts at 0 when the leader's reads 10,000; arrivals are the send
+        // instant plus a delay.
+        // (worker clock, arrival, expected stamp) per beat
+        type Beats = &'static [(u64, u64, u64)];
+        let cases: &[(&str, Beats)] = &[
+            ("on time", &[(0, 10_002, 10_002), (1_000, 11_002, 11_002), (2_000, 12_004, 12_003)]),
+            (
+                "the first one late: its stamp is its arrival, the next ones learn the offset",
+                &[(0, 10_700, 10_700), (1_000, 11_002, 11_002), (2_000, 12_002, 12_002)],
+            ),
+            (
+                "a late one later is stamped when it left",
+                &[(0, 10_002, 10_002), (1_000, 11_002, 11_002), (2_000, 12_700, 12_003), (3_000, 13_002, 13_002)],
+            ),
+        ];
+        for (name, beats) in cases {
+            let mut clock = WorkerClock::default();
+            for &(worker, arrival, expected) in beats.iter() {
+                assert_eq!(clock.stamp(Some(worker), arrival), expected, "{name}: beat at {worker}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_worker_clock_is_trusted_only_as_far_as_it_goes() {
+        let mut clock = WorkerClock::default();
+        assert_eq!(clock.stamp(None, 5_000), 5_000, "no clock: the arrival");
+        // A worker clock running 0.5 % slow: the stamp lags by at most the aging allowance.
+        let mut clock = WorkerClock::default();
+        let mut worst = 0;
+        for i in 0..3_600u64 {
+            let arrival = 1_000_000 + i * 1_000;
+            let worker = i * 995;
+            let stamp = clock.stamp(Some(worker), arrival);
+            assert!(stamp <= arrival, "never after the arrival");
+            worst = worst.max(arrival - stamp);
+        }
+        assert!(worst <= MAX_STAMP_LAG_MS, "lag {worst} ms");
+        // A nonsense clock far ahead of the leader's: never before MAX_STAMP_LAG_MS ago.
+        let mut clock = WorkerClock::default();
+        assert_eq!(clock.stamp(Some(u64::MAX), 10_000), 10_000);
+        clock.stamp(Some(0), 100_000);
+        assert_eq!(clock.stamp(Some(0), 200_000), 200_000 - MAX_STAMP_LAG_MS);
+    }
+
+    #[test]
+    fn rate_from_stamped_reports_is_the_sending_rate_though_the_first_came_late() {
+        // 200 records/s from the leader's 10,000 (the worker's 0); a heartbeat 600 ms after the
+        // answer to the one before, the one carrying the first records 700 ms late.
+        let mut stamped = RateWindow::new(15_000);
+        let mut arrived = RateWindow::new(15_000);
+        let mut clock = WorkerClock::default();
+        clock.stamp(Some(0), 10_001); // the beat the lease was granted in
+        let mut sent_at = 0;
+        for k in 1..=10u64 {
+            sent_at += 600;
+            let delay = if k == 1 { 700 } else { 1 };
+            let arrival = 10_000 + sent_at + delay;
+            let records = sent_at / 5;
+            stamped.record(clock.stamp(Some(sent_at), arrival), records, 0);
+            arrived.record(arrival, records, 0);
+            sent_at += delay;
+        }
+        let rate = stamped.records_per_second();
+        assert!((198..=202).contains(&rate), "stamped when taken: {rate}");
+        assert!(arrived.records_per_second() > 215, "stamped at arrival: {}", arrived.records_per_second());
     }
 }

@@ -86,6 +86,8 @@ pub struct Driver<C> {
     share: (u64, u64),
     /// Since when heartbeats fail (none answered since).
     failing_since: Option<Instant>,
+    /// The origin of the clock heartbeats carry (`clock_ms`).
+    born: Instant,
 }
 
 impl<C: Coordinator> Driver<C> {
@@ -111,6 +113,7 @@ impl<C: Coordinator> Driver<C> {
             term: 0,
             share: (0, 0),
             failing_since: None,
+            born: Instant::now(),
         }
     }
 
@@ -347,6 +350,7 @@ impl<C: Coordinator> Driver<C> {
                 }),
             },
             quota: self.pipeline.limiter().quota_report(),
+            clock_ms: Some(u64::try_from(self.born.elapsed().as_millis()).unwrap_or(u64::MAX)),
         };
         (request, reported, completed)
     }

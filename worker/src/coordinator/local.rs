@@ -350,6 +350,7 @@ mod tests {
             throttle: ThrottleReport { too_many_requests: too_many, retry_after_until_unix_ms, spread_ms: None },
             stats: WorkerStats::default(),
             quota: None,
+            clock_ms: None,
         }
     }
 

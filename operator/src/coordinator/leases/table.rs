@@ -203,6 +203,18 @@ impl LeaseTable {
 
     /// Takes in one lease report from `worker` at `now`.
     pub fn report(&mut self, worker: &str, report: &LeaseReport, now: Millis) -> ReportOutcome {
+        self.report_counted_at(worker, report, now, now)
+    }
+
+    /// Takes in one lease report from `worker` at `now`, its counters taken at `counted_at`
+    /// (≤ `now`: the instant of the progress sample).
+    pub fn report_counted_at(
+        &mut self,
+        worker: &str,
+        report: &LeaseReport,
+        now: Millis,
+        counted_at: Millis,
+    ) -> ReportOutcome {
         let ttl = self.ttl;
         let key = &report.key;
         let pkey = ObjectKey::new(&key.namespace, &key.package);
@@ -271,7 +283,7 @@ impl LeaseTable {
             }
             ReportOutcome::Renewed
         };
-        p.sample_rate(now);
+        p.sample_rate(counted_at.min(now));
         outcome
     }
 
