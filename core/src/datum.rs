@@ -30,7 +30,7 @@ mod tests {
     use super::*;
 
     fn spec(yaml: &str) -> api::DatumSpec {
-        serde_yaml::from_str(yaml).expect("valid Datum spec")
+        serde_norway::from_str(yaml).expect("valid Datum spec")
     }
 
     const DATUMS: [&str; 3] = [

@@ -300,7 +300,7 @@ mod tests {
     use super::*;
 
     fn spec(yaml: &str) -> api::DestinationSpec {
-        serde_yaml::from_str(yaml).expect("valid Destination spec")
+        serde_norway::from_str(yaml).expect("valid Destination spec")
     }
 
     const FULL: &str = "endpoint: {url: 'https://p.example/in', method: PUT, timeoutMillis: 1500, httpVersion: Http2, \

@@ -190,7 +190,7 @@ mod tests {
     #[test]
     fn datum_formats_convert_with_their_defaults() {
         let yaml = "type: Tsv\ncsv:\n  header: false\nfields: [id, name]\n";
-        let api: courier_api::datum::Format = serde_yaml::from_str(yaml).expect("valid format");
+        let api: courier_api::datum::Format = serde_norway::from_str(yaml).expect("valid format");
         let spec = FormatSpec::from(&api);
         assert_eq!(spec.kind, FormatKind::Tsv);
         assert_eq!(spec.compression, Compression::Auto);
@@ -199,7 +199,7 @@ mod tests {
         assert_eq!(spec.delimiter(), Ok(b'\t'));
 
         let api: courier_api::datum::Format =
-            serde_yaml::from_str("type: Csv\ncompression: Gzip\n").expect("valid format");
+            serde_norway::from_str("type: Csv\ncompression: Gzip\n").expect("valid format");
         let spec = FormatSpec::from(&api);
         assert_eq!((spec.kind, spec.compression), (FormatKind::Csv, Compression::Gzip));
         assert!(spec.csv.header);

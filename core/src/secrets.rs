@@ -95,7 +95,7 @@ mod tests {
     use super::*;
 
     fn settings(yaml: &str) -> DestinationSettings {
-        let api: courier_api::destination::DestinationSpec = serde_yaml::from_str(yaml).expect("valid spec");
+        let api: courier_api::destination::DestinationSpec = serde_norway::from_str(yaml).expect("valid spec");
         DestinationSettings::from(&api)
     }
 

@@ -26,7 +26,7 @@ pub struct GeneratedFile {
 #[derive(Debug, thiserror::Error)]
 pub enum GenerateError {
     #[error("failed to serialize CRD {name} to YAML")]
-    Yaml { name: String, source: serde_yaml::Error },
+    Yaml { name: String, source: serde_norway::Error },
 }
 
 /// Every generated file: one YAML per CRD (for kustomize and for the Helm chart), their
@@ -37,7 +37,7 @@ pub fn generated_files() -> Result<Vec<GeneratedFile>, GenerateError> {
     let mut names = Vec::new();
     for crd in &crds {
         let name = crd.metadata.name.clone().unwrap_or_default();
-        let yaml = serde_yaml::to_string(crd).map_err(|source| GenerateError::Yaml { name: name.clone(), source })?;
+        let yaml = serde_norway::to_string(crd).map_err(|source| GenerateError::Yaml { name: name.clone(), source })?;
         let file = format!("{name}.yaml");
         files.push(GeneratedFile { path: format!("crds/generated/{file}"), content: format!("{HEADER}{yaml}") });
         // Helm installs CRDs from the chart's crds/ folder; the same bytes as the kustomize base.

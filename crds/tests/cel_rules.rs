@@ -21,7 +21,7 @@ fn samples_dir() -> PathBuf {
 
 fn load(path: &Path) -> Vec<Value> {
     let text = std::fs::read_to_string(path).expect("sample is readable");
-    serde_yaml::Deserializer::from_str(&text)
+    serde_norway::Deserializer::from_str(&text)
         .map(|doc| serde::Deserialize::deserialize(doc).expect("sample is YAML"))
         .filter(|v: &Value| !v.is_null())
         .collect()

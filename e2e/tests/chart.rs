@@ -60,7 +60,7 @@ fn template_text(release: &str, namespace: &str, values: Option<&str>, extra: &[
 
 /// The objects of a multi-document YAML stream.
 fn objects(text: &str) -> Vec<Value> {
-    serde_yaml::Deserializer::from_str(text)
+    serde_norway::Deserializer::from_str(text)
         .filter_map(|doc| Value::deserialize(doc).ok())
         .filter(|v| v.is_object())
         .collect()

@@ -152,7 +152,7 @@ fn recorded(rules: &Value) -> BTreeSet<String> {
 
 fn rules() -> Value {
     let text = std::fs::read_to_string(repo_root().join(RULES)).expect("rules.yaml");
-    serde_yaml::from_str(&text).expect("rules.yaml is YAML")
+    serde_norway::from_str(&text).expect("rules.yaml is YAML")
 }
 
 #[test]

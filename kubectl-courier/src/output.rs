@@ -18,7 +18,7 @@ pub fn print<T: Serialize>(format: OutputFormat, value: &T) -> Result<(), Error>
 pub fn encode<T: Serialize>(format: OutputFormat, value: &T) -> Result<String, Error> {
     let mut text = match format {
         OutputFormat::Json => serde_json::to_string_pretty(value).map_err(|e| Error::Encode(e.to_string()))?,
-        OutputFormat::Yaml => serde_yaml::to_string(value).map_err(|e| Error::Encode(e.to_string()))?,
+        OutputFormat::Yaml => serde_norway::to_string(value).map_err(|e| Error::Encode(e.to_string()))?,
     };
     if !text.ends_with('\n') {
         text.push('\n');

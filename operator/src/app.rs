@@ -132,7 +132,7 @@ pub enum AppError {
 }
 
 fn parse_worker_pod_defaults(yaml: &str) -> Result<WorkerPodDefaults, String> {
-    serde_yaml::from_str(yaml).map_err(|e| format!("invalid worker pod defaults: {e}"))
+    serde_norway::from_str(yaml).map_err(|e| format!("invalid worker pod defaults: {e}"))
 }
 
 fn pod_ip() -> Option<IpAddr> {

@@ -476,7 +476,7 @@ mod tests {
     }
 
     fn package(name: &str, status: &str) -> courier_api::DeliveryPackage {
-        serde_yaml::from_str(&format!(
+        serde_norway::from_str(&format!(
             "apiVersion: courier.dev/v1alpha1\nkind: DeliveryPackage\nmetadata: {{ name: {name}, namespace: ns }}\nspec:\n  destinationRef: {{ name: partner }}\n  datumRef: {{ name: users }}\n  source: {{ file: {{ paths: [\"/x\"] }} }}\n{status}"
         ))
         .expect("package")

@@ -461,8 +461,8 @@ status:
 
     #[test]
     fn a_description_joins_shards_workers_reasons_and_the_dead_letter_path() {
-        let pkg: DeliveryPackage = serde_yaml::from_str(PKG).expect("package");
-        let dest: Destination = serde_yaml::from_str(DEST).expect("destination");
+        let pkg: DeliveryPackage = serde_norway::from_str(PKG).expect("package");
+        let dest: Destination = serde_norway::from_str(DEST).expect("destination");
         let now: jiff::Timestamp = "2026-12-01T10:01:40Z".parse().expect("time");
         let pods = [pod("courier-worker-partner-a", Some(150.0)), pod("courier-worker-partner-b", None)];
         let d = describe(&pkg, Some(&dest), &pods, now);
@@ -493,7 +493,7 @@ status:
 
     #[test]
     fn a_package_without_its_destination_still_describes() {
-        let pkg: DeliveryPackage = serde_yaml::from_str(PKG).expect("package");
+        let pkg: DeliveryPackage = serde_norway::from_str(PKG).expect("package");
         let d = describe(&pkg, None, &[], jiff::Timestamp::UNIX_EPOCH);
         let text = lines(&d, true, false).join("\n");
         assert!(text.contains("Destination partner not found"), "{text}");

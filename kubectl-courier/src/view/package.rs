@@ -191,7 +191,7 @@ mod tests {
         let yaml = format!(
             "apiVersion: courier.dev/v1alpha1\nkind: DeliveryPackage\nmetadata: {{ name: users, namespace: demo }}\nspec:\n  destinationRef: {{ name: partner }}\n  datumRef: {{ name: users }}\n  source: {{ hdfs: {{ url: \"hdfs://nn:9000\", paths: [\"/d/*\"] }} }}\n{status}"
         );
-        serde_yaml::from_str(&yaml).expect("valid package")
+        serde_norway::from_str(&yaml).expect("valid package")
     }
 
     const RUNNING: &str = "status:\n  phase: Running\n  attempt: 1\n  conditions:\n  - { type: Progressing, status: \"True\", reason: Delivering, message: delivering, lastTransitionTime: \"2026-12-01T10:00:00Z\" }\n  progress: { files: 4, bytesTotal: 1000, bytesDone: 420, percent: 42, ratePerSecond: 198, etaSeconds: 31, records: { read: 2600, sent: 2520, failed: 3, malformed: 1, deadLettered: 4, retried: 7 } }\n";

@@ -165,14 +165,14 @@ mod tests {
     use crate::workers::WorkerFigures;
 
     fn dest(name: &str, status: &str) -> Destination {
-        serde_yaml::from_str(&format!(
+        serde_norway::from_str(&format!(
             "apiVersion: courier.dev/v1alpha1\nkind: Destination\nmetadata: {{ name: {name}, namespace: demo }}\nspec:\n  endpoint: {{ url: \"http://p:1\" }}\n  rateLimit: {{ requestsPerSecond: 200 }}\n{status}"
         ))
         .expect("destination")
     }
 
     fn pkg(name: &str, dest: &str, phase: &str, rate: i64) -> DeliveryPackage {
-        serde_yaml::from_str(&format!(
+        serde_norway::from_str(&format!(
             "apiVersion: courier.dev/v1alpha1\nkind: DeliveryPackage\nmetadata: {{ name: {name}, namespace: demo }}\nspec:\n  destinationRef: {{ name: {dest} }}\n  datumRef: {{ name: users }}\n  source: {{ file: {{ paths: [\"/x\"] }} }}\nstatus: {{ phase: {phase}, progress: {{ files: 1, bytesTotal: 0, bytesDone: 0, percent: 0, ratePerSecond: {rate}, records: {{ read: 0, sent: 0, failed: 0, malformed: 0, deadLettered: 0, retried: 0 }} }} }}\n"
         ))
         .expect("package")

@@ -126,7 +126,7 @@ mod tests {
             "apiVersion: courier.dev/v1alpha1\nkind: Datum\nmetadata: {{ name: d, namespace: ns, generation: {generation} }}\n\
              spec: {{ format: {{ type: JsonLines }} }}\nstatus: {{ conditions: [{conditions}] }}\n"
         );
-        serde_yaml::from_str(&yaml).expect("valid Datum YAML")
+        serde_norway::from_str(&yaml).expect("valid Datum YAML")
     }
 
     const READY: &str = "{ type: Ready, status: \"True\", reason: Compiled, message: ok, lastTransitionTime: \"2026-11-25T00:00:00Z\" }";

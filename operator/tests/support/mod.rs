@@ -28,7 +28,7 @@ use kube::{Api, Client};
 
 /// Server-side applies a YAML document (any Courier kind or a Secret) as the test's manager.
 pub async fn apply_yaml(client: &Client, namespace: &str, yaml: &str) {
-    let value: serde_json::Value = serde_yaml::from_str(yaml).expect("valid YAML");
+    let value: serde_json::Value = serde_norway::from_str(yaml).expect("valid YAML");
     let name = value["metadata"]["name"].as_str().expect("metadata.name").to_owned();
     let params = PatchParams::apply("courier-e2e").force();
     match value["kind"].as_str() {

@@ -66,7 +66,7 @@ mod tests {
     use crate::send::{AuthConfig, RetryOn};
 
     fn destination(yaml: &str) -> DestinationSettings {
-        let api: courier_api::destination::DestinationSpec = serde_yaml::from_str(yaml).expect("valid spec");
+        let api: courier_api::destination::DestinationSpec = serde_norway::from_str(yaml).expect("valid spec");
         DestinationSettings::from(&api)
     }
 

@@ -54,12 +54,12 @@ fn read(path: &str) -> Result<String, ConfigError> {
 }
 
 fn parse<T: serde::de::DeserializeOwned>(path: &str, kind: &'static str, text: &str) -> Result<T, ConfigError> {
-    serde_yaml::from_str(text).map_err(|e| ConfigError::Parse { path: path.to_owned(), kind, message: e.to_string() })
+    serde_norway::from_str(text).map_err(|e| ConfigError::Parse { path: path.to_owned(), kind, message: e.to_string() })
 }
 
 fn load<T: serde::de::DeserializeOwned>(path: &str, kind: &'static str) -> Result<Manifest<T>, ConfigError> {
     // The kind is checked before the spec, so a wrong file is named as such.
-    let envelope: Envelope<serde_yaml::Value> = parse(path, kind, &read(path)?)?;
+    let envelope: Envelope<serde_norway::Value> = parse(path, kind, &read(path)?)?;
     if envelope.api_version != COURIER_API || envelope.kind != kind {
         return Err(ConfigError::WrongKind {
             path: path.to_owned(),
@@ -68,7 +68,7 @@ fn load<T: serde::de::DeserializeOwned>(path: &str, kind: &'static str) -> Resul
             found: format!("{} {}", envelope.api_version, envelope.kind),
         });
     }
-    let spec = serde_yaml::from_value(envelope.spec).map_err(|e| ConfigError::Parse {
+    let spec = serde_norway::from_value(envelope.spec).map_err(|e| ConfigError::Parse {
         path: path.to_owned(),
         kind,
         message: format!("spec: {e}"),

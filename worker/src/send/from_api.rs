@@ -118,7 +118,7 @@ mod tests {
     use super::*;
 
     fn destination(yaml: &str) -> api::DestinationSettings {
-        let spec: courier_api::destination::DestinationSpec = serde_yaml::from_str(yaml).expect("valid spec");
+        let spec: courier_api::destination::DestinationSpec = serde_norway::from_str(yaml).expect("valid spec");
         api::DestinationSettings::from(&spec)
     }
 

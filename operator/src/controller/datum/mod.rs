@@ -108,7 +108,7 @@ mod tests {
 
     #[test]
     fn an_invalid_template_sets_ready_false_with_template_invalid_and_the_message() {
-        let datum: Datum = serde_yaml::from_str(
+        let datum: Datum = serde_norway::from_str(
             "apiVersion: courier.dev/v1alpha1\nkind: Datum\nmetadata: { name: d, namespace: ns, generation: 3 }\nspec:\n  format: { type: JsonLines }\n  request: { pathTemplate: \"/x/{{ id\" }\n",
         )
         .expect("valid YAML");

@@ -48,7 +48,7 @@ mod tests {
         let yaml = format!(
             "apiVersion: courier.dev/v1alpha1\nkind: Datum\nmetadata: {{ name: d, namespace: ns }}\nspec:\n{spec}"
         );
-        serde_yaml::from_str(&yaml).expect("valid Datum YAML")
+        serde_norway::from_str(&yaml).expect("valid Datum YAML")
     }
 
     #[test]

@@ -1,7 +1,7 @@
 use super::*;
 
 fn destination(yaml: &str) -> Destination {
-    serde_yaml::from_str(yaml).expect("valid Destination YAML")
+    serde_norway::from_str(yaml).expect("valid Destination YAML")
 }
 
 const PARTNER: &str = r#"
@@ -225,7 +225,7 @@ fn workers_carry_only_a_short_lived_token_for_the_coordinator_audience() {
 #[test]
 fn operator_defaults_place_worker_pods_unless_the_destination_says_otherwise() {
     let mut with_defaults = defaults();
-    with_defaults.pod = serde_yaml::from_str(
+    with_defaults.pod = serde_norway::from_str(
         "nodeSelector: { pool: batch }\ntolerations: [{ key: batch, operator: Exists }]\naffinity: { nodeAffinity: { requiredDuringSchedulingIgnoredDuringExecution: { nodeSelectorTerms: [{ matchExpressions: [{ key: zone, operator: In, values: [a] }] }] } } }\nresources: { requests: { cpu: 100m } }\nimagePullPolicy: Always\n",
     )
     .expect("valid defaults");
@@ -252,7 +252,7 @@ fn operator_defaults_place_worker_pods_unless_the_destination_says_otherwise() {
 
 #[test]
 fn unknown_keys_in_the_worker_pod_defaults_are_refused() {
-    let err = serde_yaml::from_str::<WorkerPodDefaults>("nodeSelectr: {}\n").expect_err("a typo");
+    let err = serde_norway::from_str::<WorkerPodDefaults>("nodeSelectr: {}\n").expect_err("a typo");
     assert!(err.to_string().contains("nodeSelectr"), "{err}");
 }
 

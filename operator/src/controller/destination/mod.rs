@@ -282,7 +282,7 @@ mod tests {
     use super::*;
 
     fn dest(suspend: bool) -> Destination {
-        serde_yaml::from_str(&format!(
+        serde_norway::from_str(&format!(
             "apiVersion: courier.dev/v1alpha1\nkind: Destination\nmetadata: {{ name: d, namespace: ns }}\nspec:\n  endpoint: {{ url: \"http://127.0.0.1:1/\" }}\n  rateLimit: {{ requestsPerSecond: 10 }}\n  workers: {{ min: 1, max: 3 }}\n  suspend: {suspend}\n"
         ))
         .expect("valid Destination")

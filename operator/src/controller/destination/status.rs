@@ -191,7 +191,7 @@ spec:
   suspend: {suspend}
 "#
         );
-        serde_yaml::from_str(&yaml).expect("valid YAML")
+        serde_norway::from_str(&yaml).expect("valid YAML")
     }
 
     fn now() -> Time {

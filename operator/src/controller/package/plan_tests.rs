@@ -3,7 +3,7 @@ use courier_core::shard::ShardSpec;
 use super::*;
 
 fn package(source: &str, extra: &str) -> DeliveryPackage {
-    serde_yaml::from_str(&format!(
+    serde_norway::from_str(&format!(
         "apiVersion: courier.dev/v1alpha1\nkind: DeliveryPackage\nmetadata: {{ name: p, namespace: ns }}\nspec:\n  destinationRef: {{ name: d }}\n  datumRef: {{ name: u }}\n  source: {source}\n{extra}"
     ))
     .expect("valid package")
@@ -41,7 +41,7 @@ fn an_explicit_dead_letter_path_wins() {
 
 #[test]
 fn a_status_restores_completed_shards_checkpoints_and_counters() {
-    let status: DeliveryPackageStatus = serde_yaml::from_str(
+    let status: DeliveryPackageStatus = serde_norway::from_str(
         r#"
 attempt: 1
 progress: { files: 1, bytesTotal: 100, bytesDone: 40, records: { read: 10, sent: 8, failed: 2, malformed: 0, deadLettered: 2, retried: 0 }, percent: 40, ratePerSecond: 0 }
@@ -79,7 +79,7 @@ fn a_failed_records_retry_keeps_only_shards_with_dead_letters_and_their_offsets(
 }
 
 fn datum_at(generation: i64, path: &str) -> Datum {
-    serde_yaml::from_str(&format!(
+    serde_norway::from_str(&format!(
         "apiVersion: courier.dev/v1alpha1\nkind: Datum\nmetadata: {{ name: u, namespace: ns, generation: {generation} }}\nspec:\n  format: {{ type: JsonLines }}\n  request: {{ pathTemplate: \"{path}\" }}\n"
     ))
     .expect("valid datum")

@@ -5,7 +5,7 @@ use courier_core::protocol::LeaseCounters;
 use crate::coordinator::{ActiveShardState, FailedShardState, FailureCount, ObjectKey};
 
 fn package(extra: &str) -> DeliveryPackage {
-    serde_yaml::from_str(&format!(
+    serde_norway::from_str(&format!(
         "apiVersion: courier.dev/v1alpha1\nkind: DeliveryPackage\nmetadata: {{ name: p, namespace: ns, generation: 2 }}\nspec:\n  destinationRef: {{ name: d }}\n  datumRef: {{ name: u }}\n  source: {{ file: {{ paths: [\"/in/*.jsonl\"] }} }}\n{extra}"
     ))
     .expect("valid package")

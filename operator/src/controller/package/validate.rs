@@ -65,11 +65,11 @@ spec:
 "#;
 
     fn package() -> DeliveryPackage {
-        serde_yaml::from_str(PACKAGE).expect("valid package")
+        serde_norway::from_str(PACKAGE).expect("valid package")
     }
 
     fn destination(suspend: bool, ready: &str) -> Destination {
-        serde_yaml::from_str(&format!(
+        serde_norway::from_str(&format!(
             r#"
 apiVersion: courier.dev/v1alpha1
 kind: Destination
@@ -87,7 +87,7 @@ status:
     }
 
     fn datum(ready: &str) -> Datum {
-        serde_yaml::from_str(&format!(
+        serde_norway::from_str(&format!(
             r#"
 apiVersion: courier.dev/v1alpha1
 kind: Datum
