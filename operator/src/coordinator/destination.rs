@@ -93,6 +93,9 @@ pub(super) struct DestinationState {
     pub aimd: AimdState,
     pub workers: BTreeMap<String, WorkerEntry>,
     pub idle_since: Option<Millis>,
+    /// The workers' median latency when last measured: kept when they scale to zero, so the
+    /// next backlog starts at the count it needs.
+    pub last_latency_micros: Option<u64>,
     pub last_desired: i32,
     pub warm_up: Option<WarmUp>,
     /// The quota's ledger, when the spec has `requestsPerDay`.
@@ -111,6 +114,7 @@ impl DestinationState {
             aimd,
             workers: BTreeMap::new(),
             idle_since: None,
+            last_latency_micros: None,
             last_desired: 0,
             warm_up: None,
             quota: None,
@@ -393,6 +397,8 @@ impl DestinationState {
             self.idle_since = Some(now);
         }
         let (latency, cpu_bound) = measured(&self.workers);
+        let latency = latency.or(self.last_latency_micros);
+        self.last_latency_micros = latency;
         let per_worker = self.spec.workers.max_in_flight_per_worker.max(1) as u32;
         let input = AutoscaleInput {
             min: self.spec.workers.min,

@@ -167,14 +167,16 @@ fn backlog_and_desired_replicas_follow_the_packages() {
     assert_eq!((d.backlog_packages, d.backlog_bytes, d.leasable_shards), (1, 400, 4));
     assert_eq!(d.desired_replicas, 1, "{}", d.desired_reason);
     c.upsert_destination("ns", "d", &dest_spec(100_000), 2);
-    assert_eq!(
-        c.destination_snapshot_at("ns", "d", 2).map(|d| d.desired_replicas),
-        Some(4),
-        "never more than the shards"
-    );
+    let desired = |now| c.destination_snapshot_at("ns", "d", now).map(|d| d.desired_replicas);
+    assert_eq!(desired(2), Some(1), "the latency not measured yet: one worker measures it");
+    let mut measuring = hb("w1", 2, 10, 0, 0);
+    measuring.stats.latency_p50_micros = 50_000;
+    c.heartbeat(&measuring, 3).expect("ok");
+    assert_eq!(desired(4), Some(4), "never more than the shards");
+    assert_eq!(desired(60_000), Some(4), "the latency is remembered when the worker is gone");
     c.set_package_suspended("ns", "p", true);
     assert_eq!(
-        c.destination_snapshot_at("ns", "d", 3).map(|d| d.desired_replicas),
+        c.destination_snapshot_at("ns", "d", 60_001).map(|d| d.desired_replicas),
         Some(0),
         "a suspended package is no backlog"
     );

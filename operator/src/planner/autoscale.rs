@@ -1,6 +1,7 @@
 //! How many workers a Destination needs.
 //!
-//! Zero without backlog once `cooldownSeconds` have passed (or `min`); otherwise
+//! Zero without backlog once `cooldownSeconds` have passed (or `min`); before the partner's
+//! latency was ever measured, one worker (or `min`) to measure it; otherwise
 //! `clamp(min, max, ⌈effective ÷ capacity per worker⌉)`, never more than there are shards to
 //! lease, and at least one while there is backlog. Capacity per worker is the smaller of
 //! Little's law (`maxInFlight ÷ p50 latency`) and the measured CPU-bound throughput.
@@ -71,6 +72,16 @@ pub fn desired_replicas(input: &AutoscaleInput) -> AutoscaleDecision {
         let keep = input.current_replicas.clamp(min, max);
         return AutoscaleDecision { replicas: keep, reason: "no backlog: cooling down".into() };
     }
+    if input.latency_p50_micros.is_none() {
+        // Little's law needs the partner's latency: one worker measures it first (a guess
+        // started as many as 10× too many pods, stopped seconds later).
+        let replicas = 1.clamp(min.max(1), max);
+        let reason = format!(
+            "latency not measured yet: {replicas} to measure it; {} leasable shards; bounds {min}..{max}",
+            input.leasable_shards
+        );
+        return AutoscaleDecision { replicas, reason };
+    }
     let capacity = capacity_per_worker(input.max_in_flight_per_worker, input.latency_p50_micros, input.cpu_bound_rps);
     let needed = u64::from(input.effective_rps).div_ceil(capacity).max(1);
     let by_shards = u64::from(input.leasable_shards).max(1);
@@ -132,6 +143,10 @@ mod tests {
             (AutoscaleInput { min: 4, ..backlog(100, 100) }, 4),
             (AutoscaleInput { max: 2, ..backlog(100_000, 100) }, 2),
             (AutoscaleInput { cpu_bound_rps: Some(100), ..backlog(1_000, 100) }, 10),
+            // Latency never measured: one worker measures it (or min), whatever the limit.
+            (AutoscaleInput { latency_p50_micros: None, ..backlog(64_000, 100) }, 1),
+            (AutoscaleInput { latency_p50_micros: None, min: 3, ..backlog(64_000, 100) }, 3),
+            (AutoscaleInput { latency_p50_micros: None, max: 0, ..backlog(64_000, 100) }, 1),
         ];
         for (input, expected) in cases {
             let d = desired_replicas(&input);
@@ -153,6 +168,14 @@ mod tests {
         assert_eq!(desired_replicas(&idle(None, 0)).replicas, 0);
         assert_eq!(desired_replicas(&idle(None, 2)).replicas, 2);
         assert!(desired_replicas(&idle(Some(999_000), 0)).reason.contains("cooling"));
+    }
+
+    #[test]
+    fn the_reason_tells_the_figures_behind_the_count() {
+        let d = desired_replicas(&backlog(3_000, 12));
+        assert_eq!(d.reason, "3000 rps at 640 rps per worker needs 5; 12 leasable shards; bounds 0..10");
+        let d = desired_replicas(&AutoscaleInput { latency_p50_micros: None, ..backlog(3_000, 12) });
+        assert_eq!(d.reason, "latency not measured yet: 1 to measure it; 12 leasable shards; bounds 0..10");
     }
 
     #[test]

@@ -24,7 +24,7 @@ use kube::runtime::watcher;
 use kube::{Api, ResourceExt};
 
 use self::status::{DestinationFigures, RefusedCredentials, Throttle};
-use super::{Error, EventPolicy, Result, publish_condition_changes};
+use super::{Error, EventPolicy, Result, publish, publish_condition_changes};
 use crate::context::Context;
 use crate::coordinator::{DestinationRuntime, ObjectKey};
 use crate::metrics::DestinationLabels;
@@ -75,6 +75,18 @@ fn error_policy(_dest: Arc<Destination>, err: &Error, ctx: Arc<Context>) -> Acti
     Action::requeue(err.retry_after())
 }
 
+/// Reason of the Event telling a change of the worker count and why.
+pub const SCALED: &str = "Scaled";
+
+/// The note of a [`SCALED`] Event when the worker count changes from what status last showed
+/// to `replicas`: the two counts and the coordinator's reason (rate, capacity per worker by
+/// Little's law, leasable shards, bounds; or the backlog and cooldown).
+pub fn scaled_note(dest: &Destination, runtime: Option<&DestinationRuntime>, replicas: i32) -> Option<String> {
+    let before = dest.status.as_ref().map_or(0, |s| s.workers.desired);
+    let reason = &runtime?.desired_reason;
+    (before != replicas && !reason.is_empty()).then(|| format!("workers {before} → {replicas}: {reason}"))
+}
+
 /// Reconciles one Destination.
 #[tracing::instrument(skip_all, fields(namespace = dest.namespace(), name = dest.name_any()))]
 pub async fn reconcile(dest: Arc<Destination>, ctx: Arc<Context>) -> Result<Action> {
@@ -113,7 +125,11 @@ async fn reconcile_inner(dest: &Destination, ctx: &Context) -> Result<Action> {
             let replicas = desired_replicas(dest, runtime.as_ref());
             apply::service_account(&ctx.client, &build::service_account(&ns)).await?;
             let built = build::deployment(dest, &ctx.settings.worker, replicas);
-            Some(apply::deployment(&ctx.client, &built).await?)
+            let applied = apply::deployment(&ctx.client, &built).await?;
+            if let Some(note) = scaled_note(dest, runtime.as_ref(), replicas) {
+                publish(&ctx.recorder, dest, false, SCALED, note).await;
+            }
+            Some(applied)
         }
     };
 
@@ -319,6 +335,34 @@ mod tests {
         assert_eq!(desired_replicas(&dest(false), Some(&runtime(2))), 2);
         assert_eq!(desired_replicas(&dest(false), Some(&runtime(9))), 3);
         assert_eq!(desired_replicas(&dest(false), None), 1, "min until the coordinator knows better");
+    }
+
+    #[test]
+    fn a_change_of_the_worker_count_is_told_with_the_coordinators_reason() {
+        let reason = "3000 rps at 800 rps per worker needs 4; 12 leasable shards; bounds 0..8";
+        let with =
+            |desired: i32, reason: &str| DestinationRuntime { desired_reason: reason.into(), ..runtime(desired) };
+        let mut shown = dest(false);
+        shown.status = Some(DestinationStatus {
+            workers: courier_api::destination::WorkerCounts { desired: 4, ready: 4 },
+            ..Default::default()
+        });
+        // (destination, runtime, replicas now, note)
+        let cases = [
+            (dest(false), Some(with(4, reason)), 4, Some(format!("workers 0 → 4: {reason}"))),
+            (shown.clone(), Some(with(4, reason)), 4, None),
+            (
+                shown.clone(),
+                Some(with(0, "no backlog: scaled to min 0")),
+                0,
+                Some("workers 4 → 0: no backlog: scaled to min 0".to_owned()),
+            ),
+            (dest(false), None, 1, None),
+            (dest(false), Some(with(1, "")), 1, None),
+        ];
+        for (i, (d, r, replicas, note)) in cases.into_iter().enumerate() {
+            assert_eq!(scaled_note(&d, r.as_ref(), replicas), note, "case {i}");
+        }
     }
 
     #[test]
