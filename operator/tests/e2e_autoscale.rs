@@ -58,7 +58,6 @@ fn scaled_events(cluster: &courier_e2e::cluster::Cluster, ns: &str) -> Vec<Strin
             "events",
             "--field-selector",
             "reason=Scaled,involvedObject.name=partner",
-            "--sort-by=.lastTimestamp",
             "-o",
             "jsonpath={range .items[*]}{.message}{\"\\n\"}{end}",
         ],
@@ -119,18 +118,18 @@ async fn workers_scale_from_zero_to_littles_law_hold_and_return_to_zero_after_th
     let timeline: Vec<String> = samples.iter().map(|s| format!("{:.1}s:{}/{}", s.at, s.replicas, s.leasable)).collect();
     eprintln!("replicas/leasable: {}", timeline.join(" "));
 
-    // The count Little's law asks for, as the operator measured it.
-    let (capacity, needed) = events
-        .iter()
-        .rev()
-        .find_map(|n| littles_law(n))
-        .unwrap_or_else(|| panic!("no Scaled event with a Little's-law reason: {events:?}"));
-    assert!(
-        (640..=1_000).contains(&capacity),
-        "{IN_FLIGHT} in flight at ~17 ms is 16 / 0.017 s ≈ 940/s per worker, less the network: {capacity}"
-    );
-    assert_eq!(i64::from(needed), LIMIT.div_ceil(capacity) as i64, "needed = ⌈limit / capacity⌉");
-    assert_eq!(needed, 4, "3,000/s at 640..940/s per worker");
+    // The count Little's law asks for, as the operator measured it, in every Event that gives it.
+    let figures: Vec<(u64, i32)> = events.iter().filter_map(|n| littles_law(n)).collect();
+    assert!(!figures.is_empty(), "no Scaled event with a Little's-law reason: {events:?}");
+    for &(capacity, needed) in &figures {
+        assert!(
+            (750..=1_000).contains(&capacity),
+            "{IN_FLIGHT} in flight at 17 ms is 16 / 0.017 s ≈ 940/s per worker, a little less with the network (a p50 above 21.3 ms would need 5): {capacity}"
+        );
+        assert_eq!(i64::from(needed), LIMIT.div_ceil(capacity) as i64, "needed = ⌈limit / capacity⌉");
+    }
+    let needed = 4;
+    assert!(figures.iter().all(|f| f.1 == needed), "3,000/s at 750..1,000/s per worker needs 4: {figures:?}");
 
     // Reached within the bound, and held while at least that many shards were leasable.
     let reached =
