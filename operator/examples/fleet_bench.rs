@@ -15,6 +15,8 @@
 //! [--destinations D] [--seconds S] [--out F]`; prints a Markdown table and, with `--out`,
 //! writes it there (docs/benchmarks-fleet.md).
 
+mod support;
+
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -36,6 +38,7 @@ use courier_operator::leader::Leadership;
 use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioIo;
 use rand::Rng;
+use support::{arg, memory_mib};
 
 const NS: &str = "fleet";
 const TTL_MS: u64 = 15_000;
@@ -43,10 +46,6 @@ const SHARDS_PER_PACKAGE: u32 = 8;
 const SLOTS_PER_WORKER: u32 = 2;
 
 type Error = Box<dyn std::error::Error + Send + Sync>;
-
-fn arg(args: &[String], name: &str) -> Option<String> {
-    args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).cloned()
-}
 
 fn number(args: &[String], name: &str, default: u64) -> Result<u64, String> {
     match arg(args, name) {
@@ -281,19 +280,6 @@ fn thread_cpu_seconds(name: &str) -> f64 {
         return (utime + stime) / ticks;
     }
     0.0
-}
-
-fn memory_mib() -> (f64, f64) {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let field = |name: &str| {
-        status
-            .lines()
-            .find(|l| l.starts_with(name))
-            .and_then(|l| l.split_whitespace().nth(1))
-            .and_then(|v| v.parse::<f64>().ok())
-            .map_or(0.0, |kib| kib / 1024.0)
-    };
-    (field("VmRSS:"), field("VmHWM:"))
 }
 
 fn quantile(sorted: &[u64], q: f64) -> f64 {

@@ -7,6 +7,8 @@
 //!
 //! `cargo run --release -p courier-operator --example landing_bench -- [--files N] [--batches B] [--out F]`
 
+mod support;
+
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
@@ -15,23 +17,10 @@ use courier_operator::controller::landing::ledger::{Entry, Ledger, OutcomeEntry,
 use courier_operator::controller::landing::rules::{self, Observations, Rules};
 use courier_operator::controller::landing::store::Store;
 use courier_source::Source;
+use support::{arg, memory_mib};
 
 const DIRS: usize = 100;
 const DESTS: [&str; 2] = ["partner-a", "partner-b"];
-
-/// (VmRSS, VmHWM) of this process in MiB.
-fn memory_mib() -> (f64, f64) {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let field = |name: &str| {
-        status
-            .lines()
-            .find(|l| l.starts_with(name))
-            .and_then(|l| l.split_whitespace().nth(1))
-            .and_then(|v| v.parse::<f64>().ok())
-            .map_or(0.0, |kib| kib / 1024.0)
-    };
-    (field("VmRSS:"), field("VmHWM:"))
-}
 
 fn dir_bytes(dir: &std::path::Path) -> (usize, u64, u64) {
     let mut entries = 0;
@@ -46,10 +35,6 @@ fn dir_bytes(dir: &std::path::Path) -> (usize, u64, u64) {
         }
     }
     (entries, bytes, snapshot)
-}
-
-fn arg(args: &[String], name: &str) -> Option<String> {
-    args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).cloned()
 }
 
 fn ms(d: Duration) -> String {
