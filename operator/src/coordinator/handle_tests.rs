@@ -83,6 +83,22 @@ fn a_first_heartbeat_gets_the_config_the_whole_limit_and_leases() {
 }
 
 #[test]
+fn a_worker_that_could_use_more_than_its_share_beside_others_heartbeats_sooner() {
+    let c = coordinator();
+    let interval = |w: &str, demand: u32, applied: u32, now: u64| {
+        c.heartbeat(&hb(w, 1, demand, applied, 0), now).map(|r| (r.share.requests_per_second, r.heartbeat_interval_ms))
+    };
+    assert_eq!(interval("w1", 100, 0, 0), Ok((100, 100)), "in transition");
+    assert_eq!(interval("w1", 100, 100, 100), Ok((100, 1_000)), "alone, all it can have: the regular interval");
+    interval("w2", 100, 0, 200).expect("ok");
+    interval("w1", 100, 100, 300).expect("ok");
+    interval("w1", 100, 50, 400).expect("ok");
+    interval("w2", 100, 0, 500).expect("ok");
+    assert_eq!(interval("w2", 100, 50, 600), Ok((50, 500)), "beside another, wanting more: half a second");
+    assert_eq!(interval("w1", 40, 50, 700).map(|r| r.1), Ok(1_000), "wanting less than its share");
+}
+
+#[test]
 fn a_joining_worker_gets_its_share_only_once_the_first_gave_it_up() {
     let c = coordinator();
     c.heartbeat(&hb("w1", 1, 10, 0, 0), 0).expect("ok");
