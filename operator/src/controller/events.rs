@@ -59,11 +59,32 @@ pub async fn publish<K>(recorder: &Recorder, obj: &K, warning: bool, reason: &st
 where
     K: Resource<DynamicType = ()>,
 {
+    let action = note_action(reason, &note);
+    publish_action(recorder, obj, warning, reason, &action, note).await;
+}
+
+/// The action of an Event: its reason and a digest of its note. The recorder counts an Event
+/// with the type, reason and action of one it published in the last minutes as a repeat of it
+/// and keeps the first note — a second `BatchCut` or `SecretNotFound` with other figures or
+/// another Secret's name showed only as a count on the first. The same note repeated still
+/// counts as a repeat.
+pub fn note_action(reason: &str, note: &str) -> String {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::hash::DefaultHasher::new();
+    note.hash(&mut hasher);
+    format!("{reason}-{:08x}", hasher.finish() as u32)
+}
+
+/// [`publish`] with an `action` of its own (see [`note_action`]).
+pub async fn publish_action<K>(recorder: &Recorder, obj: &K, warning: bool, reason: &str, action: &str, note: String)
+where
+    K: Resource<DynamicType = ()>,
+{
     let event = Event {
         type_: if warning { EventType::Warning } else { EventType::Normal },
         reason: reason.to_owned(),
         note: Some(truncate(note, 1000)),
-        action: reason.to_owned(),
+        action: action.to_owned(),
         secondary: None,
     };
     if let Err(err) = recorder.publish(&event, &obj.object_ref(&())).await {
@@ -87,6 +108,14 @@ mod tests {
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
     use super::*;
+
+    #[test]
+    fn events_with_other_notes_have_other_actions_and_a_repeated_note_the_same() {
+        let a = note_action("BatchCut", "3 files");
+        assert_eq!(a, note_action("BatchCut", "3 files"), "a repeat counts as one");
+        assert_ne!(a, note_action("BatchCut", "4 files"));
+        assert!(a.starts_with("BatchCut-") && a.len() == "BatchCut-".len() + 8, "{a}");
+    }
 
     fn cond(type_: &str, status: &str, reason: &str, message: &str) -> Condition {
         Condition {
