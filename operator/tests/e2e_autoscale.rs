@@ -156,7 +156,7 @@ async fn workers_scale_from_zero_to_littles_law_hold_and_return_to_zero_after_th
     }
 
     // The cooldown: workers kept `cooldownSeconds` after the backlog was gone, then zero.
-    let idle = samples.iter().find(|s| s.leasable == 0).map(|s| s.at).expect("the backlog ended");
+    let idle = samples.iter().find(|s| s.at > reached.at && s.leasable == 0).map(|s| s.at).expect("the backlog ended");
     let zero = samples.iter().find(|s| s.at > idle && s.replicas == 0).map(|s| s.at).expect("zero workers");
     let kept = zero - idle;
     eprintln!("backlog gone at {idle:.1} s, zero workers at {zero:.1} s: kept {kept:.1} s (cooldown {COOLDOWN_S} s)");
