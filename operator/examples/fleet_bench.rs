@@ -438,7 +438,10 @@ fn run(workers: usize, destinations: usize, seconds: u64, out: Option<String>) -
          `operator/examples/fleet_bench.rs` (issue 18, item 6). Last run: {when}, {cores} cores, {build} build.\n\
          The operator's heartbeat server on a runtime of one thread (plain HTTP on loopback, no token\n\
          review); the simulated workers on the other core, one keep-alive connection each, at the\n\
-         interval each answer asks for (1 s settled, 100 ms while a share is in transition).\n\n\
+         interval each answer asks for (1 s settled, 500 ms while a worker could use more than its\n\
+         share beside others — every worker here, two per Destination, each wanting the whole\n\
+         limit — and 100 ms while a share is in transition). Each worker holds up to two shards of\n\
+         its Destination's package and reports their cumulative counters in every heartbeat.\n\n\
          | measure | value | goal | verdict |\n|---|---|---|---|\n\
          | run | {elapsed:.0} s, {heartbeats} heartbeats ({hps:.0}/s), {errors} failed | | |\n\
          | churn | {killed} workers killed without a goodbye and replaced, {limit_changes} limit changes | | |\n\
