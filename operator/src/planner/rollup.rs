@@ -76,10 +76,9 @@ impl RateWindow {
         // A reading soon after the last report is no sign of a stall: the rate is measured to
         // that report (reports come once a heartbeat; a reading half-way through would lower
         // the rate of a package moving at full speed by half a heartbeat's worth).
-        let last = if self.report_age() <= REPORT_GRACE_MS {
-            self.samples.iter().rev().find(|s| s.3).or(self.samples.back())
-        } else {
-            self.samples.back()
+        let last = match self.last_report() {
+            Some(report) if self.report_age() <= REPORT_GRACE_MS => Some(report),
+            _ => self.samples.back(),
         };
         match (self.samples.front(), last) {
             (Some(first), Some(last)) if last.0 > first.0 => {
@@ -99,12 +98,15 @@ impl RateWindow {
         self.per_second(|s| s.2)
     }
 
+    /// The latest report (the back, or just before the one reading kept behind it).
+    fn last_report(&self) -> Option<&(Millis, u64, u64, bool)> {
+        self.samples.iter().rev().find(|s| s.3)
+    }
+
     /// How old the last report is at the last reading (0 when the last sample is a report).
     pub fn report_age(&self) -> Millis {
-        match self.samples.back() {
-            Some(&(at, _, _, false)) => {
-                self.samples.iter().rev().find(|s| s.3).map_or(0, |&(reported, ..)| at.saturating_sub(reported))
-            }
+        match (self.samples.back(), self.last_report()) {
+            (Some(&(at, ..)), Some(&(reported, ..))) => at.saturating_sub(reported),
             _ => 0,
         }
     }
