@@ -54,20 +54,11 @@ pub async fn publish_condition_changes<K>(
     }
 }
 
-/// Publishes an Event about `obj`; failures are logged, never fatal.
-pub async fn publish<K>(recorder: &Recorder, obj: &K, warning: bool, reason: &str, note: String)
-where
-    K: Resource<DynamicType = ()>,
-{
-    let action = note_action(reason, &note);
-    publish_action(recorder, obj, warning, reason, &action, note).await;
-}
-
 /// The action of an Event: its reason and a digest of its note. The recorder counts an Event
 /// with the type, reason and action of one it published in the last minutes as a repeat of it
-/// and keeps the first note — a second `BatchCut` or `SecretNotFound` with other figures or
-/// another Secret's name showed only as a count on the first. The same note repeated still
-/// counts as a repeat.
+/// and keeps the first note — a second `BatchCut`, `Scaled` or `SecretNotFound` with other
+/// figures or another Secret's name showed only as a count on the first. The same note
+/// repeated still counts as a repeat.
 pub fn note_action(reason: &str, note: &str) -> String {
     use std::hash::{Hash, Hasher};
     let mut hasher = std::hash::DefaultHasher::new();
@@ -75,16 +66,18 @@ pub fn note_action(reason: &str, note: &str) -> String {
     format!("{reason}-{:08x}", hasher.finish() as u32)
 }
 
-/// [`publish`] with an `action` of its own (see [`note_action`]).
-pub async fn publish_action<K>(recorder: &Recorder, obj: &K, warning: bool, reason: &str, action: &str, note: String)
+/// Publishes an Event about `obj` (its action from [`note_action`]); failures are logged,
+/// never fatal.
+pub async fn publish<K>(recorder: &Recorder, obj: &K, warning: bool, reason: &str, note: String)
 where
     K: Resource<DynamicType = ()>,
 {
+    let action = note_action(reason, &note);
     let event = Event {
         type_: if warning { EventType::Warning } else { EventType::Normal },
         reason: reason.to_owned(),
         note: Some(truncate(note, 1000)),
-        action: action.to_owned(),
+        action,
         secondary: None,
     };
     if let Err(err) = recorder.publish(&event, &obj.object_ref(&())).await {

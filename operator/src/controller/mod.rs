@@ -8,7 +8,7 @@ pub mod landing;
 pub mod package;
 pub mod triggers;
 
-pub use events::{EventPolicy, publish, publish_action, publish_condition_changes};
+pub use events::{EventPolicy, publish, publish_condition_changes};
 
 use std::time::Duration;
 

@@ -24,7 +24,7 @@ use kube::runtime::watcher;
 use kube::{Api, ResourceExt};
 
 use self::status::{DestinationFigures, RefusedCredentials, Throttle};
-use super::{Error, EventPolicy, Result, publish_action, publish_condition_changes};
+use super::{Error, EventPolicy, Result, publish, publish_condition_changes};
 use crate::context::Context;
 use crate::coordinator::{DestinationRuntime, ObjectKey};
 use crate::metrics::DestinationLabels;
@@ -78,19 +78,13 @@ fn error_policy(_dest: Arc<Destination>, err: &Error, ctx: Arc<Context>) -> Acti
 /// Reason of the Event telling a change of the worker count and why.
 pub const SCALED: &str = "Scaled";
 
-/// The action and note of a [`SCALED`] Event when the worker count changes from what status
-/// last showed to `replicas`: the two counts (the action names them, so each change is an Event
-/// of its own) and the coordinator's reason (rate, capacity per worker by Little's law,
-/// leasable shards, bounds; or the backlog and cooldown).
-pub fn scaled_note(
-    dest: &Destination,
-    runtime: Option<&DestinationRuntime>,
-    replicas: i32,
-) -> Option<(String, String)> {
+/// The note of a [`SCALED`] Event when the worker count changes from what status last showed
+/// to `replicas`: the two counts and the coordinator's reason (rate, capacity per worker by
+/// Little's law, leasable shards, bounds; or the backlog and cooldown).
+pub fn scaled_note(dest: &Destination, runtime: Option<&DestinationRuntime>, replicas: i32) -> Option<String> {
     let before = dest.status.as_ref().map_or(0, |s| s.workers.desired);
     let reason = &runtime?.desired_reason;
-    (before != replicas && !reason.is_empty())
-        .then(|| (format!("Scale{before}To{replicas}"), format!("workers {before} → {replicas}: {reason}")))
+    (before != replicas && !reason.is_empty()).then(|| format!("workers {before} → {replicas}: {reason}"))
 }
 
 /// Reconciles one Destination.
@@ -132,8 +126,8 @@ async fn reconcile_inner(dest: &Destination, ctx: &Context) -> Result<Action> {
             apply::service_account(&ctx.client, &build::service_account(&ns)).await?;
             let built = build::deployment(dest, &ctx.settings.worker, replicas);
             let applied = apply::deployment(&ctx.client, &built).await?;
-            if let Some((action, note)) = scaled_note(dest, runtime.as_ref(), replicas) {
-                publish_action(&ctx.recorder, dest, false, SCALED, &action, note).await;
+            if let Some(note) = scaled_note(dest, runtime.as_ref(), replicas) {
+                publish(&ctx.recorder, dest, false, SCALED, note).await;
             }
             Some(applied)
         }
@@ -355,13 +349,13 @@ mod tests {
         });
         // (destination, runtime, replicas now, note)
         let cases = [
-            (dest(false), Some(with(4, reason)), 4, Some(("Scale0To4".to_owned(), format!("workers 0 → 4: {reason}")))),
+            (dest(false), Some(with(4, reason)), 4, Some(format!("workers 0 → 4: {reason}"))),
             (shown.clone(), Some(with(4, reason)), 4, None),
             (
                 shown.clone(),
                 Some(with(0, "no backlog: scaled to min 0")),
                 0,
-                Some(("Scale4To0".to_owned(), "workers 4 → 0: no backlog: scaled to min 0".to_owned())),
+                Some("workers 4 → 0: no backlog: scaled to min 0".to_owned()),
             ),
             (dest(false), None, 1, None),
             (dest(false), Some(with(1, "")), 1, None),
