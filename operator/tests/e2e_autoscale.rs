@@ -25,6 +25,9 @@ const PER_FILE: usize = 8_000;
 /// From the package's apply to the Little's-law count: the first heartbeats that measure the
 /// latency, the Deployment's scale-up, pods started on the node.
 const SCALE_UP_BOUND: Duration = Duration::from_secs(45);
+/// How far the package status a test reads may trail the coordinator (a status write, about a
+/// second, and the reading's own half second), in seconds.
+const STATUS_LAG_S: f64 = 3.0;
 
 #[derive(Debug, Clone, Copy)]
 struct Sample {
@@ -135,17 +138,24 @@ async fn workers_scale_from_zero_to_littles_law_hold_and_return_to_zero_after_th
     let reached =
         samples.iter().find(|s| s.replicas == needed).unwrap_or_else(|| panic!("never {needed} workers: {timeline:?}"));
     assert!(reached.at <= SCALE_UP_BOUND.as_secs_f64(), "{needed} workers only {:.1} s after the apply", reached.at);
-    let held: Vec<&Sample> =
-        samples.iter().filter(|s| s.at > reached.at && s.leasable >= needed && !s.complete).collect();
+    // The package status trails the coordinator by a status write and a reading: a sample is
+    // judged only while the status still shows that many leasable shards STATUS_LAG_S later.
+    let backlog_lasts = |s: &Sample| {
+        samples
+            .iter()
+            .filter(|r| r.at >= s.at && r.at - s.at <= STATUS_LAG_S)
+            .all(|r| r.leasable >= needed && !r.complete)
+    };
+    let held: Vec<&Sample> = samples.iter().filter(|s| s.at > reached.at && backlog_lasts(s)).collect();
     assert!(held.len() >= 10, "too short a plateau to judge: {timeline:?}");
     let off: Vec<String> =
         held.iter().filter(|s| s.replicas != needed).map(|s| format!("{:.1}s:{}", s.at, s.replicas)).collect();
     assert!(off.is_empty(), "not held at {needed} while the backlog lasted: {off:?}");
 
     // Never more workers than leasable shards (the status a second or two behind: the most
-    // leasable shards of the last 3 s bound each reading).
+    // leasable shards of the last STATUS_LAG_S bound each reading).
     for (i, s) in samples.iter().enumerate() {
-        let recent = samples[..=i].iter().rev().take_while(|r| s.at - r.at <= 3.0).map(|r| r.leasable).max();
+        let recent = samples[..=i].iter().rev().take_while(|r| s.at - r.at <= STATUS_LAG_S).map(|r| r.leasable).max();
         let bound = recent.unwrap_or(s.leasable).max(1);
         assert!(
             s.replicas <= bound || s.leasable == 0,
