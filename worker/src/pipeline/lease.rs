@@ -5,6 +5,7 @@
 
 use std::collections::HashSet;
 use std::sync::Arc;
+use std::time::Duration;
 
 use futures::stream::{BoxStream, FuturesUnordered, Stream, StreamExt as _};
 use tokio::sync::{OwnedSemaphorePermit, watch};
@@ -51,6 +52,14 @@ struct Books {
     failures: FailureTally,
     dead_letters: DeadLetterWriter<AnySink>,
 }
+
+/// How often a lease publishes its counters when that needs no I/O (no dead letter waiting to
+/// be made durable). A heartbeat reports the latest published counters as of the instant it
+/// leaves: published once a checkpoint (a second), they were up to a second old, and by a
+/// different amount at each end of the leader's rate window — a starting package's first
+/// report said 0 records sent when the lease had been sending for most of a second, and the
+/// package's RATE read 16 % over its limit for a whole window.
+pub const COUNTS_EVERY: Duration = Duration::from_millis(100);
 
 /// Runs a lease to its end (or until `stop`), publishing progress on `progress`.
 pub(super) async fn run(
@@ -197,6 +206,9 @@ async fn deliver(
     let mut ticker = tokio::time::interval(shared.checkpoint_interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     ticker.tick().await;
+    let mut counts = tokio::time::interval(shared.checkpoint_interval.min(COUNTS_EVERY));
+    counts.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    counts.tick().await;
     // Made once: a fresh one each turn would register with the token (a lock) every time.
     let mut cancelled = std::pin::pin!(stop.cancelled());
     while reading || !in_flight.is_empty() {
@@ -212,6 +224,9 @@ async fn deliver(
                 complete(shared, done, books).await?;
             }
             _ = ticker.tick() => publish(work, progress, books).await?,
+            // Between checkpoints, while every dead letter counted is durable already, the
+            // counters go out with no I/O at all.
+            _ = counts.tick(), if books.dead_letters.is_durable() => publish(work, progress, books).await?,
             changed = gate.changed(), if reading && !open => {
                 if changed.is_err() {
                     reading = false;

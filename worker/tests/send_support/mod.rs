@@ -90,8 +90,20 @@ pub struct Delivery {
 /// A pipeline sending to `url` as package `package`, limited to `rate` (unlimited when `None`),
 /// telling `observer` of every attempt.
 pub fn sender(url: &str, package: &str, config: SendConfig, rate: Option<Rate>, observer: Arc<Recorder>) -> Delivery {
+    sender_checkpointing(url, package, config, rate, observer, Duration::from_millis(200))
+}
+
+/// [`sender`] with checkpoints every `checkpoint_interval`.
+pub fn sender_checkpointing(
+    url: &str,
+    package: &str,
+    config: SendConfig,
+    rate: Option<Rate>,
+    observer: Arc<Recorder>,
+    checkpoint_interval: Duration,
+) -> Delivery {
     let metrics = Arc::new(Metrics::new("tests"));
-    let pipeline = Pipeline::new(WORKER, &config, rate, metrics, Duration::from_millis(200)).expect("pipeline");
+    let pipeline = Pipeline::new(WORKER, &config, rate, metrics, checkpoint_interval).expect("pipeline");
     pipeline.observe(observer).expect("observer");
     let builder = RequestBuilder::new(&RequestSpec::new(url, NAMESPACE, package)).expect("spec");
     Delivery {
