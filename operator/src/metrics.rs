@@ -36,6 +36,13 @@ pub struct ErrorLabels {
     pub error: String,
 }
 
+/// Labels of the applies counter: the kind applied and why (see `destination::reapply::Why`).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ApplyLabels {
+    pub kind: String,
+    pub reason: String,
+}
+
 /// Label of per-controller series.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ControllerLabel {
@@ -149,6 +156,7 @@ pub struct Metrics {
     /// 1 while a Destination's `Throttled` condition is True.
     pub throttled: Family<DestinationLabels, Gauge>,
     pub status_writes: Family<ControllerLabel, Counter>,
+    pub applies: Family<ApplyLabels, Counter>,
     pub is_leader: Gauge,
     /// Heartbeats the coordinator refused by authentication (401) or authorization (403).
     pub heartbeat_refusals: Family<crate::coordinator::server::RefusalLabels, Counter>,
@@ -181,6 +189,7 @@ impl Metrics {
         let limit = Family::<DestinationLabels, Gauge>::default();
         let throttled = Family::<DestinationLabels, Gauge>::default();
         let status_writes = Family::<ControllerLabel, Counter>::default();
+        let applies = Family::<ApplyLabels, Counter>::default();
         let is_leader = Gauge::default();
         let heartbeat_refusals = Family::<crate::coordinator::server::RefusalLabels, Counter>::default();
         let package_progress = Family::<PackageLabels, Gauge<f64, AtomicU64>>::default();
@@ -207,6 +216,11 @@ impl Metrics {
         );
         registry.register("throttled", "1 while the Destination's Throttled condition is True", throttled.clone());
         registry.register("status_writes", "Status writes by kind", status_writes.clone());
+        registry.register(
+            "applies",
+            "Server-side applies of worker objects by kind and reason (first, changed, drifted, resync)",
+            applies.clone(),
+        );
         registry.register("leader", "1 while this replica holds the lease", is_leader.clone());
         registry.register(
             "heartbeat_refusals",
@@ -247,6 +261,7 @@ impl Metrics {
             limit,
             throttled,
             status_writes,
+            applies,
             is_leader,
             heartbeat_refusals,
             package_progress,
@@ -343,6 +358,11 @@ impl Metrics {
         self.reconcile_seconds
             .get_or_create(&ControllerLabel { controller: controller.into() })
             .observe(elapsed.as_secs_f64());
+    }
+
+    /// Counts one server-side apply of a `kind` object, and why it was sent.
+    pub fn applied(&self, kind: &str, reason: &str) {
+        self.applies.get_or_create(&ApplyLabels { kind: kind.into(), reason: reason.into() }).inc();
     }
 
     /// Counts one reconcile error.

@@ -50,7 +50,7 @@ async fn a_package_waits_for_a_missing_destination_and_proceeds_when_it_appears(
 async fn a_destination_naming_a_missing_secret_is_not_ready_with_secret_not_found() {
     let (cluster, ns) = setup("op-secret");
     let client = cluster.client().await;
-    let _operator = Operator::start(&cluster, &ns);
+    let operator = Operator::start(&cluster, &ns);
     let auth = "  auth: { bearer: { secretRef: { name: partner-token, key: token } } }\n";
     apply_yaml(&client, &ns, &destination_yaml("partner", "http://127.0.0.1:9/", 10, auth)).await;
     let ready = eventually(WAIT, "Ready=False", || async {
@@ -84,7 +84,39 @@ async fn a_destination_naming_a_missing_secret_is_not_ready_with_secret_not_foun
     .await;
     let deployments = cluster.kubectl_ok(&["-n", &ns, "get", "deployments", "-o", "name"], None);
     assert_eq!(deployments.trim(), "deployment.apps/courier-worker-partner");
+
+    // Reconciled every 3 s, the Destination's objects are applied only when they change: none
+    // for 10 s while nothing changes, and an edit by someone else is put back at once.
+    let before = (operator_counter(&operator, APPLIES), operator_counter(&operator, RECONCILES));
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    let after = (operator_counter(&operator, APPLIES), operator_counter(&operator, RECONCILES));
+    assert!(after.1 >= before.1 + 2, "reconciled meanwhile: {before:?} then {after:?}");
+    assert_eq!(after.0, before.0, "nothing applied while nothing changed");
+    let replicas = || {
+        cluster.kubectl_ok(&["-n", &ns, "get", "deploy/courier-worker-partner", "-o", "jsonpath={.spec.replicas}"], None)
+    };
+    assert_eq!(replicas().trim(), "0", "no package, minimum 0 workers");
+    cluster.kubectl_ok(&["-n", &ns, "scale", "deploy/courier-worker-partner", "--replicas=1"], None);
+    eventually(WAIT, "the Deployment scaled back to 0", || async { (replicas().trim() == "0").then_some(()) })
+        .await;
+    let drifted = operator_counter(&operator, "courier_operator_applies_total{kind=\"Deployment\",reason=\"drifted\"}");
+    assert!(drifted >= 1, "applied again because it drifted");
     teardown(&cluster, &ns);
+}
+
+/// Applies of worker Deployments, whatever the reason.
+const APPLIES: &str = "courier_operator_applies_total{kind=\"Deployment\"";
+/// Successful Destination reconciles.
+const RECONCILES: &str = "courier_operator_reconciles_total{controller=\"destination\",result=\"ok\"}";
+
+/// The sum of the operator's counters whose line starts with `prefix`.
+fn operator_counter(operator: &Operator, prefix: &str) -> u64 {
+    operator
+        .metrics()
+        .lines()
+        .filter(|l| l.starts_with(prefix))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum::<f64>() as u64
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,4 +1,8 @@
-//! Apply: server-side apply of the worker ServiceAccount and Deployment.
+//! Apply: server-side apply of the worker ServiceAccount and Deployment, when what was built is
+//! not what the API server has already ([`reapply`]).
+
+use std::sync::Arc;
+use std::time::Instant;
 
 use courier_api::FIELD_MANAGER;
 use k8s_openapi::api::apps::v1::Deployment;
@@ -6,7 +10,12 @@ use k8s_openapi::api::core::v1::ServiceAccount;
 use kube::api::{Patch, PatchParams};
 use kube::{Api, Client};
 
+use super::reapply::{self, Applied, AppliedObjects, Observed};
 use crate::controller::{Error, Result};
+use crate::metrics::Metrics;
+
+const SERVICE_ACCOUNT: &str = "ServiceAccount";
+const DEPLOYMENT: &str = "Deployment";
 
 fn params() -> PatchParams {
     PatchParams::apply(FIELD_MANAGER).force()
@@ -37,4 +46,52 @@ pub async fn deployment(client: &Client, deployment: &Deployment) -> Result<Depl
         .patch(name, &params(), &Patch::Apply(&body))
         .await
         .map_err(|source| Error::Apply { what: format!("Deployment {ns}/{name}"), source })
+}
+
+/// Applies the namespace's worker ServiceAccount unless the last apply sent the same one (and
+/// not longer ago than [`reapply::RESYNC`]).
+pub async fn service_account_on_change(
+    client: &Client,
+    applied: &AppliedObjects,
+    metrics: &Metrics,
+    sa: &ServiceAccount,
+) -> Result<()> {
+    let ns = sa.metadata.namespace.as_deref().ok_or(Error::MissingField("namespace"))?;
+    let name = sa.metadata.name.as_deref().ok_or(Error::MissingField("name"))?;
+    let print = reapply::fingerprint(sa);
+    let now = Instant::now();
+    let last = applied.get(SERVICE_ACCOUNT, ns, name);
+    let Some(why) = reapply::needs_apply(last.as_ref(), print, Observed::Unwatched, now) else { return Ok(()) };
+    service_account(client, sa).await?;
+    metrics.applied(SERVICE_ACCOUNT, why.as_str());
+    applied.insert(SERVICE_ACCOUNT, ns, name, Applied { fingerprint: print, generation: None, at: now });
+    Ok(())
+}
+
+/// Applies the worker Deployment unless the API server has what was built already (`watched`
+/// is the Deployment as the watch last saw it). Returns the Deployment as applied, or as
+/// watched when nothing was sent.
+pub async fn deployment_on_change(
+    client: &Client,
+    applied: &AppliedObjects,
+    metrics: &Metrics,
+    built: &Deployment,
+    watched: Option<Arc<Deployment>>,
+) -> Result<Deployment> {
+    let ns = built.metadata.namespace.as_deref().ok_or(Error::MissingField("namespace"))?;
+    let name = built.metadata.name.as_deref().ok_or(Error::MissingField("name"))?;
+    let print = reapply::fingerprint(built);
+    let now = Instant::now();
+    let observed = Observed::Watched(watched.as_ref().map(|d| d.metadata.generation.unwrap_or_default()));
+    let last = applied.get(DEPLOYMENT, ns, name);
+    match (reapply::needs_apply(last.as_ref(), print, observed, now), watched) {
+        (None, Some(current)) => Ok(Arc::unwrap_or_clone(current)),
+        (why, _) => {
+            let result = deployment(client, built).await?;
+            metrics.applied(DEPLOYMENT, why.map_or("drifted", reapply::Why::as_str));
+            let generation = Some(result.metadata.generation.unwrap_or_default());
+            applied.insert(DEPLOYMENT, ns, name, Applied { fingerprint: print, generation, at: now });
+            Ok(result)
+        }
+    }
 }

@@ -4,6 +4,7 @@
 pub mod apply;
 pub mod build;
 pub mod dereference;
+pub mod reapply;
 pub mod status;
 pub mod validate;
 
@@ -19,10 +20,11 @@ use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::api::ListParams;
 use kube::runtime::controller::{Action, Controller};
-use kube::runtime::reflector::{ObjectRef, Store};
-use kube::runtime::watcher;
+use kube::runtime::reflector::{self, ObjectRef, Store, reflector};
+use kube::runtime::{WatchStreamExt as _, watcher};
 use kube::{Api, ResourceExt};
 
+use self::reapply::AppliedObjects;
 use self::status::{DestinationFigures, RefusedCredentials, Throttle};
 use super::{Error, EventPolicy, Result, publish, publish_condition_changes};
 use crate::context::Context;
@@ -30,8 +32,18 @@ use crate::coordinator::{DestinationRuntime, ObjectKey};
 use crate::metrics::DestinationLabels;
 
 const CONTROLLER: &str = "destination";
-/// How often a Destination is looked at even without events (autoscaling, status figures).
+/// How often a Destination is looked at even without events (autoscaling, status figures). Its
+/// ServiceAccount and Deployment are applied only when they change ([`reapply`]).
 const RESYNC: Duration = Duration::from_secs(3);
+
+/// What the Destination controller's reconciles share besides the operator's context.
+pub struct DestinationContext {
+    pub ctx: Arc<Context>,
+    /// The worker Deployments, as watched (what the API server has).
+    pub deployments: Store<Deployment>,
+    /// What was applied last, so an unchanged object is not applied again.
+    pub applied: AppliedObjects,
+}
 
 /// The controller (run the future until `shutdown` completes) and its store.
 pub fn controller(
@@ -41,13 +53,22 @@ pub fn controller(
     trigger: impl futures::Stream<Item = ObjectRef<Destination>> + Send + 'static,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) -> (Store<Destination>, impl std::future::Future<Output = ()>) {
+    let (reader, writer) = reflector::store();
+    let watched = reflector(
+        writer,
+        watcher(deployments, watcher::Config::default().labels(build::DESTINATION_LABEL))
+            .default_backoff()
+            .modify(|d| d.managed_fields_mut().clear()),
+    )
+    .touched_objects();
     let controller = Controller::new(api, watcher::Config::default());
     let store = controller.store();
+    let dctx = Arc::new(DestinationContext { ctx, deployments: reader, applied: AppliedObjects::default() });
     let fut = controller
-        .owns(deployments, watcher::Config::default().labels(build::DESTINATION_LABEL))
+        .owns_stream(watched)
         .reconcile_on(trigger)
         .graceful_shutdown_on(shutdown)
-        .run(reconcile, error_policy, ctx)
+        .run(reconcile, error_policy, dctx)
         .for_each(|_| futures::future::ready(()));
     (store, fut)
 }
@@ -69,9 +90,9 @@ pub fn collect_garbage(ctx: &Context, store: &Store<Destination>) {
     }
 }
 
-fn error_policy(_dest: Arc<Destination>, err: &Error, ctx: Arc<Context>) -> Action {
+fn error_policy(_dest: Arc<Destination>, err: &Error, dctx: Arc<DestinationContext>) -> Action {
     tracing::warn!(%err, "destination reconcile failed");
-    ctx.metrics.failed(CONTROLLER, err.label());
+    dctx.ctx.metrics.failed(CONTROLLER, err.label());
     Action::requeue(err.retry_after())
 }
 
@@ -89,15 +110,16 @@ pub fn scaled_note(dest: &Destination, runtime: Option<&DestinationRuntime>, rep
 
 /// Reconciles one Destination.
 #[tracing::instrument(skip_all, fields(namespace = dest.namespace(), name = dest.name_any()))]
-pub async fn reconcile(dest: Arc<Destination>, ctx: Arc<Context>) -> Result<Action> {
+pub async fn reconcile(dest: Arc<Destination>, dctx: Arc<DestinationContext>) -> Result<Action> {
     let started = Instant::now();
-    let result = reconcile_inner(&dest, &ctx).await;
+    let result = reconcile_inner(&dest, &dctx).await;
     let label = if result.is_ok() { "ok" } else { "error" };
-    ctx.metrics.reconciled(CONTROLLER, label, started.elapsed());
+    dctx.ctx.metrics.reconciled(CONTROLLER, label, started.elapsed());
     result
 }
 
-async fn reconcile_inner(dest: &Destination, ctx: &Context) -> Result<Action> {
+async fn reconcile_inner(dest: &Destination, dctx: &DestinationContext) -> Result<Action> {
+    let ctx = &dctx.ctx;
     let ns = dest.namespace().ok_or(Error::MissingField("namespace"))?;
     let name = dest.name_any();
     let generation = dest.metadata.generation.unwrap_or_default();
@@ -115,17 +137,16 @@ async fn reconcile_inner(dest: &Destination, ctx: &Context) -> Result<Action> {
     let runtime = ctx.coordinator.destination_snapshot(&ns, &name);
 
     // build + apply (not while a Secret is missing: the pods could not start)
-    let deployments: Api<Deployment> = Api::namespaced(ctx.client.clone(), &ns);
+    let watched = dctx.deployments.get(&ObjectRef::new(&build::deployment_name(&name)).within(&ns));
     let deployment = match &invalid {
-        Some(_) => deployments
-            .get_opt(&build::deployment_name(&name))
-            .await
-            .map_err(|source| Error::Dereference { what: format!("Deployment of {ns}/{name}"), source })?,
+        Some(_) => watched.map(Arc::unwrap_or_clone),
         None => {
             let replicas = desired_replicas(dest, runtime.as_ref());
-            apply::service_account(&ctx.client, &build::service_account(&ns)).await?;
+            let sa = build::service_account(&ns);
+            apply::service_account_on_change(&ctx.client, &dctx.applied, &ctx.metrics, &sa).await?;
             let built = build::deployment(dest, &ctx.settings.worker, replicas);
-            let applied = apply::deployment(&ctx.client, &built).await?;
+            let applied =
+                apply::deployment_on_change(&ctx.client, &dctx.applied, &ctx.metrics, &built, watched).await?;
             if let Some(note) = scaled_note(dest, runtime.as_ref(), replicas) {
                 publish(&ctx.recorder, dest, false, SCALED, note).await;
             }
