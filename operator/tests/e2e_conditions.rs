@@ -93,12 +93,12 @@ async fn a_destination_naming_a_missing_secret_is_not_ready_with_secret_not_foun
     assert!(after.1 >= before.1 + 2, "reconciled meanwhile: {before:?} then {after:?}");
     assert_eq!(after.0, before.0, "nothing applied while nothing changed");
     let replicas = || {
-        cluster.kubectl_ok(&["-n", &ns, "get", "deploy/courier-worker-partner", "-o", "jsonpath={.spec.replicas}"], None)
+        cluster
+            .kubectl_ok(&["-n", &ns, "get", "deploy/courier-worker-partner", "-o", "jsonpath={.spec.replicas}"], None)
     };
     assert_eq!(replicas().trim(), "0", "no package, minimum 0 workers");
     cluster.kubectl_ok(&["-n", &ns, "scale", "deploy/courier-worker-partner", "--replicas=1"], None);
-    eventually(WAIT, "the Deployment scaled back to 0", || async { (replicas().trim() == "0").then_some(()) })
-        .await;
+    eventually(WAIT, "the Deployment scaled back to 0", || async { (replicas().trim() == "0").then_some(()) }).await;
     let drifted = operator_counter(&operator, "courier_operator_applies_total{kind=\"Deployment\",reason=\"drifted\"}");
     assert!(drifted >= 1, "applied again because it drifted");
     teardown(&cluster, &ns);

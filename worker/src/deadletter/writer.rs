@@ -123,18 +123,18 @@ mod tests {
     async fn a_flush_with_nothing_new_costs_no_sync() {
         let mut w = DeadLetterWriter::new(Counting::default());
         assert!(w.is_durable(), "nothing appended yet");
-        w.flush().await.unwrap();
+        w.flush().await.expect("flush");
         assert_eq!(w.sink().flushes, 0);
 
-        w.append(&entry(1)).await.unwrap();
+        w.append(&entry(1)).await.expect("append");
         assert!(!w.is_durable(), "buffered, not written");
-        w.flush().await.unwrap();
+        w.flush().await.expect("flush");
         assert!(w.is_durable());
         assert_eq!((w.sink().written.len(), w.sink().flushes), (1, 1));
 
         // Once a file exists, a flush every checkpoint with nothing new is not an hsync.
-        w.flush().await.unwrap();
-        w.flush().await.unwrap();
+        w.flush().await.expect("flush");
+        w.flush().await.expect("flush");
         assert_eq!(w.sink().flushes, 1);
         assert_eq!(w.entries(), 1);
     }
@@ -145,11 +145,11 @@ mod tests {
         let mut n = 0;
         while w.sink().written.is_empty() {
             n += 1;
-            w.append(&entry(n)).await.unwrap();
+            w.append(&entry(n)).await.expect("append");
         }
         // The buffer went out at WRITE_AT bytes: written, but not synced.
         assert!(!w.is_durable(), "written to the sink but not synced");
-        w.flush().await.unwrap();
+        w.flush().await.expect("flush");
         assert!(w.is_durable());
         assert_eq!(w.sink().flushes, 1);
         let lines: usize = w.sink().written.iter().map(|b| b.iter().filter(|&&c| c == b'\n').count()).sum();

@@ -121,13 +121,16 @@ mod tests {
         Applied { fingerprint, generation, at }
     }
 
+    /// (case, last apply, fingerprint now, observed, now, expected)
+    type Case = (&'static str, Option<Applied>, u64, Observed, Instant, Option<Why>);
+
     #[test]
     fn an_object_is_applied_only_when_it_changed_drifted_or_is_due() {
         let t0 = Instant::now();
         let soon = t0 + Duration::from_secs(3);
         let due = t0 + RESYNC;
         let last = applied(7, Some(2), t0);
-        let cases: &[(&str, Option<Applied>, u64, Observed, Instant, Option<Why>)] = &[
+        let cases: &[Case] = &[
             ("never applied", None, 7, Observed::Watched(Some(2)), soon, Some(Why::First)),
             ("never applied, unwatched", None, 7, Observed::Unwatched, soon, Some(Why::First)),
             ("same object, same generation", Some(last), 7, Observed::Watched(Some(2)), soon, None),
@@ -136,7 +139,7 @@ mod tests {
             ("changed and drifted: changed wins", Some(last), 8, Observed::Watched(Some(5)), soon, Some(Why::Changed)),
             ("edited by someone else", Some(last), 7, Observed::Watched(Some(3)), soon, Some(Why::Drifted)),
             ("deleted by someone else", Some(last), 7, Observed::Watched(None), soon, Some(Why::Drifted)),
-            ("the watch has not seen our apply yet", Some(last), 7, Observed::Watched(Some(1)), soon, Some(Why::Drifted)),
+            ("the watch is behind our apply", Some(last), 7, Observed::Watched(Some(1)), soon, Some(Why::Drifted)),
             ("unchanged for the resync period", Some(last), 7, Observed::Watched(Some(2)), due, Some(Why::Resync)),
             ("unwatched, due", Some(last), 7, Observed::Unwatched, due, Some(Why::Resync)),
             ("a clock before the apply", Some(applied(7, Some(2), soon)), 7, Observed::Unwatched, t0, None),
