@@ -6,6 +6,8 @@ pub mod destination;
 mod events;
 pub mod landing;
 pub mod package;
+#[cfg(test)]
+pub(crate) mod test_api;
 pub mod triggers;
 
 pub use events::{EventPolicy, publish, publish_condition_changes};

@@ -2,24 +2,18 @@
 //! what it reads and applies the first time, nothing but its reads while nothing changed, and
 //! one apply when the Deployment changed under it or the built one changed.
 
-use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Duration;
+use std::sync::Arc;
 
 use courier_api::Destination;
-use http::{Request, Response, StatusCode};
+use http::StatusCode;
 use k8s_openapi::api::apps::v1::Deployment;
 use kube::Client;
-use kube::client::Body;
 use kube::runtime::reflector::{self, store::Writer};
 use kube::runtime::watcher;
 
-use super::build::{CoordinatorToken, WorkerDefaults};
 use super::reapply::AppliedObjects;
 use super::{DestinationContext, reconcile};
-use crate::context::{self, Context, Settings};
-use crate::coordinator::{Coordinator, CoordinatorConfig};
-use crate::metrics::Metrics;
-use crate::status_writer::StatusWriter;
+use crate::controller::test_api::{self, MockApi, requests};
 
 const PARTNER: &str = r#"
 apiVersion: courier.dev/v1alpha1
@@ -32,36 +26,6 @@ spec:
   endpoint: { url: "http://127.0.0.1:8080/records" }
   workers: { min: 1, max: 3 }
 "#;
-
-/// One request as the test reads it: `METHOD path` (no query), and the body.
-type Seen = (String, serde_json::Value);
-
-/// A mock API server: answers every request the way the real one would for these objects, and
-/// remembers them.
-fn api_server() -> (Client, Arc<Mutex<Vec<Seen>>>) {
-    let (service, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
-    let seen = Arc::new(Mutex::new(Vec::new()));
-    let log = seen.clone();
-    tokio::spawn(async move {
-        while let Some((request, respond)) = handle.next_request().await {
-            let method = request.method().to_string();
-            let path = request.uri().path().to_owned();
-            let bytes = request.into_body().collect_bytes().await.unwrap_or_default();
-            let body: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
-            let (status, answer) = answer(&method, &path, &body);
-            log.lock().unwrap_or_else(PoisonError::into_inner).push((format!("{method} {path}"), body));
-            let response = Response::builder()
-                .status(status)
-                .header("content-type", "application/json")
-                .body(Body::from(serde_json::to_vec(&answer).unwrap_or_default()));
-            match response {
-                Ok(r) => respond.send_response(r),
-                Err(_) => return,
-            }
-        }
-    });
-    (Client::new(service, "default"), seen)
-}
 
 fn answer(method: &str, path: &str, body: &serde_json::Value) -> (StatusCode, serde_json::Value) {
     match method {
@@ -83,7 +47,7 @@ fn answer(method: &str, path: &str, body: &serde_json::Value) -> (StatusCode, se
             (StatusCode::OK, object)
         }
         "POST" => (StatusCode::CREATED, body.clone()),
-        _ => (StatusCode::NOT_FOUND, serde_json::json!({ "kind": "Status", "code": 404, "reason": "NotFound" })),
+        _ => test_api::not_found(),
     }
 }
 
@@ -92,53 +56,27 @@ fn destination(yaml: &str) -> Arc<Destination> {
 }
 
 fn context(client: Client) -> (Arc<DestinationContext>, Writer<Deployment>) {
-    let settings = Settings {
-        worker: WorkerDefaults {
-            image: "courier/worker:dev".into(),
-            coordinator_url: "https://courier-coordinator.courier-system.svc:8443".into(),
-            coordinator_ca_pem: None,
-            token: CoordinatorToken::default(),
-            ..WorkerDefaults::default()
-        },
-        shard_target_bytes: 64 << 20,
-    };
-    let ctx = Arc::new(Context::new(
-        client,
-        Coordinator::new(CoordinatorConfig::default()),
-        StatusWriter::new(Duration::from_secs(1)),
-        Arc::new(Metrics::new()),
-        settings,
-        context::lookups().0,
-    ));
+    let (ctx, _) = test_api::context(client);
     let (deployments, writer) = reflector::store();
     (Arc::new(DestinationContext { ctx, deployments, applied: AppliedObjects::default() }), writer)
 }
 
-/// The requests since the last call, without Events (their count depends on what changed in
-/// status, which is not what this test is about).
-fn take(seen: &Mutex<Vec<Seen>>) -> Vec<Seen> {
-    let mut all = seen.lock().unwrap_or_else(PoisonError::into_inner);
-    std::mem::take(&mut *all).into_iter().filter(|(r, _)| !r.contains("/events")).collect()
-}
-
-fn requests(seen: &[Seen]) -> Vec<&str> {
-    seen.iter().map(|(r, _)| r.as_str()).collect()
-}
-
 const GET_SECRET: &str = "GET /api/v1/namespaces/team-a/secrets/partner-token";
 const APPLY_SA: &str = "PATCH /api/v1/namespaces/team-a/serviceaccounts/courier-worker";
+const LIST_PODS: &str = "GET /api/v1/namespaces/team-a/pods";
 const APPLY_DEPLOYMENT: &str = "PATCH /apis/apps/v1/namespaces/team-a/deployments/courier-worker-partner";
 
 #[tokio::test]
 async fn a_destination_is_applied_once_then_only_read_until_something_changes() {
-    let (client, seen) = api_server();
-    let (dctx, mut watch) = context(client);
+    let api = MockApi::start(answer);
+    let (dctx, mut watch) = context(api.client.clone());
     let dest = destination(PARTNER);
 
-    // First: the Secret is checked, the ServiceAccount and the Deployment applied.
+    // First: the Secret is checked, the ServiceAccount and the Deployment applied, and (a new
+    // leader) the worker pods listed: those that may hold shares of an earlier leader.
     reconcile(dest.clone(), dctx.clone()).await.expect("first reconcile");
-    let first = take(&seen);
-    assert_eq!(requests(&first), [GET_SECRET, APPLY_SA, APPLY_DEPLOYMENT]);
+    let first = api.take();
+    assert_eq!(requests(&first), [GET_SECRET, APPLY_SA, APPLY_DEPLOYMENT, LIST_PODS]);
     let applied: Deployment = serde_json::from_value(first[2].1.clone()).expect("a Deployment was applied");
     assert_eq!(applied.spec.as_ref().and_then(|s| s.replicas), Some(1), "min workers without backlog");
 
@@ -148,7 +86,7 @@ async fn a_destination_is_applied_once_then_only_read_until_something_changes() 
     watch.apply_watcher_event(&watcher::Event::Apply(on_server.clone()));
     for _ in 0..3 {
         reconcile(dest.clone(), dctx.clone()).await.expect("a reconcile with nothing changed");
-        assert_eq!(requests(&take(&seen)), [GET_SECRET], "only the Secret is read");
+        assert_eq!(requests(&api.take()), [GET_SECRET], "only the Secret is read");
     }
 
     // Someone scales it by hand (a new generation): applied back.
@@ -156,16 +94,16 @@ async fn a_destination_is_applied_once_then_only_read_until_something_changes() 
     edited.metadata.generation = Some(2);
     watch.apply_watcher_event(&watcher::Event::Apply(edited));
     reconcile(dest.clone(), dctx.clone()).await.expect("a reconcile after an edit");
-    assert_eq!(requests(&take(&seen)), [GET_SECRET, APPLY_DEPLOYMENT], "the edit is put back");
+    assert_eq!(requests(&api.take()), [GET_SECRET, APPLY_DEPLOYMENT], "the edit is put back");
     // (The mock answers generation 1 again; the watch then shows it.)
     watch.apply_watcher_event(&watcher::Event::Apply(on_server.clone()));
     reconcile(dest.clone(), dctx.clone()).await.expect("settled");
-    assert_eq!(requests(&take(&seen)), [GET_SECRET]);
+    assert_eq!(requests(&api.take()), [GET_SECRET]);
 
     // Deleted by someone: applied again.
     watch.apply_watcher_event(&watcher::Event::Delete(on_server.clone()));
     reconcile(dest.clone(), dctx.clone()).await.expect("a reconcile after a delete");
-    assert_eq!(requests(&take(&seen)), [GET_SECRET, APPLY_DEPLOYMENT], "the Deployment is made again");
+    assert_eq!(requests(&api.take()), [GET_SECRET, APPLY_DEPLOYMENT], "the Deployment is made again");
     watch.apply_watcher_event(&watcher::Event::Apply(on_server));
 
     // A new spec that changes the pods (more CPU): the Deployment is applied, the
@@ -176,7 +114,7 @@ async fn a_destination_is_applied_once_then_only_read_until_something_changes() 
             "workers: { min: 1, max: 3, resources: { requests: { cpu: 500m } } }",
         ));
     reconcile(changed, dctx.clone()).await.expect("a reconcile of a new spec");
-    let after = take(&seen);
+    let after = api.take();
     assert_eq!(requests(&after), [GET_SECRET, APPLY_DEPLOYMENT]);
     assert!(after[1].1.to_string().contains("500m"), "the new resources are applied");
 

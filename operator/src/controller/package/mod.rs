@@ -393,3 +393,7 @@ pub fn collect_garbage(ctx: &Context, store: &Store<DeliveryPackage>) {
         ctx.status.forget_status::<DeliveryPackage>(&key.namespace, &key.name);
     }
 }
+
+#[cfg(test)]
+#[path = "reconcile_tests.rs"]
+mod reconcile_tests;
