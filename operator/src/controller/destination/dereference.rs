@@ -3,8 +3,15 @@
 //! Only the presence of keys is checked; values never leave the apiserver through the operator:
 //! workers read them from the Secret volumes their pods mount. A Secret the operator may not
 //! read (403) is a verdict on the Destination, like a missing one, not a failed reconcile.
+//!
+//! The operator may get Secrets but not list or watch them (least privilege: it would otherwise
+//! see every Secret of every namespace it watches). Secrets found complete are trusted for
+//! [`SECRETS_RECHECK`] unless the Destination's spec changes; incomplete ones are read again at
+//! every reconcile, so a Secret created to fix a Destination is seen within seconds.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use courier_api::Destination;
 use courier_core::destination::DestinationSettings;
@@ -68,4 +75,54 @@ pub async fn fetch_secret_keys(
         out.insert(n.secret.clone(), state);
     }
     Ok(out)
+}
+
+/// How long Secrets found complete are trusted before they are read again: a Secret deleted
+/// under a Ready Destination shows in its `Ready` condition within this (running workers keep
+/// their mounted copy meanwhile).
+pub const SECRETS_RECHECK: Duration = Duration::from_secs(30);
+
+/// Secrets found complete, per Destination (by uid: one deleted and made again under the same
+/// name starts over): the generation they were read for, when, and what.
+#[derive(Debug, Default)]
+pub struct CheckedSecrets(Mutex<HashMap<String, (i64, Instant, SecretKeys)>>);
+
+impl CheckedSecrets {
+    /// What was found for the Destination `uid` at `generation`, read less than
+    /// [`SECRETS_RECHECK`] before `now`.
+    pub fn fresh(&self, uid: &str, generation: i64, now: Instant) -> Option<SecretKeys> {
+        let checked = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        let (read_for, at, found) = checked.get(uid)?;
+        (*read_for == generation && now.saturating_duration_since(*at) < SECRETS_RECHECK).then(|| found.clone())
+    }
+
+    /// Remembers Secrets read at `at` and found complete.
+    pub fn remember(&self, uid: &str, generation: i64, at: Instant, found: SecretKeys) {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner).insert(uid.to_owned(), (generation, at, found));
+    }
+
+    /// Forgets what was read for a Destination (found incomplete).
+    pub fn forget(&self, uid: &str) {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner).remove(uid);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn complete_secrets_are_trusted_for_a_while_and_for_one_generation() {
+        let checked = CheckedSecrets::default();
+        let t0 = Instant::now();
+        let found = SecretKeys::from([("token".to_owned(), SecretState::Keys(vec!["token".to_owned()]))]);
+        assert_eq!(checked.fresh("u1", 1, t0), None, "never read");
+        checked.remember("u1", 1, t0, found.clone());
+        assert_eq!(checked.fresh("u1", 1, t0 + Duration::from_secs(29)), Some(found.clone()));
+        assert_eq!(checked.fresh("u1", 1, t0 + SECRETS_RECHECK), None, "due again");
+        assert_eq!(checked.fresh("u1", 2, t0), None, "a new spec may name other Secrets");
+        assert_eq!(checked.fresh("u2", 1, t0), None, "per Destination, made again or not");
+        checked.forget("u1");
+        assert_eq!(checked.fresh("u1", 1, t0), None, "forgotten");
+    }
 }

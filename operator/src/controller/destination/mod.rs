@@ -24,6 +24,7 @@ use kube::runtime::reflector::{self, ObjectRef, Store, reflector};
 use kube::runtime::{WatchStreamExt as _, watcher};
 use kube::{Api, ResourceExt};
 
+use self::dereference::CheckedSecrets;
 use self::reapply::AppliedObjects;
 use self::status::{DestinationFigures, RefusedCredentials, Throttle};
 use super::{Error, EventPolicy, Result, publish, publish_condition_changes};
@@ -43,6 +44,8 @@ pub struct DestinationContext {
     pub deployments: Store<Deployment>,
     /// What was applied last, so an unchanged object is not applied again.
     pub applied: AppliedObjects,
+    /// Secrets found complete lately, so they are not read at every reconcile.
+    pub secrets: CheckedSecrets,
 }
 
 /// The controller (run the future until `shutdown` completes) and its store.
@@ -63,7 +66,12 @@ pub fn controller(
     .touched_objects();
     let controller = Controller::new(api, watcher::Config::default());
     let store = controller.store();
-    let dctx = Arc::new(DestinationContext { ctx, deployments: reader, applied: AppliedObjects::default() });
+    let dctx = Arc::new(DestinationContext {
+        ctx,
+        deployments: reader,
+        applied: AppliedObjects::default(),
+        secrets: CheckedSecrets::default(),
+    });
     let fut = controller
         .owns_stream(watched)
         .reconcile_on(trigger)
@@ -126,10 +134,24 @@ async fn reconcile_inner(dest: &Destination, dctx: &DestinationContext) -> Resul
 
     // dereference + validate
     let needed = dereference::needed_keys(dest);
-    let found = dereference::fetch_secret_keys(&ctx.client, &ns, &needed)
-        .await
-        .map_err(|source| Error::Dereference { what: format!("Secrets of Destination {ns}/{name}"), source })?;
-    let invalid = validate::check_secrets(&needed, &found).err().or_else(|| validate::check_time_zone(dest).err());
+    let read_at = Instant::now();
+    let uid = dest.uid().unwrap_or_default();
+    let cached = dctx.secrets.fresh(&uid, generation, read_at);
+    let found = match &cached {
+        Some(found) => found.clone(),
+        None => dereference::fetch_secret_keys(&ctx.client, &ns, &needed)
+            .await
+            .map_err(|source| Error::Dereference { what: format!("Secrets of Destination {ns}/{name}"), source })?,
+    };
+    let secrets = validate::check_secrets(&needed, &found);
+    if cached.is_none() {
+        if secrets.is_ok() {
+            dctx.secrets.remember(&uid, generation, read_at, found);
+        } else {
+            dctx.secrets.forget(&uid);
+        }
+    }
+    let invalid = secrets.err().or_else(|| validate::check_time_zone(dest).err());
 
     // The coordinator always knows the spec (shares, pause, suspension).
     ctx.coordinator.upsert_destination(&ns, &name, &dest.spec, generation);

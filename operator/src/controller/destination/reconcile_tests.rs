@@ -1,5 +1,5 @@
 //! The exact requests a Destination reconcile sends, against a mock API server (tower-test):
-//! what it reads and applies the first time, nothing but its reads while nothing changed, and
+//! what it reads and applies the first time, nothing at all while nothing changed, and
 //! one apply when the Deployment changed under it or the built one changed.
 
 use std::sync::Arc;
@@ -11,6 +11,7 @@ use kube::Client;
 use kube::runtime::reflector::{self, store::Writer};
 use kube::runtime::watcher;
 
+use super::dereference::CheckedSecrets;
 use super::reapply::AppliedObjects;
 use super::{DestinationContext, reconcile};
 use crate::controller::test_api::{self, MockApi, requests};
@@ -58,16 +59,18 @@ fn destination(yaml: &str) -> Arc<Destination> {
 fn context(client: Client) -> (Arc<DestinationContext>, Writer<Deployment>) {
     let (ctx, _) = test_api::context(client);
     let (deployments, writer) = reflector::store();
-    (Arc::new(DestinationContext { ctx, deployments, applied: AppliedObjects::default() }), writer)
+    let secrets = CheckedSecrets::default();
+    (Arc::new(DestinationContext { ctx, deployments, applied: AppliedObjects::default(), secrets }), writer)
 }
 
+const NOTHING: [&str; 0] = [];
 const GET_SECRET: &str = "GET /api/v1/namespaces/team-a/secrets/partner-token";
 const APPLY_SA: &str = "PATCH /api/v1/namespaces/team-a/serviceaccounts/courier-worker";
 const LIST_PODS: &str = "GET /api/v1/namespaces/team-a/pods";
 const APPLY_DEPLOYMENT: &str = "PATCH /apis/apps/v1/namespaces/team-a/deployments/courier-worker-partner";
 
 #[tokio::test]
-async fn a_destination_is_applied_once_then_only_read_until_something_changes() {
+async fn a_destination_is_applied_once_then_left_alone_until_something_changes() {
     let api = MockApi::start(answer);
     let (dctx, mut watch) = context(api.client.clone());
     let dest = destination(PARTNER);
@@ -86,7 +89,7 @@ async fn a_destination_is_applied_once_then_only_read_until_something_changes() 
     watch.apply_watcher_event(&watcher::Event::Apply(on_server.clone()));
     for _ in 0..3 {
         reconcile(dest.clone(), dctx.clone()).await.expect("a reconcile with nothing changed");
-        assert_eq!(requests(&api.take()), [GET_SECRET], "only the Secret is read");
+        assert_eq!(requests(&api.take()), NOTHING, "the Secret found complete is trusted for a while");
     }
 
     // Someone scales it by hand (a new generation): applied back.
@@ -94,25 +97,25 @@ async fn a_destination_is_applied_once_then_only_read_until_something_changes() 
     edited.metadata.generation = Some(2);
     watch.apply_watcher_event(&watcher::Event::Apply(edited));
     reconcile(dest.clone(), dctx.clone()).await.expect("a reconcile after an edit");
-    assert_eq!(requests(&api.take()), [GET_SECRET, APPLY_DEPLOYMENT], "the edit is put back");
+    assert_eq!(requests(&api.take()), [APPLY_DEPLOYMENT], "the edit is put back");
     // (The mock answers generation 1 again; the watch then shows it.)
     watch.apply_watcher_event(&watcher::Event::Apply(on_server.clone()));
     reconcile(dest.clone(), dctx.clone()).await.expect("settled");
-    assert_eq!(requests(&api.take()), [GET_SECRET]);
+    assert_eq!(requests(&api.take()), NOTHING);
 
     // Deleted by someone: applied again.
     watch.apply_watcher_event(&watcher::Event::Delete(on_server.clone()));
     reconcile(dest.clone(), dctx.clone()).await.expect("a reconcile after a delete");
-    assert_eq!(requests(&api.take()), [GET_SECRET, APPLY_DEPLOYMENT], "the Deployment is made again");
+    assert_eq!(requests(&api.take()), [APPLY_DEPLOYMENT], "the Deployment is made again");
     watch.apply_watcher_event(&watcher::Event::Apply(on_server));
 
-    // A new spec that changes the pods (more CPU): the Deployment is applied, the
-    // ServiceAccount (the same for every Destination of the namespace) is not.
-    let changed =
-        destination(&PARTNER.replace(
-            "workers: { min: 1, max: 3 }",
-            "workers: { min: 1, max: 3, resources: { requests: { cpu: 500m } } }",
-        ));
+    // A new spec that changes the pods (more CPU): its Secrets are read again (it may name
+    // others) and the Deployment is applied; the ServiceAccount (the same for every Destination
+    // of the namespace) is not.
+    let changed = PARTNER
+        .replace("generation: 1", "generation: 2")
+        .replace("workers: { min: 1, max: 3 }", "workers: { min: 1, max: 3, resources: { requests: { cpu: 500m } } }");
+    let changed = destination(&changed);
     reconcile(changed, dctx.clone()).await.expect("a reconcile of a new spec");
     let after = api.take();
     assert_eq!(requests(&after), [GET_SECRET, APPLY_DEPLOYMENT]);
