@@ -554,6 +554,7 @@ mod tests {
             family.get_or_create(&labels).set(1);
         }
         m.status_writes.get_or_create(&ControllerLabel { controller: "package".into() }).inc();
+        m.applied("Deployment", "first");
         m.is_leader.set(1);
         let running = package(
             "p",
