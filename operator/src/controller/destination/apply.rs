@@ -88,7 +88,8 @@ pub async fn deployment_on_change(
         (None, Some(current)) => Ok(Arc::unwrap_or_clone(current)),
         (why, _) => {
             let result = deployment(client, built).await?;
-            metrics.applied(DEPLOYMENT, why.map_or("drifted", reapply::Why::as_str));
+            // (No verdict only with a watched Deployment: gone from the watch is drift.)
+            metrics.applied(DEPLOYMENT, why.unwrap_or(reapply::Why::Drifted).as_str());
             let generation = Some(result.metadata.generation.unwrap_or_default());
             applied.insert(DEPLOYMENT, ns, name, Applied { fingerprint: print, generation, at: now });
             Ok(result)

@@ -106,11 +106,6 @@ impl AppliedObjects {
     pub fn insert(&self, kind: &str, namespace: &str, name: &str, applied: Applied) {
         self.0.lock().unwrap_or_else(PoisonError::into_inner).insert(Self::key(kind, namespace, name), applied);
     }
-
-    /// Forgets an object (its Destination is gone, or an apply failed).
-    pub fn forget(&self, kind: &str, namespace: &str, name: &str) {
-        self.0.lock().unwrap_or_else(PoisonError::into_inner).remove(&Self::key(kind, namespace, name));
-    }
 }
 
 #[cfg(test)]
@@ -160,14 +155,12 @@ mod tests {
     }
 
     #[test]
-    fn the_last_apply_is_remembered_per_object_and_forgotten_on_request() {
+    fn the_last_apply_is_remembered_per_object() {
         let objects = AppliedObjects::default();
         let at = Instant::now();
         objects.insert("Deployment", "ns", "w", applied(1, Some(1), at));
         assert_eq!(objects.get("Deployment", "ns", "w"), Some(applied(1, Some(1), at)));
         assert_eq!(objects.get("ServiceAccount", "ns", "w"), None, "kinds are apart");
         assert_eq!(objects.get("Deployment", "other", "w"), None, "namespaces are apart");
-        objects.forget("Deployment", "ns", "w");
-        assert_eq!(objects.get("Deployment", "ns", "w"), None);
     }
 }
