@@ -4,8 +4,9 @@
 use std::collections::HashMap;
 use std::hash::{BuildHasher, RandomState};
 use std::sync::Mutex;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
+use super::bucket::ArrivalBucket;
 use super::config::RateLimit;
 
 const SHARDS: usize = 16;
@@ -42,8 +43,7 @@ pub struct Headers {
 
 #[derive(Debug)]
 struct KeyState {
-    tokens: f64,
-    last: Instant,
+    bucket: Option<ArrivalBucket>,
     day: u64,
     used_today: u64,
 }
@@ -73,21 +73,21 @@ impl Limiter {
         self.rate_limit.is_some() || self.daily_quota.is_some()
     }
 
-    /// Decides one request for `key`, taking a token and a quota unit if allowed.
-    pub fn check(&self, key: &str) -> Decision {
+    /// Decides one request for `key` that arrived at `now`, taking a token and a quota unit if
+    /// allowed. Requests come over several connections and may be judged out of arrival
+    /// order; the bucket places each at its own instant (see [`ArrivalBucket`]).
+    pub fn check(&self, key: &str, now: SystemTime) -> Decision {
         if !self.is_active() {
             return Decision::Allowed(None);
         }
-        let now = Instant::now();
-        let unix = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        let unix = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
         let today = unix / DAY_SECS;
         let shard = &self.shards[(self.hasher.hash_one(key) as usize) % SHARDS];
         let mut keys = shard.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         let state = match keys.get_mut(key) {
             Some(state) => state,
             None => keys.entry(key.into()).or_insert(KeyState {
-                tokens: self.rate_limit.map_or(0.0, |l| f64::from(l.burst)),
-                last: now,
+                bucket: self.rate_limit.map(|l| ArrivalBucket::new(l.rate, l.burst, now)),
                 day: today,
                 used_today: 0,
             }),
@@ -96,31 +96,24 @@ impl Limiter {
             state.day = today;
             state.used_today = 0;
         }
-        if let Some(limit) = self.rate_limit {
-            let burst = f64::from(limit.burst);
-            state.tokens = (state.tokens + now.duration_since(state.last).as_secs_f64() * limit.rate).min(burst);
-            state.last = now;
-        }
         if let Some(quota) = self.daily_quota
             && state.used_today >= quota
         {
             return Decision::QuotaExhausted { quota, retry_after: ((today + 1) * DAY_SECS - unix).max(1) };
         }
         state.used_today += 1;
-        let Some(limit) = self.rate_limit else {
+        let (Some(limit), Some(bucket)) = (self.rate_limit, state.bucket.as_mut()) else {
             return Decision::Allowed(None);
         };
-        let allowed = state.tokens >= 1.0;
-        if allowed {
-            state.tokens -= 1.0;
-        } else {
+        let (allowed, tokens) = bucket.take(now);
+        if !allowed {
             state.used_today -= 1;
         }
         let headers = Headers {
             limit: limit.burst,
-            remaining: state.tokens.floor() as u32,
-            reset: ceil_secs((f64::from(limit.burst) - state.tokens) / limit.rate),
-            retry_after: ceil_secs((1.0 - state.tokens) / limit.rate).max(1),
+            remaining: tokens.max(0.0).floor() as u32,
+            reset: ceil_secs((f64::from(limit.burst) - tokens) / limit.rate),
+            retry_after: ceil_secs((1.0 - tokens) / limit.rate).max(1),
         };
         if allowed { Decision::Allowed(Some(headers)) } else { Decision::RateLimited(headers) }
     }
@@ -133,11 +126,17 @@ fn ceil_secs(secs: f64) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
+
+    fn at(millis: u64) -> SystemTime {
+        // A fixed day, far from midnight, so the quota's day does not change in a test.
+        UNIX_EPOCH + Duration::from_secs(20_000 * DAY_SECS + 3_600) + Duration::from_millis(millis)
+    }
 
     #[test]
     fn a_full_bucket_allows_exactly_the_burst_then_limits() {
         let limiter = Limiter::new(Some(RateLimit { rate: 1.0, burst: 3 }), None);
-        let decisions: Vec<Decision> = (0..5).map(|_| limiter.check("k")).collect();
+        let decisions: Vec<Decision> = (0..5).map(|_| limiter.check("k", at(0))).collect();
         assert!(decisions[..3].iter().all(|d| matches!(d, Decision::Allowed(Some(_)))));
         assert!(matches!(decisions[3], Decision::RateLimited(Headers { remaining: 0, retry_after: 1, .. })));
     }
@@ -145,33 +144,54 @@ mod tests {
     #[test]
     fn keys_have_separate_buckets() {
         let limiter = Limiter::new(Some(RateLimit { rate: 1.0, burst: 1 }), None);
-        assert!(matches!(limiter.check("a"), Decision::Allowed(_)));
-        assert!(matches!(limiter.check("b"), Decision::Allowed(_)));
-        assert!(matches!(limiter.check("a"), Decision::RateLimited(_)));
+        assert!(matches!(limiter.check("a", at(0)), Decision::Allowed(_)));
+        assert!(matches!(limiter.check("b", at(0)), Decision::Allowed(_)));
+        assert!(matches!(limiter.check("a", at(0)), Decision::RateLimited(_)));
+    }
+
+    #[test]
+    fn requests_are_judged_by_when_they_arrived_not_when_they_were_read() {
+        // 10/s, no burst beyond one: one request every 100 ms is the limit exactly.
+        let limiter = Limiter::new(Some(RateLimit { rate: 10.0, burst: 1 }), None);
+        for millis in [0, 100, 200, 300] {
+            assert!(matches!(limiter.check("k", at(millis)), Decision::Allowed(_)), "at {millis} ms");
+        }
+        assert!(matches!(limiter.check("k", at(350)), Decision::RateLimited(_)), "50 ms after the last");
+        assert!(matches!(limiter.check("k", at(400)), Decision::Allowed(_)));
+    }
+
+    #[test]
+    fn an_arrival_judged_after_a_later_one_is_placed_at_its_own_instant() {
+        let limiter = Limiter::new(Some(RateLimit { rate: 10.0, burst: 1 }), None);
+        assert!(matches!(limiter.check("k", at(100)), Decision::Allowed(_)));
+        // Arrived 100 ms earlier over another connection, read after: it fit then.
+        assert!(matches!(limiter.check("k", at(0)), Decision::Allowed(_)));
+        // Arrived 50 ms after the first: it did not.
+        assert!(matches!(limiter.check("k", at(150)), Decision::RateLimited(_)));
+        assert!(matches!(limiter.check("k", at(200)), Decision::Allowed(_)));
     }
 
     #[test]
     fn an_exhausted_daily_quota_says_to_come_back_tomorrow() {
         let limiter = Limiter::new(None, Some(2));
-        assert!(matches!(limiter.check("k"), Decision::Allowed(None)));
-        assert!(matches!(limiter.check("k"), Decision::Allowed(None)));
-        match limiter.check("k") {
+        assert!(matches!(limiter.check("k", at(0)), Decision::Allowed(None)));
+        assert!(matches!(limiter.check("k", at(0)), Decision::Allowed(None)));
+        match limiter.check("k", at(0)) {
             Decision::QuotaExhausted { quota, retry_after } => {
                 assert_eq!(quota, 2);
-                assert!((1..=DAY_SECS).contains(&retry_after));
+                assert_eq!(retry_after, DAY_SECS - 3_600);
             }
             other => panic!("expected quota exhaustion, got {other:?}"),
         }
+        assert!(matches!(limiter.check("k", at(0) + Duration::from_secs(DAY_SECS)), Decision::Allowed(None)), "a new day");
     }
 
     #[test]
     fn a_rate_limited_request_does_not_use_quota() {
         let limiter = Limiter::new(Some(RateLimit { rate: 1000.0, burst: 1 }), Some(2));
-        assert!(matches!(limiter.check("k"), Decision::Allowed(_)));
-        assert!(matches!(limiter.check("k"), Decision::RateLimited(_)));
-        std::thread::sleep(std::time::Duration::from_millis(3));
-        assert!(matches!(limiter.check("k"), Decision::Allowed(_)));
-        std::thread::sleep(std::time::Duration::from_millis(3));
-        assert!(matches!(limiter.check("k"), Decision::QuotaExhausted { .. }));
+        assert!(matches!(limiter.check("k", at(0)), Decision::Allowed(_)));
+        assert!(matches!(limiter.check("k", at(0)), Decision::RateLimited(_)));
+        assert!(matches!(limiter.check("k", at(3)), Decision::Allowed(_)));
+        assert!(matches!(limiter.check("k", at(6)), Decision::QuotaExhausted { .. }));
     }
 }

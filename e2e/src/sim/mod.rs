@@ -8,6 +8,7 @@
 pub mod arrivals;
 mod auth;
 mod body;
+mod bucket;
 pub mod config;
 mod control;
 mod ledger;
@@ -15,6 +16,7 @@ mod limiter;
 mod partner;
 mod random;
 mod server;
+mod stamped;
 mod state;
 mod stats;
 pub mod tls;

@@ -33,13 +33,14 @@ static RATELIMIT_LIMIT: HeaderName = HeaderName::from_static("ratelimit-limit");
 static RATELIMIT_REMAINING: HeaderName = HeaderName::from_static("ratelimit-remaining");
 static RATELIMIT_RESET: HeaderName = HeaderName::from_static("ratelimit-reset");
 
-/// Answers one partner request.
+/// Answers one partner request that reached this host at `arrived`: its bucket and the
+/// arrivals log judge it by that instant, not by when it was read.
 pub async fn handle(
     shared: &Shared,
     request: Request<Incoming>,
     peer: Option<std::net::IpAddr>,
+    arrived: std::time::SystemTime,
 ) -> Result<Response<SimBody>, Dropped> {
-    let arrived = std::time::SystemTime::now();
     let count = |outcome| shared.count(outcome, arrived, peer);
     let active = shared.active();
     let config = &active.config;
@@ -70,7 +71,7 @@ pub async fn handle(
         response.headers_mut().insert(RETRY_AFTER, HeaderValue::from(retry_after));
         return Ok(response);
     }
-    let limits = match active.limiter.check(active.limit_key(&parts)) {
+    let limits = match active.limiter.check(active.limit_key(&parts), arrived) {
         Decision::Allowed(limits) => limits,
         Decision::RateLimited(limits) => {
             drain(body).await?;

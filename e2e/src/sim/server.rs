@@ -18,6 +18,7 @@ use tokio_rustls::TlsAcceptor;
 use super::config::SimConfig;
 use super::control;
 use super::partner;
+use super::stamped::StampedStream;
 use super::state::{ConfigError, Shared};
 use super::stats::StatsSnapshot;
 use super::tls::{TlsError, TlsIdentity};
@@ -224,12 +225,15 @@ async fn serve(
     let _ = stream.set_nodelay(true);
     let peer = stream.peer_addr().map(|a| a.ip()).ok();
     shared.stats.connection();
+    // Requests are timed by when they reached this host (see `stamped`).
+    let (stream, clock) = StampedStream::new(stream);
     let service = service_fn(move |request: hyper::Request<hyper::body::Incoming>| {
         let shared = Arc::clone(&shared);
+        let arrived = clock.arrival();
         async move {
             match control::route(request.uri().path()) {
                 Some(route) => Ok(control::handle(route, &shared, request).await),
-                None => partner::handle(&shared, request, peer).await,
+                None => partner::handle(&shared, request, peer, arrived).await,
             }
         }
     });
@@ -265,5 +269,45 @@ mod dedicated_tests {
         drop(sim);
         tokio::time::sleep(Duration::from_millis(100)).await;
         assert!(tokio::net::TcpStream::connect(addr).await.is_err(), "stopped with its runtime");
+    }
+
+    async fn answer_status(stream: &mut tokio::net::TcpStream) -> String {
+        use tokio::io::AsyncReadExt;
+        let mut answer = Vec::new();
+        let mut buf = [0u8; 512];
+        while !answer.windows(4).any(|w| w == b"\r\n\r\n") {
+            let read = stream.read(&mut buf).await.expect("read");
+            assert!(read > 0, "closed before answering");
+            answer.extend_from_slice(&buf[..read]);
+        }
+        String::from_utf8_lossy(&answer).lines().next().unwrap_or_default().to_owned()
+    }
+
+    #[tokio::test]
+    async fn requests_sent_evenly_but_read_in_one_bunch_are_judged_as_they_arrived() {
+        use tokio::io::AsyncWriteExt;
+        // 10/s with a bucket of one: two requests 150 ms apart are within it, two at once are not.
+        let config = SimConfig {
+            rate_limit: Some(crate::sim::RateLimit { rate: 10.0, burst: 1 }),
+            ..SimConfig::default()
+        };
+        let sim = Simulator::start_dedicated(([127, 0, 0, 1], 0).into(), config).expect("start");
+        let mut first = tokio::net::TcpStream::connect(sim.addr()).await.expect("connect");
+        let mut second = tokio::net::TcpStream::connect(sim.addr()).await.expect("connect");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        // The simulator's one thread stalls, as a busy machine stalls it, while both arrive.
+        let runtime = sim.runtime.clone().expect("a runtime of its own");
+        runtime.spawn(async { std::thread::sleep(Duration::from_millis(500)) });
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let request = b"POST /v1/users HTTP/1.1\r\nhost: x\r\ncontent-length: 0\r\n\r\n";
+        first.write_all(request).await.expect("write");
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        second.write_all(request).await.expect("write");
+        assert_eq!(answer_status(&mut first).await, "HTTP/1.1 200 OK");
+        assert_eq!(answer_status(&mut second).await, "HTTP/1.1 200 OK", "read together, arrived 150 ms apart");
+        let arrivals = sim.arrivals();
+        assert_eq!(arrivals.len(), 2);
+        let apart = arrivals[1].at_unix_micros - arrivals[0].at_unix_micros;
+        assert!((120_000..200_000).contains(&apart), "logged {apart} µs apart");
     }
 }
