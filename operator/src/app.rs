@@ -6,14 +6,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
-use courier_api::{Datum, Destination};
+use courier_api::{Datum, DeliveryPackage, Destination};
 use courier_core::telemetry::{self, LogLevelError};
 use k8s_openapi::api::apps::v1::Deployment;
 use kube::Client;
+use kube::runtime::reflector::Store;
 use tokio_util::sync::CancellationToken;
 
-use crate::context::{self, Context, LookupWriters, Settings};
+use crate::context::{Context, Lookups, Settings};
 use crate::controller::destination::build::{CoordinatorToken, WorkerDefaults, WorkerPodDefaults};
+use crate::controller::watches::{SharedWatch, touched};
 use crate::controller::{api, datum, destination, landing, package, triggers};
 use crate::coordinator::server::{self, AuthMode};
 use crate::coordinator::tls;
@@ -314,7 +316,8 @@ pub async fn run(args: Args) -> Result<(), AppError> {
             fence_status.end_term();
             lost.cancel();
         });
-        let (lookups, writers) = context::lookups();
+        let watches = Watches::new(&client, args.namespace.as_deref());
+        let lookups = Lookups::new(watches.destinations.clone(), watches.datums.clone());
         let ctx = Arc::new(Context::new(
             client.clone(),
             coordinator.clone(),
@@ -323,7 +326,7 @@ pub async fn run(args: Args) -> Result<(), AppError> {
             settings.clone(),
             lookups,
         ));
-        run_term(ctx, client.clone(), args.namespace.as_deref(), &coordinator, writers, term.clone()).await;
+        run_term(ctx, client.clone(), args.namespace.as_deref(), &coordinator, watches, term.clone()).await;
         watcher.abort();
         term.cancel();
         metrics.is_leader.set(0);
@@ -366,33 +369,62 @@ fn spawn_signal_handler(stop: CancellationToken) {
     });
 }
 
-/// One leadership term: the three controllers and garbage collection, until `term` ends.
+/// The term's shared watches, one per kind the controllers read (see `controller::watches`).
+struct Watches {
+    destinations: Store<Destination>,
+    datums: Store<Datum>,
+    packages: Store<DeliveryPackage>,
+    destination_watch: SharedWatch<Destination>,
+    datum_watch: SharedWatch<Datum>,
+    package_watch: SharedWatch<DeliveryPackage>,
+}
+
+impl Watches {
+    fn new(client: &Client, namespace: Option<&str>) -> Self {
+        let (destinations, destination_watch) = SharedWatch::new(api::<Destination>(client, namespace));
+        let (datums, datum_watch) = SharedWatch::new(api::<Datum>(client, namespace));
+        let (packages, package_watch) = SharedWatch::new(api::<DeliveryPackage>(client, namespace));
+        Self { destinations, datums, packages, destination_watch, datum_watch, package_watch }
+    }
+}
+
+/// One leadership term: the controllers and garbage collection over the term's shared
+/// watches, until `term` ends.
 async fn run_term(
     ctx: Arc<Context>,
     client: Client,
     namespace: Option<&str>,
     coordinator: &Coordinator,
-    lookups: LookupWriters,
+    watches: Watches,
     term: CancellationToken,
 ) {
     let shutdown = |t: &CancellationToken| t.clone().cancelled_owned();
-    let (dest_store, dest) = destination::controller(
+    let Watches { destinations, datums, packages, mut destination_watch, mut datum_watch, package_watch } = watches;
+    let dest = destination::controller(
         ctx.clone(),
-        api::<Destination>(&client, namespace),
+        (destinations.clone(), destination_watch.subscribe()),
         api::<Deployment>(&client, namespace),
         triggers::destination_changes(coordinator),
         shutdown(&term),
     );
-    let dat = datum::run(ctx.clone(), api::<Datum>(&client, namespace), shutdown(&term));
-    let (store, pkg) = package::controller(
+    let dat = datum::run(ctx.clone(), (datums.clone(), datum_watch.subscribe()), shutdown(&term));
+    let pkg = package::controller(
         ctx.clone(),
-        client.clone(),
-        namespace,
-        lookups,
+        (packages.clone(), package_watch.subscribe()),
+        touched(destination_watch.subscribe(), destination_watch.deletions()),
+        touched(datum_watch.subscribe(), datum_watch.deletions()),
         triggers::package_changes(coordinator),
         shutdown(&term),
     );
-    let land = landing::run(ctx.clone(), client.clone(), namespace, term.clone());
+    let land = landing::run(ctx.clone(), client.clone(), datums, packages.clone(), term.clone());
+    // The watches run until the term ends; the controllers subscribed to them end with it too.
+    let watch_term = term.clone();
+    let watch = async move {
+        tokio::select! {
+            () = watch_term.cancelled() => {}
+            _ = futures::future::join3(destination_watch.run(), datum_watch.run(), package_watch.run()) => {}
+        }
+    };
     let gc_ctx = ctx.clone();
     let gc_term = term.clone();
     let gc = async move {
@@ -401,10 +433,10 @@ async fn run_term(
                 _ = gc_term.cancelled() => return,
                 _ = tokio::time::sleep(Duration::from_secs(5)) => {}
             }
-            package::record_phases(&gc_ctx, &store);
-            package::collect_garbage(&gc_ctx, &store);
-            destination::collect_garbage(&gc_ctx, &dest_store);
+            package::record_phases(&gc_ctx, &packages);
+            package::collect_garbage(&gc_ctx, &packages);
+            destination::collect_garbage(&gc_ctx, &destinations);
         }
     };
-    let _: ((), (), (), (), ()) = tokio::join!(dest, dat, pkg, land, gc);
+    let _: ((), (), (), (), (), ()) = tokio::join!(dest, dat, pkg, land, watch, gc);
 }

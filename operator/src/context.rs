@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use courier_api::{Datum, Destination};
 use kube::Client;
 use kube::runtime::events::{Recorder, Reporter};
-use kube::runtime::reflector::{self, ObjectRef, Store, store::Writer};
+use kube::runtime::reflector::{ObjectRef, Store};
 
 use crate::controller::destination::build::WorkerDefaults;
 use crate::coordinator::{Coordinator, ObjectKey};
@@ -37,21 +37,28 @@ pub struct Lookups {
     waiting: Arc<tokio::sync::Mutex<bool>>,
 }
 
-/// The writing halves of [`Lookups`], fed by the package controller's watches.
+/// The writing halves of [`Lookups`] made by [`lookups`], for tests that fill them by hand.
+#[cfg(test)]
 pub struct LookupWriters {
-    pub destinations: Writer<Destination>,
-    pub datums: Writer<Datum>,
+    pub destinations: kube::runtime::reflector::store::Writer<Destination>,
+    pub datums: kube::runtime::reflector::store::Writer<Datum>,
 }
 
 /// Empty lookups and the writers that fill them.
+#[cfg(test)]
 pub fn lookups() -> (Lookups, LookupWriters) {
-    let (destinations, dest_writer) = reflector::store();
-    let (datums, datum_writer) = reflector::store();
+    let (destinations, dest_writer) = kube::runtime::reflector::store();
+    let (datums, datum_writer) = kube::runtime::reflector::store();
     let waiting = Arc::new(tokio::sync::Mutex::new(false));
     (Lookups { destinations, datums, waiting }, LookupWriters { destinations: dest_writer, datums: datum_writer })
 }
 
 impl Lookups {
+    /// Lookups over the term's shared watch caches.
+    pub fn new(destinations: Store<Destination>, datums: Store<Datum>) -> Self {
+        Self { destinations, datums, waiting: Arc::new(tokio::sync::Mutex::new(false)) }
+    }
+
     /// Waits until both caches hold a complete listing (`false` when a writer is gone).
     pub async fn ready(&self) -> bool {
         let mut ready = self.waiting.lock().await;

@@ -20,10 +20,20 @@ async fn a_package_waits_for_a_missing_destination_and_proceeds_when_it_appears(
     data.write("", 1, 10, "w").await;
     let pattern = data.pattern("");
 
+    // First the Destination exists but is suspended: the package waits for it.
     apply_yaml(&client, &ns, &datum_yaml("users")).await;
+    apply_yaml(&client, &ns, &destination_yaml("partner", "http://127.0.0.1:9/", 10, "  suspend: true\n")).await;
     apply_yaml(&client, &ns, &package_yaml("p", "partner", "users", &pattern, "")).await;
-    let waiting = eventually(WAIT, "Waiting=True DestinationNotFound", || async {
+    let waiting = eventually(WAIT, "Waiting=True", || async {
         package_condition(&client, &ns, "p", "Waiting").await.filter(|(s, _)| s == "True")
+    })
+    .await;
+    assert_ne!(waiting.1, "DestinationNotFound", "the Destination exists");
+    // Deleted, the package hears of it at once (the shared watch hands deletions to the package
+    // controller; without them it would only look again after 5 min).
+    cluster.kubectl_ok(&["-n", &ns, "delete", "destination", "partner", "--wait=true"], None);
+    let waiting = eventually(WAIT, "Waiting=True DestinationNotFound", || async {
+        package_condition(&client, &ns, "p", "Waiting").await.filter(|(s, r)| s == "True" && r == "DestinationNotFound")
     })
     .await;
     assert_eq!(waiting.1, "DestinationNotFound");

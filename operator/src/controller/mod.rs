@@ -9,6 +9,7 @@ pub mod package;
 #[cfg(test)]
 pub(crate) mod test_api;
 pub mod triggers;
+pub mod watches;
 
 pub use events::{EventPolicy, publish, publish_condition_changes};
 

@@ -4,18 +4,19 @@
 use std::collections::HashMap;
 use std::fmt::Debug;
 use std::hash::{Hash, Hasher};
+use std::sync::Arc;
 
 use courier_api::conditions::{DestinationConditionType, find_condition};
 use courier_api::{Datum, DeliveryPackage, Destination};
 use futures::{Stream, StreamExt as _};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
-use kube::runtime::reflector::store::Writer;
-use kube::runtime::reflector::{ObjectRef, reflector};
+use kube::runtime::reflector::ObjectRef;
 use kube::runtime::{WatchStreamExt as _, watcher};
 use kube::{Api, Resource, ResourceExt as _};
 use serde::de::DeserializeOwned;
 use tokio::sync::broadcast::error::RecvError;
 
+use super::watches::Touched;
 use crate::coordinator::{Change, Coordinator, ObjectKey};
 
 fn changes<K, F>(coordinator: &Coordinator, pick: F) -> impl Stream<Item = ObjectRef<K>> + Send + 'static
@@ -63,31 +64,27 @@ where
     watcher(api, watcher::Config::default()).default_backoff().modify(|o| o.managed_fields_mut().clear())
 }
 
-/// Watches `api` into `writer`'s store and yields an object only when `fingerprint` of it
-/// changed (or it was deleted), so status-only updates that do not matter to the watcher's
-/// owner (a Destination's backlog and worker counts, written every few seconds) do not requeue
-/// every package that refers to it.
+/// The objects of `touched` whose `fingerprint` changed, or that were deleted, so status-only
+/// updates that do not matter to the watcher's owner (a Destination's backlog and worker
+/// counts, written every few seconds) do not requeue every package that refers to it.
 pub fn relevant_changes<K>(
-    writer: Writer<K>,
-    api: Api<K>,
+    touched: impl Stream<Item = Touched<K>> + Send + 'static,
     fingerprint: fn(&K) -> u64,
-) -> impl Stream<Item = Result<K, watcher::Error>> + Send + 'static
+) -> impl Stream<Item = Arc<K>> + Send + 'static
 where
-    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
+    K: Resource<DynamicType = ()> + Send + Sync + 'static,
 {
     let mut seen: HashMap<ObjectRef<K>, u64> = HashMap::new();
-    reflector(writer, lean_watcher(api)).filter_map(move |event| {
-        let out = match event {
-            Ok(watcher::Event::Apply(obj) | watcher::Event::InitApply(obj)) => {
+    touched.filter_map(move |change| {
+        let out = match change {
+            Touched::Applied(obj) => {
                 let print = fingerprint(&obj);
-                (seen.insert(ObjectRef::from_obj(&obj), print) != Some(print)).then_some(Ok(obj))
+                (seen.insert(ObjectRef::from_obj(obj.as_ref()), print) != Some(print)).then_some(obj)
             }
-            Ok(watcher::Event::Delete(obj)) => {
-                seen.remove(&ObjectRef::from_obj(&obj));
-                Some(Ok(obj))
+            Touched::Deleted(obj) => {
+                seen.remove(&ObjectRef::from_obj(obj.as_ref()));
+                Some(obj)
             }
-            Ok(watcher::Event::Init | watcher::Event::InitDone) => None,
-            Err(e) => Some(Err(e)),
         };
         futures::future::ready(out)
     })
@@ -131,6 +128,45 @@ mod tests {
 
     const READY: &str = "{ type: Ready, status: \"True\", reason: Compiled, message: ok, lastTransitionTime: \"2026-11-25T00:00:00Z\" }";
     const NOT_READY: &str = "{ type: Ready, status: \"False\", reason: TemplateInvalid, message: bad, lastTransitionTime: \"2026-11-25T00:00:00Z\" }";
+
+    #[tokio::test]
+    async fn a_package_trigger_passes_on_what_packages_depend_on_and_every_deletion() {
+        use crate::controller::watches::touched;
+        let ready = Arc::new(datum(1, READY));
+        let restated = Arc::new(datum(1, &READY.replace("message: ok", "message: still ok")));
+        let not_ready = Arc::new(datum(1, NOT_READY));
+        let applied = futures::stream::iter([ready.clone(), restated, not_ready.clone(), ready.clone()]);
+        // The deletion comes after every apply (the select takes the applies first when both
+        // are ready: a delayed deletion stands for a later one).
+        let gone = ready.clone();
+        let deleted = futures::stream::once(async move {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            gone
+        });
+        let passed: Vec<Arc<Datum>> = relevant_changes(touched(applied, deleted), datum_fingerprint).collect().await;
+        let readiness: Vec<Option<String>> = passed
+            .iter()
+            .map(|d| d.status.as_ref().and_then(|s| s.conditions.first()).map(|c| c.status.clone()))
+            .collect();
+        // Ready, (restated: same fingerprint, dropped), not ready, ready again, deleted.
+        assert_eq!(readiness, [Some("True"), Some("False"), Some("True"), Some("True")].map(|s| s.map(String::from)));
+        assert_eq!(passed.len(), 4);
+    }
+
+    #[tokio::test]
+    async fn an_object_listed_again_after_its_deletion_is_passed_on_again() {
+        use crate::controller::watches::touched;
+        let ready = Arc::new(datum(1, READY));
+        let first = futures::stream::iter([ready.clone()]);
+        let (deleted_tx, deleted_rx) = futures::channel::mpsc::unbounded();
+        let (applied_tx, applied_rx) = futures::channel::mpsc::unbounded();
+        let mut passed = Box::pin(relevant_changes(touched(first.chain(applied_rx), deleted_rx), datum_fingerprint));
+        assert!(passed.next().await.is_some(), "first seen");
+        deleted_tx.unbounded_send(ready.clone()).expect("send");
+        assert!(passed.next().await.is_some(), "deleted");
+        applied_tx.unbounded_send(ready.clone()).expect("send");
+        assert!(passed.next().await.is_some(), "created again with the same spec: not filtered");
+    }
 
     #[test]
     fn only_the_generation_and_readiness_change_the_fingerprint() {

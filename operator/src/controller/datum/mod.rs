@@ -11,21 +11,23 @@ use courier_api::{Datum, DatumStatus};
 use futures::StreamExt;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::runtime::controller::{Action, Controller};
-use kube::runtime::watcher;
-use kube::{Api, ResourceExt};
+use kube::runtime::reflector::Store;
+use kube::ResourceExt;
 
 use super::{Error, EventPolicy, Result, publish_condition_changes};
 use crate::context::Context;
 
 const CONTROLLER: &str = "datum";
 
-/// Runs the controller until `shutdown` completes.
+/// Runs the controller over the term's shared Datum watch (`datums`, the store with its
+/// subscription) until `shutdown` completes.
 pub async fn run(
     ctx: Arc<Context>,
-    api: Api<Datum>,
+    datums: (Store<Datum>, impl futures::Stream<Item = Arc<Datum>> + Send + 'static),
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) {
-    Controller::new(api, watcher::Config::default())
+    let (store, subscription) = datums;
+    Controller::for_shared_stream(subscription, store)
         .graceful_shutdown_on(shutdown)
         .run(reconcile, error_policy, ctx)
         .for_each(|_| futures::future::ready(()))

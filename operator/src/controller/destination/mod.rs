@@ -48,14 +48,17 @@ pub struct DestinationContext {
     pub secrets: CheckedSecrets,
 }
 
-/// The controller (run the future until `shutdown` completes) and its store.
+/// The controller over the term's shared Destination watch (`destinations`, the store with
+/// its subscription) and its own watch of worker Deployments; run the future until
+/// `shutdown` completes.
 pub fn controller(
     ctx: Arc<Context>,
-    api: Api<Destination>,
+    destinations: (Store<Destination>, impl futures::Stream<Item = Arc<Destination>> + Send + 'static),
     deployments: Api<Deployment>,
     trigger: impl futures::Stream<Item = ObjectRef<Destination>> + Send + 'static,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
-) -> (Store<Destination>, impl std::future::Future<Output = ()>) {
+) -> impl std::future::Future<Output = ()> {
+    let (store, subscription) = destinations;
     let (reader, writer) = reflector::store();
     let watched = reflector(
         writer,
@@ -64,21 +67,19 @@ pub fn controller(
             .modify(|d| d.managed_fields_mut().clear()),
     )
     .touched_objects();
-    let controller = Controller::new(api, watcher::Config::default());
-    let store = controller.store();
+    let controller = Controller::for_shared_stream(subscription, store);
     let dctx = Arc::new(DestinationContext {
         ctx,
         deployments: reader,
         applied: AppliedObjects::default(),
         secrets: CheckedSecrets::default(),
     });
-    let fut = controller
+    controller
         .owns_stream(watched)
         .reconcile_on(trigger)
         .graceful_shutdown_on(shutdown)
         .run(reconcile, error_policy, dctx)
-        .for_each(|_| futures::future::ready(()));
-    (store, fut)
+        .for_each(|_| futures::future::ready(()))
 }
 
 /// Tells the coordinator about Destinations that no longer exist.

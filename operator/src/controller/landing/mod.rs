@@ -23,33 +23,26 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use courier_api::{Datum, DeliveryPackage};
-use futures::StreamExt;
-use kube::runtime::reflector::{self, Store as Cache};
-use kube::runtime::{WatchStreamExt as _, watcher};
+use kube::runtime::reflector::Store as Cache;
 use kube::{Client, ResourceExt};
 use tokio_util::sync::CancellationToken;
 
 use self::batch::{DATUM_ANNOTATION, FINALIZER};
-use super::api;
 use crate::context::Context;
 use crate::coordinator::ObjectKey;
 
 /// How often the loop looks at every Datum (polls happen at each Datum's own interval).
 const TICK: Duration = Duration::from_secs(1);
 
-/// Runs the landing loop until `term` is cancelled.
-pub async fn run(ctx: Arc<Context>, client: Client, namespace: Option<&str>, term: CancellationToken) {
-    let (datums, datum_writer) = reflector::store::<Datum>();
-    let (packages, package_writer) = reflector::store::<DeliveryPackage>();
-    let datum_watch =
-        reflector::reflector(datum_writer, watcher(api::<Datum>(&client, namespace), watcher::Config::default()))
-            .default_backoff()
-            .for_each(|_| futures::future::ready(()));
-    let package_config = watcher::Config::default().labels(batch::DATUM_LABEL);
-    let package_watch =
-        reflector::reflector(package_writer, watcher(api::<DeliveryPackage>(&client, namespace), package_config))
-            .default_backoff()
-            .for_each(|_| futures::future::ready(()));
+/// Runs the landing loop until `term` is cancelled, reading Datums and packages from the
+/// term's shared watch caches.
+pub async fn run(
+    ctx: Arc<Context>,
+    client: Client,
+    datums: Cache<Datum>,
+    packages: Cache<DeliveryPackage>,
+    term: CancellationToken,
+) {
     let main = async {
         if datums.wait_until_ready().await.is_err() || packages.wait_until_ready().await.is_err() {
             return;
@@ -67,8 +60,6 @@ pub async fn run(ctx: Arc<Context>, client: Client, namespace: Option<&str>, ter
     };
     tokio::select! {
         () = main => {}
-        () = datum_watch => {}
-        () = package_watch => {}
         () = term.cancelled() => {}
     }
 }

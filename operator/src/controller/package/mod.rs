@@ -19,16 +19,16 @@ use courier_core::format::FormatSpec;
 use futures::StreamExt;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::api::DeleteParams;
-use kube::runtime::WatchStreamExt as _;
 use kube::runtime::controller::{Action, Controller};
-use kube::runtime::reflector::{self, ObjectRef, Store, reflector};
+use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Api, ResourceExt};
 
 use self::plan::PlanError;
 use self::status::{AttemptInfo, Verdict};
-use super::triggers::{datum_fingerprint, destination_fingerprint, lean_watcher, relevant_changes};
-use super::{Error, EventPolicy, Result, api, publish_condition_changes};
-use crate::context::{Context, LookupWriters};
+use super::triggers::{datum_fingerprint, destination_fingerprint, relevant_changes};
+use super::watches::Touched;
+use super::{Error, EventPolicy, Result, publish_condition_changes};
+use crate::context::Context;
 use crate::coordinator::{ObjectKey, PackagePlan, PlannedShard, RestoredProgress};
 use crate::planner::rollup::decode_ranges;
 
@@ -43,32 +43,30 @@ const WAITING_RESYNC: Duration = Duration::from_secs(300);
 /// connection each (10,000 packages once held 600+ MiB, see docs/benchmarks-operator.md).
 const CONCURRENCY: u16 = 16;
 
-/// Runs the controller until `shutdown` completes; returns its store for garbage collection.
+/// The controller over the term's shared package watch (`packages`, the store with its
+/// subscription), requeueing packages when their Destination or Datum changes in a way they
+/// depend on (`destinations`, `datums`) or the coordinator reports progress (`trigger`). Run
+/// the future until `shutdown` completes.
 pub fn controller(
     ctx: Arc<Context>,
-    client: kube::Client,
-    namespace: Option<&str>,
-    lookups: LookupWriters,
+    packages: (Store<DeliveryPackage>, impl futures::Stream<Item = Arc<DeliveryPackage>> + Send + 'static),
+    destinations: impl futures::Stream<Item = Touched<Destination>> + Send + 'static,
+    datums: impl futures::Stream<Item = Touched<Datum>> + Send + 'static,
     trigger: impl futures::Stream<Item = ObjectRef<DeliveryPackage>> + Send + 'static,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
-) -> (Store<DeliveryPackage>, impl std::future::Future<Output = ()>) {
-    let packages: Api<DeliveryPackage> = api(&client, namespace);
-    let (store, writer) = reflector::store();
-    let stream = reflector(writer, lean_watcher(packages)).applied_objects();
-    let controller = Controller::for_stream(stream, store.clone())
+) -> impl std::future::Future<Output = ()> {
+    let (store, subscription) = packages;
+    let controller = Controller::for_shared_stream(subscription, store.clone())
         .with_config(kube::runtime::controller::Config::default().concurrency(CONCURRENCY));
     let by_dest = store.clone();
-    let by_datum = store.clone();
-    let destinations =
-        relevant_changes(lookups.destinations, api::<Destination>(&client, namespace), destination_fingerprint);
-    let datums = relevant_changes(lookups.datums, api::<Datum>(&client, namespace), datum_fingerprint);
-    let fut = controller
-        .watches_stream(destinations, move |dest| {
+    let by_datum = store;
+    controller
+        .watches_shared_stream(relevant_changes(destinations, destination_fingerprint), move |dest| {
             referencing(&by_dest, &dest.namespace().unwrap_or_default(), |p| {
                 p.spec.destination_ref.name == dest.name_any()
             })
         })
-        .watches_stream(datums, move |datum| {
+        .watches_shared_stream(relevant_changes(datums, datum_fingerprint), move |datum| {
             referencing(&by_datum, &datum.namespace().unwrap_or_default(), |p| {
                 p.spec.datum_ref.name == datum.name_any()
             })
@@ -76,8 +74,7 @@ pub fn controller(
         .reconcile_on(trigger)
         .graceful_shutdown_on(shutdown)
         .run(reconcile, error_policy, ctx)
-        .for_each(|_| futures::future::ready(()));
-    (store, fut)
+        .for_each(|_| futures::future::ready(()))
 }
 
 fn referencing(
