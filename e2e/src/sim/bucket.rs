@@ -168,7 +168,13 @@ mod tests {
 
     /// Arrivals (ms) from gaps, and the order a late reader takes them in.
     fn arrivals_and_reading(gaps: &[u64], delays: &[u64]) -> (Vec<u64>, Vec<u64>) {
-        let arrivals: Vec<u64> = gaps.iter().scan(0, |t, g| { *t += g; Some(*t) }).collect();
+        let arrivals: Vec<u64> = gaps
+            .iter()
+            .scan(0, |t, g| {
+                *t += g;
+                Some(*t)
+            })
+            .collect();
         let mut order: Vec<(u64, u64)> = arrivals.iter().zip(delays).map(|(&a, &d)| (a + d, a)).collect();
         order.sort_unstable();
         let read = order.iter().map(|&(_, a)| a).collect();

@@ -183,7 +183,10 @@ mod tests {
             }
             other => panic!("expected quota exhaustion, got {other:?}"),
         }
-        assert!(matches!(limiter.check("k", at(0) + Duration::from_secs(DAY_SECS)), Decision::Allowed(None)), "a new day");
+        assert!(
+            matches!(limiter.check("k", at(0) + Duration::from_secs(DAY_SECS)), Decision::Allowed(None)),
+            "a new day"
+        );
     }
 
     #[test]

@@ -287,10 +287,8 @@ mod dedicated_tests {
     async fn requests_sent_evenly_but_read_in_one_bunch_are_judged_as_they_arrived() {
         use tokio::io::AsyncWriteExt;
         // 10/s with a bucket of one: two requests 150 ms apart are within it, two at once are not.
-        let config = SimConfig {
-            rate_limit: Some(crate::sim::RateLimit { rate: 10.0, burst: 1 }),
-            ..SimConfig::default()
-        };
+        let config =
+            SimConfig { rate_limit: Some(crate::sim::RateLimit { rate: 10.0, burst: 1 }), ..SimConfig::default() };
         let sim = Simulator::start_dedicated(([127, 0, 0, 1], 0).into(), config).expect("start");
         let mut first = tokio::net::TcpStream::connect(sim.addr()).await.expect("connect");
         let mut second = tokio::net::TcpStream::connect(sim.addr()).await.expect("connect");

@@ -14,13 +14,13 @@
 use std::fmt::Debug;
 use std::sync::Arc;
 
+use futures::channel::mpsc;
 use futures::{Stream, StreamExt as _};
 use kube::Api;
 use kube::Resource;
 use kube::runtime::reflector::{self, ReflectHandle, Store, reflector};
 use kube::runtime::watcher;
 use serde::de::DeserializeOwned;
-use futures::channel::mpsc;
 
 use super::triggers::lean_watcher;
 

@@ -10,9 +10,9 @@ use courier_api::conditions::{ConditionStatus, DatumConditionType, DatumReason, 
 use courier_api::{Datum, DatumStatus};
 use futures::StreamExt;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use kube::ResourceExt;
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::reflector::Store;
-use kube::ResourceExt;
 
 use super::{Error, EventPolicy, Result, publish_condition_changes};
 use crate::context::Context;
