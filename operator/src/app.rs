@@ -400,6 +400,18 @@ async fn run_term(
 ) {
     let shutdown = |t: &CancellationToken| t.clone().cancelled_owned();
     let Watches { destinations, datums, packages, mut destination_watch, mut datum_watch, package_watch } = watches;
+    // Nothing may wait for a store to be ready while something else does: kube's readiness
+    // future wakes only the waiter that polled it last, and the controllers' appliers, the
+    // package lookups and the landing loop all wait on these stores. So the term waits for the
+    // three itself, one after the other, and only then starts what reads them.
+    let ready = {
+        let (destinations, datums, packages) = (destinations.clone(), datums.clone(), packages.clone());
+        async move {
+            destinations.wait_until_ready().await.is_ok()
+                && datums.wait_until_ready().await.is_ok()
+                && packages.wait_until_ready().await.is_ok()
+        }
+    };
     let dest = destination::controller(
         ctx.clone(),
         (destinations.clone(), destination_watch.subscribe()),
@@ -438,5 +450,15 @@ async fn run_term(
             destination::collect_garbage(&gc_ctx, &destinations);
         }
     };
-    let _: ((), (), (), (), (), ()) = tokio::join!(dest, dat, pkg, land, watch, gc);
+    let work_term = term.clone();
+    let work = async move {
+        tokio::select! {
+            () = work_term.cancelled() => {}
+            true = ready => {
+                let _: ((), (), (), (), ()) = tokio::join!(dest, dat, pkg, land, gc);
+            }
+            else => {}
+        }
+    };
+    let _: ((), ()) = tokio::join!(watch, work);
 }
