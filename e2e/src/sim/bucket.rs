@@ -59,12 +59,12 @@ impl ArrivalBucket {
         let mut replayed = Vec::with_capacity(self.accepted.len() - place);
         let (mut prev_at, mut prev_level) = (at, level - 1.0);
         for &(t, _) in self.accepted.range(place..) {
-            let level = self.refill(prev_level, prev_at, t);
-            if level < 1.0 {
-                return (false, self.refill(before_level, before_at, at));
+            let later = self.refill(prev_level, prev_at, t);
+            if later < 1.0 {
+                return (false, level);
             }
-            (prev_at, prev_level) = (t, level - 1.0);
-            replayed.push(level - 1.0);
+            (prev_at, prev_level) = (t, later - 1.0);
+            replayed.push(later - 1.0);
         }
         for (entry, level) in self.accepted.range_mut(place..).zip(replayed) {
             entry.1 = level;
