@@ -17,9 +17,9 @@ fn io_error(path: &str, err: std::io::Error) -> SourceError {
     match err.kind() {
         ErrorKind::NotFound => SourceError::NotFound { path: format!("file://{path}") },
         ErrorKind::PermissionDenied => {
-            SourceError::PermissionDenied { path: format!("file://{path}"), message: err.to_string() }
+            SourceError::PermissionDenied { path: format!("file://{path}"), source: err.into() }
         }
-        _ => SourceError::Io { path: format!("file://{path}"), message: err.to_string() },
+        _ => SourceError::Io { path: format!("file://{path}"), source: err.into() },
     }
 }
 
@@ -122,10 +122,7 @@ impl FileSource {
                     .await
                     .map_err(|e| io_error(&path, e))?;
                 if n == 0 {
-                    return Err(SourceError::Io {
-                        path: format!("file://{path}"),
-                        message: "file shrank while being read".to_owned(),
-                    });
+                    return Err(SourceError::Shrank { path: format!("file://{path}") });
                 }
             }
             let chunk = buf.freeze();

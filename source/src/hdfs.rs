@@ -79,7 +79,7 @@ impl HdfsSource {
     /// Turns an hdfs-native error on `path` into a [`SourceError`].
     fn error(&self, path: &str, err: HdfsError) -> SourceError {
         let url = format!("{}{path}", self.base_url());
-        match err {
+        match &err {
             HdfsError::FileNotFound(_) => SourceError::NotFound { path: url },
             HdfsError::IOError(e)
                 if matches!(
@@ -94,18 +94,19 @@ impl HdfsSource {
                         | ErrorKind::NetworkUnreachable
                 ) =>
             {
-                SourceError::Unreachable { address: self.authority.clone(), message: e.to_string() }
+                SourceError::Unreachable { address: self.authority.clone(), source: err.into() }
             }
-            HdfsError::RPCError(class, message) | HdfsError::FatalRPCError(class, message) => {
-                if class.contains("AccessControlException") {
-                    SourceError::PermissionDenied { path: url, message }
-                } else if class.contains("FileNotFoundException") {
-                    SourceError::NotFound { path: url }
-                } else {
-                    SourceError::Io { path: url, message: format!("{class}: {message}") }
-                }
+            HdfsError::RPCError(class, _) | HdfsError::FatalRPCError(class, _)
+                if class.contains("AccessControlException") =>
+            {
+                SourceError::PermissionDenied { path: url, source: err.into() }
             }
-            other => SourceError::Io { path: url, message: other.to_string() },
+            HdfsError::RPCError(class, _) | HdfsError::FatalRPCError(class, _)
+                if class.contains("FileNotFoundException") =>
+            {
+                SourceError::NotFound { path: url }
+            }
+            _ => SourceError::Io { path: url, source: err.into() },
         }
     }
 

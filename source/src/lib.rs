@@ -38,21 +38,31 @@ pub enum SourceError {
     #[error("path not found: {path}")]
     NotFound { path: String },
     /// The namenode (or another server) cannot be reached.
-    #[error("cannot reach {address}: {message}")]
-    Unreachable { address: String, message: String },
+    #[error("cannot reach {address}: {source}")]
+    Unreachable { address: String, source: Cause },
     /// The user may not read or list this path.
-    #[error("permission denied on {path}: {message}")]
-    PermissionDenied { path: String, message: String },
+    #[error("permission denied on {path}: {source}")]
+    PermissionDenied { path: String, source: Cause },
     /// The glob pattern is malformed.
     #[error(transparent)]
     Glob(#[from] glob::GlobError),
     /// A range outside the file was asked for.
     #[error("range {offset}+{len} is outside {path} (size {size})")]
     OutOfRange { path: String, offset: u64, len: u64, size: u64 },
+    /// A file became shorter than its listed size while it was read.
+    #[error("I/O error on {path}: file shrank while being read")]
+    Shrank { path: String },
+    /// A file was expected and a directory found.
+    #[error("I/O error on {path}: is a directory")]
+    IsDirectory { path: String },
     /// Any other I/O failure, with the path it happened on.
-    #[error("I/O error on {path}: {message}")]
-    Io { path: String, message: String },
+    #[error("I/O error on {path}: {source}")]
+    Io { path: String, source: Cause },
 }
+
+/// What a [`SourceError`] came from, kept whole for its chain: the local filesystem's
+/// `std::io::Error` or hdfs-native's `HdfsError`.
+pub type Cause = Box<dyn std::error::Error + Send + Sync + 'static>;
 
 /// A filesystem to read from. Cheap to clone (clients are shared).
 #[derive(Debug, Clone)]
@@ -191,7 +201,7 @@ impl Source {
         let path = self.path_of(url)?;
         match self.stat(path).await? {
             Some(e) if !e.is_dir => Ok(e.size),
-            Some(_) => Err(SourceError::Io { path: url.to_owned(), message: "is a directory".to_owned() }),
+            Some(_) => Err(SourceError::IsDirectory { path: url.to_owned() }),
             None => Err(SourceError::NotFound { path: url.to_owned() }),
         }
     }
@@ -270,5 +280,19 @@ mod tests {
         let err = Source::for_url("s3://bucket/x").expect_err("s3 is not served");
         assert!(err.to_string().contains("unsupported scheme"), "{err}");
         assert!(Source::for_url("file://otherhost/x").is_err());
+    }
+
+    #[tokio::test]
+    async fn a_failure_of_the_filesystem_keeps_its_cause() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("plain");
+        std::fs::write(&file, b"x").expect("writes");
+        // A path under a regular file: neither found nor missing, ENOTDIR.
+        let url = format!("file://{}/below", file.display());
+        let err = Source::for_url(&url).expect("file://").read_range(&url, 0, 1).await.expect_err("ENOTDIR");
+        assert!(matches!(err, SourceError::Io { .. }), "{err:?}");
+        let cause = std::error::Error::source(&err).expect("the cause is kept");
+        assert!(cause.downcast_ref::<std::io::Error>().is_some(), "{cause:?}");
+        assert!(err.to_string().starts_with(&format!("I/O error on {url}: ")), "{err}");
     }
 }

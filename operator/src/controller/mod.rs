@@ -24,12 +24,10 @@ pub enum Error {
     /// Applying a child object failed.
     #[error("failed to apply {what}: {source}")]
     Apply { what: String, source: kube::Error },
-    /// Listing or reading the package's source failed (retried with backoff).
-    #[error("failed to list the source of {package}: {message}")]
-    Source { package: String, message: String },
-    /// Reading dead letters of an earlier attempt failed.
-    #[error("failed to read dead letters of {package}: {message}")]
-    DeadLetters { package: String, message: String },
+    /// Listing the package's source or reading an earlier attempt's dead letters failed
+    /// (retried with backoff).
+    #[error("failed to read the source of {package}: {source}")]
+    Source { package: String, source: courier_source::SourceError },
     /// Deleting an object failed.
     #[error("failed to delete {what}: {source}")]
     Delete { what: String, source: kube::Error },
@@ -48,7 +46,6 @@ impl Error {
             Error::Dereference { .. } => "dereference",
             Error::Apply { .. } => "apply",
             Error::Source { .. } => "source",
-            Error::DeadLetters { .. } => "dead_letters",
             Error::Delete { .. } => "delete",
             Error::MissingField(_) => "missing_field",
             Error::CacheGone => "cache_gone",
@@ -58,7 +55,7 @@ impl Error {
     /// How long to wait before retrying.
     pub fn retry_after(&self) -> Duration {
         match self {
-            Error::Source { .. } | Error::DeadLetters { .. } => Duration::from_secs(10),
+            Error::Source { .. } => Duration::from_secs(10),
             _ => Duration::from_secs(5),
         }
     }

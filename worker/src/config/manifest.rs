@@ -6,7 +6,7 @@ use courier_api::datum::DatumSpec;
 use courier_api::destination::DestinationSpec;
 use serde::Deserialize;
 
-use super::ConfigError;
+use super::{ConfigError, SecretFault};
 
 const COURIER_API: &str = "courier.dev/v1alpha1";
 
@@ -54,7 +54,7 @@ fn read(path: &str) -> Result<String, ConfigError> {
 }
 
 fn parse<T: serde::de::DeserializeOwned>(path: &str, kind: &'static str, text: &str) -> Result<T, ConfigError> {
-    serde_norway::from_str(text).map_err(|e| ConfigError::Parse { path: path.to_owned(), kind, message: e.to_string() })
+    serde_norway::from_str(text).map_err(|source| ConfigError::Parse { path: path.to_owned(), kind, source })
 }
 
 fn load<T: serde::de::DeserializeOwned>(path: &str, kind: &'static str) -> Result<Manifest<T>, ConfigError> {
@@ -68,10 +68,10 @@ fn load<T: serde::de::DeserializeOwned>(path: &str, kind: &'static str) -> Resul
             found: format!("{} {}", envelope.api_version, envelope.kind),
         });
     }
-    let spec = serde_norway::from_value(envelope.spec).map_err(|e| ConfigError::Parse {
+    let spec = serde_norway::from_value(envelope.spec).map_err(|source| ConfigError::Spec {
         path: path.to_owned(),
         kind,
-        message: format!("spec: {e}"),
+        source,
     })?;
     Ok(Manifest { name: envelope.metadata.name, namespace: envelope.metadata.namespace, spec })
 }
@@ -106,7 +106,7 @@ pub fn load_secret(path: &str) -> Result<(String, BTreeMap<String, Vec<u8>>), Co
         let value = base64::engine::general_purpose::STANDARD.decode(cleaned).map_err(|e| ConfigError::BadSecret {
             name: name.clone(),
             key: key.clone(),
-            message: e.to_string(),
+            source: SecretFault::base64(&e),
         })?;
         values.insert(key, value);
     }
@@ -166,5 +166,22 @@ mod tests {
         assert_eq!(name, "creds");
         assert_eq!(values["token"], b"secret");
         assert_eq!(values["username"], b"alice");
+    }
+
+    #[test]
+    fn a_secret_that_is_not_base64_is_refused_without_showing_any_of_it() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        // `§` cannot occur in base64; neither it nor its neighbours may be printed.
+        let path = write(
+            &dir,
+            "s.yaml",
+            "apiVersion: v1\nkind: Secret\nmetadata:\n  name: creds\ndata:\n  token: aHVudGVy§Mg==\n",
+        );
+        let err = load_secret(&path).expect_err("not base64");
+        for printed in [err.to_string(), format!("{err:?}")] {
+            assert!(printed.contains("creds/token") || printed.contains("\"creds\""), "{printed}");
+            assert!(!printed.contains("aHVudGVy") && !printed.contains('§') && !printed.contains("194"), "{printed}");
+        }
+        assert!(matches!(err, ConfigError::BadSecret { source: SecretFault::NotBase64 { .. }, .. }), "{err:?}");
     }
 }

@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use courier_core::destination::SecretKeyRef;
 pub use courier_core::secrets::{MOUNT_ROOT, env_names};
 
-use super::ConfigError;
+use super::{ConfigError, SecretFault};
 
 /// Secret values by Secret name and key, from mounted files first, with an environment
 /// fallback per use. `Debug` lists the Secrets' keys, the variables' names and the mount root,
@@ -69,9 +69,11 @@ impl SecretStore {
         match std::fs::read(root.join(name).join(key)) {
             Ok(bytes) => Ok(Some(bytes)),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => {
-                Err(ConfigError::BadSecret { name: name.to_owned(), key: key.to_owned(), message: e.to_string() })
-            }
+            Err(e) => Err(ConfigError::BadSecret {
+                name: name.to_owned(),
+                key: key.to_owned(),
+                source: SecretFault::Unreadable(e),
+            }),
         }
     }
 
@@ -96,7 +98,7 @@ impl SecretStore {
             return String::from_utf8(bytes.clone()).map_err(|e| ConfigError::BadSecret {
                 name: name.to_owned(),
                 key: key.to_owned(),
-                message: e.to_string(),
+                source: SecretFault::NotUtf8(e.utf8_error()),
             });
         }
         self.env.get(env).cloned().ok_or_else(|| ConfigError::MissingSecret {
@@ -168,5 +170,17 @@ mod tests {
         store.set_env("COURIER_AUTH_TOKEN", "sekrit");
         let printed = format!("{store:?}");
         assert!(!printed.contains("hunter2") && !printed.contains("sekrit"), "{printed}");
+    }
+
+    #[test]
+    fn a_value_that_is_not_utf8_is_refused_without_its_bytes() {
+        let mut store = SecretStore::empty();
+        store.add_secret("s".into(), [("k".to_owned(), vec![b'p', b'w', 0xff, b'x'])].into());
+        let err = store.named("s", "k", "").expect_err("not UTF-8");
+        let debug = format!("{err:?}");
+        // FromUtf8Error's Debug would list the bytes (112, 119, 255, 120).
+        assert!(!debug.contains("112") && !debug.contains("255"), "{debug}");
+        assert!(err.to_string().starts_with("secret s/k is not valid: invalid utf-8"), "{err}");
+        assert!(std::error::Error::source(&err).is_some(), "the cause is kept");
     }
 }

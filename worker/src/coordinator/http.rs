@@ -18,7 +18,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 
-use super::{Coordinator, CoordinatorError};
+use super::{Cause, Coordinator, CoordinatorError};
 use crate::protocol::{COORDINATOR_CA_ENV, HEARTBEAT_PATH, HeartbeatRequest, HeartbeatResponse};
 use crate::send::{TlsConfig, client_config};
 
@@ -54,10 +54,7 @@ impl HttpCoordinator {
             .map(|u| format!("{}{HEARTBEAT_PATH}", u.trim_end_matches('/')))
             .collect();
         if urls.is_empty() {
-            return Err(CoordinatorError::Invalid {
-                url: base_urls.to_owned(),
-                message: "no coordinator URL given".to_owned(),
-            });
+            return Err(CoordinatorError::NoUrl { given: base_urls.to_owned() });
         }
         // The same TLS set-up as towards partners, trusting the coordinator's CA (the operator
         // sets it in the pod's environment) and the cluster's besides the system's.
@@ -69,7 +66,7 @@ impl HttpCoordinator {
         let extra_ca_pem = extra_ca_pem.iter().any(|b| !b.is_ascii_whitespace()).then_some(extra_ca_pem);
         let settings = TlsConfig { extra_ca_pem, insecure_skip_verify: false };
         let tls = client_config(&settings)
-            .map_err(|e| CoordinatorError::Invalid { url: base_urls.to_owned(), message: e.to_string() })?;
+            .map_err(|e| CoordinatorError::Setup { urls: base_urls.to_owned(), source: e.into() })?;
         let mut http = HttpConnector::new();
         http.enforce_http(false);
         http.set_nodelay(true);
@@ -85,18 +82,18 @@ impl HttpCoordinator {
     }
 
     async fn exchange(&self, url: &str, body: Bytes) -> Result<HeartbeatResponse, CoordinatorError> {
-        let unreachable = |message: String| CoordinatorError::Unreachable { url: url.to_owned(), message };
+        let unreachable = |source: Cause| CoordinatorError::Unreachable { url: url.to_owned(), source };
         let mut request = Request::builder().method(Method::POST).uri(url).header(CONTENT_TYPE, "application/json");
         if let Some(token) = self.token() {
             request = request.header(AUTHORIZATION, format!("Bearer {token}"));
         }
-        let request = request.body(Full::new(body)).map_err(|e| unreachable(e.to_string()))?;
-        let response = self.client.request(request).await.map_err(|e| unreachable(e.to_string()))?;
+        let request = request.body(Full::new(body)).map_err(|e| unreachable(e.into()))?;
+        let response = self.client.request(request).await.map_err(|e| unreachable(e.into()))?;
         let status = response.status();
         let body = http_body_util::Limited::new(response.into_body(), MAX_ANSWER)
             .collect()
             .await
-            .map_err(|e| unreachable(e.to_string()))?
+            .map_err(unreachable)?
             .to_bytes();
         if !status.is_success() {
             return Err(CoordinatorError::Status {
@@ -105,17 +102,13 @@ impl HttpCoordinator {
                 body: String::from_utf8_lossy(&body[..body.len().min(512)]).into_owned(),
             });
         }
-        serde_json::from_slice(&body)
-            .map_err(|e| CoordinatorError::Invalid { url: url.to_owned(), message: e.to_string() })
+        serde_json::from_slice(&body).map_err(|e| CoordinatorError::Invalid { url: url.to_owned(), source: e.into() })
     }
 
     async fn exchange_within(&self, url: &str, body: Bytes) -> Result<HeartbeatResponse, CoordinatorError> {
         match tokio::time::timeout(TIMEOUT, self.exchange(url, body)).await {
             Ok(result) => result,
-            Err(_) => Err(CoordinatorError::Unreachable {
-                url: url.to_owned(),
-                message: format!("no answer within {}s", TIMEOUT.as_secs()),
-            }),
+            Err(_) => Err(CoordinatorError::NoAnswer { url: url.to_owned(), seconds: TIMEOUT.as_secs() }),
         }
     }
 }
@@ -124,7 +117,7 @@ impl HttpCoordinator {
 /// it is a standby replica (503).
 fn try_next(error: &CoordinatorError) -> bool {
     match error {
-        CoordinatorError::Unreachable { .. } => true,
+        CoordinatorError::Unreachable { .. } | CoordinatorError::NoAnswer { .. } => true,
         CoordinatorError::Status { status, .. } => *status == 503,
         _ => false,
     }
@@ -132,11 +125,10 @@ fn try_next(error: &CoordinatorError) -> bool {
 
 impl Coordinator for HttpCoordinator {
     async fn heartbeat(&mut self, request: HeartbeatRequest) -> Result<HeartbeatResponse, CoordinatorError> {
-        let body =
-            Bytes::from(serde_json::to_vec(&request).map_err(|e| CoordinatorError::Invalid {
-                url: self.urls[self.current].clone(),
-                message: e.to_string(),
-            })?);
+        let body = Bytes::from(
+            serde_json::to_vec(&request)
+                .map_err(|e| CoordinatorError::Invalid { url: self.urls[self.current].clone(), source: e.into() })?,
+        );
         let mut last = None;
         for step in 0..self.urls.len() {
             let index = (self.current + step) % self.urls.len();
@@ -152,9 +144,6 @@ impl Coordinator for HttpCoordinator {
                 Err(e) => return Err(e),
             }
         }
-        Err(last.unwrap_or_else(|| CoordinatorError::Invalid {
-            url: String::new(),
-            message: "no coordinator URL".to_owned(),
-        }))
+        Err(last.unwrap_or_else(|| CoordinatorError::NoUrl { given: String::new() }))
     }
 }

@@ -108,13 +108,13 @@ impl LocalCoordinator {
         if let Some(path) = &plan.checkpoint_file
             && let Ok(text) = std::fs::read_to_string(path)
         {
-            let invalid = |message: String| CoordinatorError::Invalid { url: path.display().to_string(), message };
-            let file: CheckpointFile = serde_json::from_str(&text).map_err(|e| invalid(e.to_string()))?;
+            let file: CheckpointFile = serde_json::from_str(&text)
+                .map_err(|e| CoordinatorError::Invalid { url: path.display().to_string(), source: e.into() })?;
             let same = file.source == plan.source
                 && file.shards.len() == states.len()
                 && file.shards.iter().zip(&states).all(|(a, b)| a.shard == b.shard);
             if !same {
-                return Err(invalid("the checkpoint file belongs to another source or shard plan".to_owned()));
+                return Err(CoordinatorError::ForeignCheckpoint { path: path.display().to_string() });
             }
             states = file.shards.into_iter().map(|s| ShardState { error: None, ..s }).collect();
         }

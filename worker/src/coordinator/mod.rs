@@ -18,15 +18,26 @@ use crate::protocol::{HeartbeatRequest, HeartbeatResponse};
 /// A heartbeat could not be exchanged.
 #[derive(Debug, thiserror::Error)]
 pub enum CoordinatorError {
-    #[error("coordinator at {url} is unreachable: {message}")]
-    Unreachable { url: String, message: String },
+    #[error("coordinator at {url} is unreachable: {source}")]
+    Unreachable { url: String, source: Cause },
+    #[error("coordinator at {url} gave no answer within {seconds} s")]
+    NoAnswer { url: String, seconds: u64 },
     #[error("coordinator at {url} answered {status}: {body}")]
     Status { url: String, status: u16, body: String },
-    #[error("coordinator at {url} sent an invalid answer: {message}")]
-    Invalid { url: String, message: String },
+    #[error("coordinator at {url} sent an invalid answer: {source}")]
+    Invalid { url: String, source: Cause },
+    #[error("no coordinator URL given (got {given:?})")]
+    NoUrl { given: String },
+    #[error("cannot set up the coordinator client for {urls}: {source}")]
+    Setup { urls: String, source: Cause },
+    #[error("the checkpoint file {path} belongs to another source or shard plan")]
+    ForeignCheckpoint { path: String },
     #[error("failed to write the checkpoint file {path}: {source}")]
     Checkpoint { path: String, source: std::io::Error },
 }
+
+/// What a [`CoordinatorError`] came from (hyper, serde_json, rustls …), kept whole for its chain.
+pub type Cause = Box<dyn std::error::Error + Send + Sync + 'static>;
 
 /// Whoever hands out work to this worker.
 pub trait Coordinator: Send {

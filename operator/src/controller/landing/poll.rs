@@ -8,7 +8,7 @@ use courier_api::conditions::DatumReason;
 use courier_api::datum::Landing;
 use courier_api::{Datum, DatumStatus, DeliveryPackage};
 use courier_core::source::FileStatus;
-use courier_source::Source;
+use courier_source::{Source, SourceError};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::{Client, ResourceExt};
 
@@ -240,9 +240,9 @@ async fn poll(
     let rules = rules_of(landing);
     let listing = match list(&landing.path).await {
         Ok(l) => l,
-        Err(message) => {
-            tracing::warn!(namespace = %ns, datum = %name, %message, "landing listing failed");
-            state.seen.trouble = Some((DatumReason::ListingFailed, message));
+        Err(err) => {
+            tracing::warn!(namespace = %ns, datum = %name, error = &err as &dyn std::error::Error, "landing listing failed");
+            state.seen.trouble = Some((DatumReason::ListingFailed, err.to_string()));
             return Ok(());
         }
     };
@@ -377,9 +377,8 @@ async fn markers(landing: &Landing, listing: &[FileStatus], state: &DatumState) 
     present
 }
 
-async fn list(pattern: &str) -> Result<Vec<FileStatus>, String> {
-    let source = Source::for_url(pattern).map_err(|e| e.to_string())?;
-    source.list_status(pattern).await.map_err(|e| e.to_string())
+async fn list(pattern: &str) -> Result<Vec<FileStatus>, SourceError> {
+    Source::for_url(pattern)?.list_status(pattern).await
 }
 
 async fn maybe_snapshot(state: &mut DatumState) -> Result<(), StoreError> {

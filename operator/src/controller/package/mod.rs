@@ -178,15 +178,17 @@ async fn reconcile_inner(pkg: &DeliveryPackage, ctx: &Context) -> Result<Action>
         let format = FormatSpec::from(&pinned.format);
         let planned = match plan_attempt(pkg, &prior, &attempt, &format, ctx.settings.shard_target_bytes).await {
             Ok(planned) => planned,
-            Err(PlanError::NotFound(msg)) => {
-                let new = status::build_status(pkg, &prior, Verdict::SourceNotFound(&msg), &attempt, &now);
+            Err(PlanError::NotFound(err)) => {
+                let message = err.to_string();
+                let new = status::build_status(pkg, &prior, Verdict::SourceNotFound(&message), &attempt, &now);
                 write_status(ctx, pkg, &prior, new).await;
                 return Ok(Action::await_change());
             }
-            Err(PlanError::Unavailable(msg)) => {
-                let new = status::build_status(pkg, &prior, Verdict::SourceUnreachable(&msg), &attempt, &now);
+            Err(PlanError::Unavailable(source)) => {
+                let message = source.to_string();
+                let new = status::build_status(pkg, &prior, Verdict::SourceUnreachable(&message), &attempt, &now);
                 write_status(ctx, pkg, &prior, new).await;
-                return Err(Error::Source { package: format!("{ns}/{name}"), message: msg });
+                return Err(Error::Source { package: format!("{ns}/{name}"), source });
             }
         };
         files = Some(planned.files);
@@ -265,8 +267,7 @@ async fn plan_attempt(
         .unwrap_or(i32::MAX);
     if attempt.started_now && pkg.spec.retry_scope == RetryScope::FailedRecords {
         let previous = plan::dead_letter_path(pkg, attempt.attempt.saturating_sub(1));
-        let dead =
-            dereference::read_dead_letters(&previous).await.map_err(|e| PlanError::Unavailable(e.to_string()))?;
+        let dead = dereference::read_dead_letters(&previous).await.map_err(PlanError::Unavailable)?;
         let shards = plan::failed_record_shards(&all, &dead)
             .into_iter()
             .map(|(s, offsets)| with_only_offsets(s, offsets))

@@ -14,22 +14,22 @@ use courier_source::{Source, SourceError};
 use crate::coordinator::{ActiveShardState, FailedShardState, FailureCount, PlannedShard, RestoredProgress};
 use crate::planner::rollup::decode_ranges;
 
-/// Why planning failed.
+/// Why planning failed; the source's error is kept whole.
 #[derive(Debug, thiserror::Error)]
 pub enum PlanError {
     /// A path or glob matched nothing: the package fails (SourceNotFound).
-    #[error("{0}")]
-    NotFound(String),
+    #[error(transparent)]
+    NotFound(SourceError),
     /// Anything else (namenode unreachable, …): retried with backoff.
-    #[error("{0}")]
-    Unavailable(String),
+    #[error(transparent)]
+    Unavailable(SourceError),
 }
 
 impl From<SourceError> for PlanError {
     fn from(err: SourceError) -> Self {
         match err {
-            SourceError::NotFound { .. } => PlanError::NotFound(err.to_string()),
-            other => PlanError::Unavailable(other.to_string()),
+            SourceError::NotFound { .. } => PlanError::NotFound(err),
+            other => PlanError::Unavailable(other),
         }
     }
 }

@@ -149,3 +149,17 @@ fn a_new_retry_nonce_starts_an_attempt_only_once_the_current_one_finished() {
         assert_eq!(attempt_for(&prior, finished, spec), (n, nonce.map(str::to_owned), starts), "case {i}");
     }
 }
+
+#[test]
+fn a_plan_error_keeps_the_source_error_and_says_what_it_said() {
+    let missing = PlanError::from(SourceError::NotFound { path: "file:///x".into() });
+    assert!(matches!(&missing, PlanError::NotFound(SourceError::NotFound { .. })), "{missing:?}");
+    assert_eq!(missing.to_string(), "path not found: file:///x");
+    let cause: Box<dyn std::error::Error + Send + Sync> = "connection refused".into();
+    let down = PlanError::from(SourceError::Unreachable { address: "nn:9000".into(), source: cause });
+    assert!(matches!(&down, PlanError::Unavailable(SourceError::Unreachable { .. })), "{down:?}");
+    assert_eq!(down.to_string(), "cannot reach nn:9000: connection refused");
+    let err =
+        crate::controller::Error::Source { package: "ns/p".into(), source: SourceError::NotFound { path: "f".into() } };
+    assert!(std::error::Error::source(&err).is_some(), "the reconcile error keeps its cause");
+}
