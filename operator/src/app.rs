@@ -412,11 +412,13 @@ async fn run_term(
                 && packages.wait_until_ready().await.is_ok()
         }
     };
+    let memory = destination::Memory::default();
     let dest = destination::controller(
         ctx.clone(),
         (destinations.clone(), destination_watch.subscribe()),
         api::<Deployment>(&client, namespace),
         triggers::destination_changes(coordinator),
+        memory.clone(),
         shutdown(&term),
     );
     let dat = datum::run(ctx.clone(), (datums.clone(), datum_watch.subscribe()), shutdown(&term));
@@ -447,7 +449,7 @@ async fn run_term(
             }
             package::record_phases(&gc_ctx, &packages);
             package::collect_garbage(&gc_ctx, &packages);
-            destination::collect_garbage(&gc_ctx, &destinations);
+            destination::collect_garbage(&gc_ctx, &destinations, &memory);
         }
     };
     let work_term = term.clone();

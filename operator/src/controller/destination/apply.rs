@@ -14,8 +14,8 @@ use super::reapply::{self, Applied, AppliedObjects, Observed};
 use crate::controller::{Error, Result};
 use crate::metrics::Metrics;
 
-const SERVICE_ACCOUNT: &str = "ServiceAccount";
-const DEPLOYMENT: &str = "Deployment";
+pub(crate) const SERVICE_ACCOUNT: &str = "ServiceAccount";
+pub(crate) const DEPLOYMENT: &str = "Deployment";
 
 fn params() -> PatchParams {
     PatchParams::apply(FIELD_MANAGER).force()

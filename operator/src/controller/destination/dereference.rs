@@ -9,7 +9,7 @@
 //! [`SECRETS_RECHECK`] unless the Destination's spec changes; incomplete ones are read again at
 //! every reconcile, so a Secret created to fix a Destination is seen within seconds.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -104,6 +104,20 @@ impl CheckedSecrets {
     /// Forgets what was read for a Destination (found incomplete).
     pub fn forget(&self, uid: &str) {
         self.0.lock().unwrap_or_else(PoisonError::into_inner).remove(uid);
+    }
+
+    /// Forgets the Destinations whose uid is not `live` (deleted); returns how many.
+    pub fn retain(&self, live: &HashSet<String>) -> usize {
+        let mut checked = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        let before = checked.len();
+        checked.retain(|uid, _| live.contains(uid));
+        before - checked.len()
+    }
+
+    /// How many Destinations are remembered.
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner).len()
     }
 }
 

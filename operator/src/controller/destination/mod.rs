@@ -8,6 +8,7 @@ pub mod reapply;
 pub mod status;
 pub mod validate;
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -43,9 +44,36 @@ pub struct DestinationContext {
     /// The worker Deployments, as watched (what the API server has).
     pub deployments: Store<Deployment>,
     /// What was applied last, so an unchanged object is not applied again.
-    pub applied: AppliedObjects,
+    pub applied: Arc<AppliedObjects>,
     /// Secrets found complete lately, so they are not read at every reconcile.
-    pub secrets: CheckedSecrets,
+    pub secrets: Arc<CheckedSecrets>,
+}
+
+/// What the Destination controller remembers for a term (the last applies, the Secrets found
+/// complete), shared with the garbage collection that forgets deleted Destinations.
+#[derive(Debug, Default, Clone)]
+pub struct Memory {
+    pub applied: Arc<AppliedObjects>,
+    pub secrets: Arc<CheckedSecrets>,
+}
+
+impl Memory {
+    /// Forgets what belongs to Destinations no longer in `store`: their Secrets and Deployment,
+    /// and a namespace's worker ServiceAccount once no Destination is left there. Returns how
+    /// many entries were forgotten.
+    pub fn forget_deleted(&self, store: &Store<Destination>) -> usize {
+        let live = store.state();
+        let uids: HashSet<String> = live.iter().filter_map(|d| d.uid()).collect();
+        let namespaces: HashSet<String> = live.iter().filter_map(|d| d.namespace()).collect();
+        let deployments: HashSet<(String, String)> =
+            live.iter().filter_map(|d| Some((d.namespace()?, build::deployment_name(&d.name_any())))).collect();
+        let objects = self.applied.retain(|kind, namespace, name| match kind {
+            apply::DEPLOYMENT => deployments.contains(&(namespace.to_owned(), name.to_owned())),
+            apply::SERVICE_ACCOUNT => namespaces.contains(namespace),
+            _ => true,
+        });
+        objects + self.secrets.retain(&uids)
+    }
 }
 
 /// The controller over the term's shared Destination watch (`destinations`, the store with
@@ -56,6 +84,7 @@ pub fn controller(
     destinations: (Store<Destination>, impl futures::Stream<Item = Arc<Destination>> + Send + 'static),
     deployments: Api<Deployment>,
     trigger: impl futures::Stream<Item = ObjectRef<Destination>> + Send + 'static,
+    memory: Memory,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) -> impl std::future::Future<Output = ()> {
     let (store, subscription) = destinations;
@@ -68,12 +97,8 @@ pub fn controller(
     )
     .touched_objects();
     let controller = Controller::for_shared_stream(subscription, store);
-    let dctx = Arc::new(DestinationContext {
-        ctx,
-        deployments: reader,
-        applied: AppliedObjects::default(),
-        secrets: CheckedSecrets::default(),
-    });
+    let dctx =
+        Arc::new(DestinationContext { ctx, deployments: reader, applied: memory.applied, secrets: memory.secrets });
     controller
         .owns_stream(watched)
         .reconcile_on(trigger)
@@ -82,8 +107,9 @@ pub fn controller(
         .for_each(|_| futures::future::ready(()))
 }
 
-/// Tells the coordinator about Destinations that no longer exist.
-pub fn collect_garbage(ctx: &Context, store: &Store<Destination>) {
+/// Tells the coordinator about Destinations that no longer exist, and forgets what the
+/// controller remembered of them.
+pub fn collect_garbage(ctx: &Context, store: &Store<Destination>, memory: &Memory) {
     let gone: Vec<ObjectKey> = ctx
         .destinations()
         .iter()
@@ -96,6 +122,10 @@ pub fn collect_garbage(ctx: &Context, store: &Store<Destination>) {
         ctx.destinations().remove(&key);
         ctx.status.forget_status::<Destination>(&key.namespace, &key.name);
         ctx.metrics.forget_destination(&key.namespace, &key.name);
+    }
+    let forgotten = memory.forget_deleted(store);
+    if forgotten > 0 {
+        tracing::debug!(forgotten, "forgot the applies and Secrets of deleted Destinations");
     }
 }
 

@@ -106,6 +106,27 @@ impl AppliedObjects {
     pub fn insert(&self, kind: &str, namespace: &str, name: &str, applied: Applied) {
         self.0.lock().unwrap_or_else(PoisonError::into_inner).insert(Self::key(kind, namespace, name), applied);
     }
+
+    /// Forgets every object for which `keep(kind, namespace, name)` is false (those of deleted
+    /// Destinations); returns how many were forgotten.
+    pub fn retain(&self, keep: impl Fn(&str, &str, &str) -> bool) -> usize {
+        let mut objects = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        let before = objects.len();
+        objects.retain(|key, _| {
+            let mut parts = key.splitn(3, '/');
+            match (parts.next(), parts.next(), parts.next()) {
+                (Some(kind), Some(namespace), Some(name)) => keep(kind, namespace, name),
+                _ => false,
+            }
+        });
+        before - objects.len()
+    }
+
+    /// How many objects are remembered.
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner).len()
+    }
 }
 
 #[cfg(test)]

@@ -11,8 +11,7 @@ use kube::Client;
 use kube::runtime::reflector::{self, store::Writer};
 use kube::runtime::watcher;
 
-use super::dereference::CheckedSecrets;
-use super::reapply::AppliedObjects;
+use super::Memory;
 use super::{DestinationContext, reconcile};
 use crate::controller::test_api::{self, MockApi, requests};
 
@@ -59,8 +58,8 @@ fn destination(yaml: &str) -> Arc<Destination> {
 fn context(client: Client) -> (Arc<DestinationContext>, Writer<Deployment>) {
     let (ctx, _) = test_api::context(client);
     let (deployments, writer) = reflector::store();
-    let secrets = CheckedSecrets::default();
-    (Arc::new(DestinationContext { ctx, deployments, applied: AppliedObjects::default(), secrets }), writer)
+    let Memory { applied, secrets } = Memory::default();
+    (Arc::new(DestinationContext { ctx, deployments, applied, secrets }), writer)
 }
 
 const NOTHING: [&str; 0] = [];
@@ -127,4 +126,39 @@ async fn a_destination_is_applied_once_then_left_alone_until_something_changes()
         assert!(metrics.contains(&line), "{line} in\n{metrics}");
     }
     assert!(metrics.contains("courier_operator_applies_total{kind=\"ServiceAccount\",reason=\"first\"} 1"));
+}
+
+#[tokio::test]
+async fn what_was_remembered_of_a_deleted_destination_is_forgotten() {
+    let api = MockApi::start(answer);
+    let (ctx, _) = test_api::context(api.client.clone());
+    let (deployments, _watch) = reflector::store();
+    let memory = Memory::default();
+    let dctx = Arc::new(DestinationContext {
+        ctx,
+        deployments,
+        applied: memory.applied.clone(),
+        secrets: memory.secrets.clone(),
+    });
+    let dest = destination(PARTNER);
+    reconcile(dest.clone(), dctx).await.expect("first reconcile");
+    // The ServiceAccount, the Deployment and the Secrets found complete.
+    assert_eq!((memory.applied.len(), memory.secrets.len()), (2, 1));
+
+    let (store, mut writer) = reflector::store::<Destination>();
+    writer.apply_watcher_event(&watcher::Event::Apply((*dest).clone()));
+    let other =
+        destination(&PARTNER.replace("name: partner,", "name: other,").replace("uid: \"1234\"", "uid: \"5678\""));
+    writer.apply_watcher_event(&watcher::Event::Apply((*other).clone()));
+    assert_eq!(memory.forget_deleted(&store), 0, "nothing is forgotten while the Destination lives");
+
+    // Deleted; another Destination of the namespace still needs the ServiceAccount.
+    writer.apply_watcher_event(&watcher::Event::Delete((*dest).clone()));
+    assert_eq!(memory.forget_deleted(&store), 2, "its Deployment and its Secrets");
+    assert_eq!((memory.applied.len(), memory.secrets.len()), (1, 0));
+
+    // The namespace's last Destination gone: its ServiceAccount too.
+    writer.apply_watcher_event(&watcher::Event::Delete((*other).clone()));
+    assert_eq!(memory.forget_deleted(&store), 1);
+    assert_eq!((memory.applied.len(), memory.secrets.len()), (0, 0));
 }
