@@ -18,7 +18,7 @@ type Labels = Vec<(&'static str, String)>;
 /// Every metric of a worker, with handles cached so the hot path never hashes labels.
 pub struct Metrics {
     registry: Registry,
-    requests: [Counter; 7],
+    requests: [Counter; CLASSES.len()],
     latency: Histogram,
     request_bytes: Counter,
     /// Records read from shards (malformed ones included).
@@ -68,7 +68,8 @@ impl std::fmt::Debug for Metrics {
     }
 }
 
-const CLASSES: [&str; 7] = ["1xx", "2xx", "3xx", "4xx", "5xx", "timeout", "connect"];
+/// Status classes, then the transport classes in [`TransportError::ALL`]'s order.
+const CLASSES: [&str; 10] = ["1xx", "2xx", "3xx", "4xx", "5xx", "connect", "write", "read", "timeout", "protocol"];
 
 impl Metrics {
     /// Metrics of a worker of `destination`.
@@ -222,8 +223,8 @@ impl SendObserver for Metrics {
     fn attempt(&self, report: &AttemptReport) {
         let class = match (report.status, report.error) {
             (Some(s), _) => usize::from((s / 100).clamp(1, 5)) - 1,
-            (None, Some(TransportError::Timeout)) => 5,
-            (None, _) => 6,
+            (None, Some(error)) => 5 + TransportError::ALL.iter().position(|e| *e == error).unwrap_or(0),
+            (None, None) => 5,
         };
         self.requests[class].inc();
         if report.status == Some(429) {

@@ -17,6 +17,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 
+use super::classes;
 use super::config::{HttpVersion, SendConfig};
 use super::conn::Answer;
 use super::pool::Http1Pool;
@@ -167,7 +168,11 @@ impl HttpClient {
             };
             let request = request.with_header(header.as_ref());
             let exchange = async {
-                let response = self.inner.request(request.to_hyper()).await.map_err(|e| connect_error(&e))?;
+                let response = self
+                    .inner
+                    .request(request.to_hyper())
+                    .await
+                    .map_err(|e| AttemptError { kind: classes::of_client(&e), message: error_chain(&e) })?;
                 read_response(response).await
             };
             return Gated::Sent(tokio::time::timeout(timeout, exchange).await.unwrap_or_else(|_| Err(timed_out())));
@@ -231,7 +236,7 @@ impl HttpClient {
                     tracing::debug!(error = %e, "reused connection was closed; sending again on a new one");
                     pool.reconnect(&mut checkout).await.map_err(|e| connect_error(&e))?;
                 }
-                Err(e) => return Err(connect_error(&e)),
+                Err(e) => return Err(AttemptError { kind: classes::of_exchange(&e), message: error_chain(&e) }),
             }
         }
     }
@@ -280,7 +285,7 @@ async fn read_response(response: http::Response<hyper::body::Incoming>) -> Resul
     let mut read = 0u64;
     while let Some(frame) = body.frame().await {
         let frame = frame.map_err(|e| AttemptError {
-            kind: TransportError::Connect,
+            kind: classes::of_chain(&e),
             message: format!("failed to read the response body: {}", error_chain(&e)),
         })?;
         if let Ok(data) = frame.into_data() {

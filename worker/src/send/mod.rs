@@ -4,6 +4,9 @@
 
 mod attempt;
 mod auth;
+mod classes;
+#[cfg(test)]
+mod classes_tests;
 mod client;
 mod config;
 mod conn;

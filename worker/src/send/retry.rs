@@ -13,7 +13,8 @@ pub enum RetryOn {
     Status(u16),
     /// A class of status codes, e.g. `5xx` (the hundreds digit).
     Class(u16),
-    /// Transport errors: connection refused or reset, closed mid-request, TLS failures.
+    /// Failures of the connection: refused or unreachable, TLS failures, reset or closed while
+    /// writing or reading, a malformed answer.
     Connect,
     /// The per-request timeout elapsed.
     Timeout,
@@ -137,11 +138,48 @@ impl RetryConfig {
     }
 }
 
-/// The failure of one attempt before any response arrived.
+/// The failure of one attempt that got no usable response, by where it failed. The same
+/// classes come from the lean HTTP/1.1 path and from hyper (HTTP/2, ALPN); see
+/// docs/worker-send.md for the table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TransportError {
+    /// No connection (refused, unreachable, DNS, TLS handshake): nothing reached the partner.
     Connect,
+    /// The request could not be written whole: the partner may hold a part of it.
+    Write,
+    /// The request went out but its answer could not be read (reset, closed early): the
+    /// partner may have acted on it.
+    Read,
+    /// No complete answer within the request timeout.
     Timeout,
+    /// The answer broke HTTP (a malformed head, bad chunking, an HTTP/2 protocol error).
+    Protocol,
+}
+
+impl TransportError {
+    /// Every class, in the order of the metric's labels.
+    pub const ALL: [TransportError; 5] = [Self::Connect, Self::Write, Self::Read, Self::Timeout, Self::Protocol];
+
+    /// Its name in metrics and dead letters.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Connect => "connect",
+            Self::Write => "write",
+            Self::Read => "read",
+            Self::Timeout => "timeout",
+            Self::Protocol => "protocol",
+        }
+    }
+
+    /// The `retryOn` entry that lets it be retried: `timeout` for a timeout, `connect` for every
+    /// failure of the connection (connect, write, read, protocol). Each retry carries the same
+    /// idempotency key, so a partner that honours it drops what it already has (write, read).
+    pub fn retry_entry(self) -> RetryOn {
+        match self {
+            Self::Timeout => RetryOn::Timeout,
+            Self::Connect | Self::Write | Self::Read | Self::Protocol => RetryOn::Connect,
+        }
+    }
 }
 
 /// What an attempt's result means.
@@ -188,11 +226,7 @@ impl RetryLogic for RetryConfig {
     }
 
     fn classify_error(&self, error: TransportError) -> Verdict {
-        let wanted = match error {
-            TransportError::Connect => RetryOn::Connect,
-            TransportError::Timeout => RetryOn::Timeout,
-        };
-        if self.retry_on.contains(&wanted) { Verdict::Retry { not_before: None } } else { Verdict::Reject }
+        if self.retry_on.contains(&error.retry_entry()) { Verdict::Retry { not_before: None } } else { Verdict::Reject }
     }
 }
 

@@ -132,3 +132,22 @@ fn full_jitter_stays_between_zero_and_the_exponential_delay() {
     assert!(draws.iter().all(|d| *d <= Duration::from_millis(400)));
     assert!(draws.iter().any(|d| *d < Duration::from_millis(200)), "draws are spread");
 }
+
+#[test]
+fn each_transport_class_is_retried_by_its_own_retry_on_entry() {
+    let retry = Verdict::Retry { not_before: None };
+    let only = |entries: Vec<RetryOn>| RetryConfig { retry_on: entries, ..RetryConfig::default() };
+    // (retryOn, [connect, write, read, timeout, protocol])
+    let table: [(Vec<RetryOn>, [Verdict; 5]); 4] = [
+        (vec![RetryOn::Connect, RetryOn::Timeout], [retry; 5]),
+        (vec![RetryOn::Connect], [retry, retry, retry, Verdict::Reject, retry]),
+        (vec![RetryOn::Timeout], [Verdict::Reject, Verdict::Reject, Verdict::Reject, retry, Verdict::Reject]),
+        (vec![RetryOn::Class(5)], [Verdict::Reject; 5]),
+    ];
+    for (entries, expected) in table {
+        let policy = only(entries.clone());
+        for (class, want) in TransportError::ALL.into_iter().zip(expected) {
+            assert_eq!(policy.classify_error(class), want, "{} with retryOn {entries:?}", class.as_str());
+        }
+    }
+}
