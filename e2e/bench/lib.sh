@@ -110,6 +110,8 @@ CONF
 
 # cpu_ticks PID: the process's user + system time so far, in clock ticks (all its threads).
 cpu_ticks() { awk '{sub(/.*\) /, ""); print $12 + $13}' "/proc/$1/stat"; }
+# core_ticks CPU: clock ticks core CPU has been busy so far, whatever ran (/proc/stat).
+core_ticks() { awk -v c="cpu$1" '$1 == c { print $2 + $3 + $4 + $7 + $8 + $9 }' /proc/stat; }
 now() { date +%s.%N; }
 # cpu_share TICKS0 TICKS1 T0 T1: percent of one core used between the two readings.
 cpu_share() {

@@ -56,20 +56,20 @@ main() {
 
   # Arrays: yardstick rate, sink CPU % (…C), client CPU us/request (…U); courier-worker's
   # steady rate, sink CPU, CPU per record, whole-run rate (…W), peak RSS (…R).
-  HW=() HWC=() HWU=() HN=() HNC=() HNU=() HNW=() HNR=()
-  TW=() TWC=() TWU=() TN=() TNC=() TNU=() TNW=() TNR=()
-  CW=() CWC=() CWU=() CN=() CNC=() CNU=() CNW=() CNR=()
-  local rate share cpu whole steady rss
+  HW=() HWC=() HWB=() HWU=() HN=() HNC=() HNB=() HNU=() HNW=() HNR=()
+  TW=() TWC=() TWB=() TWU=() TN=() TNC=() TNB=() TNU=() TNW=() TNR=()
+  CW=() CWC=() CWB=() CWU=() CN=() CNC=() CNB=() CNU=() CNW=() CNR=()
+  local rate share busy cpu whole steady rss
   for round in $(seq "$ROUNDS"); do
-    read -r rate share cpu < <(wrk_rate "$tls" "$NGINX_PID"); HW+=("$rate"); HWC+=("$share"); HWU+=("$cpu")
-    read -r whole steady rss share cpu < <(HTTP_VERSION=Http1 throughput_run "$tls" "$NGINX_PID")
-    HNW+=("$whole"); HN+=("$steady"); HNR+=("$rss"); HNC+=("$share"); HNU+=("$cpu")
-    read -r rate share cpu < <(h2load_rate "$tls" "$NGINX_PID"); TW+=("$rate"); TWC+=("$share"); TWU+=("$cpu")
-    read -r whole steady rss share cpu < <(HTTP_VERSION=Http2 throughput_run "$tls" "$NGINX_PID")
-    TNW+=("$whole"); TN+=("$steady"); TNR+=("$rss"); TNC+=("$share"); TNU+=("$cpu")
-    read -r rate share cpu < <(h2load_rate "$h2c" "$NGINX_PID"); CW+=("$rate"); CWC+=("$share"); CWU+=("$cpu")
-    read -r whole steady rss share cpu < <(HTTP_VERSION=Http2 throughput_run "$h2c" "$NGINX_PID")
-    CNW+=("$whole"); CN+=("$steady"); CNR+=("$rss"); CNC+=("$share"); CNU+=("$cpu")
+    read -r rate share busy cpu < <(wrk_rate "$tls" "$NGINX_PID"); HW+=("$rate"); HWC+=("$share"); HWB+=("$busy"); HWU+=("$cpu")
+    read -r whole steady rss share busy cpu < <(HTTP_VERSION=Http1 throughput_run "$tls" "$NGINX_PID")
+    HNW+=("$whole"); HN+=("$steady"); HNR+=("$rss"); HNC+=("$share"); HNB+=("$busy"); HNU+=("$cpu")
+    read -r rate share busy cpu < <(h2load_rate "$tls" "$NGINX_PID"); TW+=("$rate"); TWC+=("$share"); TWB+=("$busy"); TWU+=("$cpu")
+    read -r whole steady rss share busy cpu < <(HTTP_VERSION=Http2 throughput_run "$tls" "$NGINX_PID")
+    TNW+=("$whole"); TN+=("$steady"); TNR+=("$rss"); TNC+=("$share"); TNB+=("$busy"); TNU+=("$cpu")
+    read -r rate share busy cpu < <(h2load_rate "$h2c" "$NGINX_PID"); CW+=("$rate"); CWC+=("$share"); CWB+=("$busy"); CWU+=("$cpu")
+    read -r whole steady rss share busy cpu < <(HTTP_VERSION=Http2 throughput_run "$h2c" "$NGINX_PID")
+    CNW+=("$whole"); CN+=("$steady"); CNR+=("$rss"); CNC+=("$share"); CNB+=("$busy"); CNU+=("$cpu")
     log "round $round: HTTPS: wrk ${HW[-1]}/s (nginx CPU ${HWC[-1]}%), courier-worker ${HN[-1]}/s (${HNC[-1]}%)"
     log "round $round: h2 over TLS: h2load ${TW[-1]}/s (${TWC[-1]}%), courier-worker ${TN[-1]}/s (${TNC[-1]}%)"
     log "round $round: h2c: h2load ${CW[-1]}/s (${CWC[-1]}%), courier-worker ${CN[-1]}/s (${CNC[-1]}%)"
@@ -78,14 +78,14 @@ main() {
 
   local h2="h2load -t1 -c$H2_CONNECTIONS -m$H2_STREAMS" cw="courier-worker run, 64 in flight"
   local table
-  table="| client (core $WORKER_CPU) | protocol | req/s (median) | of the yardstick (median of the rounds' ratios) | runs | nginx CPU % of its core (runs) | client CPU us/request (median) | whole run req/s (median) | peak RSS MiB |
-|---|---|---|---|---|---|---|---|---|
-$(row "wrk -t1 -c64" "HTTPS, HTTP/1.1" HW HW HWC HWU)
-$(row "$cw, Http1" "HTTPS, HTTP/1.1" HN HW HNC HNU HNW HNR)
-$(row "$h2" "HTTP/2 over TLS (ALPN h2)" TW TW TWC TWU)
-$(row "$cw, Http2" "HTTP/2 over TLS (ALPN h2)" TN TW TNC TNU TNW TNR)
-$(row "$h2" "h2c (prior knowledge)" CW CW CWC CWU)
-$(row "$cw, Http2" "h2c (prior knowledge)" CN CW CNC CNU CNW CNR)"
+  table="| client (core $WORKER_CPU) | protocol | req/s (median) | of the yardstick (median of the rounds' ratios) | runs | nginx CPU % of its core (runs) | cores busy %, client/sink (runs) | client CPU us/request (median) | whole run req/s (median) | peak RSS MiB |
+|---|---|---|---|---|---|---|---|---|---|
+$(row "wrk -t1 -c64" "HTTPS, HTTP/1.1" HW HW HWC HWB HWU)
+$(row "$cw, Http1" "HTTPS, HTTP/1.1" HN HW HNC HNB HNU HNW HNR)
+$(row "$h2" "HTTP/2 over TLS (ALPN h2)" TW TW TWC TWB TWU)
+$(row "$cw, Http2" "HTTP/2 over TLS (ALPN h2)" TN TW TNC TNB TNU TNW TNR)
+$(row "$h2" "h2c (prior knowledge)" CW CW CWC CWB CWU)
+$(row "$cw, Http2" "h2c (prior knowledge)" CN CW CNC CNB CNU CNW CNR)"
   echo "$table"
 
   local model
@@ -108,7 +108,9 @@ $(row "$cw, Http2" "h2c (prior knowledge)" CN CW CNC CNU CNW CNR)"
     echo "\`--secret\`). Its input: $RECORDS JSON lines of ~256 B, each one POST with an Idempotency-Key; wrk and h2load"
     echo "POST a body of the same size for $DURATION. courier-worker's rate is its steady rate from its /metrics (every"
     echo "0.5 s); nginx's CPU share is its utime+stime over the measured interval (above 90 %: **sink-bound**);"
-    echo "client CPU is user+system time of the whole run per request."
+    echo "cores busy: how much of the client's and the sink's core anything used over that interval (/proc/stat;"
+    echo "well above the processes' own use, other work shared the core); client CPU is user+system time of the"
+    echo "whole run per request."
     echo
     echo "Goals: HTTPS >= 85 % of wrk's HTTPS rate; HTTP/2 >= 85 % of h2load's."
     echo

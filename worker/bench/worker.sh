@@ -111,28 +111,28 @@ main() {
   # Per round: wrk into each sink, then courier-worker with the plain Datum and with the sample
   # Datum into each, back to back. Arrays: rate, sink CPU % (…C), client CPU us/request (…U),
   # whole-run rate (…W), peak RSS (…R).
-  W=() WC=() WU=() WS=() WSC=() WSU=() BN=() BS=() BNC=() BSC=() BNU=() BSU=()
-  N=() NC=() NU=() NW=() NR=() T=() TC=() TU=() TW=() TR=()
-  S=() SC=() SU=() SW=() SR=() TS=() TSC=() TSU=() TSW=() TSR=()
-  local rate share cpu whole steady rss
+  W=() WC=() WB=() WU=() WS=() WSC=() WSB=() WSU=() BN=() BS=() BNC=() BNB=() BSC=() BSB=() BNU=() BSU=()
+  N=() NC=() NB=() NU=() NW=() NR=() T=() TC=() TB=() TU=() TW=() TR=()
+  S=() SC=() SB=() SU=() SW=() SR=() TS=() TSC=() TSB=() TSU=() TSW=() TSR=()
+  local rate share busy cpu whole steady rss
   for round in $(seq "$ROUNDS"); do
-    read -r rate share cpu < <(wrk_rate "$nginx" "$NGINX_PID"); W+=("$rate"); WC+=("$share"); WU+=("$cpu")
-    read -r rate share cpu < <(wrk_rate "$sim" "$SIM_PID"); WS+=("$rate"); WSC+=("$share"); WSU+=("$cpu")
-    read -r whole steady rss share cpu < <(throughput_run "$nginx" "$NGINX_PID")
-    NW+=("$whole"); N+=("$steady"); NR+=("$rss"); NC+=("$share"); NU+=("$cpu")
-    read -r whole steady rss share cpu < <(DATUM=sample throughput_run "$nginx" "$NGINX_PID")
-    TW+=("$whole"); T+=("$steady"); TR+=("$rss"); TC+=("$share"); TU+=("$cpu")
-    read -r whole steady rss share cpu < <(throughput_run "$sim" "$SIM_PID")
-    SW+=("$whole"); S+=("$steady"); SR+=("$rss"); SC+=("$share"); SU+=("$cpu")
-    read -r whole steady rss share cpu < <(DATUM=sample throughput_run "$sim" "$SIM_PID")
-    TSW+=("$whole"); TS+=("$steady"); TSR+=("$rss"); TSC+=("$share"); TSU+=("$cpu")
+    read -r rate share busy cpu < <(wrk_rate "$nginx" "$NGINX_PID"); W+=("$rate"); WC+=("$share"); WB+=("$busy"); WU+=("$cpu")
+    read -r rate share busy cpu < <(wrk_rate "$sim" "$SIM_PID"); WS+=("$rate"); WSC+=("$share"); WSB+=("$busy"); WSU+=("$cpu")
+    read -r whole steady rss share busy cpu < <(throughput_run "$nginx" "$NGINX_PID")
+    NW+=("$whole"); N+=("$steady"); NR+=("$rss"); NC+=("$share"); NB+=("$busy"); NU+=("$cpu")
+    read -r whole steady rss share busy cpu < <(DATUM=sample throughput_run "$nginx" "$NGINX_PID")
+    TW+=("$whole"); T+=("$steady"); TR+=("$rss"); TC+=("$share"); TB+=("$busy"); TU+=("$cpu")
+    read -r whole steady rss share busy cpu < <(throughput_run "$sim" "$SIM_PID")
+    SW+=("$whole"); S+=("$steady"); SR+=("$rss"); SC+=("$share"); SB+=("$busy"); SU+=("$cpu")
+    read -r whole steady rss share busy cpu < <(DATUM=sample throughput_run "$sim" "$SIM_PID")
+    TSW+=("$whole"); TS+=("$steady"); TSR+=("$rss"); TSC+=("$share"); TSB+=("$busy"); TSU+=("$cpu")
     log "round $round: into nginx: wrk ${W[-1]}/s (nginx CPU ${WC[-1]}%), courier-worker ${N[-1]}/s (${NC[-1]}%), with the sample Datum ${T[-1]}/s (${TC[-1]}%)"
     log "round $round: into partner-sim: wrk ${WS[-1]}/s (sim CPU ${WSC[-1]}%), courier-worker ${S[-1]}/s (${SC[-1]}%), with the sample Datum ${TS[-1]}/s (${TSC[-1]}%)"
     if [ -n "${BASELINE_BIN:-}" ]; then
-      read -r whole steady rss share cpu < <(BIN=$BASELINE_BIN throughput_run "$nginx" "$NGINX_PID")
-      BN+=("$steady"); BNC+=("$share"); BNU+=("$cpu")
-      read -r whole steady rss share cpu < <(BIN=$BASELINE_BIN throughput_run "$sim" "$SIM_PID")
-      BS+=("$steady"); BSC+=("$share"); BSU+=("$cpu")
+      read -r whole steady rss share busy cpu < <(BIN=$BASELINE_BIN throughput_run "$nginx" "$NGINX_PID")
+      BN+=("$steady"); BNC+=("$share"); BNB+=("$busy"); BNU+=("$cpu")
+      read -r whole steady rss share busy cpu < <(BIN=$BASELINE_BIN throughput_run "$sim" "$SIM_PID")
+      BS+=("$steady"); BSC+=("$share"); BSB+=("$busy"); BSU+=("$cpu")
       log "round $round: baseline ${BN[-1]}/s into nginx, ${BS[-1]}/s into partner-sim"
     fi
   done
@@ -140,18 +140,18 @@ main() {
   # moved by the load of the machine; the median of the rounds' ratios is the result.
   local wk="wrk -t1 -c64" cw="courier-worker run, 64 in flight" ng="nginx return 200" ps="partner-sim --threads 1"
   local throughput
-  throughput="| client (core $WORKER_CPU) | sink (core $SINK_CPU) | req/s (median) | of wrk into the same sink (median of the rounds' ratios) | runs | sink CPU % of its core (runs) | client CPU us/request (median) | whole run req/s (median) | peak RSS MiB |
-|---|---|---|---|---|---|---|---|---|
-$(row "$wk" "$ng" W W WC WU)
-$(row "$cw, plain Datum" "$ng" N W NC NU NW NR)
-$(row "$cw, sample Datum" "$ng" T W TC TU TW TR)
-$(row "$wk" "$ps" WS WS WSC WSU)
-$(row "$cw, plain Datum" "$ps" S WS SC SU SW SR)
-$(row "$cw, sample Datum" "$ps" TS WS TSC TSU TSW TSR)"
+  throughput="| client (core $WORKER_CPU) | sink (core $SINK_CPU) | req/s (median) | of wrk into the same sink (median of the rounds' ratios) | runs | sink CPU % of its core (runs) | cores busy %, client/sink (runs) | client CPU us/request (median) | whole run req/s (median) | peak RSS MiB |
+|---|---|---|---|---|---|---|---|---|---|
+$(row "$wk" "$ng" W W WC WB WU)
+$(row "$cw, plain Datum" "$ng" N W NC NB NU NW NR)
+$(row "$cw, sample Datum" "$ng" T W TC TB TU TW TR)
+$(row "$wk" "$ps" WS WS WSC WSB WSU)
+$(row "$cw, plain Datum" "$ps" S WS SC SB SU SW SR)
+$(row "$cw, sample Datum" "$ps" TS WS TSC TSB TSU TSW TSR)"
   if [ ${#BN[@]} -gt 0 ]; then
     throughput+="
-$(row "${BASELINE_LABEL:-baseline}, 64 in flight" "$ng" BN W BNC BNU)
-$(row "${BASELINE_LABEL:-baseline}, 64 in flight" "$ps" BS WS BSC BSU)"
+$(row "${BASELINE_LABEL:-baseline}, 64 in flight" "$ng" BN W BNC BNB BNU)
+$(row "${BASELINE_LABEL:-baseline}, 64 in flight" "$ps" BS WS BSC BSB BSU)"
   fi
   echo "$throughput"
 
@@ -201,7 +201,9 @@ $(row "${BASELINE_LABEL:-baseline}, 64 in flight" "$ps" BS WS BSC BSU)"
     echo "nginx: one process pinned to its core, access log off, \`keepalive_requests 10000000\`, \`reuseport\`,"
     echo "\`client_body_buffer_size 16k\` (e2e/bench/lib.sh). Sink CPU: the sink process's utime+stime over the measured"
     echo "interval (wrk's run; courier-worker's steady window) as % of one core; a row whose sink used more than 90 %"
-    echo "is marked **sink-bound**: its ratio to wrk measures the sink, not the client. Client CPU: user+system"
+    echo "is marked **sink-bound**: its ratio to wrk measures the sink, not the client. Cores busy: how much of the"
+    echo "client's and the sink's core anything used over the same interval (/proc/stat); well above the sink's own"
+    echo "share (or above the client's CPU per request x its rate), other work took that core. Client CPU: user+system"
     echo "time of the whole run (/usr/bin/time) per request, in microseconds."
     echo
     echo "$throughput"
