@@ -89,7 +89,7 @@ run_worker() {
   manifests "$url" "$inflight" 1000000
   [[ $url != https://* ]] || secret=(--secret "$WORK/ca-secret.yaml")
   rm -rf "$WORK/dead"
-  taskset -c "$WORKER_CPU" /usr/bin/time -v -o "$WORK/time.log" timeout "${WORKER_TIMEOUT:-300}" "${BIN:-$WORKER_BIN}" run \
+  taskset -c "$WORKER_CPU" /usr/bin/time -v -o "$WORK/time.log" timeout --foreground "${WORKER_TIMEOUT:-300}" "${BIN:-$WORKER_BIN}" run \
     --destination "$WORK/destination.yaml" --datum "$WORK/datum.yaml" --source "file://$source" \
     --dead-letter "file://$WORK/dead" --json-summary --progress never --package "bench-$RANDOM$RANDOM" \
     "${secret[@]}" "$@" 2>>"$WORK/worker.log" | tail -1
