@@ -2,7 +2,7 @@
 # courier-worker over HTTPS and HTTP/2 at line rate, next to wrk and h2load into the same sink
 # (issue #18, item 4; not a test: numbers, not pass/fail).
 #
-#   worker/bench/protocols.sh                  # full run (~5 min)
+#   worker/bench/protocols.sh                  # full run (~4-5 min on a quiet machine)
 #   ROUNDS=1 DURATION=3s RECORDS=200000 REPORT=/tmp/p.md worker/bench/protocols.sh
 #   SKIP_BUILD=1 worker/bench/protocols.sh     # use the release binaries already built
 #
@@ -15,7 +15,7 @@
 #   h2      h2load -t1 -c1 -m64 over TLS (ALPN h2)         | courier-worker, httpVersion Http2, https://
 #   h2c     h2load -t1 -c1 -m64, prior knowledge           | courier-worker, httpVersion Http2, http://
 # 64 requests in flight for every client: courier-worker's HTTP/2 client (hyper-util) multiplexes
-# its 64 in flight over one connection, so h2load gets one connection with 64 streams
+# its 64 in flight over one connection (checked with ss: 1 connection; 64 with Http1 over TLS), so h2load gets one connection with 64 streams
 # (H2_CONNECTIONS, H2_STREAMS change it). courier-worker trusts the CA through the Destination's
 # tls.caSecretRef and a Secret manifest given with --secret (the same as in a cluster).
 # Goals: HTTPS >= 85 % of wrk's HTTPS rate, HTTP/2 >= 85 % of h2load's. Every row shows the
@@ -106,7 +106,8 @@ $(row "$cw, Http2" "h2c (prior knowledge)" CN CW CNC CNB CNU CNW CNR)"
     echo "connections; h2load and courier-worker's HTTP/2 client (hyper-util) over one connection with 64 streams."
     echo "courier-worker trusts the CA through the Destination's \`tls.caSecretRef\` (Secret manifest given with"
     echo "\`--secret\`). Its input: $RECORDS JSON lines of ~256 B, each one POST with an Idempotency-Key; wrk and h2load"
-    echo "POST a body of the same size for $DURATION. courier-worker's rate is its steady rate from its /metrics (every"
+    echo "POST a body of the same size for $DURATION (h2load the same body and Idempotency-Key every time: it cannot vary"
+    echo "them; nginx reads neither). courier-worker's rate is its steady rate from its /metrics (every"
     echo "0.5 s); nginx's CPU share is its utime+stime over the measured interval (above 90 %: **sink-bound**);"
     echo "cores busy: how much of the client's and the sink's core anything used over that interval (/proc/stat;"
     echo "well above the processes' own use, other work shared the core); client CPU is user+system time of the"

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # courier-worker throughput, limit accuracy and memory (not a test: numbers, not pass/fail).
 #
-#   worker/bench/worker.sh                    # full run (~6 min)
+#   worker/bench/worker.sh                    # full run (~4-5 min on a quiet machine)
 #   ROUNDS=1 DURATION=5s RECORDS=500000 worker/bench/worker.sh
 #   REPORT=/tmp/w.md DATA_DIR=/tmp/d IMG_DIR=/tmp/d worker/bench/worker.sh   # leave docs/ alone
 #   SKIP_BUILD=1 worker/bench/worker.sh       # use the release binaries already built
