@@ -22,6 +22,7 @@ faults: ## the long fault suite's partner and bad-data rows (40,000 records per 
 bench: ## benchmarks (results under docs/)
 	e2e/bench/simulator.sh
 	worker/bench/worker.sh
+	worker/bench/protocols.sh
 	cargo run --locked --release -p courier-operator --example fleet_bench -- --out docs/benchmarks-fleet.md
 
 cluster-up:

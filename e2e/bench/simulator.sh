@@ -37,9 +37,6 @@ build_sim() {
   fi
 }
 
-# CPU ticks (user + system) a process has used so far.
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
-
 # run_wrk PORT PID MODE -> "requests_per_sec server_cpu_us_per_request"
 run_wrk() {
   local port=$1 pid=$2 mode=$3 out before after

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # courier-worker throughput, limit accuracy and memory (not a test: numbers, not pass/fail).
 #
-#   worker/bench/worker.sh                    # full run (~5 min)
+#   worker/bench/worker.sh                    # full run (~4-5 min on a quiet machine)
 #   ROUNDS=1 DURATION=5s RECORDS=500000 worker/bench/worker.sh
+#   REPORT=/tmp/w.md DATA_DIR=/tmp/d IMG_DIR=/tmp/d worker/bench/worker.sh   # leave docs/ alone
 #   SKIP_BUILD=1 worker/bench/worker.sh       # use the release binaries already built
 #   BASELINE_BIN=/path/to/older/courier-worker worker/bench/worker.sh
 #                                             # also measure an older build in the same rounds
@@ -11,6 +12,11 @@
 # 1. Throughput on one core: courier-worker pinned to core 0, the sink (nginx `return 200`,
 #    then partner-sim --threads 1) pinned to core 1. wrk -t1 -c64 (on core 0, POSTing ~256 B
 #    bodies) against the same sink is the yardstick. Goal: courier-worker >= 85% of wrk.
+#    courier-worker runs with a Datum without templates and with the sample Datum (path
+#    template /v1/users/{{ id }} and one header template), each against wrk in the same round.
+#    Every row shows the sink's CPU share over the measured interval (/proc/PID/stat): above
+#    90 % of its core the row is marked sink-bound (the ratio then says little), and the
+#    client's CPU time per request. HTTPS and HTTP/2: worker/bench/protocols.sh.
 # 2. Limit accuracy at 1k, 10k and 50k requests/s, read from partner-sim's per-second series:
 #    achieved rate within +-2%, per-second coefficient of variation < 5%.
 # 3. Peak RSS (/usr/bin/time -v) at 256 requests in flight. Goal <= 64 MiB.
@@ -30,110 +36,14 @@ SIM_PORT=${SIM_PORT:-18091}
 METRICS_PORT=${METRICS_PORT:-18092}
 WORKER_CPU=${WORKER_CPU:-0}
 SINK_CPU=${SINK_CPU:-1}
-REPORT="$ROOT/docs/benchmarks-worker.md"
+REPORT=${REPORT:-$ROOT/docs/benchmarks-worker.md}
 # The measurements behind the report's tables (CSV) and its plots (PNG, e2e/bench/plot.py).
-DATA_DIR="$ROOT/docs/data"
-IMG_DIR="$ROOT/docs/img"
+DATA_DIR=${DATA_DIR:-$ROOT/docs/data}
+IMG_DIR=${IMG_DIR:-$ROOT/docs/img}
 PLOT_PYTHON=${PLOT_PYTHON:-/usr/bin/python3}
-LUA="$ROOT/worker/bench/post256.lua"
 
-# shellcheck source=e2e/bench/lib.sh
-source "$ROOT/e2e/bench/lib.sh"
-
-build() {
-  WORKER_BIN="$ROOT/target/release/courier-worker"
-  SIM_BIN="$ROOT/target/release/partner-sim"
-  if [ -n "${SKIP_BUILD:-}" ] && [ -x "$WORKER_BIN" ] && [ -x "$SIM_BIN" ]; then return 0; fi
-  log "building courier-worker and partner-sim (release)"
-  (cd "$ROOT" && cargo build --release -q -p courier-worker --bin courier-worker -p courier-e2e --bin partner-sim)
-}
-
-make_data() {
-  DATA="$WORK/data-$RECORDS.jsonl"
-  [ -s "$DATA" ] && return 0
-  log "writing $RECORDS JSON lines of ~256 B"
-  python3 - "$DATA" "$RECORDS" <<'PY'
-import sys
-path, n = sys.argv[1], int(sys.argv[2])
-pad = "x" * 190
-with open(path, "w") as f:
-    for i in range(n):
-        f.write('{"id":%d,"email":"user%d@example.com","segment":"gold","pad":"%s"}\n' % (i, i, pad[: 190 - len(str(i)) * 2]))
-PY
-}
-
-manifests() { # URL MAX_IN_FLIGHT RPS
-  cat >"$WORK/destination.yaml" <<YAML
-apiVersion: courier.dev/v1alpha1
-kind: Destination
-metadata: {name: bench}
-spec:
-  endpoint: {url: "$1/ingest", httpVersion: Http1}
-  rateLimit: {requestsPerSecond: $3}
-  workers: {maxInFlightPerWorker: $2}
-YAML
-  cat >"$WORK/datum.yaml" <<YAML
-apiVersion: courier.dev/v1alpha1
-kind: Datum
-metadata: {name: bench}
-spec:
-  format: {type: JsonLines}
-YAML
-}
-
-# run_worker URL IN_FLIGHT SOURCE [extra flags] -> JSON summary on stdout; /usr/bin/time in $WORK/time.log
-run_worker() {
-  local url=$1 inflight=$2 source=$3; shift 3
-  manifests "$url" "$inflight" 1000000
-  rm -rf "$WORK/dead"
-  taskset -c "$WORKER_CPU" /usr/bin/time -v -o "$WORK/time.log" "${BIN:-$WORKER_BIN}" run \
-    --destination "$WORK/destination.yaml" --datum "$WORK/datum.yaml" --source "file://$source" \
-    --dead-letter "file://$WORK/dead" --json-summary --progress never --package "bench-$RANDOM$RANDOM" "$@" \
-    2>>"$WORK/worker.log" | tail -1
-}
-
-# throughput_run URL -> "whole-run-rate steady-rate peak-rss-mib": a run at 64 in flight whose
-# /metrics is sampled every 0.5 s (from the sink's core), so that the steady rate can leave out
-# start-up and the drain at the end, as wrk's rate does.
-throughput_run() {
-  local url=$1 summary sampler
-  : >"$WORK/samples"
-  (
-    while sleep 0.5; do
-      v=$(taskset -c "$SINK_CPU" curl -s --max-time 0.4 "http://127.0.0.1:$METRICS_PORT/metrics" 2>/dev/null |
-        awk '/^courier_worker_records_total\{.*outcome="sent"/ {print $2}')
-      [ -n "$v" ] && echo "$(date +%s.%N) $v" >>"$WORK/samples"
-    done
-  ) &
-  sampler=$!
-  summary=$(run_worker "$url" 64 "$DATA" --metrics-addr "127.0.0.1:$METRICS_PORT")
-  kill "$sampler" 2>/dev/null || true
-  wait "$sampler" 2>/dev/null || true
-  echo "$(field "$summary" ratePerSecond) $(steady_rate) $(peak_rss_mib)"
-}
-
-# Records/s between the second and the second-to-last sample of $WORK/samples.
-steady_rate() {
-  awk 'NR > 1 { t[++n] = $1; v[n] = $2 }
-       END { if (n < 3) { print 0; exit } printf "%.1f\n", (v[n-1] - v[1]) / (t[n-1] - t[1]) }' "$WORK/samples"
-}
-
-field() { python3 -c 'import json,sys; print(json.loads(sys.argv[1])[sys.argv[2]])' "$1" "$2"; }
-peak_rss_mib() { awk -F': ' '/Maximum resident/ {printf "%.1f", $2 / 1024}' "$WORK/time.log"; }
-median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
-# ratios YARDSTICK MEASURED: per round, 100 x MEASURED / YARDSTICK (names of arrays in main).
-ratios() {
-  local -n base=$1 got=$2
-  local i
-  for i in "${!base[@]}"; do awk -v a="${got[$i]}" -v b="${base[$i]}" 'BEGIN{printf "%.1f\n", 100*a/b}'; done
-}
-
-wrk_rate() { # PORT
-  local out
-  out=$(taskset -c "$WORKER_CPU" wrk -t1 -c64 "-d$DURATION" -s "$LUA" "http://127.0.0.1:$1/ingest")
-  echo "$out" >>"$WORK/wrk.log"
-  awk '/^Requests\/sec:/ {print $2}' <<<"$out"
-}
+# shellcheck source=worker/bench/lib.sh
+source "$ROOT/worker/bench/lib.sh"
 
 # limit_run RATE -> "achieved cv_percent seconds"
 limit_run() {
@@ -160,16 +70,19 @@ print("%.0f %.2f %d" % (mean, cv, len(full)))' "$rate" "$WORK/rate.csv"
 
 # throughput_csv: one row per round and client, for the plot.
 throughput_csv() {
-  local i
+  local i r
   echo "sink,client,round,requests_per_second"
   for i in "${!W[@]}"; do
-    echo "nginx return 200,wrk -t1 -c64,$((i + 1)),${W[$i]}"
-    echo "nginx return 200,courier-worker,$((i + 1)),${N[$i]}"
-    echo "partner-sim --threads 1,wrk -t1 -c64,$((i + 1)),${WS[$i]}"
-    echo "partner-sim --threads 1,courier-worker,$((i + 1)),${S[$i]}"
+    r=$((i + 1))
+    echo "nginx return 200,wrk -t1 -c64,$r,${W[$i]}"
+    echo "nginx return 200,courier-worker,$r,${N[$i]}"
+    echo "nginx return 200,courier-worker (sample Datum),$r,${T[$i]}"
+    echo "partner-sim --threads 1,wrk -t1 -c64,$r,${WS[$i]}"
+    echo "partner-sim --threads 1,courier-worker,$r,${S[$i]}"
+    echo "partner-sim --threads 1,courier-worker (sample Datum),$r,${TS[$i]}"
     if [ ${#BN[@]} -gt 0 ]; then
-      echo "nginx return 200,${BASELINE_LABEL:-baseline},$((i + 1)),${BN[$i]}"
-      echo "partner-sim --threads 1,${BASELINE_LABEL:-baseline},$((i + 1)),${BS[$i]}"
+      echo "nginx return 200,${BASELINE_LABEL:-baseline},$r,${BN[$i]}"
+      echo "partner-sim --threads 1,${BASELINE_LABEL:-baseline},$r,${BS[$i]}"
     fi
   done
 }
@@ -192,43 +105,53 @@ main() {
   start_nginx "$SINK_CPU"
   start_sim "$SINK_CPU"
   LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
-  taskset -c "$WORKER_CPU" wrk -t1 -c64 -d1s -s "$LUA" "http://127.0.0.1:$NGINX_PORT/ingest" >/dev/null
+  local nginx="http://127.0.0.1:$NGINX_PORT" sim="http://127.0.0.1:$SIM_PORT"
+  DURATION=1s wrk_rate "$nginx" "$NGINX_PID" >/dev/null
 
-  W=() WS=() N=() NW=() S=() SW=() NR=() SR=() BN=() BS=()
+  # Per round: wrk into each sink, then courier-worker with the plain Datum and with the sample
+  # Datum into each, back to back. Arrays: rate, sink CPU % (…C), client CPU us/request (…U),
+  # whole-run rate (…W), peak RSS (…R).
+  W=() WC=() WB=() WU=() WS=() WSC=() WSB=() WSU=() BN=() BS=() BNC=() BNB=() BSC=() BSB=() BNU=() BSU=()
+  N=() NC=() NB=() NU=() NW=() NR=() T=() TC=() TB=() TU=() TW=() TR=()
+  S=() SC=() SB=() SU=() SW=() SR=() TS=() TSC=() TSB=() TSU=() TSW=() TSR=()
+  local rate share busy cpu whole steady rss
   for round in $(seq "$ROUNDS"); do
-    W+=("$(wrk_rate "$NGINX_PORT")")
-    WS+=("$(wrk_rate "$SIM_PORT")")
-    local whole steady rss
-    read -r whole steady rss < <(throughput_run "http://127.0.0.1:$NGINX_PORT")
-    NW+=("$whole"); N+=("$steady"); NR+=("$rss")
-    read -r whole steady rss < <(throughput_run "http://127.0.0.1:$SIM_PORT")
-    SW+=("$whole"); S+=("$steady"); SR+=("$rss")
-    log "round $round: wrk ${W[-1]}/s into nginx, ${WS[-1]}/s into partner-sim; courier-worker ${N[-1]}/s (whole run ${NW[-1]}/s) into nginx, ${S[-1]}/s (whole run ${SW[-1]}/s) into partner-sim"
+    read -r rate share busy cpu < <(wrk_rate "$nginx" "$NGINX_PID"); W+=("$rate"); WC+=("$share"); WB+=("$busy"); WU+=("$cpu")
+    read -r rate share busy cpu < <(wrk_rate "$sim" "$SIM_PID"); WS+=("$rate"); WSC+=("$share"); WSB+=("$busy"); WSU+=("$cpu")
+    read -r whole steady rss share busy cpu < <(throughput_run "$nginx" "$NGINX_PID")
+    NW+=("$whole"); N+=("$steady"); NR+=("$rss"); NC+=("$share"); NB+=("$busy"); NU+=("$cpu")
+    read -r whole steady rss share busy cpu < <(DATUM=sample throughput_run "$nginx" "$NGINX_PID")
+    TW+=("$whole"); T+=("$steady"); TR+=("$rss"); TC+=("$share"); TB+=("$busy"); TU+=("$cpu")
+    read -r whole steady rss share busy cpu < <(throughput_run "$sim" "$SIM_PID")
+    SW+=("$whole"); S+=("$steady"); SR+=("$rss"); SC+=("$share"); SB+=("$busy"); SU+=("$cpu")
+    read -r whole steady rss share busy cpu < <(DATUM=sample throughput_run "$sim" "$SIM_PID")
+    TSW+=("$whole"); TS+=("$steady"); TSR+=("$rss"); TSC+=("$share"); TSB+=("$busy"); TSU+=("$cpu")
+    log "round $round: into nginx: wrk ${W[-1]}/s (nginx CPU ${WC[-1]}%), courier-worker ${N[-1]}/s (${NC[-1]}%), with the sample Datum ${T[-1]}/s (${TC[-1]}%)"
+    log "round $round: into partner-sim: wrk ${WS[-1]}/s (sim CPU ${WSC[-1]}%), courier-worker ${S[-1]}/s (${SC[-1]}%), with the sample Datum ${TS[-1]}/s (${TSC[-1]}%)"
     if [ -n "${BASELINE_BIN:-}" ]; then
-      read -r whole steady rss < <(BIN=$BASELINE_BIN throughput_run "http://127.0.0.1:$NGINX_PORT")
-      BN+=("$steady")
-      read -r whole steady rss < <(BIN=$BASELINE_BIN throughput_run "http://127.0.0.1:$SIM_PORT")
-      BS+=("$steady")
+      read -r whole steady rss share busy cpu < <(BIN=$BASELINE_BIN throughput_run "$nginx" "$NGINX_PID")
+      BN+=("$steady"); BNC+=("$share"); BNB+=("$busy"); BNU+=("$cpu")
+      read -r whole steady rss share busy cpu < <(BIN=$BASELINE_BIN throughput_run "$sim" "$SIM_PID")
+      BS+=("$steady"); BSC+=("$share"); BSB+=("$busy"); BSU+=("$cpu")
       log "round $round: baseline ${BN[-1]}/s into nginx, ${BS[-1]}/s into partner-sim"
     fi
   done
-  local w ws n s nw sw rn rs
-  w=$(printf '%s\n' "${W[@]}" | median); ws=$(printf '%s\n' "${WS[@]}" | median)
-  n=$(printf '%s\n' "${N[@]}" | median); s=$(printf '%s\n' "${S[@]}" | median)
-  nw=$(printf '%s\n' "${NW[@]}" | median); sw=$(printf '%s\n' "${SW[@]}" | median)
   # Each round measures wrk and courier-worker back to back, so their ratio is what is least
   # moved by the load of the machine; the median of the rounds' ratios is the result.
-  rn=$(ratios W N | median); rs=$(ratios WS S | median)
-  local throughput="| client (core $WORKER_CPU) | sink (core $SINK_CPU) | req/s (median) | of wrk into the same sink (median of the rounds' ratios) | runs | whole run req/s (median) | peak RSS MiB |
-|---|---|---|---|---|---|---|
-| wrk -t1 -c64 | nginx return 200 | $w | 100% | ${W[*]} | | |
-| courier-worker run, 64 in flight | nginx return 200 | $n | $rn% ($(ratios W N | tr '\n' ' ')) | ${N[*]} | $nw (${NW[*]}) | ${NR[*]} |
-| wrk -t1 -c64 | partner-sim --threads 1 | $ws | 100% | ${WS[*]} | | |
-| courier-worker run, 64 in flight | partner-sim --threads 1 | $s | $rs% ($(ratios WS S | tr '\n' ' ')) | ${S[*]} | $sw (${SW[*]}) | ${SR[*]} |"
+  local wk="wrk -t1 -c64" cw="courier-worker run, 64 in flight" ng="nginx return 200" ps="partner-sim --threads 1"
+  local throughput
+  throughput="| client (core $WORKER_CPU) | sink (core $SINK_CPU) | req/s (median) | of wrk into the same sink (median of the rounds' ratios) | runs | sink CPU % of its core (runs) | cores busy %, client/sink (runs) | client CPU us/request (median) | whole run req/s (median) | peak RSS MiB |
+|---|---|---|---|---|---|---|---|---|---|
+$(row "$wk" "$ng" W W WC WB WU)
+$(row "$cw, plain Datum" "$ng" N W NC NB NU NW NR)
+$(row "$cw, sample Datum" "$ng" T W TC TB TU TW TR)
+$(row "$wk" "$ps" WS WS WSC WSB WSU)
+$(row "$cw, plain Datum" "$ps" S WS SC SB SU SW SR)
+$(row "$cw, sample Datum" "$ps" TS WS TSC TSB TSU TSW TSR)"
   if [ ${#BN[@]} -gt 0 ]; then
     throughput+="
-| ${BASELINE_LABEL:-baseline}, 64 in flight | nginx return 200 | $(printf '%s\n' "${BN[@]}" | median) | $(ratios W BN | median)% ($(ratios W BN | tr '\n' ' ')) | ${BN[*]} | | |
-| ${BASELINE_LABEL:-baseline}, 64 in flight | partner-sim --threads 1 | $(printf '%s\n' "${BS[@]}" | median) | $(ratios WS BS | median)% ($(ratios WS BS | tr '\n' ' ')) | ${BS[*]} | | |"
+$(row "${BASELINE_LABEL:-baseline}, 64 in flight" "$ng" BN W BNC BNB BNU)
+$(row "${BASELINE_LABEL:-baseline}, 64 in flight" "$ps" BS WS BSC BSB BSU)"
   fi
   echo "$throughput"
 
@@ -246,7 +169,8 @@ main() {
   local rss_summary rss
   rss_summary=$(run_worker "http://127.0.0.1:$NGINX_PORT" 256 "$DATA")
   rss=$(peak_rss_mib)
-  local memory="| in flight | records | req/s | peak RSS |
+  local memory
+  memory="| in flight | records | req/s | peak RSS |
 |---|---|---|---|
 | 256 | $(field "$rss_summary" recordsSent) | $(field "$rss_summary" ratePerSecond) | $rss MiB |"
   echo "$memory"
@@ -270,7 +194,17 @@ main() {
     echo "of ~256 B in a local file; each becomes one POST with an Idempotency-Key. wrk posts a body of the same size"
     echo "(\`worker/bench/post256.lua\`) for $DURATION. courier-worker's rate is records acknowledged per second in steady"
     echo "state, read from its own /metrics every 0.5 s (start-up and the drain of the last requests left out, as wrk's"
-    echo "rate leaves out connecting); its rate over the whole run is in the next-to-last column."
+    echo "rate leaves out connecting); its rate over the whole run is in the next-to-last column. \"plain\" is a Datum"
+    echo "without templates (the JSON line is the body as-is); \"sample Datum\" is config/samples/datum.yaml's \`users\`"
+    echo "(path template \`/v1/users/{{ id }}\`, header \`X-Segment: \"{{ segment }}\"\`, contentType)."
+    echo
+    echo "nginx: one process pinned to its core, access log off, \`keepalive_requests 10000000\`, \`reuseport\`,"
+    echo "\`client_body_buffer_size 16k\` (e2e/bench/lib.sh). Sink CPU: the sink process's utime+stime over the measured"
+    echo "interval (wrk's run; courier-worker's steady window) as % of one core; a row whose sink used more than 90 %"
+    echo "is marked **sink-bound**: its ratio to wrk measures the sink, not the client. Cores busy: how much of the"
+    echo "client's and the sink's core anything used over the same interval (/proc/stat); well above the sink's own"
+    echo "share (or above the client's CPU per request x its rate), other work took that core. Client CPU: user+system"
+    echo "time of the whole run (/usr/bin/time) per request, in microseconds."
     echo
     echo "$throughput"
     echo
@@ -287,6 +221,8 @@ main() {
     echo "![Per-second accepted requests as a percentage of each limit](img/worker-rate.png)"
     echo
     echo "The measurements behind both plots: \`docs/data/worker-throughput.csv\`, \`docs/data/worker-rate.csv\`."
+    echo
+    echo "HTTPS and HTTP/2 (wrk over TLS, h2load over h2 and h2c): [benchmarks-worker-protocols.md](benchmarks-worker-protocols.md)."
     echo
     echo "## Memory"
     echo
