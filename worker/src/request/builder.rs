@@ -1,6 +1,9 @@
 //! Turns records into requests. Templates are compiled once, when the builder is made; a
 //! package without templates builds every request without touching the template engine.
 
+use std::collections::HashMap;
+use std::sync::Arc;
+
 use bytes::Bytes;
 use courier_core::request::{BODY_TEMPLATE, CompiledRequest, PATH_TEMPLATE, RequestSpec, SpecError};
 use http::header::{HeaderName, HeaderValue};
@@ -8,6 +11,7 @@ use http::{HeaderMap, Method, Uri};
 
 use super::context::RecordContext;
 use super::idempotency::idempotency_key;
+use super::simple::{Builtins, SimpleTemplate};
 use crate::record::{Payload, Record};
 
 /// Why one record could not become a request; the record is dead-lettered with this reason.
@@ -41,12 +45,20 @@ pub struct BuiltRequest {
 #[derive(Debug)]
 pub struct RequestBuilder {
     compiled: CompiledRequest,
+    /// Each template by name, when it only puts names in text ([`SimpleTemplate`]).
+    simple: HashMap<String, SimpleTemplate>,
 }
 
 impl RequestBuilder {
     /// Compiles `spec`'s templates and checks its names and URL.
     pub fn new(spec: &RequestSpec) -> Result<Self, SpecError> {
-        Ok(Self { compiled: CompiledRequest::new(spec)? })
+        let compiled = CompiledRequest::new(spec)?;
+        let simple = compiled
+            .env
+            .templates()
+            .filter_map(|(name, t)| Some((name.to_owned(), SimpleTemplate::parse(name, t.source())?)))
+            .collect();
+        Ok(Self { compiled, simple })
     }
 
     /// The idempotency key header name.
@@ -83,16 +95,35 @@ impl RequestBuilder {
             },
         };
         let body = if self.compiled.body_template { None } else { Some(record_body(&record.payload)?) };
-        let ctx = RecordContext {
-            record: value,
-            file: record.file.url.clone(),
+        let value = Arc::new(value);
+        let builtins = Builtins {
+            file: &record.file.url,
             offset: record.offset,
-            package: self.compiled.package.clone(),
-            namespace: self.compiled.namespace.clone(),
-        }
-        .into_value();
+            package: &self.compiled.package,
+            namespace: &self.compiled.namespace,
+        };
+        // The engine's context, made only if a template needs the engine.
+        let mut ctx = None;
+        let mut render = |name: &str| -> Result<String, BuildError> {
+            if let (Some(simple), Some(fields)) = (self.simple.get(name), value.as_object())
+                && let Some(text) = simple.render(fields, builtins)
+            {
+                return Ok(text);
+            }
+            let ctx = ctx.get_or_insert_with(|| {
+                RecordContext {
+                    record: Arc::clone(&value),
+                    file: record.file.url.clone(),
+                    offset: record.offset,
+                    package: self.compiled.package.clone(),
+                    namespace: self.compiled.namespace.clone(),
+                }
+                .into_value()
+            });
+            self.render(name, ctx)
+        };
         let uri = if self.compiled.path_template {
-            let path = self.render(PATH_TEMPLATE, &ctx)?;
+            let path = render(PATH_TEMPLATE)?;
             let url = join_url(&self.compiled.base_url, &path);
             url.parse().map_err(|source| BuildError::Url { url, source })?
         } else {
@@ -100,14 +131,14 @@ impl RequestBuilder {
         };
         let mut headers = self.compiled.headers.clone();
         for (name, template) in &self.compiled.header_templates {
-            let rendered = self.render(template, &ctx)?;
+            let rendered = render(template)?;
             let value =
                 HeaderValue::try_from(rendered).map_err(|_| BuildError::HeaderValue { name: name.to_string() })?;
             headers.insert(name.clone(), value);
         }
         let body = match body {
             Some(b) => b,
-            None => Bytes::from(self.render(BODY_TEMPLATE, &ctx)?),
+            None => Bytes::from(render(BODY_TEMPLATE)?),
         };
         Ok(BuiltRequest { method: self.compiled.method.clone(), uri, headers, body, idempotency_key })
     }

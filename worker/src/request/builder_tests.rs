@@ -120,3 +120,24 @@ fn a_rendered_header_with_a_newline_fails_the_record() {
     let err = builder.build(&line(r#"{"name": "a\nb"}"#, 0)).expect_err("newline");
     assert!(matches!(err, BuildError::HeaderValue { .. }));
 }
+
+#[test]
+fn a_simple_template_goes_to_the_engine_for_values_it_does_not_write_itself() {
+    let mut s = spec();
+    s.path_template = Some("/users/{{ id }}".into());
+    s.header_templates.push(("X-Segment".into(), "{{ segment }}".into()));
+    let builder = RequestBuilder::new(&s).expect("spec");
+    assert_eq!(builder.simple.len(), 2, "both templates only put names in text");
+    // (record, path, segment header)
+    let table = [
+        (r#"{"id": 7, "segment": "gold"}"#, "/api/users/7", "gold"),
+        (r#"{"id": "a-b", "segment": "x y"}"#, "/api/users/a-b", "x y"),
+        // A float and a bool are the engine's to write (it writes a bool as Jinja does).
+        (r#"{"id": 1.5, "segment": true}"#, "/api/users/1.5", "True"),
+    ];
+    for (text, path, segment) in table {
+        let req = builder.build(&line(text, 0)).expect("build");
+        assert_eq!(req.uri.path(), path, "{text}");
+        assert_eq!(req.headers["x-segment"], segment, "{text}");
+    }
+}

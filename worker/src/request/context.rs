@@ -13,7 +13,7 @@ const BUILTINS: [&str; 5] = ["record", "file", "offset", "package", "namespace"]
 /// One record as a template context.
 #[derive(Debug)]
 pub struct RecordContext {
-    pub record: serde_json::Value,
+    pub record: Arc<serde_json::Value>,
     pub file: Arc<str>,
     pub offset: u64,
     pub package: Arc<str>,
@@ -34,7 +34,7 @@ impl Object for RecordContext {
 
     fn get_value_by_str(self: &Arc<Self>, key: &str) -> Option<Value> {
         match key {
-            "record" => Some(Value::from(Serde(&self.record))),
+            "record" => Some(Value::from(Serde(&*self.record))),
             "file" => Some(Value::from(&*self.file)),
             "offset" => Some(Value::from(self.offset)),
             "package" => Some(Value::from(&*self.package)),

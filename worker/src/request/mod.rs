@@ -4,6 +4,7 @@
 mod builder;
 mod context;
 mod idempotency;
+mod simple;
 
 pub use builder::{BuildError, BuiltRequest, RequestBuilder};
 pub use courier_core::request::{BodySpec, IdempotencySpec, RequestSpec, RequestTemplates, SpecError};
