@@ -30,6 +30,8 @@ DURATION=${DURATION:-10s}
 RECORDS=${RECORDS:-1000000}
 LIMIT=${LIMIT:-10000}
 LIMIT_SECONDS=${LIMIT_SECONDS:-10}
+# No client's unbounded run may take longer than this (seconds): the script ends in bounded time.
+CLIENT_TIMEOUT=${CLIENT_TIMEOUT:-900}
 NGINX_PORT=${NGINX_PORT:-18093}
 SIM_PORT=${SIM_PORT:-18094}
 METRICS_PORT=${METRICS_PORT:-18095}
@@ -198,7 +200,8 @@ steady_rate() {
 }
 
 # CPU seconds (user + system from /usr/bin/time -f "%U %S") per 100k of N requests.
-cpu_per_100k() { awk -v n="$1" '{printf "%.2f", ($1 + $2) * 100000 / n}' "$WORK/time.log"; }
+# (The last line: a client ended by a signal has one before it that says so.)
+cpu_per_100k() { awk -v n="$1" '{u = $1; s = $2} END {printf "%.2f", (u + s) * 100000 / n}' "$WORK/time.log"; }
 
 # Connections nginx has accepted so far (its stub_status), less the one asking.
 nginx_accepts() { curl -s "http://127.0.0.1:$NGINX_PORT/nginx_status" | awk 'NR == 3 {print $1 + 0}'; }
@@ -213,7 +216,7 @@ run_courier() { # URL RPS SOURCE [extra flags]
   local url=$1 rps=$2 source=$3; shift 3
   manifests "$url" "$rps"
   rm -rf "$WORK/dead"
-  taskset -c "$CLIENT_CPU" /usr/bin/time -f "%U %S" -o "$WORK/time.log" "$WORKER_BIN" run \
+  taskset -c "$CLIENT_CPU" /usr/bin/time -f "%U %S" -o "$WORK/time.log" timeout -s KILL "$CLIENT_TIMEOUT" "$WORKER_BIN" run \
     --destination "$WORK/destination.yaml" --datum "$WORK/datum.yaml" --source "file://$source" \
     --dead-letter "file://$WORK/dead" --json-summary --progress never --package "peers-$RANDOM$RANDOM" "$@" \
     2>>"$WORK/worker.log" | tail -1 >"$WORK/summary.json"
@@ -221,7 +224,7 @@ run_courier() { # URL RPS SOURCE [extra flags]
 
 run_benthos() {
   taskset -c "$CLIENT_CPU" /usr/bin/time -f "%U %S" -o "$WORK/time.log" \
-    "$BENTHOS_BIN" run "$WORK/benthos.yaml" >>"$WORK/benthos.log" 2>&1
+    timeout -s KILL "$CLIENT_TIMEOUT" "$BENTHOS_BIN" run "$WORK/benthos.yaml" >>"$WORK/benthos.log" 2>&1
 }
 
 # wrk_round -> "rate cpu_per_100k connections"
@@ -469,7 +472,11 @@ $THROUGHPUT
 (a token bucket: a request beyond it is answered 429), the client on core $CLIENT_CPU. Each client runs for
 LIMIT_SECONDS + 2 s and is then killed. Achieved: the mean of the partner's accepted requests per second over
 LIMIT_SECONDS full seconds, from the first after the partial first one. A client whose unbounded rate above is
-below the limit shows its throughput here, not its limiter. Busiest sliding second: the most requests the partner saw arrive in any 1 s window (its arrivals log,
+below the limit shows its throughput here, not its limiter. Benthos's \`local\` rate limit is a fixed window
+(\`count\` requests, then a wait for the next \`interval\`), and it answers a 429 by retrying that request
+inside the output's send, holding one of its 64 in-flight slots, after a wait from a throttle that the whole
+output shares (\`retry_period\` 1 s, doubled on each further 429 up to \`max_retry_backoff\` 300 s, reset by a
+success): a few 429s can slow all of it. Busiest sliding second: the most requests the partner saw arrive in any 1 s window (its arrivals log,
 \`GET /arrivals\`), whole run. 429s: what the partner answered, in the full seconds and in the whole run.
 Per-second series: \`docs/data/peers-limit-seconds.csv\`.
 
@@ -491,7 +498,7 @@ is in \`build.txt\` next to it).
 
 Reproduce: \`e2e/bench/peers.sh\` (about 10 minutes for 3 rounds on 2 cores — most of it Benthos delivering RECORDS —, plus 1–2 minutes for the first Benthos
 build; needs Go ≥ the module's \`go\` line and the Go module proxy). Env: ROUNDS, DURATION, RECORDS, LIMIT,
-LIMIT_SECONDS, CLIENT_CPU, SINK_CPU, the ports NGINX_PORT/SIM_PORT/METRICS_PORT/BENTHOS_PORT (18093–18096),
+LIMIT_SECONDS, CLIENT_TIMEOUT, CLIENT_CPU, SINK_CPU, the ports NGINX_PORT/SIM_PORT/METRICS_PORT/BENTHOS_PORT (18093–18096),
 BENTHOS_VERSION, BENTHOS_BIN, SKIP_BUILD. Raw output: \`$WORK/\` (wrk.log, worker.log, benthos.log).
 All rows: \`docs/data/peers.csv\`.
 <!-- peers.sh: end -->
