@@ -32,10 +32,10 @@ LIMIT=${LIMIT:-10000}
 LIMIT_SECONDS=${LIMIT_SECONDS:-10}
 # No client's unbounded run may take longer than this (seconds): the script ends in bounded time.
 CLIENT_TIMEOUT=${CLIENT_TIMEOUT:-900}
-NGINX_PORT=${NGINX_PORT:-18093}
-SIM_PORT=${SIM_PORT:-18094}
-METRICS_PORT=${METRICS_PORT:-18095}
-BENTHOS_PORT=${BENTHOS_PORT:-18096}
+NGINX_PORT=${NGINX_PORT:-18097}
+SIM_PORT=${SIM_PORT:-18098}
+METRICS_PORT=${METRICS_PORT:-18099}
+BENTHOS_PORT=${BENTHOS_PORT:-18100}
 CLIENT_CPU=${CLIENT_CPU:-0}
 SINK_CPU=${SINK_CPU:-1}
 TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
@@ -498,7 +498,7 @@ is in \`build.txt\` next to it).
 
 Reproduce: \`e2e/bench/peers.sh\` (about 10 minutes for 3 rounds on 2 cores — most of it Benthos delivering RECORDS —, plus 1–2 minutes for the first Benthos
 build; needs Go ≥ the module's \`go\` line and the Go module proxy). Env: ROUNDS, DURATION, RECORDS, LIMIT,
-LIMIT_SECONDS, CLIENT_TIMEOUT, CLIENT_CPU, SINK_CPU, the ports NGINX_PORT/SIM_PORT/METRICS_PORT/BENTHOS_PORT (18093–18096),
+LIMIT_SECONDS, CLIENT_TIMEOUT, CLIENT_CPU, SINK_CPU, the ports NGINX_PORT/SIM_PORT/METRICS_PORT/BENTHOS_PORT (18097–18100; worker/bench/protocols.sh has 18093–18096),
 BENTHOS_VERSION, BENTHOS_BIN, SKIP_BUILD. Raw output: \`$WORK/\` (wrk.log, worker.log, benthos.log).
 All rows: \`docs/data/peers.csv\`.
 <!-- peers.sh: end -->
