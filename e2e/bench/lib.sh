@@ -97,6 +97,8 @@ http {
     listen 127.0.0.1:$NGINX_PORT reuseport;$extra
     default_type application/json;
     location / { return 200 '{"ok":true}'; }
+    # Connections accepted so far (e2e/bench/peers.sh counts each client's).
+    location = /nginx_status { stub_status; }
   }
 }
 CONF

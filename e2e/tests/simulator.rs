@@ -511,3 +511,19 @@ async fn a_simulator_started_beside_another_shares_its_thread_and_outlives_it() 
     tokio::time::sleep(Duration::from_millis(50)).await;
     assert_eq!(c.stats().await.accepted, 1);
 }
+
+#[tokio::test]
+async fn arrivals_reports_the_busiest_sliding_second_of_all_accepted_and_refused_requests() {
+    let (_sim, client) =
+        start(SimConfig { rate_limit: Some(RateLimit { rate: 0.5, burst: 2 }), ..SimConfig::default() }).await;
+    for _ in 0..5 {
+        client.post("/records", &[]).await;
+    }
+    let got = client.send(Method::GET, "/arrivals", &[], "").await.expect("arrivals answer").json();
+    assert_eq!(got["arrivals"], 5);
+    assert_eq!(got["dropped"], 0);
+    assert_eq!(got["busiest_second"]["all"], 5);
+    assert_eq!(got["busiest_second"]["accepted"], 2);
+    assert_eq!(got["busiest_second"]["rate_limited"], 3);
+    assert_eq!(client.stats().await.accepted, 2, "the control route is not partner traffic");
+}

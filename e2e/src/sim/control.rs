@@ -1,12 +1,15 @@
 //! Reserved endpoints that observe and steer the simulator; never counted as
 //! partner traffic.
 
+use std::time::Duration;
+
 use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt as _, Limited};
 use hyper::body::Incoming;
 use serde::Serialize;
 
+use super::arrivals::{Arrival, busiest_window};
 use super::auth::token_endpoint;
 use super::body::SimBody;
 use super::config::SimConfig;
@@ -27,6 +30,8 @@ pub enum Route {
     Config,
     /// `GET /keys`.
     Keys,
+    /// `GET /arrivals`: the busiest sliding second of the arrivals log.
+    Arrivals,
     /// `POST /oauth/token`.
     Token,
     /// `POST /throttle`.
@@ -50,6 +55,7 @@ pub fn route(path: &str) -> Option<Route> {
         "/reset" => Some(Route::Reset),
         "/config" => Some(Route::Config),
         "/keys" => Some(Route::Keys),
+        "/arrivals" => Some(Route::Arrivals),
         "/oauth/token" => Some(Route::Token),
         "/throttle" => Some(Route::Throttle),
         _ => None,
@@ -82,6 +88,9 @@ pub async fn handle(route: Route, shared: &Shared, request: Request<Incoming>) -
             "duplicates": shared.ledger.duplicates(),
             "keys": shared.ledger.snapshot(),
         })),
+        (Route::Arrivals, &Method::GET) => {
+            ok_json(&busiest_second(&shared.arrivals.snapshot(), shared.arrivals.dropped()))
+        }
         (Route::Throttle, &Method::POST) => match serde_json::from_slice::<ThrottleNext>(&body) {
             Ok(t) => {
                 shared.throttle_next(t.count, t.retry_after_secs);
@@ -96,6 +105,26 @@ pub async fn handle(route: Route, shared: &Shared, request: Request<Incoming>) -
         }
         _ => error_json(StatusCode::METHOD_NOT_ALLOWED, "method not allowed on a control endpoint"),
     }
+}
+
+/// What a benchmark outside the process needs of the arrivals log: how many requests arrived and
+/// the most that fell in any sliding second — all of them, the accepted ones, the refused ones.
+fn busiest_second(arrivals: &[Arrival], dropped: u64) -> serde_json::Value {
+    let second = Duration::from_secs(1);
+    let micros = |keep: fn(&Arrival) -> bool| -> Vec<u64> {
+        arrivals.iter().filter(|a| keep(a)).map(|a| a.at_unix_micros).collect()
+    };
+    serde_json::json!({
+        "arrivals": arrivals.len(),
+        "dropped": dropped,
+        "first_unix_micros": arrivals.first().map(|a| a.at_unix_micros),
+        "last_unix_micros": arrivals.last().map(|a| a.at_unix_micros),
+        "busiest_second": {
+            "all": busiest_window(&micros(|_| true), second),
+            "accepted": busiest_window(&micros(|a| a.accepted), second),
+            "rate_limited": busiest_window(&micros(|a| a.rate_limited), second),
+        },
+    })
 }
 
 fn ok_json(value: &impl Serialize) -> Response<SimBody> {
