@@ -7,7 +7,8 @@
 #   SKIP_BUILD=1 worker/bench/worker.sh       # use the release binaries already built
 #   BASELINE_BIN=/path/to/older/courier-worker worker/bench/worker.sh
 #                                             # also measure an older build in the same rounds
-#                                             # (BASELINE_LABEL names it in the table)
+#                                             # (BASELINE_LABEL names it in the table; with
+#                                             # BASELINE_DATUM=sample it runs the sample Datum)
 #
 # 1. Throughput on one core: courier-worker pinned to core 0, the sink (nginx `return 200`,
 #    then partner-sim --threads 1) pinned to core 1. wrk -t1 -c64 (on core 0, POSTing ~256 B
@@ -129,9 +130,9 @@ main() {
     log "round $round: into nginx: wrk ${W[-1]}/s (nginx CPU ${WC[-1]}%), courier-worker ${N[-1]}/s (${NC[-1]}%), with the sample Datum ${T[-1]}/s (${TC[-1]}%)"
     log "round $round: into partner-sim: wrk ${WS[-1]}/s (sim CPU ${WSC[-1]}%), courier-worker ${S[-1]}/s (${SC[-1]}%), with the sample Datum ${TS[-1]}/s (${TSC[-1]}%)"
     if [ -n "${BASELINE_BIN:-}" ]; then
-      read -r whole steady rss share busy cpu < <(BIN=$BASELINE_BIN throughput_run "$nginx" "$NGINX_PID")
+      read -r whole steady rss share busy cpu < <(DATUM=${BASELINE_DATUM:-plain} BIN=$BASELINE_BIN throughput_run "$nginx" "$NGINX_PID")
       BN+=("$steady"); BNC+=("$share"); BNB+=("$busy"); BNU+=("$cpu")
-      read -r whole steady rss share busy cpu < <(BIN=$BASELINE_BIN throughput_run "$sim" "$SIM_PID")
+      read -r whole steady rss share busy cpu < <(DATUM=${BASELINE_DATUM:-plain} BIN=$BASELINE_BIN throughput_run "$sim" "$SIM_PID")
       BS+=("$steady"); BSC+=("$share"); BSB+=("$busy"); BSU+=("$cpu")
       log "round $round: baseline ${BN[-1]}/s into nginx, ${BS[-1]}/s into partner-sim"
     fi
