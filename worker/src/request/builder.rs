@@ -1,7 +1,7 @@
 //! Turns records into requests. Templates are compiled once, when the builder is made; a
 //! package without templates builds every request without touching the template engine.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -10,6 +10,7 @@ use http::header::{HeaderName, HeaderValue};
 use http::{HeaderMap, Method, Uri};
 
 use super::context::RecordContext;
+use super::fields;
 use super::idempotency::idempotency_key;
 use super::simple::{Builtins, SimpleTemplate};
 use crate::record::{Payload, Record};
@@ -47,6 +48,9 @@ pub struct RequestBuilder {
     compiled: CompiledRequest,
     /// Each template by name, when it only puts names in text ([`SimpleTemplate`]).
     simple: HashMap<String, SimpleTemplate>,
+    /// The only record fields a request needs, when every template is simple and none names
+    /// the whole record: a JSON line is then read for those alone ([`fields::parse_wanted`]).
+    wanted: Option<HashSet<String>>,
 }
 
 impl RequestBuilder {
@@ -58,7 +62,8 @@ impl RequestBuilder {
             .templates()
             .filter_map(|(name, t)| Some((name.to_owned(), SimpleTemplate::parse(name, t.source())?)))
             .collect();
-        Ok(Self { compiled, simple })
+        let wanted = wanted_fields(&compiled, &simple);
+        Ok(Self { compiled, simple, wanted })
     }
 
     /// The idempotency key header name.
@@ -82,9 +87,15 @@ impl RequestBuilder {
                 idempotency_key: self.positional_key(&record.file.url, record.offset),
             });
         }
-        let value = match &record.payload {
-            Payload::JsonLine(line) => serde_json::from_slice(line).map_err(BuildError::InvalidJson)?,
-            Payload::Object(fields) => serde_json::Value::Object(fields.clone()),
+        let value = match (&record.payload, &self.wanted) {
+            (Payload::JsonLine(line), None) => serde_json::from_slice(line).map_err(BuildError::InvalidJson)?,
+            (Payload::JsonLine(line), Some(wanted)) => {
+                fields::parse_wanted(line, wanted).map_err(BuildError::InvalidJson)?
+            }
+            (Payload::Object(fields), None) => serde_json::Value::Object(fields.clone()),
+            (Payload::Object(fields), Some(wanted)) => serde_json::Value::Object(
+                fields.iter().filter(|(k, _)| wanted.contains(*k)).map(|(k, v)| (k.clone(), v.clone())).collect(),
+            ),
         };
         let idempotency_key = match &self.compiled.key_field {
             None => self.positional_key(&record.file.url, record.offset),
@@ -147,6 +158,17 @@ impl RequestBuilder {
         let render_err = |source| BuildError::Render { what: name.to_owned(), source };
         self.compiled.env.get_template(name).and_then(|t| t.render(ctx)).map_err(render_err)
     }
+}
+
+/// The record fields the requests of `compiled` need, if they can be told: every template is
+/// simple and none names the whole record (the idempotency key field counts too).
+fn wanted_fields(compiled: &CompiledRequest, simple: &HashMap<String, SimpleTemplate>) -> Option<HashSet<String>> {
+    let mut wanted = HashSet::new();
+    for (name, _) in compiled.env.templates() {
+        wanted.extend(simple.get(name)?.fields()?.into_iter().map(str::to_owned));
+    }
+    wanted.extend(compiled.key_field.iter().cloned());
+    Some(wanted)
 }
 
 /// The record as a JSON body: a JSON line as-is (no copy), an object serialized.

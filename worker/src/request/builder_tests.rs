@@ -141,3 +141,37 @@ fn a_simple_template_goes_to_the_engine_for_values_it_does_not_write_itself() {
         assert_eq!(req.headers["x-segment"], segment, "{text}");
     }
 }
+
+#[test]
+fn a_json_line_is_read_for_the_fields_the_templates_need_when_that_can_be_told() {
+    let set = |names: &[&str]| Some(names.iter().map(|s| (*s).to_owned()).collect::<std::collections::HashSet<_>>());
+    // (path template, header template, key field, fields read; None: the whole record)
+    let table = [
+        ("/u/{{ id }}", "{{ segment }}", None, set(&["id", "segment"])),
+        ("/u/{{ record.id }}/{{ offset }}", "{{ namespace }}", Some("uuid"), set(&["id", "uuid"])),
+        ("/u/{{ id }}", "{{ record }}", None, None),
+        ("/u/{{ id | upper }}", "{{ segment }}", None, None),
+    ];
+    for (path, header, key, expected) in table {
+        let mut s = spec();
+        s.path_template = Some(path.into());
+        s.header_templates.push(("X-H".into(), header.into()));
+        if let Some(field) = key {
+            s.idempotency = IdempotencySpec { header: "Idempotency-Key".into(), field: Some(field.into()) };
+        }
+        let builder = RequestBuilder::new(&s).expect("spec");
+        assert_eq!(builder.wanted, expected, "{path} {header}");
+    }
+    // Read for two fields, a record still fails as a whole parse would, and a float still goes
+    // through the engine.
+    let mut s = spec();
+    s.path_template = Some("/u/{{ id }}".into());
+    s.header_templates.push(("X-Segment".into(), "{{ segment }}".into()));
+    let builder = RequestBuilder::new(&s).expect("spec");
+    let req = builder.build(&line(r#"{"pad":{"a":[1,2,3]},"id":2.5,"segment":"s"}"#, 0)).expect("build");
+    assert_eq!((req.uri.path(), &req.headers["x-segment"]), ("/api/u/2.5", &HeaderValue::from_static("s")));
+    assert!(matches!(builder.build(&line(r#"{"id":1,"segment":"s","pad":nope}"#, 0)), Err(BuildError::InvalidJson(_))));
+    assert!(matches!(builder.build(&line(r#"{"segment":"s"}"#, 0)), Err(BuildError::Render { .. })));
+    let req = builder.build(&object(json!({"id": 3, "segment": "t", "big": "x".repeat(100)}), 0)).expect("build");
+    assert_eq!(req.uri.path(), "/api/u/3");
+}

@@ -3,6 +3,7 @@
 
 mod builder;
 mod context;
+mod fields;
 mod idempotency;
 mod simple;
 

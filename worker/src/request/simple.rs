@@ -61,6 +61,20 @@ impl SimpleTemplate {
         Some(Self { parts })
     }
 
+    /// The record fields it reads, or None when it names the whole record (`{{ record }}`).
+    pub fn fields(&self) -> Option<Vec<&str>> {
+        let mut fields = Vec::new();
+        for part in &self.parts {
+            match part {
+                Part::Text(_) => {}
+                Part::Name(name) if name == "record" => return None,
+                Part::Name(name) if matches!(name.as_str(), "file" | "offset" | "package" | "namespace") => {}
+                Part::Name(field) | Part::Field(field) => fields.push(field.as_str()),
+            }
+        }
+        Some(fields)
+    }
+
     /// The rendered text, or None when a value is missing or not a string or an integer
     /// (the engine then renders it, or says why it cannot).
     pub fn render(&self, record: &Map<String, Value>, builtins: Builtins<'_>) -> Option<String> {
