@@ -17,7 +17,7 @@ fuzz: ## every cargo-fuzz target under libFuzzer (nightly), FUZZ_SECONDS each (6
 	e2e/scripts/fuzz.sh
 
 faults: ## the long fault suite's partner and bad-data rows (40,000 records per fault, a 60 s outage); table in docs/faults.md
-	COURIER_FAULTS_LONG=1 COURIER_FAULTS_DOC=1 cargo test -p courier-worker --test faults_partner -- --nocapture
+	COURIER_FAULTS_LONG=1 COURIER_FAULTS_DOC=1 cargo test -p courier-worker --test integration faults_partner:: -- --nocapture
 
 bench: ## benchmarks (results under docs/)
 	e2e/bench/simulator.sh

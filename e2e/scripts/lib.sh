@@ -31,9 +31,9 @@ ensure_toolchains() {
 }
 
 # Prometheus and promtool (built from their Go module, cached under $COURIER_CACHE) for the
-# rules' and dashboard's tests (e2e/tests/monitoring.rs, promtool on PATH) and the real
-# Prometheus of operator/tests/e2e_monitoring.rs; krew for the plugin's manifest
-# (kubectl-courier/tests/krew.rs); mdbook (crates.io) for the user guide's (e2e/tests/guide.rs).
+# rules' and dashboard's tests (e2e/tests/integration/monitoring.rs, promtool on PATH) and the real
+# Prometheus of operator/tests/e2e/monitoring.rs; krew for the plugin's manifest
+# (kubectl-courier/tests/krew.rs); mdbook (crates.io) for the user guide's (e2e/tests/integration/guide.rs).
 MDBOOK_VERSION=0.5.4
 ensure_test_tools() {
   "$ROOT/e2e/prometheus/build.sh" build

@@ -8,3 +8,4 @@ pub mod own_minidfs;
 pub mod paced;
 pub mod pods;
 pub mod sim;
+pub mod testkit;

@@ -1,7 +1,7 @@
 //! Writes the fuzz targets' seed inputs as a libFuzzer corpus: `cargo run -p courier-worker
 //! --example fuzz_seeds -- fuzz/corpus` (e2e/scripts/fuzz.sh does it before fuzzing).
 
-#[path = "../tests/fuzz_support/mod.rs"]
+#[path = "../tests/integration/fuzz_support/mod.rs"]
 mod fuzz_support;
 
 use std::path::Path;

@@ -4,7 +4,7 @@
 //! request template renderer (a Datum's template and a record).
 //!
 //! Two drivers call them: `fuzz/` (cargo-fuzz with libFuzzer on nightly, `make fuzz`, for as
-//! long as one likes) and `worker/tests/fuzz_bounded.rs` (proptest on stable, a bounded run in
+//! long as one likes) and `worker/tests/integration/fuzz_bounded.rs` (proptest on stable, a bounded run in
 //! `make test`, from valid seeds mutated and random bytes). A finding is a panic here.
 
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -8,7 +8,7 @@ pub mod config;
 pub mod coordinator;
 pub mod deadletter;
 pub mod decode;
-/// Fuzz targets of the parsers of untrusted input (driven by `fuzz/` and `tests/fuzz_bounded.rs`).
+/// Fuzz targets of the parsers of untrusted input (driven by `fuzz/` and `tests/integration/fuzz_bounded.rs`).
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod health;
