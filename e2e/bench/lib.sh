@@ -131,3 +131,39 @@ start_sim() {
   PIDS+=("$SIM_PID")
   wait_port "$SIM_PORT"
 }
+
+# json_lines PATH N: N JSON lines of ~256 B (an `id`, an `email`, a `segment` and padding) at
+# PATH, unless it is there already — the input of every client benchmark.
+json_lines() {
+  [ -s "$1" ] && return 0
+  log "writing $2 JSON lines of ~256 B"
+  python3 - "$1" "$2" <<'PY'
+import sys
+path, n = sys.argv[1], int(sys.argv[2])
+pad = "x" * 190
+with open(path, "w") as f:
+    for i in range(n):
+        f.write('{"id":%d,"email":"user%d@example.com","segment":"gold","pad":"%s"}\n' % (i, i, pad[: 190 - len(str(i)) * 2]))
+PY
+}
+
+# finish_report REPORT: puts $REPORT.new in place of REPORT, keeping REPORT's hand-written
+# "## Analysis" section (from its heading to the end) under the new tables.
+finish_report() {
+  if [ -f "$1" ] && grep -q '^## Analysis' "$1"; then
+    sed -n '/^## Analysis/,$p' "$1" >>"$1.new"
+  fi
+  mv "$1.new" "$1"
+  log "wrote $1"
+}
+
+# build: the release courier-worker and partner-sim (under CARGO_TARGET_DIR or target/) into
+# WORKER_BIN and SIM_BIN; with SKIP_BUILD set, those already built are used as they are.
+build() {
+  local target=${CARGO_TARGET_DIR:-$ROOT/target}
+  WORKER_BIN="$target/release/courier-worker"
+  SIM_BIN="$target/release/partner-sim"
+  if [ -n "${SKIP_BUILD:-}" ] && [ -x "$WORKER_BIN" ] && [ -x "$SIM_BIN" ]; then return 0; fi
+  log "building courier-worker and partner-sim (release)"
+  (cd "$ROOT" && cargo build --release -q -p courier-worker --bin courier-worker -p courier-e2e --bin partner-sim)
+}

@@ -38,7 +38,6 @@ METRICS_PORT=${METRICS_PORT:-18099}
 BENTHOS_PORT=${BENTHOS_PORT:-18100}
 CLIENT_CPU=${CLIENT_CPU:-0}
 SINK_CPU=${SINK_CPU:-1}
-TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
 # The newest stable v4 the Go module proxy served on 2026-12-04 (its version list is not served
 # here; v4.80.0 was the newest tag found).
 BENTHOS_VERSION=${BENTHOS_VERSION:-v4.80.0}
@@ -49,14 +48,6 @@ LUA="$ROOT/worker/bench/post256.lua"
 
 # shellcheck source=e2e/bench/lib.sh
 source "$ROOT/e2e/bench/lib.sh"
-
-build() {
-  WORKER_BIN="$TARGET/release/courier-worker"
-  SIM_BIN="$TARGET/release/partner-sim"
-  if [ -n "${SKIP_BUILD:-}" ] && [ -x "$WORKER_BIN" ] && [ -x "$SIM_BIN" ]; then return 0; fi
-  log "building courier-worker and partner-sim (release)"
-  (cd "$ROOT" && cargo build --release -q -p courier-worker --bin courier-worker -p courier-e2e --bin partner-sim)
-}
 
 # Benthos from the Go module proxy, built once into $BENTHOS_BIN: the core module's own
 # cmd/benthos main minus pure/extended (`go install ...@version` needs the proxy's version list,
@@ -103,16 +94,7 @@ GO
 
 make_data() { # RECORDS -> sets DATA
   DATA="$WORK/data-$1.jsonl"
-  [ -s "$DATA" ] && return 0
-  log "writing $1 JSON lines of ~256 B"
-  python3 - "$DATA" "$1" <<'PY'
-import sys
-path, n = sys.argv[1], int(sys.argv[2])
-pad = "x" * 190
-with open(path, "w") as f:
-    for i in range(n):
-        f.write('{"id":%d,"email":"user%d@example.com","segment":"gold","pad":"%s"}\n' % (i, i, pad[: 190 - len(str(i)) * 2]))
-PY
+  json_lines "$DATA" "$1"
 }
 
 # manifests URL RPS: a Destination with the partner's limit (burst RPS/100) and 64 in flight.

@@ -10,29 +10,11 @@
 # shellcheck source=e2e/bench/lib.sh
 source "$ROOT/e2e/bench/lib.sh"
 
-build() {
-  local target=${CARGO_TARGET_DIR:-$ROOT/target}
-  WORKER_BIN="$target/release/courier-worker"
-  SIM_BIN="$target/release/partner-sim"
-  if [ -n "${SKIP_BUILD:-}" ] && [ -x "$WORKER_BIN" ] && [ -x "$SIM_BIN" ]; then return 0; fi
-  log "building courier-worker and partner-sim (release)"
-  (cd "$ROOT" && cargo build --release -q -p courier-worker --bin courier-worker -p courier-e2e --bin partner-sim)
-}
-
 # make_data: $RECORDS JSON lines of ~256 B with the fields the sample Datum's templates use
 # (`id` for the path, `segment` for a header); sets DATA.
 make_data() {
   DATA="$WORK/data-$RECORDS.jsonl"
-  [ -s "$DATA" ] && return 0
-  log "writing $RECORDS JSON lines of ~256 B"
-  python3 - "$DATA" "$RECORDS" <<'PY'
-import sys
-path, n = sys.argv[1], int(sys.argv[2])
-pad = "x" * 190
-with open(path, "w") as f:
-    for i in range(n):
-        f.write('{"id":%d,"email":"user%d@example.com","segment":"gold","pad":"%s"}\n' % (i, i, pad[: 190 - len(str(i)) * 2]))
-PY
+  json_lines "$DATA" "$RECORDS"
 }
 
 # manifests URL MAX_IN_FLIGHT RPS: $WORK/destination.yaml and $WORK/datum.yaml.

@@ -117,11 +117,7 @@ $(row "$cw, Http2" "h2c (prior knowledge)" CN CW CNC CNB CNU CNW CNR)"
     echo
     echo "$table"
   } >"$REPORT.new"
-  if [ -f "$REPORT" ] && grep -q '^## Analysis' "$REPORT"; then
-    sed -n '/^## Analysis/,$p' "$REPORT" >>"$REPORT.new"
-  fi
-  mv "$REPORT.new" "$REPORT"
-  log "wrote $REPORT"
+  finish_report "$REPORT"
 }
 
 main "$@"

@@ -231,11 +231,7 @@ $(row "${BASELINE_LABEL:-baseline}, 64 in flight" "$ps" BS WS BSC BSB BSU)"
     echo
     echo "$memory"
   } >"$REPORT.new"
-  if [ -f "$REPORT" ] && grep -q '^## Analysis' "$REPORT"; then
-    sed -n '/^## Analysis/,$p' "$REPORT" >>"$REPORT.new"
-  fi
-  mv "$REPORT.new" "$REPORT"
-  log "wrote $REPORT"
+  finish_report "$REPORT"
 }
 
 main "$@"

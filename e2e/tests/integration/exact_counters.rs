@@ -304,6 +304,21 @@ impl World {
         self.leader.package_snapshot("ns", "p").map(|s| s.counters).unwrap_or_default()
     }
 
+    /// Every worker comes back and works until the package is complete (or 2,000 heartbeats).
+    fn finish(&mut self) {
+        for w in 0..3 {
+            self.apply(&Op::Restart(w));
+        }
+        for round in 0..2_000u32 {
+            if self.complete() {
+                break;
+            }
+            let w = (round % 3) as usize;
+            self.beat(w, 5, &[], false, false);
+            self.now += if round % 50 == 49 { 16_000 } else { STEP_MS };
+        }
+    }
+
     fn complete(&self) -> bool {
         self.leader.package_snapshot("ns", "p").is_some_and(|s| s.complete)
     }
@@ -325,17 +340,7 @@ proptest! {
             prop_assert!(counted.sent <= distinct, "counted {} sent, the partner has {} distinct records after {op:?}", counted.sent, distinct);
         }
         // Then every worker comes back and works until the package is complete.
-        for w in 0..3 {
-            world.apply(&Op::Restart(w));
-        }
-        for round in 0..2_000u32 {
-            if world.complete() {
-                break;
-            }
-            let w = (round % 3) as usize;
-            world.beat(w, 5, &[], false, false);
-            world.now += if round % 50 == 49 { 16_000 } else { STEP_MS };
-        }
+        world.finish();
         prop_assert!(world.complete(), "the package completes");
         let c = world.counted();
         let records = SHARDS * RECORDS;
@@ -363,17 +368,7 @@ fn replay(ops: &[Op]) -> LeaseCounters {
         );
     }
     eprintln!("status: {:?} {:?}", world.status.progress.records, world.status.shards);
-    for w in 0..3 {
-        world.apply(&Op::Restart(w));
-    }
-    for round in 0..2_000u32 {
-        if world.complete() {
-            break;
-        }
-        let w = (round % 3) as usize;
-        world.beat(w, 5, &[], false, false);
-        world.now += if round % 50 == 49 { 16_000 } else { STEP_MS };
-    }
+    world.finish();
     assert!(world.complete(), "the package completes");
     assert_eq!(world.accepted.len() as u64, SHARDS * RECORDS, "every record reached the partner");
     world.counted()
