@@ -7,6 +7,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use courier_core::request::{BODY_TEMPLATE, CompiledRequest, PATH_TEMPLATE, RequestSpec, SpecError};
 use http::header::{HeaderName, HeaderValue};
+use http::uri::PathAndQuery;
 use http::{HeaderMap, Method, Uri};
 
 use super::context::RecordContext;
@@ -135,8 +136,13 @@ impl RequestBuilder {
         };
         let uri = if self.compiled.path_template {
             let path = render(PATH_TEMPLATE)?;
-            let url = join_url(&self.compiled.base_url, &path);
-            url.parse().map_err(|source| BuildError::Url { url, source })?
+            match uri_with_path(&self.compiled.base_uri, &path) {
+                Some(uri) => uri,
+                None => {
+                    let url = join_url(&self.compiled.base_url, &path);
+                    url.parse().map_err(|source| BuildError::Url { url, source })?
+                }
+            }
         } else {
             self.compiled.base_uri.clone()
         };
@@ -177,6 +183,26 @@ fn record_body(payload: &Payload) -> Result<Bytes, BuildError> {
         Payload::JsonLine(line) => Ok(line.clone()),
         Payload::Object(fields) => serde_json::to_vec(fields).map(Bytes::from).map_err(BuildError::Serialize),
     }
+}
+
+/// `base` with `path` joined to its path as [`join_url`] joins them, made from the parts `base`
+/// already has (only the new path is parsed). None when `base` has a query, or the joined path is
+/// not valid: the whole URL is then parsed as text, which says why.
+fn uri_with_path(base: &Uri, path: &str) -> Option<Uri> {
+    if base.query().is_some() {
+        return None;
+    }
+    let base_path = base.path().trim_end_matches('/');
+    let sep = if path.starts_with('/') || (base_path.is_empty() && path.is_empty()) {
+        ""
+    } else if path.is_empty() || path.starts_with('?') {
+        if base_path.is_empty() { "/" } else { "" }
+    } else {
+        "/"
+    };
+    let mut parts = base.clone().into_parts();
+    parts.path_and_query = Some(PathAndQuery::try_from(format!("{base_path}{sep}{path}")).ok()?);
+    Uri::from_parts(parts).ok()
 }
 
 fn join_url(base: &str, path: &str) -> String {

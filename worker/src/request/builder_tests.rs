@@ -175,3 +175,28 @@ fn a_json_line_is_read_for_the_fields_the_templates_need_when_that_can_be_told()
     let req = builder.build(&object(json!({"id": 3, "segment": "t", "big": "x".repeat(100)}), 0)).expect("build");
     assert_eq!(req.uri.path(), "/api/u/3");
 }
+
+#[test]
+fn a_rendered_path_joined_from_the_parts_is_the_url_parsed_whole() {
+    let bases = ["http://h:8080", "http://h:8080/", "https://h/api", "https://h/api//", "http://[::1]:9/v1/x"];
+    let paths = ["", "/", "/users/7", "users/7", "?x=1", "/a?b=c&d=e", "a b", "/é", "/a#frag", "//double", "/%41"];
+    let mut made = 0;
+    for base in bases {
+        let base_uri: Uri = base.parse().expect("a base URL");
+        let base_url = base.trim_end_matches('/');
+        for path in paths {
+            let whole = join_url(base_url, path).parse::<Uri>();
+            match (uri_with_path(&base_uri, path), &whole) {
+                (Some(fast), Ok(parsed)) => {
+                    assert_eq!(fast.to_string(), parsed.to_string(), "{base} + {path:?}");
+                    made += 1;
+                }
+                (Some(fast), Err(_)) => panic!("{base} + {path:?}: {fast} made, but the whole URL does not parse"),
+                (None, _) => {}
+            }
+        }
+    }
+    assert!(made >= 35, "most joins are made from the parts ({made} of 55)");
+    let with_query: Uri = "http://h/api?k=v".parse().expect("valid");
+    assert!(uri_with_path(&with_query, "/x").is_none(), "a base with a query is parsed whole");
+}
