@@ -8,7 +8,6 @@
 //! after the backlog is gone and then scales to zero. Ignored by a plain `cargo test`;
 //! `make test` runs it.
 
-
 use std::time::{Duration, Instant};
 
 use crate::support::*;

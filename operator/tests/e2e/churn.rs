@@ -8,7 +8,6 @@
 //!
 //! Figures of each run are printed in one line (`churn figures:`) for docs/reliability.md.
 
-
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;

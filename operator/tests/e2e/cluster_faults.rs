@@ -19,7 +19,6 @@
 //! COURIER_FAULTS_DOC=1 writes it into docs/faults.md (COURIER_FAULTS picks faults, see
 //! `selected_faults`). Ignored by a plain `cargo test`; `make test` runs it.
 
-
 use std::time::{Duration, Instant};
 
 use crate::support::*;

@@ -2,7 +2,6 @@
 //! Destination needs is missing. Ignored by a plain `cargo test`; `make test` runs it against the
 //! local cluster (`--include-ignored`), and it fails when the cluster is unreachable.
 
-
 use std::time::Duration;
 
 use crate::support::*;

@@ -1,7 +1,6 @@
 //! e2e against the local cluster: whole deliveries through worker pods on the real node,
 //! to the partner simulator on the node IP. Ignored by a plain `cargo test`; `make test` runs it.
 
-
 use std::time::Duration;
 
 use crate::support::*;

@@ -2,7 +2,6 @@
 //! middle of a package, the standby takes the Lease over and the package still completes without
 //! losing a record. Ignored by a plain `cargo test`; `make test` runs it.
 
-
 use std::time::{Duration, Instant};
 
 use crate::support::*;

@@ -21,7 +21,6 @@
 //! package's `backoffLimit`. `COURIER_HDFS_FAULTS=namenode` (or `datanode`) runs one.
 //! Ignored by a plain `cargo test`; `make test` runs it.
 
-
 use std::time::{Duration, Instant};
 
 use crate::support::*;

@@ -3,7 +3,6 @@
 //! package runs (nothing lost, it completes), then `helm uninstall` (the operator gone, the
 //! CRDs and the user's objects kept). Ignored by a plain `cargo test`; `make test` runs it.
 
-
 use std::time::Duration;
 
 use crate::support::*;

@@ -4,7 +4,6 @@
 //! while it runs, and the final state (Complete, 100 %, exit 0) at the end. `describe` and
 //! `top --once` are read the same way. Ignored by a plain `cargo test`; `make test` runs it.
 
-
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};

@@ -3,7 +3,6 @@
 //! and `kubectl logs` showing their JSON logs. (A worker container killed and restarted by the
 //! kubelet: e2e_lifecycle.) Ignored by a plain `cargo test`; `make test` runs them.
 
-
 use std::collections::BTreeMap;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;

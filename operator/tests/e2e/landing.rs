@@ -9,7 +9,6 @@
 //! packages' counters and the ledger in HDFS must agree. Ignored by a plain `cargo test`;
 //! `make test` runs it.
 
-
 use std::time::Duration;
 
 use crate::support::*;

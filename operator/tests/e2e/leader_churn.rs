@@ -6,7 +6,6 @@
 //! and no record is sent twice, since a leader change re-sends nothing by itself.
 //! Ignored by a plain `cargo test`; `make test` runs it.
 
-
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;

@@ -1,7 +1,6 @@
 //! e2e against the local cluster: suspend/resume, retries of failed records (also asked for
 //! while an attempt runs), a worker killed mid-package, priorities and scale to zero. Ignored by a plain `cargo test`; `make test` runs it.
 
-
 use std::collections::BTreeSet;
 use std::time::Duration;
 

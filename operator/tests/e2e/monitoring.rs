@@ -5,7 +5,6 @@
 //! returns data with the labels it groups by — so the dashboard cannot silently rot. Ignored by
 //! a plain `cargo test`; `make test` runs it.
 
-
 use std::collections::BTreeSet;
 use std::process::Command;
 use std::time::{Duration, Instant};

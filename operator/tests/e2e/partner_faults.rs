@@ -4,7 +4,6 @@
 //! with `retryPolicy.maxRetrySeconds` the throttled records are dead-lettered instead.
 //! Ignored by a plain `cargo test`; `make test` runs it with `--include-ignored`.
 
-
 use std::time::Duration;
 
 use crate::support::*;

@@ -4,7 +4,6 @@
 //! on is within 20 % of the time the package really took to finish from that moment (issue 19).
 //! Ignored by a plain `cargo test`; `make test` runs it.
 
-
 use std::time::{Duration, Instant};
 
 use crate::support::*;

@@ -4,7 +4,6 @@
 //! in any period, and the rest waits for the next period (`Throttled`, `QuotaExhausted`).
 //! Ignored by a plain `cargo test`; `make test` runs it.
 
-
 use std::collections::BTreeMap;
 use std::time::Duration;
 

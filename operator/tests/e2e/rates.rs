@@ -5,7 +5,6 @@
 //!
 //! The tests of this file judge rates and timings, so they run one at a time.
 
-
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 

@@ -7,7 +7,6 @@
 //! chart fails here until the list is updated on purpose: `COURIER_E2E_BLESS=1` writes the
 //! lists the cluster reports. Ignored by a plain `cargo test`; `make test` runs it.
 
-
 use crate::support::*;
 use courier_e2e::cluster::{Cluster, repo_root};
 use courier_e2e::helm::{can_i_list, helm};

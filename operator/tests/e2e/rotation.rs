@@ -6,7 +6,6 @@
 //! with the new token once it appears. The package completes with every record accepted
 //! exactly once and none dead-lettered. Ignored by a plain `cargo test`; `make test` runs it.
 
-
 use std::time::{Duration, Instant};
 
 use crate::support::*;

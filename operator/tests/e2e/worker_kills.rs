@@ -13,7 +13,6 @@
 //! COURIER_FAULTS_DOC=1 writes it into docs/faults.md. Ignored by a plain `cargo test`;
 //! `make test` runs it.
 
-
 use std::time::{Duration, Instant};
 
 use crate::support::*;

@@ -14,7 +14,6 @@
 //! Bounded by default (`make test`); `make faults` (COURIER_FAULTS_LONG=1) runs 40,000 records
 //! per fault and a 60 s outage, and COURIER_FAULTS_DOC=1 writes the table to docs/faults.md.
 
-
 use std::collections::HashSet;
 use std::convert::Infallible;
 use std::fmt::Write as _;

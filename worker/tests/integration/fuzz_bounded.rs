@@ -4,7 +4,6 @@
 //! random bytes. `make test` runs it; `COURIER_FUZZ_CASES=N` runs N cases per target (default: 96
 //! per record format, 1,024–2,048 for the others); `make fuzz` runs the same targets under libFuzzer for longer (e2e/scripts/fuzz.sh).
 
-
 use crate::fuzz_support::{body_seeds, record_seed, response_seeds, template_seeds};
 use courier_e2e::fixtures::set::FixtureSet;
 use courier_worker::fuzzing::{self, RecordFormat};

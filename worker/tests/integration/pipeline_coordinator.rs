@@ -1,7 +1,6 @@
 //! A worker driven by the operator's heartbeat protocol over real HTTP: a tiny coordinator
 //! server in the test plays the operator's side, the partner simulator the partner's.
 
-
 use std::convert::Infallible;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};

@@ -2,7 +2,6 @@
 //! partner simulator: every record's key accepted exactly once, every malformed record
 //! dead-lettered with its reason, and sent + dead-lettered equal to records read.
 
-
 use crate::run_support::*;
 use courier_e2e::fixtures::{FixtureFile, FixtureSet};
 use courier_e2e::minidfs::MiniDfs;

@@ -1,6 +1,5 @@
 //! The read side over `file://`: listing, shard boundaries, every format, errors.
 
-
 use std::path::Path;
 
 use crate::read_support::{Outcome, check_fixture_file, range, read_one, whole};

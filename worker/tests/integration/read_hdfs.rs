@@ -5,7 +5,6 @@
 //! it with `e2e/minidfs/minidfs.sh start` when nothing answers. If MiniDFS cannot be started
 //! the tests fail; they never skip.
 
-
 use crate::read_support::{check_fixture_file, range, read_one, spec_for, user_of, whole};
 use courier_e2e::fixtures::set::FixtureSet;
 use courier_e2e::fixtures::set::{Compression as FixtureCompression, Format};

@@ -1,6 +1,5 @@
 //! `courier-worker run`, the binary itself, against the partner simulator on local files.
 
-
 use std::collections::HashSet;
 
 use crate::run_support::*;

@@ -3,7 +3,6 @@
 //! its base64 form, nor an OAuth2 token the simulator issued — appears in any line it printed.
 //! (The operator keeps only the key names of the Secrets it fetches; its trace log is not checked here.)
 
-
 use crate::run_support::*;
 use base64::Engine as _;
 use courier_e2e::fixtures::{FixtureSet, Format};

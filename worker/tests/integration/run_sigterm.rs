@@ -2,7 +2,6 @@
 //! never passes a record the partner did not accept, and a second run from the checkpoint file
 //! completes the package with duplicates only for the records in flight at the signal.
 
-
 use std::collections::HashMap;
 use std::time::Duration;
 

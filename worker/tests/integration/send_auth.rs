@@ -1,6 +1,5 @@
 //! Authentication against the partner simulator: static credentials and OAuth2 tokens.
 
-
 use std::sync::Arc;
 
 use crate::send_support::*;

@@ -1,6 +1,5 @@
 //! A clean run against the partner simulator: every record is accepted exactly once.
 
-
 use std::collections::HashSet;
 use std::sync::Arc;
 

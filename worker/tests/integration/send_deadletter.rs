@@ -1,7 +1,6 @@
 //! Dead letters written to real sinks: a local file and a real MiniDFS (the shared instance
 //! at $COURIER_MINIDFS_URL, started by the e2e helper when nothing answers there).
 
-
 use std::sync::Arc;
 
 use crate::send_support::*;

@@ -3,7 +3,6 @@
 //! HTTP/1.1 — chunked and close-delimited bodies, interim answers, connections the partner
 //! closes — against a raw-socket partner whose every byte the test chooses.
 
-
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 

@@ -1,7 +1,6 @@
 //! The limiter as the partner sees it: requests per second in the simulator's per-second
 //! series. A behaviour check with a generous bound, not a performance test.
 
-
 use std::sync::Arc;
 
 use crate::send_support::*;

@@ -1,6 +1,5 @@
 //! Retries against the partner simulator: Retry-After pauses, 5xx back-off, dead letters.
 
-
 use std::sync::Arc;
 use std::time::Duration;
 
