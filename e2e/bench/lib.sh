@@ -167,3 +167,14 @@ build() {
   log "building courier-worker and partner-sim (release)"
   (cd "$ROOT" && cargo build --release -q -p courier-worker --bin courier-worker -p courier-e2e --bin partner-sim)
 }
+
+# plain_datum PATH: a Datum without templates (each JSON line is the request body as it is).
+plain_datum() {
+  cat >"$1" <<YAML
+apiVersion: courier.dev/v1alpha1
+kind: Datum
+metadata: {name: bench}
+spec:
+  format: {type: JsonLines}
+YAML
+}

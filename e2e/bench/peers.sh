@@ -108,13 +108,7 @@ spec:
   rateLimit: {requestsPerSecond: $2, burst: $(($2 / 100 > 0 ? $2 / 100 : 1))}
   workers: {maxInFlightPerWorker: 64}
 YAML
-  cat >"$WORK/datum.yaml" <<YAML
-apiVersion: courier.dev/v1alpha1
-kind: Datum
-metadata: {name: bench}
-spec:
-  format: {type: JsonLines}
-YAML
+  plain_datum "$WORK/datum.yaml"
 }
 
 # benthos_config URL SOURCE [RATE]: file input (default lines scanner) -> http_client output.

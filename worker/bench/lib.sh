@@ -53,13 +53,7 @@ spec:
     contentType: application/json
 YAML
   else
-    cat >"$WORK/datum.yaml" <<YAML
-apiVersion: courier.dev/v1alpha1
-kind: Datum
-metadata: {name: bench}
-spec:
-  format: {type: JsonLines}
-YAML
+    plain_datum "$WORK/datum.yaml"
   fi
 }
 
