@@ -25,6 +25,22 @@ fn prometheus_script(arg: &str) -> String {
     text.trim().to_owned()
 }
 
+/// Stops the Prometheus the test started when the test ends, passed or failed: nothing of the
+/// test keeps running after `make test`.
+struct StopsPrometheus;
+
+impl Drop for StopsPrometheus {
+    fn drop(&mut self) {
+        let stopped = Command::new(repo_root().join("e2e/prometheus/prometheus.sh"))
+            .arg("stop")
+            .env("COURIER_STATE", state_dir())
+            .status();
+        if !stopped.as_ref().is_ok_and(|s| s.success()) {
+            eprintln!("prometheus.sh stop: {stopped:?}");
+        }
+    }
+}
+
 /// The answer of Prometheus' instant query API to `expr`.
 fn query(base: &str, expr: &str) -> Value {
     let out = Command::new("curl")
@@ -84,6 +100,7 @@ async fn every_dashboard_query_returns_data_with_its_labels_from_a_real_promethe
     let ground = start_ground("op-prom", SimConfig::default(), destination, (8, 1_500)).await;
     let Ground { cluster, ns, client, operator, sim, .. } = &ground;
     prometheus_script("start");
+    let _stops = StopsPrometheus;
     let base = prometheus_script("url");
     ground.apply_package("p", "").await;
     eventually(Duration::from_secs(90), "delivery under way", || async { (sim.stats().accepted >= 400).then_some(()) })
