@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use minijinja::value::{Enumerator, Object, Serde, Value};
 
-const BUILTINS: [&str; 5] = ["record", "file", "offset", "package", "namespace"];
+pub(super) const BUILTINS: [&str; 5] = ["record", "file", "offset", "package", "namespace"];
 
 /// One record as a template context.
 #[derive(Debug)]

@@ -6,6 +6,7 @@
 
 use std::fmt::Write as _;
 
+use super::context::BUILTINS;
 use minijinja::{AutoEscape, default_auto_escape_callback};
 use serde_json::{Map, Value};
 
@@ -68,7 +69,8 @@ impl SimpleTemplate {
             match part {
                 Part::Text(_) => {}
                 Part::Name(name) if name == "record" => return None,
-                Part::Name(name) if matches!(name.as_str(), "file" | "offset" | "package" | "namespace") => {}
+                // The other built-ins are the package's and the file's, not the record's.
+                Part::Name(name) if BUILTINS.contains(&name.as_str()) => {}
                 Part::Name(field) | Part::Field(field) => fields.push(field.as_str()),
             }
         }
