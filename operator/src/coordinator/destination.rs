@@ -97,6 +97,8 @@ pub(super) struct DestinationState {
     /// next backlog starts at the count it needs.
     pub last_latency_micros: Option<u64>,
     pub last_desired: i32,
+    /// Whether `last_desired` has been set from the worker Deployment as this term found it.
+    pub replicas_seen: bool,
     pub warm_up: Option<WarmUp>,
     /// The quota's ledger, when the spec has `requestsPerDay`.
     pub quota: Option<QuotaLedger>,
@@ -116,6 +118,7 @@ impl DestinationState {
             idle_since: None,
             last_latency_micros: None,
             last_desired: 0,
+            replicas_seen: false,
             warm_up: None,
             quota: None,
             worker_pods: None,
@@ -200,6 +203,18 @@ impl DestinationState {
                 false
             }
             None => false,
+        }
+    }
+
+    /// The worker Deployment's replicas as first found in this term: the autoscaler starts
+    /// from them. A new leader knows no backlog and no latency yet (packages register and
+    /// workers report in the seconds after), so starting from zero would stop workers that
+    /// are delivering; from here it keeps them through the cooldown, or until it has measured.
+    /// Later calls change nothing: from then on the count is the autoscaler's own.
+    pub fn observe_replicas(&mut self, replicas: i32) {
+        if !self.replicas_seen {
+            self.replicas_seen = true;
+            self.last_desired = replicas.max(0);
         }
     }
 

@@ -74,12 +74,21 @@ pub fn desired_replicas(input: &AutoscaleInput) -> AutoscaleDecision {
     }
     if input.latency_p50_micros.is_none() {
         // Little's law needs the partner's latency: one worker measures it first (a guess
-        // started as many as 10× too many pods, stopped seconds later).
-        let replicas = 1.clamp(min.max(1), max);
-        let reason = format!(
-            "latency not measured yet: {replicas} to measure it; {} leasable shards; bounds {min}..{max}",
-            input.leasable_shards
-        );
+        // started as many as 10× too many pods, stopped seconds later). Workers already
+        // running are kept: a new leader has not heard their latency yet, and stopping them
+        // would cut deliveries short.
+        let replicas = input.current_replicas.max(1).clamp(min.max(1), max);
+        let reason = if input.current_replicas > 1 {
+            format!(
+                "latency not measured yet: keeps the {replicas} running; {} leasable shards; bounds {min}..{max}",
+                input.leasable_shards
+            )
+        } else {
+            format!(
+                "latency not measured yet: {replicas} to measure it; {} leasable shards; bounds {min}..{max}",
+                input.leasable_shards
+            )
+        };
         return AutoscaleDecision { replicas, reason };
     }
     let capacity = capacity_per_worker(input.max_in_flight_per_worker, input.latency_p50_micros, input.cpu_bound_rps);
@@ -147,6 +156,9 @@ mod tests {
             (AutoscaleInput { latency_p50_micros: None, ..backlog(64_000, 100) }, 1),
             (AutoscaleInput { latency_p50_micros: None, min: 3, ..backlog(64_000, 100) }, 3),
             (AutoscaleInput { latency_p50_micros: None, max: 0, ..backlog(64_000, 100) }, 1),
+            // ... and those running are kept until it is (a new leader's first reconciles).
+            (AutoscaleInput { latency_p50_micros: None, current_replicas: 3, ..backlog(64_000, 100) }, 3),
+            (AutoscaleInput { latency_p50_micros: None, current_replicas: 3, max: 2, ..backlog(64_000, 1) }, 2),
         ];
         for (input, expected) in cases {
             let d = desired_replicas(&input);

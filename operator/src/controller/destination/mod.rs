@@ -187,10 +187,14 @@ async fn reconcile_inner(dest: &Destination, dctx: &DestinationContext) -> Resul
     // The coordinator always knows the spec (shares, pause, suspension).
     ctx.coordinator.upsert_destination(&ns, &name, &dest.spec, generation);
     ctx.destinations().insert(ObjectKey::new(&ns, &name));
+    let watched = dctx.deployments.get(&ObjectRef::new(&build::deployment_name(&name)).within(&ns));
+    if let Some(replicas) = watched.as_ref().and_then(|d| d.spec.as_ref()).and_then(|s| s.replicas) {
+        // A new leader starts from the workers running, not from none (they may be delivering).
+        ctx.coordinator.observe_worker_replicas(&ns, &name, replicas);
+    }
     let runtime = ctx.coordinator.destination_snapshot(&ns, &name);
 
     // build + apply (not while a Secret is missing: the pods could not start)
-    let watched = dctx.deployments.get(&ObjectRef::new(&build::deployment_name(&name)).within(&ns));
     let deployment = match &invalid {
         Some(_) => watched.map(Arc::unwrap_or_clone),
         None => {

@@ -162,3 +162,25 @@ async fn what_was_remembered_of_a_deleted_destination_is_forgotten() {
     assert_eq!(memory.forget_deleted(&store), 1);
     assert_eq!((memory.applied.len(), memory.secrets.len()), (0, 0));
 }
+
+#[tokio::test]
+async fn a_new_leader_applies_the_workers_it_finds_running_not_the_minimum() {
+    // An earlier leader scaled the Destination to three workers; they are delivering. The new
+    // leader has heard of no package and no latency yet: stopping two of them would cut their
+    // deliveries short (the helm upgrade test saw keys accepted twice when it did).
+    let api = MockApi::start(answer);
+    let (dctx, mut watch) = context(api.client.clone());
+    let running: Deployment = serde_json::from_value(serde_json::json!({
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": { "name": "courier-worker-partner", "namespace": "team-a", "generation": 7 },
+        "spec": { "replicas": 3, "selector": {}, "template": {} }
+    }))
+    .expect("a Deployment");
+    watch.apply_watcher_event(&watcher::Event::Apply(running));
+
+    reconcile(destination(PARTNER), dctx.clone()).await.expect("first reconcile of the term");
+    let sent = api.take();
+    let (_, body) = sent.iter().find(|(line, _)| line == APPLY_DEPLOYMENT).expect("the Deployment is applied");
+    let applied: Deployment = serde_json::from_value(body.clone()).expect("a Deployment");
+    assert_eq!(applied.spec.and_then(|s| s.replicas), Some(3), "the three running are kept");
+}

@@ -56,6 +56,16 @@ impl Coordinator {
             || state.leases.has_restored(namespace, name)
     }
 
+    /// The replicas of the Destination's worker Deployment, as the controller finds it: the
+    /// first call for a Destination in a term is where its autoscaler starts (see
+    /// `DestinationState::observe_replicas`); later ones are ignored.
+    pub fn observe_worker_replicas(&self, namespace: &str, name: &str, replicas: i32) {
+        let mut state = self.lock();
+        if let Some(d) = state.destinations.get_mut(&ObjectKey::new(namespace, name)) {
+            d.observe_replicas(replicas);
+        }
+    }
+
     /// Forgets every Destination, package and lease, and the term. Announces nothing.
     pub fn reset(&self) {
         let mut state = self.lock();
@@ -90,9 +100,12 @@ impl Coordinator {
 
 #[cfg(test)]
 mod tests {
+    use courier_api::destination::DestinationSpec;
+
     use crate::coordinator::handle_tests::{dest_spec, hb, progress};
     use crate::coordinator::leases::tests::plan;
     use crate::coordinator::{Coordinator, CoordinatorConfig};
+    use crate::planner::Millis;
 
     #[test]
     fn a_worker_whose_pod_is_gone_is_drained_and_its_shards_go_on_from_where_it_got_to() {
@@ -120,5 +133,61 @@ mod tests {
         let again = c.heartbeat_in_term(&hb("w2", 1, 10, 0, 2), t0 + 200, 1).expect("ok").granted;
         let resume: Vec<u64> = again.iter().map(|g| g.checkpoint).collect();
         assert_eq!(resume, vec![40, 150]);
+    }
+
+
+    /// 100 requests/s, 0–8 workers of 16 in flight, one minute of cooldown.
+    fn spec() -> DestinationSpec {
+        serde_json::from_value(serde_json::json!({
+            "endpoint": {"url": "http://127.0.0.1:1/"},
+            "rateLimit": {"requestsPerSecond": 100},
+            "workers": {"min": 0, "max": 8, "cooldownSeconds": 60, "maxInFlightPerWorker": 16}
+        }))
+        .expect("valid spec")
+    }
+
+    fn new_term_finding(replicas: i32, t0: Millis) -> Coordinator {
+        let c = Coordinator::new(CoordinatorConfig::default());
+        c.begin_term(2, t0);
+        c.upsert_destination_at("ns", "d", &spec(), 1, t0);
+        c.observe_worker_replicas("ns", "d", replicas);
+        c
+    }
+
+    fn desired(c: &Coordinator, now: Millis) -> i32 {
+        c.destination_snapshot_at("ns", "d", now).map_or(-1, |d| d.desired_replicas)
+    }
+
+    #[test]
+    fn a_new_term_keeps_the_running_workers_while_it_knows_no_backlog_then_cools_down() {
+        let t0 = 1_000_000;
+        let c = new_term_finding(3, t0);
+        c.observe_worker_replicas("ns", "d", 0);
+        assert_eq!(desired(&c, t0 + 1), 3, "no backlog known yet: the three running are kept");
+        assert_eq!(desired(&c, t0 + 59_999), 3, "through the cooldown");
+        assert_eq!(desired(&c, t0 + 60_001), 0, "idle for the whole cooldown: scaled to min");
+    }
+
+    #[test]
+    fn a_new_term_keeps_the_running_workers_until_it_has_measured_the_latency() {
+        let t0 = 1_000_000;
+        let c = new_term_finding(3, t0);
+        c.upsert_package(plan("p", "d", 0, 0, 4));
+        assert_eq!(desired(&c, t0 + 1), 3, "backlog, but no latency heard in this term");
+        let mut measuring = hb("w1", 1, 10, 0, 0);
+        measuring.stats.latency_p50_micros = 50_000;
+        c.heartbeat(&measuring, t0 + 2).expect("answered");
+        // 16 in flight at 50 ms is 320 requests/s a worker: one carries the limit.
+        assert_eq!(desired(&c, t0 + 3), 1, "measured: what the limit needs");
+    }
+
+    #[test]
+    fn a_destination_without_a_deployment_starts_from_none() {
+        let c = Coordinator::new(CoordinatorConfig::default());
+        c.begin_term(2, 0);
+        c.upsert_destination_at("ns", "d", &spec(), 1, 0);
+        assert_eq!(desired(&c, 1), 0);
+        c.upsert_package(plan("p", "d", 0, 0, 4));
+        assert_eq!(desired(&c, 2), 1, "one worker measures the latency");
     }
 }
