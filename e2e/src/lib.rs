@@ -7,5 +7,6 @@ pub mod minidfs;
 pub mod own_minidfs;
 pub mod paced;
 pub mod pods;
+pub mod rates;
 pub mod sim;
 pub mod testkit;

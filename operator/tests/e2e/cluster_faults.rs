@@ -24,16 +24,12 @@ use std::time::{Duration, Instant};
 use crate::support::*;
 use courier_e2e::sim::{Auth, Latency, RateLimit, SimConfig};
 
-const LIMIT: u32 = 500;
-const BURST: u32 = 20;
+use crate::support::suite::{BURST, IN_FLIGHT, LIMIT, PACED_RATE, STARTUP_JITTER};
+
 const RECORDS: (usize, usize) = (4, 2_500);
 const WORKERS: u64 = 2;
-const IN_FLIGHT: u64 = 32;
-/// 429s allowed in all: start-up jitter of a few requests.
-const STARTUP_JITTER: u64 = 5;
 const TOKEN: &str = "fault-suite-token";
-/// The control pod's rate (`paced_pod`), and how long it sends (through the whole run).
-const PACED_RATE: u32 = LIMIT / 2;
+/// How long the control pod sends (through the whole run).
 const PACED_SECONDS: u32 = 90;
 const SHARDS: [&str; 1] = ["--shard-target-bytes=262144"];
 const OPERATOR_PODS: &str = "app.kubernetes.io/name=courier-operator";
@@ -112,12 +108,7 @@ fn destination(url: &str) -> String {
 /// The faults to run: all, or those whose prefix (without `cf-`) `COURIER_FAULTS` names,
 /// comma-separated (`COURIER_FAULTS=etcd,apiserver`) — for working on one of them.
 fn selected_faults() -> Vec<Fault> {
-    let Ok(wanted) = std::env::var("COURIER_FAULTS") else { return Fault::ALL.to_vec() };
-    let names: Vec<&str> = wanted.split(',').map(str::trim).filter(|n| !n.is_empty()).collect();
-    let faults: Vec<Fault> = Fault::ALL.into_iter().filter(|f| names.contains(&&f.prefix()["cf-".len()..])).collect();
-    let known: Vec<&str> = Fault::ALL.iter().map(|f| &f.prefix()["cf-".len()..]).collect();
-    assert!(!faults.is_empty(), "COURIER_FAULTS={wanted} names no fault; known: {}", known.join(", "));
-    faults
+    selected("COURIER_FAULTS", &Fault::ALL, |f| f.prefix()["cf-".len()..].to_owned())
 }
 
 /// `cluster.sh restart NAME SECONDS` (stop, keep down, start, wait healthy).

@@ -28,15 +28,11 @@ use courier_e2e::minidfs::WriteOptions;
 use courier_e2e::own_minidfs::{OwnMiniDfs, OwnMiniDfsConfig};
 use courier_e2e::sim::{Latency, RateLimit, SimConfig};
 
-const LIMIT: u32 = 500;
-const BURST: u32 = 20;
+use crate::support::suite::{BURST, IN_FLIGHT, LIMIT, PACED_RATE, STARTUP_JITTER};
+
 const RECORDS: (usize, usize) = (4, 2_500);
 const WORKERS: u64 = 2;
-const IN_FLIGHT: u64 = 32;
-/// 429s allowed in all: start-up jitter of a few requests.
-const STARTUP_JITTER: u64 = 5;
-/// The control pod's rate (`paced_pod`), and how long it sends (through the whole run).
-const PACED_RATE: u32 = LIMIT / 2;
+/// How long the control pod sends (through the whole run).
 const PACED_SECONDS: u32 = 90;
 /// About 250 records a shard (one block): a worker's four leases at its 250/s last about 4 s
 /// each, so it opens files all along, during the namenode's outage too.
@@ -82,11 +78,7 @@ impl Fault {
 
 /// The faults to run: all, or those `COURIER_HDFS_FAULTS` names (comma-separated).
 fn selected_faults() -> Vec<Fault> {
-    let Ok(wanted) = std::env::var("COURIER_HDFS_FAULTS") else { return Fault::ALL.to_vec() };
-    let names: Vec<&str> = wanted.split(',').map(str::trim).filter(|n| !n.is_empty()).collect();
-    let faults: Vec<Fault> = Fault::ALL.into_iter().filter(|f| names.contains(&&f.prefix()["hf-".len()..])).collect();
-    assert!(!faults.is_empty(), "COURIER_HDFS_FAULTS={wanted} names no fault; known: namenode, datanode");
-    faults
+    selected("COURIER_HDFS_FAULTS", &Fault::ALL, |f| f.prefix()["hf-".len()..].to_owned())
 }
 
 fn strict_partner() -> SimConfig {

@@ -18,10 +18,9 @@ use std::time::{Duration, Instant};
 use crate::support::*;
 use courier_e2e::sim::{Latency, RateLimit, SimConfig};
 
-const LIMIT: u32 = 500;
-const BURST: u32 = 20;
+use crate::support::suite::{BURST, IN_FLIGHT, LIMIT, PACED_RATE, STARTUP_JITTER};
+
 const RECORDS: (usize, usize) = (6, 4_000);
-const IN_FLIGHT: u64 = 32;
 /// Pods to kill in all.
 const KILLS: usize = 20;
 /// Kill events at which two pods go at once.
@@ -29,9 +28,6 @@ const DOUBLE_AT: [usize; 3] = [3, 9, 14];
 /// Kill events after which the Destination is scaled up to four workers, and back down to two.
 const SCALE_UP_AT: usize = 5;
 const SCALE_DOWN_AT: usize = 11;
-/// 429s allowed in all: start-up jitter of a few requests.
-const STARTUP_JITTER: u64 = 5;
-const PACED_RATE: u32 = LIMIT / 2;
 const PACED_SECONDS: u32 = 100;
 
 fn strict_partner() -> SimConfig {

@@ -135,7 +135,6 @@ mod tests {
         assert_eq!(resume, vec![40, 150]);
     }
 
-
     /// 100 requests/s, 0–8 workers of 16 in flight, one minute of cooldown.
     fn spec() -> DestinationSpec {
         serde_json::from_value(serde_json::json!({

@@ -8,6 +8,30 @@ use courier_e2e::sim::{Simulator, busiest_window};
 
 use super::observe::package;
 
+/// The ground the fault suites share (`cluster_faults`, `hdfs_faults`, `worker_kills`): a
+/// strict partner allowing 500/s with a bucket of 20, workers of 32 in flight, and a paced
+/// control pod at half the rate beside them.
+pub mod suite {
+    pub const LIMIT: u32 = 500;
+    pub const BURST: u32 = 20;
+    pub const IN_FLIGHT: u64 = 32;
+    /// 429s allowed in all: start-up jitter of a few requests.
+    pub const STARTUP_JITTER: u64 = 5;
+    /// The control pod's rate (`paced_pod`).
+    pub const PACED_RATE: u32 = LIMIT / 2;
+}
+
+/// The faults environment variable `var` names (comma-separated, as `name` spells each), or
+/// all of `all` when it is not set; panics naming the known ones when it names none.
+pub fn selected<F: Copy>(var: &str, all: &[F], name: impl Fn(F) -> String) -> Vec<F> {
+    let Ok(wanted) = std::env::var(var) else { return all.to_vec() };
+    let names: Vec<&str> = wanted.split(',').map(str::trim).filter(|n| !n.is_empty()).collect();
+    let faults: Vec<F> = all.iter().copied().filter(|&f| names.contains(&name(f).as_str())).collect();
+    let known: Vec<String> = all.iter().map(|&f| name(f)).collect();
+    assert!(!faults.is_empty(), "{var}={wanted} names no fault; known: {}", known.join(", "));
+    faults
+}
+
 /// One fault run.
 #[derive(Debug, Clone)]
 pub struct Figures {

@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Many workers of one Destination in the local cluster (issue 18, items 1 and 2): throughput
+# with 1-4 workers against a partner answering after 20 ms, one exact limit (1k-50k/s) shared
+# by 1-4 workers at a strict partner, and a worker added, the limit lowered and a worker
+# removed while the shares are sampled. See operator/examples/cluster_scale/main.rs.
+#
+#   e2e/bench/scale.sh           full run, writes docs/benchmarks-scale.md (~15 min once built)
+#   QUICK=1 e2e/bench/scale.sh   a smoke run of fewer, shorter rows; writes nothing
+#
+# Builds the images from release binaries (what a user runs), starts the local cluster and
+# MiniDFS when they are not running (and stops what it started), and scales an installed demo
+# operator to zero meanwhile (it would reconcile the bench's objects too), back afterwards.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+# shellcheck source=e2e/scripts/lib.sh
+source "$ROOT/e2e/scripts/lib.sh"
+cd "$ROOT"
+
+ensure_toolchains
+build_ground no-images
+COURIER_IMAGE_PROFILE=release build_images
+step "the bench (release)"
+cargo build --release --locked -p courier-operator --example cluster_scale
+
+DEMO_REPLICAS=0
+finish() {
+  if [ "$DEMO_REPLICAS" -gt 0 ]; then
+    kubectl -n courier-system scale deploy/courier-operator --replicas="$DEMO_REPLICAS" >/dev/null 2>&1 || true
+  fi
+  stop_ground
+}
+trap finish EXIT
+start_ground
+if kubectl -n courier-system get deploy/courier-operator >/dev/null 2>&1; then
+  DEMO_REPLICAS=$(kubectl -n courier-system get deploy/courier-operator -o jsonpath='{.spec.replicas}')
+  kubectl -n courier-system scale deploy/courier-operator --replicas=0 >/dev/null
+fi
+
+step "runs"
+if [ -n "${QUICK:-}" ]; then
+  timeout 900 "$ROOT/target/release/examples/cluster_scale" --quick
+else
+  timeout 2400 "$ROOT/target/release/examples/cluster_scale" --out "$ROOT/docs/benchmarks-scale.md"
+fi
