@@ -1,35 +1,37 @@
 //! The DeliveryPackage controller: waits for the Destination and Datum, plans the shards,
 //! registers the package with the coordinator and rolls its progress into the status.
 
+pub mod build;
 pub mod dereference;
+pub mod lifecycle;
 pub mod plan;
 pub mod progress;
+pub mod publish;
 pub mod status;
 pub mod validate;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use courier_api::conditions::{
-    ConditionStatus, DestinationConditionType, DestinationReason, PackageConditionType, PackageReason, find_condition,
-};
-use courier_api::package::RetryScope;
+use courier_api::conditions::{DestinationConditionType, DestinationReason, PackageReason, find_condition};
 use courier_api::{Datum, DeliveryPackage, DeliveryPackageStatus, Destination};
 use courier_core::format::FormatSpec;
 use futures::StreamExt;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
-use kube::api::DeleteParams;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::ResourceExt;
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::reflector::{ObjectRef, Store};
-use kube::{Api, ResourceExt};
 
+pub use self::lifecycle::{collect_garbage, record_phases};
+use self::lifecycle::{finished, forget};
 use self::plan::PlanError;
+use self::publish::write_status;
 use self::status::{AttemptInfo, Verdict};
 use super::triggers::{datum_fingerprint, destination_fingerprint, relevant_changes};
 use super::watches::Touched;
-use super::{Error, EventPolicy, Result, publish_condition_changes};
+use super::{Error, Result};
 use crate::context::Context;
-use crate::coordinator::{ObjectKey, PackagePlan, PlannedShard, RestoredProgress};
+use crate::coordinator::ObjectKey;
 use crate::planner::rollup::decode_ranges;
 
 const CONTROLLER: &str = "package";
@@ -176,7 +178,7 @@ async fn reconcile_inner(pkg: &DeliveryPackage, ctx: &Context) -> Result<Action>
             );
         }
         let format = FormatSpec::from(&pinned.format);
-        let planned = match plan_attempt(pkg, &prior, &attempt, &format, ctx.settings.shard_target_bytes).await {
+        let planned = match build::plan_attempt(pkg, &prior, &attempt, &format, ctx.settings.shard_target_bytes).await {
             Ok(planned) => planned,
             Err(PlanError::NotFound(err)) => {
                 let message = err.to_string();
@@ -192,24 +194,7 @@ async fn reconcile_inner(pkg: &DeliveryPackage, ctx: &Context) -> Result<Action>
             }
         };
         files = Some(planned.files);
-        let plan = PackagePlan {
-            key: key.clone(),
-            uid: uid.clone(),
-            destination: pkg.spec.destination_ref.name.clone(),
-            attempt: attempt_no,
-            priority: pkg.spec.priority,
-            created_unix_ms: pkg
-                .metadata
-                .creation_timestamp
-                .as_ref()
-                .map_or(0, |t| u64::try_from(t.0.as_millisecond()).unwrap_or(0)),
-            suspended: pkg.spec.suspend,
-            backoff_limit: u32::try_from(pkg.spec.backoff_limit).unwrap_or(0),
-            datum: plan::pinned_spec(&pinned),
-            dead_letter_path: attempt.dead_letter_path.clone(),
-            shards: planned.shards,
-            restored: planned.restored,
-        };
+        let plan = build::package_plan(pkg, &key, &uid, &attempt, &pinned, planned);
         tracing::info!(shards = plan.shards.len(), attempt = attempt_no, "package planned");
         ctx.coordinator.upsert_package(plan);
         ctx.registered().insert(key.clone(), (uid.clone(), attempt_no));
@@ -246,150 +231,6 @@ async fn reconcile_inner(pkg: &DeliveryPackage, ctx: &Context) -> Result<Action>
         return Ok(Action::requeue(Duration::from_secs(1)));
     }
     Ok(Action::requeue(RUNNING_RESYNC))
-}
-
-/// The shards of this attempt and what is already done of them.
-struct Planned {
-    shards: Vec<PlannedShard>,
-    restored: RestoredProgress,
-    files: i32,
-}
-
-async fn plan_attempt(
-    pkg: &DeliveryPackage,
-    prior: &DeliveryPackageStatus,
-    attempt: &AttemptInfo,
-    format: &FormatSpec,
-    target: u64,
-) -> Result<Planned, PlanError> {
-    let all = plan::list_and_plan(pkg, format, target).await?;
-    let files = i32::try_from(all.iter().map(|s| &s.spec.url).collect::<std::collections::BTreeSet<_>>().len())
-        .unwrap_or(i32::MAX);
-    if attempt.started_now && pkg.spec.retry_scope == RetryScope::FailedRecords {
-        let previous = plan::dead_letter_path(pkg, attempt.attempt.saturating_sub(1));
-        let dead = dereference::read_dead_letters(&previous).await.map_err(PlanError::Unavailable)?;
-        let shards = plan::failed_record_shards(&all, &dead)
-            .into_iter()
-            .map(|(s, offsets)| with_only_offsets(s, offsets))
-            .collect();
-        return Ok(Planned { shards, restored: RestoredProgress::default(), files });
-    }
-    let restored = if attempt.started_now { RestoredProgress::default() } else { plan::restored_from(prior) };
-    Ok(Planned { shards: all, restored, files })
-}
-
-/// A planned shard restricted to some record offsets.
-fn with_only_offsets(shard: PlannedShard, only_offsets: Vec<u64>) -> PlannedShard {
-    PlannedShard { only_offsets, ..shard }
-}
-
-fn is_true(c: &Condition) -> bool {
-    c.status == ConditionStatus::True.as_str()
-}
-
-/// A `Progressing=False` past the progress deadline (not the end of a finished package, nor a
-/// pause the user asked for).
-fn is_stall(c: &Condition) -> bool {
-    use courier_api::conditions::PackageReason as R;
-    !is_true(c)
-        && [
-            R::PartnerThrottling,
-            R::PartnerFailing,
-            R::PartnerUnreachable,
-            R::ProgressDeadlineExceeded,
-            R::DestinationSuspended,
-            R::DestinationNotFound,
-            R::DestinationNotReady,
-            R::DatumNotFound,
-            R::DatumNotReady,
-        ]
-        .iter()
-        .any(|r| r.as_str() == c.reason)
-}
-
-/// Events of a package: failures and planning trouble are warnings; a condition the package did
-/// not have is announced once it is True.
-const EVENTS: EventPolicy = EventPolicy {
-    message_matters: false,
-    warning: |c| {
-        c.type_ == PackageConditionType::Failed.as_str()
-            || (c.type_ == PackageConditionType::Planned.as_str() && !is_true(c))
-            || (c.type_ == PackageConditionType::Progressing.as_str() && is_stall(c))
-    },
-    announce_new: is_true,
-};
-
-/// Queues the status; urgent (and with Events) when the phase or a condition changed.
-async fn write_status(ctx: &Context, pkg: &DeliveryPackage, prior: &DeliveryPackageStatus, new: DeliveryPackageStatus) {
-    let (Some(ns), name) = (pkg.namespace(), pkg.name_any()) else { return };
-    let urgent = status::significant_change(prior, &new);
-    if urgent {
-        publish_condition_changes(&ctx.recorder, pkg, &prior.conditions, &new.conditions, &EVENTS).await;
-    }
-    if let Some(on_object) = &pkg.status {
-        ctx.status.observed_status::<DeliveryPackage>(&ns, &name, on_object);
-    }
-    ctx.status.submit_status::<DeliveryPackage>(&ns, &name, &new, urgent);
-}
-
-fn forget(ctx: &Context, key: &ObjectKey) {
-    if ctx.registered().remove(key).is_some() {
-        ctx.coordinator.remove_package(&key.namespace, &key.name);
-    }
-}
-
-/// A finished package: delete it once `ttlSecondsAfterFinished` has passed.
-async fn finished(pkg: &DeliveryPackage, ctx: &Context, status: &DeliveryPackageStatus) -> Result<Action> {
-    let (Some(ttl), Some(done)) = (pkg.spec.ttl_seconds_after_finished, status.completion_time.as_ref()) else {
-        return Ok(Action::await_change());
-    };
-    let left = done.0.as_second() + i64::from(ttl) - jiff::Timestamp::now().as_second();
-    if left > 0 {
-        return Ok(Action::requeue(Duration::from_secs(left.unsigned_abs())));
-    }
-    let ns = pkg.namespace().ok_or(Error::MissingField("namespace"))?;
-    let name = pkg.name_any();
-    Api::<DeliveryPackage>::namespaced(ctx.client.clone(), &ns)
-        .delete(&name, &DeleteParams::background())
-        .await
-        .map_err(|source| Error::Delete { what: format!("DeliveryPackage {ns}/{name}"), source })?;
-    ctx.status.forget_status::<DeliveryPackage>(&ns, &name);
-    tracing::info!("deleted after ttlSecondsAfterFinished");
-    Ok(Action::await_change())
-}
-
-/// Sets the packages-by-phase gauge and the per-package series from the watch cache.
-pub fn record_phases(ctx: &Context, store: &Store<DeliveryPackage>) {
-    let figures: Vec<_> = store.state().iter().map(|p| crate::metrics::PackageFigures::of(p)).collect();
-    ctx.metrics.record_packages(&figures);
-    let mut counts: std::collections::BTreeMap<String, i64> =
-        ["Pending", "Waiting", "Running", "Suspended", "Complete", "Failed"]
-            .into_iter()
-            .map(|p| (p.to_owned(), 0))
-            .collect();
-    for pkg in store.state() {
-        let phase =
-            pkg.status.as_ref().and_then(|s| s.phase).map_or_else(|| "Pending".to_owned(), |p| format!("{p:?}"));
-        *counts.entry(phase).or_default() += 1;
-    }
-    for (phase, n) in counts {
-        ctx.metrics.packages_by_phase.get_or_create(&crate::metrics::PhaseLabel { phase }).set(n);
-    }
-}
-
-/// Removes packages that no longer exist from the coordinator and the status writer.
-pub fn collect_garbage(ctx: &Context, store: &Store<DeliveryPackage>) {
-    let gone: Vec<ObjectKey> = ctx
-        .registered()
-        .keys()
-        .filter(|k| store.get(&ObjectRef::new(&k.name).within(&k.namespace)).is_none())
-        .cloned()
-        .collect();
-    for key in gone {
-        tracing::info!(namespace = %key.namespace, name = %key.name, "package deleted");
-        forget(ctx, &key);
-        ctx.status.forget_status::<DeliveryPackage>(&key.namespace, &key.name);
-    }
 }
 
 #[cfg(test)]
