@@ -24,6 +24,7 @@ bench: ## benchmarks (results under docs/)
 	worker/bench/worker.sh
 	worker/bench/protocols.sh
 	e2e/bench/peers.sh
+	e2e/bench/workers.sh
 	cargo run --locked --release -p courier-operator --example fleet_bench -- --out docs/benchmarks-fleet.md
 
 cluster-up:

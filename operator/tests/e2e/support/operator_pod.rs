@@ -155,9 +155,14 @@ impl Operator {
     /// One operator pod `courier-operator` watching `namespace`, without leader election (it
     /// tells workers its own pod IP); returns once the kubelet reports it Ready.
     pub fn start(cluster: &Cluster, namespace: &str) -> Operator {
+        Operator::start_with(cluster, namespace, &[])
+    }
+
+    /// [`Operator::start`] with `extra` flags (`--flag=value`, overriding the tests' defaults).
+    pub fn start_with(cluster: &Cluster, namespace: &str, extra: &[&str]) -> Operator {
         install_rbac(cluster, namespace);
         apply(cluster, &service_yaml(namespace));
-        apply(cluster, &pod_yaml(namespace, "courier-operator", false, "Always", &[]));
+        apply(cluster, &pod_yaml(namespace, "courier-operator", false, "Always", extra));
         Operator::ready(cluster, namespace, "courier-operator", true)
     }
 

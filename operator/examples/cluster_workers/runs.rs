@@ -13,12 +13,14 @@ use kube::api::ListParams;
 
 use crate::shares::{Sample, Sampler};
 use crate::support::{
-    Ground, apply_yaml, destination_yaml_with, missing_and_repeated, package, package_yaml, start_ground, teardown,
-    wait_condition,
+    Ground, Operator, Records, apply_yaml, datum_yaml, destination_yaml_with, missing_and_repeated, package,
+    package_yaml, setup, simulator, teardown, wait_condition,
 };
 
 /// Files per package: divisible by 1, 2, 3 and 4, so the shards split evenly among workers.
 const FILES: usize = 12;
+/// The operator's default shard size (64 MiB).
+const SHARD_TARGET: &str = "--shard-target-bytes=67108864";
 const SKIP_START: Duration = Duration::from_secs(3);
 const SKIP_END: Duration = Duration::from_secs(2);
 
@@ -63,10 +65,18 @@ pub struct Bench {
 impl Bench {
     /// The operator pod in a fresh namespace, the simulator, Datum `users`; no workers yet.
     pub async fn start() -> Bench {
+        let (cluster, ns) = setup("scale");
+        let client = cluster.client().await;
+        // Shards as a user's operator plans them (the tests' operator plans 8 KiB ones, to have
+        // many): each file of a row is one shard.
+        let operator = Operator::start_with(&cluster, &ns, &[SHARD_TARGET]);
+        let sim = simulator(SimConfig::default()).await;
+        let data = Records::new("scale").await;
         let destination =
-            |url: &str| destination_yaml_with("partner", url, "{ requestsPerSecond: 1000 }", "{ min: 0, max: 1 }", "");
-        let ground = start_ground("scale", SimConfig::default(), destination, (0, 0)).await;
-        Bench { ground }
+            destination_yaml_with("partner", &sim.url(), "{ requestsPerSecond: 1000 }", "{ min: 0, max: 1 }", "");
+        apply_yaml(&client, &ns, &destination).await;
+        apply_yaml(&client, &ns, &datum_yaml("users")).await;
+        Bench { ground: Ground { cluster, ns, client, operator, sim, data, ids: Vec::new() } }
     }
 
     /// Deletes the namespace.
@@ -151,6 +161,12 @@ impl Bench {
         wait_condition(&g.cluster, &g.client, &g.ns, name, "Complete", &g.operator).await;
         marks.push((unix_micros(), sampler.started.elapsed().as_secs_f64()));
         let samples = sampler.finish();
+        for s in samples.iter().step_by(5) {
+            eprintln!("  t={:5.1}s Σ={:6.0} pods={} each={:?}", s.at_secs, s.sum, s.pods, s.each);
+        }
+        for (i, m) in marks.iter().enumerate() {
+            eprintln!("  mark {i} at t={:.1}s", m.1);
+        }
         let arrivals = g.sim.arrivals();
         let (lost, duplicates) = self.exactly_once(&ids);
         let what = ["two workers", "a third added", "limit lowered to 7k", "one removed"];

@@ -2,10 +2,11 @@
 # Many workers of one Destination in the local cluster (issue 18, items 1 and 2): throughput
 # with 1-4 workers against a partner answering after 20 ms, one exact limit (1k-50k/s) shared
 # by 1-4 workers at a strict partner, and a worker added, the limit lowered and a worker
-# removed while the shares are sampled. See operator/examples/cluster_scale/main.rs.
+# removed while the shares are sampled. See operator/examples/cluster_workers/main.rs.
 #
-#   e2e/bench/scale.sh           full run, writes docs/benchmarks-scale.md (~15 min once built)
-#   QUICK=1 e2e/bench/scale.sh   a smoke run of fewer, shorter rows; writes nothing
+#   e2e/bench/workers.sh               full run, writes docs/benchmarks-cluster-workers.md (~15 min once built)
+#   QUICK=1 e2e/bench/workers.sh       a smoke run of fewer, shorter rows; writes nothing
+#   BUILD_ONLY=1 e2e/bench/workers.sh   only the builds (then run it while nothing else does)
 #
 # Builds the images from release binaries (what a user runs), starts the local cluster and
 # MiniDFS when they are not running (and stops what it started), and scales an installed demo
@@ -21,7 +22,8 @@ ensure_toolchains
 build_ground no-images
 COURIER_IMAGE_PROFILE=release build_images
 step "the bench (release)"
-cargo build --release --locked -p courier-operator --example cluster_scale
+cargo build --release --locked -p courier-operator --example cluster_workers
+[ -z "${BUILD_ONLY:-}" ] || exit 0
 
 DEMO_REPLICAS=0
 finish() {
@@ -39,7 +41,7 @@ fi
 
 step "runs"
 if [ -n "${QUICK:-}" ]; then
-  timeout 900 "$ROOT/target/release/examples/cluster_scale" --quick
+  timeout 900 "$ROOT/target/release/examples/cluster_workers" --quick
 else
-  timeout 2400 "$ROOT/target/release/examples/cluster_scale" --out "$ROOT/docs/benchmarks-scale.md"
+  timeout 2400 "$ROOT/target/release/examples/cluster_workers" --out "$ROOT/docs/benchmarks-cluster-workers.md"
 fi

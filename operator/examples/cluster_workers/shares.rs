@@ -17,11 +17,13 @@ const SHARE: &str = "courier_worker_rate_share_requests_per_second{";
 
 /// One sample: seconds since the sampler started, the sum of the shares, and how many pods
 /// answered.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, Default)]
 pub struct Sample {
     pub at_secs: f64,
     pub sum: f64,
     pub pods: usize,
+    /// Each pod's share, in the order of their addresses (the first 4).
+    pub each: [f64; 4],
 }
 
 /// Samples every `every` until dropped.
@@ -51,6 +53,7 @@ impl Sampler {
                             .filter_map(|p| p.status.as_ref()?.pod_ip.as_deref()?.parse().ok())
                             .map(|ip| SocketAddr::new(ip, METRICS_PORT))
                             .collect();
+                        addrs.sort();
                     }
                     listed = Instant::now();
                 }
@@ -61,7 +64,11 @@ impl Sampler {
                 })
                 .await
                 .unwrap_or_default();
-                let sample = Sample { at_secs, sum: shares.iter().sum(), pods: shares.len() };
+                let mut each = [0.0; 4];
+                for (slot, v) in each.iter_mut().zip(&shares) {
+                    *slot = *v;
+                }
+                let sample = Sample { at_secs, sum: shares.iter().sum(), pods: shares.len(), each };
                 out.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(sample);
                 tokio::time::sleep(every).await;
             }
