@@ -21,7 +21,9 @@
 #    is measured is the whole worker: its CPU time (user+system, /usr/bin/time) per record, and
 #    from it records/s and MB/s (of the file as stored) per second of one core.
 # 3. A perf profile (/usr/bin/perf, 999 Hz, flat) of one plain JSON lines run from HDFS:
-#    where the worker's core goes (PROFILE_RECORDS=0 leaves it out).
+#    where the worker's core goes (PROFILE_RECORDS=0 leaves it out). It runs before 1 and 2,
+#    so that the DataNode's JVM has served reads before the measured runs.
+# Every run from HDFS also records the MiniDFS JVM's CPU share (DataNode and NameNode).
 # Prints tables and writes docs/benchmarks-worker-hdfs.md. Leaves no process behind.
 set -euo pipefail
 
@@ -95,6 +97,17 @@ stop_dfs() {
   log "MiniDFS still running 30 s after its stdin closed; SIGTERM"; kill "$DFS_PID" 2>/dev/null || true
 }
 
+# dfs_run VAR COMMAND...: runs COMMAND (in this shell, its stdout as is) and appends the
+# MiniDFS JVM's CPU share over it (% of one core, all its threads) to the array VAR.
+dfs_run() {
+  local -n shares=$1; shift
+  local c0 c1 t0 t1
+  c0=$(cpu_ticks "$DFS_PID"); t0=$(now)
+  "$@"
+  c1=$(cpu_ticks "$DFS_PID"); t1=$(now)
+  shares+=("$(cpu_share "$c0" "$c1" "$t0" "$t1")")
+}
+
 # dfs_shell ARGS...: Hadoop's FsShell (`hadoop fs`) against the own MiniDFS.
 dfs_shell() {
   java -cp "$DFS_CLASSPATH" org.apache.hadoop.fs.FsShell -fs "$DFS_URL" "$@" 2>>"$WORK/dfs/shell.log"
@@ -126,6 +139,9 @@ load_data() {
   BYTES[plain]=$(dfs_shell -du -s /bench/plain | awk '{print $1}')
   log "data in HDFS after $((SECONDS - started)) s: plain ${BYTES[plain]} B; $(for d in "${!BYTES[@]}"; do printf '%s %s B; ' "$d" "${BYTES[$d]}"; done)"
 }
+
+# hdfs_round SOURCE EXPECTED: throughput_run into nginx reading SOURCE (with DATUM_FORMAT).
+hdfs_round() { SOURCE=$1 EXPECTED=$2 throughput_run "http://127.0.0.1:$NGINX_PORT" "$NGINX_PID"; }
 
 # profile: one plain JSON lines run from HDFS ($PROFILE_RECORDS records) under perf record
 # (999 Hz, no call graphs: release builds have no frame pointers); sets PROFILE_DSO and
@@ -164,19 +180,23 @@ main() {
   LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
   local nginx="http://127.0.0.1:$NGINX_PORT" hdfs_plain="$DFS_URL/bench/plain"
   DURATION=1s wrk_rate "$nginx" "$NGINX_PID" >/dev/null
+  # 3. Where the time goes, first: the profiled run also warms the DataNode's JVM up for the rounds.
+  PROFILE_DSO="" PROFILE_SYM="" PROFILE_HDFS=""
+  [ "$PROFILE_RECORDS" = 0 ] || profile
 
   # 1. Per round: wrk, courier-worker from HDFS, courier-worker from file://, back to back.
   # Arrays: rate, sink CPU % (…C), cores busy (…B), client CPU us/request (…U), whole-run rate
   # (…W), peak RSS (…R).
-  W=() WC=() WB=() WU=() H=() HC=() HB=() HU=() HW=() HR=() F=() FC=() FB=() FU=() FW=() FR=()
+  W=() WC=() WB=() WU=() HD=() H=() HC=() HB=() HU=() HW=() HR=() F=() FC=() FB=() FU=() FW=() FR=()
   local rate share busy cpu whole steady rss round
   for round in $(seq "$ROUNDS"); do
     read -r rate share busy cpu < <(wrk_rate "$nginx" "$NGINX_PID"); W+=("$rate"); WC+=("$share"); WB+=("$busy"); WU+=("$cpu")
-    read -r whole steady rss share busy cpu < <(SOURCE=$hdfs_plain EXPECTED=$RECORDS throughput_run "$nginx" "$NGINX_PID")
+    dfs_run HD hdfs_round "$hdfs_plain" "$RECORDS" >"$WORK/run.out"
+    read -r whole steady rss share busy cpu <"$WORK/run.out"
     HW+=("$whole"); H+=("$steady"); HR+=("$rss"); HC+=("$share"); HB+=("$busy"); HU+=("$cpu")
     read -r whole steady rss share busy cpu < <(throughput_run "$nginx" "$NGINX_PID")
     FW+=("$whole"); F+=("$steady"); FR+=("$rss"); FC+=("$share"); FB+=("$busy"); FU+=("$cpu")
-    log "round $round: wrk ${W[-1]}/s (nginx CPU ${WC[-1]}%), courier-worker from HDFS ${H[-1]}/s (${HC[-1]}%, ${HU[-1]} us/record), from file ${F[-1]}/s (${FC[-1]}%, ${FU[-1]} us/record)"
+    log "round $round: wrk ${W[-1]}/s (nginx CPU ${WC[-1]}%), courier-worker from HDFS ${H[-1]}/s (${HC[-1]}%, ${HU[-1]} us/record, MiniDFS CPU ${HD[-1]}%), from file ${F[-1]}/s (${FC[-1]}%, ${FU[-1]} us/record)"
   done
   local wk="wrk -t1 -c64" cw="courier-worker run, 64 in flight" ng="nginx return 200"
   local versus
@@ -184,24 +204,28 @@ main() {
 |---|---|---|---|---|---|---|---|---|---|
 $(row "$wk" "$ng" W W WC WB WU)
 $(row "$cw, from HDFS (hdfs://, MiniDFS on core $SINK_CPU)" "$ng" H W HC HB HU HW HR)
-$(row "$cw, from a local file (file://)" "$ng" F W FC FB FU FW FR)"
+$(row "$cw, from a local file (file://)" "$ng" F W FC FB FU FW FR)
+
+MiniDFS JVM (DataNode and NameNode, core $SINK_CPU) CPU % of one core over each whole courier-worker run from HDFS: ${HD[*]}."
   echo "$versus"
 
   # 2. Per format, ROUNDS rounds of every format in turn.
-  declare -A CPU=() STEADY=() WHOLE=() RSS=() SHARE=()
+  declare -A DFS=() CPU=() STEADY=() WHOLE=() RSS=() SHARE=()
   local spec label dir type flags
   for round in $(seq "$ROUNDS"); do
     for spec in "${FORMATS[@]}"; do
       IFS='|' read -r label dir type flags <<<"$spec"
-      read -r whole steady rss share busy cpu < <(DATUM_FORMAT=$type SOURCE="$DFS_URL/bench/users/$dir" EXPECTED=$FORMAT_RECORDS throughput_run "$nginx" "$NGINX_PID")
-      CPU[$dir]+="$cpu "; STEADY[$dir]+="$steady "; WHOLE[$dir]+="$whole "; RSS[$dir]+="$rss "; SHARE[$dir]+="$share "
+      local dfs=()
+      DATUM_FORMAT=$type dfs_run dfs hdfs_round "$DFS_URL/bench/users/$dir" "$FORMAT_RECORDS" >"$WORK/run.out"
+      read -r whole steady rss share busy cpu <"$WORK/run.out"
+      DFS[$dir]+="${dfs[0]} "; CPU[$dir]+="$cpu "; STEADY[$dir]+="$steady "; WHOLE[$dir]+="$whole "; RSS[$dir]+="$rss "; SHARE[$dir]+="$share "
       log "round $round: $label: $cpu us/record, $steady records/s (nginx CPU $share%)"
     done
   done
   local formats base
   base=$(echo "${CPU[jsonl]}" | tr ' ' '\n' | grep . | median)
-  formats="| format (file in HDFS) | file MB | B/record | worker CPU us/record (median; runs) | records/s per core | MB/s per core (file bytes) | MB/s per core (as JSON lines) | CPU us/record above JSON lines | delivered records/s, steady (median) | nginx CPU % (runs) | peak RSS MiB (runs) |
-|---|---|---|---|---|---|---|---|---|---|---|"
+  formats="| format (file in HDFS) | file MB | B/record | worker CPU us/record (median; runs) | records/s per core | MB/s per core (file bytes) | MB/s per core (as JSON lines) | CPU us/record above JSON lines | delivered records/s, steady (median) | nginx CPU % (runs) | MiniDFS CPU % (runs) | peak RSS MiB (runs) |
+|---|---|---|---|---|---|---|---|---|---|---|---|"
   for spec in "${FORMATS[@]}"; do
     IFS='|' read -r label dir type flags <<<"$spec"
     local us bytes
@@ -209,14 +233,11 @@ $(row "$cw, from a local file (file://)" "$ng" F W FC FB FU FW FR)"
     bytes=${BYTES[$dir]}
     formats+="
 $(awk -v label="$label" -v us="$us" -v b="$bytes" -v j="${BYTES[jsonl]}" -v n="$FORMAT_RECORDS" -v base="$base" -v runs="${CPU[$dir]% }" \
-      -v steady="$(echo "${STEADY[$dir]}" | tr ' ' '\n' | grep . | median)" -v share="${SHARE[$dir]% }" -v rss="${RSS[$dir]% }" \
-      'BEGIN { printf "| %s | %.1f | %.1f | %.2f (%s) | %.0f | %.1f | %.1f | %+.2f | %s | %s | %s |", label, b / 1e6, b / n, us, runs, 1e6 / us, b / n / us, j / n / us, us - base, steady, share, rss }')"
+      -v steady="$(echo "${STEADY[$dir]}" | tr ' ' '\n' | grep . | median)" -v share="${SHARE[$dir]% }" -v dfs="${DFS[$dir]% }" -v rss="${RSS[$dir]% }" \
+      'BEGIN { printf "| %s | %.1f | %.1f | %.2f (%s) | %.0f | %.1f | %.1f | %+.2f | %s | %s | %s | %s |", label, b / 1e6, b / n, us, runs, 1e6 / us, b / n / us, j / n / us, us - base, steady, share, dfs, rss }')"
   done
   echo "$formats"
 
-  # 3. Where the time goes.
-  PROFILE_DSO="" PROFILE_SYM="" PROFILE_HDFS=""
-  [ "$PROFILE_RECORDS" = 0 ] || profile
   LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
   local elapsed=$((SECONDS - t0))
   stop_dfs
@@ -264,14 +285,14 @@ $(awk -v label="$label" -v us="$us" -v b="$bytes" -v j="${BYTES[jsonl]}" -v n="$
     echo "\"Above JSON lines\" is the difference to the plain JSON lines file of the same records: every format sends"
     echo "JSON objects of the same five fields, so sending costs about the same, and the difference is what decompressing"
     echo "and decoding cost beyond splitting lines. Median of $ROUNDS rounds; the delivered rate is wall-clock, with the"
-    echo "DataNode on the other core."
+    echo "DataNode on the other core (the MiniDFS JVM's CPU share over each whole run: its own column)."
     echo
     echo "$formats"
     if [ -n "$PROFILE_DSO" ]; then
       echo
       echo "## Where the worker's core goes (perf)"
       echo
-      echo "\`perf record -F 999\` (flat, no call graphs) of one courier-worker run reading $PROFILE_RECORDS of the ~256 B JSON"
+      echo "\`perf record -F 999\` (flat, no call graphs; run before the rounds) of one courier-worker run reading $PROFILE_RECORDS of the ~256 B JSON"
       echo "lines from HDFS into nginx, all threads of the process; \`perf report --no-children\`. Symbols of the HDFS"
       echo "client itself (names matching hdfs_native, prost or crc: the protocol and the checksums) add up to $PROFILE_HDFS."
       echo
