@@ -23,6 +23,7 @@ bench: ## benchmarks (results under docs/)
 	e2e/bench/simulator.sh
 	worker/bench/worker.sh
 	worker/bench/protocols.sh
+	worker/bench/hdfs.sh
 	e2e/bench/peers.sh
 	e2e/bench/workers.sh
 	cargo run --locked --release -p courier-operator --example fleet_bench -- --out docs/benchmarks-fleet.md

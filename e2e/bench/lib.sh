@@ -168,13 +168,15 @@ build() {
   (cd "$ROOT" && cargo build --release -q -p courier-worker --bin courier-worker -p courier-e2e --bin partner-sim)
 }
 
-# plain_datum PATH: a Datum without templates (each JSON line is the request body as it is).
+# plain_datum PATH [FORMAT]: a Datum without templates (each JSON line is the request body as it
+# is; a Parquet row or Avro record, as a JSON object). FORMAT: the Datum's format type, JsonLines
+# (the default; compression from the file name, .gz → gzip), Parquet or Avro.
 plain_datum() {
   cat >"$1" <<YAML
 apiVersion: courier.dev/v1alpha1
 kind: Datum
 metadata: {name: bench}
 spec:
-  format: {type: JsonLines}
+  format: {type: ${2:-JsonLines}}
 YAML
 }

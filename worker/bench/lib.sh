@@ -1,5 +1,5 @@
 # shellcheck shell=bash
-# Shared by worker/bench/worker.sh and worker/bench/protocols.sh: the build, the input, the
+# Shared by worker/bench/worker.sh, protocols.sh and hdfs.sh: the build, the input, the
 # manifests, one courier-worker run and the load generators (wrk, h2load), each measured with
 # the sink's CPU share (its process's utime+stime over the measured interval, in % of one core),
 # how busy both cores were (everything on them, /proc/stat: "client core/sink core" %; a core
@@ -22,7 +22,8 @@ make_data() {
 # trusts make_certs' CA through tls.caSecretRef (the Secret in $WORK/ca-secret.yaml, given to
 # the worker with --secret). DATUM=sample gives the Datum of config/samples/datum.yaml's `users`
 # (path template /v1/users/{{ id }}, header X-Segment: "{{ segment }}", contentType); otherwise
-# a Datum without templates (each JSON line is the body as-is).
+# a Datum without templates (each JSON line is the body as-is) of format DATUM_FORMAT (JsonLines,
+# Parquet or Avro; default JsonLines).
 manifests() {
   local tls=""
   if [[ $1 == https://* ]]; then
@@ -53,20 +54,22 @@ spec:
     contentType: application/json
 YAML
   else
-    plain_datum "$WORK/datum.yaml"
+    plain_datum "$WORK/datum.yaml" "${DATUM_FORMAT:-JsonLines}"
   fi
 }
 
 # run_worker URL IN_FLIGHT SOURCE [extra flags] -> JSON summary on stdout; /usr/bin/time in $WORK/time.log.
+# SOURCE is a local path (read as file://) or a source URL (hdfs://host:port/glob).
 # A run that has not finished after WORKER_TIMEOUT seconds (default 300) is stopped (SIGTERM: it
 # still prints its summary), e.g. when it cannot reach the sink and keeps retrying.
 run_worker() {
   local url=$1 inflight=$2 source=$3 secret=(); shift 3
+  [[ $source == *://* ]] || source="file://$source"
   manifests "$url" "$inflight" 1000000
   [[ $url != https://* ]] || secret=(--secret "$WORK/ca-secret.yaml")
   rm -rf "$WORK/dead"
   taskset -c "$WORKER_CPU" /usr/bin/time -v -o "$WORK/time.log" timeout --foreground "${WORKER_TIMEOUT:-300}" "${BIN:-$WORKER_BIN}" run \
-    --destination "$WORK/destination.yaml" --datum "$WORK/datum.yaml" --source "file://$source" \
+    --destination "$WORK/destination.yaml" --datum "$WORK/datum.yaml" --source "$source" \
     --dead-letter "file://$WORK/dead" --json-summary --progress never --package "bench-$RANDOM$RANDOM" \
     "${secret[@]}" "$@" 2>>"$WORK/worker.log" | tail -1
 }
@@ -75,8 +78,9 @@ run_worker() {
 # a run at 64 in flight whose /metrics (and the sink's CPU time) is sampled every 0.5 s (from
 # the sink's core), so that the steady rate and the sink's share leave out start-up and the
 # drain at the end, as wrk's rate does. The worker's CPU per record is over the whole run.
+# It reads $DATA, or SOURCE (a path or URL, e.g. hdfs://…) holding EXPECTED records when set.
 throughput_run() {
-  local url=$1 sink=$2 summary sampler sent
+  local url=$1 sink=$2 source=${SOURCE:-$DATA} expected=${EXPECTED:-} summary sampler sent
   : >"$WORK/samples"
   (
     while sleep 0.5; do
@@ -86,11 +90,11 @@ throughput_run() {
     done
   ) &
   sampler=$!
-  summary=$(run_worker "$url" 64 "$DATA" --metrics-addr "127.0.0.1:$METRICS_PORT")
+  summary=$(run_worker "$url" 64 "$source" --metrics-addr "127.0.0.1:$METRICS_PORT")
   kill "$sampler" 2>/dev/null || true
   wait "$sampler" 2>/dev/null || true
   sent=$(field "$summary" recordsSent)
-  [ "$sent" = "$(wc -l <"$DATA")" ] || { log "courier-worker sent $sent records to $url: $summary"; tail -3 "$WORK/worker.log" >&2; }
+  [ "$sent" = "${expected:-$(wc -l <"$DATA")}" ] || { log "courier-worker sent $sent records to $url: $summary"; tail -3 "$WORK/worker.log" >&2; }
   echo "$(field "$summary" ratePerSecond) $(steady_rate) $(peak_rss_mib) $(steady_shares) $(time_cpu_us "$sent")"
 }
 

@@ -1,18 +1,47 @@
 #![forbid(unsafe_code)]
-//! Writes synthetic user records as JSON-lines files, to HDFS or a local directory — sample data
-//! for the demo and benchmarks.
+//! Writes synthetic user records as JSON-lines, Parquet or Avro files, to HDFS or a local
+//! directory — sample data for the demo and benchmarks.
 //!
 //! `courier-fixtures --namenode hdfs://127.0.0.1:9000 --dir /data/users/2026-11-25 --files 4 --records 2000 [--gzip] [--prefix part-]`
 //! writes `part-0.jsonl` … `part-3.jsonl` (`.jsonl.gz` with `--gzip`), 2000 records each, with
 //! distinct ids across files. Without `--namenode`, `--dir` is a local directory.
+//! `--format parquet` (Snappy pages) or `--format avro` (`--avro-codec deflate|snappy|null`) writes
+//! `.parquet` / `.avro` files of the same records with the fixtures' writers.
 
 use std::process::ExitCode;
 
-use clap::Parser;
-use courier_e2e::fixtures::{Entry, gzip, jsonl, user, write_hdfs_file};
+use clap::{Parser, ValueEnum};
+use courier_e2e::fixtures::{AvroCodec, Entry, ParquetCodec, avro, gzip, jsonl, parquet, user, write_hdfs_file};
+
+/// Rows per Parquet row group: large enough that page and footer overhead do not dominate.
+const PARQUET_ROWS_PER_GROUP: usize = 10_000;
+/// Records per Avro block (~40 KiB of records before compression).
+const AVRO_RECORDS_PER_BLOCK: usize = 500;
+
+/// File format of the written files.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum FileFormat {
+    /// One JSON object per line (`.jsonl`, `.jsonl.gz` with --gzip).
+    Jsonl,
+    /// Apache Parquet with Snappy pages (`.parquet`).
+    Parquet,
+    /// Avro object container (`.avro`), codec from --avro-codec.
+    Avro,
+}
+
+/// Block codec of Avro files.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum AvroBlockCodec {
+    /// Uncompressed blocks.
+    Null,
+    /// Raw deflate, default level.
+    Deflate,
+    /// Snappy with the per-block CRC32.
+    Snappy,
+}
 
 #[derive(Parser, Debug)]
-#[command(name = "courier-fixtures", about = "Write synthetic user records as JSON-lines files")]
+#[command(name = "courier-fixtures", about = "Write synthetic user records as JSON-lines, Parquet or Avro files")]
 struct Args {
     /// HDFS namenode URL; without it, --dir is a local directory.
     #[arg(long)]
@@ -32,9 +61,15 @@ struct Args {
     /// File name prefix.
     #[arg(long, default_value = "part-")]
     prefix: String,
-    /// gzip the files (`.jsonl.gz`).
+    /// gzip the files (`.jsonl.gz`; JSON lines only).
     #[arg(long)]
     gzip: bool,
+    /// File format.
+    #[arg(long, value_enum, default_value_t = FileFormat::Jsonl)]
+    format: FileFormat,
+    /// Block codec of --format avro.
+    #[arg(long, value_enum, default_value_t = AvroBlockCodec::Deflate)]
+    avro_codec: AvroBlockCodec,
 }
 
 #[tokio::main(flavor = "current_thread")]
@@ -53,6 +88,9 @@ async fn main() -> ExitCode {
 }
 
 async fn run(args: &Args) -> Result<u64, Box<dyn std::error::Error>> {
+    if args.gzip && args.format != FileFormat::Jsonl {
+        return Err("--gzip applies to --format jsonl only (Parquet and Avro compress inside the file)".into());
+    }
     let client = match &args.namenode {
         Some(url) => {
             let client = hdfs_native::ClientBuilder::new().with_url(url.clone()).build()?;
@@ -72,12 +110,27 @@ async fn run(args: &Args) -> Result<u64, Box<dyn std::error::Error>> {
                 Entry::Valid(user(next_id - 1))
             })
             .collect();
-        let mut bytes = jsonl(&entries);
-        let mut name = format!("{}{file}.jsonl", args.prefix);
-        if args.gzip {
-            bytes = gzip(&bytes)?;
+        let (bytes, mut name) = match args.format {
+            FileFormat::Jsonl => (jsonl(&entries), format!("{}{file}.jsonl", args.prefix)),
+            FileFormat::Parquet => (
+                parquet(&users(&entries), PARQUET_ROWS_PER_GROUP, ParquetCodec::Snappy)?,
+                format!("{}{file}.parquet", args.prefix),
+            ),
+            FileFormat::Avro => {
+                let codec = match args.avro_codec {
+                    AvroBlockCodec::Null => AvroCodec::Null,
+                    AvroBlockCodec::Deflate => AvroCodec::Deflate,
+                    AvroBlockCodec::Snappy => AvroCodec::Snappy,
+                };
+                (avro(&users(&entries), AVRO_RECORDS_PER_BLOCK, codec)?, format!("{}{file}.avro", args.prefix))
+            }
+        };
+        let bytes = if args.gzip {
             name.push_str(".gz");
-        }
+            gzip(&bytes)?
+        } else {
+            bytes
+        };
         let path = format!("{}/{name}", args.dir.trim_end_matches('/'));
         match &client {
             Some(client) => {
@@ -87,4 +140,15 @@ async fn run(args: &Args) -> Result<u64, Box<dyn std::error::Error>> {
         }
     }
     Ok(u64::from(args.files) * args.records)
+}
+
+/// The records of `entries` (all valid here) for the binary formats' writers.
+fn users(entries: &[Entry]) -> Vec<courier_e2e::fixtures::User> {
+    entries
+        .iter()
+        .filter_map(|e| match e {
+            Entry::Valid(u) => Some(u.clone()),
+            Entry::Malformed { .. } => None,
+        })
+        .collect()
 }
