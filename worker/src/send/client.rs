@@ -81,9 +81,6 @@ impl<'a> Outgoing<'a> {
     }
 
     fn to_hyper(self) -> Request<Full<Bytes>> {
-        if experiment::on("lean") {
-            return self.to_hyper_lean();
-        }
         let mut request = Request::new(Full::new(self.body.clone()));
         *request.method_mut() = self.method.clone();
         *request.uri_mut() = self.uri.clone();
@@ -93,76 +90,6 @@ impl<'a> Outgoing<'a> {
             headers.insert(name.clone(), value.clone());
         }
         request
-    }
-
-    fn to_hyper_lean(self) -> Request<Full<Bytes>> {
-        let mut headers = HeaderMap::with_capacity(self.headers.len() + 2);
-        for (name, value) in self.headers {
-            if !self.extras().any(|(n, _)| n == name) {
-                headers.append(name.clone(), value.clone());
-            }
-        }
-        let sensitive = experiment::on("sensitive");
-        for (name, value) in self.extras() {
-            let mut value = value.clone();
-            if sensitive {
-                value.set_sensitive(true);
-            }
-            headers.insert(name.clone(), value);
-        }
-        let mut request = Request::new(Full::new(self.body.clone()));
-        *request.method_mut() = self.method.clone();
-        *request.uri_mut() = self.uri.clone();
-        *request.headers_mut() = headers;
-        request
-    }
-}
-
-/// TEMPORARY: HTTP/2 settings read from COURIER_H2_TUNE (comma-separated), for the profile runs.
-mod experiment {
-    use std::sync::OnceLock;
-
-    fn tokens() -> &'static Vec<String> {
-        static T: OnceLock<Vec<String>> = OnceLock::new();
-        T.get_or_init(|| {
-            std::env::var("COURIER_H2_TUNE").unwrap_or_default().split(',').map(str::to_owned).collect()
-        })
-    }
-
-    pub fn on(name: &str) -> bool {
-        tokens().iter().any(|t| t == name)
-    }
-
-    fn num(name: &str) -> Option<u32> {
-        tokens().iter().find_map(|t| t.strip_prefix(name)?.strip_prefix('=')?.parse().ok())
-    }
-
-    pub fn tune(b: &mut hyper_util::client::legacy::Builder) {
-        if let Some(n) = num("win") {
-            b.http2_initial_stream_window_size(n);
-        }
-        if let Some(n) = num("connwin") {
-            b.http2_initial_connection_window_size(n);
-        }
-        if on("adaptive") {
-            b.http2_adaptive_window(true);
-        }
-        if let Some(n) = num("frame") {
-            b.http2_max_frame_size(n);
-        }
-        if let Some(n) = num("sendbuf") {
-            b.http2_max_send_buf_size(n as usize);
-        }
-        if let Some(n) = num("table") {
-            b.http2_header_table_size(n);
-        }
-        if let Some(n) = num("maxsend") {
-            b.http2_initial_max_send_streams(n as usize);
-        }
-        if on("noretry") {
-            b.retry_canceled_requests(false);
-        }
-        eprintln!("courier-worker: COURIER_H2_TUNE={:?}", tokens());
     }
 }
 
@@ -204,7 +131,6 @@ impl HttpClient {
             .pool_idle_timeout(config.pool_idle_timeout)
             .pool_max_idle_per_host(config.max_in_flight.max(1))
             .http2_only(config.http_version == HttpVersion::Http2);
-        experiment::tune(&mut client);
         Ok(Self { inner: client.build(connector), http1, version: config.http_version })
     }
 
