@@ -78,9 +78,9 @@ profile_run() {
 # reports NAME: the two reports of $WORK/perf-NAME.data (slow: DWARF unwinding).
 reports() {
   local name=$1
-  perf report -i "$WORK/perf-$name.data" --children --sort symbol -g none --percent-limit 1 --stdio 2>/dev/null \
+  perf report -i "$WORK/perf-$name.data" --children --sort symbol -g none --percent-limit 1.5 --stdio 2>/dev/null \
     >"$WORK/$name.children.txt" || true
-  perf report -i "$WORK/perf-$name.data" --no-children --sort symbol -g none --percent-limit 0.5 --stdio 2>/dev/null \
+  perf report -i "$WORK/perf-$name.data" --no-children --sort dso,symbol -g none --percent-limit 0.3 --stdio 2>/dev/null \
     >"$WORK/$name.self.txt" || true
   log "$name: reports in $WORK/$name.children.txt and $WORK/$name.self.txt"
 }
