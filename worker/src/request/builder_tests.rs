@@ -202,7 +202,9 @@ fn a_rendered_path_joined_from_the_parts_is_the_url_parsed_whole() {
 }
 
 /// A request (or the error) as text, headers in the order they are sent.
-fn described(built: Result<BuiltRequest, BuildError>) -> Result<(String, Vec<(String, String)>, Bytes, String), String> {
+fn described(
+    built: Result<BuiltRequest, BuildError>,
+) -> Result<(String, Vec<(String, String)>, Bytes, String), String> {
     let req = built.map_err(|e| e.to_string())?;
     let headers = req.headers.iter().map(|(n, v)| (n.to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()));
     Ok((req.uri.to_string(), headers.collect(), req.body, req.idempotency_key))

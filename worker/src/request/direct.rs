@@ -35,9 +35,7 @@ impl Direct {
     /// read.
     pub fn new(compiled: &CompiledRequest, simple: &HashMap<String, SimpleTemplate>) -> Option<Self> {
         let mut names: Vec<String> = Vec::new();
-        let mut resolve = |template: &str| {
-            simple.get(template)?.resolve(|field| slot(&mut names, field))
-        };
+        let mut resolve = |template: &str| simple.get(template)?.resolve(|field| slot(&mut names, field));
         let path = if compiled.path_template { Some(resolve(PATH_TEMPLATE)?) } else { None };
         let body = if compiled.body_template { Some(resolve(BODY_TEMPLATE)?) } else { None };
         let headers = compiled
@@ -101,13 +99,23 @@ mod tests {
         // (path, headers, key field, fields picked; None: no plan)
         let table: &[(Option<&str>, &[(&str, &str)], Option<&str>, Option<&[&str]>)] = &[
             (Some("/v1/users/{{ id }}"), &[("X-Segment", "{{ segment }}")], None, Some(&["id", "segment"])),
-            (Some("/{{ id }}/{{ record.id }}"), &[("X-A", "{{ a }}-{{ id }}")], Some("uuid"), Some(&["id", "a", "uuid"])),
+            (
+                Some("/{{ id }}/{{ record.id }}"),
+                &[("X-A", "{{ a }}-{{ id }}")],
+                Some("uuid"),
+                Some(&["id", "a", "uuid"]),
+            ),
             (Some("/{{ file }}/{{ offset }}"), &[("X-N", "{{ namespace }}")], None, Some(&[])),
             (None, &[("X-Static", "plain")], Some("id"), Some(&["id"])),
             (Some("/{{ record }}"), &[], None, None),
             (Some("/{{ id | upper }}"), &[], None, None),
             (None, &[("X-H", "{% if a %}a{% endif %}")], None, None),
-            (Some("/{{a}}{{b}}{{c}}{{d}}{{e}}{{f}}{{g}}{{h}}"), &[], None, Some(&["a", "b", "c", "d", "e", "f", "g", "h"])),
+            (
+                Some("/{{a}}{{b}}{{c}}{{d}}{{e}}{{f}}{{g}}{{h}}"),
+                &[],
+                None,
+                Some(&["a", "b", "c", "d", "e", "f", "g", "h"]),
+            ),
             (Some("/{{a}}{{b}}{{c}}{{d}}{{e}}{{f}}{{g}}{{h}}"), &[], Some("i"), None),
         ];
         for (path, headers, key, expected) in table {

@@ -159,12 +159,16 @@ fn render_picked(t: &SimpleTemplate, record: &serde_json::Value) -> Option<Strin
 
 #[test]
 fn a_resolved_template_renders_picked_values_as_the_engine_does() {
-    let t = SimpleTemplate::parse("path", "/v1/{{ record.kind }}/{{ id }}?at={{ offset }}&f={{ file }}").expect("simple");
+    let t =
+        SimpleTemplate::parse("path", "/v1/{{ record.kind }}/{{ id }}?at={{ offset }}&f={{ file }}").expect("simple");
     // (record, rendered; None: left to the engine)
     let table = [
         (json!({ "kind": "users", "id": 7 }), Some(format!("/v1/users/7?at=42&f={FILE}"))),
         (json!({ "kind": "é ü ∂", "id": -7 }), Some(format!("/v1/é ü ∂/-7?at=42&f={FILE}"))),
-        (json!({ "kind": "a\"b\\c\n<&>", "id": u64::MAX }), Some(format!("/v1/a\"b\\c\n<&>/{}?at=42&f={FILE}", u64::MAX))),
+        (
+            json!({ "kind": "a\"b\\c\n<&>", "id": u64::MAX }),
+            Some(format!("/v1/a\"b\\c\n<&>/{}?at=42&f={FILE}", u64::MAX)),
+        ),
         (json!({ "kind": "", "id": "" }), Some(format!("/v1//?at=42&f={FILE}"))),
         (json!({ "kind": "k", "id": 1.5 }), None),
         (json!({ "kind": "k", "id": true }), None),
