@@ -201,10 +201,11 @@ fn a_rendered_path_joined_from_the_parts_is_the_url_parsed_whole() {
     assert!(uri_with_path(&with_query, "/x").is_none(), "a base with a query is parsed whole");
 }
 
-/// A request (or the error) as text, headers in the order they are sent.
-fn described(
-    built: Result<BuiltRequest, BuildError>,
-) -> Result<(String, Vec<(String, String)>, Bytes, String), String> {
+/// A request as text: URI, headers in the order they are sent, body, idempotency key.
+type Described = (String, Vec<(String, String)>, Bytes, String);
+
+/// A request (or the error) as text.
+fn described(built: Result<BuiltRequest, BuildError>) -> Result<Described, String> {
     let req = built.map_err(|e| e.to_string())?;
     let headers = req.headers.iter().map(|(n, v)| (n.to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()));
     Ok((req.uri.to_string(), headers.collect(), req.body, req.idempotency_key))

@@ -94,10 +94,13 @@ mod tests {
         Direct::new(&compiled, &simple)
     }
 
+    /// Path template, header templates, key field, fields picked (None: no plan).
+    type Case<'a> = (Option<&'a str>, &'a [(&'a str, &'a str)], Option<&'a str>, Option<&'a [&'a str]>);
+
     #[test]
     fn each_field_is_picked_once_whichever_templates_name_it() {
         // (path, headers, key field, fields picked; None: no plan)
-        let table: &[(Option<&str>, &[(&str, &str)], Option<&str>, Option<&[&str]>)] = &[
+        let table: &[Case<'_>] = &[
             (Some("/v1/users/{{ id }}"), &[("X-Segment", "{{ segment }}")], None, Some(&["id", "segment"])),
             (
                 Some("/{{ id }}/{{ record.id }}"),
