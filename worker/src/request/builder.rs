@@ -1,5 +1,7 @@
 //! Turns records into requests. Templates are compiled once, when the builder is made; a
-//! package without templates builds every request without touching the template engine.
+//! package without templates builds every request without touching the template engine, and a
+//! package whose templates only put names in text builds a JSON line's request straight from
+//! the line ([`Direct`]).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -11,6 +13,7 @@ use http::uri::PathAndQuery;
 use http::{HeaderMap, Method, Uri};
 
 use super::context::RecordContext;
+use super::direct::Direct;
 use super::fields;
 use super::idempotency::idempotency_key;
 use super::simple::{Builtins, SimpleTemplate};
@@ -52,6 +55,12 @@ pub struct RequestBuilder {
     /// The only record fields a request needs, when every template is simple and none names
     /// the whole record: a JSON line is then read for those alone ([`fields::parse_wanted`]).
     wanted: Option<HashSet<String>>,
+    /// The plan for a JSON line, when every template is simple and none names the whole record.
+    direct: Option<Direct>,
+    /// The compiled headers with every templated header already in its place (with an empty
+    /// value, replaced per record): a record's map is a copy of this one, filled in without
+    /// growing.
+    headers: HeaderMap,
 }
 
 impl RequestBuilder {
@@ -64,7 +73,12 @@ impl RequestBuilder {
             .filter_map(|(name, t)| Some((name.to_owned(), SimpleTemplate::parse(name, t.source())?)))
             .collect();
         let wanted = wanted_fields(&compiled, &simple);
-        Ok(Self { compiled, simple, wanted })
+        let direct = wanted.as_ref().and_then(|_| Direct::new(&compiled, &simple));
+        let mut headers = compiled.headers.clone();
+        for (name, _) in &compiled.header_templates {
+            headers.insert(name.clone(), HeaderValue::from_static(""));
+        }
+        Ok(Self { compiled, simple, wanted, direct, headers })
     }
 
     /// The idempotency key header name.
@@ -87,6 +101,11 @@ impl RequestBuilder {
                 body: record_body(&record.payload)?,
                 idempotency_key: self.positional_key(&record.file.url, record.offset),
             });
+        }
+        if let (Some(direct), Payload::JsonLine(line)) = (&self.direct, &record.payload)
+            && let Some(request) = self.build_direct(direct, record, line)
+        {
+            return Ok(request);
         }
         let value = match (&record.payload, &self.wanted) {
             (Payload::JsonLine(line), None) => serde_json::from_slice(line).map_err(BuildError::InvalidJson)?,
@@ -146,7 +165,7 @@ impl RequestBuilder {
         } else {
             self.compiled.base_uri.clone()
         };
-        let mut headers = self.compiled.headers.clone();
+        let mut headers = self.headers.clone();
         for (name, template) in &self.compiled.header_templates {
             let rendered = render(template)?;
             let value =
@@ -158,6 +177,48 @@ impl RequestBuilder {
             None => Bytes::from(render(BODY_TEMPLATE)?),
         };
         Ok(BuiltRequest { method: self.compiled.method.clone(), uri, headers, body, idempotency_key })
+    }
+
+    /// The request of a JSON line by [`Direct`]'s plan; None when the plan cannot write it as
+    /// the general path would (that path then builds it, or says why it cannot).
+    fn build_direct(&self, direct: &Direct, record: &Record, line: &Bytes) -> Option<BuiltRequest> {
+        let picked = direct.pick(line)?;
+        let idempotency_key = match direct.key(&picked)? {
+            Some(key) => key,
+            None => self.positional_key(&record.file.url, record.offset),
+        };
+        let builtins = Builtins {
+            file: &record.file.url,
+            offset: record.offset,
+            package: &self.compiled.package,
+            namespace: &self.compiled.namespace,
+        };
+        let mut text = String::with_capacity(128);
+        let uri = match &direct.path {
+            None => self.compiled.base_uri.clone(),
+            Some(path) => {
+                path.render_into(&mut text, &picked, builtins)?;
+                match uri_with_path(&self.compiled.base_uri, &text) {
+                    Some(uri) => uri,
+                    None => join_url(&self.compiled.base_url, &text).parse().ok()?,
+                }
+            }
+        };
+        let mut headers = self.headers.clone();
+        for (name, template) in &direct.headers {
+            text.clear();
+            template.render_into(&mut text, &picked, builtins)?;
+            headers.insert(name.clone(), HeaderValue::from_str(&text).ok()?);
+        }
+        let body = match &direct.body {
+            None => line.clone(),
+            Some(body) => {
+                let mut text = String::new();
+                body.render_into(&mut text, &picked, builtins)?;
+                Bytes::from(text)
+            }
+        };
+        Some(BuiltRequest { method: self.compiled.method.clone(), uri, headers, body, idempotency_key })
     }
 
     fn render(&self, name: &str, ctx: &minijinja::Value) -> Result<String, BuildError> {
@@ -200,8 +261,13 @@ fn uri_with_path(base: &Uri, path: &str) -> Option<Uri> {
     } else {
         "/"
     };
+    // Exactly as long as it is, so that its bytes become the path's without another allocation.
+    let mut joined = String::with_capacity(base_path.len() + sep.len() + path.len());
+    joined.push_str(base_path);
+    joined.push_str(sep);
+    joined.push_str(path);
     let mut parts = base.clone().into_parts();
-    parts.path_and_query = Some(PathAndQuery::try_from(format!("{base_path}{sep}{path}")).ok()?);
+    parts.path_and_query = Some(PathAndQuery::from_maybe_shared(Bytes::from(joined)).ok()?);
     Uri::from_parts(parts).ok()
 }
 

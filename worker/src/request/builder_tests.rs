@@ -200,3 +200,98 @@ fn a_rendered_path_joined_from_the_parts_is_the_url_parsed_whole() {
     let with_query: Uri = "http://h/api?k=v".parse().expect("valid");
     assert!(uri_with_path(&with_query, "/x").is_none(), "a base with a query is parsed whole");
 }
+
+/// A request as text: URI, headers in the order they are sent, body, idempotency key.
+type Described = (String, Vec<(String, String)>, Bytes, String);
+
+/// A request (or the error) as text.
+fn described(built: Result<BuiltRequest, BuildError>) -> Result<Described, String> {
+    let req = built.map_err(|e| e.to_string())?;
+    let headers = req.headers.iter().map(|(n, v)| (n.to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()));
+    Ok((req.uri.to_string(), headers.collect(), req.body, req.idempotency_key))
+}
+
+#[test]
+fn a_json_line_built_straight_from_the_line_is_the_request_the_engine_builds() {
+    // The sample Datum's templates and two more; with `suffix` `{{ '' }}` (which renders
+    // nothing) no template is simple, so that builder renders everything through minijinja.
+    let datum = |suffix: &str, key: Option<&str>| {
+        let mut s = spec();
+        s.path_template = Some(format!("/v1/users/{{{{ id }}}}{suffix}"));
+        s.static_headers = vec![("X-Where".into(), "overwritten in place".into())];
+        s.header_templates = vec![
+            ("X-Segment".into(), format!("{{{{ segment }}}}{suffix}")),
+            ("X-Where".into(), format!("{{{{ file }}}}@{{{{ offset }}}}/{{{{ record.segment }}}}{suffix}")),
+        ];
+        s.idempotency.field = key.map(str::to_owned);
+        RequestBuilder::new(&s).expect("spec")
+    };
+    // (key field, line)
+    let table: &[(Option<&str>, &str)] = &[
+        (None, r#"{"id":7,"email":"u7@example.com","segment":"gold","pad":"xxxx"}"#),
+        (None, r#"{"segment":"é ü ∂","id":"ü"}"#),
+        (None, r#"{"id":"a\"b\u00e9","segment":"tab\there"}"#),
+        (None, r#"{"id":"x\/y","segment":"\u0041"}"#),
+        (None, r#"{"i\u0064":-7,"segment":""}"#),
+        (None, r#"{"id":18446744073709551615,"segment":"s"}"#),
+        (None, r#"{"id":18446744073709551616,"segment":"s"}"#),
+        (None, r#"{"id":1.5,"segment":true}"#),
+        (None, r#"{"id":1e3,"segment":null}"#),
+        (None, r#"{"id":[1,2],"segment":{"a":1}}"#),
+        (None, r#"{"id":[1],"id":3,"segment":"s"}"#),
+        (None, r#"{"id":3,"id":"three","segment":"s"}"#),
+        (None, r#"{"id":"?q=1","segment":"s"}"#),
+        (None, r#"{"id":"a b","segment":"s"}"#),
+        (None, r#"{"id":1,"segment":"a\nb"}"#),
+        (None, r#"{"id":1}"#),
+        (None, r#"{"segment":"s"}"#),
+        (None, r#"{}"#),
+        (None, r#"[{"id":1}]"#),
+        (None, r#"null"#),
+        (None, r#"{"id":1,"segment":"s","pad":tru}"#),
+        (None, r#"{"id":1,"segment":"s"} trailing"#),
+        (None, r#"not json"#),
+        (Some("uuid"), r#"{"id":1,"segment":"s","uuid":"k-1"}"#),
+        (Some("uuid"), r#"{"id":1,"segment":"s","uuid":12}"#),
+        (Some("uuid"), r#"{"id":1,"segment":"s","uuid":2.5}"#),
+        (Some("uuid"), r#"{"id":1,"segment":"s","uuid":"a\nb"}"#),
+        (Some("uuid"), r#"{"id":1,"segment":"s","uuid":null}"#),
+        (Some("uuid"), r#"{"id":1,"segment":"s"}"#),
+        (Some("id"), r#"{"id":"k-2","segment":"s"}"#),
+    ];
+    let mut direct_built = 0;
+    for (key, text) in table {
+        let fast = datum("", *key);
+        assert!(fast.direct.is_some(), "the sample Datum's templates are resolved once");
+        let engine = datum("{{ '' }}", *key);
+        assert!(engine.direct.is_none() && engine.simple.is_empty());
+        let mut general = datum("", *key);
+        general.direct = None;
+        let record = line(text, 42);
+        let got = described(fast.build(&record));
+        assert_eq!(got, described(general.build(&record)), "{text}: as the general path builds it");
+        match (&got, described(engine.build(&record))) {
+            (Ok(_), slow) => assert_eq!(got, slow, "{text}: as the engine renders it"),
+            // Errors name what failed the same way; a render error's details are the engine's.
+            (Err(e), Err(slow)) => assert_eq!(e.split(':').next(), slow.split(':').next(), "{text}"),
+            (Err(e), Ok(_)) => panic!("{text}: {e}, but the engine builds it"),
+        }
+        if let Payload::JsonLine(l) = &record.payload
+            && fast.direct.as_ref().is_some_and(|d| fast.build_direct(d, &record, l).is_some())
+        {
+            direct_built += 1;
+        }
+    }
+    assert_eq!(direct_built, 12, "records the plan builds itself (the rest are the general path's)");
+}
+
+#[test]
+fn templated_headers_keep_the_place_and_order_the_general_path_gives_them() {
+    let mut s = spec();
+    s.static_headers = vec![("X-B".into(), "static".into()), ("X-A".into(), "static".into())];
+    s.header_templates = vec![("X-C".into(), "{{ c }}".into()), ("X-A".into(), "{{ a }}".into())];
+    let builder = RequestBuilder::new(&s).expect("spec");
+    let req = builder.build(&line(r#"{"a":"1","c":"2"}"#, 0)).expect("build");
+    let order: Vec<_> = req.headers.iter().map(|(n, v)| format!("{n}={}", v.to_str().expect("ascii"))).collect();
+    assert_eq!(order, ["content-type=application/json", "x-b=static", "x-a=1", "x-c=2"]);
+}

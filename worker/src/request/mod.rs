@@ -3,6 +3,7 @@
 
 mod builder;
 mod context;
+mod direct;
 mod fields;
 mod idempotency;
 mod simple;

@@ -7,6 +7,7 @@
 use std::fmt::Write as _;
 
 use super::context::BUILTINS;
+use super::fields::{Picked, Scalar};
 use minijinja::{AutoEscape, default_auto_escape_callback};
 use serde_json::{Map, Value};
 
@@ -96,6 +97,70 @@ impl SimpleTemplate {
             }
         }
         Some(out)
+    }
+}
+
+/// A [`SimpleTemplate`] with its names resolved once: each built-in to what it is, each field
+/// to its position among the fields picked from a line ([`super::fields::pick`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Resolved {
+    pieces: Vec<Piece>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Piece {
+    Text(String),
+    File,
+    Offset,
+    Package,
+    Namespace,
+    Picked(usize),
+}
+
+impl SimpleTemplate {
+    /// Resolved, with `slot` giving each field's position; None when it names the whole record.
+    pub fn resolve(&self, mut slot: impl FnMut(&str) -> usize) -> Option<Resolved> {
+        let mut pieces = Vec::with_capacity(self.parts.len());
+        for part in &self.parts {
+            pieces.push(match part {
+                Part::Text(text) => Piece::Text(text.clone()),
+                Part::Name(name) => match name.as_str() {
+                    "record" => return None,
+                    "file" => Piece::File,
+                    "offset" => Piece::Offset,
+                    "package" => Piece::Package,
+                    "namespace" => Piece::Namespace,
+                    field => Piece::Picked(slot(field)),
+                },
+                Part::Field(field) => Piece::Picked(slot(field)),
+            });
+        }
+        Some(Resolved { pieces })
+    }
+}
+
+impl Resolved {
+    /// Appends the rendered text to `out` — what [`SimpleTemplate::render`] gives for the same
+    /// values — or gives None when a picked value is missing or not a string or an integer
+    /// (`out` then holds part of it).
+    pub fn render_into(&self, out: &mut String, picked: &Picked<'_>, builtins: Builtins<'_>) -> Option<()> {
+        let mut digits = itoa::Buffer::new();
+        for piece in &self.pieces {
+            match piece {
+                Piece::Text(text) => out.push_str(text),
+                Piece::File => out.push_str(builtins.file),
+                Piece::Offset => out.push_str(digits.format(builtins.offset)),
+                Piece::Package => out.push_str(builtins.package),
+                Piece::Namespace => out.push_str(builtins.namespace),
+                Piece::Picked(i) => match picked.get(*i)?.as_ref()? {
+                    Scalar::Str(s) => out.push_str(s),
+                    Scalar::Int(n) => out.push_str(digits.format(*n)),
+                    Scalar::UInt(n) => out.push_str(digits.format(*n)),
+                    Scalar::Other => return None,
+                },
+            }
+        }
+        Some(())
     }
 }
 

@@ -138,3 +138,67 @@ proptest! {
         }
     }
 }
+
+/// `t` resolved against the fields it names, and the value of each field picked from `record`
+/// serialized as a JSON line, rendered.
+fn render_picked(t: &SimpleTemplate, record: &serde_json::Value) -> Option<String> {
+    let mut names: Vec<String> = Vec::new();
+    let resolved = t
+        .resolve(|field| {
+            names.iter().position(|n| n == field).unwrap_or_else(|| {
+                names.push(field.to_owned());
+                names.len() - 1
+            })
+        })
+        .expect("names no whole record");
+    let line = serde_json::to_vec(record).expect("serializes");
+    let picked = crate::request::fields::pick(&line, &names).expect("an object");
+    let mut out = String::new();
+    resolved.render_into(&mut out, &picked, builtins()).map(|()| out)
+}
+
+#[test]
+fn a_resolved_template_renders_picked_values_as_the_engine_does() {
+    let t =
+        SimpleTemplate::parse("path", "/v1/{{ record.kind }}/{{ id }}?at={{ offset }}&f={{ file }}").expect("simple");
+    // (record, rendered; None: left to the engine)
+    let table = [
+        (json!({ "kind": "users", "id": 7 }), Some(format!("/v1/users/7?at=42&f={FILE}"))),
+        (json!({ "kind": "é ü ∂", "id": -7 }), Some(format!("/v1/é ü ∂/-7?at=42&f={FILE}"))),
+        (
+            json!({ "kind": "a\"b\\c\n<&>", "id": u64::MAX }),
+            Some(format!("/v1/a\"b\\c\n<&>/{}?at=42&f={FILE}", u64::MAX)),
+        ),
+        (json!({ "kind": "", "id": "" }), Some(format!("/v1//?at=42&f={FILE}"))),
+        (json!({ "kind": "k", "id": 1.5 }), None),
+        (json!({ "kind": "k", "id": true }), None),
+        (json!({ "kind": "k", "id": null }), None),
+        (json!({ "kind": "k", "id": [1] }), None),
+        (json!({ "kind": "k", "id": { "a": 1 } }), None),
+        (json!({ "kind": "k" }), None),
+    ];
+    for (record, expected) in table {
+        let got = render_picked(&t, &record);
+        assert_eq!(got, expected, "{record}");
+        assert_eq!(got, t.render(fields(&record), builtins()), "{record}: as substituted from the object");
+        if let Some(text) = got {
+            assert_eq!(engine("path", &t_source(&t), &record).expect("renders"), text, "{record}");
+        }
+    }
+    assert_eq!(SimpleTemplate::parse("path", "/{{ record }}").expect("simple").resolve(|_| 0), None);
+}
+
+proptest! {
+    #[test]
+    fn what_is_rendered_from_a_picked_line_is_what_the_engine_renders(
+        source in source(), a in value(), b in value(), c in value(),
+    ) {
+        let record = json!({ "a": a, "b": b, "c": c });
+        let t = SimpleTemplate::parse("path", &source).expect("these sources are simple");
+        let picked = render_picked(&t, &record);
+        prop_assert_eq!(&picked, &t.render(fields(&record), builtins()));
+        if let Some(fast) = picked {
+            prop_assert_eq!(Some(fast), engine("path", &source, &record).ok(), "{}", source);
+        }
+    }
+}
