@@ -25,4 +25,5 @@ mod send_clean;
 mod send_deadletter;
 mod send_http;
 mod send_limit;
+mod send_parity;
 mod send_retry;
