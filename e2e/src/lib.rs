@@ -1,5 +1,6 @@
 #![forbid(unsafe_code)]
 pub mod cluster;
+pub mod cpu;
 pub mod fixtures;
 pub mod helm;
 pub mod metrics_doc;

@@ -5,6 +5,7 @@
 use std::fmt::Write as _;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use courier_e2e::cpu::{Snapshot, Usage};
 use courier_e2e::rates::RateFigures;
 use courier_e2e::sim::{Arrival, Latency, RateLimit, SimConfig, busiest_window};
 use k8s_openapi::api::core::v1::Pod;
@@ -17,8 +18,9 @@ use crate::support::{
     package_yaml, setup, simulator, teardown, wait_condition,
 };
 
-/// Files per package: divisible by 1, 2, 3 and 4, so the shards split evenly among workers.
-const FILES: usize = 12;
+/// Files per package by default: divisible by 1, 2, 3 and 4, so the shards split evenly among
+/// workers.
+pub const FILES: usize = 12;
 /// The operator's default shard size (64 MiB).
 const SHARD_TARGET: &str = "--shard-target-bytes=67108864";
 const SKIP_START: Duration = Duration::from_secs(3);
@@ -34,6 +36,8 @@ pub struct RowFigures {
     pub lost: usize,
     pub duplicates: u64,
     pub counters_exact: bool,
+    /// Where the machine's CPU went from the package's apply to Complete.
+    pub cpu: Usage,
 }
 
 /// The churn run: one line per phase, and what the shares did.
@@ -60,11 +64,13 @@ pub struct Phase {
 
 pub struct Bench {
     ground: Ground,
+    /// Files (one shard each) per package.
+    files: usize,
 }
 
 impl Bench {
     /// The operator pod in a fresh namespace, the simulator, Datum `users`; no workers yet.
-    pub async fn start() -> Bench {
+    pub async fn start(files: usize) -> Bench {
         let (cluster, ns) = setup("scale");
         let client = cluster.client().await;
         // Shards as a user's operator plans them (the tests' operator plans 8 KiB ones, to have
@@ -76,7 +82,7 @@ impl Bench {
             destination_yaml_with("partner", &sim.url(), "{ requestsPerSecond: 1000 }", "{ min: 0, max: 1 }", "");
         apply_yaml(&client, &ns, &destination).await;
         apply_yaml(&client, &ns, &datum_yaml("users")).await;
-        Bench { ground: Ground { cluster, ns, client, operator, sim, data, ids: Vec::new() } }
+        Bench { ground: Ground { cluster, ns, client, operator, sim, data, ids: Vec::new() }, files }
     }
 
     /// Deletes the namespace.
@@ -111,10 +117,12 @@ impl Bench {
         g.sim.set_config(sim).expect("a valid simulator configuration");
         self.destination(rate, workers, in_flight).await;
         self.wait_workers(workers).await;
-        let ids = g.data.write(name, FILES, n.div_ceil(FILES), name).await;
+        let ids = g.data.write(name, self.files, n.div_ceil(self.files), name).await;
         g.sim.reset();
+        let before = Snapshot::take();
         apply_yaml(&g.client, &g.ns, &package_yaml(name, "partner", "users", &g.data.pattern(name), "")).await;
         wait_condition(&g.cluster, &g.client, &g.ns, name, "Complete", &g.operator).await;
+        let cpu = before.until(&Snapshot::take(), 5);
         let (lost, duplicates) = self.exactly_once(&ids);
         RowFigures {
             workers,
@@ -124,6 +132,7 @@ impl Bench {
             lost,
             duplicates,
             counters_exact: self.counters_exact(name, ids.len()).await,
+            cpu,
         }
     }
 
@@ -138,7 +147,7 @@ impl Bench {
         g.sim.set_config(strict(high)).expect("a valid simulator configuration");
         self.destination(&rate_limit(high), 2, 256).await;
         self.wait_workers(2).await;
-        let ids = g.data.write(name, FILES, records.div_ceil(FILES), name).await;
+        let ids = g.data.write(name, self.files, records.div_ceil(self.files), name).await;
         g.sim.reset();
         let sampler = Sampler::start(g.client.clone(), &g.ns, "partner", Duration::from_millis(100));
         apply_yaml(&g.client, &g.ns, &package_yaml(name, "partner", "users", &g.data.pattern(name), "")).await;
@@ -298,26 +307,34 @@ pub fn scaling_table(rows: &[RowFigures]) -> String {
         "## Throughput scales with workers (partner latency 20 ms, no limit, 32 in flight per worker)\n\n\
          Goal: throughput(N) ≥ 0.95 · N · throughput(1). Steady rate: accepted requests from 3 s \
          after the first to 2 s before the last, in whole seconds.\n\n\
-         | workers | records | steady rate (req/s) | of N · rate(1) | per-second CV | busiest worker vs mean | lost / duplicates / counters exact |\n\
-         |---:|---:|---:|---:|---:|---:|---|\n",
+         | workers | records | steady rate (req/s) | of N · rate(1) | per-second CV | busiest worker vs mean | lost / duplicates / counters exact | CPU, apply to Complete (% of one core) |\n\
+         |---:|---:|---:|---:|---:|---:|---|---|\n",
     );
     let one = rows.first().and_then(|r| r.seen.as_ref()).map_or(0.0, |s| s.rate);
     for r in rows {
         let Some(s) = &r.seen else {
-            let _ = writeln!(out, "| {} | {} | (too short to measure) | | | | {} |", r.workers, r.records, exact(r));
+            let _ = writeln!(
+                out,
+                "| {} | {} | (too short to measure) | | | | {} | {} |",
+                r.workers,
+                r.records,
+                exact(r),
+                r.cpu.cell()
+            );
             continue;
         };
         let ideal = one * f64::from(r.workers);
         let _ = writeln!(
             out,
-            "| {} | {} | {:.0} | {:.1} % | {:.2} % | {:+.1} % | {} |",
+            "| {} | {} | {:.0} | {:.1} % | {:.2} % | {:+.1} % | {} | {} |",
             r.workers,
             r.records,
             s.rate,
             100.0 * s.rate / ideal.max(1e-9),
             100.0 * s.per_second_cv,
             100.0 * s.unfairness(),
-            exact(r)
+            exact(r),
+            r.cpu.cell()
         );
     }
     out
@@ -330,19 +347,19 @@ pub fn limit_table(rows: &[RowFigures]) -> String {
          Goals: steady rate within ±1 % of the limit; busiest sliding second ≤ limit + the partner's \
          bucket; busiest 100 ms bin ≤ 1.2 × limit/10; 0 × 429; per-second CV < 5 %; each worker's \
          share within 5 % of the mean (equal demand).\n\n\
-         | limit | workers | records | steady rate | of limit | busiest second | busiest 100 ms (of limit/10) | 429s | per-second CV | workers' spread | lost / duplicates / counters exact |\n\
-         |---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n",
+         | limit | workers | records | steady rate | of limit | busiest second | busiest 100 ms (of limit/10) | 429s | per-second CV | workers' spread | lost / duplicates / counters exact | CPU, apply to Complete (% of one core) |\n\
+         |---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|\n",
     );
     for r in rows {
         let limit = r.limit.unwrap_or(0);
         let Some(s) = &r.seen else {
             let _ =
-                writeln!(out, "| {limit} | {} | {} | (too short) | | | | | | | {} |", r.workers, r.records, exact(r));
+                writeln!(out, "| {limit} | {} | {} | (too short) | | | | | | | {} | |", r.workers, r.records, exact(r));
             continue;
         };
         let _ = writeln!(
             out,
-            "| {limit} | {} | {} | {:.0} | {:.2} % | {} | {} ({:.2}×) | {} | {:.2} % | {:.1} % | {} |",
+            "| {limit} | {} | {} | {:.0} | {:.2} % | {} | {} ({:.2}×) | {} | {:.2} % | {:.1} % | {} | {} |",
             r.workers,
             r.records,
             s.rate,
@@ -353,7 +370,8 @@ pub fn limit_table(rows: &[RowFigures]) -> String {
             s.rate_limited,
             100.0 * s.per_second_cv,
             100.0 * s.unfairness(),
-            exact(r)
+            exact(r),
+            r.cpu.cell()
         );
     }
     out
