@@ -20,7 +20,10 @@ cd "$ROOT"
 
 ensure_toolchains
 build_ground no-images
-COURIER_IMAGE_PROFILE=release build_images
+# Release images, and the same profile for start_ground's import into the node (with the
+# default profile it would import the debug images `make test` built, under the same tags).
+export COURIER_IMAGE_PROFILE=release
+build_images
 step "the bench (release)"
 cargo build --release --locked -p courier-operator --example cluster_workers
 [ -z "${BUILD_ONLY:-}" ] || exit 0
