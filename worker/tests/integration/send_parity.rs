@@ -82,8 +82,19 @@ struct Outcome {
     duplicates: u64,
     unique_keys: u64,
     unauthorized: u64,
-    /// Per record, by offset: status, body, the partner's headers, attempts, error.
-    dead_letters: BTreeMap<u64, (Option<u64>, Option<String>, Vec<(String, String)>, u64, String)>,
+    /// Per record, by offset.
+    dead_letters: BTreeMap<u64, Letter>,
+}
+
+/// A dead letter as the partner's answer and the worker's attempts left it.
+#[derive(Debug, PartialEq)]
+struct Letter {
+    status: Option<u64>,
+    body: Option<String>,
+    /// The partner's headers but those the protocol decides; the date's value masked.
+    headers: Vec<(String, String)>,
+    attempts: u64,
+    error: String,
 }
 
 /// Headers the protocol decides: HTTP/1.1's connection management, and the date's value.
@@ -134,13 +145,13 @@ async fn outcome(case: &Case, version: HttpVersion) -> Outcome {
                         .collect()
                 })
                 .unwrap_or_default();
-            let entry = (
-                dl["status"].as_u64(),
-                dl["body"].as_str().map(str::to_owned),
+            let entry = Letter {
+                status: dl["status"].as_u64(),
+                body: dl["body"].as_str().map(str::to_owned),
                 headers,
-                dl["attempts"].as_u64().unwrap_or_default(),
-                dl["error"].as_str().unwrap_or_default().to_owned(),
-            );
+                attempts: dl["attempts"].as_u64().unwrap_or_default(),
+                error: dl["error"].as_str().unwrap_or_default().to_owned(),
+            };
             (dl["offset"].as_u64().expect("offset"), entry)
         })
         .collect();

@@ -109,4 +109,35 @@ mod tests {
             }
         }
     }
+
+    #[test]
+    fn the_open_shards_split_evenly_rounded_up() {
+        // (open shards, workers, most shards per worker)
+        let table = [
+            (0, 3, 0),
+            (1, 3, 1),
+            (2, 3, 1),
+            (3, 3, 1),
+            (4, 3, 2),
+            (8, 3, 3),
+            (9, 3, 3),
+            (10, 3, 4),
+            (10, 1, 10),
+            (10, 0, 10),
+            (100, 4, 25),
+            (5, 10, 1),
+        ];
+        for (open, workers, most) in table {
+            assert_eq!(fair_share(open, workers), most, "{open} open shards, {workers} workers");
+        }
+    }
+
+    #[test]
+    fn every_open_shard_finds_a_worker() {
+        for open in 0..50 {
+            for workers in 1..12 {
+                assert!(fair_share(open, workers) * workers >= open, "{open} over {workers}");
+            }
+        }
+    }
 }
