@@ -96,3 +96,18 @@ where
 {
     futures::stream::select(applied.map(Touched::Applied), deleted.map(Touched::Deleted))
 }
+
+/// The keys among `keys` whose object `store` no longer holds: what a controller remembers of
+/// objects that were deleted.
+pub fn gone_from<'a, K>(
+    store: &Store<K>,
+    keys: impl IntoIterator<Item = &'a crate::coordinator::ObjectKey>,
+) -> Vec<crate::coordinator::ObjectKey>
+where
+    K: Resource<DynamicType = ()> + Clone + 'static,
+{
+    keys.into_iter()
+        .filter(|k| store.get(&reflector::ObjectRef::new(&k.name).within(&k.namespace)).is_none())
+        .cloned()
+        .collect()
+}

@@ -28,6 +28,7 @@ use kube::{Api, ResourceExt};
 use self::dereference::CheckedSecrets;
 use self::reapply::AppliedObjects;
 use self::status::{DestinationFigures, RefusedCredentials, Throttle};
+use super::watches::gone_from;
 use super::{Error, EventPolicy, Result, publish, publish_condition_changes};
 use crate::context::Context;
 use crate::coordinator::{DestinationRuntime, ObjectKey};
@@ -110,12 +111,7 @@ pub fn controller(
 /// Tells the coordinator about Destinations that no longer exist, and forgets what the
 /// controller remembered of them.
 pub fn collect_garbage(ctx: &Context, store: &Store<Destination>, memory: &Memory) {
-    let gone: Vec<ObjectKey> = ctx
-        .destinations()
-        .iter()
-        .filter(|k| store.get(&ObjectRef::new(&k.name).within(&k.namespace)).is_none())
-        .cloned()
-        .collect();
+    let gone = gone_from(store, ctx.destinations().iter());
     for key in gone {
         tracing::info!(namespace = %key.namespace, name = %key.name, "destination deleted");
         ctx.coordinator.remove_destination(&key.namespace, &key.name);

@@ -6,10 +6,11 @@ use std::time::Duration;
 use courier_api::{DeliveryPackage, DeliveryPackageStatus};
 use kube::api::DeleteParams;
 use kube::runtime::controller::Action;
-use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::reflector::Store;
 use kube::{Api, ResourceExt};
 
 use crate::context::Context;
+use crate::controller::watches::gone_from;
 use crate::controller::{Error, Result};
 use crate::coordinator::ObjectKey;
 
@@ -61,12 +62,7 @@ pub fn record_phases(ctx: &Context, store: &Store<DeliveryPackage>) {
 
 /// Removes packages that no longer exist from the coordinator and the status writer.
 pub fn collect_garbage(ctx: &Context, store: &Store<DeliveryPackage>) {
-    let gone: Vec<ObjectKey> = ctx
-        .registered()
-        .keys()
-        .filter(|k| store.get(&ObjectRef::new(&k.name).within(&k.namespace)).is_none())
-        .cloned()
-        .collect();
+    let gone = gone_from(store, ctx.registered().keys());
     for key in gone {
         tracing::info!(namespace = %key.namespace, name = %key.name, "package deleted");
         forget(ctx, &key);
