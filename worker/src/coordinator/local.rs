@@ -365,7 +365,9 @@ mod tests {
         let (share, pause) = c.throttled_share(&beat(40, Some(t0 + 1_200)), t0 + 200);
         assert!(share.requests_per_second < 150, "sustained 429s cut the rate: {share:?}");
         assert!(share.burst < 10 && share.burst >= 1, "the burst follows the rate: {share:?}");
-        assert_eq!(pause, Some(t0 + 1_200), "Retry-After pauses the run");
+        assert_eq!(pause, None, "a Retry-After of one second delays its records, not the run");
+        let (_, pause) = c.throttled_share(&beat(1, Some(t0 + 2_500)), t0 + 300);
+        assert_eq!(pause, Some(t0 + 2_500), "a Retry-After of two seconds or more pauses the run");
         let (later, pause) = c.throttled_share(&beat(0, None), t0 + 60_000);
         assert_eq!((later.requests_per_second, pause), (150, None), "back at the spec once it is quiet");
     }
