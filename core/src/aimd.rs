@@ -348,11 +348,7 @@ mod tests {
             ("a clump of 500 is still one clump", &[(500, 20, 0)], 1_000),
             ("30 spread over 150 ms", &[(30, 150, 0)], 700),
             ("exactly one clump's span counts as spread", &[(30, 100, 0)], 700),
-            (
-                "a clump, then a worker refused over 400 ms in the same window",
-                &[(8, 2, 0), (8, 400, 900)],
-                700,
-            ),
+            ("a clump, then a worker refused over 400 ms in the same window", &[(8, 2, 0), (8, 400, 900)], 700),
             ("spread, but within the tolerance", &[(10, 900, 0)], 1_000),
             ("clumps in two windows are two clumps", &[(30, 5, 0), (30, 5, 2_000)], 1_000),
         ];
