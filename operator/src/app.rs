@@ -9,7 +9,9 @@ use clap::{Parser, ValueEnum};
 use courier_api::{Datum, DeliveryPackage, Destination};
 use courier_core::telemetry::{self, LogLevelError};
 use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::Secret;
 use kube::Client;
+use kube::core::PartialObjectMeta;
 use kube::runtime::reflector::Store;
 use tokio_util::sync::CancellationToken;
 
@@ -416,7 +418,7 @@ async fn run_term(
     let dest = destination::controller(
         ctx.clone(),
         (destinations.clone(), destination_watch.subscribe()),
-        api::<Deployment>(&client, namespace),
+        (api::<Deployment>(&client, namespace), api::<PartialObjectMeta<Secret>>(&client, namespace)),
         triggers::destination_changes(coordinator),
         memory.clone(),
         shutdown(&term),

@@ -6,6 +6,9 @@
 //! | Datum | its controller (trigger), the package controller (trigger), package lookups, landing |
 //! | DeliveryPackage | its controller (trigger, cache), landing (cache) |
 //!
+//! Read by one controller only, and watched by it: the worker Deployments and the Secrets'
+//! metadata (the Destination controller).
+//!
 //! Each kind is one `reflector::store_shared` fed by one lean watcher (managed fields dropped);
 //! controllers subscribe to it ([`SharedWatch::subscribe`]) and read its store. kube's
 //! subscriptions carry applied objects only, so deletions are handed out separately

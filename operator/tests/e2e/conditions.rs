@@ -111,6 +111,19 @@ async fn a_destination_naming_a_missing_secret_is_not_ready_with_secret_not_foun
     eventually(WAIT, "the Deployment scaled back to 0", || async { (replicas().trim() == "0").then_some(()) }).await;
     let drifted = operator_counter(&operator, "courier_operator_applies_total{kind=\"Deployment\",reason=\"drifted\"}");
     assert!(drifted >= 1, "applied again because it drifted");
+
+    // The Secret deleted under the Ready Destination: the Secrets' metadata watch shows it, and
+    // the Destination says so within seconds (the Secret found complete is trusted only while
+    // its resource version stays; it was trusted for 30 s before).
+    let deleted = std::time::Instant::now();
+    cluster.kubectl_ok(&["-n", &ns, "delete", "secret", "partner-token"], None);
+    eventually(WAIT, "Ready=False SecretNotFound after the delete", || async {
+        destination_condition(&client, &ns, "partner", "Ready").await.filter(|(_, r)| r == "SecretNotFound")
+    })
+    .await;
+    let took = deleted.elapsed();
+    eprintln!("SecretNotFound {:.1} s after the Secret was deleted", took.as_secs_f64());
+    assert!(took <= Duration::from_secs(10), "seen within seconds, not at a recheck: {took:?}");
     teardown(&cluster, &ns);
 }
 

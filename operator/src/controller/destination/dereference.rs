@@ -4,19 +4,25 @@
 //! workers read them from the Secret volumes their pods mount. A Secret the operator may not
 //! read (403) is a verdict on the Destination, like a missing one, not a failed reconcile.
 //!
-//! The operator may get Secrets but not list or watch them (least privilege: it would otherwise
-//! see every Secret of every namespace it watches). Secrets found complete are trusted for
-//! [`SECRETS_RECHECK`] unless the Destination's spec changes; incomplete ones are read again at
-//! every reconcile, so a Secret created to fix a Destination is seen within seconds.
+//! The operator watches Secrets' *metadata* only (`metadata_watcher`: the API server sends
+//! names, labels and resource versions, never the data), and reads one with a `get` only when a
+//! Destination names it and it changed: Secrets found complete are trusted while the
+//! Destination's generation and each Secret's resource version stay what they were read at
+//! ([`CheckedSecrets::fresh`]). A change or a deletion shows in the watch, which reconciles
+//! every Destination naming the Secret, so a Secret deleted under a Ready Destination is in its
+//! `Ready` condition within seconds. Incomplete Secrets are read again at every reconcile, so a
+//! Secret created to fix a Destination is seen even if the watch is not allowed (then nothing
+//! is trusted and every reconcile reads the Secrets it needs).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Mutex, PoisonError};
-use std::time::{Duration, Instant};
 
 use courier_api::Destination;
 use courier_core::destination::DestinationSettings;
 use courier_core::secrets::secret_uses;
 use k8s_openapi::api::core::v1::Secret;
+use kube::core::PartialObjectMeta;
+use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Api, Client};
 
 /// One Secret key the Destination needs.
@@ -50,20 +56,27 @@ pub enum SecretState {
 /// The state of each fetched Secret, by name.
 pub type SecretKeys = BTreeMap<String, SecretState>;
 
-/// Fetches every Secret the Destination names (each once).
+/// The resource version each fetched Secret was read at (absent: missing or unreadable).
+pub type SecretVersions = BTreeMap<String, String>;
+
+/// Fetches every Secret the Destination names (each once): what each holds and the resource
+/// version it was read at.
 pub async fn fetch_secret_keys(
     client: &Client,
     namespace: &str,
     needed: &[NeededKey],
-) -> Result<SecretKeys, kube::Error> {
+) -> Result<(SecretKeys, SecretVersions), kube::Error> {
     let api: Api<Secret> = Api::namespaced(client.clone(), namespace);
-    let mut out = SecretKeys::new();
+    let (mut out, mut versions) = (SecretKeys::new(), SecretVersions::new());
     for n in needed {
         if out.contains_key(&n.secret) {
             continue;
         }
         let state = match api.get_opt(&n.secret).await {
             Ok(Some(s)) => {
+                if let Some(v) = s.metadata.resource_version {
+                    versions.insert(n.secret.clone(), v);
+                }
                 let mut keys: Vec<String> = s.data.unwrap_or_default().into_keys().collect();
                 keys.extend(s.string_data.unwrap_or_default().into_keys());
                 SecretState::Keys(keys)
@@ -74,31 +87,37 @@ pub async fn fetch_secret_keys(
         };
         out.insert(n.secret.clone(), state);
     }
-    Ok(out)
+    Ok((out, versions))
 }
 
-/// How long Secrets found complete are trusted before they are read again: a Secret deleted
-/// under a Ready Destination shows in its `Ready` condition within this (running workers keep
-/// their mounted copy meanwhile).
-pub const SECRETS_RECHECK: Duration = Duration::from_secs(30);
+/// The watched Secrets' metadata: the resource version of each as the watch last saw it.
+pub type SecretsSeen = Store<PartialObjectMeta<Secret>>;
+
+/// The resource version of Secret `namespace/name` as the watch last saw it (`None`: not seen,
+/// or the watch is not running).
+pub fn seen_version(seen: &SecretsSeen, namespace: &str, name: &str) -> Option<String> {
+    seen.get(&ObjectRef::new(name).within(namespace))?.metadata.resource_version.clone()
+}
 
 /// Secrets found complete, per Destination (by uid: one deleted and made again under the same
-/// name starts over): the generation they were read for, when, and what.
+/// name starts over): the generation they were read for, each Secret's resource version, and
+/// what was found.
 #[derive(Debug, Default)]
-pub struct CheckedSecrets(Mutex<HashMap<String, (i64, Instant, SecretKeys)>>);
+pub struct CheckedSecrets(Mutex<HashMap<String, (i64, SecretVersions, SecretKeys)>>);
 
 impl CheckedSecrets {
-    /// What was found for the Destination `uid` at `generation`, read less than
-    /// [`SECRETS_RECHECK`] before `now`.
-    pub fn fresh(&self, uid: &str, generation: i64, now: Instant) -> Option<SecretKeys> {
+    /// What was found for the Destination `uid` at `generation`, if every Secret read then is
+    /// still at the resource version it was read at (`current` gives a Secret's version now).
+    pub fn fresh(&self, uid: &str, generation: i64, current: impl Fn(&str) -> Option<String>) -> Option<SecretKeys> {
         let checked = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-        let (read_for, at, found) = checked.get(uid)?;
-        (*read_for == generation && now.saturating_duration_since(*at) < SECRETS_RECHECK).then(|| found.clone())
+        let (read_for, versions, found) = checked.get(uid)?;
+        let unchanged = found.keys().all(|name| versions.get(name).is_some_and(|v| current(name).as_ref() == Some(v)));
+        (*read_for == generation && unchanged).then(|| found.clone())
     }
 
-    /// Remembers Secrets read at `at` and found complete.
-    pub fn remember(&self, uid: &str, generation: i64, at: Instant, found: SecretKeys) {
-        self.0.lock().unwrap_or_else(PoisonError::into_inner).insert(uid.to_owned(), (generation, at, found));
+    /// Remembers Secrets found complete, read at `versions`.
+    pub fn remember(&self, uid: &str, generation: i64, versions: SecretVersions, found: SecretKeys) {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner).insert(uid.to_owned(), (generation, versions, found));
     }
 
     /// Forgets what was read for a Destination (found incomplete).
@@ -121,22 +140,60 @@ impl CheckedSecrets {
     }
 }
 
+/// The Destinations of `destinations` that name Secret `namespace/name`: those a change of it
+/// reconciles.
+pub fn destinations_naming<'a>(
+    destinations: impl IntoIterator<Item = &'a Destination> + 'a,
+    namespace: &'a str,
+    name: &'a str,
+) -> impl Iterator<Item = ObjectRef<Destination>> + 'a {
+    destinations
+        .into_iter()
+        .filter(move |d| d.metadata.namespace.as_deref() == Some(namespace))
+        .filter(move |d| needed_keys(d).iter().any(|n| n.secret == name))
+        .map(ObjectRef::from_obj)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn complete_secrets_are_trusted_for_a_while_and_for_one_generation() {
+    fn complete_secrets_are_trusted_while_their_versions_and_the_generation_stay() {
         let checked = CheckedSecrets::default();
-        let t0 = Instant::now();
         let found = SecretKeys::from([("token".to_owned(), SecretState::Keys(vec!["token".to_owned()]))]);
-        assert_eq!(checked.fresh("u1", 1, t0), None, "never read");
-        checked.remember("u1", 1, t0, found.clone());
-        assert_eq!(checked.fresh("u1", 1, t0 + Duration::from_secs(29)), Some(found.clone()));
-        assert_eq!(checked.fresh("u1", 1, t0 + SECRETS_RECHECK), None, "due again");
-        assert_eq!(checked.fresh("u1", 2, t0), None, "a new spec may name other Secrets");
-        assert_eq!(checked.fresh("u2", 1, t0), None, "per Destination, made again or not");
+        let at = |v: &'static str| move |name: &str| (name == "token").then(|| v.to_owned());
+        assert_eq!(checked.fresh("u1", 1, at("7")), None, "never read");
+        checked.remember("u1", 1, SecretVersions::from([("token".to_owned(), "7".to_owned())]), found.clone());
+        assert_eq!(checked.fresh("u1", 1, at("7")), Some(found.clone()), "unchanged");
+        assert_eq!(checked.fresh("u1", 1, at("8")), None, "the Secret changed");
+        assert_eq!(checked.fresh("u1", 1, |_: &str| None), None, "deleted, or the watch not running");
+        assert_eq!(checked.fresh("u1", 2, at("7")), None, "a new spec may name other Secrets");
+        assert_eq!(checked.fresh("u2", 1, at("7")), None, "per Destination, made again or not");
         checked.forget("u1");
-        assert_eq!(checked.fresh("u1", 1, t0), None, "forgotten");
+        assert_eq!(checked.fresh("u1", 1, at("7")), None, "forgotten");
+    }
+
+    #[test]
+    fn a_secret_read_without_a_version_is_never_trusted() {
+        let checked = CheckedSecrets::default();
+        let found = SecretKeys::from([("token".to_owned(), SecretState::Keys(vec!["token".to_owned()]))]);
+        checked.remember("u1", 1, SecretVersions::new(), found);
+        assert_eq!(checked.fresh("u1", 1, |_: &str| Some("1".to_owned())), None);
+    }
+
+    #[test]
+    fn a_change_of_a_secret_reconciles_the_destinations_that_name_it() {
+        let dest = |ns: &str, name: &str, secret: &str| -> Destination {
+            serde_norway::from_str(&format!(
+                "apiVersion: courier.dev/v1alpha1\nkind: Destination\nmetadata: {{ name: {name}, namespace: {ns} }}\nspec:\n  endpoint: {{ url: \"http://127.0.0.1/\" }}\n  rateLimit: {{ requestsPerSecond: 10 }}\n  auth: {{ bearer: {{ secretRef: {{ name: {secret}, key: token }} }} }}\n"
+            ))
+            .expect("a Destination")
+        };
+        let all =
+            [dest("a", "one", "tok"), dest("a", "two", "other"), dest("b", "three", "tok"), dest("a", "four", "tok")];
+        let named: Vec<String> = destinations_naming(&all, "a", "tok").map(|r| r.name).collect();
+        assert_eq!(named, ["one", "four"], "same namespace, same Secret");
+        assert_eq!(destinations_naming(&all, "c", "tok").count(), 0);
     }
 }

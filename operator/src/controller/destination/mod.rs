@@ -17,15 +17,16 @@ use courier_api::destination::Backlog;
 use courier_api::{Destination, DestinationStatus};
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::core::v1::{Pod, Secret};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::api::ListParams;
+use kube::core::PartialObjectMeta;
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::reflector::{self, ObjectRef, Store, reflector};
 use kube::runtime::{WatchStreamExt as _, watcher};
 use kube::{Api, ResourceExt};
 
-use self::dereference::CheckedSecrets;
+use self::dereference::{CheckedSecrets, SecretsSeen};
 use self::reapply::AppliedObjects;
 use self::status::{DestinationFigures, RefusedCredentials, Throttle};
 use super::watches::gone_from;
@@ -46,8 +47,10 @@ pub struct DestinationContext {
     pub deployments: Store<Deployment>,
     /// What was applied last, so an unchanged object is not applied again.
     pub applied: Arc<AppliedObjects>,
-    /// Secrets found complete lately, so they are not read at every reconcile.
+    /// Secrets found complete, so they are not read again while unchanged.
     pub secrets: Arc<CheckedSecrets>,
+    /// The watched Secrets' metadata (resource versions), to tell whether they changed.
+    pub secrets_seen: SecretsSeen,
 }
 
 /// What the Destination controller remembers for a term (the last applies, the Secrets found
@@ -78,12 +81,13 @@ impl Memory {
 }
 
 /// The controller over the term's shared Destination watch (`destinations`, the store with
-/// its subscription) and its own watch of worker Deployments; run the future until
+/// its subscription), its own watch of worker Deployments and its watch of Secrets' metadata
+/// (a change reconciles the Destinations that name the Secret); run the future until
 /// `shutdown` completes.
 pub fn controller(
     ctx: Arc<Context>,
     destinations: (Store<Destination>, impl futures::Stream<Item = Arc<Destination>> + Send + 'static),
-    deployments: Api<Deployment>,
+    (deployments, secrets): (Api<Deployment>, Api<PartialObjectMeta<Secret>>),
     trigger: impl futures::Stream<Item = ObjectRef<Destination>> + Send + 'static,
     memory: Memory,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
@@ -97,11 +101,31 @@ pub fn controller(
             .modify(|d| d.managed_fields_mut().clear()),
     )
     .touched_objects();
+    // Metadata only (an `Api` of `PartialObjectMeta`): the API server never sends the operator
+    // a Secret's data through this watch. A watch that is not allowed (an older chart's RBAC) backs off and retries; the
+    // reconciles then read every Secret they need.
+    let (secrets_seen, secrets_writer) = reflector::store();
+    let secret_changes = reflector(
+        secrets_writer,
+        watcher(secrets, watcher::Config::default()).default_backoff().modify(|s| s.managed_fields_mut().clear()),
+    )
+    .touched_objects();
+    let naming = store.clone();
     let controller = Controller::for_shared_stream(subscription, store);
-    let dctx =
-        Arc::new(DestinationContext { ctx, deployments: reader, applied: memory.applied, secrets: memory.secrets });
+    let dctx = Arc::new(DestinationContext {
+        ctx,
+        deployments: reader,
+        applied: memory.applied,
+        secrets: memory.secrets,
+        secrets_seen,
+    });
     controller
         .owns_stream(watched)
+        .watches_stream(secret_changes, move |secret| {
+            let (namespace, name) = (secret.namespace().unwrap_or_default(), secret.name_any());
+            let state = naming.state();
+            dereference::destinations_naming(state.iter().map(|d| &**d), &namespace, &name).collect::<Vec<_>>()
+        })
         .reconcile_on(trigger)
         .graceful_shutdown_on(shutdown)
         .run(reconcile, error_policy, dctx)
@@ -161,23 +185,24 @@ async fn reconcile_inner(dest: &Destination, dctx: &DestinationContext) -> Resul
 
     // dereference + validate
     let needed = dereference::needed_keys(dest);
-    let read_at = Instant::now();
     let uid = dest.uid().unwrap_or_default();
-    let cached = dctx.secrets.fresh(&uid, generation, read_at);
-    let found = match &cached {
-        Some(found) => found.clone(),
-        None => dereference::fetch_secret_keys(&ctx.client, &ns, &needed)
-            .await
-            .map_err(|source| Error::Dereference { what: format!("Secrets of Destination {ns}/{name}"), source })?,
-    };
-    let secrets = validate::check_secrets(&needed, &found);
-    if cached.is_none() {
-        if secrets.is_ok() {
-            dctx.secrets.remember(&uid, generation, read_at, found);
-        } else {
-            dctx.secrets.forget(&uid);
+    let cached =
+        dctx.secrets.fresh(&uid, generation, |secret| dereference::seen_version(&dctx.secrets_seen, &ns, secret));
+    let secrets = match cached {
+        Some(found) => validate::check_secrets(&needed, &found),
+        None => {
+            let (found, versions) = dereference::fetch_secret_keys(&ctx.client, &ns, &needed)
+                .await
+                .map_err(|source| Error::Dereference { what: format!("Secrets of Destination {ns}/{name}"), source })?;
+            let checked = validate::check_secrets(&needed, &found);
+            if checked.is_ok() {
+                dctx.secrets.remember(&uid, generation, versions, found);
+            } else {
+                dctx.secrets.forget(&uid);
+            }
+            checked
         }
-    }
+    };
     let invalid = secrets.err().or_else(|| validate::check_time_zone(dest).err());
 
     // The coordinator always knows the spec (shares, pause, suspension).

@@ -7,7 +7,9 @@ use std::sync::Arc;
 use courier_api::Destination;
 use http::StatusCode;
 use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::Secret;
 use kube::Client;
+use kube::core::PartialObjectMeta;
 use kube::runtime::reflector::{self, store::Writer};
 use kube::runtime::watcher;
 
@@ -33,7 +35,7 @@ fn answer(method: &str, path: &str, body: &serde_json::Value) -> (StatusCode, se
             StatusCode::OK,
             serde_json::json!({
                 "apiVersion": "v1", "kind": "Secret",
-                "metadata": { "name": "partner-token", "namespace": "team-a" },
+                "metadata": { "name": "partner-token", "namespace": "team-a", "resourceVersion": "7" },
                 "data": { "token": "c2VjcmV0" }
             }),
         ),
@@ -55,11 +57,22 @@ fn destination(yaml: &str) -> Arc<Destination> {
     Arc::new(serde_norway::from_str(yaml).expect("valid Destination YAML"))
 }
 
-fn context(client: Client) -> (Arc<DestinationContext>, Writer<Deployment>) {
+/// The context of a reconcile, with the writers of its Deployment and Secret-metadata watches.
+fn context(client: Client) -> (Arc<DestinationContext>, Writer<Deployment>, Writer<PartialObjectMeta<Secret>>) {
     let (ctx, _) = test_api::context(client);
     let (deployments, writer) = reflector::store();
+    let (secrets_seen, seen) = reflector::store();
     let Memory { applied, secrets } = Memory::default();
-    (Arc::new(DestinationContext { ctx, deployments, applied, secrets }), writer)
+    (Arc::new(DestinationContext { ctx, deployments, applied, secrets, secrets_seen }), writer, seen)
+}
+
+/// The Secret `partner-token` as its metadata watch shows it, at `version`.
+fn seen_token(version: &str) -> watcher::Event<PartialObjectMeta<Secret>> {
+    let mut meta = PartialObjectMeta::<Secret>::default();
+    meta.metadata.name = Some("partner-token".into());
+    meta.metadata.namespace = Some("team-a".into());
+    meta.metadata.resource_version = Some(version.into());
+    watcher::Event::Apply(meta)
 }
 
 const NOTHING: [&str; 0] = [];
@@ -71,8 +84,9 @@ const APPLY_DEPLOYMENT: &str = "PATCH /apis/apps/v1/namespaces/team-a/deployment
 #[tokio::test]
 async fn a_destination_is_applied_once_then_left_alone_until_something_changes() {
     let api = MockApi::start(answer);
-    let (dctx, mut watch) = context(api.client.clone());
+    let (dctx, mut watch, mut secrets) = context(api.client.clone());
     let dest = destination(PARTNER);
+    secrets.apply_watcher_event(&seen_token("7"));
 
     // First: the Secret is checked, the ServiceAccount and the Deployment applied, and (a new
     // leader) the worker pods listed: those that may hold shares of an earlier leader.
@@ -88,8 +102,20 @@ async fn a_destination_is_applied_once_then_left_alone_until_something_changes()
     watch.apply_watcher_event(&watcher::Event::Apply(on_server.clone()));
     for _ in 0..3 {
         reconcile(dest.clone(), dctx.clone()).await.expect("a reconcile with nothing changed");
-        assert_eq!(requests(&api.take()), NOTHING, "the Secret found complete is trusted for a while");
+        assert_eq!(requests(&api.take()), NOTHING, "the Secret found complete is trusted while unchanged");
     }
+
+    // The Secret changes (its watch shows a new version): read again, once.
+    secrets.apply_watcher_event(&seen_token("8"));
+    reconcile(dest.clone(), dctx.clone()).await.expect("a reconcile after the Secret changed");
+    assert_eq!(requests(&api.take()), [GET_SECRET], "read again");
+    // The mock answers version 7 still: read at every reconcile until the read and the watch
+    // agree.
+    reconcile(dest.clone(), dctx.clone()).await.expect("a reconcile with the versions apart");
+    assert_eq!(requests(&api.take()), [GET_SECRET]);
+    secrets.apply_watcher_event(&seen_token("7"));
+    reconcile(dest.clone(), dctx.clone()).await.expect("settled");
+    assert_eq!(requests(&api.take()), NOTHING);
 
     // Someone scales it by hand (a new generation): applied back.
     let mut edited = on_server.clone();
@@ -134,11 +160,13 @@ async fn what_was_remembered_of_a_deleted_destination_is_forgotten() {
     let (ctx, _) = test_api::context(api.client.clone());
     let (deployments, _watch) = reflector::store();
     let memory = Memory::default();
+    let (secrets_seen, _seen) = reflector::store();
     let dctx = Arc::new(DestinationContext {
         ctx,
         deployments,
         applied: memory.applied.clone(),
         secrets: memory.secrets.clone(),
+        secrets_seen,
     });
     let dest = destination(PARTNER);
     reconcile(dest.clone(), dctx).await.expect("first reconcile");
@@ -169,7 +197,7 @@ async fn a_new_leader_applies_the_workers_it_finds_running_not_the_minimum() {
     // leader has heard of no package and no latency yet: stopping two of them would cut their
     // deliveries short (the helm upgrade test saw keys accepted twice when it did).
     let api = MockApi::start(answer);
-    let (dctx, mut watch) = context(api.client.clone());
+    let (dctx, mut watch, _) = context(api.client.clone());
     let running: Deployment = serde_json::from_value(serde_json::json!({
         "apiVersion": "apps/v1", "kind": "Deployment",
         "metadata": { "name": "courier-worker-partner", "namespace": "team-a", "generation": 7 },
