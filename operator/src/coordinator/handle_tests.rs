@@ -610,11 +610,14 @@ fn workers_the_autoscaler_asked_for_find_work_when_they_join_a_moment_later() {
     c.upsert_package(plan("p", "d", 0, 0, 7));
     let d = c.destination_snapshot_at("ns", "d", 0).expect("known");
     assert_eq!(d.desired_replicas, 3, "{}", d.desired_reason);
-    // Each asks for 4 shards; the first two take their even share (7 over 3: 3), not all.
+    // Each asks for 4 shards; none takes all: the first its even share of the open ones (7
+    // over 3: 3), the next ones their even share of those still pending (4 over 3: 2, then
+    // 2 over 3: 1), and the last shard goes at the next heartbeat.
     let granted: Vec<usize> = ["w1", "w2", "w3"]
         .iter()
         .enumerate()
         .map(|(i, w)| c.heartbeat(&hb(w, 1, 100, 0, 4), 100 + i as u64).expect("ok").granted.len())
         .collect();
-    assert_eq!(granted, vec![3, 3, 1]);
+    assert_eq!(granted, vec![3, 2, 1]);
+    assert_eq!(c.heartbeat(&hb("w3", 1, 100, 0, 3), 1_100).expect("ok").granted.len(), 1);
 }

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use courier_core::protocol::{LeaseKey, LeaseReport, ShardLease};
 
-use super::fair::fair_share;
+use super::fair::fair_room;
 use super::package::{LeaseState, PackageEntry, ShardState};
 use crate::coordinator::types::{ObjectKey, PackagePlan};
 use crate::planner::Millis;
@@ -375,22 +375,23 @@ impl LeaseTable {
         grants
     }
 
-    /// How many more shards `worker` may take now so that the Destination's open shards
-    /// (pending or leased, of packages not suspended) spread evenly over `workers` workers
-    /// ([`fair_share`]); leases being revoked are not counted as held.
+    /// How many more shards `worker` may take now: no more than brings it to its even share of
+    /// the Destination's open shards (pending or leased, of packages not suspended; leases being
+    /// revoked are not counted as held), and no more than its even share of the pending ones
+    /// ([`fair_room`](super::fair::fair_room)).
     pub fn fair_room(&self, worker: &str, namespace: &str, destination: &str, workers: usize) -> u32 {
-        let (mut open, mut held) = (0usize, 0usize);
+        let (mut pending, mut leased, mut held) = (0usize, 0usize, 0usize);
         for s in self.packages_of(namespace, destination).filter(|p| !p.suspended).flat_map(|p| &p.shards) {
             match &s.state {
-                ShardState::Pending => open += 1,
+                ShardState::Pending => pending += 1,
                 ShardState::Leased(l) => {
-                    open += 1;
+                    leased += 1;
                     held += usize::from(l.worker == worker && !l.revoking);
                 }
                 ShardState::Completed | ShardState::Failed => {}
             }
         }
-        u32::try_from(fair_share(open, workers).saturating_sub(held)).unwrap_or(u32::MAX)
+        u32::try_from(fair_room(pending, leased, held, workers)).unwrap_or(u32::MAX)
     }
 
     /// Pre-emption: when the Destination has pending shards of a higher priority than one of

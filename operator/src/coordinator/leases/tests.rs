@@ -545,18 +545,20 @@ fn a_worker_holds_at_most_its_even_share_of_the_open_shards() {
     let mut t = LeaseTable::new(TTL);
     t.upsert_package(plan("p", "d", 0, 0, 7), 0);
     t.upsert_package(plan("other", "elsewhere", 0, 0, 9), 0);
-    // 7 open shards over 3 workers: at most 3 each, whoever asks first.
+    // 7 open shards over 3 workers: at most 3 each, and at most a third of those pending.
     assert_eq!(t.fair_room("w1", "ns", "d", 3), 3);
     let first = t.grant("w1", "ns", "d", 3, 0);
     assert_eq!(t.fair_room("w1", "ns", "d", 3), 0, "w1 holds its share");
-    assert_eq!(t.fair_room("w2", "ns", "d", 3), 3);
-    t.grant("w2", "ns", "d", 3, 0);
-    assert_eq!(t.fair_room("w3", "ns", "d", 3), 3, "the late worker still finds work");
-    // Once w1 finished a shard, 6 are open: 2 each, and w1 holds 2 already.
+    assert_eq!(t.fair_room("w2", "ns", "d", 3), 2, "a third of the 4 pending, rounded up");
+    t.grant("w2", "ns", "d", 2, 0);
+    assert_eq!(t.fair_room("w3", "ns", "d", 3), 1, "the late worker still finds work");
+    t.grant("w3", "ns", "d", 1, 0);
+    // Once w1 finished a shard, 6 are open (1 pending): 2 each, and w1 holds 2 already.
     let mut done = report(&first[0], 100, 1);
     done.done = true;
     t.report("w1", &done, 100);
     assert_eq!(t.fair_room("w1", "ns", "d", 3), 0);
+    assert_eq!(t.fair_room("w3", "ns", "d", 3), 1, "w3 holds 1 of its 2");
     // One worker alone takes everything open; a suspended package counts for nothing.
     assert_eq!(t.fair_room("w4", "ns", "elsewhere", 1), 9);
     assert!(t.set_suspended(&key("other"), true));
