@@ -34,6 +34,9 @@ SETTLE_TIMEOUT_S=${SETTLE_TIMEOUT_S:-900}
 RESYNC_TIMEOUT_S=${RESYNC_TIMEOUT_S:-600}
 STATUS_INTERVAL_MS=${STATUS_INTERVAL_MS:-} # empty: the operator default
 OPERATOR=${OPERATOR:-$ROOT/target/release/courier-operator}
+# Where the operator's coordinator listens: the node IP, which worker pods reach (127.0.0.1 is
+# the pod's own loopback).
+COORD_HOST=${COORD_HOST:-$("$ROOT/e2e/scripts/node-ip.sh" addr)}
 
 NS=courier-bench-$(date +%s)
 WORK=$(mktemp -d /tmp/courier-bench-scale.XXXXXX)
@@ -79,7 +82,7 @@ start_operator() {
     METRICS_PORT=$(free_port)
     RUST_LOG=${RUST_LOG:-info,kube_runtime=warn} "$OPERATOR" \
         --namespace "$NS" --leader-election off \
-        --coordinator-addr "127.0.0.1:$OP_PORT" --coordinator-url "http://127.0.0.1:$OP_PORT" \
+        --coordinator-addr "$COORD_HOST:$OP_PORT" --coordinator-url "http://$COORD_HOST:$OP_PORT" \
         --metrics-addr "127.0.0.1:$METRICS_PORT" ${STATUS_INTERVAL_MS:+--status-interval-ms "$STATUS_INTERVAL_MS"} \
         >>"$LOGS/operator-$NS.log" 2>&1 &
     OP_PID=$!
