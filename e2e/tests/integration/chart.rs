@@ -156,12 +156,13 @@ fn the_operator_pod_is_restricted_with_the_default_values() {
     assert_eq!(c["allowPrivilegeEscalation"], false);
     assert_eq!(c["readOnlyRootFilesystem"], true);
     assert_eq!(c["capabilities"]["drop"], serde_json::json!(["ALL"]));
-    // Every namespace watched: one ClusterRole, and it never lists or watches Secrets.
+    // Every namespace watched: one ClusterRole, and it only reads Secrets (get, and list/watch
+    // for the metadata-only watch); it never writes one.
     let cluster_roles = find(&objs, "ClusterRole");
     assert_eq!(cluster_roles.len(), 1);
     for rule in cluster_roles[0]["rules"].as_array().expect("rules") {
         if rule["resources"].as_array().is_some_and(|r| r.iter().any(|x| x == "secrets")) {
-            assert_eq!(rule["verbs"], serde_json::json!(["get"]), "{rule}");
+            assert_eq!(rule["verbs"], serde_json::json!(["get", "list", "watch"]), "{rule}");
         }
     }
     assert_eq!(find(&objs, "PodDisruptionBudget").len(), 1);
