@@ -294,9 +294,7 @@ mod tests {
         let c = AimdConfig::default();
         assert_eq!(c.tolerated(100), 3, "at least three");
         assert_eq!(c.tolerated(1_000), 10, "0.5 % of the 2,000 requests of a 2 s window");
-        for rate in [1, 100, 1_000, 15_000] {
-            assert_eq!(c.tolerated(rate), crate::protocol::tolerated_429s(rate), "workers count alike");
-        }
+        assert_eq!(c.tolerated(50_000), 500);
         type Case = (&'static [(u64, Millis)], u32, &'static str);
         let cases: &[Case] = &[
             (&[(3, 0)], 1_000, "three 429s at 1,000/s"),

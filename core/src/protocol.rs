@@ -58,7 +58,7 @@ pub const COORDINATOR_CA_ENV: &str = "COURIER_COORDINATOR_CA_PEM";
 /// longer one pauses the worker at once and, through the coordinator, the whole Destination.
 pub const SHORTEST_SPREAD_PAUSE_MS: u64 = 2_000;
 
-/// Window over which 429s are counted (worker and coordinator alike).
+/// Window over which the AIMD counts 429s (the coordinator, or a worker run alone).
 pub const THROTTLE_WINDOW_MS: u64 = 2_000;
 
 /// 429s that all came within this span are one clump of early arrivals: a process or link
@@ -71,13 +71,6 @@ pub const CLUMP_MS: u64 = 100;
 /// older than the field) are more than one clump.
 pub fn spread_beyond_a_clump(spread_ms: Option<u64>) -> bool {
     spread_ms.is_none_or(|ms| ms >= CLUMP_MS)
-}
-
-/// 429s tolerated in one [`THROTTLE_WINDOW_MS`] at `rate` requests/s before they count as the
-/// partner pushing back: 0.5 % of the window's requests, at least 3. Fewer are the odd request
-/// that arrived a little early (jitter); they are retried, nothing else.
-pub fn tolerated_429s(rate: u32) -> u64 {
-    (u64::from(rate) * THROTTLE_WINDOW_MS / 1000 * 5 / 1000).max(3)
 }
 
 /// Identifies one lease: one attempt of one shard of one package.

@@ -1,6 +1,6 @@
 //! The Helm chart (the one source of Courier's manifests) agrees with the code: it only lets
-//! the operator read Secrets where it watches, installs the generated CRDs byte for byte, and names images that are
-//! built.
+//! the operator read Secrets where it watches, installs the generated CRDs byte for byte, and
+//! names images that are built.
 
 use courier_e2e::cluster::repo_root;
 use serde_json::Value;

@@ -4,8 +4,8 @@
 //! workers read them from the Secret volumes their pods mount. A Secret the operator may not
 //! read (403) is a verdict on the Destination, like a missing one, not a failed reconcile.
 //!
-//! The operator watches Secrets' *metadata* only (`metadata_watcher`: the API server sends
-//! names, labels and resource versions, never the data), and reads one with a `get` only when a
+//! The operator watches Secrets' *metadata* only (a watch of `PartialObjectMeta<Secret>`: the
+//! API server sends names, labels and resource versions, never the data), and reads one with a `get` only when a
 //! Destination names it and it changed: Secrets found complete are trusted while the
 //! Destination's generation and each Secret's resource version stay what they were read at
 //! ([`CheckedSecrets::fresh`]). A change or a deletion shows in the watch, which reconciles

@@ -102,8 +102,8 @@ pub fn controller(
     )
     .touched_objects();
     // Metadata only (an `Api` of `PartialObjectMeta`): the API server never sends the operator
-    // a Secret's data through this watch. A watch that is not allowed (an older chart's RBAC) backs off and retries; the
-    // reconciles then read every Secret they need.
+    // a Secret's data through this watch. A watch that is not allowed (an older chart's RBAC)
+    // backs off and retries; the reconciles then read every Secret they need.
     let (secrets_seen, secrets_writer) = reflector::store();
     let secret_changes = reflector(
         secrets_writer,
