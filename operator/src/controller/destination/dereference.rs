@@ -140,20 +140,6 @@ impl CheckedSecrets {
     }
 }
 
-/// The Destinations of `destinations` that name Secret `namespace/name`: those a change of it
-/// reconciles.
-pub fn destinations_naming<'a>(
-    destinations: impl IntoIterator<Item = &'a Destination> + 'a,
-    namespace: &'a str,
-    name: &'a str,
-) -> impl Iterator<Item = ObjectRef<Destination>> + 'a {
-    destinations
-        .into_iter()
-        .filter(move |d| d.metadata.namespace.as_deref() == Some(namespace))
-        .filter(move |d| needed_keys(d).iter().any(|n| n.secret == name))
-        .map(ObjectRef::from_obj)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -180,20 +166,5 @@ mod tests {
         let found = SecretKeys::from([("token".to_owned(), SecretState::Keys(vec!["token".to_owned()]))]);
         checked.remember("u1", 1, SecretVersions::new(), found);
         assert_eq!(checked.fresh("u1", 1, |_: &str| Some("1".to_owned())), None);
-    }
-
-    #[test]
-    fn a_change_of_a_secret_reconciles_the_destinations_that_name_it() {
-        let dest = |ns: &str, name: &str, secret: &str| -> Destination {
-            serde_norway::from_str(&format!(
-                "apiVersion: courier.dev/v1alpha1\nkind: Destination\nmetadata: {{ name: {name}, namespace: {ns} }}\nspec:\n  endpoint: {{ url: \"http://127.0.0.1/\" }}\n  rateLimit: {{ requestsPerSecond: 10 }}\n  auth: {{ bearer: {{ secretRef: {{ name: {secret}, key: token }} }} }}\n"
-            ))
-            .expect("a Destination")
-        };
-        let all =
-            [dest("a", "one", "tok"), dest("a", "two", "other"), dest("b", "three", "tok"), dest("a", "four", "tok")];
-        let named: Vec<String> = destinations_naming(&all, "a", "tok").map(|r| r.name).collect();
-        assert_eq!(named, ["one", "four"], "same namespace, same Secret");
-        assert_eq!(destinations_naming(&all, "c", "tok").count(), 0);
     }
 }

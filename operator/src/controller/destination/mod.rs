@@ -5,6 +5,7 @@ pub mod apply;
 pub mod build;
 pub mod dereference;
 pub mod reapply;
+pub mod secret_index;
 pub mod status;
 pub mod validate;
 
@@ -28,6 +29,7 @@ use kube::{Api, ResourceExt};
 
 use self::dereference::{CheckedSecrets, SecretsSeen};
 use self::reapply::AppliedObjects;
+use self::secret_index::SecretIndex;
 use self::status::{DestinationFigures, RefusedCredentials, Throttle};
 use super::watches::gone_from;
 use super::{Error, EventPolicy, Result, publish, publish_condition_changes};
@@ -49,6 +51,8 @@ pub struct DestinationContext {
     pub applied: Arc<AppliedObjects>,
     /// Secrets found complete, so they are not read again while unchanged.
     pub secrets: Arc<CheckedSecrets>,
+    /// Which Destinations name which Secrets; each reconcile records its own.
+    pub naming: Arc<SecretIndex>,
     /// The watched Secrets' metadata (resource versions), to tell whether they changed.
     pub secrets_seen: SecretsSeen,
 }
@@ -59,6 +63,8 @@ pub struct DestinationContext {
 pub struct Memory {
     pub applied: Arc<AppliedObjects>,
     pub secrets: Arc<CheckedSecrets>,
+    /// Which Destinations name which Secrets (what a Secret change reconciles).
+    pub naming: Arc<SecretIndex>,
 }
 
 impl Memory {
@@ -76,7 +82,10 @@ impl Memory {
             apply::SERVICE_ACCOUNT => namespaces.contains(namespace),
             _ => true,
         });
-        objects + self.secrets.retain(&uids)
+        let named: HashSet<(String, String)> =
+            live.iter().filter_map(|d| Some((d.namespace()?, d.name_any()))).collect();
+        let dropped = self.naming.retain(|ns, name| named.contains(&(ns.to_owned(), name.to_owned())));
+        objects + self.secrets.retain(&uids) + dropped
     }
 }
 
@@ -110,21 +119,20 @@ pub fn controller(
         watcher(secrets, watcher::Config::default()).default_backoff().modify(|s| s.managed_fields_mut().clear()),
     )
     .touched_objects();
-    let naming = store.clone();
+    let naming = memory.naming.clone();
     let controller = Controller::for_shared_stream(subscription, store);
     let dctx = Arc::new(DestinationContext {
         ctx,
         deployments: reader,
         applied: memory.applied,
         secrets: memory.secrets,
+        naming: memory.naming,
         secrets_seen,
     });
     controller
         .owns_stream(watched)
         .watches_stream(secret_changes, move |secret| {
-            let (namespace, name) = (secret.namespace().unwrap_or_default(), secret.name_any());
-            let state = naming.state();
-            dereference::destinations_naming(state.iter().map(|d| &**d), &namespace, &name).collect::<Vec<_>>()
+            naming.naming(&secret.namespace().unwrap_or_default(), &secret.name_any())
         })
         .reconcile_on(trigger)
         .graceful_shutdown_on(shutdown)
@@ -185,6 +193,8 @@ async fn reconcile_inner(dest: &Destination, dctx: &DestinationContext) -> Resul
 
     // dereference + validate
     let needed = dereference::needed_keys(dest);
+    // Recorded before the Secrets are read: a change after the read reconciles this again.
+    dctx.naming.set(&ns, &name, needed.iter().map(|n| n.secret.as_str()));
     let uid = dest.uid().unwrap_or_default();
     let cached =
         dctx.secrets.fresh(&uid, generation, |secret| dereference::seen_version(&dctx.secrets_seen, &ns, secret));

@@ -62,8 +62,8 @@ fn context(client: Client) -> (Arc<DestinationContext>, Writer<Deployment>, Writ
     let (ctx, _) = test_api::context(client);
     let (deployments, writer) = reflector::store();
     let (secrets_seen, seen) = reflector::store();
-    let Memory { applied, secrets } = Memory::default();
-    (Arc::new(DestinationContext { ctx, deployments, applied, secrets, secrets_seen }), writer, seen)
+    let Memory { applied, secrets, naming } = Memory::default();
+    (Arc::new(DestinationContext { ctx, deployments, applied, secrets, naming, secrets_seen }), writer, seen)
 }
 
 /// The Secret `partner-token` as its metadata watch shows it, at `version`.
@@ -166,12 +166,14 @@ async fn what_was_remembered_of_a_deleted_destination_is_forgotten() {
         deployments,
         applied: memory.applied.clone(),
         secrets: memory.secrets.clone(),
+        naming: memory.naming.clone(),
         secrets_seen,
     });
     let dest = destination(PARTNER);
     reconcile(dest.clone(), dctx).await.expect("first reconcile");
     // The ServiceAccount, the Deployment and the Secrets found complete.
     assert_eq!((memory.applied.len(), memory.secrets.len()), (2, 1));
+    assert_eq!(memory.naming.naming("team-a", "partner-token").len(), 1, "the reconcile indexed its Secret");
 
     let (store, mut writer) = reflector::store::<Destination>();
     writer.apply_watcher_event(&watcher::Event::Apply((*dest).clone()));
@@ -182,7 +184,8 @@ async fn what_was_remembered_of_a_deleted_destination_is_forgotten() {
 
     // Deleted; another Destination of the namespace still needs the ServiceAccount.
     writer.apply_watcher_event(&watcher::Event::Delete((*dest).clone()));
-    assert_eq!(memory.forget_deleted(&store), 2, "its Deployment and its Secrets");
+    assert_eq!(memory.forget_deleted(&store), 3, "its Deployment, its Secrets and its index entry");
+    assert!(memory.naming.naming("team-a", "partner-token").is_empty());
     assert_eq!((memory.applied.len(), memory.secrets.len()), (1, 0));
 
     // The namespace's last Destination gone: its ServiceAccount too.

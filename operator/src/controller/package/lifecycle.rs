@@ -43,21 +43,13 @@ pub async fn finished(pkg: &DeliveryPackage, ctx: &Context, status: &DeliveryPac
 
 /// Sets the packages-by-phase gauge and the per-package series from the watch cache.
 pub fn record_phases(ctx: &Context, store: &Store<DeliveryPackage>) {
-    let figures: Vec<_> = store.state().iter().map(|p| crate::metrics::PackageFigures::of(p)).collect();
-    ctx.metrics.record_packages(&figures);
-    let mut counts: std::collections::BTreeMap<String, i64> =
-        ["Pending", "Waiting", "Running", "Suspended", "Complete", "Failed"]
-            .into_iter()
-            .map(|p| (p.to_owned(), 0))
-            .collect();
-    for pkg in store.state() {
-        let phase =
-            pkg.status.as_ref().and_then(|s| s.phase).map_or_else(|| "Pending".to_owned(), |p| format!("{p:?}"));
-        *counts.entry(phase).or_default() += 1;
+    use crate::metrics::{PHASES, PackageFigures, PhaseLabel};
+    let figures: Vec<PackageFigures> = store.state().iter().map(|p| PackageFigures::of(p)).collect();
+    for phase in PHASES {
+        let n = figures.iter().filter(|f| f.phase == phase).count();
+        ctx.metrics.packages_by_phase.get_or_create(&PhaseLabel { phase: phase.to_owned() }).set(n as i64);
     }
-    for (phase, n) in counts {
-        ctx.metrics.packages_by_phase.get_or_create(&crate::metrics::PhaseLabel { phase }).set(n);
-    }
+    ctx.metrics.record_packages(figures);
 }
 
 /// Removes packages that no longer exist from the coordinator and the status writer.

@@ -1,10 +1,13 @@
 //! Operator metrics (prometheus-client) and the small HTTP server for `/metrics` and `/healthz`.
 
-use std::collections::BTreeSet;
+mod packages;
+
+use self::packages::PackageSeries;
+pub use self::packages::{PHASES, PackageFigures, PackageLabels};
+
 use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::sync::atomic::AtomicU64;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -62,85 +65,6 @@ pub struct DestinationLabels {
     pub destination: String,
 }
 
-/// Labels of per-package series.
-#[derive(Clone, Debug, Hash, PartialEq, Eq, PartialOrd, Ord, EncodeLabelSet)]
-pub struct PackageLabels {
-    pub namespace: String,
-    pub package: String,
-    pub destination: String,
-}
-
-/// Labels of a package's record counters.
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct PackageOutcomeLabels {
-    pub namespace: String,
-    pub package: String,
-    pub destination: String,
-    pub outcome: String,
-}
-
-/// Labels of a package's phase series (1 for its phase, 0 for the others).
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct PackagePhaseLabels {
-    pub namespace: String,
-    pub package: String,
-    pub destination: String,
-    pub phase: String,
-}
-
-/// The phases a package can be in, as the `phase` label writes them.
-pub const PHASES: [&str; 6] = ["Pending", "Waiting", "Running", "Suspended", "Complete", "Failed"];
-
-/// What the per-package series say about one package (from its status).
-#[derive(Clone, Debug, PartialEq)]
-pub struct PackageFigures {
-    pub labels: PackageLabels,
-    pub phase: String,
-    /// `bytesDone / bytesTotal`, 0..=1.
-    pub progress: f64,
-    pub remaining_bytes: i64,
-    /// `None` while the package does not move.
-    pub eta_seconds: Option<i64>,
-    /// (outcome, records): read, sent, failed, malformed, dead_lettered, retried.
-    pub records: [(&'static str, i64); 6],
-}
-
-impl PackageFigures {
-    /// The figures of `pkg`'s status.
-    pub fn of(pkg: &courier_api::DeliveryPackage) -> PackageFigures {
-        use kube::ResourceExt as _;
-        let status = pkg.status.clone().unwrap_or_default();
-        let p = &status.progress;
-        let phase = status.phase.map_or_else(|| "Pending".to_owned(), |ph| format!("{ph:?}"));
-        let finished = status.phase.is_some_and(courier_api::package::PackagePhase::is_finished);
-        let progress = if finished || p.bytes_total <= 0 {
-            if finished || phase == "Running" { 1.0 } else { 0.0 }
-        } else {
-            (p.bytes_done as f64 / p.bytes_total as f64).clamp(0.0, 1.0)
-        };
-        let r = &p.records;
-        PackageFigures {
-            labels: PackageLabels {
-                namespace: pkg.namespace().unwrap_or_default(),
-                package: pkg.name_any(),
-                destination: pkg.spec.destination_ref.name.clone(),
-            },
-            phase,
-            progress,
-            remaining_bytes: if finished { 0 } else { (p.bytes_total - p.bytes_done).max(0) },
-            eta_seconds: if finished { Some(0) } else { p.eta_seconds },
-            records: [
-                ("read", r.read),
-                ("sent", r.sent),
-                ("failed", r.failed),
-                ("malformed", r.malformed),
-                ("dead_lettered", r.dead_lettered),
-                ("retried", r.retried),
-            ],
-        }
-    }
-}
-
 /// Every operator metric.
 pub struct Metrics {
     pub reconciles: Family<ReconcileLabels, Counter>,
@@ -160,13 +84,8 @@ pub struct Metrics {
     pub is_leader: Gauge,
     /// Heartbeats the coordinator refused by authentication (401) or authorization (403).
     pub heartbeat_refusals: Family<crate::coordinator::server::RefusalLabels, Counter>,
-    package_progress: Family<PackageLabels, Gauge<f64, AtomicU64>>,
-    package_remaining_bytes: Family<PackageLabels, Gauge>,
-    package_eta: Family<PackageLabels, Gauge>,
-    package_records: Family<PackageOutcomeLabels, Gauge>,
-    package_phase: Family<PackagePhaseLabels, Gauge>,
-    /// Packages with series now, so those deleted since lose theirs.
-    packages_seen: Mutex<BTreeSet<PackageLabels>>,
+    /// The per-package series, encoded from the last figures at each scrape.
+    packages: Arc<PackageSeries>,
     /// Continuous delivery (`courier_operator_landing_…`).
     pub landing: crate::controller::landing::metrics::LandingMetrics,
     registry: Registry,
@@ -192,11 +111,7 @@ impl Metrics {
         let applies = Family::<ApplyLabels, Counter>::default();
         let is_leader = Gauge::default();
         let heartbeat_refusals = Family::<crate::coordinator::server::RefusalLabels, Counter>::default();
-        let package_progress = Family::<PackageLabels, Gauge<f64, AtomicU64>>::default();
-        let package_remaining_bytes = Family::<PackageLabels, Gauge>::default();
-        let package_eta = Family::<PackageLabels, Gauge>::default();
-        let package_records = Family::<PackageOutcomeLabels, Gauge>::default();
-        let package_phase = Family::<PackagePhaseLabels, Gauge>::default();
+        let packages = Arc::new(PackageSeries::default());
         registry.register("reconciles", "Reconciles by controller and result", reconciles.clone());
         registry.register("reconcile_errors", "Reconcile errors by controller and kind", errors.clone());
         registry.register("reconcile_duration_seconds", "Reconcile duration", reconcile_seconds.clone());
@@ -227,27 +142,7 @@ impl Metrics {
             "Worker heartbeats refused by the coordinator, by HTTP status (401 token, 403 pod)",
             heartbeat_refusals.clone(),
         );
-        registry.register(
-            "package_progress_ratio",
-            "Share of a package's bytes delivered (0 to 1)",
-            package_progress.clone(),
-        );
-        registry.register(
-            "package_remaining_bytes",
-            "Bytes of a package not yet delivered",
-            package_remaining_bytes.clone(),
-        );
-        registry.register(
-            "package_eta_seconds",
-            "Estimated seconds until a package is delivered (absent while it does not move)",
-            package_eta.clone(),
-        );
-        registry.register(
-            "package_records",
-            "A package's record counters from its status, by outcome",
-            package_records.clone(),
-        );
-        registry.register("package_phase", "1 for a package's phase, 0 for the other phases", package_phase.clone());
+        registry.register_collector(Box::new(packages.clone()));
         let landing = crate::controller::landing::metrics::LandingMetrics::register(&mut registry);
         Metrics {
             reconciles,
@@ -264,57 +159,16 @@ impl Metrics {
             applies,
             is_leader,
             heartbeat_refusals,
-            package_progress,
-            package_remaining_bytes,
-            package_eta,
-            package_records,
-            package_phase,
-            packages_seen: Mutex::new(BTreeSet::new()),
+            packages,
             landing,
             registry,
         }
     }
 
-    /// Sets the per-package series of `packages` (every package this replica watches) and
-    /// removes those of packages no longer among them.
-    pub fn record_packages(&self, packages: &[PackageFigures]) {
-        let mut seen = self.packages_seen.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let now: BTreeSet<PackageLabels> = packages.iter().map(|p| p.labels.clone()).collect();
-        for gone in seen.difference(&now) {
-            self.remove_package(gone);
-        }
-        for p in packages {
-            let l = &p.labels;
-            self.package_progress.get_or_create(l).set(p.progress);
-            self.package_remaining_bytes.get_or_create(l).set(p.remaining_bytes);
-            match p.eta_seconds {
-                Some(eta) => {
-                    self.package_eta.get_or_create(l).set(eta);
-                }
-                None => {
-                    self.package_eta.remove(l);
-                }
-            }
-            for (outcome, n) in p.records {
-                self.package_records.get_or_create(&outcome_labels(l, outcome)).set(n);
-            }
-            for phase in PHASES {
-                self.package_phase.get_or_create(&phase_labels(l, phase)).set(i64::from(p.phase == phase));
-            }
-        }
-        *seen = now;
-    }
-
-    fn remove_package(&self, l: &PackageLabels) {
-        self.package_progress.remove(l);
-        self.package_remaining_bytes.remove(l);
-        self.package_eta.remove(l);
-        for outcome in ["read", "sent", "failed", "malformed", "dead_lettered", "retried"] {
-            self.package_records.remove(&outcome_labels(l, outcome));
-        }
-        for phase in PHASES {
-            self.package_phase.remove(&phase_labels(l, phase));
-        }
+    /// Sets the per-package series to those of `packages` (every package this replica
+    /// watches): a package not among them has none from now on.
+    pub fn record_packages(&self, packages: Vec<PackageFigures>) {
+        self.packages.record(packages);
     }
 
     /// Every per-Destination family: what a deleted Destination and a lost leadership drop.
@@ -344,12 +198,7 @@ impl Metrics {
             family.clear();
         }
         self.packages_by_phase.clear();
-        self.package_progress.clear();
-        self.package_remaining_bytes.clear();
-        self.package_eta.clear();
-        self.package_records.clear();
-        self.package_phase.clear();
-        self.packages_seen.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clear();
+        self.packages.record(Vec::new());
     }
 
     /// Counts one reconcile and its duration.
@@ -377,24 +226,6 @@ impl Metrics {
             out.clear();
         }
         out
-    }
-}
-
-fn outcome_labels(l: &PackageLabels, outcome: &str) -> PackageOutcomeLabels {
-    PackageOutcomeLabels {
-        namespace: l.namespace.clone(),
-        package: l.package.clone(),
-        destination: l.destination.clone(),
-        outcome: outcome.to_owned(),
-    }
-}
-
-fn phase_labels(l: &PackageLabels, phase: &str) -> PackagePhaseLabels {
-    PackagePhaseLabels {
-        namespace: l.namespace.clone(),
-        package: l.package.clone(),
-        destination: l.destination.clone(),
-        phase: phase.to_owned(),
     }
 }
 
@@ -512,7 +343,7 @@ mod tests {
         let figures = PackageFigures::of(&running);
         assert_eq!((figures.progress, figures.remaining_bytes, figures.eta_seconds), (0.25, 750, Some(30)));
         let stalled = PackageFigures { eta_seconds: None, ..PackageFigures::of(&package("q", "")) };
-        m.record_packages(&[figures, stalled]);
+        m.record_packages(vec![figures, stalled]);
         let text = m.encode();
         let l = r#"namespace="ns",package="p",destination="partner""#;
         for line in [
@@ -526,7 +357,7 @@ mod tests {
             assert!(text.contains(&line), "{line} in\n{text}");
         }
         assert!(!text.contains(r#"courier_operator_package_eta_seconds{namespace="ns",package="q""#), "{text}");
-        m.record_packages(&[]);
+        m.record_packages(Vec::new());
         assert!(!m.encode().contains("package=\"p\""), "a deleted package's series are gone");
     }
 
@@ -535,7 +366,7 @@ mod tests {
         let m = Metrics::new();
         let labels = DestinationLabels { namespace: "ns".into(), destination: "d".into() };
         m.limit.get_or_create(&labels).set(100);
-        m.record_packages(&[PackageFigures::of(&package("p", ""))]);
+        m.record_packages(vec![PackageFigures::of(&package("p", ""))]);
         m.clear_leader_series();
         let text = m.encode();
         assert!(!text.contains("destination=\"d\"") && !text.contains("package=\"p\""), "{text}");
@@ -560,7 +391,7 @@ mod tests {
             "p",
             "status:\n  phase: Running\n  progress: { files: 1, bytesTotal: 10, bytesDone: 5, percent: 50, ratePerSecond: 1, etaSeconds: 3, records: { read: 1, sent: 1, failed: 0, malformed: 0, deadLettered: 0, retried: 0 } }\n",
         );
-        m.record_packages(&[PackageFigures::of(&running)]);
+        m.record_packages(vec![PackageFigures::of(&running)]);
         courier_e2e::metrics_doc::assert_documented(&m.encode(), "courier_operator_");
     }
 }
