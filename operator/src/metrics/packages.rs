@@ -19,6 +19,9 @@ use prometheus_client::metrics::gauge::ConstGauge;
 /// The phases a package can be in, as the `phase` label writes them.
 pub const PHASES: [&str; 6] = ["Pending", "Waiting", "Running", "Suspended", "Complete", "Failed"];
 
+/// The outcomes of a package's record counters, as the `outcome` label writes them.
+pub const OUTCOMES: [&str; 6] = ["read", "sent", "failed", "malformed", "dead_lettered", "retried"];
+
 /// Labels of per-package series.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, PartialOrd, Ord, EncodeLabelSet)]
 pub struct PackageLabels {
@@ -38,8 +41,8 @@ pub struct PackageFigures {
     pub remaining_bytes: i64,
     /// `None` while the package does not move.
     pub eta_seconds: Option<i64>,
-    /// (outcome, records): read, sent, failed, malformed, dead_lettered, retried.
-    pub records: [(&'static str, i64); 6],
+    /// Records by outcome, in the order of [`OUTCOMES`].
+    pub records: [i64; 6],
 }
 
 /// The `phase` label of a package phase (`None`: not set yet).
@@ -78,14 +81,7 @@ impl PackageFigures {
             progress,
             remaining_bytes: if finished { 0 } else { (p.bytes_total - p.bytes_done).max(0) },
             eta_seconds: if finished { Some(0) } else { p.eta_seconds },
-            records: [
-                ("read", r.read),
-                ("sent", r.sent),
-                ("failed", r.failed),
-                ("malformed", r.malformed),
-                ("dead_lettered", r.dead_lettered),
-                ("retried", r.retried),
-            ],
+            records: [r.read, r.sent, r.failed, r.malformed, r.dead_lettered, r.retried],
         }
     }
 }
@@ -168,7 +164,7 @@ impl Collector for PackageSeries {
             e,
             ("package_records", "A package's record counters from its status, by outcome", "outcome"),
             figures,
-            |f| f.records,
+            |f| OUTCOMES.into_iter().zip(f.records),
         )?;
         labelled_family(
             e,
