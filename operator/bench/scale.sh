@@ -10,8 +10,9 @@
 #   3. package status writes per active package per minute, with ACTIVE_PKGS packages really
 #      delivering to partner-sim through worker pods (node agent), the 10,000 idle ones present.
 #
-# Needs: `e2e/cluster/cluster.sh up` (with the node agent), target/debug/courier-worker and
-# target/debug/partner-sim. Env knobs: DESTS PKGS CHUNK ACTIVE_DESTS ACTIVE_PKGS ACTIVE_RECORDS
+# Needs: `e2e/cluster/cluster.sh up` (with the node agent and the images), MiniDFS
+# (`e2e/minidfs/minidfs.sh start`: phase 3's packages read their files from it, as worker pods
+# cannot read the host's), target/debug/partner-sim (phase 3's partner, on the node IP). Env knobs: DESTS PKGS CHUNK ACTIVE_DESTS ACTIVE_PKGS ACTIVE_RECORDS
 # ACTIVE_RPS MEASURE_S STATUS_INTERVAL_MS OPERATOR SKIP_BUILD=1 (reuse target/release/courier-operator) NO_DOC=1.
 set -euo pipefail
 
@@ -37,6 +38,8 @@ OPERATOR=${OPERATOR:-$ROOT/target/release/courier-operator}
 # Where the operator's coordinator listens: the node IP, which worker pods reach (127.0.0.1 is
 # the pod's own loopback).
 COORD_HOST=${COORD_HOST:-$("$ROOT/e2e/scripts/node-ip.sh" addr)}
+# Phase 3's files go to MiniDFS (worker pods read HDFS; the host's directories they cannot).
+DFS_URL=${COURIER_MINIDFS_URL:-hdfs://$COORD_HOST:9000}
 
 NS=courier-bench-$(date +%s)
 WORK=$(mktemp -d /tmp/courier-bench-scale.XXXXXX)
@@ -55,6 +58,7 @@ cleanup() {
     [[ -n $OP_PID ]] && stop_operator
     [[ -n $SIM_PID ]] && kill "$SIM_PID" 2>/dev/null && wait "$SIM_PID" 2>/dev/null || true
     timeout 30 "$KUBECTL" delete namespace "$NS" --wait=false >/dev/null 2>&1 || true
+    [[ -n ${DFS_CLASSPATH:-} ]] && { dfs_shell -rm -r -f -skipTrash "$DFS_DIR" >/dev/null 2>&1 || true; }
     rm -rf "$WORK"
     exit $rc
 }
@@ -127,7 +131,7 @@ wait_settled() {
 
 # ---------------------------------------------------------------------------------------------
 "$ROOT/e2e/cluster/cluster.sh" status >/dev/null || die "the local cluster is not running (e2e/cluster/cluster.sh up)"
-[[ -x $ROOT/target/debug/courier-worker ]] || die "target/debug/courier-worker missing (cargo build -p courier-worker)"
+"$ROOT/e2e/minidfs/minidfs.sh" status >/dev/null || die "MiniDFS is not running (e2e/minidfs/minidfs.sh start)"
 [[ -x $ROOT/target/debug/partner-sim ]] || die "target/debug/partner-sim missing (cargo build -p courier-e2e --bin partner-sim)"
 if [[ -z ${SKIP_BUILD:-} ]]; then
     log "building the release operator"
@@ -194,9 +198,17 @@ log "resynced in ${RESYNC_S}s ($RESYNC_RECONCILES reconciles, $RESYNC_WRITES sta
 
 # --- 3. status writes of active packages ------------------------------------------------------
 SIM_PORT=$(free_port)
-"$ROOT/target/debug/partner-sim" --listen "127.0.0.1:$SIM_PORT" --rate 50 --burst 5 >"$LOGS/partner-sim-$NS.log" 2>&1 &
+# On the node IP: worker pods reach it there (127.0.0.1 is each pod's own).
+"$ROOT/target/debug/partner-sim" --listen "$COORD_HOST:$SIM_PORT" --rate 50 --burst 5 >"$LOGS/partner-sim-$NS.log" 2>&1 &
 SIM_PID=$!
-$TOOL gen-active "$WORK" "$NS" "$ACTIVE_DESTS" "$ACTIVE_PKGS" "http://127.0.0.1:$SIM_PORT/" "$ACTIVE_RPS" "$ACTIVE_RECORDS" "$WORK/active"
+DFS_DIR=/bench-scale/$NS
+$TOOL gen-active "$WORK" "$NS" "$ACTIVE_DESTS" "$ACTIVE_PKGS" "http://$COORD_HOST:$SIM_PORT/" "$ACTIVE_RPS" "$ACTIVE_RECORDS" "$WORK/active" "$DFS_URL" "$DFS_DIR"
+# FsShell wants a core-site.xml on its classpath; an empty one keeps Hadoop's defaults.
+mkdir -p "$WORK/hadoop-conf" && echo '<configuration/>' >"$WORK/hadoop-conf/core-site.xml"
+DFS_CLASSPATH="$WORK/hadoop-conf:$("$ROOT/e2e/minidfs/minidfs.sh" classpath)"
+dfs_shell() { timeout 120 java -cp "$DFS_CLASSPATH" org.apache.hadoop.fs.FsShell -fs "$DFS_URL" "$@" 2>>"$WORK/dfs-shell.log"; }
+dfs_shell -mkdir -p "$DFS_DIR" && dfs_shell -put -f "$WORK"/active/*.jsonl "$DFS_DIR/" \
+    || die "could not put the active packages' files into $DFS_URL$DFS_DIR (see $WORK/dfs-shell.log)"
 timeout 60 "$KUBECTL" apply --server-side --field-manager courier-bench -f "$WORK/active.yaml" >/dev/null
 log "$ACTIVE_PKGS active packages on $ACTIVE_DESTS Destinations -> partner-sim :$SIM_PORT; waiting for delivery to start"
 T2=$(now)

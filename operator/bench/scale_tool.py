@@ -6,7 +6,7 @@ Subcommands:
   gen-base DIR NS DESTS DATA_GLOB        Datum `bench` + DESTS suspended Destinations -> DIR/base.yaml
   gen-packages DIR NS PKGS DESTS DATA_DIR PRIORITY CHUNK
                                           packages in chunk files DIR/pkgs-<priority>-<n>.yaml
-  gen-active DIR NS DESTS PKGS URL RPS RECORDS DATA_DIR
+  gen-active DIR NS DESTS PKGS URL RPS RECORDS DATA_DIR [HDFS_URL HDFS_DIR]
                                           unsuspended Destinations + packages -> DIR/active.yaml
   summarize REASON [PREFIX]               stdin: a DeliveryPackageList JSON; prints
                                           "total settled running waiting" where settled counts
@@ -34,7 +34,11 @@ def destination(name, ns, url, suspend, rps):
     )
 
 
-def package(name, ns, dest, path, priority):
+def package(name, ns, dest, path, priority, hdfs_url=None):
+    source = (
+        f"{{ hdfs: {{ url: \"{hdfs_url}\", paths: [\"{path}\"] }} }}" if hdfs_url
+        else f"{{ file: {{ paths: [\"{path}\"] }} }}"
+    )
     return (
         "apiVersion: courier.dev/v1alpha1\nkind: DeliveryPackage\n"
         f"metadata: {{ name: {name}, namespace: {ns} }}\n"
@@ -42,7 +46,7 @@ def package(name, ns, dest, path, priority):
         f"  destinationRef: {{ name: {dest} }}\n"
         "  datumRef: { name: bench }\n"
         f"  priority: {priority}\n"
-        f"  source: {{ file: {{ paths: [\"{path}\"] }} }}\n"
+        f"  source: {source}\n"
     )
 
 
@@ -81,13 +85,16 @@ def gen_packages(out, ns, pkgs, dests, data_dir, priority, chunk):
             f.write("---\n".join(docs[start:start + chunk]))
 
 
-def gen_active(out, ns, dests, pkgs, url, rps, records, data_dir):
+def gen_active(out, ns, dests, pkgs, url, rps, records, data_dir, hdfs_url=None, hdfs_dir=None):
+    """Files in data_dir; with hdfs_url the packages read them from hdfs_dir (put there by the
+    caller), so that worker pods reach them."""
     os.makedirs(data_dir, exist_ok=True)
     docs = [destination(f"active-{d}", ns, url, False, rps) for d in range(dests)]
     for i in range(pkgs):
         path = os.path.join(data_dir, f"active-{i}.jsonl")
         write_records(path, f"active-{i}", records)
-        docs.append(package(f"active-{i:02d}", ns, f"active-{i % dests}", path, 0))
+        source_path = f"{hdfs_dir}/active-{i}.jsonl" if hdfs_url else path
+        docs.append(package(f"active-{i:02d}", ns, f"active-{i % dests}", source_path, 0, hdfs_url))
     with open(os.path.join(out, "active.yaml"), "w") as f:
         f.write("---\n".join(docs))
 
@@ -146,7 +153,8 @@ def main(argv):
     elif cmd == "gen-packages":
         gen_packages(args[0], args[1], int(args[2]), int(args[3]), args[4], int(args[5]), int(args[6]))
     elif cmd == "gen-active":
-        gen_active(args[0], args[1], int(args[2]), int(args[3]), args[4], int(args[5]), int(args[6]), args[7])
+        gen_active(args[0], args[1], int(args[2]), int(args[3]), args[4], int(args[5]), int(args[6]), args[7],
+                   *args[8:10])
     elif cmd == "summarize":
         summarize(args[0], args[1] if len(args) > 1 else "")
     elif cmd == "sent":
