@@ -8,9 +8,9 @@
 #   2. resync time after a restart (packages' spec changed while the operator was down; time
 #      until every package has observedGeneration == generation and Waiting=True/DestinationSuspended);
 #   3. package status writes per active package per minute, with ACTIVE_PKGS packages really
-#      delivering to partner-sim through worker pods (node agent), the 10,000 idle ones present.
+#      delivering to partner-sim through worker pods (kubelet node), the 10,000 idle ones present.
 #
-# Needs: `e2e/cluster/cluster.sh up` (with the node agent and the images), MiniDFS
+# Needs: `e2e/cluster/cluster.sh up` (the kubelet node, our images imported), MiniDFS
 # (`e2e/minidfs/minidfs.sh start`: phase 3's packages read their files from it, as worker pods
 # cannot read the host's), target/debug/partner-sim (phase 3's partner, on the node IP). Env knobs: DESTS PKGS CHUNK ACTIVE_DESTS ACTIVE_PKGS ACTIVE_RECORDS
 # ACTIVE_RPS MEASURE_S STATUS_INTERVAL_MS OPERATOR SKIP_BUILD=1 (reuse target/release/courier-operator) NO_DOC=1.
