@@ -221,13 +221,12 @@ impl StatusWriter {
             entry.urgent = false;
             return;
         }
-        if entry.pending.as_ref().is_some_and(|p| p.print == print) {
-            entry.urgent |= urgent;
-            return;
-        }
-        match serde_json::to_string(status) {
-            Ok(text) => entry.pending = Some(Snapshot { print, text: text.into() }),
-            Err(err) => return tracing::error!(%err, namespace, name, "a status does not serialize"),
+        // The same status queued already: only its urgency may change.
+        if entry.pending.as_ref().is_none_or(|p| p.print != print) {
+            match serde_json::to_string(status) {
+                Ok(text) => entry.pending = Some(Snapshot { print, text: text.into() }),
+                Err(err) => return tracing::error!(%err, namespace, name, "a status does not serialize"),
+            }
         }
         entry.urgent |= urgent;
         drop(book);
@@ -481,6 +480,20 @@ mod tests {
         assert_eq!(w.latest_status::<DeliveryPackage>("ns", "p"), None, "the cache caught up: the same fingerprint");
         w.submit_status::<DeliveryPackage>("ns", "p", &on_object, true);
         assert!(w.take_due(t0 + Duration::from_secs(10), 1).is_empty(), "unchanged: not written again");
+    }
+
+    #[test]
+    fn the_same_status_queued_again_urgently_goes_out_at_once() {
+        let w = writer();
+        let t0 = Instant::now();
+        w.submit(Kind::Package, "ns", "p", &json!({"percent": 1}), true);
+        w.take_due(t0, 1);
+        w.submit(Kind::Package, "ns", "p", &json!({"percent": 2}), false);
+        assert!(w.take_due(t0 + Duration::from_secs(1), 1).is_empty(), "debounced");
+        w.submit(Kind::Package, "ns", "p", &json!({"percent": 2}), true);
+        let due = w.take_due(t0 + Duration::from_secs(1), 1);
+        assert_eq!(due.len(), 1, "now urgent");
+        assert_eq!(serde_json::from_str::<Value>(&due[0].1.text).ok(), Some(json!({"percent": 2})));
     }
 
     #[test]
