@@ -89,6 +89,8 @@ pub struct Metrics {
     /// Continuous delivery (`courier_operator_landing_…`).
     pub landing: crate::controller::landing::metrics::LandingMetrics,
     registry: Registry,
+    /// The length of the last exposition (the next one's first capacity).
+    exposition_len: std::sync::atomic::AtomicUsize,
 }
 
 impl Metrics {
@@ -162,6 +164,7 @@ impl Metrics {
             packages,
             landing,
             registry,
+            exposition_len: std::sync::atomic::AtomicUsize::new(0),
         }
     }
 
@@ -219,12 +222,17 @@ impl Metrics {
         self.errors.get_or_create(&ErrorLabels { controller: controller.into(), error: error.into() }).inc();
     }
 
-    /// The text exposition of every metric.
+    /// The text exposition of every metric. With thousands of packages it runs to megabytes
+    /// (16 series a package): the buffer starts at the last exposition's size, so it is not
+    /// grown by doubling (twice the text held at once while it is copied).
     pub fn encode(&self) -> String {
-        let mut out = String::new();
+        use std::sync::atomic::Ordering;
+        let last = self.exposition_len.load(Ordering::Relaxed);
+        let mut out = String::with_capacity(last + last / 8);
         if prometheus_client::encoding::text::encode(&mut out, &self.registry).is_err() {
             out.clear();
         }
+        self.exposition_len.store(out.len(), Ordering::Relaxed);
         out
     }
 }
