@@ -85,7 +85,7 @@ impl Key {
 /// A status as the writer keeps it: compact JSON text (a typed status serializes to the same
 /// text every time: its fields in declaration order, maps sorted) and its fingerprint. Shared,
 /// so queuing, remembering and writing it never copy the text.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 struct Snapshot {
     print: u64,
     text: Arc<str>,

@@ -23,7 +23,7 @@ pub const PHASES: [&str; 6] = ["Pending", "Waiting", "Running", "Suspended", "Co
 pub const OUTCOMES: [&str; 6] = ["read", "sent", "failed", "malformed", "dead_lettered", "retried"];
 
 /// Labels of per-package series.
-#[derive(Clone, Debug, Hash, PartialEq, Eq, PartialOrd, Ord, EncodeLabelSet)]
+#[derive(Clone, Debug, PartialEq, EncodeLabelSet)]
 pub struct PackageLabels {
     pub namespace: String,
     pub package: String,
