@@ -123,6 +123,9 @@ impl Bench {
         apply_yaml(&g.client, &g.ns, &package_yaml(name, "partner", "users", &g.data.pattern(name), "")).await;
         wait_condition(&g.cluster, &g.client, &g.ns, name, "Complete", &g.operator).await;
         let cpu = before.until(&Snapshot::take(), 5);
+        if std::env::var_os("COURIER_BENCH_SERIES").is_some() {
+            print_series(&g.sim.arrivals());
+        }
         let (lost, duplicates) = self.exactly_once(&ids);
         RowFigures {
             workers,
@@ -240,6 +243,25 @@ impl Bench {
             tokio::time::sleep(Duration::from_millis(500)).await;
         }
         false
+    }
+}
+
+/// Accepted requests of each sender in 250 ms bins, to stderr (`COURIER_BENCH_SERIES`): where
+/// a row's rate goes when a worker runs dry or takes a lease.
+fn print_series(arrivals: &[Arrival]) {
+    let Some(first) = arrivals.iter().find(|a| a.accepted).map(|a| a.at_unix_micros) else { return };
+    let mut peers: Vec<Option<std::net::IpAddr>> = arrivals.iter().map(|a| a.peer).collect();
+    peers.sort_unstable();
+    peers.dedup();
+    let mut rows: std::collections::BTreeMap<u64, Vec<u64>> = std::collections::BTreeMap::new();
+    for a in arrivals.iter().filter(|a| a.accepted) {
+        let bin = a.at_unix_micros.saturating_sub(first) / 250_000;
+        let i = peers.iter().position(|p| *p == a.peer).unwrap_or(0);
+        rows.entry(bin).or_insert_with(|| vec![0; peers.len()])[i] += 1;
+    }
+    eprintln!("  series (accepted per 250 ms; senders {peers:?})");
+    for (bin, counts) in rows {
+        eprintln!("  t={:6.2}s {:?} Σ={}", bin as f64 / 4.0, counts, counts.iter().sum::<u64>());
     }
 }
 
