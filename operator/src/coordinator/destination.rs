@@ -36,6 +36,9 @@ pub(super) struct WorkerEntry {
     pub protocol_version: u32,
     /// Its clock against the leader's, to stamp its reports when they were taken.
     pub clock: WorkerClock,
+    /// When it is expected to have sent the last record of its leases (see
+    /// [`super::handover`]), as estimated at its last heartbeat.
+    pub drains_at: Option<Millis>,
 }
 
 /// How long capacity a worker gave up (a smaller share applied, or draining) stays counted
@@ -304,6 +307,7 @@ impl DestinationState {
             stats: req.stats.clone(),
             protocol_version: req.protocol_version,
             clock,
+            drains_at: None,
         };
         let new = self.workers.insert(req.worker.clone(), entry).is_none();
         Observed { new, restarted, counted_at }
@@ -314,6 +318,34 @@ impl DestinationState {
         if let Some(w) = self.workers.get_mut(worker) {
             w.holds_leases = holds;
         }
+    }
+
+    /// `worker` has nothing in flight and nothing to send (see [`super::handover::idle`]):
+    /// whatever share it enforces is void now, with no settling pause — no request of it is
+    /// on its way.
+    pub fn set_idle(&mut self, worker: &str) {
+        if let Some(w) = self.workers.get_mut(worker) {
+            w.applied = 0;
+            w.released = 0;
+            w.released_until = 0;
+        }
+    }
+
+    /// Records when `worker` is expected to have sent the last record of its leases.
+    pub fn set_drains_at(&mut self, worker: &str, at: Option<Millis>) {
+        if let Some(w) = self.workers.get_mut(worker) {
+            w.drains_at = at;
+        }
+    }
+
+    /// The soonest moment another worker than `worker` is expected to finish its leases and
+    /// give its share up (only workers that hold leases and a share).
+    pub fn soonest_release(&self, worker: &str) -> Option<Millis> {
+        self.workers
+            .iter()
+            .filter(|(name, w)| *name != worker && w.holds_leases && !w.draining && w.granted.max(w.applied) > 0)
+            .filter_map(|(_, w)| w.drains_at)
+            .min()
     }
 
     /// Decides `worker`'s share (to be sent to it now) and records it as sent. The flag says

@@ -11,12 +11,15 @@ use courier_core::protocol::{
 use tokio::sync::{broadcast, watch};
 
 use super::destination::DestinationState;
+use super::handover;
 use super::leases::{LeaseTable, ReportOutcome};
 use super::types::{Change, DestinationRuntime, ObjectKey, PackagePlan, PackageSnapshot};
 use crate::planner::Millis;
 
+mod gone;
 mod term;
 use courier_core::aimd::AimdConfig;
+use gone::take_reports_of_a_gone_destination;
 
 /// Whether a heartbeat is the farewell of a worker whose pod is gone: its leases are revoked
 /// before it is answered (so its reports are their final ones), under the same lock.
@@ -480,7 +483,16 @@ impl Coordinator {
                 });
             };
             dest.set_holds_leases(&req.worker, holds_leases);
+            if handover::idle(req.leases.iter().map(|r| r.done), req.draining, granted.len()) {
+                dest.set_idle(&req.worker);
+            }
             let (share, transition) = dest.share_of(&req.worker, now);
+            // When it is likely to finish, for the others to come back then (if any could use it).
+            let left = (holds_leases && dest.workers.len() > 1)
+                .then(|| state.leases.records_left(&req.worker, &req.namespace, &req.destination))
+                .flatten();
+            let drains_at = handover::drains_at(now, left, req.stats.requests_per_second, share.requests_per_second);
+            dest.set_drains_at(&req.worker, drains_at);
             let hungry = share.requests_per_second < req.demand && dest.workers.len() > 1;
             let destination = (req.destination_generation != dest.generation)
                 .then(|| DestinationConfig { generation: dest.generation, spec: (&dest.spec).into() });
@@ -497,7 +509,16 @@ impl Coordinator {
                 heartbeat_interval_ms: if transition {
                     config.heartbeat_interval_ms.min(TRANSITION_HEARTBEAT_MS)
                 } else if hungry {
-                    config.heartbeat_interval_ms.min(HUNGRY_HEARTBEAT_MS)
+                    // While a shard is pending, a worker that finishes takes it: nothing is released.
+                    let soonest = dest
+                        .soonest_release(&req.worker)
+                        .filter(|_| state.leases.pending_of(&req.namespace, &req.destination) == 0);
+                    handover::hungry_interval(
+                        now,
+                        soonest,
+                        config.heartbeat_interval_ms.min(HUNGRY_HEARTBEAT_MS),
+                        TRANSITION_HEARTBEAT_MS,
+                    )
                 } else {
                     config.heartbeat_interval_ms
                 },
@@ -549,27 +570,6 @@ impl Coordinator {
             self.inner.version.send_modify(|v| *v += 1);
         }
     }
-}
-
-/// Takes in the lease reports of a worker whose Destination is gone (only those of packages
-/// of that Destination) and frees the leases it no longer reports. Returns the packages
-/// touched.
-fn take_reports_of_a_gone_destination(state: &mut State, req: &HeartbeatRequest, now: Millis) -> BTreeSet<ObjectKey> {
-    let mut touched = BTreeSet::new();
-    for report in &req.leases {
-        let pkey = ObjectKey::new(&report.key.namespace, &report.key.package);
-        let ours = report.key.namespace == req.namespace
-            && state.leases.package(&pkey).is_some_and(|p| p.destination == req.destination);
-        if ours {
-            state.leases.report(&req.worker, report, now);
-            touched.insert(pkey);
-        }
-    }
-    let reported: Vec<_> = req.leases.iter().map(|r| r.key.clone()).collect();
-    for key in state.leases.release_unreported(&req.worker, &req.namespace, &req.destination, &reported) {
-        touched.insert(ObjectKey::new(&key.namespace, &key.package));
-    }
-    touched
 }
 
 /// Expires leases and workers, recording what changed.

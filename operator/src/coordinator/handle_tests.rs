@@ -621,3 +621,84 @@ fn workers_the_autoscaler_asked_for_find_work_when_they_join_a_moment_later() {
     assert_eq!(granted, vec![3, 2, 1]);
     assert_eq!(c.heartbeat(&hb("w3", 1, 100, 0, 3), 1_100).expect("ok").granted.len(), 1);
 }
+
+/// Two workers of demand 100 holding one shard each of package `p` (2 shards of 100 bytes),
+/// sharing the limit of 100 at 50 each, by t = 300.
+fn two_workers_at_half_each() -> (Coordinator, ShardLease, ShardLease) {
+    let c = coordinator();
+    c.upsert_package(plan("p", "d", 0, 0, 2));
+    let first = c.heartbeat(&hb("w1", 1, 100, 0, 1), 0).expect("ok").granted.remove(0);
+    let second = c.heartbeat(&hb("w2", 1, 100, 0, 1), 10).expect("ok").granted.remove(0);
+    let beat = |w: &str, lease: &ShardLease, applied: u32, now: u64| {
+        let mut req = hb(w, 1, 100, applied, 0);
+        req.leases = vec![progress(lease, lease_start(lease), 0, false)];
+        c.heartbeat(&req, now).expect("ok").share.requests_per_second
+    };
+    beat("w1", &first, 100, 20);
+    beat("w1", &first, 50, 30);
+    assert_eq!(beat("w2", &second, 0, 200), 50);
+    assert_eq!(beat("w2", &second, 50, 300), 50);
+    (c, first, second)
+}
+
+fn lease_start(lease: &ShardLease) -> u64 {
+    u64::from(lease.key.shard) * 100
+}
+
+#[test]
+fn a_worker_done_with_every_lease_hands_its_share_over_at_once() {
+    let (c, first, second) = two_workers_at_half_each();
+    // w2 reports its only lease done (every record acknowledged) and nothing is pending.
+    let mut done = hb("w2", 1, 100, 50, 1);
+    done.leases = vec![progress(&second, lease_start(&second) + 100, 100, true)];
+    let r = c.heartbeat(&done, 400).expect("ok");
+    assert!(r.granted.is_empty());
+    assert_eq!(r.share.requests_per_second, 0, "no lease, no share");
+    // w1's very next heartbeat gets the whole limit: w2 has nothing in flight, so neither its
+    // next heartbeat nor a settling pause is waited for.
+    let mut w1 = hb("w1", 1, 100, 50, 0);
+    w1.leases = vec![progress(&first, lease_start(&first) + 30, 30, false)];
+    assert_eq!(c.heartbeat(&w1, 401).expect("ok").share.requests_per_second, 100);
+    let d = c.destination_snapshot_at("ns", "d", 402).expect("known");
+    let held: u32 = d.workers.iter().map(|w| w.granted_share.max(w.applied_share)).sum();
+    assert_eq!(held, 100);
+}
+
+#[test]
+fn a_worker_still_sending_keeps_its_share_counted_until_it_settled() {
+    let (c, first, second) = two_workers_at_half_each();
+    // w2 gives its lease back unfinished (released, not done): records may be in flight.
+    let mut released = hb("w2", 1, 100, 50, 0);
+    let mut report = progress(&second, lease_start(&second) + 40, 40, false);
+    report.released = true;
+    released.leases = vec![report];
+    c.heartbeat(&released, 400).expect("ok");
+    let mut w1 = hb("w1", 1, 100, 50, 0);
+    w1.leases = vec![progress(&first, lease_start(&first) + 30, 30, false)];
+    assert_eq!(c.heartbeat(&w1, 401).expect("ok").share.requests_per_second, 50, "w2 may still be sending at 50");
+}
+
+#[test]
+fn a_hungry_worker_is_asked_back_just_after_another_is_expected_to_finish() {
+    let (c, first, second) = two_workers_at_half_each();
+    let beat = |w: &str, lease: &ShardLease, done: u64, now: u64| {
+        let mut req = hb(w, 1, 100, 50, 0);
+        req.leases = vec![progress(lease, lease_start(lease) + done, done, false)];
+        c.heartbeat(&req, now).expect("ok")
+    };
+    // w2 has 80 of its 100 bytes left, at 1 record a byte and 50/s: 1.6 s of work. w1, wanting
+    // more than its half, is asked back at the usual half-second.
+    beat("w2", &second, 20, 1_000);
+    let r = beat("w1", &first, 20, 1_050);
+    assert_eq!((r.share.requests_per_second, r.heartbeat_interval_ms), (50, 500));
+    // 10 bytes left: done in about 200 ms — w1 is asked back 25 ms after that.
+    beat("w2", &second, 90, 1_100);
+    assert_eq!(beat("w1", &first, 25, 1_150).heartbeat_interval_ms, 1_300 - 1_150 + 25);
+    // Due and not done yet: every 100 ms, for a second.
+    assert_eq!(beat("w1", &first, 30, 1_400).heartbeat_interval_ms, 100);
+    assert_eq!(beat("w1", &first, 35, 2_400).heartbeat_interval_ms, 500);
+    // A shard pending: a finishing worker takes it, nothing will be released.
+    c.upsert_package(plan("q", "d", 0, 0, 1));
+    beat("w2", &second, 95, 2_500);
+    assert_eq!(beat("w1", &first, 40, 2_550).heartbeat_interval_ms, 500);
+}

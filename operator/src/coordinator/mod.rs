@@ -8,6 +8,7 @@
 pub mod auth;
 mod destination;
 mod handle;
+mod handover;
 pub mod leases;
 pub mod quota;
 pub mod server;

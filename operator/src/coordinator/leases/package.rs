@@ -175,6 +175,17 @@ impl ShardEntry {
         }
     }
 
+    /// Bytes of the shard left to send, when its position is a byte offset (plain text, Avro):
+    /// for other kinds the checkpoint does not tell how far into the file the shard is.
+    pub fn bytes_left(&self) -> Option<u64> {
+        match &self.spec.kind {
+            ShardKind::ByteRange { .. } | ShardKind::AvroBlocks { .. } => {
+                Some(self.bytes.saturating_sub(self.bytes_done()))
+            }
+            _ => None,
+        }
+    }
+
     /// Whether the shard has been leased and has progress to resume from.
     pub fn started(&self) -> bool {
         self.leases > 0 && (self.frontier > 0 || self.checkpoint > 0 || self.counters != LeaseCounters::default())
@@ -292,6 +303,15 @@ impl PackageEntry {
             total += &s.contribution();
         }
         total
+    }
+
+    /// Records acknowledged per byte of the shards done so far (`None` before any progress).
+    pub fn records_per_byte(&self) -> Option<f64> {
+        let (records, bytes) = self.shards.iter().fold((0u64, 0u64), |(r, b), s| {
+            let c = s.contribution();
+            (r + c.sent + c.dead_lettered, b + s.bytes_done())
+        });
+        (records > 0 && bytes > 0).then(|| records as f64 / bytes as f64)
     }
 
     /// Every shard is complete.

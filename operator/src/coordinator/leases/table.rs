@@ -520,6 +520,36 @@ impl LeaseTable {
             .any(|s| matches!(&s.state, ShardState::Leased(l) if l.worker == worker))
     }
 
+    /// Records `worker` has left to send of its leases of the Destination (revoking ones
+    /// included): each shard's bytes left times its package's records per byte so far. `None`
+    /// when it holds none, or when one of them cannot tell (no progress yet, or a shard whose
+    /// position is not a byte offset).
+    pub fn records_left(&self, worker: &str, namespace: &str, destination: &str) -> Option<u64> {
+        let mut left = 0.0;
+        let mut any = false;
+        for p in self.packages_of(namespace, destination) {
+            let mut per_byte = None;
+            for s in p.shards.iter().filter(|s| matches!(&s.state, ShardState::Leased(l) if l.worker == worker)) {
+                let rate = match per_byte {
+                    Some(r) => r,
+                    None => *per_byte.insert(p.records_per_byte()?),
+                };
+                left += s.bytes_left()? as f64 * rate;
+                any = true;
+            }
+        }
+        any.then_some(left.ceil() as u64)
+    }
+
+    /// Shards of the Destination waiting for a worker (of packages not suspended).
+    pub fn pending_of(&self, namespace: &str, destination: &str) -> usize {
+        self.packages_of(namespace, destination)
+            .filter(|p| !p.suspended)
+            .flat_map(|p| &p.shards)
+            .filter(|s| s.state == ShardState::Pending)
+            .count()
+    }
+
     /// Live leases of `worker` (not revoking).
     pub fn leases_of(&self, worker: &str) -> u32 {
         self.packages
