@@ -12,6 +12,7 @@ use hdfs_native::{Client, ClientBuilder, HdfsError};
 
 use super::resume::{RetryPolicy, resuming};
 use super::walk::Entry;
+use super::window::{Opener, WINDOW, Windowed};
 use super::{ByteStream, SourceError};
 
 /// Settings the worker applies unless told otherwise: give up on an unreachable namenode after
@@ -198,7 +199,8 @@ impl HdfsSource {
         Ok(stream.map(move |chunk| chunk.map_err(|e| e.into_source(&this, &path))).boxed())
     }
 
-    /// One attempt: the block locations from the namenode, then the blocks from the datanodes.
+    /// One attempt: the block locations from the namenode, then the blocks from the datanodes
+    /// ([`WINDOW`] bytes at a time, see [`crate::window`]).
     async fn open_once(
         &self,
         path: &str,
@@ -226,7 +228,11 @@ impl HdfsSource {
         let (Ok(start), Ok(count)) = (usize::try_from(offset), usize::try_from(len)) else {
             return Err(out_of_range());
         };
-        Ok(reader.read_range_stream(start, count).map(|chunk| chunk.map_err(ReadError::Hdfs)).boxed())
+        // In windows: hdfs-native reads a whole range ahead as fast as the datanode sends it.
+        let open: Opener<ReadError> = Box::new(move |start, len| {
+            reader.read_range_stream(start, len).map(|chunk| chunk.map_err(ReadError::Hdfs)).boxed()
+        });
+        Ok(Windowed::new(start, count, WINDOW, open).boxed())
     }
 }
 

@@ -11,6 +11,7 @@ pub mod hdfs;
 mod io;
 pub mod resume;
 mod walk;
+mod window;
 mod write;
 
 pub use write::DirEntry;
