@@ -27,6 +27,10 @@ pub struct RateFigures {
     pub rate_limited: usize,
     /// Accepted requests of each sender over the steady window, busiest first.
     pub senders: Vec<(Option<IpAddr>, u64)>,
+    /// The same, counted only while every sender was sending (from the latest first request
+    /// of a sender to the earliest last one, within the steady window): how the limit was
+    /// split while all had work, whatever the shards left one of them at the end.
+    pub senders_together: Vec<(Option<IpAddr>, u64)>,
 }
 
 impl RateFigures {
@@ -58,22 +62,33 @@ impl RateFigures {
             per_second_cv: variation(&per_second),
             rate_limited: arrivals.iter().filter(|a| a.rate_limited).count(),
             senders: senders(&in_window),
+            senders_together: senders(&together(&in_window)),
         })
     }
 
     /// How far the busiest sender's and the idlest sender's counts are from their mean, as a
     /// fraction of it (0 when one sender or none).
     pub fn unfairness(&self) -> f64 {
-        let counts: Vec<f64> = self.senders.iter().map(|(_, n)| *n as f64).collect();
-        if counts.len() < 2 {
-            return 0.0;
-        }
-        let mean = counts.iter().sum::<f64>() / counts.len() as f64;
-        if mean == 0.0 {
-            return 0.0;
-        }
-        counts.iter().map(|c| (c - mean).abs() / mean).fold(0.0, f64::max)
+        spread(&self.senders)
     }
+
+    /// [`Self::unfairness`] while every sender was sending.
+    pub fn unfairness_together(&self) -> f64 {
+        spread(&self.senders_together)
+    }
+}
+
+/// How far the busiest and the idlest of `senders` are from their mean, as a fraction of it.
+fn spread(senders: &[(Option<IpAddr>, u64)]) -> f64 {
+    let counts: Vec<f64> = senders.iter().map(|(_, n)| *n as f64).collect();
+    if counts.len() < 2 {
+        return 0.0;
+    }
+    let mean = counts.iter().sum::<f64>() / counts.len() as f64;
+    if mean == 0.0 {
+        return 0.0;
+    }
+    counts.iter().map(|c| (c - mean).abs() / mean).fold(0.0, f64::max)
 }
 
 /// Standard deviation over mean of `counts` (0 for none or a zero mean).
@@ -88,6 +103,19 @@ pub fn variation(counts: &[u64]) -> f64 {
     }
     let var = counts.iter().map(|&c| (c as f64 - mean).powi(2)).sum::<f64>() / n;
     var.sqrt() / mean
+}
+
+/// The arrivals (sorted by time) from the latest first arrival of a sender to the earliest
+/// last one: while every sender was sending. Empty when they never all sent at once.
+fn together<'a>(arrivals: &[&'a Arrival]) -> Vec<&'a Arrival> {
+    let mut spans: BTreeMap<Option<IpAddr>, (u64, u64)> = BTreeMap::new();
+    for a in arrivals {
+        let span = spans.entry(a.peer).or_insert((a.at_unix_micros, a.at_unix_micros));
+        span.1 = a.at_unix_micros;
+    }
+    let from = spans.values().map(|s| s.0).max().unwrap_or(0);
+    let to = spans.values().map(|s| s.1).min().unwrap_or(0);
+    arrivals.iter().copied().filter(|a| from < to && (from..=to).contains(&a.at_unix_micros)).collect()
 }
 
 /// The requests of each sender, busiest first.
@@ -125,6 +153,27 @@ mod tests {
                 peer: ip((i % u64::from(senders)) as u8),
             })
             .collect()
+    }
+
+    #[test]
+    fn the_split_while_all_sent_leaves_out_a_sender_that_ran_out_of_work() {
+        // Two senders alternating for 6 s, then the first alone for 4 s.
+        let mut arrivals = even(1_000, 6, 2);
+        let last = arrivals.last().map_or(0, |a| a.at_unix_micros);
+        arrivals.extend((1..=4_000u64).map(|i| Arrival {
+            at_unix_micros: last + i * 1_000,
+            accepted: true,
+            rate_limited: false,
+            peer: ip(0),
+        }));
+        let f = RateFigures::of(&arrivals, Duration::from_secs(1), Duration::from_secs(1)).expect("window");
+        assert!(f.unfairness() > 0.25, "over the whole window the first sent far more (4,500 against 2,500): {f:?}");
+        assert!(f.unfairness_together() < 0.01, "while both sent they split evenly: {f:?}");
+        let both: u64 = f.senders_together.iter().map(|(_, n)| n).sum();
+        assert!((4_900..=5_100).contains(&both), "from 1 s to the second's last request: {both}");
+        // One sender, or none at all: nothing to compare.
+        let alone = RateFigures::of(&even(1_000, 5, 1), Duration::from_secs(1), Duration::from_secs(1)).expect("w");
+        assert_eq!(alone.unfairness_together(), 0.0);
     }
 
     #[test]

@@ -368,8 +368,10 @@ pub fn limit_table(rows: &[RowFigures]) -> String {
         "## One exact limit across workers (strict partner: bucket of limit/100)\n\n\
          Goals: steady rate within ±1 % of the limit; busiest sliding second ≤ limit + the partner's \
          bucket; busiest 100 ms bin ≤ 1.2 × limit/10; 0 × 429; per-second CV < 5 %; each worker's \
-         share within 5 % of the mean (equal demand).\n\n\
-         | limit | workers | records | steady rate | of limit | busiest second | busiest 100 ms (of limit/10) | 429s | per-second CV | workers' spread | lost / duplicates / counters exact | CPU, apply to Complete (% of one core) |\n\
+         share within 5 % of the mean while all have work (equal demand). Workers' spread: the \
+         busiest and the idlest worker's requests against their mean, over the steady window \
+         (12 shards over 2 workers end on one of them) and while every worker was sending.\n\n\
+         | limit | workers | records | steady rate | of limit | busiest second | busiest 100 ms (of limit/10) | 429s | per-second CV | workers' spread: window / while all sent | lost / duplicates / counters exact | CPU, apply to Complete (% of one core) |\n\
          |---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|\n",
     );
     for r in rows {
@@ -381,7 +383,7 @@ pub fn limit_table(rows: &[RowFigures]) -> String {
         };
         let _ = writeln!(
             out,
-            "| {limit} | {} | {} | {:.0} | {:.2} % | {} | {} ({:.2}×) | {} | {:.2} % | {:.1} % | {} | {} |",
+            "| {limit} | {} | {} | {:.0} | {:.2} % | {} | {} ({:.2}×) | {} | {:.2} % | {:.1} % / {:.1} % | {} | {} |",
             r.workers,
             r.records,
             s.rate,
@@ -392,6 +394,7 @@ pub fn limit_table(rows: &[RowFigures]) -> String {
             s.rate_limited,
             100.0 * s.per_second_cv,
             100.0 * s.unfairness(),
+            100.0 * s.unfairness_together(),
             exact(r),
             r.cpu.cell()
         );

@@ -509,10 +509,11 @@ impl Coordinator {
                 heartbeat_interval_ms: if transition {
                     config.heartbeat_interval_ms.min(TRANSITION_HEARTBEAT_MS)
                 } else if hungry {
-                    // While a shard is pending, a worker that finishes takes it: nothing is released.
+                    // Only a worker with work can use what another gives up; and while a shard is
+                    // pending, a worker that finishes takes it: nothing is released.
                     let soonest = dest
                         .soonest_release(&req.worker)
-                        .filter(|_| state.leases.pending_of(&req.namespace, &req.destination) == 0);
+                        .filter(|_| holds_leases && state.leases.pending_of(&req.namespace, &req.destination) == 0);
                     handover::hungry_interval(
                         now,
                         soonest,

@@ -610,15 +610,15 @@ fn workers_the_autoscaler_asked_for_find_work_when_they_join_a_moment_later() {
     c.upsert_package(plan("p", "d", 0, 0, 7));
     let d = c.destination_snapshot_at("ns", "d", 0).expect("known");
     assert_eq!(d.desired_replicas, 3, "{}", d.desired_reason);
-    // Each asks for 4 shards; none takes all: the first its even share of the open ones (7
-    // over 3: 3), the next ones their even share of those still pending (4 over 3: 2, then
-    // 2 over 3: 1), and the last shard goes at the next heartbeat.
+    // Each asks for 4 shards; none takes all: the first and the second the shards nearest a
+    // third of the work (2 of 7, 2.33 shards' worth), the third a third of the 3 still pending
+    // (1), and the rest go at the next heartbeats.
     let granted: Vec<usize> = ["w1", "w2", "w3"]
         .iter()
         .enumerate()
         .map(|(i, w)| c.heartbeat(&hb(w, 1, 100, 0, 4), 100 + i as u64).expect("ok").granted.len())
         .collect();
-    assert_eq!(granted, vec![3, 2, 1]);
+    assert_eq!(granted, vec![2, 2, 1]);
     assert_eq!(c.heartbeat(&hb("w3", 1, 100, 0, 3), 1_100).expect("ok").granted.len(), 1);
 }
 
@@ -694,6 +694,8 @@ fn a_hungry_worker_is_asked_back_just_after_another_is_expected_to_finish() {
     // 10 bytes left: done in about 200 ms — w1 is asked back 25 ms after that.
     beat("w2", &second, 90, 1_100);
     assert_eq!(beat("w1", &first, 25, 1_150).heartbeat_interval_ms, 1_300 - 1_150 + 25);
+    // A worker without a lease could not use the capacity: its usual interval.
+    assert_eq!(c.heartbeat(&hb("w3", 1, 100, 0, 0), 1_160).expect("ok").heartbeat_interval_ms, 500);
     // Due and not done yet: every 100 ms, for a second.
     assert_eq!(beat("w1", &first, 30, 1_400).heartbeat_interval_ms, 100);
     assert_eq!(beat("w1", &first, 35, 2_400).heartbeat_interval_ms, 500);

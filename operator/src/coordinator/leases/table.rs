@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use courier_core::protocol::{LeaseKey, LeaseReport, ShardLease};
 
-use super::fair::fair_room;
+use super::fair::{Work, fair_room};
 use super::package::{LeaseState, PackageEntry, ShardState};
 use crate::coordinator::types::{ObjectKey, PackagePlan};
 use crate::planner::Millis;
@@ -375,23 +375,29 @@ impl LeaseTable {
         grants
     }
 
-    /// How many more shards `worker` may take now: no more than brings it to its even share of
-    /// the Destination's open shards (pending or leased, of packages not suspended; leases being
-    /// revoked are not counted as held), and no more than its even share of the pending ones
-    /// ([`fair_room`](super::fair::fair_room)).
+    /// How many more shards `worker` may take now: as many as bring the work it holds nearest
+    /// its even share of the Destination's work left (bytes of pending and leased shards, of
+    /// packages not suspended; leases being revoked are not counted as held), and no more than
+    /// its even share of the pending shards ([`fair_room`](super::fair::fair_room)).
     pub fn fair_room(&self, worker: &str, namespace: &str, destination: &str, workers: usize) -> u32 {
-        let (mut pending, mut leased, mut held) = (0usize, 0usize, 0usize);
+        let mut work = Work::default();
         for s in self.packages_of(namespace, destination).filter(|p| !p.suspended).flat_map(|p| &p.shards) {
+            let left = s.bytes_left().unwrap_or_else(|| s.bytes.saturating_sub(s.bytes_done()));
             match &s.state {
-                ShardState::Pending => pending += 1,
+                ShardState::Pending => {
+                    work.pending += 1;
+                    work.pending_bytes += left;
+                }
                 ShardState::Leased(l) => {
-                    leased += 1;
-                    held += usize::from(l.worker == worker && !l.revoking);
+                    work.leased_left += left;
+                    if l.worker == worker && !l.revoking {
+                        work.held_left += left;
+                    }
                 }
                 ShardState::Completed | ShardState::Failed => {}
             }
         }
-        u32::try_from(fair_room(pending, leased, held, workers)).unwrap_or(u32::MAX)
+        u32::try_from(fair_room(work, workers)).unwrap_or(u32::MAX)
     }
 
     /// Pre-emption: when the Destination has pending shards of a higher priority than one of
