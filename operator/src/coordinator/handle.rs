@@ -456,9 +456,10 @@ impl Coordinator {
                 && !dest.spec.suspend
                 && !dest.warming_up(now)
                 && req.protocol_version >= OLDEST_LEASED_VERSION;
-            // No more than its even share of the open shards, so workers joining a moment
-            // later find work too.
-            let room = state.leases.fair_room(&req.worker, &req.namespace, &req.destination, dest.expected_workers());
+            // No more than its even share of the work left, so workers joining a moment later
+            // find work too.
+            let work = state.leases.work(&req.worker, &req.namespace, &req.destination);
+            let room = work.room(dest.expected_workers());
             let slots = req.free_slots.min(room);
             let granted = if grantable && slots > 0 {
                 state.leases.grant(&req.worker, &req.namespace, &req.destination, slots, now)
@@ -494,6 +495,7 @@ impl Coordinator {
             let drains_at = handover::drains_at(now, left, req.stats.requests_per_second, share.requests_per_second);
             dest.set_drains_at(&req.worker, drains_at);
             let hungry = share.requests_per_second < req.demand && dest.workers.len() > 1;
+            let still_pending = work.pending.saturating_sub(granted.len());
             let destination = (req.destination_generation != dest.generation)
                 .then(|| DestinationConfig { generation: dest.generation, spec: (&dest.spec).into() });
             HeartbeatResponse {
@@ -510,10 +512,9 @@ impl Coordinator {
                     config.heartbeat_interval_ms.min(TRANSITION_HEARTBEAT_MS)
                 } else if hungry {
                     // Only a worker with work can use what another gives up; and while a shard is
-                    // pending, a worker that finishes takes it: nothing is released.
-                    let soonest = dest
-                        .soonest_release(&req.worker)
-                        .filter(|_| holds_leases && state.leases.pending_of(&req.namespace, &req.destination) == 0);
+                    // pending (after this answer's grants), a worker that finishes takes it:
+                    // nothing is released.
+                    let soonest = dest.soonest_release(&req.worker).filter(|_| holds_leases && still_pending == 0);
                     handover::hungry_interval(
                         now,
                         soonest,

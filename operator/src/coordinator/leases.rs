@@ -2,8 +2,9 @@
 //! counters. Pure and synchronous: no I/O, time is passed in.
 //!
 //! - [`LeaseTable::grant`] hands out pending shards of a Destination's packages by priority
-//!   (higher first), then age (older first), then shard id; [`LeaseTable::fair_room`] says how
-//!   many of them a worker may take so the open shards spread evenly over the workers.
+//!   (higher first), then age (older first), then shard id; [`LeaseTable::work`] and
+//!   [`Work::room`] say how many of them a worker may take so the work left spreads evenly over
+//!   the workers.
 //! - [`LeaseTable::report`] renews a lease and takes in its progress: counters are cumulative
 //!   per shard, so the table keeps the highest value of each (a repeated or late report cannot
 //!   double-count), and reports of any other epoch are ignored.
@@ -20,7 +21,7 @@ mod table;
 #[cfg(test)]
 pub(crate) mod tests;
 
-pub use fair::fair_share;
+pub use fair::{Work, fair_share};
 pub use package::{LeaseState, PackageEntry, ShardEntry, ShardState};
 pub use table::{Grant, LeaseTable, RESTORED_HOLD_TTLS, ReportOutcome};
 

@@ -33,6 +33,13 @@ pub struct Work {
     pub held_left: u64,
 }
 
+impl Work {
+    /// [`fair_room`] for `workers` workers, as a slot count.
+    pub fn room(self, workers: usize) -> u32 {
+        u32::try_from(fair_room(self, workers)).unwrap_or(u32::MAX)
+    }
+}
+
 /// How many more shards a worker may take, when `workers` share the Destination: as many as
 /// bring the work it holds closest to an even share of all the work left (a shard is taken
 /// when that brings it nearer than leaving it), at least one when it holds nothing, and at
@@ -47,13 +54,10 @@ pub fn fair_room(work: Work, workers: usize) -> usize {
     if work.pending == 0 {
         return 0;
     }
-    let workers = workers.max(1) as u64;
-    let of_pending = fair_share(work.pending, workers as usize);
-    if work.held_left == 0 {
-        // Idle: it always may take one, so a pending shard always finds a worker.
-        return of_pending.max(1).min(room_by_work(work, workers).max(1));
-    }
-    of_pending.min(room_by_work(work, workers))
+    let by_work = room_by_work(work, workers.max(1) as u64);
+    // Idle, it always may take one, so a pending shard always finds a worker.
+    let by_work = if work.held_left == 0 { by_work.max(1) } else { by_work };
+    fair_share(work.pending, workers).min(by_work)
 }
 
 /// Shards of average size that bring `held_left` nearest to the even share of the work left.

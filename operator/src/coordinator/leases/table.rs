@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use courier_core::protocol::{LeaseKey, LeaseReport, ShardLease};
 
-use super::fair::{Work, fair_room};
+use super::fair::Work;
 use super::package::{LeaseState, PackageEntry, ShardState};
 use crate::coordinator::types::{ObjectKey, PackagePlan};
 use crate::planner::Millis;
@@ -375,14 +375,14 @@ impl LeaseTable {
         grants
     }
 
-    /// How many more shards `worker` may take now: as many as bring the work it holds nearest
-    /// its even share of the Destination's work left (bytes of pending and leased shards, of
-    /// packages not suspended; leases being revoked are not counted as held), and no more than
-    /// its even share of the pending shards ([`fair_room`](super::fair::fair_room)).
-    pub fn fair_room(&self, worker: &str, namespace: &str, destination: &str, workers: usize) -> u32 {
+    /// The Destination's work left as `worker` sees it: its pending shards and their bytes, the
+    /// bytes left in leased shards and in those `worker` holds (of packages not suspended;
+    /// leases being revoked are not counted as held). [`Work::room`] says how many more shards
+    /// it may take.
+    pub fn work(&self, worker: &str, namespace: &str, destination: &str) -> Work {
         let mut work = Work::default();
         for s in self.packages_of(namespace, destination).filter(|p| !p.suspended).flat_map(|p| &p.shards) {
-            let left = s.bytes_left().unwrap_or_else(|| s.bytes.saturating_sub(s.bytes_done()));
+            let left = s.bytes.saturating_sub(s.bytes_done());
             match &s.state {
                 ShardState::Pending => {
                     work.pending += 1;
@@ -397,7 +397,7 @@ impl LeaseTable {
                 ShardState::Completed | ShardState::Failed => {}
             }
         }
-        u32::try_from(fair_room(work, workers)).unwrap_or(u32::MAX)
+        work
     }
 
     /// Pre-emption: when the Destination has pending shards of a higher priority than one of
@@ -534,26 +534,18 @@ impl LeaseTable {
         let mut left = 0.0;
         let mut any = false;
         for p in self.packages_of(namespace, destination) {
-            let mut per_byte = None;
-            for s in p.shards.iter().filter(|s| matches!(&s.state, ShardState::Leased(l) if l.worker == worker)) {
-                let rate = match per_byte {
-                    Some(r) => r,
-                    None => *per_byte.insert(p.records_per_byte()?),
-                };
-                left += s.bytes_left()? as f64 * rate;
-                any = true;
+            let mut held =
+                p.shards.iter().filter(|s| matches!(&s.state, ShardState::Leased(l) if l.worker == worker)).peekable();
+            if held.peek().is_none() {
+                continue;
             }
+            let per_byte = p.records_per_byte()?;
+            for s in held {
+                left += s.bytes_left()? as f64 * per_byte;
+            }
+            any = true;
         }
         any.then_some(left.ceil() as u64)
-    }
-
-    /// Shards of the Destination waiting for a worker (of packages not suspended).
-    pub fn pending_of(&self, namespace: &str, destination: &str) -> usize {
-        self.packages_of(namespace, destination)
-            .filter(|p| !p.suspended)
-            .flat_map(|p| &p.shards)
-            .filter(|s| s.state == ShardState::Pending)
-            .count()
     }
 
     /// Live leases of `worker` (not revoking).

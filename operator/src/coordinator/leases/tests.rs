@@ -546,22 +546,22 @@ fn a_worker_takes_its_even_share_of_the_work_left() {
     t.upsert_package(plan("p", "d", 0, 0, 7), 0);
     t.upsert_package(plan("other", "elsewhere", 0, 0, 9), 0);
     // 7 shards of 100 bytes over 3 workers: a third of the work is 233 bytes — 2 shards.
-    assert_eq!(t.fair_room("w1", "ns", "d", 3), 2);
+    assert_eq!(t.work("w1", "ns", "d").room(3), 2);
     let first = t.grant("w1", "ns", "d", 2, 0);
-    assert_eq!(t.fair_room("w1", "ns", "d", 3), 0, "w1 holds its share");
-    assert_eq!(t.fair_room("w2", "ns", "d", 3), 2, "2 of the 5 pending");
+    assert_eq!(t.work("w1", "ns", "d").room(3), 0, "w1 holds its share");
+    assert_eq!(t.work("w2", "ns", "d").room(3), 2, "2 of the 5 pending");
     t.grant("w2", "ns", "d", 2, 0);
-    assert_eq!(t.fair_room("w3", "ns", "d", 3), 1, "a third of the 3 pending");
+    assert_eq!(t.work("w3", "ns", "d").room(3), 1, "a third of the 3 pending");
     t.grant("w3", "ns", "d", 1, 0);
     // w1 finished a shard: 600 bytes left, 200 each; w1 and w3 hold 100 — one more each.
     let mut done = report(&first[0], 100, 1);
     done.done = true;
     t.report("w1", &done, 100);
-    assert_eq!(t.fair_room("w1", "ns", "d", 3), 1);
-    assert_eq!(t.fair_room("w3", "ns", "d", 3), 1);
-    assert_eq!(t.fair_room("w2", "ns", "d", 3), 0, "w2 holds its 200");
+    assert_eq!(t.work("w1", "ns", "d").room(3), 1);
+    assert_eq!(t.work("w3", "ns", "d").room(3), 1);
+    assert_eq!(t.work("w2", "ns", "d").room(3), 0, "w2 holds its 200");
     // One worker alone takes everything open; a suspended package counts for nothing.
-    assert_eq!(t.fair_room("w4", "ns", "elsewhere", 1), 9);
+    assert_eq!(t.work("w4", "ns", "elsewhere").room(1), 9);
     assert!(t.set_suspended(&key("other"), true));
-    assert_eq!(t.fair_room("w4", "ns", "elsewhere", 1), 0);
+    assert_eq!(t.work("w4", "ns", "elsewhere").room(1), 0);
 }
