@@ -38,7 +38,6 @@ pub struct Windowed<E> {
     next: usize,
     end: usize,
     window: usize,
-    failed: bool,
 }
 
 impl<E> Windowed<E> {
@@ -51,7 +50,6 @@ impl<E> Windowed<E> {
             next: start,
             end: start.saturating_add(len),
             window: window.max(1),
-            failed: false,
         };
         w.current = w.open_next();
         w.ahead = w.open_next().map(|stream| Ahead { stream, first: None });
@@ -67,6 +65,23 @@ impl<E> Windowed<E> {
         self.next += len;
         Some(stream)
     }
+
+    /// Starts the read of the window ahead: its first item is kept until its turn.
+    fn poll_ahead(&mut self, cx: &mut Context<'_>) {
+        if let Some(ahead) = &mut self.ahead
+            && ahead.first.is_none()
+            && let Poll::Ready(item) = ahead.stream.as_mut().poll_next(cx)
+        {
+            ahead.first = Some(item);
+        }
+    }
+
+    /// Yields `e` and ends the stream (the reader reopens from the first byte not yielded).
+    fn fail(&mut self, e: E) -> Poll<Option<Result<Bytes, E>>> {
+        self.current = None;
+        self.ahead = None;
+        Poll::Ready(Some(Err(e)))
+    }
 }
 
 // Every field is boxed or plain data: nothing in it is pinned.
@@ -77,17 +92,9 @@ impl<E> Stream for Windowed<E> {
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = self.get_mut();
-        if this.failed {
-            return Poll::Ready(None);
-        }
-        // Start the next window's read (its first item is kept until its turn).
-        if let Some(ahead) = &mut this.ahead
-            && ahead.first.is_none()
-            && let Poll::Ready(item) = ahead.stream.as_mut().poll_next(cx)
-        {
-            ahead.first = Some(item);
-        }
+        this.poll_ahead(cx);
         loop {
+            // None once the range is read, or after an error.
             let Some(current) = &mut this.current else { return Poll::Ready(None) };
             match current.as_mut().poll_next(cx) {
                 Poll::Ready(None) => {}
@@ -101,11 +108,7 @@ impl<E> Stream for Windowed<E> {
                     return Poll::Ready(None);
                 };
                 this.ahead = this.open_next().map(|stream| Ahead { stream, first: None });
-                if let Some(ahead) = &mut this.ahead
-                    && let Poll::Ready(item) = ahead.stream.as_mut().poll_next(cx)
-                {
-                    ahead.first = Some(item);
-                }
+                this.poll_ahead(cx);
                 match first {
                     Some(Some(Err(e))) => return this.fail(e),
                     Some(Some(item)) => {
@@ -122,16 +125,6 @@ impl<E> Stream for Windowed<E> {
                 }
             }
         }
-    }
-}
-
-impl<E> Windowed<E> {
-    /// Yields `e` and ends the stream (the reader reopens from the first byte not yielded).
-    fn fail(&mut self, e: E) -> Poll<Option<Result<Bytes, E>>> {
-        self.failed = true;
-        self.current = None;
-        self.ahead = None;
-        Poll::Ready(Some(Err(e)))
     }
 }
 
