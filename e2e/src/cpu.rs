@@ -14,9 +14,8 @@ const TICKS: f64 = 100.0;
 /// CPU ticks per process and for the machine at one instant.
 pub struct Snapshot {
     at: Instant,
-    by_pid: HashMap<u32, (String, u64)>,
-    /// Nanoseconds the process's threads waited runnable for a core, so far.
-    waited: HashMap<u32, u64>,
+    /// Command, CPU ticks, and nanoseconds its threads waited runnable for a core, so far.
+    by_pid: HashMap<u32, (String, u64, u64)>,
     machine: (u64, u64),
 }
 
@@ -35,33 +34,33 @@ pub struct Usage {
 impl Snapshot {
     pub fn take() -> Snapshot {
         let mut by_pid = HashMap::new();
-        let mut waited = HashMap::new();
         if let Ok(dir) = std::fs::read_dir("/proc") {
             for entry in dir.flatten() {
                 let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else { continue };
-                if let Some(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok().and_then(|s| parse(&s)) {
-                    by_pid.insert(pid, stat);
-                    waited.insert(pid, waited_ns(pid));
+                if let Some((comm, ticks)) =
+                    std::fs::read_to_string(format!("/proc/{pid}/stat")).ok().and_then(|s| parse(&s))
+                {
+                    by_pid.insert(pid, (comm, ticks, waited_ns(pid)));
                 }
             }
         }
-        Snapshot { at: Instant::now(), by_pid, waited, machine: machine() }
+        Snapshot { at: Instant::now(), by_pid, machine: machine() }
     }
 
     /// Usage from `self` to `later`, the busiest `top` commands first.
     pub fn until(&self, later: &Snapshot, top: usize) -> Usage {
         let secs = later.at.duration_since(self.at).as_secs_f64().max(1e-3);
         let mut by_command: HashMap<&str, (u64, usize, u64)> = HashMap::new();
-        for (pid, (comm, ticks)) in &later.by_pid {
-            let same = self.by_pid.get(pid).is_some_and(|(c, _)| c == comm);
-            let before = if same { self.by_pid.get(pid).map_or(0, |(_, t)| *t) } else { 0 };
-            let used = ticks.saturating_sub(before);
+        for (pid, (comm, ticks, waited)) in &later.by_pid {
+            // A pid reused by another command since counts from zero.
+            let (ticks_before, waited_before) =
+                self.by_pid.get(pid).filter(|(c, ..)| c == comm).map_or((0, 0), |(_, t, w)| (*t, *w));
+            let used = ticks.saturating_sub(ticks_before);
             if used > 0 {
-                let waited_before = if same { self.waited.get(pid).copied().unwrap_or(0) } else { 0 };
                 let e = by_command.entry(comm).or_default();
                 e.0 += used;
                 e.1 += 1;
-                e.2 += later.waited.get(pid).copied().unwrap_or(0).saturating_sub(waited_before);
+                e.2 += waited.saturating_sub(waited_before);
             }
         }
         let mut rows: Vec<(String, f64, usize, f64)> = by_command

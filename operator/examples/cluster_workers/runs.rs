@@ -7,7 +7,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use courier_e2e::cpu::{Snapshot, Usage};
 use courier_e2e::rates::RateFigures;
-use courier_e2e::sim::{Arrival, Latency, RateLimit, SimConfig, busiest_window};
+use courier_e2e::sim::{Arrival, Latency, RateLimit, SimConfig, bins, busiest_window};
 use k8s_openapi::api::core::v1::Pod;
 use kube::Api;
 use kube::api::ListParams;
@@ -253,14 +253,17 @@ fn print_series(arrivals: &[Arrival]) {
     let mut peers: Vec<Option<std::net::IpAddr>> = arrivals.iter().map(|a| a.peer).collect();
     peers.sort_unstable();
     peers.dedup();
-    let mut rows: std::collections::BTreeMap<u64, Vec<u64>> = std::collections::BTreeMap::new();
-    for a in arrivals.iter().filter(|a| a.accepted) {
-        let bin = a.at_unix_micros.saturating_sub(first) / 250_000;
-        let i = peers.iter().position(|p| *p == a.peer).unwrap_or(0);
-        rows.entry(bin).or_insert_with(|| vec![0; peers.len()])[i] += 1;
-    }
+    let columns: Vec<Vec<u64>> = peers
+        .iter()
+        .map(|p| {
+            let times: Vec<u64> =
+                arrivals.iter().filter(|a| a.accepted && a.peer == *p).map(|a| a.at_unix_micros).collect();
+            bins(&times, first, Duration::from_millis(250))
+        })
+        .collect();
     eprintln!("  series (accepted per 250 ms; senders {peers:?})");
-    for (bin, counts) in rows {
+    for bin in 0..columns.iter().map(Vec::len).max().unwrap_or(0) {
+        let counts: Vec<u64> = columns.iter().map(|c| c.get(bin).copied().unwrap_or(0)).collect();
         eprintln!("  t={:6.2}s {:?} Σ={}", bin as f64 / 4.0, counts, counts.iter().sum::<u64>());
     }
 }
